@@ -1,0 +1,86 @@
+/* engine/decode/decode.h -- bytes -> luma plane ready for the PDQ stage.
+ *
+ * Decoders pull file bytes from an imt_reader (so that the caller can
+ * digest every byte in the same read pass), check every limit before they
+ * allocate, and never call exit(): libjpeg and libpng errors come back via
+ * setjmp/longjmp as IMT_E_CORRUPT or IMT_E_TRUNCATED with a detail sentence.
+ */
+#ifndef IMT_DECODE_H
+#define IMT_DECODE_H
+
+#include "common/common.h"
+
+/* A pull source of file bytes. pull() sets data and len to the next chunk,
+ * *len == 0 at end of file; the chunk stays valid until the next pull.
+ * Errors (IMT_E_IO, IMT_E_TIMEOUT, IMT_E_INTERRUPTED) end decoding. */
+typedef struct imt_reader {
+    imt_err (*pull)(void *ctx, const uint8_t **data, size_t *len);
+    void *ctx;
+} imt_reader;
+
+typedef struct imt_decode_limits {
+    uint64_t max_pixels;     /* width*height above this: IMT_E_TOO_LARGE */
+    uint32_t max_dimension;  /* either side above this: IMT_E_TOO_LARGE */
+    uint64_t deadline_ms;    /* imt__now_ms() past this: IMT_E_TIMEOUT; 0 = none */
+} imt_decode_limits;
+
+/* The decoder's output. */
+typedef struct imt_luma {
+    float *pix;              /* rows*cols floats, row-major, owned by the decoder,
+                                valid until the next decode; the PDQ stage may
+                                overwrite it (it is the reference's buffer 1) */
+    int rows, cols;
+    uint32_t width, height;  /* the image as stored (set once the header is read,
+                                also when decoding fails later) */
+} imt_luma;
+
+typedef struct imt_decoder imt_decoder;
+
+imt_err imt__decoder_create(imt_decoder **out);
+void imt__decoder_free(imt_decoder *d);
+
+/* Decode an image of format fmt from r into out.
+ *
+ * mode IMT_PDQ_COMPAT: out->pix is exactly the reference's float luma: the
+ *   full decode (libjpeg islow IDCT, fancy upsampling; PNG 8-bit samples,
+ *   alpha ignored), a nearest-neighbour resize to 512x512 when a side is over
+ *   512 (source index floor(i*src/512) on each axis, as CImg), then
+ *   0.299R+0.587G+0.114B in float (grey: the value itself).
+ * mode IMT_PDQ_FAST: a luma plane of whatever size the decoder chose (about
+ *   the least resolution the hash needs), as cheaply as possible.
+ * Memory stays O(width) for both: rows are streamed, never the whole image.
+ * On error, detail[cap] gets the reason ("libjpeg: Premature end of JPEG
+ * file", "PNG claims 100000x100000 pixels, over --max-pixels 1073741824"). */
+imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,
+                         imt_pdq_mode mode, const imt_decode_limits *lim,
+                         imt_luma *out, char *detail, size_t cap);
+
+/* Per-format entry points behind imt__decode_luma; same contract. Each keeps
+ * its state (and reusable buffers) in the decoder's slot for it. */
+typedef struct imt_jpeg_state imt_jpeg_state;
+typedef struct imt_png_state imt_png_state;
+imt_err imt__jpeg_decode(imt_jpeg_state **st, const imt_reader *r, imt_pdq_mode mode,
+                         const imt_decode_limits *lim, imt_luma *out,
+                         char *detail, size_t cap);
+void imt__jpeg_state_free(imt_jpeg_state *st);
+imt_err imt__png_decode(imt_png_state **st, const imt_reader *r, imt_pdq_mode mode,
+                        const imt_decode_limits *lim, imt_luma *out,
+                        char *detail, size_t cap);
+void imt__png_state_free(imt_png_state *st);
+
+/* Check a claimed size against the limits; fills detail. */
+imt_err imt__check_dims(uint64_t w, uint64_t h, const imt_decode_limits *lim,
+                        const char *what, char *detail, size_t cap);
+
+/* The reference's nearest-neighbour map (CImg resize, interpolation 1):
+ * map[i] = floor(i*src/dst) for i in [0, dst). */
+void imt__nn_map(int src, int dst, int *map);
+
+/* The compat-mode output size of one side: 512 when either side is over 512
+ * (CImg resizes both axes to 512x512, aspect ignored), else the side. */
+int imt__compat_side(uint32_t side, uint32_t w, uint32_t h);
+
+/* Reference luma coefficients, as floats (0.299f etc.). */
+extern const float imt__luma_r, imt__luma_g, imt__luma_b;
+
+#endif

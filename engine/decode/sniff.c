@@ -1,0 +1,57 @@
+/* engine/decode/sniff.c -- format identification from magic bytes only. */
+#include "decode.h"
+
+#include <string.h>
+
+static int has(const uint8_t *p, size_t len, size_t off, const char *magic, size_t n)
+{
+    return len >= off + n && memcmp(p + off, magic, n) == 0;
+}
+
+imt_format imt_sniff(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    if (!p) return IMT_FMT_UNKNOWN;
+    /* JPEG: SOI then any marker (0xFF). Truncated/odd JPEGs still start so. */
+    if (len >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return IMT_FMT_JPEG;
+    if (has(p, len, 0, "\x89PNG\r\n\x1a\n", 8)) return IMT_FMT_PNG;
+    if (has(p, len, 0, "GIF87a", 6) || has(p, len, 0, "GIF89a", 6)) return IMT_FMT_GIF;
+    if (has(p, len, 0, "RIFF", 4) && has(p, len, 8, "WEBP", 4)) return IMT_FMT_WEBP;
+    if (has(p, len, 0, "II*\0", 4) || has(p, len, 0, "MM\0*", 4) ||
+        has(p, len, 0, "II+\0", 4) || has(p, len, 0, "MM\0+", 4))
+        return IMT_FMT_TIFF;
+    /* BMP: "BM", then a plausible DIB header size at offset 14. */
+    if (has(p, len, 0, "BM", 2) && len >= 18) {
+        uint32_t dib = (uint32_t)p[14] | (uint32_t)p[15] << 8 |
+                       (uint32_t)p[16] << 16 | (uint32_t)p[17] << 24;
+        if (dib == 12 || dib == 40 || dib == 52 || dib == 56 || dib == 64 ||
+            dib == 108 || dib == 124)
+            return IMT_FMT_BMP;
+    }
+    /* ISO-BMFF: size, "ftyp", major brand. */
+    if (has(p, len, 4, "ftyp", 4) && len >= 12) {
+        const uint8_t *b = p + 8;
+        if (!memcmp(b, "avif", 4) || !memcmp(b, "avis", 4)) return IMT_FMT_AVIF;
+        if (!memcmp(b, "heic", 4) || !memcmp(b, "heix", 4) || !memcmp(b, "hevc", 4) ||
+            !memcmp(b, "hevx", 4) || !memcmp(b, "heim", 4) || !memcmp(b, "heis", 4) ||
+            !memcmp(b, "mif1", 4) || !memcmp(b, "msf1", 4))
+            return IMT_FMT_HEIF;
+    }
+    if (has(p, len, 0, "\xff\x0a", 2) ||
+        has(p, len, 0, "\0\0\0\x0cJXL \r\n\x87\n", 12))
+        return IMT_FMT_JXL;
+    return IMT_FMT_UNKNOWN;
+}
+
+const char *imt_format_name(imt_format fmt)
+{
+    static const char *const names[IMT_FMT__COUNT] = {
+        "unknown", "jpeg", "png", "gif", "bmp", "webp", "tiff", "heif", "avif", "jxl"};
+    if ((int)fmt < 0 || fmt >= IMT_FMT__COUNT) return "unknown";
+    return names[fmt];
+}
+
+int imt_format_decodable(imt_format fmt)
+{
+    return fmt == IMT_FMT_JPEG || fmt == IMT_FMT_PNG;
+}

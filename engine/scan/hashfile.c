@@ -1,0 +1,305 @@
+/* engine/scan/hashfile.c -- one file through the pipeline: read once
+ * (digesting every byte), sniff, decode to luma, PDQ-hash.
+ *
+ * Reading is a pull stream of fixed-size chunks: the decoder asks for bytes,
+ * each chunk is digested as it passes, and whatever the decoder did not need
+ * (a progressive JPEG stopped early, trailing data) is drained through the
+ * digests afterwards. Memory per hasher is one chunk plus decoder scratch,
+ * whatever the file size. */
+#include "decode/decode.h"
+#include "hash/hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK (256u * 1024u)
+
+struct imt_hasher {
+    imt_hash_opts opts;
+    imt_decoder *dec;
+    imt_pdq_ctx *pdq;
+    imt_digest *dig;
+    uint8_t *buf;
+    char last_error[256];
+};
+
+/* The source behind the reader: an fd or a memory block. */
+typedef struct source {
+    imt_hasher *h;
+    int fd;                /* -1 for memory */
+    const uint8_t *mem;
+    size_t mem_len, mem_pos;
+    uint64_t total;        /* bytes delivered (and digested) so far */
+    const uint8_t *first;  /* the already-read first chunk, replayed once */
+    size_t first_len;
+    int eof;
+    imt_err err;           /* sticky read error */
+    int read_errno;
+} source;
+
+/* Read the next chunk from the underlying file and digest it. */
+static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    if (s->err) return s->err;
+    if (s->eof) return IMT_OK;
+    if (s->fd < 0) {
+        size_t n = s->mem_len - s->mem_pos;
+        if (n > CHUNK) n = CHUNK;
+        *data = s->mem + s->mem_pos;
+        s->mem_pos += n;
+        *len = n;
+    } else {
+        ssize_t n;
+        do n = read(s->fd, s->h->buf, CHUNK);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            s->read_errno = errno;
+            return s->err = IMT_E_IO;
+        }
+        *data = s->h->buf;
+        *len = (size_t)n;
+    }
+    if (*len == 0) s->eof = 1;
+    imt__digest_update(s->h->dig, *data, *len);
+    s->total += *len;
+    return IMT_OK;
+}
+
+/* The decoder's pull: replays the first chunk once, then fetches. */
+static imt_err src_pull(void *ctx, const uint8_t **data, size_t *len)
+{
+    source *s = ctx;
+    if (s->first) {
+        *data = s->first;
+        *len = s->first_len;
+        s->first = NULL;
+        return IMT_OK;
+    }
+    return src_fetch(s, data, len);
+}
+
+void imt_hash_opts_init(imt_hash_opts *o)
+{
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->mode = IMT_PDQ_FAST;
+    o->dihedral = 0;
+    o->digests = 0;
+    o->pdq = 1;
+    o->max_file_bytes = (uint64_t)2 << 30;
+    o->max_pixels = (uint64_t)1 << 30;
+    o->max_dimension = 100000;
+    o->time_budget_ms = 60000;
+}
+
+imt_err imt_hasher_create(imt_hasher **out, const imt_hash_opts *opts)
+{
+    if (!out) return IMT_E_INVALID;
+    *out = NULL;
+    imt_err err = IMT_OK;
+    imt_hasher *h = imt__calloc(1, sizeof *h);
+    if (!h) return IMT_E_NOMEM;
+    if (opts) h->opts = *opts;
+    else imt_hash_opts_init(&h->opts);
+    if (h->opts.mode != IMT_PDQ_FAST && h->opts.mode != IMT_PDQ_COMPAT) {
+        err = IMT_E_INVALID;
+        goto cleanup;
+    }
+    h->opts.digests &= IMT_DIGEST_ALL;
+    IMT_TRY(imt__decoder_create(&h->dec));
+    IMT_TRY(imt__pdq_ctx_create(&h->pdq));
+    IMT_TRY(imt__digest_create(&h->dig));
+    h->buf = imt__malloc(CHUNK);
+    if (!h->buf) {
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    *out = h;
+    return IMT_OK;
+cleanup:
+    imt_hasher_free(h);
+    return err;
+}
+
+void imt_hasher_free(imt_hasher *h)
+{
+    if (!h) return;
+    imt__decoder_free(h->dec);
+    imt__pdq_ctx_free(h->pdq);
+    imt__digest_free(h->dig);
+    imt__free(h->buf);
+    imt__free(h);
+}
+
+const char *imt_hasher_last_error(const imt_hasher *h)
+{
+    return h ? h->last_error : "";
+}
+
+static void res_reset(imt_hash_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->status = IMT_OK;
+}
+
+/* Status and detail into res and the handle. */
+static imt_err finish(imt_hasher *h, imt_hash_result *res, imt_err st)
+{
+    res->status = st;
+    if (st == IMT_OK) res->detail[0] = '\0';
+    else if (!res->detail[0])
+        imt__set_detail(res->detail, sizeof res->detail, "%s", imt_strerror(st));
+    memcpy(h->last_error, res->detail, sizeof h->last_error);
+    h->last_error[sizeof h->last_error - 1] = '\0';
+    return st;
+}
+
+static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result *res)
+{
+    const imt_hash_opts *o = &h->opts;
+    imt_err st = IMT_OK, e;
+    imt__digest_begin(h->dig, o->digests);
+
+    /* First chunk: enough to sniff. A short read of a regular file is fine:
+     * the sniffer needs IMT_SNIFF_BYTES and a chunk is far more. */
+    const uint8_t *first;
+    size_t first_len;
+    e = src_fetch(s, &first, &first_len);
+    if (e) goto read_failed;
+    if (first_len == 0) {
+        st = IMT_E_EMPTY;
+        goto done;
+    }
+    res->format = imt_sniff(first, first_len);
+
+    if (o->pdq) {
+        if (res->format == IMT_FMT_UNKNOWN) {
+            st = IMT_E_NOT_IMAGE;
+            imt__set_detail(res->detail, sizeof res->detail, "no known image signature");
+        } else if (!imt_format_decodable(res->format)) {
+            st = IMT_E_UNSUPPORTED;
+            imt__set_detail(res->detail, sizeof res->detail,
+                            "%s images are recognised but not decoded",
+                            imt_format_name(res->format));
+        } else if (o->max_file_bytes && size_hint > o->max_file_bytes) {
+            st = IMT_E_TOO_LARGE;
+            imt__set_detail(res->detail, sizeof res->detail,
+                            "file of %llu bytes is over the limit of %llu bytes",
+                            (unsigned long long)size_hint,
+                            (unsigned long long)o->max_file_bytes);
+        } else {
+            imt_decode_limits lim = {o->max_pixels, o->max_dimension, 0};
+            if (o->time_budget_ms) lim.deadline_ms = imt__now_ms() + o->time_budget_ms;
+            s->first = first;
+            s->first_len = first_len;
+            imt_reader rd = {src_pull, s};
+            imt_luma luma;
+            st = imt__decode_luma(h->dec, res->format, &rd, o->mode, &lim, &luma,
+                                  res->detail, sizeof res->detail);
+            res->width = luma.width;
+            res->height = luma.height;
+            if (s->err) {
+                e = s->err;
+                goto read_failed;
+            }
+            if (st == IMT_OK) {
+                st = imt__pdq_hash_luma(h->pdq, luma.pix, luma.rows, luma.cols,
+                                        o->dihedral, res->pdq, &res->quality);
+                if (st == IMT_OK) {
+                    res->has_pdq = 1;
+                    res->n_pdq = o->dihedral ? IMT_DIH__COUNT : 1;
+                } else if (st == IMT_E_TOO_SMALL) {
+                    imt__set_detail(res->detail, sizeof res->detail,
+                                    "image of %ux%u pixels is below PDQ's 5x5 minimum",
+                                    (unsigned)luma.width, (unsigned)luma.height);
+                }
+            }
+        }
+    }
+
+    /* Digest whatever the decoder left unread. */
+    if (o->digests) {
+        const uint8_t *d;
+        size_t n;
+        s->first = NULL;
+        do {
+            e = src_fetch(s, &d, &n);
+            if (e) goto read_failed;
+        } while (n);
+        if (imt__digest_end(h->dig, res->md5, res->sha1, res->sha256) == IMT_OK)
+            res->digests = o->digests;
+    }
+    goto done;
+
+read_failed:
+    st = e;
+    res->has_pdq = 0;
+    res->n_pdq = 0;
+    imt__set_detail(res->detail, sizeof res->detail, "read failed after %llu bytes: %s",
+                    (unsigned long long)s->total, strerror(s->read_errno));
+    imt__digest_end(h->dig, res->md5, res->sha1, res->sha256); /* discard */
+    memset(res->md5, 0, sizeof res->md5);
+    memset(res->sha1, 0, sizeof res->sha1);
+    memset(res->sha256, 0, sizeof res->sha256);
+    res->digests = 0;
+done:
+    res->file_size = s->total;
+    if (!o->digests && s->fd >= 0 && size_hint > s->total) res->file_size = size_hint;
+    return finish(h, res, st);
+}
+
+imt_err imt_hash_fd(imt_hasher *h, int fd, imt_hash_result *res)
+{
+    if (!res) return IMT_E_INVALID;
+    res_reset(res);
+    if (!h || fd < 0) return res->status = IMT_E_INVALID;
+    struct stat st;
+    uint64_t size = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) size = (uint64_t)st.st_size;
+    source s = {.h = h, .fd = fd};
+    return run(h, &s, size, res);
+}
+
+imt_err imt_hash_memory(imt_hasher *h, const void *data, size_t len, imt_hash_result *res)
+{
+    if (!res) return IMT_E_INVALID;
+    res_reset(res);
+    if (!h || (!data && len)) return res->status = IMT_E_INVALID;
+    source s = {.h = h, .fd = -1, .mem = data, .mem_len = len};
+    return run(h, &s, len, res);
+}
+
+imt_err imt_hash_file(imt_hasher *h, const char *path, imt_hash_result *res)
+{
+    if (!res) return IMT_E_INVALID;
+    res_reset(res);
+    if (!h || !path) return res->status = IMT_E_INVALID;
+    int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    int fd = -1;
+#ifdef O_NOATIME
+    fd = open(path, flags | O_NOATIME);
+    if (fd < 0 && errno == EPERM) fd = open(path, flags);
+#else
+    fd = open(path, flags);
+#endif
+    if (fd < 0) {
+        int e = errno;
+        imt__set_detail(res->detail, sizeof res->detail, "cannot open: %s", strerror(e));
+        return finish(h, res, e == ENOENT || e == ENOTDIR ? IMT_E_NOT_FOUND : IMT_E_IO);
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+        close(fd);
+        imt__set_detail(res->detail, sizeof res->detail, "not a regular file");
+        return finish(h, res, IMT_E_IO);
+    }
+    /* O_NONBLOCK only guarded the open against FIFOs; regular files ignore it. */
+    imt_err r = imt_hash_fd(h, fd, res);
+    close(fd);
+    return r;
+}

@@ -1,0 +1,254 @@
+/*
+ * imgtriage.h -- the one public header of libimgtriage.
+ *
+ * imgtriage triages seized media for known imagery: it decodes JPEG and PNG
+ * files, computes PDQ perceptual hashes (256 bits, Meta's open standard) and
+ * cryptographic digests (MD5, SHA-1, SHA-256) of the file bytes, and matches
+ * them against an index of known hashes.
+ *
+ * Conventions (see STYLE.md):
+ *  - every function that can fail returns an imt_err; IMT_OK is 0;
+ *  - handles are created through an out-parameter and freed with *_free,
+ *    which accepts NULL;
+ *  - option structs are filled with defaults by *_opts_init() first, so that
+ *    fields added later keep their defaults in old callers;
+ *  - a handle is used by one thread at a time unless its comment says it may
+ *    be shared;
+ *  - the library never calls exit() or abort() and never trusts input bytes.
+ */
+#ifndef IMGTRIAGE_H
+#define IMGTRIAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(IMT_BUILDING_LIBRARY) && defined(__GNUC__)
+#define IMT_API __attribute__((visibility("default")))
+#else
+#define IMT_API
+#endif
+
+#define IMT_VERSION_MAJOR 0
+#define IMT_VERSION_MINOR 1
+#define IMT_VERSION_PATCH 0
+#define IMT_VERSION_STRING "0.1.0"
+
+/** The library's version string, e.g. "0.1.0". Never NULL. */
+IMT_API const char *imt_version(void);
+
+/* ------------------------------------------------------------------------
+ * Errors. Values are fixed once released; new ones are appended.
+ * ---------------------------------------------------------------------- */
+typedef enum imt_err {
+    IMT_OK = 0,
+    IMT_E_NOMEM = 1,         /* out of memory */
+    IMT_E_INVALID = 2,       /* invalid argument (a caller bug) */
+    IMT_E_IO = 3,            /* the file could not be read */
+    IMT_E_NOT_FOUND = 4,     /* the file does not exist (or vanished) */
+    IMT_E_EMPTY = 5,         /* the file is empty */
+    IMT_E_NOT_IMAGE = 6,     /* not a recognised image format */
+    IMT_E_UNSUPPORTED = 7,   /* an image format this build does not decode */
+    IMT_E_CORRUPT = 8,       /* the image data is invalid */
+    IMT_E_TRUNCATED = 9,     /* the image data ends early */
+    IMT_E_TOO_LARGE = 10,    /* over a configured limit (size, pixels, side) */
+    IMT_E_TIMEOUT = 11,      /* over the per-file time budget */
+    IMT_E_INTERNAL = 12,     /* a library bug; please report it */
+    IMT_E_INTERRUPTED = 13,  /* stopped on request */
+    IMT_E_TOO_SMALL = 14,    /* image too small to hash (side < 5 pixels) */
+    IMT_E_INDEX_FORMAT = 15, /* not an imgtriage index, or an unknown version */
+    IMT_E_INDEX_CORRUPT = 16,/* the index failed a consistency check */
+    IMT_E_PARSE = 17,        /* a hash list could not be parsed */
+    IMT_E_DUPLICATE = 18,    /* a duplicate entry or list */
+    IMT_E_EXISTS = 19,       /* the object to create exists already */
+    IMT_E_READONLY = 20,     /* write attempted on a read-only handle */
+    IMT_E_DB = 21,           /* the database layer (LMDB/SQLite) failed */
+    IMT_E__COUNT             /* not an error: the number of codes */
+} imt_err;
+
+/** A one-sentence description of err. Never NULL (unknown codes included). */
+IMT_API const char *imt_strerror(imt_err err);
+
+/** A short stable token for err, used in reports: "ok", "out-of-memory",
+ *  "unreadable", "not-found", "empty", "not-an-image", "unsupported-format",
+ *  "corrupt", "truncated", "too-large", "timeout", ... Never NULL. */
+IMT_API const char *imt_err_name(imt_err err);
+
+/* ------------------------------------------------------------------------
+ * Memory. Every allocation the library itself makes goes through these
+ * hooks (those inside libjpeg, LMDB and OpenSSL do not; libpng's do).
+ * ---------------------------------------------------------------------- */
+typedef struct imt_allocator {
+    void *(*malloc_fn)(void *opaque, size_t size);
+    void *(*realloc_fn)(void *opaque, void *ptr, size_t size);
+    void (*free_fn)(void *opaque, void *ptr);
+    void *opaque;
+} imt_allocator;
+
+/** Install allocation hooks for the whole process; NULL restores malloc.
+ *  Call it before any other imt_ function and while no thread uses the
+ *  library. Returns IMT_E_INVALID if a function pointer is missing. */
+IMT_API imt_err imt_set_allocator(const imt_allocator *alloc);
+
+/* ------------------------------------------------------------------------
+ * Formats, sniffed from the first bytes of a file (never the name).
+ * ---------------------------------------------------------------------- */
+typedef enum imt_format {
+    IMT_FMT_UNKNOWN = 0, /* not an image we recognise */
+    IMT_FMT_JPEG = 1,
+    IMT_FMT_PNG = 2,
+    IMT_FMT_GIF = 3,
+    IMT_FMT_BMP = 4,
+    IMT_FMT_WEBP = 5,
+    IMT_FMT_TIFF = 6,
+    IMT_FMT_HEIF = 7,
+    IMT_FMT_AVIF = 8,
+    IMT_FMT_JXL = 9,
+    IMT_FMT__COUNT
+} imt_format;
+
+/** Minimum number of leading bytes imt_sniff() needs to decide. */
+#define IMT_SNIFF_BYTES 32
+
+/** Identify the format of data from its magic bytes. len may be short. */
+IMT_API imt_format imt_sniff(const void *data, size_t len);
+
+/** "jpeg", "png", "gif", ... ; "unknown" for IMT_FMT_UNKNOWN. Never NULL. */
+IMT_API const char *imt_format_name(imt_format fmt);
+
+/** Non-zero when this build decodes fmt (JPEG and PNG). */
+IMT_API int imt_format_decodable(imt_format fmt);
+
+/* ------------------------------------------------------------------------
+ * PDQ hashes.
+ *
+ * A hash is 256 bits. bytes[] holds it as a big-endian 256-bit number, so
+ * that printing bytes[0..31] in hex gives the reference hasher's string, and
+ * bit k of the reference (coefficient k > median) is bit (k & 7) of
+ * bytes[31 - k / 8].
+ * ---------------------------------------------------------------------- */
+typedef struct imt_pdq {
+    uint8_t bytes[32];
+} imt_pdq;
+
+#define IMT_PDQ_HEX_LEN 64
+
+/** Write the 64 hex digits and a NUL into out[IMT_PDQ_HEX_LEN + 1]. */
+IMT_API void imt_pdq_to_hex(const imt_pdq *h, char *out);
+
+/** Parse exactly 64 hex digits (either case). IMT_E_PARSE otherwise. */
+IMT_API imt_err imt_pdq_from_hex(imt_pdq *h, const char *hex, size_t len);
+
+/** Hamming distance between two hashes, 0..256. */
+IMT_API int imt_pdq_distance(const imt_pdq *a, const imt_pdq *b);
+
+/** The 8 dihedral variants, in the reference's order. */
+typedef enum imt_dihedral {
+    IMT_DIH_ORIGINAL = 0,
+    IMT_DIH_ROTATE90 = 1,
+    IMT_DIH_ROTATE180 = 2,
+    IMT_DIH_ROTATE270 = 3,
+    IMT_DIH_FLIPX = 4,
+    IMT_DIH_FLIPY = 5,
+    IMT_DIH_FLIP_PLUS1 = 6,
+    IMT_DIH_FLIP_MINUS1 = 7,
+    IMT_DIH__COUNT = 8
+} imt_dihedral;
+
+/** "original", "rotate90", ..., "flip-minus1". Never NULL. */
+IMT_API const char *imt_dihedral_name(imt_dihedral d);
+
+/** Upstream's advice: match at distance <= 31, ignore quality < 50. */
+#define IMT_PDQ_MATCH_DISTANCE 31
+#define IMT_PDQ_MIN_QUALITY 50
+
+/* ------------------------------------------------------------------------
+ * Hashing files.
+ * ---------------------------------------------------------------------- */
+typedef enum imt_pdq_mode {
+    /* Decode no more pixels than the hash needs (JPEG DCT scaling, luma
+     * only, early stop on progressive scans; PNG rows streamed). Within
+     * Hamming distance 10 of the reference for images of quality >= 80. */
+    IMT_PDQ_FAST = 0,
+    /* The reference pipeline exactly: full decode, nearest-neighbour resize
+     * of a side over 512 to 512x512, float arithmetic in the same order.
+     * Bit-identical to the reference hasher's hash and quality. */
+    IMT_PDQ_COMPAT = 1
+} imt_pdq_mode;
+
+/** Digest selection bits for imt_hash_opts.digests. */
+#define IMT_DIGEST_MD5 1u
+#define IMT_DIGEST_SHA1 2u
+#define IMT_DIGEST_SHA256 4u
+#define IMT_DIGEST_ALL 7u
+
+typedef struct imt_hash_opts {
+    imt_pdq_mode mode;       /* default IMT_PDQ_FAST */
+    int dihedral;            /* non-zero: also the 7 other dihedral hashes; default 0 */
+    unsigned digests;        /* IMT_DIGEST_* bits over the file bytes; default 0 */
+    int pdq;                 /* non-zero: decode and PDQ-hash images; default 1 */
+    uint64_t max_file_bytes; /* larger files: digests only, PDQ too-large; default 2 GiB */
+    uint64_t max_pixels;     /* width*height over this: too-large; default 2^30 */
+    uint32_t max_dimension;  /* a side over this: too-large; default 100000 */
+    uint32_t time_budget_ms; /* decode+hash time per file; 0 = none; default 60000 */
+} imt_hash_opts;
+
+/** Fill opts with the defaults documented above. */
+IMT_API void imt_hash_opts_init(imt_hash_opts *opts);
+
+/** Result of hashing one file. Caller-owned value; no pointers inside. */
+typedef struct imt_hash_result {
+    imt_err status;          /* IMT_OK if the PDQ hash (when asked) was made */
+    imt_format format;       /* sniffed format */
+    uint32_t width, height;  /* as stored in the file; 0 when unknown */
+    uint64_t file_size;      /* bytes read */
+    int has_pdq;             /* pdq[] and quality are valid */
+    int n_pdq;               /* 1, or 8 with dihedral */
+    imt_pdq pdq[IMT_DIH__COUNT]; /* indexed by imt_dihedral */
+    int quality;             /* PDQ quality 0..100 */
+    unsigned digests;        /* which of md5/sha1/sha256 hold digests */
+    uint8_t md5[16];
+    uint8_t sha1[20];
+    uint8_t sha256[32];
+    char detail[256];        /* why status is not IMT_OK: "libjpeg: ..." */
+} imt_hash_result;
+
+/** A per-thread hashing context: holds decoder state and scratch buffers
+ *  so that hashing many files allocates nothing per file. Not shareable:
+ *  create one per thread. */
+typedef struct imt_hasher imt_hasher;
+
+/** Create a hasher. opts may be NULL for defaults; it is copied. */
+IMT_API imt_err imt_hasher_create(imt_hasher **out, const imt_hash_opts *opts);
+
+/** Free a hasher. NULL is a no-op. */
+IMT_API void imt_hasher_free(imt_hasher *h);
+
+/** Hash the file at path (opened read-only, O_NOATIME where permitted).
+ *  res is always filled (status, detail). Returns res->status.
+ *  Digests are computed over every byte even when decoding fails. */
+IMT_API imt_err imt_hash_file(imt_hasher *h, const char *path, imt_hash_result *res);
+
+/** As imt_hash_file, reading from an open descriptor (not closed). */
+IMT_API imt_err imt_hash_fd(imt_hasher *h, int fd, imt_hash_result *res);
+
+/** As imt_hash_file, over bytes in memory (not copied, not kept). */
+IMT_API imt_err imt_hash_memory(imt_hasher *h, const void *data, size_t len,
+                                imt_hash_result *res);
+
+/** The last error of h as a sentence naming the cause; "" if none. Valid
+ *  until the next call on h. Never NULL. */
+IMT_API const char *imt_hasher_last_error(const imt_hasher *h);
+
+/* ------------------------------------------------------------------------
+ * Known-hash index (engine/index) -- see the index section below.
+ * ---------------------------------------------------------------------- */
+/* IMT-INDEX-API */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IMGTRIAGE_H */

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian/Ubuntu packages imgtriage needs to build and test.
+# Idempotent: does nothing when everything is present. Needs root (or sudo).
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev liblmdb-dev
+      libssl-dev libsqlite3-dev libyajl-dev libomp-dev clang
+      libclang-rt-dev python3)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

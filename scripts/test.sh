@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: install dependencies, build with -Werror, run ctest,
+# then build again with AddressSanitizer + UndefinedBehaviorSanitizer and run
+# ctest again. Usage: bash scripts/test.sh   (from anywhere in the checkout)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+jobs=$(nproc)
+
+echo "== build (Release, -Werror)"
+cmake -S . -B build/ci -DCMAKE_BUILD_TYPE=Release -DIMT_WERROR=ON >/dev/null
+cmake --build build/ci -j "$jobs"
+echo "== ctest"
+(cd build/ci && ctest --output-on-failure -j "$jobs")
+
+echo "== build (ASan+UBSan)"
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DIMT_WERROR=ON \
+      -DIMT_SANITIZE=address,undefined -DIMT_BUILD_BENCH=OFF >/dev/null
+cmake --build build/asan -j "$jobs"
+echo "== ctest under ASan+UBSan"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build/asan && ctest --output-on-failure -j "$jobs")

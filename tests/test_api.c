@@ -1,0 +1,81 @@
+/* tests/test_api.c -- the public API through imgtriage.h only. */
+#include "imgtriage.h"
+#include "testutil.h"
+
+#include <string.h>
+
+static void test_errors(void)
+{
+    for (int e = 0; e < IMT_E__COUNT; e++) {
+        CHECK(imt_strerror((imt_err)e) != NULL);
+        CHECK(strcmp(imt_err_name((imt_err)e), "unknown") != 0);
+    }
+    CHECK(strcmp(imt_err_name(IMT_E_CORRUPT), "corrupt") == 0);
+    CHECK(strcmp(imt_err_name(IMT_E_UNSUPPORTED), "unsupported-format") == 0);
+    CHECK(strcmp(imt_strerror((imt_err)9999), "unknown error code") == 0);
+}
+
+static void test_sniff(void)
+{
+    CHECK(imt_sniff("\xff\xd8\xff\xe0", 4) == IMT_FMT_JPEG);
+    CHECK(imt_sniff("\x89PNG\r\n\x1a\n", 8) == IMT_FMT_PNG);
+    CHECK(imt_sniff("GIF89a", 6) == IMT_FMT_GIF);
+    CHECK(imt_sniff("RIFF\0\0\0\0WEBPVP8 ", 16) == IMT_FMT_WEBP);
+    CHECK(imt_sniff("\0\0\0\x18" "ftypheic", 12) == IMT_FMT_HEIF);
+    CHECK(imt_sniff("\0\0\0\x18" "ftypavif", 12) == IMT_FMT_AVIF);
+    CHECK(imt_sniff("II*\0", 4) == IMT_FMT_TIFF);
+    CHECK(imt_sniff("hello world", 11) == IMT_FMT_UNKNOWN);
+    CHECK(imt_sniff("\xff\xd8", 2) == IMT_FMT_UNKNOWN);
+    CHECK(imt_sniff(NULL, 0) == IMT_FMT_UNKNOWN);
+    CHECK(imt_format_decodable(IMT_FMT_JPEG) && imt_format_decodable(IMT_FMT_PNG));
+    CHECK(!imt_format_decodable(IMT_FMT_GIF));
+}
+
+static void test_pdq_hex(void)
+{
+    const char *s = "d8f8f0cee0f4a84f0637022a078f67f0b36e2ed596621e1d33e6339c4e9c9b22";
+    imt_pdq a, b;
+    char out[IMT_PDQ_HEX_LEN + 1];
+    CHECK(imt_pdq_from_hex(&a, s, strlen(s)) == IMT_OK);
+    imt_pdq_to_hex(&a, out);
+    CHECK(strcmp(out, s) == 0);
+    CHECK(imt_pdq_distance(&a, &a) == 0);
+    b = a;
+    b.bytes[0] ^= 0x81;
+    b.bytes[31] ^= 0x01;
+    CHECK(imt_pdq_distance(&a, &b) == 3);
+    CHECK(imt_pdq_from_hex(&a, s, 63) == IMT_E_PARSE);
+    CHECK(imt_pdq_from_hex(&a, "zz", 2) == IMT_E_PARSE);
+}
+
+static void test_hasher_digests(void)
+{
+    imt_hash_opts o;
+    imt_hash_opts_init(&o);
+    o.digests = IMT_DIGEST_ALL;
+    imt_hasher *h = NULL;
+    REQUIRE(imt_hasher_create(&h, &o) == IMT_OK);
+    imt_hash_result r;
+    /* "abc": the FIPS test vectors. */
+    CHECK(imt_hash_memory(h, "abc", 3, &r) == IMT_E_NOT_IMAGE);
+    CHECK(r.digests == IMT_DIGEST_ALL);
+    CHECK(r.file_size == 3);
+    CHECK(r.md5[0] == 0x90 && r.md5[15] == 0x72);
+    CHECK(r.sha1[0] == 0xa9 && r.sha1[19] == 0x9d);
+    CHECK(r.sha256[0] == 0xba && r.sha256[31] == 0xad);
+    CHECK(strlen(r.detail) > 0);
+    CHECK(imt_hash_memory(h, "", 0, &r) == IMT_E_EMPTY);
+    CHECK(imt_hash_file(h, "/nonexistent/file", &r) == IMT_E_NOT_FOUND);
+    CHECK(strstr(imt_hasher_last_error(h), "cannot open") != NULL);
+    imt_hasher_free(h);
+    imt_hasher_free(NULL);
+}
+
+int main(void)
+{
+    test_errors();
+    test_sniff();
+    test_pdq_hex();
+    test_hasher_digests();
+    return tu_done("test_api");
+}

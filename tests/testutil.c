@@ -1,0 +1,60 @@
+#include "testutil.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+int tu_failures = 0;
+int tu_checks = 0;
+
+const char *tu_shared(const char *rel)
+{
+    static char buf[8][4096];
+    static int slot = 0;
+    struct stat st;
+    if (stat(IMT_SHARED_DIR, &st) != 0) return NULL;
+    char *b = buf[slot++ & 7];
+    snprintf(b, sizeof buf[0], "%s/%s", IMT_SHARED_DIR, rel);
+    if (stat(b, &st) != 0) return NULL;
+    return b;
+}
+
+int tu_skip(const char *why)
+{
+    const char *ci = getenv("CI");
+    if (ci && strcmp(ci, "true") == 0) {
+        fprintf(stderr, "FAIL: required test data missing under CI=true: %s\n", why);
+        return 1;
+    }
+    fprintf(stderr, "SKIP: %s\n", why);
+    return 77;
+}
+
+int tu_done(const char *name)
+{
+    if (tu_failures) {
+        fprintf(stderr, "%s: %d of %d checks failed\n", name, tu_failures, tu_checks);
+        return 1;
+    }
+    printf("%s: all %d checks passed\n", name, tu_checks);
+    return 0;
+}
+
+unsigned char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *p = malloc(cap);
+    size_t r;
+    while (p && (r = fread(p + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            unsigned char *q = realloc(p, cap *= 2);
+            if (!q) { free(p); p = NULL; }
+            else p = q;
+        }
+    }
+    fclose(f);
+    if (p) *len = n;
+    return p;
+}

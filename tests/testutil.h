@@ -1,0 +1,54 @@
+/* tests/testutil.h -- a tiny assertion harness shared by the ctest programs.
+ * CHECK records a failure and goes on; REQUIRE stops the test. Exit status:
+ * 0 pass, 1 fail, 77 skip (ctest SKIP_RETURN_CODE). */
+#ifndef IMT_TESTUTIL_H
+#define IMT_TESTUTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+extern int tu_failures;
+extern int tu_checks;
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        tu_checks++;                                                           \
+        if (!(cond)) {                                                         \
+            tu_failures++;                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+        }                                                                      \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                      \
+    do {                                                                       \
+        tu_checks++;                                                           \
+        if (!(cond)) {                                                         \
+            tu_failures++;                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fputc('\n', stderr);                                               \
+        }                                                                      \
+    } while (0)
+
+#define REQUIRE(cond)                                                          \
+    do {                                                                       \
+        tu_checks++;                                                           \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                    \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+
+/* Path of a file under ../shared, or NULL (with a message) when ../shared is
+ * absent: the caller then returns tu_skip(), which fails under CI=true. */
+const char *tu_shared(const char *rel);
+int tu_skip(const char *why);
+/* Print the summary line and return the exit status. */
+int tu_done(const char *name);
+/* Read a whole file into a malloc'd buffer (NULL on error). */
+unsigned char *tu_read_file(const char *path, size_t *len);
+
+#endif

@@ -1,0 +1,34 @@
+/* tools/cli.h -- shared by the imgtriage subcommands. Uses only imgtriage.h. */
+#ifndef IMT_CLI_H
+#define IMT_CLI_H
+
+#include "imgtriage.h"
+
+#include <stdio.h>
+
+/* Exit statuses shared by every subcommand (documented in --help/README). */
+#define CLI_EXIT_OK 0       /* success (scan: completed, nothing known found) */
+#define CLI_EXIT_FOUND 1    /* scan: completed, known material found */
+#define CLI_EXIT_ERROR 2    /* errors: bad usage, unreadable input, ... */
+
+extern const char *cli_prog; /* "imgtriage" */
+
+int cmd_hash(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+
+/* Print "imgtriage: <msg>\n" to stderr. */
+void cli_err(const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Write s as a JSON string literal (quoted, escaped). Bytes that are not
+ * valid UTF-8 are written as \u00XX escapes of the raw byte values prefixed
+ * by the marker documented in README ("lossless path escaping"). */
+void cli_json_str(FILE *f, const char *s);
+
+/* Parse a positive integer option value; returns 0 on error. */
+int cli_parse_u64(const char *s, unsigned long long *out);
+
+#endif

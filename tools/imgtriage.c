@@ -1,0 +1,43 @@
+/* tools/imgtriage.c -- the imgtriage command: dispatches to subcommands. */
+#include "cli.h"
+
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: imgtriage COMMAND [OPTIONS] ...\n"
+            "Triage seized media for known imagery: PDQ perceptual hashes and\n"
+            "MD5/SHA-1/SHA-256 digests, matched against an index of known hashes.\n"
+            "\n"
+            "Commands:\n"
+            "  hash PATH...     hash image files (directories are recursed)\n"
+            "  index SUBCMD     build and query a known-hash index (imgtriage index --help)\n"
+            "\n"
+            "Options:\n"
+            "  -h, --help       show this help and exit\n"
+            "  -V, --version    show the version and exit\n"
+            "\n"
+            "'imgtriage COMMAND --help' describes each command and its exit status.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_ERROR;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        printf("imgtriage %s\n", imt_version());
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(cmd, "hash")) return cmd_hash(argc - 1, argv + 1);
+    if (!strcmp(cmd, "index")) return cmd_index(argc - 1, argv + 1);
+    cli_err("unknown command '%s'; try 'imgtriage --help'", cmd);
+    return CLI_EXIT_ERROR;
+}
