@@ -213,7 +213,11 @@ typedef struct imt_hash_result {
     uint8_t md5[16];
     uint8_t sha1[20];
     uint8_t sha256[32];
-    char detail[256];        /* why status is not IMT_OK: "libjpeg: ..." */
+    int partial;             /* the image data ended early or had recoverable
+                                errors; the hash covers what could be decoded
+                                (as the reference hasher does); detail says why */
+    char detail[256];        /* why status is not IMT_OK, or the partial-decode
+                                warning: "libjpeg: Premature end of JPEG file" */
 } imt_hash_result;
 
 /** A per-thread hashing context: holds decoder state and scratch buffers
@@ -247,6 +251,93 @@ IMT_API const char *imt_hasher_last_error(const imt_hasher *h);
  * Known-hash index (engine/index) -- see the index section below.
  * ---------------------------------------------------------------------- */
 /* IMT-INDEX-API */
+typedef struct imt_index imt_index;   /* an open index; see imt_index_open */
+typedef struct imt_cursor imt_cursor; /* a per-thread reader of an index */
+
+typedef enum imt_hash_kind {
+    IMT_KIND_PDQ = 1,
+    IMT_KIND_MD5 = 2,
+    IMT_KIND_SHA1 = 3,
+    IMT_KIND_SHA256 = 4
+} imt_hash_kind;
+
+/** "pdq", "md5", "sha1", "sha256". Never NULL. */
+IMT_API const char *imt_hash_kind_name(imt_hash_kind k);
+
+typedef struct imt_index_opts {
+    int read_only;        /* non-zero: open for reading only (default 1) */
+    int create;           /* non-zero: create the index if absent (default 0) */
+    uint64_t map_size;    /* LMDB map size in bytes; 0 = default (64 GiB) */
+} imt_index_opts;
+
+IMT_API void imt_index_opts_init(imt_index_opts *opts);
+
+/** Open the index at path (a directory). The handle may be shared by every
+ *  thread for reading; each thread queries through its own imt_cursor. */
+IMT_API imt_err imt_index_open(imt_index **out, const char *path,
+                               const imt_index_opts *opts);
+
+/** Close an index (all cursors must be closed first). NULL is a no-op. */
+IMT_API void imt_index_close(imt_index *idx);
+
+/** The last error on idx as a sentence ("line 12 of x.csv: ..."); "" if none. */
+IMT_API const char *imt_index_last_error(const imt_index *idx);
+
+/** One imported hash list. Strings are borrowed from the index and stay
+ *  valid until it is closed. */
+typedef struct imt_list_info {
+    uint32_t id;            /* stable within the index */
+    const char *name;       /* as given at import */
+    const char *version;    /* as given at import, or found in the list (NSRL) */
+    const char *format;     /* "pdq-csv", "md5sum", "vics-1", "nsrl-rdsv3", ... */
+    const char *file_sha256;/* digest of the imported file, hex */
+    const char *scheme;     /* category scheme: "projectvic", "caid", "custom" */
+    int64_t import_time;    /* Unix seconds */
+    int known_good;         /* non-zero: a known-good list (e.g. NSRL) */
+    uint64_t entries;       /* hashes it contributed */
+} imt_list_info;
+
+IMT_API size_t imt_index_list_count(const imt_index *idx);
+IMT_API imt_err imt_index_list_get(const imt_index *idx, size_t i, imt_list_info *out);
+
+/** A digest identifying the index content (meta record and list inventory),
+ *  written into every scan's audit record: 64 hex digits and a NUL. */
+IMT_API imt_err imt_index_identity(const imt_index *idx, char out[65]);
+
+/** Membership of a matched entry in one list. */
+typedef struct imt_membership {
+    uint32_t list_id;
+    int32_t category;        /* as given by the list; -1 when none */
+    const char *category_label; /* the list's own label text, or "" */
+    const char *external_id; /* e.g. the VICS MediaID, or "" */
+} imt_membership;
+
+typedef struct imt_match {
+    imt_hash_kind kind;      /* what matched */
+    uint64_t entry;          /* entry id within the index */
+    int distance;            /* PDQ Hamming distance; 0 for digests */
+    imt_dihedral variant;    /* which query variant matched (PDQ) */
+    imt_pdq pdq;             /* the indexed PDQ hash (PDQ matches) */
+    int quality;             /* its quality at import, -1 when unknown */
+    const imt_membership *members; /* lists holding the entry */
+    size_t n_members;
+} imt_match;
+
+IMT_API imt_err imt_cursor_open(imt_cursor **out, imt_index *idx);
+IMT_API void imt_cursor_close(imt_cursor *c);
+
+/** Every indexed PDQ hash within Hamming distance radius (0..256) of any of
+ *  the nq query hashes (nq = 1, or 8 dihedral variants in imt_dihedral
+ *  order). Exact: nothing within the radius is missed. Each entry is
+ *  reported once, with its smallest distance over the variants. Results are
+ *  borrowed from the cursor, valid until its next query. */
+IMT_API imt_err imt_query_pdq(imt_cursor *c, const imt_pdq *q, int nq, int radius,
+                              const imt_match **out, size_t *n);
+
+/** Exact lookup of an MD5 (16 bytes), SHA-1 (20) or SHA-256 (32) digest. */
+IMT_API imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind,
+                                 const uint8_t *digest, const imt_match **out,
+                                 size_t *n);
 
 #ifdef __cplusplus
 }

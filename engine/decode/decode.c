@@ -34,6 +34,7 @@ imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,
     out->pix = NULL;
     out->rows = out->cols = 0;
     out->width = out->height = 0;
+    out->partial = 0;
     switch (fmt) {
     case IMT_FMT_JPEG:
         return imt__jpeg_decode(&d->jpeg, r, mode, lim, out, detail, cap);

@@ -32,6 +32,9 @@ typedef struct imt_luma {
     int rows, cols;
     uint32_t width, height;  /* the image as stored (set once the header is read,
                                 also when decoding fails later) */
+    int partial;             /* data ended early or had recoverable errors, but
+                                an image came out (the reference hashes such
+                                files too); detail says why */
 } imt_luma;
 
 typedef struct imt_decoder imt_decoder;

@@ -151,7 +151,7 @@ static void res_reset(imt_hash_result *res)
 static imt_err finish(imt_hasher *h, imt_hash_result *res, imt_err st)
 {
     res->status = st;
-    if (st == IMT_OK) res->detail[0] = '\0';
+    if (st == IMT_OK && !res->partial) res->detail[0] = '\0';
     else if (!res->detail[0])
         imt__set_detail(res->detail, sizeof res->detail, "%s", imt_strerror(st));
     memcpy(h->last_error, res->detail, sizeof h->last_error);
@@ -212,6 +212,7 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
                                         o->dihedral, res->pdq, &res->quality);
                 if (st == IMT_OK) {
                     res->has_pdq = 1;
+                    res->partial = luma.partial;
                     res->n_pdq = o->dihedral ? IMT_DIH__COUNT : 1;
                 } else if (st == IMT_E_TOO_SMALL) {
                     imt__set_detail(res->detail, sizeof res->detail,
