@@ -397,11 +397,16 @@ imt_err imt__pdq_hash_luma(imt_pdq_ctx *c, float *luma, int rows, int cols,
             err = IMT_E_NOMEM;
             goto cleanup;
         }
+        /* Parts: b2 padded to 16 floats (64 bytes), compact, strip. */
+        if ((size_t)cols > SIZE_MAX / (IMT__PDQ_STRIP_LANES * 2 + 1) - 64 ||
+            plane > SIZE_MAX - 15) {
+            err = IMT_E_NOMEM;
+            goto cleanup;
+        }
         size_t strip = IMT__PDQ_STRIP_FLOATS(cols);
-        /* Each part is padded to a multiple of 16 floats (64 bytes). */
         plane = (plane + 15) & ~(size_t)15;
         need = plane + compact;
-        if (plane > SIZE_MAX / 2 || need < plane || need > SIZE_MAX - strip) {
+        if (need < plane || need > SIZE_MAX - strip) {
             err = IMT_E_NOMEM;
             goto cleanup;
         }
