@@ -65,6 +65,7 @@ static void test_hasher_digests(void)
     CHECK(r.sha256[0] == 0xba && r.sha256[31] == 0xad);
     CHECK(strlen(r.detail) > 0);
     CHECK(imt_hash_memory(h, "", 0, &r) == IMT_E_EMPTY);
+    CHECK(r.digests == IMT_DIGEST_ALL && r.md5[0] == 0xd4 && r.md5[15] == 0x7e); /* MD5("") */
     CHECK(imt_hash_file(h, "/nonexistent/file", &r) == IMT_E_NOT_FOUND);
     CHECK(strstr(imt_hasher_last_error(h), "cannot open") != NULL);
     imt_hasher_free(h);

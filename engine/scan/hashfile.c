@@ -171,13 +171,10 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
     size_t first_len;
     e = src_fetch(s, &first, &first_len);
     if (e) goto read_failed;
-    if (first_len == 0) {
-        st = IMT_E_EMPTY;
-        goto done;
-    }
-    res->format = imt_sniff(first, first_len);
+    if (first_len == 0) st = IMT_E_EMPTY;
+    else res->format = imt_sniff(first, first_len);
 
-    if (o->pdq) {
+    if (o->pdq && st == IMT_OK) {
         if (res->format == IMT_FMT_UNKNOWN) {
             st = IMT_E_NOT_IMAGE;
             imt__set_detail(res->detail, sizeof res->detail, "no known image signature");
