@@ -169,6 +169,11 @@ static void png_read_hook(png_structp png, png_bytep data, size_t len)
     }
 }
 
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 /* ---- buffers ------------------------------------------------------------- */
 
 static imt_err grow(void **p, size_t *cap, size_t n, size_t sz)
@@ -482,6 +487,12 @@ cleanup:
 static imt_err run(pctx *c, imt_luma *out, char *detail, size_t cap)
 {
     if (setjmp(png_jmpbuf(c->png))) {
+        /* the size as stored, when the IHDR was read but not png_read_info */
+        if (out->width == 0 && c->consumed >= sizeof c->head &&
+            memcmp(c->head + 12, "IHDR", 4) == 0) {
+            out->width = be32(c->head + 16);
+            out->height = be32(c->head + 20);
+        }
         if (c->read_err) {
             imt__set_detail(detail, cap, "PNG read failed: %s", imt_strerror(c->read_err));
             return c->read_err;
@@ -507,10 +518,8 @@ static imt_err run(pctx *c, imt_luma *out, char *detail, size_t cap)
          * report it as the limit it is, from the IHDR bytes. */
         if (strstr(c->warn, "exceeds user limit") && c->consumed >= sizeof c->head &&
             memcmp(c->head + 12, "IHDR", 4) == 0) {
-            const uint8_t *p = c->head + 16;
-            uint64_t w = (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
-            uint64_t h = (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 | (uint64_t)p[6] << 8 | p[7];
-            imt_err e = imt__check_dims(w, h, c->lim, "PNG", detail, cap);
+            imt_err e = imt__check_dims(be32(c->head + 16), be32(c->head + 20), c->lim, "PNG",
+                                        detail, cap);
             if (e == IMT_E_TOO_LARGE) return e;
         }
         if (c->warn[0] && (strstr(c->msg, "Invalid IHDR") || strstr(c->msg, "IHDR")))
