@@ -52,9 +52,9 @@
 #include <string.h>
 
 #define COMPAT_SIDE 512
-/* Ancillary chunks over this size are refused by libpng before any read
- * buffer is sized (we skip every ancillary chunk, so nothing big is ever
- * allocated for them; this only bounds what a file may claim). */
+/* libpng refuses any chunk longer than this (skipped ones too: a text chunk
+ * of 64 MiB is refused where ImageMagick would read on), and it bounds what
+ * an iCCP profile may make libpng allocate. */
 #define CHUNK_MALLOC_MAX (64u << 20)
 #define CHUNK_CACHE_MAX 128u
 
@@ -522,7 +522,7 @@ static imt_err run(pctx *c, imt_luma *out, char *detail, size_t cap)
                                         detail, cap);
             if (e == IMT_E_TOO_LARGE) return e;
         }
-        if (c->warn[0] && (strstr(c->msg, "Invalid IHDR") || strstr(c->msg, "IHDR")))
+        if (c->warn[0] && strstr(c->msg, "IHDR")) /* the warning says what is invalid */
             imt__set_detail(detail, cap, "libpng: %s (%s)", c->msg, c->warn);
         else
             imt__set_detail(detail, cap, "libpng: %s", c->msg[0] ? c->msg : "error");
