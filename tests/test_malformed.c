@@ -1,0 +1,90 @@
+/* tests/test_malformed.c -- every file of the hostile corpus, both modes.
+ *
+ * Walks ../shared/corpus (malformed/ and samecontent/) and hashes every file
+ * in fast and compat mode with digests and dihedral hashes on. Each file must
+ * hash or give a named per-file error with a reason; nothing may crash, leak,
+ * hang or allocate without bound (this test also runs under ASan+UBSan). The
+ * PngSuite x*.png files are broken on purpose: each must be an error. */
+#include "imgtriage.h"
+#include "testutil.h"
+
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static imt_hasher *hs[2];
+static int nfiles, nok, nerr[IMT_E__COUNT];
+
+static void one(const char *path, const char *name)
+{
+    for (int m = 0; m < 2; m++) {
+        imt_hash_result r;
+        imt_err e = imt_hash_file(hs[m], path, &r);
+        CHECKF(e == r.status, "%s: return %d != status %d", path, e, r.status);
+        CHECKF((int)r.status >= 0 && r.status < IMT_E__COUNT, "%s: status %d", path, r.status);
+        if (r.status == IMT_OK) {
+            CHECKF(r.has_pdq && r.n_pdq == 8 && r.quality >= 0 && r.quality <= 100,
+                   "%s: ok without a hash", path);
+            CHECKF(r.width >= 5 && r.height >= 5, "%s: ok with %ux%u", path, r.width, r.height);
+            if (r.partial) CHECKF(r.detail[0] != '\0', "%s: partial without a reason", path);
+            if (m == 0) nok++;
+        } else {
+            CHECKF(!r.has_pdq, "%s: a hash with an error", path);
+            CHECKF(r.detail[0] != '\0', "%s: %s without a reason", path, imt_err_name(r.status));
+            if (m == 0) nerr[r.status]++;
+        }
+        if (r.status != IMT_E_IO && r.status != IMT_E_NOT_FOUND)
+            CHECKF(r.digests == IMT_DIGEST_ALL, "%s: digests missing", path);
+        if (!strncmp(name, "x", 1) && strstr(path, "pngsuite/") && strstr(name, ".png"))
+            CHECKF(r.status != IMT_OK, "%s: a broken PngSuite file hashed", path);
+    }
+    nfiles++;
+}
+
+static void walk(const char *dir)
+{
+    struct dirent **ents;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    REQUIRE(n >= 0);
+    for (int i = 0; i < n; i++) {
+        const char *nm = ents[i]->d_name;
+        if (strcmp(nm, ".") && strcmp(nm, "..")) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", dir, nm);
+            struct stat st;
+            if (lstat(p, &st) == 0) {
+                if (S_ISDIR(st.st_mode)) walk(p);
+                else if (S_ISREG(st.st_mode)) one(p, nm);
+            }
+        }
+        free(ents[i]);
+    }
+    free(ents);
+}
+
+int main(void)
+{
+    const char *mal = tu_shared("corpus/malformed");
+    const char *same = tu_shared("corpus/samecontent");
+    if (!mal || !same) return tu_skip("../shared/corpus is absent");
+    for (int m = 0; m < 2; m++) {
+        imt_hash_opts o;
+        imt_hash_opts_init(&o);
+        o.mode = m ? IMT_PDQ_COMPAT : IMT_PDQ_FAST;
+        o.dihedral = 1;
+        o.digests = IMT_DIGEST_ALL;
+        o.time_budget_ms = 20000;
+        REQUIRE(imt_hasher_create(&hs[m], &o) == IMT_OK);
+    }
+    walk(mal);
+    walk(same);
+    imt_hasher_free(hs[0]);
+    imt_hasher_free(hs[1]);
+    printf("%d files: %d hashed;", nfiles, nok);
+    for (int e = 1; e < IMT_E__COUNT; e++)
+        if (nerr[e]) printf(" %s %d;", imt_err_name((imt_err)e), nerr[e]);
+    printf("\n");
+    CHECK(nfiles > 2000);
+    CHECK(nok > 300);
+    return tu_done("test_malformed");
+}
