@@ -740,7 +740,8 @@ static imt_err write_digests(writer *w, idx_sink *s)
         mdb_stat(w->txn, dig_dbi(w, k), &ms);
         unsigned flags = ms.ms_entries ? 0 : MDB_APPEND;
         for (size_t i = 0; i < n; i++) {
-            MDB_val key = {len, (void *)rec_hash(&s->recs[a[i].idx], kb[k], &len)};
+            const uint8_t *hk = rec_hash(&s->recs[a[i].idx], kb[k], &len);
+            MDB_val key = {len, (void *)hk};
             uint32_t e = a[i].pad;
             MDB_val val = {4, &e};
             int rc = mdb_put(w->txn, dig_dbi(w, k), &key, &val, flags | MDB_NOOVERWRITE);

@@ -99,6 +99,8 @@ struct imt_cursor {
     uint32_t *tmp;               /* scan output scratch */
     uint16_t *tmpd;
     struct probe *probe;         /* MIH probing scratch (query.c) */
+    struct idx_entry *ents;      /* decoded records of the current results */
+    size_t capents;
     imt_query_counters cnt;
 };
 

@@ -73,6 +73,7 @@ void imt_cursor_close(imt_cursor *c)
     imt__free(c->tmp);
     imt__free(c->tmpd);
     imt__free(c->probe);
+    imt__free(c->ents);
     imt__free(c);
 }
 
@@ -245,13 +246,16 @@ cleanup:
 }
 
 /* MIH or the scan for nq variants at radius: the plan's expected cost
- * against one pass over the array (extra variants ride along that pass). */
-static int use_mih(const imt_cursor *c, const idx_view *v, int nq, int radius)
+ * against a pass over the array. In a batch the scan is compute-bound (each
+ * block is compared with many queries while in cache): one unit per hash
+ * and variant; a lone query's pass is bound by memory bandwidth, about 8
+ * units per hash, which the extra variants share. */
+static int use_mih(const imt_cursor *c, const idx_view *v, int nq, int radius, int batch)
 {
     if (c->method == IMT_SEARCH_MIH) return 1;
     if (c->method == IMT_SEARCH_SCAN || !v->m) return 0;
-    double scan = (double)v->main_n * (1.0 + 0.35 * (nq - 1));
-    return v->mih_cost[radius] * nq < scan;
+    double per_hash = batch ? (double)nq : (nq > 8 ? (double)nq : 8.0);
+    return v->mih_cost[radius] * nq < (double)v->main_n * per_hash;
 }
 
 /* The scan for a batch of queries: each block of hashes is compared with
@@ -300,7 +304,7 @@ imt_err idx_search(imt_cursor *c, const idx_view *v, const imt_pdq *q, int nq, i
     imt_err err = IMT_OK;
     c->cnt.queries += (uint64_t)nq;
     if (v->main_n) {
-        if (use_mih(c, v, nq, radius)) {
+        if (use_mih(c, v, nq, radius, 0)) {
             for (int j = 0; j < nq; j++) IMT_TRY(mih_one(c, v, q[j].bytes, radius, j, qi));
         } else {
             c->cnt.scans += (uint64_t)nq;
@@ -356,10 +360,17 @@ static imt_err build_matches(imt_cursor *c, imt_hash_kind kind, const imt_match 
         c->matches = m;
         c->capmatches = n;
     }
+    if (n > c->capents) {
+        if (!imt__mul_ok(n, sizeof *c->ents, &bytes)) return IMT_E_NOMEM;
+        idx_entry *p = imt__realloc(c->ents, bytes);
+        if (!p) return IMT_E_NOMEM;
+        c->ents = p;
+        c->capents = n;
+    }
+    /* the records stay mapped while the cursor's transaction lives */
     for (size_t i = 0; i < n; i++) {
-        idx_entry e;
-        IMT_TRY(get_entry(c, c->hits[i].entry, &e));
-        total += e.n_members;
+        IMT_TRY(get_entry(c, c->hits[i].entry, &c->ents[i]));
+        total += c->ents[i].n_members;
     }
     if (total > c->capmem) {
         if (!imt__mul_ok(total, sizeof *c->mem, &bytes)) return IMT_E_NOMEM;
@@ -370,8 +381,7 @@ static imt_err build_matches(imt_cursor *c, imt_hash_kind kind, const imt_match 
     }
     size_t mi = 0;
     for (size_t i = 0; i < n; i++) {
-        idx_entry e;
-        IMT_TRY(get_entry(c, c->hits[i].entry, &e));
+        const idx_entry e = c->ents[i];
         imt_match *m = &c->matches[i];
         memset(m, 0, sizeof *m);
         m->kind = kind;
@@ -416,7 +426,7 @@ imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nqueries, in
         return IMT_E_INVALID;
     c->nhits = 0;
     const idx_view *v = &c->idx->view;
-    if (nqueries > 1 && v->main_n && !use_mih(c, v, nvar, radius)) {
+    if (nqueries > 1 && v->main_n && !use_mih(c, v, nvar, radius, 1)) {
         IMT_TRY(scan_batch(c, v, q, nqueries, nvar, radius));
     } else {
         for (size_t i = 0; i < nqueries; i++)
