@@ -884,7 +884,7 @@ static imt_err compact(writer *w)
     /* old tables of another shape */
     for (uint32_t t = 0; t < IDX_MAX_TABLES; t++) {
         char key[8];
-        snprintf(key, sizeof key, "mih%02u", (unsigned)t);
+        snprintf(key, sizeof key, "mih%02u", (unsigned)t & 31u);
         MDB_val kk = {5, key};
         int rc = mdb_del(w->txn, w->idx->db_seg, &kk, NULL);
         if (rc && rc != MDB_NOTFOUND) {
@@ -903,7 +903,7 @@ static imt_err compact(writer *w)
     for (int t = 0; t < m; t++) {
         size_t nb = ((size_t)1 << bits[t]) + 1;
         char key[8];
-        snprintf(key, sizeof key, "mih%02d", t);
+        snprintf(key, sizeof key, "mih%02u", (unsigned)t & 31u);
         IMT_TRY(seg_reserve(w, key, (nb + n) * 4, &p));
         uint32_t *off = p, *ids = (uint32_t *)p + nb;
         /* counting sort into CSR, the offsets doubling as write cursors */

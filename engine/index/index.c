@@ -311,7 +311,7 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
         v->ent = p;
         for (int t = 0; t < v->m; t++) {
             char key[8];
-            snprintf(key, sizeof key, "mih%02d", t);
+            snprintf(key, sizeof key, "mih%02u", (unsigned)t & 31u);
             IMT_TRY(seg_get(idx, txn, key, 5, &d, "MIH table"));
             size_t nb = ((size_t)1 << v->bits[t]) + 1;
             if (d.mv_size != (nb + v->main_n) * 4) {
