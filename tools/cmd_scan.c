@@ -299,7 +299,7 @@ int cmd_scan(int argc, char **argv)
         e = imt_index_open(&idx, index_path, &io);
         if (e) {
             cli_err("scan: cannot open the index %s: %s", index_path,
-                    idx ? imt_index_last_error(idx) : imt_strerror(e));
+                    imt_index_open_error()[0] ? imt_index_open_error() : imt_strerror(e));
             goto cleanup;
         }
     }
