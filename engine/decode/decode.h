@@ -86,4 +86,30 @@ int imt__compat_side(uint32_t side, uint32_t w, uint32_t h);
 /* Reference luma coefficients, as floats (0.299f etc.). */
 extern const float imt__luma_r, imt__luma_g, imt__luma_b;
 
+/* Area (box) reduction of a streamed image, in resample.c: source pixel
+ * (x, y) is added to output cell (x*dst_w/src_w, y*dst_h/src_h) (rounded
+ * down), in any row order (Adam7 passes included); finish divides each cell
+ * by the pixels it covers, so pixels never added count as black. Values are
+ * fixed point, IMT_AREA_ONE per unit of luma. O(src_w + dst_w*dst_h) memory;
+ * buffers are reused across images. */
+#define IMT_AREA_ONE 65536u
+typedef struct imt_area {
+    uint32_t src_w, src_h;
+    int dst_w, dst_h;
+    uint32_t *xbin;          /* src_w: output column of each source column */
+    uint64_t *acc;           /* dst_w*dst_h sums */
+    size_t xbin_cap, acc_cap;/* bytes allocated */
+} imt_area;
+/* Size for a new image (dst sides in [1, src side]); zeroes the sums.
+ * IMT_E_TOO_LARGE when one cell would cover 2^40 pixels or more (its sum
+ * could overflow). */
+imt_err imt__area_begin(imt_area *a, uint32_t src_w, uint32_t src_h, int dst_w, int dst_h);
+/* Add n values of source row y at columns x0, x0+xstep, ... (< src_w). */
+void imt__area_add_row(imt_area *a, uint32_t y, uint32_t x0, uint32_t xstep,
+                       const uint32_t *vals, uint32_t n);
+/* Write the dst_w*dst_h cell means (luma units) into out. */
+void imt__area_finish(imt_area *a, float *out);
+/* Free the buffers; the struct may be reused after. */
+void imt__area_free(imt_area *a);
+
 #endif
