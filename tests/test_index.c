@@ -216,6 +216,36 @@ static void run_dataset(const char *name, imt_pdq *all, size_t nbase, size_t nex
             }
         }
     }
+    /* batches (blocked scan or MIH per query) give each query's own answer */
+    for (int mi = 0; mi < 3; mi++) {
+        imt_cursor_set_method(c, meth[mi]);
+        for (int r = 0; r <= 63; r += 63) {
+            for (int nvar = 1; nvar <= 8; nvar += 7) {
+                size_t nb = nqueries / (size_t)nvar < 13 ? nqueries / (size_t)nvar : 13;
+                const imt_match *m;
+                size_t nm;
+                REQUIRE(imt_query_pdq_batch(c, queries, nb, nvar, r, &m, &nm) == IMT_OK);
+                imt_match *bm = malloc((nm + 1) * sizeof *bm);
+                REQUIRE(bm);
+                memcpy(bm, m, nm * sizeof *bm);
+                size_t at = 0;
+                for (size_t i = 0; i < nb; i++) {
+                    size_t n1;
+                    REQUIRE(imt_query_pdq(c, &queries[i * (size_t)nvar], nvar, r, &m, &n1) == IMT_OK);
+                    int same = at + n1 <= nm;
+                    for (size_t k = 0; k < n1 && same; k++)
+                        same = bm[at + k].query == i && bm[at + k].entry == m[k].entry &&
+                               bm[at + k].distance == m[k].distance &&
+                               bm[at + k].variant == m[k].variant;
+                    CHECKF(same, "%s: batch of %zu differs at query %zu (r=%d nvar=%d method %d)",
+                           name, nb, i, r, nvar, mi);
+                    at += n1;
+                }
+                CHECK(at == nm);
+                free(bm);
+            }
+        }
+    }
     imt_query_counters qc;
     imt_cursor_counters(c, &qc);
     CHECK(qc.queries > 0 && qc.candidates > 0);

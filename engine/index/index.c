@@ -187,8 +187,8 @@ int idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES])
 /* Relative costs, in units of one hash compared by the scan: a bucket probe
  * and a candidate are random accesses into the map (measured with
  * bench_index: a cache miss is worth about this many streamed hashes). */
-#define COST_PROBE 6.0
-#define COST_CAND 6.0
+#define COST_PROBE 8.0
+#define COST_CAND 8.0
 
 static double binom(int n, int k)
 {

@@ -98,6 +98,7 @@ struct imt_cursor {
     size_t capmem;
     uint32_t *tmp;               /* scan output scratch */
     uint16_t *tmpd;
+    struct probe *probe;         /* MIH probing scratch (query.c) */
     imt_query_counters cnt;
 };
 
@@ -248,7 +249,7 @@ void idx_dist_avx2(const uint8_t *arr, const uint32_t *ids, size_t n,
 size_t idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
                        int radius, uint32_t *out_idx, uint16_t *out_dq);
 /* Block size of one scan call: n <= IDX_SCAN_BLOCK, nq <= 8. */
-#define IDX_SCAN_BLOCK 2048
+#define IDX_SCAN_BLOCK 4096
 
 /* Checksum of the compacted segment (arrays and tables). */
 imt_err idx_main_sum(const idx_view *v, uint8_t out[32]);

@@ -18,6 +18,17 @@
 
 #define TMP_CAP (IDX_SCAN_BLOCK * 8)
 
+#define PROBE_CHUNK 256
+#define CAND_CHUNK 1024
+
+struct probe {
+    uint32_t b[PROBE_CHUNK];
+    uint32_t lo[PROBE_CHUNK], hi[PROBE_CHUNK];
+    uint32_t cand[CAND_CHUNK];
+    uint16_t dist[CAND_CHUNK];
+};
+typedef struct probe probe;
+
 imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
 {
     imt_err err = IMT_OK;
@@ -28,7 +39,8 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
     c->idx = idx;
     c->tmp = imt__malloc(TMP_CAP * sizeof *c->tmp);
     c->tmpd = imt__malloc(TMP_CAP * sizeof *c->tmpd);
-    if (!c->tmp || !c->tmpd) {
+    c->probe = imt__malloc(sizeof *c->probe);
+    if (!c->tmp || !c->tmpd || !c->probe) {
         err = IMT_E_NOMEM;
         goto cleanup;
     }
@@ -44,6 +56,7 @@ cleanup:
     if (c) {
         imt__free(c->tmp);
         imt__free(c->tmpd);
+        imt__free(c->probe);
         imt__free(c);
     }
     return err;
@@ -59,6 +72,7 @@ void imt_cursor_close(imt_cursor *c)
     imt__free(c->mem);
     imt__free(c->tmp);
     imt__free(c->tmpd);
+    imt__free(c->probe);
     imt__free(c);
 }
 
@@ -123,37 +137,77 @@ cleanup:
     return err;
 }
 
-/* Verify the positions ids[0..n) of one bucket against q (variant j). */
-static imt_err verify_bucket(imt_cursor *c, const idx_view *v, const uint32_t *ids,
-                             size_t n, const uint8_t *q, int radius, int t,
-                             const uint32_t *subq, const int8_t *plan, int j, uint32_t qi)
+/* MIH probing runs in chunks of buckets, in passes, so that the random
+ * accesses of a chunk (offsets, then id runs, then hashes) are issued
+ * together and overlap instead of waiting one after the other. */
+
+/* Verify pr->cand[0..n) against q: full distance, then the rule that a
+ * hash counts only in the first table whose substring is within radius. */
+static imt_err verify_cands(imt_cursor *c, const idx_view *v, probe *pr, size_t n,
+                            const uint8_t *q, int radius, int t, const uint32_t *subq,
+                            const int8_t *plan, int j, uint32_t qi)
 {
     imt_err err = IMT_OK;
-    idx_dist_fn dist = idx_dist_impl();
     c->cnt.candidates += n;
-    for (size_t b = 0; b < n; b += TMP_CAP) {
-        size_t bn = n - b < TMP_CAP ? n - b : TMP_CAP;
-        dist(v->pdq, ids + b, bn, q, c->tmpd);
-        for (size_t i = 0; i < bn; i++) {
-            if (c->tmpd[i] > radius) continue;
-            uint32_t pos = ids[b + i];
-            const uint8_t *x = v->pdq + (size_t)pos * 32;
-            int earlier = 0;
-            for (int u = 0; u < t && !earlier; u++) {
-                if (plan[u] < 0) continue;
-                uint32_t sx = idx_substr(x, v->start[u], v->bits[u]);
-                if (__builtin_popcount(sx ^ subq[u]) <= plan[u]) earlier = 1;
+    idx_dist_impl()(v->pdq, pr->cand, n, q, pr->dist);
+    for (size_t i = 0; i < n; i++) {
+        if (pr->dist[i] > radius) continue;
+        uint32_t pos = pr->cand[i];
+        const uint8_t *x = v->pdq + (size_t)pos * 32;
+        int earlier = 0;
+        for (int u = 0; u < t && !earlier; u++) {
+            if (plan[u] < 0) continue;
+            uint32_t sx = idx_substr(x, v->start[u], v->bits[u]);
+            if (__builtin_popcount(sx ^ subq[u]) <= plan[u]) earlier = 1;
+        }
+        if (earlier) continue;
+        IMT_TRY(hits_reserve(c, 1));
+        idx_hit *h = &c->hits[c->nhits++];
+        h->entry = v->ent[pos];
+        h->dist = pr->dist[i];
+        h->variant = (uint8_t)j;
+        h->pad = 0;
+        h->query = qi;
+    }
+cleanup:
+    return err;
+}
+
+/* Probe the nb buckets in pr->b of table t. */
+static imt_err probe_chunk(imt_cursor *c, const idx_view *v, probe *pr, size_t nb,
+                           const uint8_t *q, int radius, int t, const uint32_t *subq,
+                           const int8_t *plan, int j, uint32_t qi)
+{
+    imt_err err = IMT_OK;
+    const uint32_t *off = v->off[t], *ids = v->ids[t];
+    c->cnt.buckets += nb;
+    for (size_t i = 0; i < nb; i++) __builtin_prefetch(&off[pr->b[i]]);
+    for (size_t i = 0; i < nb; i++) {
+        pr->lo[i] = off[pr->b[i]];
+        pr->hi[i] = off[pr->b[i] + 1];
+        if (pr->hi[i] < pr->lo[i] || pr->hi[i] > v->main_n) {
+            err = IMT_E_INDEX_CORRUPT;
+            goto cleanup;
+        }
+        if (pr->hi[i] > pr->lo[i]) __builtin_prefetch(&ids[pr->lo[i]]);
+    }
+    size_t nc = 0;
+    for (size_t i = 0; i < nb; i++) {
+        for (uint32_t k = pr->lo[i]; k < pr->hi[i]; k++) {
+            uint32_t pos = ids[k];
+            if (pos >= v->main_n) {
+                err = IMT_E_INDEX_CORRUPT;
+                goto cleanup;
             }
-            if (earlier) continue;
-            IMT_TRY(hits_reserve(c, 1));
-            idx_hit *h = &c->hits[c->nhits++];
-            h->entry = v->ent[pos];
-            h->dist = c->tmpd[i];
-            h->variant = (uint8_t)j;
-            h->pad = 0;
-            h->query = qi;
+            __builtin_prefetch(v->pdq + (size_t)pos * 32);
+            pr->cand[nc++] = pos;
+            if (nc == CAND_CHUNK) {
+                IMT_TRY(verify_cands(c, v, pr, nc, q, radius, t, subq, plan, j, qi));
+                nc = 0;
+            }
         }
     }
+    if (nc) IMT_TRY(verify_cands(c, v, pr, nc, q, radius, t, subq, plan, j, qi));
 cleanup:
     return err;
 }
@@ -164,29 +218,78 @@ static imt_err mih_one(imt_cursor *c, const idx_view *v, const uint8_t *q, int r
     imt_err err = IMT_OK;
     uint32_t subq[IDX_MAX_TABLES];
     const int8_t *plan = v->plan[radius];
+    probe *pr = c->probe;
     for (int t = 0; t < v->m; t++) subq[t] = idx_substr(q, v->start[t], v->bits[t]);
     for (int t = 0; t < v->m; t++) {
-        int rt = plan[t];
-        const uint32_t *off = v->off[t], *ids = v->ids[t];
-        int w = v->bits[t];
+        int rt = plan[t], w = v->bits[t];
         uint64_t lim = (uint64_t)1 << w;
+        size_t nb = 0;
         for (int k = 0; k <= rt && k <= w; k++) {
             /* every w-bit mask with k bits set (Gosper's hack) */
             uint64_t mask = k ? ((uint64_t)1 << k) - 1 : 0;
             while (mask < lim) {
-                uint32_t bkt = subq[t] ^ (uint32_t)mask;
-                uint32_t lo = off[bkt], hi = off[bkt + 1];
-                c->cnt.buckets++;
-                if (hi > lo) {
-                    if (hi > v->main_n || lo > hi) return IMT_E_INDEX_CORRUPT;
-                    IMT_TRY(verify_bucket(c, v, ids + lo, hi - lo, q, radius, t, subq, plan, j, qi));
+                pr->b[nb++] = subq[t] ^ (uint32_t)mask;
+                if (nb == PROBE_CHUNK) {
+                    IMT_TRY(probe_chunk(c, v, pr, nb, q, radius, t, subq, plan, j, qi));
+                    nb = 0;
                 }
                 if (!k) break;
                 uint64_t lowbit = mask & (~mask + 1), r = mask + lowbit;
                 mask = (((r ^ mask) >> 2) / lowbit) | r;
             }
         }
+        if (nb) IMT_TRY(probe_chunk(c, v, pr, nb, q, radius, t, subq, plan, j, qi));
     }
+cleanup:
+    return err;
+}
+
+/* MIH or the scan for nq variants at radius: the plan's expected cost
+ * against one pass over the array (extra variants ride along that pass). */
+static int use_mih(const imt_cursor *c, const idx_view *v, int nq, int radius)
+{
+    if (c->method == IMT_SEARCH_MIH) return 1;
+    if (c->method == IMT_SEARCH_SCAN || !v->m) return 0;
+    double scan = (double)v->main_n * (1.0 + 0.35 * (nq - 1));
+    return v->mih_cost[radius] * nq < scan;
+}
+
+/* The scan for a batch of queries: each block of hashes is compared with
+ * every query while it sits in cache. */
+static imt_err scan_batch(imt_cursor *c, const idx_view *v, const imt_pdq *q, size_t nqueries,
+                          int nvar, int radius)
+{
+    imt_err err = IMT_OK;
+    idx_scan_fn scan = idx_scan_impl();
+    c->cnt.queries += (uint64_t)nqueries * (uint64_t)nvar;
+    c->cnt.scans += (uint64_t)nqueries * (uint64_t)nvar;
+    c->cnt.candidates += (uint64_t)v->main_n * nqueries * (uint64_t)nvar;
+    for (size_t b = 0; b < v->main_n; b += IDX_SCAN_BLOCK) {
+        size_t bn = v->main_n - b < IDX_SCAN_BLOCK ? v->main_n - b : IDX_SCAN_BLOCK;
+        /* single-hash queries go 8 to a kernel call (one load of each hash
+         * for 8 queries); dihedral queries one query (8 variants) a call */
+        size_t step = nvar == 1 ? 8 : 1;
+        for (size_t i = 0; i < nqueries; i += step) {
+            int nk = nvar == 1 ? (int)(nqueries - i < 8 ? nqueries - i : 8) : nvar;
+            size_t k = scan(v->pdq + b * 32, bn, q[i * (size_t)nvar].bytes, nk, radius, c->tmp,
+                            c->tmpd);
+            if (!k) continue;
+            IMT_TRY(hits_reserve(c, k));
+            for (size_t x = 0; x < k; x++) {
+                idx_hit *h = &c->hits[c->nhits++];
+                unsigned j = c->tmpd[x] >> 9;
+                h->entry = v->ent[b + c->tmp[x]];
+                h->dist = (uint16_t)(c->tmpd[x] & 511);
+                h->variant = (uint8_t)(nvar == 1 ? 0 : j);
+                h->pad = 0;
+                h->query = (uint32_t)(nvar == 1 ? i + j : i);
+            }
+        }
+    }
+    for (size_t i = 0; i < nqueries; i++)
+        for (size_t ch = 0; ch < v->nchunks; ch++)
+            IMT_TRY(scan_array(c, v->dpdq[ch], v->dcount[ch], NULL, v->dent[ch],
+                               q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
 cleanup:
     return err;
 }
@@ -197,15 +300,7 @@ imt_err idx_search(imt_cursor *c, const idx_view *v, const imt_pdq *q, int nq, i
     imt_err err = IMT_OK;
     c->cnt.queries += (uint64_t)nq;
     if (v->main_n) {
-        int mih;
-        if (c->method == IMT_SEARCH_MIH) mih = 1;
-        else if (c->method == IMT_SEARCH_SCAN) mih = 0;
-        else {
-            /* extra variants ride along the same pass of the scan */
-            double scan = (double)v->main_n * (1.0 + 0.35 * (nq - 1));
-            mih = v->mih_cost[radius] * nq < scan;
-        }
-        if (mih) {
+        if (use_mih(c, v, nq, radius)) {
             for (int j = 0; j < nq; j++) IMT_TRY(mih_one(c, v, q[j].bytes, radius, j, qi));
         } else {
             c->cnt.scans += (uint64_t)nq;
@@ -320,8 +415,13 @@ imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nqueries, in
         radius > 256 || nqueries > UINT32_MAX)
         return IMT_E_INVALID;
     c->nhits = 0;
-    for (size_t i = 0; i < nqueries; i++)
-        IMT_TRY(idx_search(c, &c->idx->view, q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
+    const idx_view *v = &c->idx->view;
+    if (nqueries > 1 && v->main_n && !use_mih(c, v, nvar, radius)) {
+        IMT_TRY(scan_batch(c, v, q, nqueries, nvar, radius));
+    } else {
+        for (size_t i = 0; i < nqueries; i++)
+            IMT_TRY(idx_search(c, v, q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
+    }
     if (c->nhits > 1) {
         /* one hit per (query, entry): the smallest distance, then the first
          * variant */

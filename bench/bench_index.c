@@ -1,0 +1,286 @@
+/* bench/bench_index.c -- the known-hash index against a brute-force blocked
+ * SIMD scan of the same hashes, in one run.
+ *
+ * Generates N hashes (random, or noisy copies of a few thousand centres),
+ * imports them as a PDQ CSV, then prints: import rate, bytes per entry on
+ * disk, open time, queries/s single-thread and all-threads at r = 31 and
+ * r = 63 with candidates verified per query, and the same figures for the
+ * baseline scan. Queries: half are indexed hashes with 0..40 bits flipped,
+ * half unrelated random hashes.
+ *
+ * Usage: bench_index [-n N] [-q QUERIES] [-t THREADS] [-d random|clustered|both]
+ *                    [--dir DIR] [--keep] */
+#include "index/index.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef IMT_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void rand_hash(imt_pdq *h)
+{
+    for (int i = 0; i < 32; i += 8) {
+        uint64_t r = rnd();
+        memcpy(h->bytes + i, &r, 8);
+    }
+}
+
+static void flip(imt_pdq *h, int k)
+{
+    for (int i = 0; i < k; i++) {
+        int b = (int)(rnd() % 256);
+        h->bytes[b >> 3] ^= (uint8_t)(1u << (b & 7));
+    }
+}
+
+static int nthreads = 1;
+#define QB 64
+
+typedef struct res {
+    double qps;
+    double cand;
+    double matches;
+    double scan_share;
+} res;
+
+/* Index queries: every query through imt_query_pdq, threads each with
+ * their own cursor over a static share of the queries. */
+static res run_index(imt_index *idx, const imt_pdq *q, size_t nq, int radius, int threads)
+{
+    res r = {0, 0, 0, 0};
+    uint64_t cand = 0, matches = 0, scans = 0, errors = 0;
+    double t0 = now();
+#ifdef IMT_HAVE_OPENMP
+#pragma omp parallel num_threads(threads) reduction(+ : cand, matches, scans, errors)
+#endif
+    {
+        imt_cursor *c;
+        if (imt_cursor_open(&c, idx) != IMT_OK) errors++;
+        else {
+            int tid = 0, nt = 1;
+#ifdef IMT_HAVE_OPENMP
+            tid = omp_get_thread_num();
+            nt = omp_get_num_threads();
+#endif
+            /* batches of QB queries, as the baseline; a batch is searched
+             * query by query with MIH, or in one blocked pass by the scan */
+            for (size_t b = (size_t)tid * QB; b < nq; b += (size_t)nt * QB) {
+                const imt_match *m;
+                size_t n, k = nq - b < QB ? nq - b : QB;
+                if (imt_query_pdq_batch(c, &q[b], k, 1, radius, &m, &n) != IMT_OK) errors++;
+                matches += n;
+            }
+            imt_query_counters qc;
+            imt_cursor_counters(c, &qc);
+            cand += qc.candidates;
+            scans += qc.scans;
+            imt_cursor_close(c);
+        }
+    }
+    (void)threads;
+    double t = now() - t0;
+    if (errors) fprintf(stderr, "bench: %llu query errors\n", (unsigned long long)errors);
+    r.qps = (double)nq / t;
+    r.cand = (double)cand / (double)nq;
+    r.matches = (double)matches / (double)nq;
+    r.scan_share = (double)scans / (double)nq;
+    return r;
+}
+
+/* The baseline: a blocked scan of the flat array, 8 queries per kernel call
+ * and QB queries per block of hashes (the block stays in L2). */
+#define HB 4096
+static res run_brute(const uint8_t *arr, size_t n, const imt_pdq *q, size_t nq, int radius,
+                     int threads)
+{
+    res r = {0, 0, 0, 0};
+    idx_scan_fn scan = idx_scan_impl();
+    uint64_t matches = 0;
+    double t0 = now();
+    size_t nbatches = (nq + QB - 1) / QB;
+#ifdef IMT_HAVE_OPENMP
+#pragma omp parallel num_threads(threads) reduction(+ : matches)
+#endif
+    {
+        uint32_t *oi = malloc(HB * 8 * sizeof *oi);
+        uint16_t *od = malloc(HB * 8 * sizeof *od);
+#ifdef IMT_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (size_t b = 0; b < nbatches; b++) {
+            size_t q0 = b * QB, q1 = q0 + QB < nq ? q0 + QB : nq;
+            for (size_t h = 0; h < n; h += HB) {
+                size_t hn = n - h < HB ? n - h : HB;
+                for (size_t j = q0; j < q1; j += 8) {
+                    int k = (int)(q1 - j < 8 ? q1 - j : 8);
+                    matches += scan(arr + h * 32, hn, q[j].bytes, k, radius, oi, od);
+                }
+            }
+        }
+        free(oi);
+        free(od);
+    }
+    (void)threads;
+    double t = now() - t0;
+    r.qps = (double)nq / t;
+    r.cand = (double)n;
+    r.matches = (double)matches / (double)nq;
+    return r;
+}
+
+static void dataset(const char *kind, size_t N, size_t nq, const char *dir, int keep)
+{
+    printf("== %s: N = %zu, %zu queries (half near indexed hashes, 0..40 bits flipped; "
+           "half unrelated), %d threads\n", kind, N, nq, nthreads);
+    char csv[600], cmd[700];
+    snprintf(csv, sizeof csv, "%s.csv", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) return;
+    imt_pdq *all = malloc(N * sizeof *all), *q = malloc(nq * sizeof *q);
+    if (!all || !q) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    int clustered = !strcmp(kind, "clustered");
+    size_t ncent = 5000;
+    imt_pdq cent[5000];
+    for (size_t i = 0; i < ncent; i++) rand_hash(&cent[i]);
+    for (size_t i = 0; i < N; i++) {
+        if (clustered) {
+            all[i] = cent[rnd() % ncent];
+            flip(&all[i], 1 + (int)(rnd() % 32));
+        } else rand_hash(&all[i]);
+    }
+    for (size_t i = 0; i < nq; i++) {
+        if (i & 1) rand_hash(&q[i]);
+        else {
+            q[i] = all[rnd() % N];
+            flip(&q[i], (int)(rnd() % 41));
+        }
+    }
+    FILE *f = fopen(csv, "w");
+    if (!f) {
+        perror(csv);
+        exit(2);
+    }
+    char hex[65];
+    for (size_t i = 0; i < N; i++) {
+        imt_pdq_to_hex(&all[i], hex);
+        fprintf(f, "%s,%d\n", hex, (int)(i % 101));
+    }
+    fclose(f);
+    free(all);
+
+    imt_index_opts o;
+    imt_index_opts_init(&o);
+    o.read_only = 0;
+    o.create = 1;
+    imt_index *idx;
+    if (imt_index_open(&idx, dir, &o) != IMT_OK) {
+        fprintf(stderr, "%s\n", imt_index_open_error());
+        exit(2);
+    }
+    imt_import_opts io;
+    imt_import_opts_init(&io);
+    io.skip_bad = 1; /* clustered copies may repeat: skipped as duplicates */
+    imt_import_stats st;
+    double t0 = now();
+    imt_err e = imt_index_import(idx, csv, &io, &st);
+    double ti = now() - t0;
+    if (e) {
+        fprintf(stderr, "import: %s\n", imt_index_last_error(idx));
+        exit(2);
+    }
+    imt_index_close(idx);
+    unlink(csv);
+    t0 = now();
+    if (imt_index_open(&idx, dir, NULL) != IMT_OK) exit(2);
+    double to = now() - t0;
+    imt_index_stats s;
+    imt_index_stats_get(idx, &s);
+    printf("import: %.0f records/s (%.1f s for %llu records, %llu duplicates skipped; parse, "
+           "write, MIH build, fsync)\n", (double)st.records / ti, ti,
+           (unsigned long long)st.records, (unsigned long long)st.bad);
+    printf("disk: %.1f bytes per entry (%llu bytes); MIH: %d tables of", (double)s.file_bytes /
+           (double)s.entries, (unsigned long long)s.file_bytes, s.mih_tables);
+    for (int t = 0; t < s.mih_tables; t++) printf(" %d", s.mih_bits[t]);
+    printf(" bits\nopen: %.3f ms\n", to * 1e3);
+    const idx_view *v = &idx->view;
+    printf("%-6s %-8s %-12s %12s %12s %14s %10s %8s\n", "radius", "threads", "method", "queries/s",
+           "per core", "cand./query", "matches/q", "scanned");
+    int radii[2] = {31, 63};
+    for (int ri = 0; ri < 2; ri++) {
+        int thr[2] = {1, nthreads};
+        for (int ti2 = 0; ti2 < (nthreads > 1 ? 2 : 1); ti2++) {
+            res a = run_index(idx, q, nq, radii[ri], thr[ti2]);
+            res b = run_brute(v->pdq, v->main_n, q, nq, radii[ri], thr[ti2]);
+            printf("%-6d %-8d %-12s %12.0f %12.0f %14.0f %10.2f %7.0f%%\n", radii[ri], thr[ti2],
+                   "index", a.qps, a.qps / thr[ti2], a.cand, a.matches, 100 * a.scan_share);
+            printf("%-6d %-8d %-12s %12.0f %12.0f %14.0f %10.2f %8s\n", radii[ri], thr[ti2],
+                   "brute-force", b.qps, b.qps / thr[ti2], b.cand, b.matches, "");
+            printf("%-6d %-8d %-12s %11.1fx\n", radii[ri], thr[ti2], "ratio", a.qps / b.qps);
+            if (a.matches != b.matches)
+                printf("MISMATCH: index %.4f matches/query, brute force %.4f\n", a.matches, b.matches);
+        }
+    }
+    imt_index_close(idx);
+    free(q);
+    if (!keep && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+int main(int argc, char **argv)
+{
+    size_t N = 1000000, nq = 2000;
+    const char *dist = "both", *dir = NULL;
+    int keep = 0;
+#ifdef IMT_HAVE_OPENMP
+    nthreads = omp_get_max_threads();
+#endif
+    static const struct option lo[] = {{"dir", 1, 0, 'D'}, {"keep", 0, 0, 'k'}, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "n:q:t:d:", lo, NULL)) != -1) {
+        switch (c) {
+        case 'n': N = strtoull(optarg, NULL, 10); break;
+        case 'q': nq = strtoull(optarg, NULL, 10); break;
+        case 't': nthreads = atoi(optarg); break;
+        case 'd': dist = optarg; break;
+        case 'D': dir = optarg; break;
+        case 'k': keep = 1; break;
+        default:
+            fprintf(stderr, "usage: bench_index [-n N] [-q QUERIES] [-t THREADS] "
+                            "[-d random|clustered|both] [--dir DIR] [--keep]\n");
+            return 2;
+        }
+    }
+    if (N < 1000 || nq < 8 || nthreads < 1) return 2;
+    char d[600];
+    snprintf(d, sizeof d, "%s", dir ? dir : "/tmp/bench_index.idx");
+    unsigned f = imt__cpu_features();
+    printf("bench_index: kernel %s\n", (f & IMT_CPU_AVX512) ? "avx512-vpopcntdq"
+                                        : (f & IMT_CPU_AVX2) ? "avx2" : "portable");
+    if (!strcmp(dist, "random") || !strcmp(dist, "both")) dataset("random", N, nq, d, keep);
+    if (!strcmp(dist, "clustered") || !strcmp(dist, "both")) dataset("clustered", N, nq, d, keep);
+    return 0;
+}

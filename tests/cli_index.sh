@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# tests/cli_index.sh -- `imgtriage index` end to end: create, import (auto and
+# named formats), a rejected import that changes nothing, stats, verify,
+# query (PDQ within a radius, digests; exit 1 when found), export round trip.
+# Usage: bash cli_index.sh CLI SHARED_DIR
+set -u
+CLI=$1
+DATA=$(cd "$(dirname "$0")" && pwd)/data/index
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; fi; }
+
+for sub in "" create import stats verify export query; do
+  "$CLI" index $sub --help >/dev/null || { echo "FAIL: index $sub --help"; fail=1; }
+done
+
+"$CLI" index create "$T/i" || fail=1
+"$CLI" index create "$T/i" 2>"$T/err"; check '[ $? -eq 2 ] && grep -q exists "$T/err"'
+"$CLI" index import -q "$T/i" "$DATA/pdq.csv" "$DATA/md5sum.txt" || fail=1
+"$CLI" index import -q --format pdq-hex --name "pdq hex" --category 2 "$T/i" "$DATA/pdq.hex" || fail=1
+before=$("$CLI" index stats --json "$T/i")
+"$CLI" index import "$T/i" "$DATA/bad/pdq_nonhex.csv" 2>"$T/err"
+check '[ $? -eq 2 ]'
+check 'grep -q "pdq_nonhex.csv:3: .*not a hex digit.*(not-hex); nothing of it was imported" "$T/err"'
+check '[ "$("$CLI" index stats --json "$T/i")" = "$before" ]'
+"$CLI" index verify "$T/i" >/dev/null || { echo "FAIL: verify"; fail=1; }
+"$CLI" index stats "$T/i" >"$T/stats" || fail=1
+check 'grep -q "entries:        10 " "$T/stats" && grep -q "pdq hex" "$T/stats"'
+
+# the first PDQ of pdq.csv, 3 bits changed: found at distance 3 in 2 lists
+h=$(head -1 "$DATA/pdq.csv" | cut -d, -f1)
+first=${h:0:1}
+case $first in 0) f=7;; 1) f=6;; *) f=0;; esac   # flips 3 bits for 0/1; else maybe more
+q="$f${h:1}"
+"$CLI" index query "$T/i" "$q" >"$T/q"; rc=$?
+d=$(python3 -c "print(bin(int('$h',16)^int('$q',16)).count('1'))" 2>/dev/null || echo x)
+check '[ $rc -eq 1 ] && [ $(wc -l <"$T/q") -eq 2 ] && grep -q "^$q,pdq,$d,original,0,1,pdq.csv,,img1.jpg$" "$T/q"'
+check 'grep -q "^$q,pdq,$d,original,0,3,pdq hex,2,$" "$T/q"'
+"$CLI" index query -r 0 "$T/i" "$q" >/dev/null; check '[ $? -eq $([ "$d" = 0 ] && echo 1 || echo 0) ]'
+m=$(head -1 "$DATA/md5sum.txt" | cut -c1-32)
+"$CLI" index query "$T/i" "$m" >"$T/q"; rc=$?
+check '[ $rc -eq 1 ] && grep -q "^$m,md5,0,,5,2,md5sum.txt,,files/sample-1.bin$" "$T/q"'
+"$CLI" index query "$T/i" 0123 2>/dev/null; check '[ $? -eq 2 ]'
+
+# export and re-import: the same entries
+"$CLI" index export -o "$T/all.jsonl" "$T/i" || fail=1
+"$CLI" index export --list 2 --format md5sum "$T/i" >"$T/md5" || fail=1
+check 'cmp -s "$T/md5" "$DATA/md5sum.txt"'
+"$CLI" index import -q --create "$T/j" "$T/all.jsonl" || fail=1
+"$CLI" index export -o "$T/all2.jsonl" "$T/j" || fail=1
+check '[ "$(tail -n +2 "$T/all.jsonl" | sed "s/,\"lists\":.*//")" = "$(tail -n +2 "$T/all2.jsonl" | sed "s/,\"lists\":.*//")" ]'
+"$CLI" index verify "$T/j" >/dev/null || fail=1
+"$CLI" index stats "$T/nonexistent" 2>/dev/null; check '[ $? -eq 2 ]'
+exit $fail
