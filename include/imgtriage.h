@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* FILE, for the report writer */
 
 #ifdef __cplusplus
 extern "C" {
@@ -469,6 +470,236 @@ IMT_API void imt_export_opts_init(imt_export_opts *opts);
 
 /** Write entries to the descriptor fd (not closed), in entry order. */
 IMT_API imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts);
+
+/* ------------------------------------------------------------------------
+ * Scanning (engine/scan): walk evidence, hash every regular file once,
+ * match against an index, hand one record per entry to the caller in a
+ * deterministic order (sorted walk order, whatever the thread count).
+ *
+ * Walking: every path argument is walked depth-first, the entries of each
+ * directory in byte order of their names (so the record order is the order
+ * of the full paths with '/' sorting before every other byte). A path
+ * argument that is a symbolic link is followed (the user named it); nothing
+ * inside is. Files are opened read-only with O_NOATIME where permitted,
+ * relative to their directory's descriptor (so paths longer than PATH_MAX
+ * work). FIFOs, sockets and devices are reported, never opened. Memory is
+ * bounded: one directory listing per level of the current path, one batch
+ * of files, and the identities of files with several hard links.
+ * ---------------------------------------------------------------------- */
+
+/** What a walked entry is. Values are fixed once released. */
+typedef enum imt_entry_type {
+    IMT_ENTRY_FILE = 0,      /* a regular file: read, digested, decoded */
+    IMT_ENTRY_HARDLINK = 1,  /* another name of a regular file read earlier in
+                                this scan (hardlink_of): not read again */
+    IMT_ENTRY_SYMLINK = 2,   /* a symbolic link: reported, never followed */
+    IMT_ENTRY_DIR = 3,       /* a directory: reported only when it could not
+                                be read, loops, or is on another file system */
+    IMT_ENTRY_FIFO = 4,      /* FIFOs, sockets, devices: reported, never opened */
+    IMT_ENTRY_SOCKET = 5,
+    IMT_ENTRY_CHARDEV = 6,
+    IMT_ENTRY_BLOCKDEV = 7,
+    IMT_ENTRY_UNKNOWN = 8,   /* vanished before its type could be read, or odd */
+    IMT_ENTRY__COUNT
+} imt_entry_type;
+
+/** "file", "hardlink", "symlink", "dir", "fifo", "socket", "chardev",
+ *  "blockdev", "unknown". Never NULL. */
+IMT_API const char *imt_entry_type_name(imt_entry_type t);
+
+/** One match of a file against the index, flattened per list membership
+ *  (an entry held by two lists gives two matches). Strings are borrowed:
+ *  valid during the record callback only. */
+typedef struct imt_scan_match {
+    imt_hash_kind kind;        /* md5, sha1, sha256 or pdq */
+    int distance;              /* PDQ Hamming distance; 0 for digests */
+    imt_dihedral variant;      /* PDQ: which variant of the file matched */
+    uint64_t entry;            /* the index entry */
+    uint32_t list_id;
+    const char *list;          /* list name */
+    const char *list_version;
+    const char *scheme;        /* category scheme of the list */
+    int known_good;            /* the list is a known-good list (NSRL) */
+    int32_t category;          /* -1 when none */
+    const char *category_label;/* "" when none */
+    const char *external_id;   /* "" when none */
+} imt_scan_match;
+
+/** The record of one walked entry. Everything it points to is borrowed:
+ *  valid during the record callback only. */
+typedef struct imt_scan_record {
+    uint64_t seq;              /* position in walk order, from 0 */
+    const char *path;          /* the path as walked: raw bytes, may exceed
+                                  PATH_MAX, may be invalid UTF-8 */
+    imt_entry_type type;
+    int skipped;               /* the caller's skip callback claimed this entry
+                                  (resume): nothing below is filled */
+    imt_err status;            /* IMT_OK, or why the entry could not be fully
+                                  processed (IMT_E_IO unreadable, NOT_FOUND
+                                  vanished, CORRUPT, TRUNCATED, ...) */
+    const char *detail;        /* a sentence on status, a note, or "" */
+    int have_stat;             /* the fields below hold lstat() values */
+    uint64_t size, inode, dev;
+    uint32_t mode, uid, gid, nlink;
+    int64_t mtime_s, ctime_s;  /* Unix seconds and nanoseconds */
+    int32_t mtime_ns, ctime_ns;
+    const char *link_target;   /* symlinks: the target text (not followed) */
+    const char *hardlink_of;   /* hard links: the path read earlier */
+    const imt_hash_result *hash; /* files that were read: digests, format,
+                                  dimensions, PDQ; NULL otherwise */
+    int known_good;            /* a digest is on a known-good list: PDQ
+                                  matching was skipped */
+    int pdq_low_quality;       /* PDQ quality below the minimum: kept, not
+                                  matched (upstream's advice) */
+    const imt_scan_match *matches;
+    size_t n_matches;
+    size_t matches_omitted;    /* matches over imt_scan_opts.max_matches */
+} imt_scan_record;
+
+/** Progress counters, cumulative since the start of imt_scan_run. */
+typedef struct imt_scan_progress {
+    uint64_t entries;          /* records emitted (skipped ones included) */
+    uint64_t files;            /* regular files read */
+    uint64_t images;           /* of them, with a PDQ hash */
+    uint64_t bytes;            /* bytes read */
+    uint64_t hits;             /* records with a match on a list that is not
+                                  known-good */
+    uint64_t errors;           /* unreadable entries (files or folders) */
+    uint64_t elapsed_ms;
+} imt_scan_progress;
+
+/** Called once per entry, in walk order, from the thread that called
+ *  imt_scan_run. Return 0 to go on, non-zero to stop the scan (it then
+ *  returns IMT_E_INTERRUPTED). */
+typedef int (*imt_scan_record_fn)(void *ctx, const imt_scan_record *rec);
+
+/** Optional: called in walk order as entries are found, before any work on
+ *  them. Non-zero claims the entry: it is not read and its record comes with
+ *  skipped = 1 (used to resume a scan). */
+typedef int (*imt_scan_skip_fn)(void *ctx, const char *path, imt_entry_type type);
+
+/** Optional: called after every batch of records, from the calling thread. */
+typedef void (*imt_scan_progress_fn)(void *ctx, const imt_scan_progress *p);
+
+typedef struct imt_scan_opts {
+    int threads;               /* workers; 0 = all cores, 1 = serial (default 0) */
+    imt_hash_opts hash;        /* defaults: imt_hash_opts_init, with dihedral = 1
+                                  and digests = MD5|SHA1 */
+    int one_file_system;       /* do not enter other file systems (default 0) */
+    int pdq_distance;          /* PDQ match radius (default IMT_PDQ_MATCH_DISTANCE) */
+    int min_quality;           /* lower PDQ quality is not matched (default
+                                  IMT_PDQ_MIN_QUALITY) */
+    size_t max_matches;        /* matches kept per file (default 100) */
+    size_t batch_files;        /* files hashed per batch (default 256) */
+    const volatile int *stop;  /* when non-NULL and *stop becomes non-zero (a
+                                  signal handler may set it), the scan stops
+                                  after the files in progress; the records
+                                  emitted are a prefix of a full scan's */
+    imt_scan_skip_fn skip;     /* optional, see above */
+    imt_scan_progress_fn progress; /* optional, see above */
+    void *ctx;                 /* passed to skip and progress */
+} imt_scan_opts;
+
+/** Fill opts with the defaults documented above. */
+IMT_API void imt_scan_opts_init(imt_scan_opts *opts);
+
+/** Scan the n_paths paths (files or directories, in the order given).
+ *  idx may be NULL (no matching). on_record receives every record in walk
+ *  order, whatever opts->threads. Returns IMT_OK when the walk completed
+ *  (entries that could not be read are records, not errors),
+ *  IMT_E_INTERRUPTED when stopped (by *opts->stop or on_record), or the
+ *  error that prevented scanning (IMT_E_NOMEM, IMT_E_INVALID). detail, when
+ *  not NULL, gets a sentence on the failure ([cap] bytes).
+ *  OpenMP threads are used inside; the callbacks run on the calling thread. */
+IMT_API imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
+                             const imt_scan_opts *opts, imt_scan_record_fn on_record,
+                             void *ctx, char *detail, size_t cap);
+
+/** Count the regular files and bytes under paths without reading them
+ *  (lstat only; the same walk as imt_scan_run), for a progress ETA. stop as
+ *  in imt_scan_opts; may be NULL. Safe to run in another thread at the same
+ *  time as a scan. */
+IMT_API imt_err imt_scan_estimate(const char *const *paths, size_t n_paths,
+                                  int one_file_system, const volatile int *stop,
+                                  uint64_t *files, uint64_t *bytes);
+
+/* ------------------------------------------------------------------------
+ * Reports (engine/report): the JSONL / CSV writer of scan records, the
+ * device summary and its priority score.
+ * ---------------------------------------------------------------------- */
+typedef enum imt_report_format {
+    IMT_REPORT_JSONL = 0,      /* header record, one record per entry, summary */
+    IMT_REPORT_CSV = 1         /* one row per entry and match; header and
+                                  summary as '#'-prefixed JSON lines */
+} imt_report_format;
+
+typedef struct imt_report_opts {
+    imt_report_format format;  /* default JSONL */
+    int hits_only;             /* only entries with a match (default 0) */
+    const char *command_line;  /* for the audit header; may be NULL */
+    const char *device;        /* device name (--device); may be NULL */
+    const char *case_id;       /* case identifier (--case); may be NULL */
+    const char *index_path;    /* as given by the user; may be NULL */
+} imt_report_opts;
+
+IMT_API void imt_report_opts_init(imt_report_opts *opts);
+
+/** Writes one scan's report to a stream. Used by one thread at a time. */
+typedef struct imt_report imt_report;
+
+/** Create a report writing to out (not closed by the report). opts is
+ *  copied (strings too). */
+IMT_API imt_err imt_report_create(imt_report **out, FILE *f, const imt_report_opts *opts);
+IMT_API void imt_report_free(imt_report *r);
+
+/** Continue the interrupted scan whose JSONL report is at path: checks that
+ *  it scanned the same paths with the same options and index, then, through
+ *  imt_report_skip, claims the entries it already holds, copying their
+ *  records unchanged, so that the new report equals an uninterrupted one
+ *  (times aside). Call before imt_report_begin. IMT_E_PARSE / IMT_E_INVALID
+ *  with imt_report_last_error() saying why otherwise. */
+IMT_API imt_err imt_report_resume(imt_report *r, const char *path);
+
+/** Write the header record: tool version, command line, times, host, user,
+ *  options, the paths, and the index identity and lists (idx may be NULL). */
+IMT_API imt_err imt_report_begin(imt_report *r, const imt_index *idx,
+                                 const char *const *paths, size_t n_paths,
+                                 const imt_scan_opts *opts);
+
+/** An imt_scan_skip_fn: pass it with the report as ctx. */
+IMT_API int imt_report_skip(void *report, const char *path, imt_entry_type type);
+
+/** An imt_scan_record_fn: pass it with the report as ctx. Returns non-zero
+ *  (stopping the scan) when writing fails. */
+IMT_API int imt_report_record(void *report, const imt_scan_record *rec);
+
+/** The device summary so far. */
+typedef struct imt_report_summary {
+    uint64_t entries, files, images, bytes, hit_files, known_good_files;
+    uint64_t errors;           /* entries that prevented a complete scan
+                                  (unreadable files and folders) */
+    uint64_t distinct_items;   /* distinct known index entries matched */
+    double priority;           /* see imt_report_priority_text */
+    int complete;              /* set by imt_report_end */
+} imt_report_summary;
+
+/** Write the summary record (scan_status: what imt_scan_run returned) and
+ *  flush. Fills sum when not NULL. */
+IMT_API imt_err imt_report_end(imt_report *r, imt_err scan_status,
+                               imt_report_summary *sum);
+
+/** The human device summary (several lines, for stderr) and the one-line
+ *  explanation of the priority score. Borrowed, valid until the next call
+ *  on r. Never NULL. */
+IMT_API const char *imt_report_summary_text(imt_report *r);
+
+/** The last error of r as a sentence; "" if none. Never NULL. */
+IMT_API const char *imt_report_last_error(const imt_report *r);
+
+/** Write s as a JSON string literal. Bytes that are not valid UTF-8 become
+ *  \udcXX (Python's surrogateescape), so the original bytes can be
+ *  recovered exactly. Returns 0, or -1 on a write error. */
+IMT_API int imt_json_write_str(FILE *f, const char *s);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@ extern const char *cli_prog; /* "imgtriage" */
 
 int cmd_hash(int argc, char **argv);
 int cmd_index(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 /* Print "imgtriage: <msg>\n" to stderr. */
 void cli_err(const char *fmt, ...)
@@ -23,9 +24,8 @@ void cli_err(const char *fmt, ...)
 #endif
     ;
 
-/* Write s as a JSON string literal (quoted, escaped). Bytes that are not
- * valid UTF-8 are written as \u00XX escapes of the raw byte values prefixed
- * by the marker documented in README ("lossless path escaping"). */
+/* Write s as a JSON string literal (quoted, escaped): imt_json_write_str,
+ * bytes that are not valid UTF-8 as \udcXX (lossless). */
 void cli_json_str(FILE *f, const char *s);
 
 /* Parse a positive integer option value; returns 0 on error. */

@@ -1,0 +1,33 @@
+/* engine/report/report.h -- internal: a growable text buffer with the JSON
+ * and CSV escapers every report line is built with (a line is built whole,
+ * then written with one fwrite, so a killed scan leaves whole lines). */
+#ifndef IMT_REPORT_H
+#define IMT_REPORT_H
+
+#include "common/common.h"
+
+typedef struct imt__buf {
+    char *p;
+    size_t len, cap;
+    int oom;               /* sticky: an append failed */
+} imt__buf;
+
+void imt__buf_free(imt__buf *b);
+void imt__buf_put(imt__buf *b, const void *s, size_t n);
+void imt__buf_puts(imt__buf *b, const char *s);
+void imt__buf_printf(imt__buf *b, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* A JSON string literal of s; invalid UTF-8 bytes as \udcXX (lossless). */
+void imt__buf_json_str(imt__buf *b, const char *s);
+/* A CSV field of s, always quoted; control bytes and invalid UTF-8 as \xNN
+ * and '\' as '\\' (lossless), '"' doubled. */
+void imt__buf_csv_str(imt__buf *b, const char *s);
+/* Lowercase hex of n bytes. */
+void imt__buf_hex(imt__buf *b, const uint8_t *d, size_t n);
+/* UTC ISO 8601 with nanoseconds: 2024-01-02T03:04:05.123456789Z */
+void imt__buf_time(imt__buf *b, int64_t s, int32_t ns);
+
+#endif

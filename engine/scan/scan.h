@@ -1,0 +1,57 @@
+/* engine/scan/scan.h -- the evidence walker behind imt_scan_run and
+ * imt_scan_estimate.
+ *
+ * The walker yields every record-producing entry (regular files, hard links,
+ * symlinks, special files, directories that cannot be entered) in the sorted
+ * depth-first order documented in imgtriage.h. It never follows a symlink
+ * below a path argument, never opens anything but directories, and holds
+ * each directory it is inside of open (as a reference-counted descriptor), so
+ * that files can be opened relative to it long after the walker moved on:
+ * the scan hashes a batch of files after walking them.
+ */
+#ifndef IMT_SCAN_H
+#define IMT_SCAN_H
+
+#include "common/common.h"
+
+#include <sys/stat.h>
+
+/* An open directory shared by the walker and the entries found in it. The
+ * count is only touched by the walking thread (workers only read fd). */
+typedef struct imt__dirref {
+    int fd;
+    unsigned refs;
+} imt__dirref;
+
+void imt__dirref_release(imt__dirref *d);
+
+/* One entry. Owns path, link_target and hardlink_of (heap) and a reference
+ * on dir; release with imt__wentry_clear. */
+typedef struct imt__wentry {
+    char *path;              /* full path as walked */
+    imt__dirref *dir;        /* the directory holding it; NULL: name is a path */
+    const char *name;        /* what to open relative to dir (points into path) */
+    imt_entry_type type;
+    imt_err status;          /* IMT_OK, or why the walker could not go on here */
+    char detail[160];
+    int have_stat;
+    struct stat st;
+    char *link_target;
+    char *hardlink_of;
+} imt__wentry;
+
+void imt__wentry_clear(imt__wentry *e);
+
+typedef struct imt__walk imt__walk;
+
+/* Start walking paths (copied). stop as in imt_scan_opts. */
+imt_err imt__walk_open(imt__walk **out, const char *const *paths, size_t n,
+                       int one_file_system, const volatile int *stop);
+void imt__walk_close(imt__walk *w);
+
+/* The next entry in walk order into *e (cleared first); *done = 1 at the end
+ * (or when *stop is set). Errors: IMT_E_NOMEM only -- a folder that cannot
+ * be read is an entry, not an error. */
+imt_err imt__walk_next(imt__walk *w, imt__wentry *e, int *done);
+
+#endif

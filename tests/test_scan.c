@@ -1,0 +1,416 @@
+/* tests/test_scan.c -- the walker, the records and the report, without an
+ * index: ordering, hard links, symlink loops, FIFOs, unreadable folders,
+ * vanishing files, non-UTF-8 names, paths over PATH_MAX, evidence left
+ * untouched (bytes and atimes), thread-count independence, stop and resume.
+ * Public API only. */
+#include "scantest.h"
+
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static char root[256];
+
+static void mkfile(const char *rel, const char *content)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    st_write(p, content, strlen(content));
+}
+
+static char *lit(const char *rel)
+{
+    /* The JSON literal of root/rel (root has only plain characters). */
+    static char b[4][600];
+    static int k = 0;
+    char *o = b[k++ & 3];
+    snprintf(o, sizeof b[0], "\"%s/%s\"", root, rel);
+    return o;
+}
+
+static size_t long_path_len;
+
+/* 25 nested folders of 200-byte names: a file path over PATH_MAX. */
+static void make_long_path(void)
+{
+    char name[201];
+    memset(name, 'n', 200);
+    name[200] = '\0';
+    char p[512];
+    snprintf(p, sizeof p, "%s/long", root);
+    REQUIRE(mkdir(p, 0755) == 0);
+    int fd = open(p, O_RDONLY | O_DIRECTORY);
+    REQUIRE(fd >= 0);
+    long_path_len = strlen(p);
+    for (int i = 0; i < 25; i++) {
+        REQUIRE(mkdirat(fd, name, 0755) == 0);
+        int nfd = openat(fd, name, O_RDONLY | O_DIRECTORY);
+        REQUIRE(nfd >= 0);
+        close(fd);
+        fd = nfd;
+        long_path_len += 201;
+    }
+    int f = openat(fd, "deep.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    REQUIRE(f >= 0);
+    REQUIRE(write(f, "deep", 4) == 4);
+    close(f);
+    close(fd);
+    long_path_len += strlen("/deep.txt");
+}
+
+static void build_tree(void)
+{
+    strcpy(root, "/tmp/imt-scan-XXXXXX");
+    REQUIRE(mkdtemp(root) != NULL);
+    REQUIRE(chmod(root, 0755) == 0); /* the unprivileged child walks it too */
+    char p[600], q[600];
+    mkfile("a.txt", "hello\n");
+    snprintf(p, sizeof p, "%s/b", root);
+    REQUIRE(mkdir(p, 0755) == 0);
+    snprintf(p, sizeof p, "%s/a.txt", root);
+    snprintf(q, sizeof q, "%s/b/hard.txt", root);
+    REQUIRE(link(p, q) == 0);
+    snprintf(p, sizeof p, "%s/b/loop1", root);
+    REQUIRE(symlink("loop2", p) == 0);
+    snprintf(p, sizeof p, "%s/b/loop2", root);
+    REQUIRE(symlink("loop1", p) == 0);
+    snprintf(p, sizeof p, "%s/b/up", root);
+    REQUIRE(symlink("..", p) == 0);
+    snprintf(p, sizeof p, "%s/fifo", root);
+    REQUIRE(mkfifo(p, 0644) == 0);
+    snprintf(p, sizeof p, "%s/bad\xff\xfe.bin", root);
+    st_write(p, "x", 1);
+    snprintf(p, sizeof p, "%s/locked", root);
+    REQUIRE(mkdir(p, 0755) == 0);
+    mkfile("locked/secret.txt", "secret");
+    REQUIRE(chmod(p, 0) == 0);
+    make_long_path();
+    mkfile("z_empty", "");
+    mkfile("b-c.txt", "sorts after b/ in walk order: '/' is lowest");
+}
+
+static void rm_tree(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", root, root);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", root);
+}
+
+static void test_records(void)
+{
+    const char *paths[] = {root};
+    st_report r;
+    CHECK(st_scan(NULL, paths, 1, 2, 3, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &r) == IMT_OK);
+    /* Walk order: sorted names, depth first, '/' before every byte. */
+    const char *order[] = {"a.txt", "b/hard.txt", "b/loop1", "b/loop2", "b/up", "b-c.txt",
+                           "bad\\udcff\\udcfe.bin", "fifo", "z_empty"};
+    const char *prev = r.text;
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+        const char *l = st_line(&r, lit(order[i]));
+        CHECKF(l != NULL, "no record for %s", order[i]);
+        CHECKF(l > prev, "%s out of order", order[i]);
+        if (l) prev = l;
+    }
+    const char *l = st_line(&r, lit("a.txt"));
+    CHECK(st_has(l, "\"type\":\"file\"") && st_has(l, "\"status\":\"not-an-image\""));
+    CHECK(st_has(l, "\"md5\":\"b1946ac92492d2347c6235b4d2611184\""));
+    CHECK(st_has(l, "\"sha1\":\"f572d396fae9206628714fb2ce00f72e94f2258f\""));
+    CHECK(st_has(l, "\"size\":6,") && st_has(l, "\"mtime\":\"") && st_has(l, "\"ctime\":\""));
+    l = st_line(&r, lit("b/hard.txt"));
+    char want[700];
+    snprintf(want, sizeof want, "\"hardlink_of\":%s", lit("a.txt"));
+    CHECK(st_has(l, "\"type\":\"hardlink\"") && st_has(l, want) && !st_has(l, "\"md5\""));
+    l = st_line(&r, lit("b/loop1"));
+    CHECK(st_has(l, "\"type\":\"symlink\"") && st_has(l, "\"link_target\":\"loop2\""));
+    l = st_line(&r, lit("b/up"));
+    CHECK(st_has(l, "\"type\":\"symlink\"") && st_has(l, "\"link_target\":\"..\""));
+    l = st_line(&r, lit("fifo"));
+    CHECK(st_has(l, "\"type\":\"fifo\"") && st_has(l, "not opened"));
+    l = st_line(&r, lit("bad\\udcff\\udcfe.bin"));
+    CHECK(st_has(l, "\"md5\":\"9dd4e461268c8034f5c8564e155c67a6\"")); /* md5("x") */
+    l = st_line(&r, lit("z_empty"));
+    CHECK(st_has(l, "\"status\":\"empty\""));
+    /* The path over PATH_MAX was read through descriptors. */
+    CHECK(long_path_len > PATH_MAX);
+    const char *deep = strstr(r.text, "nnnn/deep.txt\"");
+    CHECK(deep != NULL);
+    if (deep) {
+        const char *start = deep;
+        while (start > r.text && start[-1] != '\n') start--;
+        CHECK(st_has(start, "\"md5\":\"6627415e807ee33c7302917216e7da68\"")); /* md5sum */
+        const char *ps = strstr(start, "\"path\":\"") + 8;
+        CHECK((size_t)(strchr(ps, '"') - ps) == long_path_len);
+    }
+    /* Nothing followed the symlinks: a.txt is recorded once as a file. */
+    const char *a1 = st_line(&r, lit("a.txt"));
+    CHECK(a1 && !strstr(a1 + 1, "/b/up/"));
+    CHECK(r.sum.complete);
+    /* Root reads the 000 folder; an unprivileged walk is tested below. */
+    yajl_val s = st_summary(&r);
+    CHECK(s != NULL);
+    const char *tp[] = {"types", "symlink", NULL};
+    yajl_val v = yajl_tree_get(s, tp, yajl_t_number);
+    CHECK(v && YAJL_GET_INTEGER(v) == 3);
+    yajl_tree_free(s);
+    free(r.text);
+}
+
+static void test_threads_identical(void)
+{
+    const char *paths[] = {root};
+    st_report a, b;
+    st_scan(NULL, paths, 1, 1, 256, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &a);
+    st_scan(NULL, paths, 1, 2, 2, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &b);
+    char *ra = st_records(&a), *rb = st_records(&b);
+    CHECK(strlen(ra) > 0 && strcmp(ra, rb) == 0);
+    yajl_val sa = st_summary(&a), sb = st_summary(&b);
+    CHECK(sa && sb && st_json_equal(sa, sb, st_time_keys));
+    yajl_tree_free(sa);
+    yajl_tree_free(sb);
+    free(ra);
+    free(rb);
+    free(a.text);
+    free(b.text);
+}
+
+static void test_resume(void)
+{
+    const char *paths[] = {root};
+    char part[600], part2[600];
+    snprintf(part, sizeof part, "%s.part.jsonl", root);
+    snprintf(part2, sizeof part2, "%s.part2.jsonl", root);
+    st_report full, cut, cut2, res;
+    st_scan(NULL, paths, 1, 2, 2, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &full);
+    /* Interrupt after 3 records, then interrupt the resumed run too. */
+    CHECK(st_scan(NULL, paths, 1, 2, 2, 3, NULL, part, 0, IMT_REPORT_JSONL, &cut) ==
+          IMT_E_INTERRUPTED);
+    CHECK(!cut.sum.complete && cut.sum.entries >= 3 && cut.sum.entries < full.sum.entries);
+    CHECK(strstr(cut.text, "\"complete\":false") != NULL);
+    CHECK(st_scan(NULL, paths, 1, 1, 2, 6, part, part2, 0, IMT_REPORT_JSONL, &cut2) ==
+          IMT_E_INTERRUPTED);
+    CHECK(cut2.sum.entries > cut.sum.entries);
+    CHECK(st_scan(NULL, paths, 1, 2, 2, 0, part2, NULL, 0, IMT_REPORT_JSONL, &res) == IMT_OK);
+    char *rf = st_records(&full), *rr = st_records(&res), *rc = st_records(&cut);
+    CHECK(strcmp(rf, rr) == 0);
+    CHECK(strncmp(rf, rc, strlen(rc)) == 0); /* the cut report is a prefix */
+    yajl_val sf = st_summary(&full), sr = st_summary(&res);
+    CHECK(sf && sr && st_json_equal(sf, sr, st_time_keys));
+    CHECK(strstr(res.text, "\"resumed_from\":") != NULL);
+    yajl_tree_free(sf);
+    yajl_tree_free(sr);
+    free(rf);
+    free(rr);
+    free(rc);
+    /* Resuming with other options is refused with a reason. */
+    imt_report *rep = NULL;
+    FILE *f = fopen("/dev/null", "w");
+    REQUIRE(imt_report_create(&rep, f, NULL) == IMT_OK);
+    CHECK(imt_report_resume(rep, part) == IMT_OK);
+    imt_scan_opts so;
+    imt_scan_opts_init(&so);
+    so.hash.dihedral = 0;
+    CHECK(imt_report_begin(rep, NULL, paths, 1, &so) == IMT_E_INVALID);
+    CHECK(strstr(imt_report_last_error(rep), "options") != NULL);
+    imt_report_free(rep);
+    fclose(f);
+    unlink(part);
+    unlink(part2);
+    free(full.text);
+    free(cut.text);
+    free(cut2.text);
+    free(res.text);
+}
+
+/* A file deleted after the walk found it but before it was read. */
+static int vanish_skip(void *ctx, const char *path, imt_entry_type type)
+{
+    (void)ctx;
+    (void)type;
+    size_t n = strlen(path);
+    if (n > 10 && !strcmp(path + n - 10, "vanish.txt")) CHECK(unlink(path) == 0);
+    return 0;
+}
+
+static void test_vanish(void)
+{
+    mkfile("vanish.txt", "soon gone");
+    const char *paths[] = {root};
+    st_report r;
+    memset(&r, 0, sizeof r);
+    FILE *f = open_memstream(&r.text, &r.len);
+    imt_report *rep = NULL;
+    REQUIRE(imt_report_create(&rep, f, NULL) == IMT_OK);
+    imt_scan_opts so;
+    imt_scan_opts_init(&so);
+    so.skip = vanish_skip;
+    REQUIRE(imt_report_begin(rep, NULL, paths, 1, &so) == IMT_OK);
+    CHECK(imt_scan_run(NULL, paths, 1, &so, imt_report_record, rep, NULL, 0) == IMT_OK);
+    CHECK(imt_report_end(rep, IMT_OK, &r.sum) == IMT_OK);
+    imt_report_free(rep);
+    fclose(f);
+    const char *l = st_line(&r, lit("vanish.txt"));
+    CHECK(st_has(l, "\"status\":\"not-found\"") && st_has(l, "vanished"));
+    CHECK(r.sum.errors == 0 && r.sum.complete);
+    free(r.text);
+}
+
+/* Evidence untouched: bytes, mtime and atime (set in the past, so that even
+ * relatime would update it on a read) of files and folders. */
+static void test_atime(void)
+{
+    char p[600], d[600];
+    snprintf(d, sizeof d, "%s/at", root);
+    REQUIRE(mkdir(d, 0755) == 0);
+    snprintf(p, sizeof p, "%s/at/photo.bin", root);
+    st_write(p, "\xff\xd8\xff\xe0 not really a jpeg", 23);
+    struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}}; /* 2001 */
+    REQUIRE(utimensat(AT_FDCWD, p, old, 0) == 0);
+    struct timespec dold[2] = {{1000000000, 0}, {UTIME_OMIT, 0}};
+    REQUIRE(utimensat(AT_FDCWD, d, dold, 0) == 0);
+    /* Does this mount record reads at all? Probe with a plain read. */
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s/probe", root);
+    st_write(probe, "p", 1);
+    REQUIRE(utimensat(AT_FDCWD, probe, old, 0) == 0);
+    size_t n;
+    free(tu_read_file(probe, &n));
+    struct stat ps;
+    REQUIRE(stat(probe, &ps) == 0);
+    int atime_works = ps.st_atim.tv_sec != 1000000000;
+    unlink(probe);
+
+    size_t len0, len1;
+    unsigned char *before = tu_read_file(p, &len0);
+    REQUIRE(utimensat(AT_FDCWD, p, old, 0) == 0); /* undo our own read */
+    struct stat s0, s1, ds;
+    REQUIRE(stat(p, &s0) == 0);
+    const char *paths[] = {d};
+    st_report r;
+    st_scan(NULL, paths, 1, 2, 256, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &r);
+    CHECK(strstr(r.text, "photo.bin") != NULL);
+    REQUIRE(stat(p, &s1) == 0);
+    REQUIRE(stat(d, &ds) == 0);
+    CHECK(s1.st_mtim.tv_sec == s0.st_mtim.tv_sec && s1.st_size == s0.st_size);
+    unsigned char *after = tu_read_file(p, &len1);
+    CHECK(before && after && len0 == len1 && memcmp(before, after, len0) == 0);
+    if (!atime_works) {
+        printf("SKIP (sub-check): this mount does not update atimes on read (noatime)\n");
+    } else {
+        CHECKF(s1.st_atim.tv_sec == 1000000000, "file atime changed to %lld",
+               (long long)s1.st_atim.tv_sec);
+        CHECKF(ds.st_atim.tv_sec == 1000000000, "folder atime changed to %lld",
+               (long long)ds.st_atim.tv_sec);
+    }
+    free(before);
+    free(after);
+    free(r.text);
+}
+
+/* An unreadable folder, walked by an unprivileged process (root reads
+ * anything, so as root the walk runs in a child that drops to nobody). */
+static void test_unreadable(void)
+{
+    char out[600];
+    snprintf(out, sizeof out, "%s.unpriv.jsonl", root);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    REQUIRE(fd >= 0);
+    close(fd);
+    REQUIRE(chmod(out, 0666) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() == 0) {
+            struct passwd *pw = getpwnam("nobody");
+            uid_t uid = pw ? pw->pw_uid : 65534;
+            gid_t gid = pw ? pw->pw_gid : 65534;
+            if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(77);
+        }
+        const char *paths[] = {root};
+        st_report r;
+        st_scan(NULL, paths, 1, 2, 256, 0, NULL, out, 0, IMT_REPORT_JSONL, &r);
+        _exit(tu_failures ? 1 : 0);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        printf("SKIP (sub-check): cannot drop privileges to test an unreadable folder\n");
+        unlink(out);
+        return;
+    }
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    st_report r;
+    memset(&r, 0, sizeof r);
+    size_t len;
+    r.text = (char *)tu_read_file(out, &len);
+    REQUIRE(r.text);
+    r.text = realloc(r.text, len + 1);
+    r.text[len] = '\0';
+    r.len = len;
+    const char *l = st_line(&r, lit("locked"));
+    CHECK(st_has(l, "\"type\":\"dir\"") && st_has(l, "\"status\":\"unreadable\"") &&
+          st_has(l, "Permission denied"));
+    CHECK(strstr(r.text, "secret.txt") == NULL);
+    CHECK(strstr(r.text, "\"scan_errors\":1,") != NULL);
+    CHECK(strstr(r.text, "\"complete\":true") != NULL);
+    free(r.text);
+    unlink(out);
+}
+
+static void test_csv_and_escaping(void)
+{
+    const char *paths[] = {root};
+    st_report r;
+    st_scan(NULL, paths, 1, 1, 256, 0, NULL, NULL, 0, IMT_REPORT_CSV, &r);
+    CHECK(!strncmp(r.text, "# {\"record\":\"header\"", 20));
+    CHECK(strstr(r.text, "\npath,type,status,detail,size,") != NULL);
+    CHECK(strstr(r.text, "/bad\\xff\\xfe.bin\",file,not-an-image,") != NULL);
+    CHECK(strstr(r.text, "\n# {\"record\":\"summary\"") != NULL);
+    free(r.text);
+    /* Hits only, no index: header and summary, no records. */
+    st_scan(NULL, paths, 1, 1, 256, 0, NULL, NULL, 1, IMT_REPORT_JSONL, &r);
+    CHECK(strstr(r.text, "{\"record\":\"file\"") == NULL);
+    CHECK(strstr(r.text, "{\"record\":\"summary\"") != NULL);
+    free(r.text);
+
+    /* Lossless escaping: every byte sequence comes back. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(imt_json_write_str(f, "a\"\\\n\x01\xc3\xa9\xed\xa0\x80\xf0\x9f\x98\x80\xff") == 0);
+    fclose(f);
+    CHECK(!strcmp(buf, "\"a\\\"\\\\\\n\\u0001\xc3\xa9\\udced\\udca0\\udc80\xf0\x9f\x98\x80\\udcff\""));
+    free(buf);
+}
+
+static void test_args(void)
+{
+    const char *paths[] = {"/nonexistent/evidence", root};
+    st_report r;
+    st_scan(NULL, paths, 2, 1, 256, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &r);
+    const char *l = st_line(&r, "\"/nonexistent/evidence\"");
+    CHECK(st_has(l, "\"status\":\"not-found\""));
+    CHECK(l && l < st_line(&r, lit("a.txt"))); /* arguments in the order given */
+    free(r.text);
+    CHECK(imt_scan_run(NULL, paths, 2, NULL, NULL, NULL, NULL, 0) == IMT_E_INVALID);
+    uint64_t files = 0, bytes = 0;
+    CHECK(imt_scan_estimate(paths + 1, 1, 0, NULL, &files, &bytes) == IMT_OK);
+    CHECK(files >= 6 && bytes >= 80); /* a.txt b-c.txt bad deep z_empty photo.bin */
+}
+
+int main(void)
+{
+    build_tree();
+    /* First: it forks, and libgomp's thread pool does not survive a fork. */
+    test_unreadable();
+    test_records();
+    test_threads_identical();
+    test_resume();
+    test_vanish();
+    test_atime();
+    test_csv_and_escaping();
+    test_args();
+    rm_tree();
+    return tu_done("test_scan");
+}

@@ -1,0 +1,397 @@
+/* tools/cmd_scan.c -- `imgtriage scan`: walk evidence, match it against an
+ * index, write a report, print the device summary. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: imgtriage scan --index IDX [OPTIONS] PATH...\n"
+"Walk PATHs (the evidence: folders or files, only ever read), read every\n"
+"regular file once (MD5 and SHA-1 of all bytes, the format sniffed from the\n"
+"bytes, images decoded and PDQ-hashed), match everything against the index\n"
+"and write one record per entry, then a device summary with a priority score.\n"
+"\n"
+"Options:\n"
+"  -x, --index DIR        the known-hash index to match against (required)\n"
+"      --no-index         no matching: an inventory with hashes only\n"
+"  -o, --out FILE         write the report to FILE (default: standard output)\n"
+"  -f, --format FMT       jsonl (default) or csv\n"
+"      --hits-only        only entries that match a list (header and summary kept)\n"
+"      --device NAME      name of the device, for the report\n"
+"      --case ID          case identifier, for the report\n"
+"      --resume FILE      continue the interrupted scan whose JSONL report is FILE:\n"
+"                         its records are copied, its files not read again; the\n"
+"                         result equals an uninterrupted scan's report. FILE may\n"
+"                         be the --out file itself\n"
+"  -t, --threads N        worker threads (default: all cores; 1 = serial)\n"
+"  -m, --mode MODE        PDQ mode: fast (default) or compat (bit-identical to\n"
+"                         the reference hasher, slower)\n"
+"      --no-dihedral      match the image as it is only (default: also its 7\n"
+"                         rotations and flips)\n"
+"      --sha256           also SHA-256 of every file\n"
+"      --one-file-system  do not enter folders on other file systems\n"
+"      --distance N       PDQ match distance, 0..256 (default 31)\n"
+"      --min-quality N    PDQ hashes of lower quality are kept, not matched\n"
+"                         (default 50, upstream's advice)\n"
+"      --max-pixels N, --max-dimension N, --max-file-size N, --time-budget MS\n"
+"                         decoding limits, as for 'imgtriage hash'\n"
+"  -q, --quiet            no progress line\n"
+"  -h, --help             show this help and exit\n"
+"\n"
+"Symbolic links are reported, never followed (a PATH that is a link is\n"
+"followed); FIFOs, sockets and devices are reported, never opened. Names that\n"
+"are not UTF-8 are written losslessly (JSON: \\udcXX per byte; CSV: \\xNN).\n"
+"Ctrl-C or SIGTERM stops cleanly: the report ends with a summary marked\n"
+"incomplete, and --resume continues it.\n"
+"\n"
+"Exit status (as ClamAV's): 0 the scan completed and found no known material;\n"
+"1 known material was found (listed in the report; this wins over errors);\n"
+"2 errors prevented a complete scan (unreadable files or folders, interrupted,\n"
+"bad usage, the index or the report could not be used).\n");
+}
+
+static volatile int g_stop = 0;
+
+static void on_signal(int sig)
+{
+    if (g_stop) {
+        /* A second signal: stop at once. */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    g_stop = 1;
+}
+
+/* ---- progress --------------------------------------------------------- */
+typedef struct progress {
+    int tty, quiet;
+    uint64_t last_ms;
+    uint64_t total_bytes, total_files;
+    volatile int total_known;
+    int printed;
+    imt_report *rep;
+    int use_report_skip;
+} progress;
+
+typedef struct estimate {
+    const char *const *paths;
+    size_t n;
+    int one_fs;
+    progress *pr;
+    pthread_t th;
+    int started;
+} estimate;
+
+static void *estimate_main(void *arg)
+{
+    estimate *e = arg;
+    uint64_t files = 0, bytes = 0;
+    if (imt_scan_estimate(e->paths, e->n, e->one_fs, &g_stop, &files, &bytes) == IMT_OK) {
+        e->pr->total_files = files;
+        e->pr->total_bytes = bytes;
+        __atomic_store_n(&e->pr->total_known, 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_progress(void *ctx, const imt_scan_progress *p)
+{
+    progress *pr = ctx;
+    if (pr->quiet) return;
+    uint64_t t = now_ms();
+    uint64_t every = pr->tty ? 500 : 30000;
+    if (pr->last_ms && t - pr->last_ms < every) return;
+    pr->last_ms = t;
+    double secs = (double)p->elapsed_ms / 1000.0;
+    double mbs = secs > 0 ? (double)p->bytes / 1e6 / secs : 0.0;
+    char eta[64] = "ETA ?";
+    if (__atomic_load_n(&pr->total_known, __ATOMIC_ACQUIRE) && p->bytes && secs > 0) {
+        double left = pr->total_bytes > p->bytes ? (double)(pr->total_bytes - p->bytes) : 0;
+        double s = left / ((double)p->bytes / secs);
+        snprintf(eta, sizeof eta, "%.0f%%, ETA %dm%02ds",
+                 pr->total_bytes ? 100.0 * (double)p->bytes / (double)pr->total_bytes : 100.0,
+                 (int)(s / 60), (int)s % 60);
+    }
+    fprintf(stderr, "%s%s: %llu files, %llu images, %.1f MB/s, %llu hits, %llu errors, %s%s",
+            pr->tty ? "\r" : "", cli_prog, (unsigned long long)p->files,
+            (unsigned long long)p->images, mbs, (unsigned long long)p->hits,
+            (unsigned long long)p->errors, eta, pr->tty ? "\033[K" : "\n");
+    fflush(stderr);
+    pr->printed = 1;
+}
+
+static int skip_fn(void *ctx, const char *path, imt_entry_type type)
+{
+    progress *pr = ctx;
+    return pr->use_report_skip ? imt_report_skip(pr->rep, path, type) : 0;
+}
+
+/* The command line, shell-quoted where needed, for the audit header. */
+static char *join_cmdline(int argc, char **argv)
+{
+    size_t cap = 64;
+    for (int i = 0; i < argc; i++) cap += 4 * strlen(argv[i]) + 3;
+    char *s = malloc(cap), *p = s;
+    if (!s) return NULL;
+    p += sprintf(p, "%s", cli_prog);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int plain = *a != '\0';
+        for (const char *c = a; *c; c++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%", *c))
+                plain = 0;
+        *p++ = ' ';
+        if (plain) {
+            p += sprintf(p, "%s", a);
+        } else {
+            *p++ = '\'';
+            for (const char *c = a; *c; c++) {
+                if (*c == '\'') p += sprintf(p, "'\\''");
+                else *p++ = *c;
+            }
+            *p++ = '\'';
+        }
+    }
+    *p = '\0';
+    return s;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int cmd_scan(int argc, char **argv)
+{
+    enum {
+        OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
+        OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_MAXPIX, OPT_MAXDIM, OPT_MAXFILE, OPT_BUDGET
+    };
+    static const struct option longopts[] = {
+        {"index", required_argument, NULL, 'x'},
+        {"no-index", no_argument, NULL, OPT_NOINDEX},
+        {"out", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},
+        {"hits-only", no_argument, NULL, OPT_HITS},
+        {"device", required_argument, NULL, OPT_DEVICE},
+        {"case", required_argument, NULL, OPT_CASE},
+        {"resume", required_argument, NULL, OPT_RESUME},
+        {"threads", required_argument, NULL, 't'},
+        {"mode", required_argument, NULL, 'm'},
+        {"no-dihedral", no_argument, NULL, OPT_NODIH},
+        {"sha256", no_argument, NULL, OPT_SHA256},
+        {"one-file-system", no_argument, NULL, OPT_ONEFS},
+        {"distance", required_argument, NULL, OPT_DIST},
+        {"min-quality", required_argument, NULL, OPT_MINQ},
+        {"max-pixels", required_argument, NULL, OPT_MAXPIX},
+        {"max-dimension", required_argument, NULL, OPT_MAXDIM},
+        {"max-file-size", required_argument, NULL, OPT_MAXFILE},
+        {"time-budget", required_argument, NULL, OPT_BUDGET},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    imt_scan_opts so;
+    imt_scan_opts_init(&so);
+    imt_report_opts ro;
+    imt_report_opts_init(&ro);
+    const char *index_path = NULL, *out_path = NULL, *resume = NULL;
+    int no_index = 0, quiet = 0, c, rc = CLI_EXIT_ERROR;
+    unsigned long long v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "x:o:f:t:m:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'x': index_path = optarg; break;
+        case OPT_NOINDEX: no_index = 1; break;
+        case 'o': out_path = optarg; break;
+        case 'f':
+            if (!strcmp(optarg, "jsonl")) ro.format = IMT_REPORT_JSONL;
+            else if (!strcmp(optarg, "csv")) ro.format = IMT_REPORT_CSV;
+            else { cli_err("scan: --format must be jsonl or csv, not '%s'", optarg); return CLI_EXIT_ERROR; }
+            break;
+        case OPT_HITS: ro.hits_only = 1; break;
+        case OPT_DEVICE: ro.device = optarg; break;
+        case OPT_CASE: ro.case_id = optarg; break;
+        case OPT_RESUME: resume = optarg; break;
+        case 't':
+            if (!cli_parse_u64(optarg, &v) || v < 1 || v > 4096) {
+                cli_err("scan: --threads needs a number from 1 to 4096");
+                return CLI_EXIT_ERROR;
+            }
+            so.threads = (int)v;
+            break;
+        case 'm':
+            if (!strcmp(optarg, "fast")) so.hash.mode = IMT_PDQ_FAST;
+            else if (!strcmp(optarg, "compat")) so.hash.mode = IMT_PDQ_COMPAT;
+            else { cli_err("scan: --mode must be fast or compat, not '%s'", optarg); return CLI_EXIT_ERROR; }
+            break;
+        case OPT_NODIH: so.hash.dihedral = 0; break;
+        case OPT_SHA256: so.hash.digests |= IMT_DIGEST_SHA256; break;
+        case OPT_ONEFS: so.one_file_system = 1; break;
+        case OPT_DIST: case OPT_MINQ: case OPT_MAXPIX: case OPT_MAXDIM: case OPT_MAXFILE:
+        case OPT_BUDGET:
+            if (!cli_parse_u64(optarg, &v)) {
+                cli_err("scan: %s needs a non-negative number", argv[optind - 1]);
+                return CLI_EXIT_ERROR;
+            }
+            if (c == OPT_DIST) {
+                if (v > 256) { cli_err("scan: --distance must be 0..256"); return CLI_EXIT_ERROR; }
+                so.pdq_distance = (int)v;
+            } else if (c == OPT_MINQ) {
+                if (v > 100) { cli_err("scan: --min-quality must be 0..100"); return CLI_EXIT_ERROR; }
+                so.min_quality = (int)v;
+            } else if (c == OPT_MAXPIX) so.hash.max_pixels = v;
+            else if (c == OPT_MAXDIM) so.hash.max_dimension = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v;
+            else if (c == OPT_MAXFILE) so.hash.max_file_bytes = v;
+            else so.hash.time_budget_ms = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v;
+            break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return CLI_EXIT_OK;
+        default: usage(stderr); return CLI_EXIT_ERROR;
+        }
+    }
+    if (optind >= argc) {
+        cli_err("scan: no PATH given; try 'imgtriage scan --help'");
+        return CLI_EXIT_ERROR;
+    }
+    if (!index_path && !no_index) {
+        cli_err("scan: --index IDX is required (or --no-index for an inventory without matching)");
+        return CLI_EXIT_ERROR;
+    }
+    if (index_path && no_index) {
+        cli_err("scan: --index and --no-index exclude each other");
+        return CLI_EXIT_ERROR;
+    }
+    const char *const *paths = (const char *const *)(argv + optind);
+    size_t n_paths = (size_t)(argc - optind);
+
+    imt_index *idx = NULL;
+    imt_report *rep = NULL;
+    FILE *out = stdout;
+    char *tmp_out = NULL, *cmdline = NULL;
+    estimate est = {0};
+    progress pr = {0};
+    imt_err e;
+
+    if (index_path) {
+        imt_index_opts io;
+        imt_index_opts_init(&io);
+        io.read_only = 1;
+        e = imt_index_open(&idx, index_path, &io);
+        if (e) {
+            cli_err("scan: cannot open the index %s: %s", index_path,
+                    imt_index_open_error()[0] ? imt_index_open_error() : imt_strerror(e));
+            goto cleanup;
+        }
+    }
+    if (out_path) {
+        const char *target = out_path;
+        if (resume && same_file(resume, out_path)) {
+            /* Resuming in place: write beside it, rename over it at the end. */
+            size_t n = strlen(out_path) + 16;
+            tmp_out = malloc(n);
+            if (!tmp_out) { cli_err("out of memory"); goto cleanup; }
+            snprintf(tmp_out, n, "%s.resume-tmp", out_path);
+            target = tmp_out;
+        }
+        out = fopen(target, "w");
+        if (!out) {
+            cli_err("scan: cannot write %s: %s", target, strerror(errno));
+            out = stdout;
+            goto cleanup;
+        }
+    }
+    cmdline = join_cmdline(argc, argv);
+    ro.command_line = cmdline;
+    ro.index_path = index_path;
+    e = imt_report_create(&rep, out, &ro);
+    if (e) { cli_err("scan: cannot start the report: %s", imt_strerror(e)); goto cleanup; }
+    if (resume) {
+        e = imt_report_resume(rep, resume);
+        if (e) { cli_err("scan: %s", imt_report_last_error(rep)); goto cleanup; }
+    }
+    e = imt_report_begin(rep, idx, paths, n_paths, &so);
+    if (e) { cli_err("scan: %s", imt_report_last_error(rep)); goto cleanup; }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    pr.tty = isatty(STDERR_FILENO);
+    pr.quiet = quiet;
+    pr.rep = rep;
+    pr.use_report_skip = resume != NULL;
+    if (!quiet) {
+        est.paths = paths;
+        est.n = n_paths;
+        est.one_fs = so.one_file_system;
+        est.pr = &pr;
+        est.started = pthread_create(&est.th, NULL, estimate_main, &est) == 0;
+    }
+    so.stop = &g_stop;
+    so.progress = on_progress;
+    so.skip = skip_fn;
+    so.ctx = &pr;
+    char detail[256];
+    imt_err st = imt_scan_run(idx, paths, n_paths, &so, imt_report_record, rep, detail,
+                              sizeof detail);
+    if (pr.printed && pr.tty) fputc('\n', stderr);
+    if (st == IMT_E_INTERRUPTED && imt_report_last_error(rep)[0]) {
+        cli_err("scan: %s", imt_report_last_error(rep));
+        st = IMT_E_IO;
+    } else if (st != IMT_OK) {
+        cli_err("scan: %s", detail[0] ? detail : imt_strerror(st));
+    }
+    imt_report_summary sum;
+    e = imt_report_end(rep, st, &sum);
+    if (e) cli_err("scan: %s", imt_report_last_error(rep));
+    fputs(imt_report_summary_text(rep), stderr);
+    if (out != stdout) {
+        if (fclose(out) != 0) {
+            cli_err("scan: cannot write the report: %s", strerror(errno));
+            e = IMT_E_IO;
+        }
+        out = stdout;
+        if (tmp_out && e == IMT_OK && rename(tmp_out, out_path) != 0) {
+            cli_err("scan: cannot rename %s to %s: %s", tmp_out, out_path, strerror(errno));
+            e = IMT_E_IO;
+        }
+    } else if (fflush(stdout) != 0) {
+        e = IMT_E_IO;
+    }
+    if (sum.hit_files) rc = CLI_EXIT_FOUND;
+    else if (st != IMT_OK || e != IMT_OK || sum.errors) rc = CLI_EXIT_ERROR;
+    else rc = CLI_EXIT_OK;
+
+cleanup:
+    g_stop = g_stop ? g_stop : 2; /* ends the estimate walk if still going */
+    if (est.started) pthread_join(est.th, NULL);
+    if (out != stdout) fclose(out);
+    imt_report_free(rep);
+    imt_index_close(idx);
+    free(tmp_out);
+    free(cmdline);
+    return rc;
+}
