@@ -32,6 +32,7 @@ else
   targets=$target
 fi
 status=0
+mkdir -p "$build/fuzz-work"
 for t in $targets; do
   fz=$build/tests/fuzz/fuzz_$t
   [ -x "$fz" ] || { echo "fuzz.sh: no target $t" >&2; exit 2; }

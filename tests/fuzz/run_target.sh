@@ -30,7 +30,7 @@ else
 fi
 [ -d "$here/seeds/$name" ] && dirs+=("$here/seeds/$name")
 flags=(-max_total_time="$seconds" -timeout="${IMT_FUZZ_TIMEOUT:-10}"
-       -rss_limit_mb="${IMT_FUZZ_RSS_MB:-2048}" -max_len="${IMT_FUZZ_MAX_LEN:-65536}"
+       -rss_limit_mb="${IMT_FUZZ_RSS_MB:-2048}" -max_len="${IMT_FUZZ_MAX_LEN:-16384}"
        -print_final_stats=1 -artifact_prefix="$art/")
 [ -f "$here/dict/$name.dict" ] && flags+=(-dict="$here/dict/$name.dict")
 

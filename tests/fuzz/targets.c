@@ -12,7 +12,7 @@
  *    status, size and (compat mode) the same hash as one memory block;
  *  - a decoded luma plane has the documented shape and values in [0, 255].
  *
- * Limits are lowered (4 Mpixels) so that a 100-byte file claiming a huge
+ * Limits are lowered (1 Mpixel) so that a 100-byte file claiming a huge
  * image costs milliseconds, not seconds: the full limits are exercised by
  * tests/test_bombs.c. No time budget, so that every run is deterministic. */
 #include "targets.h"
@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FUZZ_MAX_PIXELS ((uint64_t)1 << 22)
-#define FUZZ_MAX_DIM 16384u
+#define FUZZ_MAX_PIXELS ((uint64_t)1 << 20)
+#define FUZZ_MAX_DIM 8192u
 
 /* Report a broken invariant and abort: libFuzzer saves the input. */
 #define FUZZ_CHECK(cond, ...)                                                  \
@@ -231,9 +231,11 @@ static int image_target(const uint8_t *data, size_t len)
     e = imt__pdq_hash_luma(g_pdq, luma.pix, luma.rows, luma.cols, 1, h, &q);
     FUZZ_CHECK(e == compat.status, "chunked hash %s, whole %s (%s)", imt_err_name(e),
                imt_err_name(compat.status), compat.detail);
+    /* Not compared: the partial flag. libjpeg-turbo decodes Huffman data on a
+     * fast path when a whole MCU's worth of bytes is buffered and on a slow
+     * path otherwise; only the slow path warns "bad Huffman code" (both
+     * decode the same value), so that warning depends on chunk boundaries. */
     if (e == IMT_OK) {
-        FUZZ_CHECK(luma.partial == compat.partial, "partial %d vs %d", luma.partial,
-                   compat.partial);
         FUZZ_CHECK(q == compat.quality, "quality %d vs %d", q, compat.quality);
         FUZZ_CHECK(!memcmp(h, compat.pdq, sizeof h), "hash depends on chunking");
     }
