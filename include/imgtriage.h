@@ -66,6 +66,10 @@ typedef enum imt_err {
     IMT_E_EXISTS = 19,       /* the object to create exists already */
     IMT_E_READONLY = 20,     /* write attempted on a read-only handle */
     IMT_E_DB = 21,           /* the database layer (LMDB/SQLite) failed */
+    IMT_E_HASH_LENGTH = 22,  /* a hash in a list has the wrong number of digits */
+    IMT_E_NOT_HEX = 23,      /* a hash in a list has a character that is not hex */
+    IMT_E_JSON_SHAPE = 24,   /* valid JSON, but not the structure the format needs */
+    IMT_E_BUSY = 25,         /* the index has open cursors (import needs none) */
     IMT_E__COUNT             /* not an error: the number of codes */
 } imt_err;
 
@@ -268,6 +272,7 @@ typedef struct imt_index_opts {
     int read_only;        /* non-zero: open for reading only (default 1) */
     int create;           /* non-zero: create the index if absent (default 0) */
     uint64_t map_size;    /* LMDB map size in bytes; 0 = default (64 GiB) */
+    int exclusive;        /* with create: IMT_E_EXISTS if an index is there (default 0) */
 } imt_index_opts;
 
 IMT_API void imt_index_opts_init(imt_index_opts *opts);
@@ -276,6 +281,10 @@ IMT_API void imt_index_opts_init(imt_index_opts *opts);
  *  thread for reading; each thread queries through its own imt_cursor. */
 IMT_API imt_err imt_index_open(imt_index **out, const char *path,
                                const imt_index_opts *opts);
+
+/** Why the calling thread's last failed imt_index_open failed, as a
+ *  sentence naming the path; "" after a success. Never NULL. */
+IMT_API const char *imt_index_open_error(void);
 
 /** Close an index (all cursors must be closed first). NULL is a no-op. */
 IMT_API void imt_index_close(imt_index *idx);
@@ -321,6 +330,7 @@ typedef struct imt_match {
     int quality;             /* its quality at import, -1 when unknown */
     const imt_membership *members; /* lists holding the entry */
     size_t n_members;
+    size_t query;            /* index of the query in a batch (0 for single) */
 } imt_match;
 
 IMT_API imt_err imt_cursor_open(imt_cursor **out, imt_index *idx);
@@ -338,6 +348,127 @@ IMT_API imt_err imt_query_pdq(imt_cursor *c, const imt_pdq *q, int nq, int radiu
 IMT_API imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind,
                                  const uint8_t *digest, const imt_match **out,
                                  size_t *n);
+
+/** Every match of nqueries queries in one call: q holds nqueries * nvar
+ *  hashes (nvar = 1, or 8 dihedral variants per query, in imt_dihedral
+ *  order). Results are ordered by query, then distance, then entry; each
+ *  carries its query's index in match.query. Same rules as imt_query_pdq. */
+IMT_API imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nqueries,
+                                    int nvar, int radius, const imt_match **out,
+                                    size_t *n);
+
+/** How PDQ queries search the compacted segment. AUTO picks per query from
+ *  the expected work (multi-index hashing for small radii, a SIMD scan of
+ *  every hash for large ones); the others force one method (tests, bench).
+ *  Every method gives the same, exact results. */
+typedef enum imt_search_method {
+    IMT_SEARCH_AUTO = 0,
+    IMT_SEARCH_MIH = 1,
+    IMT_SEARCH_SCAN = 2
+} imt_search_method;
+
+IMT_API void imt_cursor_set_method(imt_cursor *c, imt_search_method m);
+
+/** Work counters of a cursor since it was opened. */
+typedef struct imt_query_counters {
+    uint64_t queries;     /* query hashes searched (variants count one each) */
+    uint64_t candidates;  /* hashes whose full distance was computed */
+    uint64_t buckets;     /* MIH buckets probed */
+    uint64_t scans;       /* queries answered by scanning every hash */
+} imt_query_counters;
+
+IMT_API void imt_cursor_counters(const imt_cursor *c, imt_query_counters *out);
+
+/* ---- building an index ------------------------------------------------ */
+
+/** Options of imt_index_import. Strings are copied. */
+typedef struct imt_import_opts {
+    const char *name;       /* list name; default (NULL): the file's base name */
+    const char *version;    /* list version; default "" (NSRL: its VERSION row) */
+    const char *format;     /* NULL or "auto": detected; else one of
+                               imt_index_formats() */
+    const char *scheme;     /* category scheme; NULL: "projectvic" for VICS,
+                               "custom" otherwise; "caid" for CAID lists */
+    int known_good;         /* -1 (default): by format (NSRL good, others bad);
+                               0 known-bad; 1 known-good */
+    int32_t category;       /* category of records that give none; default -1 */
+    int skip_bad;           /* non-zero: skip bad records, count them, import
+                               the rest; default 0: the first one fails all */
+    int compact;            /* -1 (default): when the delta segment is large;
+                               0: never; 1: always */
+    int64_t import_time;    /* Unix seconds to record; 0 (default): now */
+    /* Called about every 65536 records read (from the importing thread). */
+    void (*progress)(void *opaque, uint64_t records);
+    void *progress_opaque;
+} imt_import_opts;
+
+IMT_API void imt_import_opts_init(imt_import_opts *opts);
+
+#define IMT_IMPORT_BAD_EXAMPLES 4
+
+typedef struct imt_import_stats {
+    uint32_t list_id;       /* the new list */
+    char format[24];        /* the format read ("pdq-csv", "vics-2", ...) */
+    uint64_t records;       /* good records read */
+    uint64_t new_entries;   /* entries created */
+    uint64_t merged;        /* records that joined an entry already indexed */
+    uint64_t bad;           /* bad records skipped (skip_bad) */
+    char bad_examples[IMT_IMPORT_BAD_EXAMPLES][256]; /* "file:line: reason" */
+    int compacted;          /* non-zero: the PDQ segments were rebuilt */
+} imt_import_stats;
+
+/** Import the hash list at path into idx (opened with read_only = 0) as one
+ *  new list, in one transaction: on any error (or a crash, or SIGKILL) the
+ *  index keeps exactly its previous content. Without skip_bad the first bad
+ *  record fails the import with its code (IMT_E_PARSE, IMT_E_HASH_LENGTH,
+ *  IMT_E_NOT_HEX, IMT_E_DUPLICATE, IMT_E_JSON_SHAPE, IMT_E_EMPTY,
+ *  IMT_E_TRUNCATED, IMT_E_DB ...) and imt_index_last_error names file:line.
+ *  No cursor may be open on idx. stats may be NULL. */
+IMT_API imt_err imt_index_import(imt_index *idx, const char *path,
+                                 const imt_import_opts *opts, imt_import_stats *stats);
+
+/** Rebuild the PDQ search structures so the delta segment is empty. */
+IMT_API imt_err imt_index_compact(imt_index *idx);
+
+/** The import format names, NULL-terminated. */
+IMT_API const char *const *imt_index_formats(void);
+
+/** Figures about an index; strings borrowed until it is closed. */
+typedef struct imt_index_stats {
+    uint32_t format_version;
+    const char *tool_version;  /* the imgtriage version that created it */
+    int64_t created;           /* Unix seconds */
+    uint64_t generation;       /* imports and compactions committed */
+    uint64_t entries;          /* distinct entries */
+    uint64_t pdq, md5, sha1, sha256; /* entries holding each kind */
+    uint64_t memberships;
+    uint64_t pdq_main;         /* PDQ hashes in the compacted segment */
+    uint64_t pdq_delta;        /* PDQ hashes in the delta segment */
+    int mih_tables;            /* 0 when the compacted segment is empty */
+    int mih_bits[32];          /* substring width of each table */
+    uint64_t file_bytes;       /* size of the data file */
+} imt_index_stats;
+
+IMT_API imt_err imt_index_stats_get(const imt_index *idx, imt_index_stats *out);
+
+/** Check every structure against the entries: header, list inventory and
+ *  counts, each entry record, the digest tables both ways, the PDQ arrays,
+ *  every MIH bucket's content and the stored checksums. IMT_OK, or
+ *  IMT_E_INDEX_CORRUPT with the first problem in imt_index_last_error. */
+IMT_API imt_err imt_index_verify(imt_index *idx);
+
+typedef struct imt_export_opts {
+    const char *format;     /* "jsonl" (default: every field, re-importable),
+                               "pdq-csv", "te", "md5sum", "sha1sum",
+                               "sha256sum", "pdq-hex", "md5-hex", "sha1-hex",
+                               "sha256-hex" */
+    int64_t list_id;        /* only entries of this list; -1 (default): all */
+} imt_export_opts;
+
+IMT_API void imt_export_opts_init(imt_export_opts *opts);
+
+/** Write entries to the descriptor fd (not closed), in entry order. */
+IMT_API imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,10 @@ static const struct {
     [IMT_E_EXISTS] = {"exists", "the object exists already"},
     [IMT_E_READONLY] = {"read-only", "the handle is read-only"},
     [IMT_E_DB] = {"database", "the database layer failed"},
+    [IMT_E_HASH_LENGTH] = {"hash-length", "a hash has the wrong number of digits"},
+    [IMT_E_NOT_HEX] = {"not-hex", "a hash has a character that is not a hex digit"},
+    [IMT_E_JSON_SHAPE] = {"json-shape", "the JSON does not have the expected structure"},
+    [IMT_E_BUSY] = {"busy", "the index has open cursors"},
 };
 
 const char *imt_strerror(imt_err err)

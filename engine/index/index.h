@@ -1,0 +1,250 @@
+/* engine/index/index.h -- internals of the known-hash index (docs/INDEX.md
+ * describes the on-disk layout and the search). */
+#ifndef IMT_INDEX_H
+#define IMT_INDEX_H
+
+#include "common/common.h"
+
+#include <lmdb.h>
+
+/* ---- on-disk constants ------------------------------------------------- */
+#define IDX_FORMAT_VERSION 1u
+#define IDX_MAGIC "IMTINDEX"
+#define IDX_MAX_TABLES 32
+#define IDX_DELTA_CHUNK 65536u      /* PDQ records per delta chunk */
+#define IDX_MAX_ENTRIES 0xFFFFFFF0u /* entry ids and positions are uint32 */
+
+/* Kinds held by an entry (bit set in its record). */
+#define KB_PDQ 1u
+#define KB_MD5 2u
+#define KB_SHA1 4u
+#define KB_SHA256 8u
+
+/* The header record ("meta"/"header"), little-endian fixed layout. */
+typedef struct idx_header {
+    char magic[8];
+    uint32_t format;
+    uint32_t mih_m;          /* tables of the compacted segment; 0 if empty */
+    int64_t created;
+    uint64_t generation;
+    uint32_t next_list;      /* next list id (ids start at 1) */
+    uint32_t next_entry;     /* next entry id (ids start at 0) */
+    uint32_t main_n;         /* PDQ hashes in the compacted segment */
+    uint32_t delta_n;        /* PDQ hashes in the delta segment */
+    uint64_t n_pdq, n_md5, n_sha1, n_sha256, n_members;
+    uint8_t mih_bits[IDX_MAX_TABLES];
+    char tool[32];           /* imgtriage version that created the index */
+    uint8_t main_sum[32];    /* SHA-256 over the compacted arrays and tables */
+} idx_header;
+
+/* The search view of a snapshot: zero-copy pointers into the map (or copies
+ * when LMDB stored a small value unaligned). */
+typedef struct idx_view {
+    uint32_t main_n;
+    const uint8_t *pdq;          /* main_n x 32 bytes */
+    const uint32_t *ent;         /* main_n entry ids */
+    int m;                       /* MIH tables */
+    int bits[IDX_MAX_TABLES];
+    int start[IDX_MAX_TABLES];   /* first bit of each substring */
+    const uint32_t *off[IDX_MAX_TABLES]; /* 2^bits + 1 offsets */
+    const uint32_t *ids[IDX_MAX_TABLES]; /* main_n positions, by bucket */
+    /* per-radius plan: radius of each table (-1: not probed) and whether
+     * MIH or the scan is expected to be cheaper */
+    int8_t (*plan)[IDX_MAX_TABLES]; /* [257][m] */
+    double *mih_cost;               /* [257], in scanned-hash units */
+    uint32_t delta_n;
+    size_t nchunks;
+    const uint8_t **dpdq;        /* per chunk: count x 32 bytes */
+    const uint8_t **dent;        /* per chunk: count x uint32 (unaligned) */
+    uint32_t *dcount;
+    void **owned;                /* copies to free */
+    size_t nowned;
+} idx_view;
+
+struct imt_index {
+    MDB_env *env;
+    MDB_dbi db_meta, db_lists, db_entries, db_md5, db_sha1, db_sha256, db_seg;
+    MDB_txn *rtxn;               /* the handle's snapshot (NULL while writing) */
+    int read_only;
+    char *path;
+    idx_header hdr;
+    idx_view view;
+    imt_list_info *lists;        /* strings point into listbuf */
+    size_t nlists;
+    char *listbuf;
+    char identity[65];
+    int open_cursors;            /* atomic */
+    char err[512];
+};
+
+/* A per-thread hit while searching. */
+typedef struct idx_hit {
+    uint32_t entry;
+    uint16_t dist;
+    uint8_t variant;
+    uint8_t pad;
+    uint32_t query;
+} idx_hit;
+
+struct imt_cursor {
+    imt_index *idx;
+    MDB_txn *txn;
+    imt_search_method method;
+    idx_hit *hits;
+    size_t nhits, caphits;
+    imt_match *matches;
+    size_t capmatches;
+    imt_membership *mem;
+    size_t capmem;
+    uint32_t *tmp;               /* scan output scratch */
+    uint16_t *tmpd;
+    imt_query_counters cnt;
+};
+
+/* ---- parsed list records --------------------------------------------- */
+typedef struct idx_rec {
+    uint8_t kinds;
+    int8_t quality;              /* -1: unknown */
+    int32_t category;
+    uint64_t line;
+    uint32_t label, ext;         /* offsets into the string arena; 0 = "" */
+    uint8_t pdq[32], md5[16], sha1[20], sha256[32];
+} idx_rec;
+
+typedef struct idx_sink idx_sink;
+
+/* A parser hands records and bad lines to the sink. add() copies strings.
+ * bad() records a bad record; it returns IMT_OK to go on (skip_bad) or the
+ * error to stop with. Both set the sink's error text. */
+imt_err idx_sink_add(idx_sink *s, const idx_rec *r, const char *label,
+                     const char *ext);
+imt_err idx_sink_bad(idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* A fatal error not tied to a record (I/O, SQLite): always stops. */
+imt_err idx_sink_fail(idx_sink *s, imt_err e, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+const char *idx_sink_path(const idx_sink *s);
+void idx_sink_set_version(idx_sink *s, const char *version);
+
+/* Hex digits -> bytes; returns IMT_OK, IMT_E_HASH_LENGTH or IMT_E_NOT_HEX. */
+imt_err idx_parse_hex(const char *s, size_t len, uint8_t *out, size_t nbytes);
+
+/* Formats. Each parser reads the whole file and feeds the sink. */
+typedef enum idx_format {
+    IF_AUTO = 0, IF_PDQ_CSV, IF_TE, IF_MD5SUM, IF_SHA1SUM, IF_SHA256SUM,
+    IF_HASHDEEP, IF_HEX, IF_PDQ_HEX, IF_MD5_HEX, IF_SHA1_HEX, IF_SHA256_HEX,
+    IF_VICS, IF_NSRL, IF_JSONL, IF__COUNT
+} idx_format;
+
+const char *idx_format_name(idx_format f);
+imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual);
+imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t cap);
+imt_err idx_parse_nsrl(idx_sink *s, const char *path);
+
+/* ---- records and keys -------------------------------------------------- */
+static inline void idx_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static inline uint32_t idx_get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint32_t idx_get_u32(const void *p)
+{
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
+
+/* A decoded entry record: pointers into the record bytes. */
+typedef struct idx_entry {
+    unsigned kinds;
+    int quality;
+    unsigned n_members;
+    const uint8_t *pdq, *md5, *sha1, *sha256;
+    const uint8_t *members;      /* n_members encoded memberships */
+    size_t members_len;
+} idx_entry;
+
+/* Decode an entry record; IMT_E_INDEX_CORRUPT when malformed. */
+imt_err idx_entry_decode(const void *data, size_t len, idx_entry *e);
+/* Walk memberships: *pos starts at 0; fills list id, category, label and
+ * external id (NUL-terminated, inside the record). 0 at the end, -1 bad. */
+int idx_member_next(const idx_entry *e, size_t *pos, uint32_t *list, int32_t *cat,
+                    const char **label, const char **ext);
+
+/* ---- database helpers (index.c) ---------------------------------------- */
+imt_err idx_mdb_err(imt_index *idx, int rc, const char *what);
+void idx_set_err(imt_index *idx, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+imt_err idx_read_header(imt_index *idx, MDB_txn *txn, idx_header *h);
+imt_err idx_write_header(imt_index *idx, MDB_txn *txn, const idx_header *h);
+/* Load the search view of txn's snapshot. */
+imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_view *v);
+void idx_view_free(idx_view *v);
+/* Load the list inventory and identity of the handle's snapshot. */
+imt_err idx_snapshot_begin(imt_index *idx);
+void idx_snapshot_end(imt_index *idx);
+
+/* Substring t of a 256-bit hash (big-endian bit order). */
+static inline uint32_t idx_substr(const uint8_t *h, int start, int bits)
+{
+    /* read the 8 bytes covering [start, start+bits) */
+    int b0 = start >> 3;
+    uint64_t w = 0;
+    for (int i = 0; i < 8; i++) {
+        int bi = b0 + i;
+        w = w << 8 | (bi < 32 ? h[bi] : 0);
+    }
+    int shift = 64 - (start & 7) - bits;
+    return (uint32_t)((w >> shift) & ((bits >= 32) ? 0xFFFFFFFFu : ((1u << bits) - 1)));
+}
+
+/* MIH parameters for n hashes: tables and widths (sum 256, each <= 32). */
+int idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES]);
+
+/* Search of the view for queries q[0..nq) at radius; appends hits (query
+ * index qi for all). Each (entry, variant) at most once. */
+imt_err idx_search(imt_cursor *c, const idx_view *v, const imt_pdq *q, int nq,
+                   int radius, uint32_t qi);
+
+/* ---- distance kernels (scan*.c), chosen once ---------------------------- */
+/* For each of the n hashes at arr (32 bytes each), and each of the nq
+ * queries, report (index, distance, query) of those within radius. out
+ * holds room for n * nq hits; returns the count. Hits are in index order,
+ * then query order. */
+typedef size_t (*idx_scan_fn)(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+                              int radius, uint32_t *out_idx, uint16_t *out_dq);
+/* Distances of the hashes at arr[ids[i]] to q (verify step of MIH). */
+typedef void (*idx_dist_fn)(const uint8_t *arr, const uint32_t *ids, size_t n,
+                            const uint8_t *q, uint16_t *out);
+idx_scan_fn idx_scan_impl(void);
+idx_dist_fn idx_dist_impl(void);
+size_t idx_scan_portable(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+                         int radius, uint32_t *out_idx, uint16_t *out_dq);
+void idx_dist_portable(const uint8_t *arr, const uint32_t *ids, size_t n,
+                       const uint8_t *q, uint16_t *out);
+size_t idx_scan_avx2(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+                     int radius, uint32_t *out_idx, uint16_t *out_dq);
+void idx_dist_avx2(const uint8_t *arr, const uint32_t *ids, size_t n,
+                   const uint8_t *q, uint16_t *out);
+size_t idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+                       int radius, uint32_t *out_idx, uint16_t *out_dq);
+/* Block size of one scan call: n <= IDX_SCAN_BLOCK, nq <= 8. */
+#define IDX_SCAN_BLOCK 2048
+
+/* Checksum of the compacted segment (arrays and tables). */
+imt_err idx_main_sum(const idx_view *v, uint8_t out[32]);
+
+#endif

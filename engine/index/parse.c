@@ -1,0 +1,441 @@
+/* engine/index/parse.c -- line-based hash lists: PDQ CSV (pdq-photo-hasher,
+ * HMA), ThreatExchange "pdq <hex>" lines, md5sum/sha1sum/sha256sum output,
+ * hashdeep files and plain hex lists. Every bad line is reported as
+ * file:line with its reason. */
+#include "index.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define MAX_LINE (1u << 20)
+
+typedef struct lines {
+    int fd;
+    char *buf;
+    size_t cap, len, pos;
+    int eof;
+    uint64_t lineno;
+} lines;
+
+/* Next line (NUL-terminated, CR/LF stripped) or NULL at the end; *err set
+ * on a read error or an over-long line. */
+static char *next_line(lines *l, idx_sink *s, imt_err *err)
+{
+    *err = IMT_OK;
+    for (;;) {
+        char *nl = l->pos < l->len ? memchr(l->buf + l->pos, '\n', l->len - l->pos) : NULL;
+        if (nl || (l->eof && l->pos < l->len)) {
+            char *start = l->buf + l->pos;
+            char *end = nl ? nl : l->buf + l->len;
+            l->pos = (size_t)(end - l->buf) + (nl ? 1 : 0);
+            if (end > start && end[-1] == '\r') end--;
+            *end = '\0';
+            l->lineno++;
+            if (memchr(start, '\0', (size_t)(end - start))) {
+                *err = idx_sink_fail(s, IMT_E_PARSE, "line %llu holds a NUL byte: not a text list",
+                                     (unsigned long long)l->lineno);
+                return NULL;
+            }
+            return start;
+        }
+        if (l->eof) return NULL;
+        if (l->pos) {
+            memmove(l->buf, l->buf + l->pos, l->len - l->pos);
+            l->len -= l->pos;
+            l->pos = 0;
+        }
+        if (l->len + 1 >= l->cap) {
+            if (l->cap >= MAX_LINE) {
+                *err = idx_sink_fail(s, IMT_E_PARSE, "line %llu is longer than %u bytes",
+                                     (unsigned long long)l->lineno + 1, MAX_LINE);
+                return NULL;
+            }
+            size_t cap = l->cap ? l->cap * 2 : 65536;
+            char *p = imt__realloc(l->buf, cap + 1);
+            if (!p) {
+                *err = IMT_E_NOMEM;
+                return NULL;
+            }
+            l->buf = p;
+            l->cap = cap;
+        }
+        ssize_t r = read(l->fd, l->buf + l->len, l->cap - l->len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            *err = idx_sink_fail(s, IMT_E_IO, "read error: %s", strerror(errno));
+            return NULL;
+        }
+        if (r == 0) l->eof = 1;
+        l->len += (size_t)r;
+    }
+}
+
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static size_t hex_run(const char *s)
+{
+    size_t n = 0;
+    while (is_hex(s[n])) n++;
+    return n;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
+    return s;
+}
+
+/* Report a hex field error with its kind's expected length. */
+static imt_err bad_hex(idx_sink *s, uint64_t line, imt_err e, const char *what,
+                       const char *tok, size_t len, size_t nbytes)
+{
+    if (e == IMT_E_HASH_LENGTH)
+        return idx_sink_bad(s, line, e, "%s must have %zu hex digits, '%.*s' has %zu", what,
+                            2 * nbytes, (int)(len > 80 ? 80 : len), tok, len);
+    size_t i = 0;
+    while (i < len && is_hex(tok[i])) i++;
+    return idx_sink_bad(s, line, e, "%s '%.*s': character %zu is not a hex digit", what,
+                        (int)(len > 80 ? 80 : len), tok, i + 1);
+}
+
+/* Parse one hex hash of nbytes into out; on error report and return it. */
+static imt_err hex_field(idx_sink *s, uint64_t line, const char *what, const char *tok,
+                         size_t len, uint8_t *out, size_t nbytes, int *ok)
+{
+    imt_err e = idx_parse_hex(tok, len, out, nbytes);
+    *ok = e == IMT_OK;
+    if (e == IMT_OK) return IMT_OK;
+    return bad_hex(s, line, e, what, tok, len, nbytes);
+}
+
+/* Decide the format from the first data line. */
+static imt_err detect(idx_sink *s, const char *line, uint64_t lineno, idx_format *f)
+{
+    if (!strncmp(line, "%%%% HASHDEEP", 13)) {
+        *f = IF_HASHDEEP;
+        return IMT_OK;
+    }
+    if (!strncasecmp(line, "pdq", 3) && (line[3] == ' ' || line[3] == '\t')) {
+        *f = IF_TE;
+        return IMT_OK;
+    }
+    if (!strncasecmp(line, "hash,", 5) || !strcasecmp(line, "hash")) {
+        *f = IF_PDQ_CSV;
+        return IMT_OK;
+    }
+    size_t h = hex_run(line);
+    if (h == 64 && line[h] == ',') {
+        *f = IF_PDQ_CSV;
+        return IMT_OK;
+    }
+    const char *rest = line + h;
+    if (h && (*rest == ' ' || *rest == '\t')) {
+        while (*rest == ' ' || *rest == '\t') rest++;
+        if (*rest) {
+            if (h == 32) *f = IF_MD5SUM;
+            else if (h == 40) *f = IF_SHA1SUM;
+            else if (h == 64) *f = IF_SHA256SUM;
+            else
+                return idx_sink_fail(s, IMT_E_HASH_LENGTH,
+                                     "line %llu: a %zu-digit hash followed by a name: not md5sum, "
+                                     "sha1sum or sha256sum output",
+                                     (unsigned long long)lineno, h);
+            return IMT_OK;
+        }
+    }
+    if (h && !*rest) {
+        if (h == 32) *f = IF_MD5_HEX;
+        else if (h == 40) *f = IF_SHA1_HEX;
+        else if (h == 64)
+            return idx_sink_fail(s, IMT_E_PARSE,
+                                 "line %llu: a list of 64-digit hex hashes may be PDQ or SHA-256; "
+                                 "name it with --format pdq-hex or sha256-hex",
+                                 (unsigned long long)lineno);
+        else
+            return idx_sink_fail(s, IMT_E_HASH_LENGTH,
+                                 "line %llu: a %zu-digit hex hash is none of PDQ (64), MD5 (32), "
+                                 "SHA-1 (40), SHA-256 (64)",
+                                 (unsigned long long)lineno, h);
+        return IMT_OK;
+    }
+    return idx_sink_fail(s, IMT_E_PARSE,
+                         "line %llu: cannot tell the list format; name it with --format",
+                         (unsigned long long)lineno);
+}
+
+/* ---- hashdeep ---------------------------------------------------------- */
+enum { HD_SIZE, HD_MD5, HD_SHA1, HD_SHA256, HD_OTHER, HD_NAME };
+#define HD_MAXCOL 16
+
+typedef struct hdspec {
+    int n;
+    int col[HD_MAXCOL];
+} hdspec;
+
+static imt_err hashdeep_spec(idx_sink *s, char *line, uint64_t lineno, hdspec *sp)
+{
+    /* "%%%% size,md5,sha256,filename" */
+    char *p = trim(line + 4);
+    sp->n = 0;
+    int have_name = 0, have_hash = 0;
+    while (*p) {
+        char *c = strchr(p, ',');
+        if (c) *c = '\0';
+        char *t = trim(p);
+        if (sp->n == HD_MAXCOL)
+            return idx_sink_bad(s, lineno, IMT_E_PARSE, "too many hashdeep columns");
+        int k;
+        if (!strcmp(t, "size")) k = HD_SIZE;
+        else if (!strcmp(t, "md5")) k = HD_MD5, have_hash = 1;
+        else if (!strcmp(t, "sha1")) k = HD_SHA1, have_hash = 1;
+        else if (!strcmp(t, "sha256")) k = HD_SHA256, have_hash = 1;
+        else if (!strcmp(t, "filename")) k = HD_NAME, have_name = 1;
+        else if (!strcmp(t, "tiger") || !strcmp(t, "whirlpool")) k = HD_OTHER;
+        else return idx_sink_bad(s, lineno, IMT_E_PARSE, "unknown hashdeep column '%s'", t);
+        sp->col[sp->n++] = k;
+        if (!c) break;
+        p = c + 1;
+    }
+    if (!have_name || !have_hash || sp->col[sp->n - 1] != HD_NAME)
+        return idx_sink_bad(s, lineno, IMT_E_PARSE,
+                            "hashdeep column line needs md5, sha1 or sha256 and ends with filename");
+    return IMT_OK;
+}
+
+static imt_err hashdeep_line(idx_sink *s, char *line, uint64_t lineno, const hdspec *sp)
+{
+    idx_rec r;
+    memset(&r, 0, sizeof r);
+    r.quality = -1;
+    r.category = -1;
+    r.line = lineno;
+    char *p = line, *name = "";
+    for (int i = 0; i < sp->n; i++) {
+        if (sp->col[i] == HD_NAME) {
+            name = p; /* the rest: file names may hold commas */
+            break;
+        }
+        char *c = strchr(p, ',');
+        if (!c)
+            return idx_sink_bad(s, lineno, IMT_E_PARSE, "%d fields expected, found %d", sp->n, i + 1);
+        *c = '\0';
+        int ok = 1;
+        imt_err e = IMT_OK;
+        switch (sp->col[i]) {
+        case HD_SIZE: {
+            char *end;
+            errno = 0;
+            (void)strtoull(p, &end, 10);
+            if (!*p || *end || errno)
+                return idx_sink_bad(s, lineno, IMT_E_PARSE, "file size '%.40s' is not a number", p);
+            break;
+        }
+        case HD_MD5:
+            e = hex_field(s, lineno, "an MD5", p, strlen(p), r.md5, 16, &ok);
+            r.kinds |= KB_MD5;
+            break;
+        case HD_SHA1:
+            e = hex_field(s, lineno, "a SHA-1", p, strlen(p), r.sha1, 20, &ok);
+            r.kinds |= KB_SHA1;
+            break;
+        case HD_SHA256:
+            e = hex_field(s, lineno, "a SHA-256", p, strlen(p), r.sha256, 32, &ok);
+            r.kinds |= KB_SHA256;
+            break;
+        default: break;
+        }
+        if (!ok) return e;
+        p = c + 1;
+    }
+    return idx_sink_add(s, &r, "", name);
+}
+
+/* ---- one data line of the other formats -------------------------------- */
+static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
+{
+    idx_rec r;
+    memset(&r, 0, sizeof r);
+    r.quality = -1;
+    r.category = -1;
+    r.line = lineno;
+    const char *ext = "";
+    int ok = 1;
+    imt_err e;
+    switch (f) {
+    case IF_PDQ_CSV: {
+        char *c1 = strchr(line, ',');
+        char *hash = line;
+        if (c1) *c1 = '\0';
+        hash = trim(hash);
+        e = hex_field(s, lineno, "a PDQ hash", hash, strlen(hash), r.pdq, 32, &ok);
+        if (!ok) return e;
+        if (!c1) return idx_sink_bad(s, lineno, IMT_E_PARSE, "expected 'hash,quality', no quality");
+        char *q = c1 + 1, *c2 = strchr(q, ',');
+        if (c2) *c2 = '\0';
+        q = trim(q);
+        char *end;
+        errno = 0;
+        long qv = strtol(q, &end, 10);
+        if (!*q || *end || errno || qv < 0 || qv > 100)
+            return idx_sink_bad(s, lineno, IMT_E_PARSE, "quality '%.40s' is not an integer 0..100", q);
+        r.quality = (int8_t)qv;
+        r.kinds = KB_PDQ;
+        if (c2) ext = c2 + 1;
+        break;
+    }
+    case IF_TE: {
+        char *p = trim(line);
+        if (strncasecmp(p, "pdq", 3) || (p[3] != ' ' && p[3] != '\t'))
+            return idx_sink_bad(s, lineno, IMT_E_PARSE, "expected 'pdq <64 hex digits>'");
+        p = trim(p + 4);
+        size_t n = strcspn(p, " \t");
+        char *rest = p[n] ? trim(p + n + 1) : p + n;
+        p[n] = '\0';
+        e = hex_field(s, lineno, "a PDQ hash", p, n, r.pdq, 32, &ok);
+        if (!ok) return e;
+        r.kinds = KB_PDQ;
+        ext = rest;
+        break;
+    }
+    case IF_MD5SUM:
+    case IF_SHA1SUM:
+    case IF_SHA256SUM: {
+        char *p = line;
+        int escaped = 0;
+        if (*p == '\\') { /* GNU: a name with \ or newline is escaped */
+            escaped = 1;
+            p++;
+        }
+        size_t n = strcspn(p, " \t");
+        if (!p[n]) {
+            return idx_sink_bad(s, lineno, IMT_E_PARSE, "expected '<hash>  <file name>'");
+        }
+        char *name = p + n + 1;
+        p[n] = '\0';
+        if (*name == ' ' || *name == '*') name++;
+        if (escaped) {
+            char *w = name;
+            for (char *q = name; *q; q++) {
+                if (*q == '\\' && q[1] == 'n') { *w++ = '\n'; q++; }
+                else if (*q == '\\' && q[1] == '\\') { *w++ = '\\'; q++; }
+                else *w++ = *q;
+            }
+            *w = '\0';
+        }
+        if (f == IF_MD5SUM) {
+            e = hex_field(s, lineno, "an MD5", p, n, r.md5, 16, &ok);
+            r.kinds = KB_MD5;
+        } else if (f == IF_SHA1SUM) {
+            e = hex_field(s, lineno, "a SHA-1", p, n, r.sha1, 20, &ok);
+            r.kinds = KB_SHA1;
+        } else {
+            e = hex_field(s, lineno, "a SHA-256", p, n, r.sha256, 32, &ok);
+            r.kinds = KB_SHA256;
+        }
+        if (!ok) return e;
+        ext = name;
+        break;
+    }
+    case IF_PDQ_HEX:
+    case IF_MD5_HEX:
+    case IF_SHA1_HEX:
+    case IF_SHA256_HEX: {
+        char *p = trim(line);
+        size_t n = strlen(p);
+        if (f == IF_PDQ_HEX) {
+            e = hex_field(s, lineno, "a PDQ hash", p, n, r.pdq, 32, &ok);
+            r.kinds = KB_PDQ;
+        } else if (f == IF_MD5_HEX) {
+            e = hex_field(s, lineno, "an MD5", p, n, r.md5, 16, &ok);
+            r.kinds = KB_MD5;
+        } else if (f == IF_SHA1_HEX) {
+            e = hex_field(s, lineno, "a SHA-1", p, n, r.sha1, 20, &ok);
+            r.kinds = KB_SHA1;
+        } else {
+            e = hex_field(s, lineno, "a SHA-256", p, n, r.sha256, 32, &ok);
+            r.kinds = KB_SHA256;
+        }
+        if (!ok) return e;
+        break;
+    }
+    default:
+        return IMT_E_INTERNAL;
+    }
+    return idx_sink_add(s, &r, "", ext);
+}
+
+imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
+{
+    imt_err err = IMT_OK;
+    lines l;
+    memset(&l, 0, sizeof l);
+    l.fd = fd;
+    hdspec sp;
+    memset(&sp, 0, sizeof sp);
+    int have_spec = 0;
+    uint64_t data_lines = 0;
+    char *line;
+    while ((line = next_line(&l, s, &err)) != NULL) {
+        char *t = line;
+        if (l.lineno == 1 && (unsigned char)t[0] == 0xEF && (unsigned char)t[1] == 0xBB &&
+            (unsigned char)t[2] == 0xBF)
+            t += 3;
+        char *tt = trim(t);
+        if (!*tt) continue;
+        if (f == IF_AUTO) {
+            IMT_TRY(detect(s, tt, l.lineno, &f));
+            if (f == IF_HASHDEEP && strncmp(tt, "%%%% HASHDEEP", 13)) f = IF_HASHDEEP;
+        }
+        if (f == IF_HEX) { /* length-typed: 32 md5, 40 sha1 */
+            idx_format g;
+            IMT_TRY(detect(s, tt, l.lineno, &g));
+            if (g != IF_MD5_HEX && g != IF_SHA1_HEX) {
+                err = idx_sink_fail(s, IMT_E_PARSE, "line %llu: not a plain hex hash",
+                                    (unsigned long long)l.lineno);
+                goto cleanup;
+            }
+            f = g;
+        }
+        if (f == IF_HASHDEEP) {
+            if (!strncmp(tt, "%%%%", 4)) {
+                if (!strncmp(tt, "%%%% HASHDEEP", 13)) continue;
+                IMT_TRY(hashdeep_spec(s, tt, l.lineno, &sp));
+                have_spec = 1;
+                continue;
+            }
+            if (!strncmp(tt, "##", 2)) continue;
+            if (!have_spec) {
+                IMT_TRY(idx_sink_bad(s, l.lineno, IMT_E_PARSE,
+                                     "hashdeep data before the '%%%%%%%% size,...' column line"));
+                continue;
+            }
+            data_lines++;
+            IMT_TRY(hashdeep_line(s, tt, l.lineno, &sp));
+            continue;
+        }
+        if (tt[0] == '#') continue; /* comments in hex and TE lists */
+        if (f == IF_PDQ_CSV && data_lines == 0 &&
+            (!strncasecmp(tt, "hash,", 5) || !strcasecmp(tt, "hash"))) {
+            continue; /* header */
+        }
+        data_lines++;
+        IMT_TRY(data_line(s, tt, l.lineno, f));
+    }
+    if (err != IMT_OK) goto cleanup;
+    if (f == IF_AUTO) {
+        err = idx_sink_fail(s, IMT_E_EMPTY, "the list holds no hash (only blank lines)");
+        goto cleanup;
+    }
+cleanup:
+    *actual = f;
+    imt__free(l.buf);
+    return err;
+}

@@ -1,0 +1,382 @@
+/* engine/index/query.c -- per-thread cursors and exact PDQ / digest search.
+ *
+ * PDQ search over the compacted segment is multi-index hashing (Norouzi,
+ * Punjani, Fleet: "Fast exact search in Hamming space with multi-index
+ * hashing", 2014): the 256 bits are cut into m substrings; each table maps a
+ * substring value to the positions holding it (CSR: offsets + ids). A hash
+ * within r of q is within r_t of q in some table t (index.c: build_plan), so
+ * probing every bucket within r_t in each table and verifying the full
+ * distance finds everything. A hit is counted only in the first table whose
+ * substring is within that table's radius, so no hash is reported twice and
+ * no visited-set is needed. For large radii a blocked SIMD scan is cheaper:
+ * the choice is made per call from the plan's expected cost. The delta
+ * segment is always scanned. */
+#include "index.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TMP_CAP (IDX_SCAN_BLOCK * 8)
+
+imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
+{
+    imt_err err = IMT_OK;
+    if (!out || !idx) return IMT_E_INVALID;
+    *out = NULL;
+    imt_cursor *c = imt__calloc(1, sizeof *c);
+    if (!c) return IMT_E_NOMEM;
+    c->idx = idx;
+    c->tmp = imt__malloc(TMP_CAP * sizeof *c->tmp);
+    c->tmpd = imt__malloc(TMP_CAP * sizeof *c->tmpd);
+    if (!c->tmp || !c->tmpd) {
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &c->txn);
+    if (rc) {
+        err = rc == MDB_READERS_FULL ? IMT_E_BUSY : IMT_E_DB;
+        goto cleanup;
+    }
+    __atomic_add_fetch(&idx->open_cursors, 1, __ATOMIC_SEQ_CST);
+    *out = c;
+    c = NULL;
+cleanup:
+    if (c) {
+        imt__free(c->tmp);
+        imt__free(c->tmpd);
+        imt__free(c);
+    }
+    return err;
+}
+
+void imt_cursor_close(imt_cursor *c)
+{
+    if (!c) return;
+    if (c->txn) mdb_txn_abort(c->txn);
+    __atomic_sub_fetch(&c->idx->open_cursors, 1, __ATOMIC_SEQ_CST);
+    imt__free(c->hits);
+    imt__free(c->matches);
+    imt__free(c->mem);
+    imt__free(c->tmp);
+    imt__free(c->tmpd);
+    imt__free(c);
+}
+
+void imt_cursor_set_method(imt_cursor *c, imt_search_method m)
+{
+    if (c && (m == IMT_SEARCH_AUTO || m == IMT_SEARCH_MIH || m == IMT_SEARCH_SCAN))
+        c->method = m;
+}
+
+void imt_cursor_counters(const imt_cursor *c, imt_query_counters *out)
+{
+    if (!out) return;
+    if (!c) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = c->cnt;
+}
+
+/* ---- hits -------------------------------------------------------------- */
+static imt_err hits_reserve(imt_cursor *c, size_t more)
+{
+    if (c->caphits - c->nhits >= more) return IMT_OK;
+    size_t need = c->nhits + more, cap = c->caphits ? c->caphits : 256, bytes;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2) return IMT_E_NOMEM;
+        cap *= 2;
+    }
+    if (!imt__mul_ok(cap, sizeof *c->hits, &bytes)) return IMT_E_NOMEM;
+    idx_hit *h = imt__realloc(c->hits, bytes);
+    if (!h) return IMT_E_NOMEM;
+    c->hits = h;
+    c->caphits = cap;
+    return IMT_OK;
+}
+
+/* Scan n hashes at arr with the nq queries; ent_of gives the entry id of a
+ * position (main: ent[], delta: unaligned ids). */
+static imt_err scan_array(imt_cursor *c, const uint8_t *arr, size_t n, const uint32_t *ent,
+                          const uint8_t *dent, const imt_pdq *q, int nq, int radius,
+                          uint32_t qi)
+{
+    imt_err err = IMT_OK;
+    idx_scan_fn scan = idx_scan_impl();
+    for (size_t b = 0; b < n; b += IDX_SCAN_BLOCK) {
+        size_t bn = n - b < IDX_SCAN_BLOCK ? n - b : IDX_SCAN_BLOCK;
+        size_t k = scan(arr + b * 32, bn, q[0].bytes, nq, radius, c->tmp, c->tmpd);
+        if (!k) continue;
+        IMT_TRY(hits_reserve(c, k));
+        for (size_t i = 0; i < k; i++) {
+            size_t pos = b + c->tmp[i];
+            idx_hit *h = &c->hits[c->nhits++];
+            h->entry = ent ? ent[pos] : idx_get_u32(dent + 4 * pos);
+            h->dist = (uint16_t)(c->tmpd[i] & 511);
+            h->variant = (uint8_t)(c->tmpd[i] >> 9);
+            h->pad = 0;
+            h->query = qi;
+        }
+    }
+    c->cnt.candidates += (uint64_t)n * (uint64_t)nq;
+cleanup:
+    return err;
+}
+
+/* Verify the positions ids[0..n) of one bucket against q (variant j). */
+static imt_err verify_bucket(imt_cursor *c, const idx_view *v, const uint32_t *ids,
+                             size_t n, const uint8_t *q, int radius, int t,
+                             const uint32_t *subq, const int8_t *plan, int j, uint32_t qi)
+{
+    imt_err err = IMT_OK;
+    idx_dist_fn dist = idx_dist_impl();
+    c->cnt.candidates += n;
+    for (size_t b = 0; b < n; b += TMP_CAP) {
+        size_t bn = n - b < TMP_CAP ? n - b : TMP_CAP;
+        dist(v->pdq, ids + b, bn, q, c->tmpd);
+        for (size_t i = 0; i < bn; i++) {
+            if (c->tmpd[i] > radius) continue;
+            uint32_t pos = ids[b + i];
+            const uint8_t *x = v->pdq + (size_t)pos * 32;
+            int earlier = 0;
+            for (int u = 0; u < t && !earlier; u++) {
+                if (plan[u] < 0) continue;
+                uint32_t sx = idx_substr(x, v->start[u], v->bits[u]);
+                if (__builtin_popcount(sx ^ subq[u]) <= plan[u]) earlier = 1;
+            }
+            if (earlier) continue;
+            IMT_TRY(hits_reserve(c, 1));
+            idx_hit *h = &c->hits[c->nhits++];
+            h->entry = v->ent[pos];
+            h->dist = c->tmpd[i];
+            h->variant = (uint8_t)j;
+            h->pad = 0;
+            h->query = qi;
+        }
+    }
+cleanup:
+    return err;
+}
+
+static imt_err mih_one(imt_cursor *c, const idx_view *v, const uint8_t *q, int radius, int j,
+                       uint32_t qi)
+{
+    imt_err err = IMT_OK;
+    uint32_t subq[IDX_MAX_TABLES];
+    const int8_t *plan = v->plan[radius];
+    for (int t = 0; t < v->m; t++) subq[t] = idx_substr(q, v->start[t], v->bits[t]);
+    for (int t = 0; t < v->m; t++) {
+        int rt = plan[t];
+        const uint32_t *off = v->off[t], *ids = v->ids[t];
+        int w = v->bits[t];
+        uint64_t lim = (uint64_t)1 << w;
+        for (int k = 0; k <= rt && k <= w; k++) {
+            /* every w-bit mask with k bits set (Gosper's hack) */
+            uint64_t mask = k ? ((uint64_t)1 << k) - 1 : 0;
+            while (mask < lim) {
+                uint32_t bkt = subq[t] ^ (uint32_t)mask;
+                uint32_t lo = off[bkt], hi = off[bkt + 1];
+                c->cnt.buckets++;
+                if (hi > lo) {
+                    if (hi > v->main_n || lo > hi) return IMT_E_INDEX_CORRUPT;
+                    IMT_TRY(verify_bucket(c, v, ids + lo, hi - lo, q, radius, t, subq, plan, j, qi));
+                }
+                if (!k) break;
+                uint64_t lowbit = mask & (~mask + 1), r = mask + lowbit;
+                mask = (((r ^ mask) >> 2) / lowbit) | r;
+            }
+        }
+    }
+cleanup:
+    return err;
+}
+
+imt_err idx_search(imt_cursor *c, const idx_view *v, const imt_pdq *q, int nq, int radius,
+                   uint32_t qi)
+{
+    imt_err err = IMT_OK;
+    c->cnt.queries += (uint64_t)nq;
+    if (v->main_n) {
+        int mih;
+        if (c->method == IMT_SEARCH_MIH) mih = 1;
+        else if (c->method == IMT_SEARCH_SCAN) mih = 0;
+        else {
+            /* extra variants ride along the same pass of the scan */
+            double scan = (double)v->main_n * (1.0 + 0.35 * (nq - 1));
+            mih = v->mih_cost[radius] * nq < scan;
+        }
+        if (mih) {
+            for (int j = 0; j < nq; j++) IMT_TRY(mih_one(c, v, q[j].bytes, radius, j, qi));
+        } else {
+            c->cnt.scans += (uint64_t)nq;
+            IMT_TRY(scan_array(c, v->pdq, v->main_n, v->ent, NULL, q, nq, radius, qi));
+        }
+    }
+    for (size_t ch = 0; ch < v->nchunks; ch++)
+        IMT_TRY(scan_array(c, v->dpdq[ch], v->dcount[ch], NULL, v->dent[ch], q, nq, radius, qi));
+cleanup:
+    return err;
+}
+
+/* ---- results ----------------------------------------------------------- */
+static int cmp_hit_entry(const void *a, const void *b)
+{
+    const idx_hit *x = a, *y = b;
+    if (x->query != y->query) return x->query < y->query ? -1 : 1;
+    if (x->entry != y->entry) return x->entry < y->entry ? -1 : 1;
+    if (x->dist != y->dist) return x->dist < y->dist ? -1 : 1;
+    return (int)x->variant - (int)y->variant;
+}
+
+static int cmp_hit_dist(const void *a, const void *b)
+{
+    const idx_hit *x = a, *y = b;
+    if (x->query != y->query) return x->query < y->query ? -1 : 1;
+    if (x->dist != y->dist) return x->dist < y->dist ? -1 : 1;
+    if (x->entry != y->entry) return x->entry < y->entry ? -1 : 1;
+    return 0;
+}
+
+static imt_err get_entry(imt_cursor *c, uint32_t id, idx_entry *e)
+{
+    uint8_t key[4];
+    idx_put_be32(key, id);
+    MDB_val k = {4, key}, d;
+    int rc = mdb_get(c->txn, c->idx->db_entries, &k, &d);
+    if (rc == MDB_NOTFOUND) return IMT_E_INDEX_CORRUPT;
+    if (rc) return IMT_E_DB;
+    return idx_entry_decode(d.mv_data, d.mv_size, e);
+}
+
+/* Turn c->hits[0..n) (unique) into matches with memberships. */
+static imt_err build_matches(imt_cursor *c, imt_hash_kind kind, const imt_match **out,
+                             size_t *nout)
+{
+    imt_err err = IMT_OK;
+    size_t n = c->nhits, bytes, total = 0;
+    if (n > c->capmatches) {
+        if (!imt__mul_ok(n, sizeof *c->matches, &bytes)) return IMT_E_NOMEM;
+        imt_match *m = imt__realloc(c->matches, bytes);
+        if (!m) return IMT_E_NOMEM;
+        c->matches = m;
+        c->capmatches = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        idx_entry e;
+        IMT_TRY(get_entry(c, c->hits[i].entry, &e));
+        total += e.n_members;
+    }
+    if (total > c->capmem) {
+        if (!imt__mul_ok(total, sizeof *c->mem, &bytes)) return IMT_E_NOMEM;
+        imt_membership *m = imt__realloc(c->mem, bytes);
+        if (!m) return IMT_E_NOMEM;
+        c->mem = m;
+        c->capmem = total;
+    }
+    size_t mi = 0;
+    for (size_t i = 0; i < n; i++) {
+        idx_entry e;
+        IMT_TRY(get_entry(c, c->hits[i].entry, &e));
+        imt_match *m = &c->matches[i];
+        memset(m, 0, sizeof *m);
+        m->kind = kind;
+        m->entry = c->hits[i].entry;
+        m->distance = kind == IMT_KIND_PDQ ? c->hits[i].dist : 0;
+        m->variant = (imt_dihedral)c->hits[i].variant;
+        if (e.pdq) memcpy(m->pdq.bytes, e.pdq, 32);
+        m->quality = e.quality;
+        m->members = c->mem + mi;
+        m->query = c->hits[i].query;
+        size_t pos = 0;
+        uint32_t list;
+        int32_t cat;
+        const char *label, *ext;
+        int r;
+        while ((r = idx_member_next(&e, &pos, &list, &cat, &label, &ext)) == 1) {
+            if (mi >= total) return IMT_E_INDEX_CORRUPT;
+            imt_membership *ms = &c->mem[mi++];
+            ms->list_id = list;
+            ms->category = cat;
+            ms->category_label = label;
+            ms->external_id = ext;
+            m->n_members++;
+        }
+        if (r < 0 || m->n_members != e.n_members) return IMT_E_INDEX_CORRUPT;
+    }
+    *out = c->matches;
+    *nout = n;
+cleanup:
+    return err;
+}
+
+imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nqueries, int nvar,
+                            int radius, const imt_match **out, size_t *n)
+{
+    imt_err err = IMT_OK;
+    if (!out || !n) return IMT_E_INVALID;
+    *out = NULL;
+    *n = 0;
+    if (!c || (!q && nqueries) || nvar < 1 || nvar > IMT_DIH__COUNT || radius < 0 ||
+        radius > 256 || nqueries > UINT32_MAX)
+        return IMT_E_INVALID;
+    c->nhits = 0;
+    for (size_t i = 0; i < nqueries; i++)
+        IMT_TRY(idx_search(c, &c->idx->view, q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
+    if (c->nhits > 1) {
+        /* one hit per (query, entry): the smallest distance, then the first
+         * variant */
+        qsort(c->hits, c->nhits, sizeof *c->hits, cmp_hit_entry);
+        size_t w = 0;
+        for (size_t i = 0; i < c->nhits; i++) {
+            if (w && c->hits[w - 1].query == c->hits[i].query &&
+                c->hits[w - 1].entry == c->hits[i].entry)
+                continue;
+            c->hits[w++] = c->hits[i];
+        }
+        c->nhits = w;
+        qsort(c->hits, c->nhits, sizeof *c->hits, cmp_hit_dist);
+    }
+    IMT_TRY(build_matches(c, IMT_KIND_PDQ, out, n));
+cleanup:
+    return err;
+}
+
+imt_err imt_query_pdq(imt_cursor *c, const imt_pdq *q, int nq, int radius,
+                      const imt_match **out, size_t *n)
+{
+    return imt_query_pdq_batch(c, q, 1, nq, radius, out, n);
+}
+
+imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind, const uint8_t *digest,
+                         const imt_match **out, size_t *n)
+{
+    imt_err err = IMT_OK;
+    if (!out || !n) return IMT_E_INVALID;
+    *out = NULL;
+    *n = 0;
+    if (!c || !digest) return IMT_E_INVALID;
+    MDB_dbi dbi;
+    size_t len;
+    switch (kind) {
+    case IMT_KIND_MD5: dbi = c->idx->db_md5; len = 16; break;
+    case IMT_KIND_SHA1: dbi = c->idx->db_sha1; len = 20; break;
+    case IMT_KIND_SHA256: dbi = c->idx->db_sha256; len = 32; break;
+    default: return IMT_E_INVALID;
+    }
+    c->cnt.queries++;
+    c->nhits = 0;
+    MDB_val k = {len, (void *)digest}, d;
+    int rc = mdb_get(c->txn, dbi, &k, &d);
+    if (rc == MDB_NOTFOUND) return IMT_OK;
+    if (rc) return IMT_E_DB;
+    if (d.mv_size != 4) return IMT_E_INDEX_CORRUPT;
+    IMT_TRY(hits_reserve(c, 1));
+    c->hits[0].entry = idx_get_u32(d.mv_data);
+    c->hits[0].dist = 0;
+    c->hits[0].variant = 0;
+    c->hits[0].query = 0;
+    c->nhits = 1;
+    IMT_TRY(build_matches(c, kind, out, n));
+cleanup:
+    return err;
+}

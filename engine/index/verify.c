@@ -1,0 +1,248 @@
+/* engine/index/verify.c -- `index verify`: every structure is checked
+ * against the entry records, in one read transaction. */
+#include "index.h"
+
+#include <string.h>
+
+#define FAIL(...)                                   \
+    do {                                            \
+        idx_set_err(idx, __VA_ARGS__);              \
+        err = IMT_E_INDEX_CORRUPT;                  \
+        goto cleanup;                               \
+    } while (0)
+
+static int list_known(const imt_list_info *l, size_t n, uint32_t id, size_t *at)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (l[mid].id == id) {
+            *at = mid;
+            return 1;
+        }
+        if (l[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+imt_err imt_index_verify(imt_index *idx)
+{
+    imt_err err = IMT_OK;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    idx_view v;
+    idx_header h;
+    uint64_t *loc = NULL;      /* per entry: 0 none, else 1 + position (delta after main) */
+    uint64_t *members = NULL;  /* per list index: memberships counted */
+    uint8_t *seen = NULL;
+    imt_list_info *lists = NULL;
+    memset(&v, 0, sizeof v);
+    if (!idx) return IMT_E_INVALID;
+    const char *p = idx->path;
+    int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return idx_mdb_err(idx, rc, "starting a read transaction");
+    IMT_TRY(idx_read_header(idx, txn, &h));
+    IMT_TRY(idx_view_load(idx, txn, &h, &v));
+    if (h.next_list < 1) FAIL("%s: header: next list id is 0", p);
+    if ((uint64_t)h.main_n + h.delta_n != h.n_pdq)
+        FAIL("%s: header: %u compacted + %u delta PDQ hashes, but %llu entries hold PDQ", p,
+             (unsigned)h.main_n, (unsigned)h.delta_n, (unsigned long long)h.n_pdq);
+
+    /* lists: the handle's inventory is of its snapshot; verify the current
+     * one from this transaction */
+    MDB_stat ms;
+    mdb_stat(txn, idx->db_lists, &ms);
+    size_t nl = ms.ms_entries;
+    lists = imt__calloc(nl ? nl : 1, sizeof *lists);
+    members = imt__calloc(nl ? nl : 1, sizeof *members);
+    if (!lists || !members) {
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    rc = mdb_cursor_open(txn, idx->db_lists, &cur);
+    if (rc) {
+        err = idx_mdb_err(idx, rc, "reading the lists");
+        goto cleanup;
+    }
+    MDB_val k, d;
+    size_t li = 0;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0 && li < nl;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT), li++) {
+        const uint8_t *b = d.mv_data;
+        if (k.mv_size != 4 || d.mv_size < 24) FAIL("%s: list record %zu is malformed", p, li);
+        lists[li].id = idx_get_u32(b);
+        memcpy(&lists[li].entries, b + 16, 8);
+        size_t zeros = 0;
+        for (size_t i = 24; i < d.mv_size; i++) zeros += b[i] == 0;
+        if (idx_get_be32(k.mv_data) != lists[li].id || lists[li].id == 0 ||
+            lists[li].id >= h.next_list || zeros != 5 || b[d.mv_size - 1] != 0) {
+            FAIL("%s: list record %zu (id %u) is malformed", p, li, (unsigned)lists[li].id);
+        }
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+
+    /* where each entry's PDQ hash sits */
+    size_t ne = h.next_entry;
+    loc = imt__calloc(ne ? ne : 1, sizeof *loc);
+    if (!loc) {
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    uint64_t pos = 0;
+    for (uint32_t i = 0; i < v.main_n; i++, pos++) {
+        uint32_t e = v.ent[i];
+        if (e >= ne || loc[e]) {
+            FAIL("%s: compacted position %u names entry %u (%s)", p, (unsigned)i, (unsigned)e,
+                 e >= ne ? "no such entry" : "twice");
+        }
+        loc[e] = pos + 1;
+    }
+    for (size_t c = 0; c < v.nchunks; c++)
+        for (uint32_t i = 0; i < v.dcount[c]; i++, pos++) {
+            uint32_t e = idx_get_u32(v.dent[c] + 4 * (size_t)i);
+            if (e >= ne || loc[e]) {
+                FAIL("%s: delta hash %llu names entry %u (%s)", p, (unsigned long long)pos,
+                     (unsigned)e, e >= ne ? "no such entry" : "twice");
+            }
+            loc[e] = pos + 1;
+        }
+
+    /* every entry record */
+    uint64_t cnt[4] = {0, 0, 0, 0}, nmem = 0, n = 0;
+    rc = mdb_cursor_open(txn, idx->db_entries, &cur);
+    if (rc) {
+        err = idx_mdb_err(idx, rc, "reading the entries");
+        goto cleanup;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT), n++) {
+        if (k.mv_size != 4 || idx_get_be32(k.mv_data) != n) {
+            FAIL("%s: entry ids are not 0..%llu in order (at %llu)", p,
+                 (unsigned long long)ne, (unsigned long long)n);
+        }
+        idx_entry e;
+        if (n >= ne || idx_entry_decode(d.mv_data, d.mv_size, &e) != IMT_OK) {
+            FAIL("%s: entry %llu is malformed or beyond the header's count", p, (unsigned long long)n);
+        }
+        size_t mp = 0, nm = 0, at;
+        uint32_t list;
+        int32_t cat;
+        const char *lab, *ext;
+        int r;
+        while ((r = idx_member_next(&e, &mp, &list, &cat, &lab, &ext)) == 1) {
+            if (!list_known(lists, nl, list, &at)) {
+                FAIL("%s: entry %llu names list %u, which does not exist", p,
+                     (unsigned long long)n, (unsigned)list);
+            }
+            members[at]++;
+            nm++;
+        }
+        if (r < 0 || nm != e.n_members || nm == 0) {
+            FAIL("%s: entry %llu has malformed memberships", p, (unsigned long long)n);
+        }
+        nmem += nm;
+        const uint8_t *dg[3] = {e.md5, e.sha1, e.sha256};
+        MDB_dbi dbs[3] = {idx->db_md5, idx->db_sha1, idx->db_sha256};
+        static const size_t dl[3] = {16, 20, 32};
+        static const char *dn[3] = {"MD5", "SHA-1", "SHA-256"};
+        for (int t = 0; t < 3; t++) {
+            if (!dg[t]) continue;
+            cnt[t + 1]++;
+            MDB_val kk = {dl[t], (void *)dg[t]}, vv;
+            rc = mdb_get(txn, dbs[t], &kk, &vv);
+            if (rc || vv.mv_size != 4 || idx_get_u32(vv.mv_data) != n) {
+                FAIL("%s: entry %llu: its %s is not in the %s table (or names another entry)", p,
+                     (unsigned long long)n, dn[t], dn[t]);
+            }
+        }
+        if (e.pdq) {
+            cnt[0]++;
+            uint64_t l = loc[n];
+            if (!l) {
+                FAIL("%s: entry %llu: its PDQ hash is in no segment", p, (unsigned long long)n);
+            }
+            l--;
+            const uint8_t *x;
+            if (l < v.main_n) x = v.pdq + l * 32;
+            else {
+                uint64_t dpos = l - v.main_n;
+                size_t c = (size_t)(dpos / IDX_DELTA_CHUNK);
+                x = v.dpdq[c] + (dpos % IDX_DELTA_CHUNK) * 32;
+            }
+            if (memcmp(x, e.pdq, 32) != 0) {
+                FAIL("%s: entry %llu: the PDQ hash in the %s segment differs from the entry's", p,
+                     (unsigned long long)n, l < v.main_n ? "compacted" : "delta");
+            }
+        } else if (loc[n]) {
+            FAIL("%s: entry %llu has no PDQ hash but a segment holds one for it", p,
+                 (unsigned long long)n);
+        }
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if (n != ne) {
+        FAIL("%s: %llu entry records, the header says %llu", p, (unsigned long long)n,
+             (unsigned long long)ne);
+    }
+    if (cnt[0] != h.n_pdq || cnt[1] != h.n_md5 || cnt[2] != h.n_sha1 || cnt[3] != h.n_sha256 ||
+        nmem != h.n_members) {
+        FAIL("%s: the header's counts differ from the entries", p);
+    }
+    MDB_dbi dbs[3] = {idx->db_md5, idx->db_sha1, idx->db_sha256};
+    for (int t = 0; t < 3; t++) {
+        mdb_stat(txn, dbs[t], &ms);
+        if (ms.ms_entries != cnt[t + 1]) {
+            FAIL("%s: a digest table holds %llu keys, the entries %llu", p,
+                 (unsigned long long)ms.ms_entries, (unsigned long long)cnt[t + 1]);
+        }
+    }
+    for (size_t i = 0; i < nl; i++)
+        if (members[i] != lists[i].entries) {
+            unsigned id = (unsigned)lists[i].id;
+            unsigned long long a = (unsigned long long)members[i], b = (unsigned long long)lists[i].entries;
+            FAIL("%s: list %u: %llu entries name it, its record says %llu", p, id, a, b);
+        }
+
+    /* the MIH tables: every position once, in the bucket of its substring */
+    if (v.main_n) {
+        seen = imt__malloc(((size_t)v.main_n + 7) / 8);
+        if (!seen) {
+            err = IMT_E_NOMEM;
+            goto cleanup;
+        }
+        for (int t = 0; t < v.m; t++) {
+            memset(seen, 0, ((size_t)v.main_n + 7) / 8);
+            size_t nb = (size_t)1 << v.bits[t];
+            if (v.off[t][0] != 0) FAIL("%s: MIH table %d does not start at 0", p, t);
+            for (size_t b = 0; b < nb; b++) {
+                uint32_t lo = v.off[t][b], hi = v.off[t][b + 1];
+                if (hi < lo || hi > v.main_n) FAIL("%s: MIH table %d: bucket %zu has bad offsets", p, t, b);
+                for (uint32_t i = lo; i < hi; i++) {
+                    uint32_t ps = v.ids[t][i];
+                    if (ps >= v.main_n || (seen[ps >> 3] & (1u << (ps & 7))))
+                        FAIL("%s: MIH table %d: position %u is invalid or listed twice", p, t,
+                             (unsigned)ps);
+                    seen[ps >> 3] |= (uint8_t)(1u << (ps & 7));
+                    if (idx_substr(v.pdq + (size_t)ps * 32, v.start[t], v.bits[t]) != b)
+                        FAIL("%s: MIH table %d: position %u is in bucket %zu, not its own", p, t,
+                             (unsigned)ps, b);
+                }
+            }
+        }
+        uint8_t sum[32];
+        IMT_TRY(idx_main_sum(&v, sum));
+        if (memcmp(sum, h.main_sum, 32) != 0)
+            FAIL("%s: the checksum of the compacted segment differs from the header's", p);
+    }
+cleanup:
+    if (cur) mdb_cursor_close(cur);
+    idx_view_free(&v);
+    if (txn) mdb_txn_abort(txn);
+    imt__free(loc);
+    imt__free(members);
+    imt__free(seen);
+    imt__free(lists);
+    return err;
+}
