@@ -2,7 +2,7 @@
 # The whole test suite: install dependencies, build with -Werror, run ctest,
 # then build again with AddressSanitizer + UndefinedBehaviorSanitizer and run
 # ctest again, then build the libFuzzer targets with clang and run each for a
-# short smoke time (IMT_FUZZ_SECONDS, default 25; 0 skips the stage).
+# short smoke time (IMT_FUZZ_SECONDS, default 20; 0 skips the stage).
 # Usage: bash scripts/test.sh   (from anywhere in the checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build/asan && ctest --output-on-failure -j "$jobs")
 
-fuzz_seconds=${IMT_FUZZ_SECONDS:-25}
+fuzz_seconds=${IMT_FUZZ_SECONDS:-20}
 if [ "$fuzz_seconds" != 0 ]; then
   echo "== build (libFuzzer targets, clang, ASan+UBSan)"
   cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -29,8 +29,21 @@ else
   echo "run_target.sh: $shared missing; fuzzing from committed seeds only" >&2
 fi
 [ -d "$here/seeds/$name" ] && dirs+=("$here/seeds/$name")
+if [ "$name" = list_auto ]; then  # format detection: every list format's seeds
+  for d in "$here"/seeds/list_*; do dirs+=("$d"); done
+fi
+# Seeds made by code: the target writes them at start-up (a valid index file).
+export IMT_FUZZ_SEED_DIR=$work/gen/$name
+rm -rf "$IMT_FUZZ_SEED_DIR"
+mkdir -p "$IMT_FUZZ_SEED_DIR"
+dirs+=("$IMT_FUZZ_SEED_DIR")
+case $name in
+  index_open) maxlen=262144 ;;
+  list_*) maxlen=65536 ;;
+  *) maxlen=16384 ;;
+esac
 flags=(-max_total_time="$seconds" -timeout="${IMT_FUZZ_TIMEOUT:-10}"
-       -rss_limit_mb="${IMT_FUZZ_RSS_MB:-2048}" -max_len="${IMT_FUZZ_MAX_LEN:-16384}"
+       -rss_limit_mb="${IMT_FUZZ_RSS_MB:-2048}" -max_len="${IMT_FUZZ_MAX_LEN:-$maxlen}"
        -print_final_stats=1 -artifact_prefix="$art/")
 [ -f "$here/dict/$name.dict" ] && flags+=(-dict="$here/dict/$name.dict")
 

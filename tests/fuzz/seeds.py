@@ -10,6 +10,7 @@ committed: OUT_DIR lives in the build tree and is rebuilt on every run.
 import hashlib
 import os
 import shutil
+import sqlite3
 import sys
 
 MAX_SEED = {"jpeg": 256 << 10, "png": 256 << 10, "sniff": 16 << 10}
@@ -29,11 +30,38 @@ def wanted(target, path, head):
     return False
 
 
+def nsrl_seeds(out):
+    """Small NSRL RDSv3-shaped SQLite files, written by this script."""
+    rows = [("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+             "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709", "D41D8CD98F00B204E9800998ECF8427E"),
+            ("CA978112CA1BBDCAFAC231B39A23DC4DA786EFF8147C4E72B9807785AFEE48BB",
+             "86F7E437FAA5A7FCE15D1DDCB9EAEAEA377667B8", "0CC175B9C0F1B6A831C399E269772661")]
+    for name, table in (("nsrl-distinct", "DISTINCT_HASH"), ("nsrl-file", "FILE")):
+        path = os.path.join(out, name)
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA page_size=512")
+        db.execute("CREATE TABLE VERSION (version TEXT, build_set TEXT)")
+        db.execute("INSERT INTO VERSION VALUES ('2024.03.1', 'Modern')")
+        extra = ", file_name TEXT" if table == "FILE" else ""
+        db.execute(f"CREATE TABLE {table} (sha256 TEXT, sha1 TEXT, md5 TEXT{extra})")
+        for r in rows:
+            db.execute(f"INSERT INTO {table} VALUES (?, ?, ?{', ?' if extra else ''})",
+                       r + (("x.bin",) if extra else ()))
+        db.commit()
+        db.close()
+    return 2
+
+
 def main():
     target, shared, out = sys.argv[1:4]
     if os.path.isdir(out):
         shutil.rmtree(out)
     os.makedirs(out)
+    if target in ("list_nsrl", "list_auto"):
+        n = nsrl_seeds(out)
+        print(f"seeds.py: {n} generated NSRL seeds")
+        if target == "list_nsrl":
+            return
     roots = [os.path.join(shared, "corpus"), os.path.join(shared, "vectors")]
     cap = MAX_SEED.get(target, 1 << 20)
     n = 0

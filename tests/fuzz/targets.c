@@ -279,9 +279,291 @@ int imt_fuzz_sniff(const uint8_t *data, size_t len)
     return 0;
 }
 
+
+/* ---- hash lists and index files --------------------------------------- */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A scratch directory (tmpfs when there is one: LMDB commits are cheap
+ * there), removed at exit. */
+static char g_tmp[256];
+
+static void rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[600];
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rm_tree(p);
+        else unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static imt_index *g_idx;
+static int g_idx_imports;
+
+static void free_index(void)
+{
+    imt_index_close(g_idx);
+    g_idx = NULL;
+    if (g_tmp[0]) rm_tree(g_tmp);
+    g_tmp[0] = '\0';
+}
+
+static const char *scratch(void)
+{
+    if (!g_tmp[0]) {
+        struct stat st;
+        const char *base = stat("/dev/shm", &st) == 0 && access("/dev/shm", W_OK) == 0
+                               ? "/dev/shm" : "/tmp";
+        snprintf(g_tmp, sizeof g_tmp, "%s/imt_fuzz_XXXXXX", base);
+        FUZZ_CHECK(mkdtemp(g_tmp) != NULL, "mkdtemp %s", g_tmp);
+        atexit(free_index);
+    }
+    return g_tmp;
+}
+
+static void write_file(const char *path, const uint8_t *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    FUZZ_CHECK(fd >= 0, "open %s", path);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        FUZZ_CHECK(w > 0, "write %s", path);
+        off += (size_t)w;
+    }
+    close(fd);
+}
+
+/* A writable index, recreated empty every 64 successful imports so that it
+ * stays small. */
+static imt_index *scratch_index(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/idx", scratch());
+    if (g_idx && g_idx_imports >= 64) {
+        imt_index_close(g_idx);
+        g_idx = NULL;
+        rm_tree(dir);
+    }
+    if (!g_idx) {
+        imt_index_opts o;
+        imt_index_opts_init(&o);
+        o.read_only = 0;
+        o.create = 1;
+        o.map_size = (uint64_t)256 << 20;
+        imt_err e = imt_index_open(&g_idx, dir, &o);
+        FUZZ_CHECK(e == IMT_OK, "index create: %s", imt_index_open_error());
+        g_idx_imports = 0;
+    }
+    return g_idx;
+}
+
+/* Import data as a list of the given format. Invariants: a failed import
+ * leaves the index exactly as it was (its identity digest is unchanged) and
+ * names a reason; a successful one leaves an index that passes
+ * imt_index_verify and answers queries. */
+static int list_target(const char *format, const uint8_t *data, size_t len)
+{
+    imt_index *idx = scratch_index();
+    char path[400];
+    snprintf(path, sizeof path, "%s/list", scratch());
+    write_file(path, data, len);
+
+    char id0[65], id1[65];
+    FUZZ_CHECK(imt_index_identity(idx, id0) == IMT_OK, "identity");
+    imt_import_opts o;
+    imt_import_opts_init(&o);
+    o.format = format;
+    o.name = "fuzz";
+    o.import_time = 1700000000;
+    o.skip_bad = (int)(len & 1);          /* both bad-record policies */
+    o.compact = len % 3 == 0 ? 1 : -1;    /* and the compaction path */
+    imt_import_stats st;
+    imt_err e = imt_index_import(idx, path, &o, &st);
+    FUZZ_CHECK((int)e >= 0 && e < IMT_E__COUNT, "import returned %d", e);
+    FUZZ_CHECK(e != IMT_E_INTERNAL && e != IMT_E_INVALID && e != IMT_E_BUSY,
+               "import: %s: %s", imt_err_name(e), imt_index_last_error(idx));
+    FUZZ_CHECK(imt_index_identity(idx, id1) == IMT_OK, "identity");
+    if (e != IMT_OK) {
+        FUZZ_CHECK(imt_index_last_error(idx)[0] != '\0', "import %s without a reason",
+                   imt_err_name(e));
+        FUZZ_CHECK(!strcmp(id0, id1), "a failed import (%s) changed the index",
+                   imt_err_name(e));
+        return 0;
+    }
+    g_idx_imports++;
+    FUZZ_CHECK(strcmp(id0, id1) != 0, "an import left the identity unchanged");
+    e = imt_index_verify(idx);
+    FUZZ_CHECK(e == IMT_OK, "verify after import: %s", imt_index_last_error(idx));
+    imt_cursor *c = NULL;
+    FUZZ_CHECK(imt_cursor_open(&c, idx) == IMT_OK, "cursor");
+    imt_pdq q[IMT_DIH__COUNT];
+    memset(q, 0, sizeof q);
+    if (len >= 32) memcpy(q[0].bytes, data, 32);
+    const imt_match *m;
+    size_t n;
+    e = imt_query_pdq(c, q, 1, 40, &m, &n);
+    FUZZ_CHECK(e == IMT_OK, "query: %s", imt_err_name(e));
+    uint8_t dig[32] = {0};
+    e = imt_query_digest(c, IMT_KIND_MD5, dig, &m, &n);
+    FUZZ_CHECK(e == IMT_OK, "digest query: %s", imt_err_name(e));
+    imt_cursor_close(c);
+    return 0;
+}
+
+int imt_fuzz_list_auto(const uint8_t *d, size_t n) { return list_target("auto", d, n); }
+int imt_fuzz_list_pdq_csv(const uint8_t *d, size_t n) { return list_target("pdq-csv", d, n); }
+int imt_fuzz_list_te(const uint8_t *d, size_t n) { return list_target("te", d, n); }
+int imt_fuzz_list_hashdeep(const uint8_t *d, size_t n) { return list_target("hashdeep", d, n); }
+int imt_fuzz_list_vics(const uint8_t *d, size_t n) { return list_target("vics", d, n); }
+int imt_fuzz_list_jsonl(const uint8_t *d, size_t n) { return list_target("jsonl", d, n); }
+int imt_fuzz_list_nsrl(const uint8_t *d, size_t n) { return list_target("nsrl", d, n); }
+
+int imt_fuzz_list_sums(const uint8_t *d, size_t n)
+{
+    static const char *const f[3] = {"md5sum", "sha1sum", "sha256sum"};
+    return list_target(f[n % 3], d, n);
+}
+
+int imt_fuzz_list_hex(const uint8_t *d, size_t n)
+{
+    static const char *const f[5] = {"hex", "pdq-hex", "md5-hex", "sha1-hex", "sha256-hex"};
+    return list_target(f[n % 5], d, n);
+}
+
+/* A corrupted index: the input is the LMDB data file. Whatever it holds,
+ * opening it must return an error or a handle that answers every call. */
+int imt_fuzz_index_open(const uint8_t *data, size_t len)
+{
+    char dir[400], path[500];
+    snprintf(dir, sizeof dir, "%s/bad.idx", scratch());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    write_file(path, data, len);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    imt_index *idx = NULL;
+    imt_err e = imt_index_open(&idx, dir, NULL);
+    FUZZ_CHECK((int)e >= 0 && e < IMT_E__COUNT, "open returned %d", e);
+    FUZZ_CHECK(e != IMT_E_INTERNAL && e != IMT_E_INVALID, "open: %s: %s", imt_err_name(e),
+               imt_index_open_error());
+    if (e != IMT_OK) {
+        FUZZ_CHECK(idx == NULL, "a failed open returned a handle");
+        FUZZ_CHECK(imt_index_open_error()[0] != '\0', "open %s without a reason",
+                   imt_err_name(e));
+        return 0;
+    }
+    char id[65];
+    imt_index_identity(idx, id);
+    size_t nl = imt_index_list_count(idx);
+    for (size_t i = 0; i < nl && i < 64; i++) {
+        imt_list_info li;
+        if (imt_index_list_get(idx, i, &li) == IMT_OK)
+            FUZZ_CHECK(li.name && li.version && li.format && li.scheme && li.file_sha256,
+                       "list %zu has a NULL string", i);
+    }
+    imt_index_stats ist;
+    imt_index_stats_get(idx, &ist);
+    imt_cursor *c = NULL;
+    if (imt_cursor_open(&c, idx) == IMT_OK) {
+        imt_pdq q[IMT_DIH__COUNT];
+        memset(q, 0, sizeof q);
+        for (int i = 0; i < IMT_DIH__COUNT; i++) q[i].bytes[i] = (uint8_t)(0x11 * i);
+        const imt_match *m;
+        size_t n;
+        for (int radius = 0; radius <= 256; radius += 64) {
+            if (imt_query_pdq(c, q, 8, radius, &m, &n) != IMT_OK) continue;
+            for (size_t i = 0; i < n; i++) {
+                FUZZ_CHECK(m[i].distance >= 0 && m[i].distance <= radius,
+                           "match at distance %d for radius %d", m[i].distance, radius);
+                for (size_t k = 0; k < m[i].n_members; k++)
+                    FUZZ_CHECK(m[i].members[k].category_label && m[i].members[k].external_id,
+                               "membership with a NULL string");
+            }
+        }
+        uint8_t dig[32];
+        memset(dig, 0, sizeof dig);
+        imt_query_digest(c, IMT_KIND_MD5, dig, &m, &n);
+        imt_query_digest(c, IMT_KIND_SHA1, dig, &m, &n);
+        imt_query_digest(c, IMT_KIND_SHA256, dig, &m, &n);
+        imt_cursor_close(c);
+    }
+    imt_index_verify(idx);
+    imt_index_close(idx);
+    return 0;
+}
+
 const imt_fuzz_target imt_fuzz_targets[] = {
     {"jpeg", imt_fuzz_jpeg},
     {"png", imt_fuzz_png},
     {"sniff", imt_fuzz_sniff},
+    {"list_auto", imt_fuzz_list_auto},
+    {"list_pdq_csv", imt_fuzz_list_pdq_csv},
+    {"list_te", imt_fuzz_list_te},
+    {"list_sums", imt_fuzz_list_sums},
+    {"list_hashdeep", imt_fuzz_list_hashdeep},
+    {"list_hex", imt_fuzz_list_hex},
+    {"list_vics", imt_fuzz_list_vics},
+    {"list_jsonl", imt_fuzz_list_jsonl},
+    {"list_nsrl", imt_fuzz_list_nsrl},
+    {"index_open", imt_fuzz_index_open},
     {NULL, NULL},
 };
+
+/* Seeds only our code can make: a small valid index's data.mdb, one with
+ * its PDQ hashes compacted and one with a delta segment. Called from
+ * LLVMFuzzerInitialize when IMT_FUZZ_SEED_DIR is set. */
+void imt_fuzz_make_seeds(const char *target, const char *outdir)
+{
+    if (strcmp(target, "index_open") != 0) return;
+    static const char csv[] =
+        "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22,100\n"
+        "0000000000000000000000000000000000000000000000000000000000000001,80\n"
+        "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff,50\n";
+    static const char md5[] = "d41d8cd98f00b204e9800998ecf8427e  empty\n"
+                              "0cc175b9c0f1b6a831c399e269772661  a\n";
+    for (int compact = 0; compact < 2; compact++) {
+        char dir[400], path[500], out[600];
+        snprintf(dir, sizeof dir, "%s/seed%d.idx", scratch(), compact);
+        imt_index_opts o;
+        imt_index_opts_init(&o);
+        o.read_only = 0;
+        o.create = 1;
+        o.map_size = (uint64_t)1 << 20;
+        imt_index *idx = NULL;
+        if (imt_index_open(&idx, dir, &o) != IMT_OK) return;
+        imt_import_opts io;
+        imt_import_opts_init(&io);
+        io.import_time = 1700000000;
+        io.compact = compact;
+        snprintf(path, sizeof path, "%s/seed.csv", scratch());
+        write_file(path, (const uint8_t *)csv, sizeof csv - 1);
+        io.format = "pdq-csv";
+        imt_index_import(idx, path, &io, NULL);
+        snprintf(path, sizeof path, "%s/seed.md5", scratch());
+        write_file(path, (const uint8_t *)md5, sizeof md5 - 1);
+        io.format = "md5sum";
+        imt_index_import(idx, path, &io, NULL);
+        imt_index_close(idx);
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        size_t n = 0;
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        static uint8_t buf[1 << 22];
+        n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        snprintf(out, sizeof out, "%s/index-%s", outdir, compact ? "compacted" : "delta");
+        write_file(out, buf, n);
+        rm_tree(dir);
+    }
+}
