@@ -185,6 +185,135 @@ static long fail_each_allocation(const char *name, scenario_fn fn, const void *a
     return n;
 }
 
+/* ---- the index: open an existing index, list its inventory, query ------- */
+typedef struct index_arg {
+    const char *dir;
+    imt_pdq q;
+    uint8_t md5[16];
+} index_arg;
+
+/* The four calls' statuses go to status[] (open, cursor, PDQ query, MD5
+ * query) and a fingerprint of each answer to res[]: the identity, the list
+ * count, the PDQ matches and the MD5 match, so that same_result compares
+ * them with the unfailing run. */
+static int scenario_index(const void *argp, outcome *out)
+{
+    const index_arg *arg = argp;
+    imt_index *idx = NULL;
+    imt_cursor *c = NULL;
+    int oom = 0;
+    out->n = 4;
+    for (int i = 0; i < 4; i++) out->status[i] = IMT_OK;
+    memset(out->res, 0, sizeof out->res);
+    imt_err e = imt_index_open(&idx, arg->dir, NULL);
+    out->status[0] = e;
+    if (e != IMT_OK) {
+        CHECKF(e == IMT_E_NOMEM, "open: %s", imt_err_name(e));
+        CHECK(idx == NULL);
+        for (int i = 1; i < 4; i++) out->status[i] = IMT_E_NOMEM; /* not reached */
+        return 1;
+    }
+    char id[65];
+    CHECK(imt_index_identity(idx, id) == IMT_OK);
+    memcpy(out->res[0].sha256, id, 32); /* compared by same_result */
+    out->res[0].width = (uint32_t)imt_index_list_count(idx);
+    e = imt_cursor_open(&c, idx);
+    out->status[1] = e;
+    if (e != IMT_OK) {
+        CHECKF(e == IMT_E_NOMEM, "cursor: %s", imt_err_name(e));
+        out->status[2] = out->status[3] = IMT_E_NOMEM; /* not reached */
+        oom = 1;
+        goto done;
+    }
+    const imt_match *m;
+    size_t n = 0;
+    imt_pdq q8[IMT_DIH__COUNT];
+    for (int i = 0; i < IMT_DIH__COUNT; i++) q8[i] = arg->q;
+    e = imt_query_pdq(c, q8, IMT_DIH__COUNT, 31, &m, &n);
+    out->status[2] = e;
+    if (e == IMT_E_NOMEM) oom = 1;
+    else if (e == IMT_OK) {
+        out->res[2].height = (uint32_t)n;
+        for (size_t i = 0; i < n && i < 8; i++) {
+            out->res[2].pdq[i] = m[i].pdq;
+            out->res[2].width += (uint32_t)m[i].distance + (uint32_t)m[i].n_members;
+        }
+    } else CHECKF(0, "query_pdq: %s", imt_err_name(e));
+    e = imt_query_digest(c, IMT_KIND_MD5, arg->md5, &m, &n);
+    out->status[3] = e;
+    if (e == IMT_E_NOMEM) oom = 1;
+    else if (e == IMT_OK) {
+        out->res[3].height = (uint32_t)n;
+        if (n) out->res[3].width = m[0].n_members ? m[0].members[0].list_id : 0;
+    } else CHECKF(0, "query_digest: %s", imt_err_name(e));
+done:
+    imt_cursor_close(c);
+    imt_index_close(idx);
+    return oom;
+}
+
+static void index_allocfail(void)
+{
+    char dir[400], list[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/imt_allocfail_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    REQUIRE(mkdtemp(dir) != NULL);
+    snprintf(list, sizeof list, "%s/list.csv", dir);
+    FILE *f = fopen(list, "w");
+    REQUIRE(f != NULL);
+    /* 300 PDQ hashes (some near the query) and two MD5s. */
+    for (int i = 0; i < 300; i++) {
+        fprintf(f, "%04x", (unsigned)i);
+        for (int b = 2; b < 32; b++) fprintf(f, "%02x", (unsigned)((i * 37 + b * 11) & 0xff));
+        fprintf(f, ",%d\n", 50 + i % 50);
+    }
+    fclose(f);
+    char idxdir[600];
+    snprintf(idxdir, sizeof idxdir, "%s/idx", dir);
+    imt_index_opts o;
+    imt_index_opts_init(&o);
+    o.read_only = 0;
+    o.create = 1;
+    o.map_size = (uint64_t)64 << 20;
+    imt_index *idx = NULL;
+    REQUIRE(imt_index_open(&idx, idxdir, &o) == IMT_OK);
+    imt_import_opts io;
+    imt_import_opts_init(&io);
+    io.import_time = 1700000000;
+    io.format = "pdq-csv";
+    CHECKF(imt_index_import(idx, list, &io, NULL) == IMT_OK, "%s", imt_index_last_error(idx));
+    f = fopen(list, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "d41d8cd98f00b204e9800998ecf8427e  empty\n0cc175b9c0f1b6a831c399e269772661  a\n");
+    fclose(f);
+    io.format = "md5sum";
+    io.compact = 0; /* keep the PDQ hashes of the first list in the delta too */
+    CHECKF(imt_index_import(idx, list, &io, NULL) == IMT_OK, "%s", imt_index_last_error(idx));
+    imt_index_close(idx);
+
+    index_arg a;
+    memset(&a, 0, sizeof a);
+    a.dir = idxdir;
+    a.q.bytes[1] = 5;
+    for (int b = 2; b < 32; b++) a.q.bytes[b] = (uint8_t)((5 * 37 + b * 11) & 0xff);
+    a.q.bytes[3] ^= 0x11; /* two bits away from entry 5 */
+    static const uint8_t md5[16] = {0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04,
+                                    0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e};
+    memcpy(a.md5, md5, 16);
+    outcome plain;
+    scenario_index(&a, &plain); /* the system allocator: the queries must find something */
+    CHECKF(plain.res[2].height >= 1 && plain.res[3].height == 1,
+           "the index scenario finds %u PDQ and %u MD5 matches", plain.res[2].height,
+           plain.res[3].height);
+    long steps = fail_each_allocation("open an index, list, query PDQ (8 variants) and MD5",
+                                      scenario_index, &a);
+    CHECK(steps > 0);
+
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     const char *jpg = tu_shared("vectors/pdq/images/misc-images/small.jpg");
@@ -217,5 +346,6 @@ int main(void)
         snprintf(name, sizeof name, "hash PNG then JPEG with one hasher, %s", mn);
         fail_each_allocation(name, scenario_hash, &a4);
     }
+    index_allocfail();
     return tu_done("test_allocfail");
 }
