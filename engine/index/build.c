@@ -42,6 +42,17 @@ struct idx_sink {
 };
 
 /* ---- the sink ---------------------------------------------------------- */
+imt_err idx_sink_fail_at(idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    idx_set_err(s->idx, "%s:%llu: %s", s->path, (unsigned long long)line, msg);
+    return e;
+}
+
 const char *idx_sink_path(const idx_sink *s)
 {
     return s->path;
@@ -64,6 +75,7 @@ static imt_err arena_add(idx_sink *s, const char *str, uint32_t *off, uint32_t *
     }
     size_t len = strlen(str) + 1;
     if (len > 65535) len = 65535; /* stored NUL-terminated, bounded */
+    if (s->nstr == 0) len++;      /* offset 0 is "": the arena starts with a NUL */
     if (s->nstr + len > UINT32_MAX) return IMT_E_TOO_LARGE;
     if (s->nstr + len > s->capstr) {
         size_t cap = s->capstr ? s->capstr : 4096;
@@ -72,6 +84,11 @@ static imt_err arena_add(idx_sink *s, const char *str, uint32_t *off, uint32_t *
         if (!p) return IMT_E_NOMEM;
         s->str = p;
         s->capstr = cap;
+    }
+    if (s->nstr == 0) {
+        s->str[0] = '\0';
+        s->nstr = 1;
+        len--;
     }
     memcpy(s->str + s->nstr, str, len - 1);
     s->str[s->nstr + len - 1] = '\0';
@@ -365,6 +382,7 @@ static idx_format sniff(const uint8_t *b, size_t n)
     size_t i = 0;
     if (n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF) i = 3;
     while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')) i++;
+    if (i < n && b[i] == '[') return IF_VICS; /* JSON, the wrong shape: said so */
     if (i < n && b[i] == '{') {
         static const char tag[] = "{\"imgtriage-export\"";
         if (n - i >= sizeof tag - 1 && memcmp(b + i, tag, sizeof tag - 1) == 0) return IF_JSONL;

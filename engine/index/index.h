@@ -129,6 +129,12 @@ imt_err idx_sink_fail(idx_sink *s, imt_err e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* The same for a fatal error at a line: "file:line: reason". */
+imt_err idx_sink_fail_at(idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
 const char *idx_sink_path(const idx_sink *s);
 void idx_sink_set_version(idx_sink *s, const char *version);
 

@@ -35,8 +35,7 @@ static char *next_line(lines *l, idx_sink *s, imt_err *err)
             *end = '\0';
             l->lineno++;
             if (memchr(start, '\0', (size_t)(end - start))) {
-                *err = idx_sink_fail(s, IMT_E_PARSE, "line %llu holds a NUL byte: not a text list",
-                                     (unsigned long long)l->lineno);
+                *err = idx_sink_fail_at(s, l->lineno, IMT_E_PARSE, "the line holds a NUL byte: not a text list");
                 return NULL;
             }
             return start;
@@ -49,8 +48,8 @@ static char *next_line(lines *l, idx_sink *s, imt_err *err)
         }
         if (l->len + 1 >= l->cap) {
             if (l->cap >= MAX_LINE) {
-                *err = idx_sink_fail(s, IMT_E_PARSE, "line %llu is longer than %u bytes",
-                                     (unsigned long long)l->lineno + 1, MAX_LINE);
+                *err = idx_sink_fail_at(s, l->lineno + 1, IMT_E_PARSE, "the line is longer than %u bytes",
+                                        MAX_LINE);
                 return NULL;
             }
             size_t cap = l->cap ? l->cap * 2 : 65536;
@@ -144,10 +143,9 @@ static imt_err detect(idx_sink *s, const char *line, uint64_t lineno, idx_format
             else if (h == 40) *f = IF_SHA1SUM;
             else if (h == 64) *f = IF_SHA256SUM;
             else
-                return idx_sink_fail(s, IMT_E_HASH_LENGTH,
-                                     "line %llu: a %zu-digit hash followed by a name: not md5sum, "
-                                     "sha1sum or sha256sum output",
-                                     (unsigned long long)lineno, h);
+                return idx_sink_fail_at(s, lineno, IMT_E_HASH_LENGTH,
+                                     "a %zu-digit hash followed by a name: not md5sum, "
+                                     "sha1sum or sha256sum output", h);
             return IMT_OK;
         }
     }
@@ -155,20 +153,17 @@ static imt_err detect(idx_sink *s, const char *line, uint64_t lineno, idx_format
         if (h == 32) *f = IF_MD5_HEX;
         else if (h == 40) *f = IF_SHA1_HEX;
         else if (h == 64)
-            return idx_sink_fail(s, IMT_E_PARSE,
-                                 "line %llu: a list of 64-digit hex hashes may be PDQ or SHA-256; "
-                                 "name it with --format pdq-hex or sha256-hex",
-                                 (unsigned long long)lineno);
+            return idx_sink_fail_at(s, lineno, IMT_E_PARSE,
+                                 "a list of 64-digit hex hashes may be PDQ or SHA-256; "
+                                 "name it with --format pdq-hex or sha256-hex");
         else
-            return idx_sink_fail(s, IMT_E_HASH_LENGTH,
-                                 "line %llu: a %zu-digit hex hash is none of PDQ (64), MD5 (32), "
-                                 "SHA-1 (40), SHA-256 (64)",
-                                 (unsigned long long)lineno, h);
+            return idx_sink_fail_at(s, lineno, IMT_E_HASH_LENGTH,
+                                 "a %zu-digit hex hash is none of PDQ (64), MD5 (32), "
+                                 "SHA-1 (40), SHA-256 (64)", h);
         return IMT_OK;
     }
-    return idx_sink_fail(s, IMT_E_PARSE,
-                         "line %llu: cannot tell the list format; name it with --format",
-                         (unsigned long long)lineno);
+    return idx_sink_fail_at(s, lineno, IMT_E_PARSE,
+                         "cannot tell the list format; name it with --format");
 }
 
 /* ---- hashdeep ---------------------------------------------------------- */
@@ -390,6 +385,7 @@ imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
             t += 3;
         char *tt = trim(t);
         if (!*tt) continue;
+        if (tt[0] == '#') continue; /* comments (hashdeep's "##" lines too) */
         if (f == IF_AUTO) {
             IMT_TRY(detect(s, tt, l.lineno, &f));
             if (f == IF_HASHDEEP && strncmp(tt, "%%%% HASHDEEP", 13)) f = IF_HASHDEEP;
@@ -398,8 +394,7 @@ imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
             idx_format g;
             IMT_TRY(detect(s, tt, l.lineno, &g));
             if (g != IF_MD5_HEX && g != IF_SHA1_HEX) {
-                err = idx_sink_fail(s, IMT_E_PARSE, "line %llu: not a plain hex hash",
-                                    (unsigned long long)l.lineno);
+                err = idx_sink_fail_at(s, l.lineno, IMT_E_PARSE, "not a plain hex hash");
                 goto cleanup;
             }
             f = g;

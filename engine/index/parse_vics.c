@@ -72,8 +72,7 @@ static media *cur_media(vstate *v)
 static int shape(vstate *v, const char *fmt, const char *a)
 {
     if (v->err == IMT_OK)
-        v->err = idx_sink_fail(v->s, IMT_E_JSON_SHAPE, "line %llu: %s%s",
-                               (unsigned long long)v->line, fmt, a ? a : "");
+        v->err = idx_sink_fail_at(v->s, v->line, IMT_E_JSON_SHAPE, "%s%s", fmt, a ? a : "");
     return 0;
 }
 
@@ -433,7 +432,7 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
     yajl_config(y, yajl_dont_validate_strings, 0);
     if (v->jsonl) yajl_config(y, yajl_allow_multiple_values, 1);
     size_t len = 0, pos = 0;
-    int eof = 0;
+    int eof = 0, ended_nl = 0;
     for (;;) {
         char *nl = pos < len ? memchr(buf + pos, '\n', len - pos) : NULL;
         if (!nl && !eof && (pos > 0 || len < 65536)) {
@@ -467,18 +466,17 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
                 size_t ml = strlen(mm);
                 while (ml && (mm[ml - 1] == '\n' || mm[ml - 1] == ' ')) mm[--ml] = '\0';
             }
-            err = idx_sink_fail(s, IMT_E_PARSE, "line %llu: invalid JSON: %s",
-                                (unsigned long long)v->line, mm ? mm : "?");
+            err = idx_sink_fail_at(s, v->line, IMT_E_PARSE, "invalid JSON: %s", mm ? mm : "?");
             if (msg) yajl_free_error(y, msg);
             goto cleanup;
         }
         pos += n;
+        ended_nl = nl != NULL;
         if (nl) v->line++;
     }
     if (yajl_complete_parse(y) != yajl_status_ok) {
         if (v->err != IMT_OK) err = v->err;
-        else err = idx_sink_fail(s, IMT_E_PARSE, "line %llu: the JSON ends early",
-                                 (unsigned long long)v->line);
+        else err = idx_sink_fail_at(s, v->line > 1 && ended_nl ? v->line - 1 : v->line, IMT_E_PARSE, "the JSON ends early");
         goto cleanup;
     }
     if (v->err != IMT_OK) {

@@ -1,0 +1,351 @@
+/* tests/test_index_formats.c -- every list format imports from its sample
+ * in tests/data/index, round-trips through export, and every malformed
+ * variant in tests/data/index/bad fails with its named error at its
+ * file:line, leaving the index as it was (or, with skip_bad, imports the
+ * rest). NSRL databases are made here from tests/data/index/nsrl.sql. */
+#include "imgtriage.h"
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmp[300];
+static int seq;
+
+static const char *data(const char *rel)
+{
+    static char b[4][600];
+    static int k;
+    char *p = b[k++ & 3];
+    snprintf(p, 600, "%s/tests/data/index/%s", IMT_SOURCE_DIR, rel);
+    return p;
+}
+
+static imt_index *fresh(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/idx%d", tmp, seq++);
+    imt_index_opts o;
+    imt_index_opts_init(&o);
+    o.read_only = 0;
+    o.create = 1;
+    imt_index *idx = NULL;
+    REQUIRE(imt_index_open(&idx, dir, &o) == IMT_OK);
+    return idx;
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    char *p = (char *)tu_read_file(path, n);
+    REQUIRE(p);
+    p = realloc(p, *n + 1);
+    p[*n] = 0;
+    return p;
+}
+
+static void export_to(imt_index *idx, const char *fmt, int64_t list, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    REQUIRE(fd >= 0);
+    imt_export_opts eo;
+    imt_export_opts_init(&eo);
+    eo.format = fmt;
+    eo.list_id = list;
+    imt_err e = imt_index_export(idx, fd, &eo);
+    CHECKF(e == IMT_OK, "export %s: %s", fmt, imt_index_last_error(idx));
+    close(fd);
+}
+
+/* Text without its first line (the export header names the index). */
+static const char *body(const char *s)
+{
+    const char *nl = strchr(s, '\n');
+    return nl ? nl + 1 : s;
+}
+
+/* Text without '#' comment lines. */
+static void strip_comments(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r;) {
+        char *nl = strchr(r, '\n');
+        size_t len = nl ? (size_t)(nl - r) + 1 : strlen(r);
+        if (*r != '#') {
+            memmove(w, r, len);
+            w += len;
+        }
+        r += len;
+    }
+    *w = 0;
+}
+
+static void make_nsrl(const char *db)
+{
+    size_t n;
+    char *sql = slurp(data("nsrl.sql"), &n);
+    unlink(db);
+    sqlite3 *h;
+    REQUIRE(sqlite3_open(db, &h) == SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
+    CHECKF(rc == SQLITE_OK, "nsrl.sql: %s", msg ? msg : "?");
+    sqlite3_free(msg);
+    sqlite3_close(h);
+    free(sql);
+}
+
+typedef struct good {
+    const char *file, *format, *want_format, *native;
+    uint64_t records;
+    int known_good;
+} good;
+
+static const good goods[] = {
+    {"pdq.csv", NULL, "pdq-csv", "pdq-csv", 5, 0},
+    {"te.txt", NULL, "te", "te", 4, 0},
+    {"md5sum.txt", NULL, "md5sum", "md5sum", 5, 0},
+    {"sha1sum.txt", NULL, "sha1sum", "sha1sum", 4, 0},
+    {"sha256sum.txt", NULL, "sha256sum", "sha256sum", 3, 0},
+    {"hashdeep.txt", NULL, "hashdeep", NULL, 4, 0},
+    {"md5.hex", NULL, "md5-hex", "md5-hex", 3, 0},
+    {"md5.hex", "hex", "md5-hex", "md5-hex", 3, 0},
+    {"pdq.hex", "pdq-hex", "pdq-hex", "pdq-hex", 3, 0},
+    {"vics1.json", NULL, "vics-1", NULL, 3, 0},
+    {"vics2.json", NULL, "vics-2", NULL, 4, 0},
+    {"@nsrl", NULL, "nsrl-rdsv3", NULL, 5, 1},
+};
+
+static void good_formats(void)
+{
+    char nsrl[400], e1[400], e2[400];
+    snprintf(nsrl, sizeof nsrl, "%s/nsrl.db", tmp);
+    make_nsrl(nsrl);
+    for (size_t i = 0; i < sizeof goods / sizeof goods[0]; i++) {
+        const good *g = &goods[i];
+        const char *path = g->file[0] == '@' ? nsrl : data(g->file);
+        imt_index *a = fresh(), *b = fresh();
+        imt_import_opts io;
+        imt_import_opts_init(&io);
+        io.format = g->format;
+        imt_import_stats st;
+        imt_err e = imt_index_import(a, path, &io, &st);
+        CHECKF(e == IMT_OK, "%s: %s", g->file, imt_index_last_error(a));
+        CHECKF(st.records == g->records && !strcmp(st.format, g->want_format),
+               "%s: %llu records as %s", g->file, (unsigned long long)st.records, st.format);
+        imt_list_info li;
+        REQUIRE(imt_index_list_get(a, 0, &li) == IMT_OK);
+        CHECKF(li.known_good == g->known_good && li.entries == g->records, "%s: list info", g->file);
+        CHECK(imt_index_verify(a) == IMT_OK);
+        /* jsonl round trip: A -> E1 -> B -> E2, E1 == E2 */
+        snprintf(e1, sizeof e1, "%s/e1.jsonl", tmp);
+        snprintf(e2, sizeof e2, "%s/e2.jsonl", tmp);
+        export_to(a, "jsonl", 1, e1);
+        imt_import_opts_init(&io);
+        e = imt_index_import(b, e1, &io, &st);
+        CHECKF(e == IMT_OK && st.records == g->records && !strcmp(st.format, "jsonl"),
+               "%s: re-import of the export: %s", g->file, imt_index_last_error(b));
+        export_to(b, "jsonl", 1, e2);
+        size_t n1, n2;
+        char *t1 = slurp(e1, &n1), *t2 = slurp(e2, &n2);
+        CHECKF(strcmp(body(t1), body(t2)) == 0, "%s: jsonl round trip differs:\n%s---\n%s",
+               g->file, t1, t2);
+        free(t1);
+        free(t2);
+        /* the list's own format gives the sample back */
+        if (g->native) {
+            export_to(a, g->native, -1, e1);
+            size_t no, ne;
+            char *orig = slurp(path, &no), *exp = slurp(e1, &ne);
+            strip_comments(orig);
+            CHECKF(strcmp(orig, exp) == 0, "%s: %s export differs:\n%s---\n%s", g->file,
+                   g->native, orig, exp);
+            free(orig);
+            free(exp);
+        }
+        imt_index_close(a);
+        imt_index_close(b);
+    }
+}
+
+/* What the samples hold, read back through queries. */
+static void contents(void)
+{
+    char nsrl[400];
+    snprintf(nsrl, sizeof nsrl, "%s/nsrl.db", tmp);
+    imt_index *idx = fresh();
+    imt_import_opts io;
+    imt_import_opts_init(&io);
+    imt_import_stats st;
+    CHECK(imt_index_import(idx, data("vics1.json"), &io, &st) == IMT_OK);
+    io.scheme = "caid";
+    CHECK(imt_index_import(idx, data("vics2.json"), &io, &st) == IMT_OK);
+    CHECK(st.merged == 1 && st.new_entries == 3);
+    imt_import_opts_init(&io);
+    CHECK(imt_index_import(idx, nsrl, &io, &st) == IMT_OK);
+    CHECK(st.records == 5);
+    imt_index_close(idx);
+    /* reopen read-only: the inventory */
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/idx%d", tmp, seq - 1);
+    REQUIRE(imt_index_open(&idx, dir, NULL) == IMT_OK);
+    CHECK(imt_index_list_count(idx) == 3);
+    imt_list_info li;
+    imt_index_list_get(idx, 0, &li);
+    CHECK(!strcmp(li.scheme, "projectvic") && !strcmp(li.format, "vics-1") && !li.known_good &&
+          !strcmp(li.name, "vics1.json"));
+    imt_index_list_get(idx, 1, &li);
+    CHECK(!strcmp(li.scheme, "caid") && !strcmp(li.format, "vics-2"));
+    imt_index_list_get(idx, 2, &li);
+    CHECK(li.known_good && !strcmp(li.version, "2024.03.1") && !strcmp(li.format, "nsrl-rdsv3"));
+    imt_cursor *c;
+    REQUIRE(imt_cursor_open(&c, idx) == IMT_OK);
+    const imt_match *m;
+    size_t n;
+    /* md5("sample-1") is in both VICS lists: one entry, two memberships */
+    uint8_t d[32];
+    static const char md5_1[] = "9a79e2fee965907e2b9df462c0d65c0b";
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        sscanf(md5_1 + 2 * i, "%2x", &v);
+        d[i] = (uint8_t)v;
+    }
+    CHECK(imt_query_digest(c, IMT_KIND_MD5, d, &m, &n) == IMT_OK && n == 1);
+    if (n == 1) {
+        CHECK(m[0].n_members == 2);
+        CHECK(m[0].members[0].list_id == 1 && m[0].members[0].category == 1 &&
+              !strcmp(m[0].members[0].external_id, "1"));
+        CHECK(m[0].members[1].list_id == 2 && m[0].members[1].category == 1 &&
+              !strcmp(m[0].members[1].external_id, "10"));
+    }
+    /* the PDQ from AlternativeHashes, found at distance 0 and near */
+    size_t pn;
+    char *p = slurp(data("vics1.json"), &pn);
+    static const char needle[] = "\"PDQ\", \"HashValue\": \"";
+    char *at = strstr(p, needle);
+    REQUIRE(at);
+    imt_pdq q;
+    REQUIRE(imt_pdq_from_hex(&q, at + sizeof needle - 1, 64) == IMT_OK);
+    free(p);
+    q.bytes[3] ^= 0x11;
+    CHECK(imt_query_pdq(c, &q, 1, 31, &m, &n) == IMT_OK && n == 1 && n && m[0].distance == 2 &&
+          m[0].members[0].category == 1);
+    /* the category given as text keeps its label */
+    static const char sha1_5[] = "a1c3d1b3e0dc5b7b4a6c79c1ae9d8e3e23f7dd0a";
+    (void)sha1_5;
+    imt_cursor_close(c);
+    CHECK(imt_index_verify(idx) == IMT_OK);
+    imt_index_close(idx);
+}
+
+typedef struct bad {
+    const char *file, *format;
+    imt_err err;
+    int line; /* the message starts "file:line: "; 0: no line */
+} bad;
+
+static const bad bads[] = {
+    {"bad/pdq_short.csv", NULL, IMT_E_HASH_LENGTH, 2},
+    {"bad/pdq_nonhex.csv", NULL, IMT_E_NOT_HEX, 3},
+    {"bad/pdq_quality.csv", NULL, IMT_E_PARSE, 2},
+    {"bad/pdq_dup.csv", NULL, IMT_E_DUPLICATE, 3},
+    {"bad/empty.txt", NULL, IMT_E_EMPTY, 0},
+    {"bad/blank.txt", NULL, IMT_E_EMPTY, 0},
+    {"bad/md5_short.txt", NULL, IMT_E_HASH_LENGTH, 2},
+    {"bad/md5_dup.txt", NULL, IMT_E_DUPLICATE, 4},
+    {"bad/sha1_nonhex.txt", NULL, IMT_E_NOT_HEX, 2},
+    {"bad/te_bad.txt", NULL, IMT_E_PARSE, 3},
+    {"bad/hashdeep_nospec.txt", NULL, IMT_E_PARSE, 2},
+    {"bad/hashdeep_short.txt", NULL, IMT_E_HASH_LENGTH, 4},
+    {"bad/pdq64.hex", NULL, IMT_E_PARSE, 1},
+    {"bad/pdq_short.csv", "md5sum", IMT_E_PARSE, 1},
+    {"pdq.csv", "vics", IMT_E_PARSE, 1},
+    {"bad/vics_notarray.json", NULL, IMT_E_JSON_SHAPE, 3},
+    {"bad/vics_novalue.json", NULL, IMT_E_JSON_SHAPE, 0},
+    {"bad/vics_md5len.json", NULL, IMT_E_HASH_LENGTH, 4},
+    {"bad/vics_hashnum.json", NULL, IMT_E_JSON_SHAPE, 3},
+    {"bad/vics_truncated.json", NULL, IMT_E_PARSE, 3},
+    {"bad/vics_syntax.json", NULL, IMT_E_PARSE, 3},
+    {"bad/vics_dup.json", NULL, IMT_E_DUPLICATE, 5},
+    {"bad/vics_toparray.json", NULL, IMT_E_JSON_SHAPE, 1},
+    {"bad/no-such-file", NULL, IMT_E_NOT_FOUND, 0},
+    {"pdq.csv", "no-such-format", IMT_E_INVALID, 0},
+    {"@truncated", NULL, IMT_E_TRUNCATED, 0},
+};
+
+static void bad_formats(void)
+{
+    /* a base list, so "unchanged" is checked on a non-empty index */
+    imt_index *idx = fresh();
+    imt_import_opts io;
+    imt_import_opts_init(&io);
+    imt_import_stats st;
+    REQUIRE(imt_index_import(idx, data("md5sum.txt"), &io, &st) == IMT_OK);
+    char id0[65], id1[65], trunc[400], nsrl[400];
+    imt_index_identity(idx, id0);
+    snprintf(nsrl, sizeof nsrl, "%s/nsrl.db", tmp);
+    snprintf(trunc, sizeof trunc, "%s/truncated.db", tmp);
+    size_t n;
+    unsigned char *db = tu_read_file(nsrl, &n);
+    REQUIRE(db && n > 4096);
+    FILE *f = fopen(trunc, "wb");
+    REQUIRE(f);
+    fwrite(db, 1, n - 1000, f);
+    fclose(f);
+    for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
+        const bad *b = &bads[i];
+        const char *path = b->file[0] == '@' ? trunc : data(b->file);
+        imt_import_opts_init(&io);
+        io.format = b->format;
+        imt_err e = imt_index_import(idx, path, &io, &st);
+        const char *msg = imt_index_last_error(idx);
+        CHECKF(e == b->err, "%s: got %s (%s), want %s", b->file, imt_err_name(e), msg,
+               imt_err_name(b->err));
+        char want[700];
+        if (b->line) {
+            snprintf(want, sizeof want, "%s:%d: ", path, b->line);
+            CHECKF(strstr(msg, want) != NULL, "%s: message '%s' lacks '%s'", b->file, msg, want);
+        }
+        if (e != IMT_E_INVALID) CHECKF(strstr(msg, path) != NULL, "%s: message '%s' lacks the file", b->file, msg);
+        imt_index_identity(idx, id1);
+        CHECKF(!strcmp(id0, id1) && imt_index_list_count(idx) == 1, "%s: the index changed", b->file);
+    }
+    /* skip_bad: the good lines go in, the bad are counted with examples */
+    imt_import_opts_init(&io);
+    io.skip_bad = 1;
+    CHECK(imt_index_import(idx, data("bad/md5_dup.txt"), &io, &st) == IMT_OK);
+    CHECK(st.records == 3 && st.bad == 1 && strstr(st.bad_examples[0], "md5_dup.txt:4: duplicate"));
+    CHECK(imt_index_import(idx, data("bad/pdq_nonhex.csv"), &io, &st) == IMT_OK);
+    CHECK(st.records == 2 && st.bad == 1 && strstr(st.bad_examples[0], "pdq_nonhex.csv:3:"));
+    CHECK(imt_index_import(idx, data("bad/vics_md5len.json"), &io, &st) == IMT_OK);
+    CHECK(st.records == 1 && st.bad == 1);
+    CHECK(imt_index_list_count(idx) == 4);
+    /* a corrupt (not truncated) database: a named error, no crash */
+    memset(db + 4096, 0xA5, n - 4096);
+    f = fopen(trunc, "wb");
+    REQUIRE(f);
+    fwrite(db, 1, n, f);
+    fclose(f);
+    imt_import_opts_init(&io);
+    imt_err e = imt_index_import(idx, trunc, &io, &st);
+    CHECKF(e == IMT_E_CORRUPT || e == IMT_E_DB || e == IMT_E_PARSE || e == IMT_E_HASH_LENGTH ||
+           e == IMT_E_NOT_HEX, "corrupt db: %s", imt_err_name(e));
+    CHECK(imt_index_verify(idx) == IMT_OK);
+    free(db);
+    imt_index_close(idx);
+}
+
+int main(void)
+{
+    snprintf(tmp, sizeof tmp, "%s/test_index_formats.XXXXXX", IMT_BINARY_DIR);
+    REQUIRE(mkdtemp(tmp));
+    good_formats();
+    contents();
+    bad_formats();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (tu_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
+    return tu_done("test_index_formats");
+}
