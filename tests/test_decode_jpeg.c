@@ -1,0 +1,530 @@
+/* tests/test_decode_jpeg.c -- the JPEG decoder (engine/decode/jpeg.c).
+ *
+ * Compat mode: dimensions, the 512x512 resize, grey versus colour handling,
+ * and float-luma checksums of four vector images whose goldens come from an
+ * independent path (ImageMagick `convert FILE pnm:-` read by CImg, then the
+ * reference's luma expression), not from this decoder. Robustness: truncated
+ * copies, limits, deadline, hostile corpora, allocation failures, reuse of
+ * one decoder after errors. Fast mode: output size and the progressive
+ * DC-only early stop (exactly equal to the full decode at 1/8 scale). */
+#include "decode/decode.h"
+#include "testutil.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+/* ---- a memory reader with small chunks (to exercise refills) ---------- */
+typedef struct memsrc {
+    const uint8_t *p;
+    size_t n, pos, chunk;
+} memsrc;
+
+static imt_err mem_pull(void *ctx, const uint8_t **d, size_t *l)
+{
+    memsrc *m = ctx;
+    size_t k = m->n - m->pos;
+    if (k > m->chunk) k = m->chunk;
+    *d = m->p + m->pos;
+    *l = k;
+    m->pos += k;
+    return IMT_OK;
+}
+
+static imt_decode_limits default_limits(void)
+{
+    imt_decode_limits lim = {(uint64_t)1 << 30, 100000, 0};
+    return lim;
+}
+
+static imt_err decode_buf(imt_decoder *d, const uint8_t *p, size_t n, imt_pdq_mode mode,
+                          const imt_decode_limits *lim, imt_luma *out, char *detail,
+                          size_t *consumed)
+{
+    memsrc m = {p, n, 0, 7001};
+    imt_reader r = {mem_pull, &m};
+    detail[0] = '\0';
+    imt_err e = imt__decode_luma(d, IMT_FMT_JPEG, &r, mode, lim, out, detail, 256);
+    if (consumed) *consumed = m.pos;
+    return e;
+}
+
+static uint64_t fnv_floats(const float *f, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    const uint8_t *b = (const uint8_t *)f;
+    for (size_t i = 0; i < n * sizeof(float); i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static int all_integral(const float *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (f[i] != floorf(f[i])) return 0;
+    return 1;
+}
+
+/* ---- vector images ----------------------------------------------------- */
+typedef struct vec {
+    const char *path;
+    uint32_t w, h;     /* as `identify` reports */
+    int grey;          /* the reference reads it as one channel (PGM) */
+    uint64_t fnv;      /* FNV-1a of the reference's float luma bits; 0 = none */
+} vec;
+
+/* Goldens: ImageMagick 6.9.11 `convert FILE pnm:-` -> CImg<uint8_t> ->
+ * resize(512,512) when a side is over 512 -> the reference's
+ * fillFloatLumaFromRGB / fillFloatLumaFromGrey, dumped and hashed with
+ * fnv_floats (a throwaway program; no code of this project involved). */
+static const vec vectors[] = {
+    {"vectors/pdq/images/bridge-mods/aaa-orig.jpg", 1600, 1004, 0, 0x4e7d5386b47babe2ull},
+    {"vectors/pdq/images/misc-images/modes/CMYK.jpg", 1600, 1004, 0, 0x2339fc066b45efbaull},
+    {"vectors/pdq/images/misc-images/small.jpg", 224, 399, 1, 0x3156572fdcf79b03ull},
+    {"vectors/pdq/images/misc-images/wee.jpg", 34, 42, 0, 0x925c87f7175a3cbcull},
+    {"vectors/pdq/images/bridge-mods/shrink-a-lot.jpg", 160, 100, 0, 0},
+    {"vectors/pdq/images/bridge-mods/square-512x512.jpg", 512, 512, 0, 0},
+    {"vectors/pdq/images/reg-test-input/dih/bridge-2-rotate-90.jpg", 1004, 1600, 0, 0},
+    {"vectors/pdq/images/reg-test-input/exif-rotn/exif-rotn-6.jpg", 4032, 3024, 0, 0xf31de59c6e3244abull},
+    {"vectors/pdq/images/reg-test-input/labelme-subset/q2821.jpg", 256, 256, 1, 0xc42561b6039868f8ull},
+    {"vectors/pdq/images/reg-test-input/labelme-subset/q0122.jpg", 256, 256, 0, 0},
+};
+
+static void test_vectors(imt_decoder *d)
+{
+    char det[256];
+    imt_decode_limits lim = default_limits();
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        const vec *v = &vectors[i];
+        const char *path = tu_shared(v->path);
+        REQUIRE(path != NULL);
+        size_t n;
+        uint8_t *buf = tu_read_file(path, &n);
+        REQUIRE(buf != NULL);
+        imt_luma L;
+        imt_err e = decode_buf(d, buf, n, IMT_PDQ_COMPAT, &lim, &L, det, NULL);
+        CHECKF(e == IMT_OK, "%s: %s %s", v->path, imt_err_name(e), det);
+        if (e == IMT_OK) {
+            CHECK(L.width == v->w && L.height == v->h);
+            int big = v->w > 512 || v->h > 512;
+            CHECKF(L.cols == (big ? 512 : (int)v->w) && L.rows == (big ? 512 : (int)v->h),
+                   "%s: %dx%d", v->path, L.cols, L.rows);
+            CHECK(!L.partial);
+            size_t np = (size_t)L.rows * (size_t)L.cols;
+            /* Grey images carry the sample itself; colour ones the float
+             * formula, which is almost never integral over a photo. */
+            CHECKF(all_integral(L.pix, np) == v->grey, "%s grey=%d", v->path, v->grey);
+            if (v->fnv) {
+                uint64_t h = fnv_floats(L.pix, np);
+                CHECKF(h == v->fnv, "%s: luma fnv %016llx, reference %016llx", v->path,
+                       (unsigned long long)h, (unsigned long long)v->fnv);
+            }
+        }
+        /* Fast mode: small output, about the same picture. */
+        e = decode_buf(d, buf, n, IMT_PDQ_FAST, &lim, &L, det, NULL);
+        CHECKF(e == IMT_OK, "%s fast: %s %s", v->path, imt_err_name(e), det);
+        if (e == IMT_OK) {
+            CHECK(L.width == v->w && L.height == v->h);
+            CHECKF(L.cols <= 512 && L.rows <= 512 && L.cols >= 5 && L.rows >= 5,
+                   "%s fast %dx%d", v->path, L.cols, L.rows);
+            if (v->w >= 1024 && v->h >= 1024)
+                CHECKF(L.cols < (int)v->w / 4 && L.rows < (int)v->h / 4, "%s fast %dx%d",
+                       v->path, L.cols, L.rows);
+        }
+        free(buf);
+    }
+}
+
+/* ---- truncation ---------------------------------------------------------- */
+/* half_ok: a cut in the middle gives an image. Not so for small.jpg, which
+ * is progressive: its half cut lands where libjpeg (and ImageMagick, run on
+ * the same cut) stops with "missing SOS marker". */
+static void test_truncation(imt_decoder *d, const char *rel, int half_ok)
+{
+    const char *path = tu_shared(rel);
+    REQUIRE(path != NULL);
+    size_t n;
+    uint8_t *buf = tu_read_file(path, &n);
+    REQUIRE(buf != NULL);
+    imt_decode_limits lim = default_limits();
+    char det[256];
+    size_t lens[] = {1, 2, 3, 20, 100, 200, 400, 700, n / 8, n / 4, n / 2, 3 * n / 4,
+                     n - 100, n - 2, n - 1};
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+            if (lens[i] >= n) continue;
+            uint8_t *cp = malloc(lens[i]);
+            REQUIRE(cp != NULL);
+            memcpy(cp, buf, lens[i]);
+            imt_luma L;
+            imt_err e = decode_buf(d, cp, lens[i], (imt_pdq_mode)mode, &lim, &L, det, NULL);
+            CHECKF(e == IMT_OK || e == IMT_E_TRUNCATED || e == IMT_E_CORRUPT,
+                   "%s cut at %zu: %s", rel, lens[i], imt_err_name(e));
+            CHECK(det[0] != '\0');
+            if (e == IMT_OK) {
+                CHECK(L.partial == 1);
+                CHECK(L.pix != NULL && L.rows > 0 && L.cols > 0);
+            }
+            /* Cut in the middle of the scan data: an image with a warning,
+             * as ImageMagick gives; cut in the header: truncated. */
+            if (lens[i] == n / 2 && half_ok) {
+                CHECKF(e == IMT_OK && strcmp(det, "libjpeg: Premature end of JPEG file") == 0,
+                       "%s half: %s [%s]", rel, imt_err_name(e), det);
+            }
+            if (lens[i] == 100 || lens[i] == 20)
+                CHECKF(e == IMT_E_TRUNCATED, "%s at %zu: %s [%s]", rel, lens[i],
+                       imt_err_name(e), det);
+            free(cp);
+        }
+    }
+    free(buf);
+}
+
+/* ---- crafted headers -------------------------------------------------------
+ * A minimal datastream: SOI, DQT, SOFn (w x h, 1 component), a DC and an AC
+ * Huffman table with one code each, SOS, a few bytes of data, EOI. */
+static size_t craft(uint8_t *o, unsigned sof, unsigned w, unsigned h)
+{
+    size_t k = 0;
+    o[k++] = 0xFF; o[k++] = 0xD8;
+    o[k++] = 0xFF; o[k++] = 0xDB; o[k++] = 0; o[k++] = 67; o[k++] = 0;
+    for (int i = 0; i < 64; i++) o[k++] = 1;
+    o[k++] = 0xFF; o[k++] = (uint8_t)sof; o[k++] = 0; o[k++] = 11; o[k++] = 8;
+    o[k++] = (uint8_t)(h >> 8); o[k++] = (uint8_t)h; o[k++] = (uint8_t)(w >> 8); o[k++] = (uint8_t)w;
+    o[k++] = 1; o[k++] = 1; o[k++] = 0x11; o[k++] = 0;
+    /* DHT: class 0 id 0, one code of length 1 for symbol 0; class 1 id 0 the same. */
+    for (int cls = 0; cls < 2; cls++) {
+        o[k++] = 0xFF; o[k++] = 0xC4; o[k++] = 0; o[k++] = 20;
+        o[k++] = (uint8_t)(cls << 4);
+        o[k++] = 1;
+        for (int i = 1; i < 16; i++) o[k++] = 0;
+        o[k++] = 0;
+    }
+    o[k++] = 0xFF; o[k++] = 0xDA; o[k++] = 0; o[k++] = 8; o[k++] = 1; o[k++] = 1; o[k++] = 0;
+    if (sof == 0xC2) { o[k++] = 0; o[k++] = 0; o[k++] = 0; } /* DC first scan */
+    else { o[k++] = 0; o[k++] = 63; o[k++] = 0; }
+    for (int i = 0; i < 16; i++) o[k++] = 0;
+    o[k++] = 0xFF; o[k++] = 0xD9;
+    return k;
+}
+
+static void test_limits(imt_decoder *d)
+{
+    uint8_t b[256];
+    char det[256];
+    imt_luma L;
+    imt_decode_limits lim = default_limits();
+    size_t n = craft(b, 0xC0, 65500, 65500);
+    CHECK(decode_buf(d, b, n, IMT_PDQ_COMPAT, &lim, &L, det, NULL) == IMT_E_TOO_LARGE);
+    CHECK(strstr(det, "65500x65500") != NULL);
+    CHECK(L.width == 65500 && L.height == 65500);
+    CHECK(decode_buf(d, b, n, IMT_PDQ_FAST, &lim, &L, det, NULL) == IMT_E_TOO_LARGE);
+    lim.max_dimension = 1000;
+    n = craft(b, 0xC0, 1001, 8);
+    CHECK(decode_buf(d, b, n, IMT_PDQ_FAST, &lim, &L, det, NULL) == IMT_E_TOO_LARGE);
+    n = craft(b, 0xC0, 1000, 8);
+    imt_err e = decode_buf(d, b, n, IMT_PDQ_COMPAT, &lim, &L, det, NULL);
+    CHECKF(e == IMT_OK, "%s [%s]", imt_err_name(e), det);
+    lim = default_limits();
+    lim.max_pixels = 999999;
+    n = craft(b, 0xC0, 1000, 1000);
+    CHECK(decode_buf(d, b, n, IMT_PDQ_COMPAT, &lim, &L, det, NULL) == IMT_E_TOO_LARGE);
+    CHECK(strstr(det, "999999") != NULL);
+
+    /* With the pixel limits off, libjpeg's memory bound still refuses the
+     * 8.6 GB coefficient buffer of a 65500x65500 progressive image (before
+     * allocating it: this runs under ASan in CI). */
+    lim.max_pixels = 0;
+    lim.max_dimension = 0;
+    n = craft(b, 0xC2, 65500, 65500);
+    e = decode_buf(d, b, n, IMT_PDQ_FAST, &lim, &L, det, NULL);
+    CHECKF(e == IMT_E_TOO_LARGE, "%s [%s]", imt_err_name(e), det);
+    CHECK(strstr(det, "memory") != NULL);
+
+    /* Deadline in the past. */
+    const char *path = tu_shared("vectors/pdq/images/bridge-mods/aaa-orig.jpg");
+    REQUIRE(path != NULL);
+    size_t fn;
+    uint8_t *buf = tu_read_file(path, &fn);
+    REQUIRE(buf != NULL);
+    lim = default_limits();
+    lim.deadline_ms = 1;
+    CHECK(decode_buf(d, buf, fn, IMT_PDQ_COMPAT, &lim, &L, det, NULL) == IMT_E_TIMEOUT);
+    CHECK(strstr(det, "time") != NULL);
+    CHECK(decode_buf(d, buf, fn, IMT_PDQ_FAST, &lim, &L, det, NULL) == IMT_E_TIMEOUT);
+    /* and the same decoder is fine afterwards */
+    lim.deadline_ms = 0;
+    CHECK(decode_buf(d, buf, fn, IMT_PDQ_COMPAT, &lim, &L, det, NULL) == IMT_OK);
+    CHECK(L.rows == 512 && L.cols == 512);
+    free(buf);
+}
+
+/* ---- unsupported kinds ---------------------------------------------------- */
+static void test_unsupported(imt_decoder *d)
+{
+    uint8_t b[256];
+    char det[256];
+    imt_luma L;
+    imt_decode_limits lim = default_limits();
+    size_t n = craft(b, 0xC3, 64, 64); /* lossless */
+    CHECK(decode_buf(d, b, n, IMT_PDQ_COMPAT, &lim, &L, det, NULL) == IMT_E_UNSUPPORTED);
+    CHECK(strstr(det, "libjpeg: ") == det);
+    n = craft(b, 0xC0, 64, 64);
+    b[4 + 67 + 4] = 12; /* SOF precision: 12-bit */
+    CHECK(decode_buf(d, b, n, IMT_PDQ_FAST, &lim, &L, det, NULL) == IMT_E_UNSUPPORTED);
+    CHECK(strstr(det, "12") != NULL);
+}
+
+/* ---- hostile corpora -------------------------------------------------------- */
+static int is_jpeg_name(const char *s)
+{
+    size_t l = strlen(s);
+    return (l > 4 && (!strcasecmp(s + l - 4, ".jpg") || !strcasecmp(s + l - 4, ".jpe"))) ||
+           (l > 5 && !strcasecmp(s + l - 5, ".jpeg"));
+}
+
+static int run_dir(imt_decoder *d, const char *dir, int only_jpeg_names)
+{
+    DIR *dp = opendir(dir);
+    if (!dp) return 0;
+    struct dirent *de;
+    int count = 0;
+    char path[4096], det[256];
+    imt_decode_limits lim = default_limits();
+    while ((de = readdir(dp)) != NULL) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (only_jpeg_names && !is_jpeg_name(de->d_name)) continue;
+        size_t n;
+        uint8_t *buf = tu_read_file(path, &n);
+        if (!buf) continue; /* a directory */
+        if (n >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF) {
+            for (int mode = 0; mode < 2; mode++) {
+                imt_luma L;
+                imt_err e = decode_buf(d, buf, n, (imt_pdq_mode)mode, &lim, &L, det, NULL);
+                if (e == IMT_OK) {
+                    CHECK(L.pix != NULL && L.rows > 0 && L.cols > 0);
+                    if (L.partial) CHECK(strncmp(det, "libjpeg: ", 9) == 0);
+                } else {
+                    CHECKF(e == IMT_E_CORRUPT || e == IMT_E_TRUNCATED || e == IMT_E_UNSUPPORTED ||
+                               e == IMT_E_TOO_LARGE,
+                           "%s: %s", path, imt_err_name(e));
+                    CHECKF(det[0] != '\0', "%s: empty detail", path);
+                }
+            }
+            count++;
+        }
+        free(buf);
+    }
+    closedir(dp);
+    return count;
+}
+
+static void test_corpora(imt_decoder *d)
+{
+    const char *a = tu_shared("corpus/malformed/jpeg_imagetestsuite/ImageTestSuite");
+    const char *b = tu_shared("corpus/malformed/go_fuzz_corpus");
+    const char *c = tu_shared("corpus/malformed/pillow");
+    REQUIRE(a && b && c);
+    int n = run_dir(d, a, 0);
+    CHECKF(n >= 60, "only %d JPEGs in the image test suite", n);
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s/jpeg/corpus", b);
+    n = run_dir(d, sub, 0);
+    CHECKF(n >= 100, "only %d go-fuzz JPEG seeds under %s", n, sub);
+    snprintf(sub, sizeof sub, "%s/images", c);
+    n = run_dir(d, sub, 1);
+    CHECKF(n >= 10, "only %d Pillow JPEGs", n);
+}
+
+/* ---- synthetic images through libjpeg's encoder ------------------------------ */
+static uint8_t *encode(int w, int h, int comps, int progressive, int quality,
+                       unsigned long *size)
+{
+    struct jpeg_compress_struct cc;
+    struct jpeg_error_mgr je;
+    cc.err = jpeg_std_error(&je);
+    jpeg_create_compress(&cc);
+    unsigned char *mem = NULL;
+    jpeg_mem_dest(&cc, &mem, size);
+    cc.image_width = (JDIMENSION)w;
+    cc.image_height = (JDIMENSION)h;
+    cc.input_components = comps;
+    cc.in_color_space = comps == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&cc);
+    jpeg_set_quality(&cc, quality, TRUE);
+    if (progressive) jpeg_simple_progression(&cc);
+    jpeg_start_compress(&cc, TRUE);
+    uint8_t *row = malloc((size_t)w * (size_t)comps);
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            double dx = x - w / 2.0, dy = y - h / 3.0;
+            int v = (int)(128 + 100 * sin(sqrt(dx * dx + dy * dy) / 40.0)) ^ ((x / 64 + y / 64) & 1 ? 0x20 : 0);
+            for (int k = 0; k < comps; k++)
+                row[(size_t)x * comps + k] = (uint8_t)(k == 0 ? v : k == 1 ? (x * 255) / w : (y * 255) / h);
+        }
+        JSAMPROW rp = row;
+        jpeg_write_scanlines(&cc, &rp, 1);
+    }
+    jpeg_finish_compress(&cc);
+    jpeg_destroy_compress(&cc);
+    free(row);
+    return mem;
+}
+
+static void test_progressive_early_stop(void)
+{
+    unsigned long nb = 0, np = 0;
+    uint8_t *base = encode(3024, 3024, 3, 0, 90, &nb);
+    uint8_t *prog = encode(3024, 3024, 3, 1, 90, &np);
+    REQUIRE(base && prog);
+    imt_decoder *d1 = NULL, *d2 = NULL;
+    REQUIRE(imt__decoder_create(&d1) == IMT_OK);
+    imt_decode_limits lim = default_limits();
+    char det[256];
+    imt_luma a, b, c;
+    size_t used_b, used_p, used_full;
+    REQUIRE(decode_buf(d1, base, nb, IMT_PDQ_FAST, &lim, &a, det, &used_b) == IMT_OK);
+    size_t na = (size_t)a.rows * (size_t)a.cols;
+    float *pa = malloc(na * sizeof *pa);
+    REQUIRE(pa != NULL);
+    memcpy(pa, a.pix, na * sizeof *pa);
+    REQUIRE(decode_buf(d1, prog, np, IMT_PDQ_FAST, &lim, &b, det, &used_p) == IMT_OK);
+    CHECK(!b.partial);
+    /* 1/8 scale: the output is the DC of each block, the same coefficients
+     * in both files, so the planes are identical. */
+    CHECK(b.rows == a.rows && b.cols == a.cols);
+    CHECK(a.rows == 378 && a.cols == 378); /* 1/8: 3024 / 8 = 378, the least short side */
+    if (b.rows == a.rows && b.cols == a.cols)
+        CHECK(memcmp(pa, b.pix, na * sizeof *pa) == 0);
+    CHECK(used_b == nb);
+    /* libjpeg's standard progression completes the DC (its refinement
+     * scan) after about 60% of the bytes; the rest is never read. */
+    CHECKF(used_p < np * 3 / 4, "early stop read %zu of %lu bytes", used_p, np);
+
+    /* Without the early stop: the same plane, every byte read. */
+    setenv("IMT_JPEG_FULL_SCANS", "1", 1);
+    REQUIRE(imt__decoder_create(&d2) == IMT_OK);
+    REQUIRE(decode_buf(d2, prog, np, IMT_PDQ_FAST, &lim, &c, det, &used_full) == IMT_OK);
+    unsetenv("IMT_JPEG_FULL_SCANS");
+    CHECK(used_full == np);
+    if (c.rows == a.rows && c.cols == a.cols)
+        CHECK(memcmp(pa, c.pix, na * sizeof *pa) == 0);
+    else
+        CHECK(0);
+
+    /* A progressive file cut after its DC scans still gives that image. */
+    REQUIRE(decode_buf(d1, prog, used_p + 1000 < np ? used_p + 1000 : np, IMT_PDQ_FAST, &lim,
+                       &b, det, NULL) == IMT_OK);
+    CHECK(memcmp(pa, b.pix, na * sizeof *pa) == 0);
+
+    /* Grey JPEG: compat luma is the sample value. */
+    unsigned long ng = 0;
+    uint8_t *grey = encode(300, 200, 1, 0, 85, &ng);
+    REQUIRE(decode_buf(d1, grey, ng, IMT_PDQ_COMPAT, &lim, &a, det, NULL) == IMT_OK);
+    CHECK(a.rows == 200 && a.cols == 300);
+    CHECK(all_integral(a.pix, (size_t)a.rows * (size_t)a.cols));
+
+    free(pa);
+    free(base);
+    free(prog);
+    free(grey);
+    imt__decoder_free(d1);
+    imt__decoder_free(d2);
+}
+
+/* ---- allocation failures ------------------------------------------------------ */
+static long fail_after = -1, n_alloc = 0;
+static void *t_malloc(void *o, size_t s)
+{
+    (void)o;
+    if (fail_after >= 0 && n_alloc++ >= fail_after) return NULL;
+    return malloc(s);
+}
+static void *t_realloc(void *o, void *p, size_t s)
+{
+    (void)o;
+    if (fail_after >= 0 && n_alloc++ >= fail_after) return NULL;
+    return realloc(p, s);
+}
+static void t_free(void *o, void *p)
+{
+    (void)o;
+    free(p);
+}
+
+static void test_alloc_failures(void)
+{
+    const char *path = tu_shared("vectors/pdq/images/misc-images/wee.jpg");
+    REQUIRE(path != NULL);
+    size_t n;
+    uint8_t *buf = tu_read_file(path, &n);
+    REQUIRE(buf != NULL);
+    imt_allocator al = {t_malloc, t_realloc, t_free, NULL};
+    REQUIRE(imt_set_allocator(&al) == IMT_OK);
+    int ok = 0;
+    for (long k = 0; k < 40 && !ok; k++) {
+        for (int mode = 0; mode < 2; mode++) {
+            fail_after = k;
+            n_alloc = 0;
+            imt_decoder *d = NULL;
+            imt_err e = imt__decoder_create(&d);
+            if (e == IMT_OK) {
+                imt_luma L;
+                char det[256];
+                imt_decode_limits lim = default_limits();
+                e = decode_buf(d, buf, n, (imt_pdq_mode)mode, &lim, &L, det, NULL);
+                CHECKF(e == IMT_OK || e == IMT_E_NOMEM, "fail at %ld: %s", k, imt_err_name(e));
+                if (e == IMT_OK && mode == 1) ok = 1;
+                imt__decoder_free(d);
+            } else {
+                CHECK(e == IMT_E_NOMEM);
+            }
+        }
+    }
+    fail_after = -1;
+    CHECK(ok);
+    imt_set_allocator(NULL);
+    free(buf);
+}
+
+int main(void)
+{
+    if (!tu_shared("vectors/pdq/images")) return tu_skip("../shared/vectors absent");
+    imt_decoder *d = NULL;
+    REQUIRE(imt__decoder_create(&d) == IMT_OK);
+    test_vectors(d);
+    test_truncation(d, "vectors/pdq/images/bridge-mods/aaa-orig.jpg", 1);
+    test_truncation(d, "vectors/pdq/images/misc-images/small.jpg", 0);
+    test_limits(d);
+    test_unsupported(d);
+    test_corpora(d);
+    /* After all of that, one decoder still decodes exactly what a fresh one does. */
+    {
+        imt_decoder *f = NULL;
+        REQUIRE(imt__decoder_create(&f) == IMT_OK);
+        const char *path = tu_shared("vectors/pdq/images/misc-images/modes/CMYK.jpg");
+        size_t n;
+        uint8_t *buf = tu_read_file(path, &n);
+        REQUIRE(buf != NULL);
+        imt_decode_limits lim = default_limits();
+        char det[256];
+        imt_luma a, b;
+        REQUIRE(decode_buf(d, buf, n, IMT_PDQ_COMPAT, &lim, &a, det, NULL) == IMT_OK);
+        REQUIRE(decode_buf(f, buf, n, IMT_PDQ_COMPAT, &lim, &b, det, NULL) == IMT_OK);
+        CHECK(a.rows == b.rows && a.cols == b.cols &&
+              memcmp(a.pix, b.pix, (size_t)a.rows * (size_t)a.cols * sizeof(float)) == 0);
+        free(buf);
+        imt__decoder_free(f);
+    }
+    imt__decoder_free(d);
+    test_progressive_early_stop();
+    test_alloc_failures();
+    return tu_done("test_decode_jpeg");
+}
