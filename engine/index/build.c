@@ -901,7 +901,7 @@ static imt_err compact(writer *w)
     int start = 0;
     for (int t = 0; t < m; t++) {
         size_t nb = ((size_t)1 << bits[t]) + 1;
-        char key[8];
+        char key[16]; /* "mih" + 2 digits; room for any int keeps -Wformat-truncation quiet */
         snprintf(key, sizeof key, "mih%02d", t);
         IMT_TRY(seg_reserve(w, key, (nb + n) * 4, &p));
         uint32_t *off = p, *ids = (uint32_t *)p + nb;

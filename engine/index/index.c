@@ -309,7 +309,7 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
         IMT_TRY(keep_aligned(v, d.mv_data, d.mv_size, &p));
         v->ent = p;
         for (int t = 0; t < v->m; t++) {
-            char key[8];
+            char key[16]; /* "mih" + 2 digits; room for any int keeps -Wformat-truncation quiet */
             snprintf(key, sizeof key, "mih%02d", t);
             IMT_TRY(seg_get(idx, txn, key, 5, &d, "MIH table"));
             size_t nb = ((size_t)1 << v->bits[t]) + 1;
