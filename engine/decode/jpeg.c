@@ -66,7 +66,7 @@
  * multi-scan files: 2 bytes per coefficient, all components) is bounded by
  * what the pixel limit implies for a 4:4:4 three-component image, capped. */
 #define IMT_JPEG_MEM_SLACK ((uint64_t)64 << 20)
-#define IMT_JPEG_MEM_CAP ((uint64_t)4 << 30)
+#define IMT_JPEG_MEM_CAP ((uint64_t)1 << 30)
 
 struct imt_jpeg_state {
     struct jpeg_decompress_struct cinfo;

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Run one libFuzzer target for a given time with its seed corpus.
+#
+# Usage: run_target.sh FUZZER NAME SECONDS WORK_DIR SHARED_DIR [libFuzzer flags...]
+#
+#   WORK_DIR/seeds/NAME      seeds copied from SHARED_DIR at run time (rebuilt each run)
+#   WORK_DIR/corpus/NAME     inputs the fuzzer found interesting (kept between runs)
+#   WORK_DIR/artifacts/NAME  crash-*, leak-*, timeout-*, oom-* inputs, if any
+#   tests/fuzz/seeds/NAME    small seeds written for this project (committed)
+#   tests/fuzz/dict/NAME.dict  a libFuzzer dictionary, when there is one
+#
+# Exit status: libFuzzer's (0 when it found nothing). A missing SHARED_DIR is
+# not fatal (the committed seeds still run) except under CI=true.
+set -euo pipefail
+fuzzer=$1 name=$2 seconds=$3 work=$4 shared=$5
+shift 5
+here=$(cd "$(dirname "$0")" && pwd)
+
+seeds=$work/seeds/$name corpus=$work/corpus/$name art=$work/artifacts/$name
+mkdir -p "$corpus" "$art"
+dirs=("$corpus")
+if [ -d "$shared/corpus" ] || [ -d "$shared/vectors" ]; then
+  python3 "$here/seeds.py" "$name" "$shared" "$seeds"
+  dirs+=("$seeds")
+elif [ "${CI:-}" = true ]; then
+  echo "run_target.sh: $shared missing under CI=true" >&2
+  exit 1
+else
+  echo "run_target.sh: $shared missing; fuzzing from committed seeds only" >&2
+fi
+[ -d "$here/seeds/$name" ] && dirs+=("$here/seeds/$name")
+if [ "$name" = list_auto ]; then  # format detection: every list format's seeds
+  for d in "$here"/seeds/list_*; do dirs+=("$d"); done
+fi
+# Seeds made by code: the target writes them at start-up (a valid index file).
+export IMT_FUZZ_SEED_DIR=$work/gen/$name
+rm -rf "$IMT_FUZZ_SEED_DIR"
+mkdir -p "$IMT_FUZZ_SEED_DIR"
+dirs+=("$IMT_FUZZ_SEED_DIR")
+case $name in
+  index_open) maxlen=262144 ;;
+  list_*) maxlen=65536 ;;
+  *) maxlen=16384 ;;
+esac
+flags=(-max_total_time="$seconds" -timeout="${IMT_FUZZ_TIMEOUT:-10}"
+       -rss_limit_mb="${IMT_FUZZ_RSS_MB:-2048}" -max_len="${IMT_FUZZ_MAX_LEN:-$maxlen}"
+       -print_final_stats=1 -artifact_prefix="$art/")
+[ -f "$here/dict/$name.dict" ] && flags+=(-dict="$here/dict/$name.dict")
+
+# Leaks are findings; halt on the first UBSan report rather than logging it.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+echo "run_target.sh: $fuzzer ${flags[*]} $* ${dirs[*]}"
+exec "$fuzzer" "${flags[@]}" "$@" "${dirs[@]}"

@@ -1,0 +1,571 @@
+/* tests/fuzz/targets.c -- fuzz target bodies for the parsers of untrusted
+ * bytes. Besides "does not crash, leak or hang" (the sanitizers' part), each
+ * target checks invariants that a wrong-but-quiet parser would break:
+ *
+ *  - every result is well formed: a known status, a terminated detail, a
+ *    reason when the status is not OK, a hash and a quality in 0..100 when it
+ *    is, file_size equal to the input length, the sniffed format;
+ *  - the digests of the pipeline equal one-shot digests of the input, however
+ *    early the decoder stopped reading;
+ *  - decoding is independent of how the bytes arrive: the same input pulled
+ *    in tiny random chunks through the internal decoder gives the same
+ *    status, size and (compat mode) the same hash as one memory block;
+ *  - a decoded luma plane has the documented shape and values in [0, 255].
+ *
+ * Limits are lowered (1 Mpixel) so that a 100-byte file claiming a huge
+ * image costs milliseconds, not seconds: the full limits are exercised by
+ * tests/test_bombs.c. No time budget, so that every run is deterministic. */
+#include "targets.h"
+
+#include "decode/decode.h"
+#include "hash/hash.h"
+#include "imgtriage.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FUZZ_MAX_PIXELS ((uint64_t)1 << 20)
+#define FUZZ_MAX_DIM 8192u
+
+/* Report a broken invariant and abort: libFuzzer saves the input. */
+#define FUZZ_CHECK(cond, ...)                                                  \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "fuzz invariant failed at %s:%d: %s: ", __FILE__,  \
+                    __LINE__, #cond);                                          \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fputc('\n', stderr);                                               \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+static void fuzz_opts(imt_hash_opts *o, imt_pdq_mode mode, int dihedral, unsigned digests)
+{
+    imt_hash_opts_init(o);
+    o->mode = mode;
+    o->dihedral = dihedral;
+    o->digests = digests;
+    o->max_pixels = FUZZ_MAX_PIXELS;
+    o->max_dimension = FUZZ_MAX_DIM;
+    o->time_budget_ms = 0;
+}
+
+/* One hasher per configuration, reused across inputs as a scan worker reuses
+ * its hasher: state leaking from one file into the next is part of what is
+ * fuzzed. Freed at exit so that LeakSanitizer sees a clean process. */
+static imt_hasher *g_fast, *g_compat;
+
+static void free_hashers(void)
+{
+    imt_hasher_free(g_fast);
+    imt_hasher_free(g_compat);
+    g_fast = g_compat = NULL;
+}
+
+static imt_hasher *hasher(imt_hasher **slot, imt_pdq_mode mode, int dihedral,
+                          unsigned digests)
+{
+    if (!*slot) {
+        static int registered;
+        if (!registered) {
+            atexit(free_hashers);
+            registered = 1;
+        }
+        imt_hash_opts o;
+        fuzz_opts(&o, mode, dihedral, digests);
+        imt_err e = imt_hasher_create(slot, &o);
+        FUZZ_CHECK(e == IMT_OK, "imt_hasher_create: %s", imt_strerror(e));
+    }
+    return *slot;
+}
+
+static void oneshot(const char *alg, const uint8_t *data, size_t len, uint8_t *out,
+                    unsigned want)
+{
+    unsigned n = 0;
+    int ok = EVP_Digest(data, len, out, &n, EVP_get_digestbyname(alg), NULL);
+    FUZZ_CHECK(ok == 1 && n == want, "EVP_Digest(%s) failed", alg);
+}
+
+/* The invariants every imt_hash_result must satisfy for input data[len]. */
+static void check_result(const imt_hash_result *r, imt_err ret, const uint8_t *data,
+                         size_t len, unsigned digests)
+{
+    FUZZ_CHECK(ret == r->status, "return %d but status %d", ret, r->status);
+    FUZZ_CHECK((int)r->status >= 0 && r->status < IMT_E__COUNT, "status %d", r->status);
+    FUZZ_CHECK(r->status != IMT_E_INTERNAL && r->status != IMT_E_INVALID,
+               "status %s: %s", imt_err_name(r->status), r->detail);
+    FUZZ_CHECK(memchr(r->detail, 0, sizeof r->detail) != NULL, "detail unterminated");
+    FUZZ_CHECK(r->file_size == len, "file_size %llu for %zu bytes",
+               (unsigned long long)r->file_size, len);
+    FUZZ_CHECK(r->format == imt_sniff(data, len), "format %d", r->format);
+    if (r->status == IMT_OK) {
+        FUZZ_CHECK(r->has_pdq && (r->n_pdq == 1 || r->n_pdq == IMT_DIH__COUNT),
+                   "OK without a hash (has_pdq %d, n_pdq %d)", r->has_pdq, r->n_pdq);
+        FUZZ_CHECK(r->quality >= 0 && r->quality <= 100, "quality %d", r->quality);
+        FUZZ_CHECK(r->width > 0 && r->height > 0, "OK with size %ux%u", r->width,
+                   r->height);
+        FUZZ_CHECK(!r->partial || r->detail[0], "partial without a reason");
+    } else {
+        FUZZ_CHECK(!r->has_pdq, "hash with status %s", imt_err_name(r->status));
+        FUZZ_CHECK(r->detail[0], "status %s without a reason", imt_err_name(r->status));
+    }
+    if (digests && len) {
+        FUZZ_CHECK(r->digests == digests, "digests %u of %u", r->digests, digests);
+        uint8_t d[32];
+        if (digests & IMT_DIGEST_MD5) {
+            oneshot("MD5", data, len, d, 16);
+            FUZZ_CHECK(!memcmp(d, r->md5, 16), "MD5 differs from one-shot");
+        }
+        if (digests & IMT_DIGEST_SHA1) {
+            oneshot("SHA1", data, len, d, 20);
+            FUZZ_CHECK(!memcmp(d, r->sha1, 20), "SHA-1 differs from one-shot");
+        }
+        if (digests & IMT_DIGEST_SHA256) {
+            oneshot("SHA256", data, len, d, 32);
+            FUZZ_CHECK(!memcmp(d, r->sha256, 32), "SHA-256 differs from one-shot");
+        }
+    }
+}
+
+/* A reader that hands out the input in pseudo-random chunks of 1..509
+ * bytes, so that decoders meet every marker and chunk split at a chunk
+ * boundary. The split depends only on the input, for reproducibility. */
+typedef struct chunked {
+    const uint8_t *p;
+    size_t len, pos;
+    uint32_t rng;
+} chunked;
+
+static imt_err chunked_pull(void *ctx, const uint8_t **data, size_t *len)
+{
+    chunked *c = ctx;
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 17;
+    c->rng ^= c->rng << 5;
+    size_t n = 1 + c->rng % 509;
+    if (n > c->len - c->pos) n = c->len - c->pos;
+    *data = c->p + c->pos;
+    *len = n;
+    c->pos += n;
+    return IMT_OK;
+}
+
+static uint32_t seed_of(const uint8_t *data, size_t len)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)len; /* FNV-1a */
+    for (size_t i = 0; i < len && i < 64; i++) h = (h ^ data[i]) * 16777619u;
+    return h ? h : 1;
+}
+
+static imt_decoder *g_dec;
+static imt_pdq_ctx *g_pdq;
+
+static void free_internal(void)
+{
+    imt__decoder_free(g_dec);
+    imt__pdq_ctx_free(g_pdq);
+    g_dec = NULL;
+    g_pdq = NULL;
+}
+
+/* The image targets: JPEG and PNG share the body; fmt only documents which
+ * corpus the target is seeded with (the bytes decide the decoder). */
+static int image_target(const uint8_t *data, size_t len)
+{
+    imt_hash_result fast, compat;
+    imt_err e;
+
+    /* 1. Public API, fast mode, every digest. */
+    e = imt_hash_memory(hasher(&g_fast, IMT_PDQ_FAST, 0, IMT_DIGEST_ALL), data, len, &fast);
+    check_result(&fast, e, data, len, IMT_DIGEST_ALL);
+
+    /* 2. Public API, compat mode with the dihedral variants. */
+    e = imt_hash_memory(hasher(&g_compat, IMT_PDQ_COMPAT, 1, 0), data, len, &compat);
+    check_result(&compat, e, data, len, 0);
+    FUZZ_CHECK(fast.width == compat.width && fast.height == compat.height,
+               "fast %ux%u, compat %ux%u", fast.width, fast.height, compat.width,
+               compat.height);
+
+    /* 3. The internal decoder fed in small chunks, compat mode: must agree
+     *    with 2 in everything but the wording of the detail. */
+    imt_format fmt = imt_sniff(data, len);
+    if (!imt_format_decodable(fmt)) return 0;
+    if (!g_dec) {
+        static int registered;
+        if (!registered) {
+            atexit(free_internal);
+            registered = 1;
+        }
+        FUZZ_CHECK(imt__decoder_create(&g_dec) == IMT_OK, "decoder_create");
+        FUZZ_CHECK(imt__pdq_ctx_create(&g_pdq) == IMT_OK, "pdq_ctx_create");
+    }
+    chunked c = {data, len, 0, seed_of(data, len)};
+    imt_reader rd = {chunked_pull, &c};
+    imt_decode_limits lim = {FUZZ_MAX_PIXELS, FUZZ_MAX_DIM, 0};
+    imt_luma luma;
+    char detail[256] = "";
+    e = imt__decode_luma(g_dec, fmt, &rd, IMT_PDQ_COMPAT, &lim, &luma, detail, sizeof detail);
+    FUZZ_CHECK(memchr(detail, 0, sizeof detail) != NULL, "detail unterminated");
+    FUZZ_CHECK(luma.width == compat.width && luma.height == compat.height,
+               "chunked %ux%u, whole %ux%u", luma.width, luma.height, compat.width,
+               compat.height);
+    if (e != IMT_OK) {
+        FUZZ_CHECK(e == compat.status, "chunked decode %s, whole %s (%s / %s)",
+                   imt_err_name(e), imt_err_name(compat.status), detail, compat.detail);
+        return 0;
+    }
+    FUZZ_CHECK(luma.pix && luma.rows > 0 && luma.cols > 0, "empty luma %dx%d",
+               luma.rows, luma.cols);
+    FUZZ_CHECK(luma.rows == imt__compat_side(luma.height, luma.width, luma.height) &&
+                   luma.cols == imt__compat_side(luma.width, luma.width, luma.height),
+               "compat plane %dx%d for a %ux%u image", luma.cols, luma.rows,
+               luma.width, luma.height);
+    for (size_t i = 0; i < (size_t)luma.rows * (size_t)luma.cols; i++)
+        FUZZ_CHECK(luma.pix[i] >= 0.0f && luma.pix[i] <= 255.001f, "pixel %zu = %g", i,
+                   (double)luma.pix[i]);
+    imt_pdq h[IMT_DIH__COUNT];
+    int q = -1;
+    e = imt__pdq_hash_luma(g_pdq, luma.pix, luma.rows, luma.cols, 1, h, &q);
+    FUZZ_CHECK(e == compat.status, "chunked hash %s, whole %s (%s)", imt_err_name(e),
+               imt_err_name(compat.status), compat.detail);
+    /* Compared only for clean data: libjpeg-turbo decodes Huffman data on a
+     * fast path when a whole MCU's worth of bytes is buffered and on a slow
+     * path otherwise. On a corrupt code only the slow path warns ("bad
+     * Huffman code"), and the two consume different numbers of bits, so
+     * what follows a corrupt code -- the partial flag and the pixels --
+     * depends on where the chunk boundaries fall. Clean data must not. */
+    if (e == IMT_OK && !luma.partial && !compat.partial) {
+        FUZZ_CHECK(q == compat.quality, "quality %d vs %d", q, compat.quality);
+        FUZZ_CHECK(!memcmp(h, compat.pdq, sizeof h), "hash depends on chunking");
+    }
+    return 0;
+}
+
+int imt_fuzz_jpeg(const uint8_t *data, size_t len)
+{
+    return image_target(data, len);
+}
+
+int imt_fuzz_png(const uint8_t *data, size_t len)
+{
+    return image_target(data, len);
+}
+
+/* Format sniffing, and the whole pipeline on bytes of any format: dispatch,
+ * the not-an-image and unsupported paths, digests of every byte. */
+int imt_fuzz_sniff(const uint8_t *data, size_t len)
+{
+    imt_format f = imt_sniff(data, len);
+    FUZZ_CHECK((int)f >= 0 && f < IMT_FMT__COUNT, "format %d", f);
+    FUZZ_CHECK(imt_format_name(f) != NULL, "no name");
+    /* IMT_SNIFF_BYTES leading bytes decide. */
+    size_t k = len < IMT_SNIFF_BYTES ? len : IMT_SNIFF_BYTES;
+    FUZZ_CHECK(imt_sniff(data, k) == f, "sniff of %zu bytes differs from %zu", k, len);
+    for (size_t i = 0; i < k; i++) {
+        imt_format g = imt_sniff(data, i);
+        FUZZ_CHECK((int)g >= 0 && g < IMT_FMT__COUNT, "format %d", g);
+    }
+    imt_hash_result r;
+    imt_err e = imt_hash_memory(hasher(&g_fast, IMT_PDQ_FAST, 0, IMT_DIGEST_ALL), data,
+                                len, &r);
+    if (len == 0) {
+        FUZZ_CHECK(e == IMT_E_EMPTY, "empty input: %s", imt_err_name(e));
+        return 0;
+    }
+    check_result(&r, e, data, len, IMT_DIGEST_ALL);
+    if (f == IMT_FMT_UNKNOWN) FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e));
+    else if (!imt_format_decodable(f)) FUZZ_CHECK(e == IMT_E_UNSUPPORTED, "%s", imt_err_name(e));
+    return 0;
+}
+
+
+/* ---- hash lists and index files --------------------------------------- */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A scratch directory (tmpfs when there is one: LMDB commits are cheap
+ * there), removed at exit. */
+static char g_tmp[256];
+
+static void rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[600];
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rm_tree(p);
+        else unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static imt_index *g_idx;
+static int g_idx_imports;
+
+static void free_index(void)
+{
+    imt_index_close(g_idx);
+    g_idx = NULL;
+    if (g_tmp[0]) rm_tree(g_tmp);
+    g_tmp[0] = '\0';
+}
+
+static const char *scratch(void)
+{
+    if (!g_tmp[0]) {
+        struct stat st;
+        const char *base = stat("/dev/shm", &st) == 0 && access("/dev/shm", W_OK) == 0
+                               ? "/dev/shm" : "/tmp";
+        snprintf(g_tmp, sizeof g_tmp, "%s/imt_fuzz_XXXXXX", base);
+        FUZZ_CHECK(mkdtemp(g_tmp) != NULL, "mkdtemp %s", g_tmp);
+        atexit(free_index);
+    }
+    return g_tmp;
+}
+
+static void write_file(const char *path, const uint8_t *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    FUZZ_CHECK(fd >= 0, "open %s", path);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        FUZZ_CHECK(w > 0, "write %s", path);
+        off += (size_t)w;
+    }
+    close(fd);
+}
+
+/* A writable index, recreated empty every 64 successful imports so that it
+ * stays small. */
+static imt_index *scratch_index(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/idx", scratch());
+    if (g_idx && g_idx_imports >= 64) {
+        imt_index_close(g_idx);
+        g_idx = NULL;
+        rm_tree(dir);
+    }
+    if (!g_idx) {
+        imt_index_opts o;
+        imt_index_opts_init(&o);
+        o.read_only = 0;
+        o.create = 1;
+        o.map_size = (uint64_t)256 << 20;
+        imt_err e = imt_index_open(&g_idx, dir, &o);
+        FUZZ_CHECK(e == IMT_OK, "index create: %s", imt_index_open_error());
+        g_idx_imports = 0;
+    }
+    return g_idx;
+}
+
+/* Import data as a list of the given format. Invariants: a failed import
+ * leaves the index exactly as it was (its identity digest is unchanged) and
+ * names a reason; a successful one leaves an index that passes
+ * imt_index_verify and answers queries. */
+static int list_target(const char *format, const uint8_t *data, size_t len)
+{
+    imt_index *idx = scratch_index();
+    char path[400];
+    snprintf(path, sizeof path, "%s/list", scratch());
+    write_file(path, data, len);
+
+    char id0[65], id1[65];
+    FUZZ_CHECK(imt_index_identity(idx, id0) == IMT_OK, "identity");
+    imt_import_opts o;
+    imt_import_opts_init(&o);
+    o.format = format;
+    o.name = "fuzz";
+    o.import_time = 1700000000;
+    o.skip_bad = (int)(len & 1);          /* both bad-record policies */
+    o.compact = len % 3 == 0 ? 1 : -1;    /* and the compaction path */
+    imt_import_stats st;
+    imt_err e = imt_index_import(idx, path, &o, &st);
+    FUZZ_CHECK((int)e >= 0 && e < IMT_E__COUNT, "import returned %d", e);
+    FUZZ_CHECK(e != IMT_E_INTERNAL && e != IMT_E_INVALID && e != IMT_E_BUSY,
+               "import: %s: %s", imt_err_name(e), imt_index_last_error(idx));
+    FUZZ_CHECK(imt_index_identity(idx, id1) == IMT_OK, "identity");
+    if (e != IMT_OK) {
+        FUZZ_CHECK(imt_index_last_error(idx)[0] != '\0', "import %s without a reason",
+                   imt_err_name(e));
+        FUZZ_CHECK(!strcmp(id0, id1), "a failed import (%s) changed the index",
+                   imt_err_name(e));
+        return 0;
+    }
+    g_idx_imports++;
+    FUZZ_CHECK(strcmp(id0, id1) != 0, "an import left the identity unchanged");
+    e = imt_index_verify(idx);
+    FUZZ_CHECK(e == IMT_OK, "verify after import: %s", imt_index_last_error(idx));
+    imt_cursor *c = NULL;
+    FUZZ_CHECK(imt_cursor_open(&c, idx) == IMT_OK, "cursor");
+    imt_pdq q[IMT_DIH__COUNT];
+    memset(q, 0, sizeof q);
+    if (len >= 32) memcpy(q[0].bytes, data, 32);
+    const imt_match *m;
+    size_t n;
+    e = imt_query_pdq(c, q, 1, 40, &m, &n);
+    FUZZ_CHECK(e == IMT_OK, "query: %s", imt_err_name(e));
+    uint8_t dig[32] = {0};
+    e = imt_query_digest(c, IMT_KIND_MD5, dig, &m, &n);
+    FUZZ_CHECK(e == IMT_OK, "digest query: %s", imt_err_name(e));
+    imt_cursor_close(c);
+    return 0;
+}
+
+int imt_fuzz_list_auto(const uint8_t *d, size_t n) { return list_target("auto", d, n); }
+int imt_fuzz_list_pdq_csv(const uint8_t *d, size_t n) { return list_target("pdq-csv", d, n); }
+int imt_fuzz_list_te(const uint8_t *d, size_t n) { return list_target("te", d, n); }
+int imt_fuzz_list_hashdeep(const uint8_t *d, size_t n) { return list_target("hashdeep", d, n); }
+int imt_fuzz_list_vics(const uint8_t *d, size_t n) { return list_target("vics", d, n); }
+int imt_fuzz_list_jsonl(const uint8_t *d, size_t n) { return list_target("jsonl", d, n); }
+int imt_fuzz_list_nsrl(const uint8_t *d, size_t n) { return list_target("nsrl", d, n); }
+
+int imt_fuzz_list_sums(const uint8_t *d, size_t n)
+{
+    static const char *const f[3] = {"md5sum", "sha1sum", "sha256sum"};
+    return list_target(f[n % 3], d, n);
+}
+
+int imt_fuzz_list_hex(const uint8_t *d, size_t n)
+{
+    static const char *const f[5] = {"hex", "pdq-hex", "md5-hex", "sha1-hex", "sha256-hex"};
+    return list_target(f[n % 5], d, n);
+}
+
+/* A corrupted index: the input is the LMDB data file. Whatever it holds,
+ * opening it must return an error or a handle that answers every call. */
+int imt_fuzz_index_open(const uint8_t *data, size_t len)
+{
+    char dir[400], path[500];
+    snprintf(dir, sizeof dir, "%s/bad.idx", scratch());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    write_file(path, data, len);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    imt_index *idx = NULL;
+    imt_err e = imt_index_open(&idx, dir, NULL);
+    FUZZ_CHECK((int)e >= 0 && e < IMT_E__COUNT, "open returned %d", e);
+    FUZZ_CHECK(e != IMT_E_INTERNAL && e != IMT_E_INVALID, "open: %s: %s", imt_err_name(e),
+               imt_index_open_error());
+    if (e != IMT_OK) {
+        FUZZ_CHECK(idx == NULL, "a failed open returned a handle");
+        FUZZ_CHECK(imt_index_open_error()[0] != '\0', "open %s without a reason",
+                   imt_err_name(e));
+        return 0;
+    }
+    char id[65];
+    imt_index_identity(idx, id);
+    size_t nl = imt_index_list_count(idx);
+    for (size_t i = 0; i < nl && i < 64; i++) {
+        imt_list_info li;
+        if (imt_index_list_get(idx, i, &li) == IMT_OK)
+            FUZZ_CHECK(li.name && li.version && li.format && li.scheme && li.file_sha256,
+                       "list %zu has a NULL string", i);
+    }
+    imt_index_stats ist;
+    imt_index_stats_get(idx, &ist);
+    imt_cursor *c = NULL;
+    if (imt_cursor_open(&c, idx) == IMT_OK) {
+        imt_pdq q[IMT_DIH__COUNT];
+        memset(q, 0, sizeof q);
+        for (int i = 0; i < IMT_DIH__COUNT; i++) q[i].bytes[i] = (uint8_t)(0x11 * i);
+        const imt_match *m;
+        size_t n;
+        for (int radius = 0; radius <= 256; radius += 64) {
+            if (imt_query_pdq(c, q, 8, radius, &m, &n) != IMT_OK) continue;
+            for (size_t i = 0; i < n; i++) {
+                FUZZ_CHECK(m[i].distance >= 0 && m[i].distance <= radius,
+                           "match at distance %d for radius %d", m[i].distance, radius);
+                for (size_t k = 0; k < m[i].n_members; k++)
+                    FUZZ_CHECK(m[i].members[k].category_label && m[i].members[k].external_id,
+                               "membership with a NULL string");
+            }
+        }
+        uint8_t dig[32];
+        memset(dig, 0, sizeof dig);
+        imt_query_digest(c, IMT_KIND_MD5, dig, &m, &n);
+        imt_query_digest(c, IMT_KIND_SHA1, dig, &m, &n);
+        imt_query_digest(c, IMT_KIND_SHA256, dig, &m, &n);
+        imt_cursor_close(c);
+    }
+    imt_index_verify(idx);
+    imt_index_close(idx);
+    return 0;
+}
+
+const imt_fuzz_target imt_fuzz_targets[] = {
+    {"jpeg", imt_fuzz_jpeg},
+    {"png", imt_fuzz_png},
+    {"sniff", imt_fuzz_sniff},
+    {"list_auto", imt_fuzz_list_auto},
+    {"list_pdq_csv", imt_fuzz_list_pdq_csv},
+    {"list_te", imt_fuzz_list_te},
+    {"list_sums", imt_fuzz_list_sums},
+    {"list_hashdeep", imt_fuzz_list_hashdeep},
+    {"list_hex", imt_fuzz_list_hex},
+    {"list_vics", imt_fuzz_list_vics},
+    {"list_jsonl", imt_fuzz_list_jsonl},
+    {"list_nsrl", imt_fuzz_list_nsrl},
+    {"index_open", imt_fuzz_index_open},
+    {NULL, NULL},
+};
+
+/* Seeds only our code can make: a small valid index's data.mdb, one with
+ * its PDQ hashes compacted and one with a delta segment. Called from
+ * LLVMFuzzerInitialize when IMT_FUZZ_SEED_DIR is set. */
+void imt_fuzz_make_seeds(const char *target, const char *outdir)
+{
+    if (strcmp(target, "index_open") != 0) return;
+    static const char csv[] =
+        "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22,100\n"
+        "0000000000000000000000000000000000000000000000000000000000000001,80\n"
+        "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff,50\n";
+    static const char md5[] = "d41d8cd98f00b204e9800998ecf8427e  empty\n"
+                              "0cc175b9c0f1b6a831c399e269772661  a\n";
+    for (int compact = 0; compact < 2; compact++) {
+        char dir[400], path[500], out[600];
+        snprintf(dir, sizeof dir, "%s/seed%d.idx", scratch(), compact);
+        imt_index_opts o;
+        imt_index_opts_init(&o);
+        o.read_only = 0;
+        o.create = 1;
+        o.map_size = (uint64_t)1 << 20;
+        imt_index *idx = NULL;
+        if (imt_index_open(&idx, dir, &o) != IMT_OK) return;
+        imt_import_opts io;
+        imt_import_opts_init(&io);
+        io.import_time = 1700000000;
+        io.compact = compact;
+        snprintf(path, sizeof path, "%s/seed.csv", scratch());
+        write_file(path, (const uint8_t *)csv, sizeof csv - 1);
+        io.format = "pdq-csv";
+        imt_index_import(idx, path, &io, NULL);
+        snprintf(path, sizeof path, "%s/seed.md5", scratch());
+        write_file(path, (const uint8_t *)md5, sizeof md5 - 1);
+        io.format = "md5sum";
+        imt_index_import(idx, path, &io, NULL);
+        imt_index_close(idx);
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        size_t n = 0;
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        static uint8_t buf[1 << 22];
+        n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        snprintf(out, sizeof out, "%s/index-%s", outdir, compact ? "compacted" : "delta");
+        write_file(out, buf, n);
+        rm_tree(dir);
+    }
+}

@@ -1,0 +1,37 @@
+/* tests/fuzz/targets.h -- the bodies of the libFuzzer targets, as plain
+ * functions so that the same code runs under libFuzzer (fuzz_main.c) and in
+ * the regression test that replays minimised inputs in every build
+ * (tests/test_fuzz_regress.c). Each returns 0; a broken invariant aborts. */
+#ifndef IMT_FUZZ_TARGETS_H
+#define IMT_FUZZ_TARGETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int imt_fuzz_jpeg(const uint8_t *data, size_t len);
+int imt_fuzz_png(const uint8_t *data, size_t len);
+int imt_fuzz_sniff(const uint8_t *data, size_t len);
+/* Hash lists, through imt_index_import of a file holding the input. */
+int imt_fuzz_list_auto(const uint8_t *data, size_t len);
+int imt_fuzz_list_pdq_csv(const uint8_t *data, size_t len);
+int imt_fuzz_list_te(const uint8_t *data, size_t len);
+int imt_fuzz_list_sums(const uint8_t *data, size_t len);
+int imt_fuzz_list_hashdeep(const uint8_t *data, size_t len);
+int imt_fuzz_list_hex(const uint8_t *data, size_t len);
+int imt_fuzz_list_vics(const uint8_t *data, size_t len);
+int imt_fuzz_list_jsonl(const uint8_t *data, size_t len);
+int imt_fuzz_list_nsrl(const uint8_t *data, size_t len);
+/* An index whose data.mdb holds the input: open, inspect, query, verify. */
+int imt_fuzz_index_open(const uint8_t *data, size_t len);
+/* Write generated seeds for target into outdir (only index_open has any). */
+void imt_fuzz_make_seeds(const char *target, const char *outdir);
+
+typedef struct imt_fuzz_target {
+    const char *name;
+    int (*fn)(const uint8_t *data, size_t len);
+} imt_fuzz_target;
+
+/* Every target, ending with {NULL, NULL}. */
+extern const imt_fuzz_target imt_fuzz_targets[];
+
+#endif

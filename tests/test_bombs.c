@@ -1,0 +1,571 @@
+/* tests/test_bombs.c -- decompression bombs and the per-file time budget.
+ *
+ * Each bomb is built here, at test time, by our own code (a run-length
+ * deflate encoder for PNG, libjpeg plus byte surgery for JPEG), written to a
+ * temporary file and hashed by a fresh copy of this program (fork + exec, so
+ * that its peak RSS is the hashing alone). The parent reads the result from
+ * a pipe and the child's peak RSS from wait4(): every bomb must either hash
+ * or stop with a named error, and stay under a memory bound far below what
+ * decoding the whole image would need.
+ *
+ *   png-dims       a PNG claiming 100000x100000 pixels     -> too-large (max_pixels)
+ *   png-dims-nolim the same with no pixel limit            -> streams: a named error
+ *                                                             (truncated), O(width) memory
+ *   png-idat       20000x20000 grey whose IDAT inflates from ~2.5 MB to 400 MB
+ *                                                          -> hashes, O(width) memory
+ *   png-extra      64x64 whose zlib stream inflates to 256 MB, far past the image
+ *                                                          -> hashes or a named error
+ *   jpeg-dims      a JPEG claiming 65500x65500             -> too-large (max_pixels)
+ *   jpeg-dims-nolim the same with no limit, 3 s budget     -> hashes (partial) or timeout,
+ *                                                             O(width) memory
+ *   jpeg-prog-dims a progressive JPEG claiming 30000x30000 (under max_pixels; its
+ *                  coefficient buffer alone would be 1.7 GB) -> too-large, no allocation
+ *   jpeg-scans     a 1024x1024 progressive JPEG with 3000 scans
+ *                                                          -> corrupt "too many scans"
+ *                                                             (fast mode at 1/8 scale: hashes
+ *                                                             from the DC scans)
+ *   timeout        a 1 ms budget on the no-limit JPEG      -> timeout, reported per file
+ */
+#include "imgtriage.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <jpeglib.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/* Memory a streaming hash may use above the child's own baseline: decoder
+ * rows, the 512x512 plane, libjpeg/libpng state. Under ASan, shadow memory
+ * and redzones roughly double that (the child runs with a 16 MB quarantine). */
+#define BOUND_MB (UNDER_ASAN ? 160 : 64)
+
+/* ---- small byte buffer ---------------------------------------------------- */
+typedef struct buf {
+    uint8_t *p;
+    size_t n, cap;
+} buf;
+
+static void put(buf *b, const void *d, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t c = b->cap ? b->cap : 4096;
+        while (c < b->n + n) c *= 2;
+        b->p = realloc(b->p, c);
+        REQUIRE(b->p != NULL);
+        b->cap = c;
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static void put8(buf *b, unsigned v)
+{
+    uint8_t c = (uint8_t)v;
+    put(b, &c, 1);
+}
+
+static void put32be(buf *b, uint32_t v)
+{
+    uint8_t c[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    put(b, c, 4);
+}
+
+/* ---- a deflate encoder for long runs (RFC 1951, fixed Huffman) ------------
+ * Enough to build bombs without zlib: a run of n copies of byte v is one
+ * literal and matches of length 258 at distance 1 (13 bits per 258 bytes). */
+typedef struct bits {
+    buf *out;
+    uint32_t acc;
+    int nbits;
+} bits;
+
+static void bits_put(bits *w, uint32_t v, int n) /* LSB first */
+{
+    for (int i = 0; i < n; i++) {
+        w->acc |= ((v >> i) & 1u) << w->nbits;
+        if (++w->nbits == 8) {
+            put8(w->out, w->acc);
+            w->acc = 0;
+            w->nbits = 0;
+        }
+    }
+}
+
+static void huff_put(bits *w, uint32_t code, int n) /* Huffman codes: MSB first */
+{
+    for (int i = n - 1; i >= 0; i--) bits_put(w, (code >> i) & 1u, 1);
+}
+
+static void lit(bits *w, unsigned v)
+{
+    if (v < 144) huff_put(w, 0x30 + v, 8);
+    else huff_put(w, 0x190 + (v - 144), 9);
+}
+
+typedef struct zrun {
+    bits w;
+    uint32_t a, b; /* Adler-32 */
+} zrun;
+
+static void z_begin(zrun *z, buf *out)
+{
+    memset(z, 0, sizeof *z);
+    z->w.out = out;
+    z->a = 1;
+    put8(out, 0x78);
+    put8(out, 0x01);
+    bits_put(&z->w, 1, 1); /* BFINAL: one block */
+    bits_put(&z->w, 1, 2); /* BTYPE 01: fixed Huffman */
+}
+
+static void z_run(zrun *z, unsigned v, uint64_t n)
+{
+    if (n == 0) return;
+    lit(&z->w, v);
+    uint64_t left = n - 1;
+    while (left >= 258) {
+        huff_put(&z->w, 0xC5, 8); /* length code 285 = 258 */
+        huff_put(&z->w, 0, 5);    /* distance code 0 = 1 */
+        left -= 258;
+    }
+    while (left--) lit(&z->w, v);
+    /* Adler-32 of the run in closed form: after k more bytes a grows by k*v,
+     * so b grows by n*a + v*n(n+1)/2 (exact in 64 bits for n < 2^32). */
+    REQUIRE(n < ((uint64_t)1 << 32));
+    uint64_t a = z->a, b = z->b;
+    b = (b + (n % 65521u) * a + (uint64_t)v * ((n * (n + 1) / 2) % 65521u)) % 65521u;
+    a = (a + (n % 65521u) * v) % 65521u;
+    z->a = (uint32_t)a;
+    z->b = (uint32_t)b;
+}
+
+static void z_end(zrun *z)
+{
+    huff_put(&z->w, 0, 7); /* end of block (256) */
+    if (z->w.nbits) bits_put(&z->w, 0, 8 - z->w.nbits);
+    put32be(z->w.out, (z->b << 16) | z->a);
+}
+
+/* ---- PNG ------------------------------------------------------------------- */
+static uint32_t crc_tab[256];
+
+static uint32_t crc32_of(const uint8_t *p, size_t n, uint32_t c)
+{
+    if (!crc_tab[1])
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t x = i;
+            for (int k = 0; k < 8; k++) x = (x & 1) ? 0xEDB88320u ^ (x >> 1) : x >> 1;
+            crc_tab[i] = x;
+        }
+    c = ~c;
+    for (size_t i = 0; i < n; i++) c = crc_tab[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+static void png_chunk(buf *b, const char *type, const uint8_t *d, size_t n)
+{
+    put32be(b, (uint32_t)n);
+    size_t at = b->n;
+    put(b, type, 4);
+    if (n) put(b, d, n);
+    put32be(b, crc32_of(b->p + at, n + 4, 0));
+}
+
+/* A greyscale 8-bit PNG w x h whose zlib stream holds `raw` zero bytes (the
+ * image needs h*(w+1); more is a stream running past the image). */
+static void png_bomb(buf *b, uint32_t w, uint32_t h, uint64_t raw)
+{
+    put(b, "\x89PNG\r\n\x1a\n", 8);
+    uint8_t ihdr[13];
+    buf t = {ihdr, 0, sizeof ihdr};
+    put32be(&t, w);
+    put32be(&t, h);
+    uint8_t rest[5] = {8, 0, 0, 0, 0}; /* depth 8, grey, deflate, filter 0, no interlace */
+    memcpy(ihdr + 8, rest, 5);
+    png_chunk(b, "IHDR", ihdr, 13);
+    buf z = {0};
+    zrun zr;
+    z_begin(&zr, &z);
+    z_run(&zr, 0, raw);
+    z_end(&zr);
+    for (size_t off = 0; off < z.n; off += 1u << 20) {
+        size_t n = z.n - off < (1u << 20) ? z.n - off : (1u << 20);
+        png_chunk(b, "IDAT", z.p + off, n);
+    }
+    free(z.p);
+    png_chunk(b, "IEND", NULL, 0);
+}
+
+/* ---- JPEG ------------------------------------------------------------------ */
+/* Encode a w x h grey pattern (or flat grey) with libjpeg, progressive when asked. */
+static void jpeg_encode(buf *out, int w, int h, int progressive, int flat)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    unsigned char *mem = NULL;
+    unsigned long len = 0;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &mem, &len);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = 1;
+    c.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    if (progressive) jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    unsigned char *row = malloc((size_t)w);
+    REQUIRE(row != NULL);
+    while (c.next_scanline < c.image_height) {
+        for (int x = 0; x < w; x++)
+            row[x] = flat ? 128 : (unsigned char)((x * 7 + (int)c.next_scanline * 3) ^ (x >> 4));
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    free(row);
+    put(out, mem, len);
+    free(mem);
+}
+
+/* Offset of the n-th (0-based) marker `m` in a JPEG, walking segments. */
+static size_t jpeg_find(const buf *j, uint8_t m, int nth)
+{
+    size_t i = 2;
+    while (i + 4 <= j->n) {
+        REQUIRE(j->p[i] == 0xFF);
+        uint8_t mk = j->p[i + 1];
+        if (mk == m && nth-- == 0) return i;
+        if (mk == 0xD9) break;
+        size_t seg = (size_t)j->p[i + 2] << 8 | j->p[i + 3];
+        i += 2 + seg;
+        if (mk == 0xDA) { /* entropy data up to the next non-RST marker */
+            while (i + 1 < j->n && !(j->p[i] == 0xFF && j->p[i + 1] != 0 &&
+                                     (j->p[i + 1] < 0xD0 || j->p[i + 1] > 0xD7)))
+                i++;
+        }
+    }
+    return 0;
+}
+
+/* A 16x16 grey JPEG (baseline, or progressive) whose SOF is patched to
+ * claim w x h. */
+static void jpeg_dims_bomb(buf *out, uint16_t w, uint16_t h, int progressive)
+{
+    jpeg_encode(out, 16, 16, progressive, 0);
+    size_t sof = jpeg_find(out, progressive ? 0xC2 : 0xC0, 0);
+    REQUIRE(sof != 0);
+    out->p[sof + 5] = (uint8_t)(h >> 8);
+    out->p[sof + 6] = (uint8_t)h;
+    out->p[sof + 7] = (uint8_t)(w >> 8);
+    out->p[sof + 8] = (uint8_t)w;
+}
+
+/* A progressive 1024x1024 flat grey JPEG whose last scan (an AC refinement,
+ * a few bytes of EOB runs) is repeated until the file holds `scans` scans:
+ * small on disk, yet every scan is a pass over all 16384 blocks. */
+static void jpeg_scans_bomb(buf *out, int scans)
+{
+    buf j = {0};
+    jpeg_encode(&j, 1024, 1024, 1, 1);
+    int have = 0;
+    while (jpeg_find(&j, 0xDA, have)) have++;
+    REQUIRE(have >= 2);
+    size_t last = jpeg_find(&j, 0xDA, have - 1);
+    size_t eoi = j.n - 2;
+    REQUIRE(j.p[eoi] == 0xFF && j.p[eoi + 1] == 0xD9);
+    put(out, j.p, eoi);
+    for (int k = have; k < scans; k++) put(out, j.p + last, eoi - last);
+    put(out, "\xff\xd9", 2);
+    free(j.p);
+}
+
+/* ---- the child: hash one file, print the result ---------------------------- */
+/* A field of /proc/self/status in kB (VmRSS, VmHWM), -1 if unreadable. VmHWM
+ * belongs to the process image and starts afresh at exec, unlike
+ * ru_maxrss, which Linux carries across exec from the forking parent. */
+static long proc_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':') {
+            v = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static int child_main(char **argv)
+{
+    /* argv: --child PATH MODE MAX_PIXELS MAX_DIM BUDGET_MS */
+    imt_hash_opts o;
+    imt_hash_opts_init(&o);
+    o.mode = strcmp(argv[3], "compat") == 0 ? IMT_PDQ_COMPAT : IMT_PDQ_FAST;
+    o.max_pixels = strtoull(argv[4], NULL, 10);
+    o.max_dimension = (uint32_t)strtoul(argv[5], NULL, 10);
+    o.time_budget_ms = (uint32_t)strtoul(argv[6], NULL, 10);
+    o.digests = IMT_DIGEST_SHA256;
+    imt_hasher *h = NULL;
+    if (imt_hasher_create(&h, &o) != IMT_OK) return 3;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long base_kb = ru.ru_maxrss, hwm0_kb = proc_kb("VmHWM");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    imt_hash_result r;
+    imt_hash_file(h, argv[2], &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    printf("%s %u %u %d %u %ld %ld %ld %ld %s\n", imt_err_name(r.status), r.width, r.height,
+           r.has_pdq, r.digests, ms, base_kb, hwm0_kb, proc_kb("VmHWM"), r.detail);
+    imt_hasher_free(h);
+    return 0;
+}
+
+typedef struct outcome {
+    char status[32];
+    unsigned width, height, digests;
+    int has_pdq;
+    long ms, base_kb, peak_kb; /* ru_maxrss: before hashing (child), after (wait4) */
+    long hwm0_kb, hwm_kb;       /* VmHWM before and after hashing */
+    char detail[300];
+} outcome;
+
+static const char *g_self;
+
+static int run_child(const char *path, const char *mode, uint64_t max_pixels,
+                     uint32_t max_dim, uint32_t budget_ms, outcome *oc)
+{
+    int fd[2];
+    REQUIRE(pipe(fd) == 0);
+    char a_px[32], a_dim[32], a_bud[32];
+    snprintf(a_px, sizeof a_px, "%llu", (unsigned long long)max_pixels);
+    snprintf(a_dim, sizeof a_dim, "%u", (unsigned)max_dim);
+    snprintf(a_bud, sizeof a_bud, "%u", (unsigned)budget_ms);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        /* A small quarantine so that ASan's retained frees don't count. */
+        setenv("ASAN_OPTIONS", "quarantine_size_mb=16:detect_leaks=1", 1);
+        char *args[] = {(char *)g_self, "--child", (char *)path, (char *)mode,
+                        a_px, a_dim, a_bud, NULL};
+        execv(g_self, args);
+        _exit(127);
+    }
+    close(fd[1]);
+    char line[512] = "";
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof line - 1 && (r = read(fd[0], line + n, sizeof line - 1 - n)) > 0)
+        n += (size_t)r;
+    line[n] = '\0';
+    close(fd[0]);
+    int status = 0;
+    struct rusage ru;
+    REQUIRE(wait4(pid, &status, 0, &ru) == pid);
+    memset(oc, 0, sizeof *oc);
+    oc->peak_kb = ru.ru_maxrss;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "child for %s died: status 0x%x\n", path, status);
+        return 0;
+    }
+    int off = 0;
+    if (sscanf(line, "%31s %u %u %d %u %ld %ld %ld %ld %n", oc->status, &oc->width,
+               &oc->height, &oc->has_pdq, &oc->digests, &oc->ms, &oc->base_kb, &oc->hwm0_kb,
+               &oc->hwm_kb, &off) < 9)
+        return 0;
+    snprintf(oc->detail, sizeof oc->detail, "%s", line + off);
+    size_t dl = strlen(oc->detail);
+    if (dl && oc->detail[dl - 1] == '\n') oc->detail[dl - 1] = '\0';
+    return 1;
+}
+
+static char g_dir[256];
+
+static const char *write_tmp(const char *name, const buf *b)
+{
+    static char path[8][512];
+    static int slot;
+    char *p = path[slot++ & 7];
+    snprintf(p, sizeof path[0], "%s/%s", g_dir, name);
+    FILE *f = fopen(p, "wb");
+    REQUIRE(f != NULL);
+    REQUIRE(fwrite(b->p, 1, b->n, f) == b->n);
+    REQUIRE(fclose(f) == 0);
+    return p;
+}
+
+/* Hash path in a child; check the status is one of `allowed` (a
+ * space-separated list of error names), that a non-ok status's detail
+ * holds detail_has, and the memory bound. */
+static void bomb(const char *name, const char *path, const char *mode, uint64_t max_pixels,
+                 uint32_t max_dim, uint32_t budget_ms, const char *allowed,
+                 const char *detail_has, double full_mb)
+{
+    outcome oc;
+    int ok = run_child(path, mode, max_pixels, max_dim, budget_ms, &oc);
+    CHECKF(ok, "%s (%s): the child crashed or printed nothing", name, mode);
+    if (!ok) return;
+    /* Two measures of the hashing's peak memory: VmHWM of the child's own
+     * image, and wait4's ru_maxrss above the child's ru_maxrss at start. */
+    long grew_mb = (oc.hwm_kb - oc.hwm0_kb) / 1024;
+    long grew_ru_mb = (oc.peak_kb - oc.base_kb) / 1024;
+    printf("%-15s %-6s %-10s %5ux%-5u %5ld ms  peak +%ld MB (VmHWM %ld MB, ru_maxrss %ld MB; "
+           "bound +%d MB; whole image %.0f MB)  %s\n",
+           name, mode, oc.status, oc.width, oc.height, oc.ms, grew_mb, oc.hwm_kb / 1024,
+           oc.peak_kb / 1024, BOUND_MB, full_mb, oc.detail);
+    CHECKF(oc.hwm0_kb > 0 && oc.hwm_kb >= oc.hwm0_kb, "%s: VmHWM unreadable", name);
+    CHECKF(grew_ru_mb < BOUND_MB, "%s (%s): ru_maxrss grew by %ld MB, bound %d MB", name,
+           mode, grew_ru_mb, BOUND_MB);
+    char want[128];
+    snprintf(want, sizeof want, " %s ", allowed);
+    char got[40];
+    snprintf(got, sizeof got, " %s ", oc.status);
+    CHECKF(strstr(want, got) != NULL, "%s (%s): status %s, expected one of: %s (%s)", name,
+           mode, oc.status, allowed, oc.detail);
+    CHECKF(grew_mb < BOUND_MB, "%s (%s): VmHWM grew by %ld MB, bound %d MB", name, mode,
+           grew_mb, BOUND_MB);
+    if (detail_has && strcmp(oc.status, "ok") != 0)
+        CHECKF(strstr(oc.detail, detail_has) != NULL, "%s (%s): detail \"%s\" lacks \"%s\"",
+               name, mode, oc.detail, detail_has);
+    if (strcmp(oc.status, "ok") != 0)
+        CHECKF(oc.detail[0] != '\0', "%s (%s): no reason given", name, mode);
+    CHECKF(oc.digests == IMT_DIGEST_SHA256, "%s (%s): digests missing", name, mode);
+    if (strcmp(oc.status, "ok") == 0) CHECKF(oc.has_pdq, "%s: ok without a hash", name);
+}
+
+/* Whether this build decodes fmt: hash a tiny valid file of that format. */
+static int decodes(const char *path)
+{
+    outcome oc;
+    if (!run_child(path, "fast", 0, 0, 0, &oc)) return 0;
+    return strcmp(oc.status, "unsupported-format") != 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 7 && strcmp(argv[1], "--child") == 0) return child_main(argv);
+    g_self = "/proc/self/exe";
+    static char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl > 0) {
+        self[sl] = '\0';
+        g_self = self;
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_dir, sizeof g_dir, "%s/imt_bombs_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    REQUIRE(mkdtemp(g_dir) != NULL);
+    const char *modes[2] = {"fast", "compat"};
+    const uint64_t defpx = (uint64_t)1 << 30;
+    const uint32_t defdim = 100000;
+
+    /* ---- PNG -------------------------------------------------------------- */
+    buf small = {0};
+    png_bomb(&small, 32, 32, 32 * 33);
+    const char *small_png = write_tmp("small.png", &small);
+    if (!decodes(small_png)) {
+        printf("PNG bombs skipped: this build does not decode PNG yet\n");
+    } else {
+        buf b1 = {0}, b2 = {0}, b3 = {0};
+        png_bomb(&b1, 100000, 100000, 16 * 100001);
+        const char *p1 = write_tmp("png-dims.png", &b1);
+        png_bomb(&b2, 20000, 20000, (uint64_t)20000 * 20001);
+        const char *p2 = write_tmp("png-idat.png", &b2);
+        png_bomb(&b3, 64, 64, (uint64_t)256 << 20);
+        const char *p3 = write_tmp("png-extra.png", &b3);
+        printf("png-idat: %zu bytes inflating to %llu\n", b2.n,
+               (unsigned long long)20000 * 20001);
+        for (int m = 0; m < 2; m++) {
+            bomb("png-dims", p1, modes[m], defpx, defdim, 60000, "too-large", "100000x100000",
+                 1e10 / 1048576.0);
+            bomb("png-dims-nolim", p1, modes[m], 0, 0, 60000, "truncated corrupt", NULL,
+                 1e10 / 1048576.0);
+            bomb("png-idat", p2, modes[m], defpx, defdim, 60000, "ok", NULL, 4e8 / 1048576.0);
+            bomb("png-extra", p3, modes[m], defpx, defdim, 60000, "ok corrupt", NULL,
+                 256.0);
+        }
+        free(b1.p);
+        free(b2.p);
+        free(b3.p);
+    }
+    free(small.p);
+
+    /* ---- JPEG ------------------------------------------------------------- */
+    buf tiny = {0};
+    jpeg_encode(&tiny, 16, 16, 0, 0);
+    const char *tiny_jpg = write_tmp("tiny.jpg", &tiny);
+    free(tiny.p);
+    if (!decodes(tiny_jpg)) {
+        printf("JPEG bombs skipped: this build does not decode JPEG yet\n");
+    } else {
+        buf j1 = {0}, j2 = {0}, j3 = {0};
+        jpeg_dims_bomb(&j1, 65500, 65500, 0);
+        const char *q1 = write_tmp("jpeg-dims.jpg", &j1);
+        jpeg_scans_bomb(&j2, 3000);
+        const char *q2 = write_tmp("jpeg-scans.jpg", &j2);
+        printf("jpeg-scans: %zu bytes\n", j2.n);
+        /* Progressive: libjpeg keeps every coefficient of the image (2 bytes
+         * per pixel for grey), so a claim under the pixel limit must still be
+         * refused before that buffer is allocated. */
+        jpeg_dims_bomb(&j3, 30000, 30000, 1);
+        const char *q3 = write_tmp("jpeg-prog-dims.jpg", &j3);
+        for (int m = 0; m < 2; m++) {
+            bomb("jpeg-dims", q1, modes[m], defpx, defdim, 60000, "too-large", "65500x65500",
+                 65500.0 * 65500.0 / 1048576.0);
+            /* No size limit: a streaming decoder keeps O(width) memory; a 3 s
+             * budget ends the 4.3-gigapixel decode where it is too slow. */
+            bomb("jpeg-dims-nolim", q1, modes[m], 0, 0, 3000, "ok timeout", NULL,
+                 65500.0 * 65500.0 / 1048576.0);
+        }
+        for (int m = 0; m < 2; m++)
+            bomb("jpeg-prog-dims", q3, modes[m], defpx, defdim, 60000, "too-large", NULL,
+                 30000.0 * 30000.0 * 2 / 1048576.0);
+        /* Fast mode stops after the DC scans when it decodes at 1/8 scale;
+         * at a larger scale it reads every scan like compat mode. */
+        bomb("jpeg-scans", q2, "fast", defpx, defdim, 60000, "ok corrupt", "too many scans",
+             2.0);
+        bomb("jpeg-scans", q2, "compat", defpx, defdim, 60000, "corrupt", "too many scans",
+             2.0);
+
+        /* The time budget: 1 ms cannot decode 65500x65500. */
+        for (int m = 0; m < 2; m++)
+            bomb("timeout", q1, modes[m], 0, 0, 1, "timeout", "time budget",
+                 65500.0 * 65500.0 / 1048576.0);
+        free(j1.p);
+        free(j2.p);
+        free(j3.p);
+    }
+
+    /* Clean up the temporary files. */
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    return tu_done("test_bombs");
+}
