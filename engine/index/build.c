@@ -844,7 +844,7 @@ static imt_err compact(writer *w)
     idx_view dv;
     memset(&dv, 0, sizeof dv);
     uint8_t *pdq = NULL;
-    uint32_t *ent = NULL;
+    uint32_t *ent = NULL, *tab = NULL;
     IMT_TRY(idx_view_load(w->idx, w->txn, &w->h, &dv));
     uint64_t n64 = (uint64_t)dv.main_n + dv.delta_n;
     if (n64 > IDX_MAX_ENTRIES) {
@@ -900,12 +900,23 @@ static imt_err compact(writer *w)
     uint8_t bits[IDX_MAX_TABLES] = {0};
     int m = idx_mih_params((uint32_t)n, bits);
     int start = 0;
+    /* Tables are built in an aligned buffer and copied into LMDB: the space
+     * LMDB reserves for a value is not 4-byte aligned. */
+    size_t maxnb = 0;
+    for (int t = 0; t < m; t++)
+        if (((size_t)1 << bits[t]) + 1 > maxnb) maxnb = ((size_t)1 << bits[t]) + 1;
+    size_t tabn;
+    if (m > 0) {
+        if (!imt__mul_ok(maxnb + n, 4, &tabn) || !(tab = imt__malloc(tabn))) {
+            err = IMT_E_NOMEM;
+            goto cleanup;
+        }
+    }
     for (int t = 0; t < m; t++) {
         size_t nb = ((size_t)1 << bits[t]) + 1;
         char key[8];
         snprintf(key, sizeof key, "mih%02u", (unsigned)t & 31u);
-        IMT_TRY(seg_reserve(w, key, (nb + n) * 4, &p));
-        uint32_t *off = p, *ids = (uint32_t *)p + nb;
+        uint32_t *off = tab, *ids = tab + nb;
         /* counting sort into CSR, the offsets doubling as write cursors */
         memset(off, 0, nb * 4);
         for (size_t i = 0; i < n; i++) off[idx_substr(pdq + i * 32, start, bits[t])]++;
@@ -919,6 +930,8 @@ static imt_err compact(writer *w)
         for (size_t i = 0; i < n; i++) ids[off[idx_substr(pdq + i * 32, start, bits[t])]++] = (uint32_t)i;
         for (size_t b = nb - 1; b > 0; b--) off[b] = off[b - 1];
         off[0] = 0;
+        IMT_TRY(seg_reserve(w, key, (nb + n) * 4, &p));
+        memcpy(p, tab, (nb + n) * 4);
         start += bits[t];
     }
     w->h.main_n = (uint32_t)n;
@@ -932,6 +945,7 @@ cleanup:
     idx_view_free(&dv);
     imt__free(pdq);
     imt__free(ent);
+    imt__free(tab);
     return err;
 }
 

@@ -591,6 +591,24 @@ imt_err imt_index_open(imt_index **out, const char *path, const imt_index_opts *
         if (rc == EACCES) err = IMT_E_IO;
         goto cleanup;
     }
+    if (!fresh) {
+        /* LMDB maps the size its meta page claims and would fault (SIGBUS)
+         * reading pages past the end of a truncated data.mdb, e.g. a copy
+         * cut short: refuse such a file before touching any page. */
+        MDB_envinfo ei;
+        MDB_stat es;
+        struct stat ds;
+        if (mdb_env_info(idx->env, &ei) == 0 && mdb_env_stat(idx->env, &es) == 0 &&
+            stat(data, &ds) == 0) {
+            uint64_t need = ((uint64_t)ei.me_last_pgno + 1) * es.ms_psize;
+            if ((uint64_t)ds.st_size < need) {
+                idx_set_err(idx, "%s: data.mdb is truncated: %llu bytes, its pages need %llu",
+                            path, (unsigned long long)ds.st_size, (unsigned long long)need);
+                err = IMT_E_INDEX_CORRUPT;
+                goto cleanup;
+            }
+        }
+    }
     int dead = 0;
     mdb_reader_check(idx->env, &dead);
     rc = mdb_txn_begin(idx->env, NULL, idx->read_only ? MDB_RDONLY : 0, &txn);

@@ -175,11 +175,16 @@ typedef struct hdspec {
     int col[HD_MAXCOL];
 } hdspec;
 
-static imt_err hashdeep_spec(idx_sink *s, char *line, uint64_t lineno, hdspec *sp)
+/* Parse a column line into *out; *out changes only when the line is valid
+ * (with --skip-bad a bad column line is skipped and the previous spec, if
+ * any, stays in force). */
+static imt_err hashdeep_spec(idx_sink *s, char *line, uint64_t lineno, hdspec *out, int *valid)
 {
     /* "%%%% size,md5,sha256,filename" */
     char *p = trim(line + 4);
+    hdspec spec, *sp = &spec;
     sp->n = 0;
+    *valid = 0;
     int have_name = 0, have_hash = 0;
     while (*p) {
         char *c = strchr(p, ',');
@@ -202,6 +207,8 @@ static imt_err hashdeep_spec(idx_sink *s, char *line, uint64_t lineno, hdspec *s
     if (!have_name || !have_hash || sp->col[sp->n - 1] != HD_NAME)
         return idx_sink_bad(s, lineno, IMT_E_PARSE,
                             "hashdeep column line needs md5, sha1 or sha256 and ends with filename");
+    *out = spec;
+    *valid = 1;
     return IMT_OK;
 }
 
@@ -402,8 +409,9 @@ imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
         if (f == IF_HASHDEEP) {
             if (!strncmp(tt, "%%%%", 4)) {
                 if (!strncmp(tt, "%%%% HASHDEEP", 13)) continue;
-                IMT_TRY(hashdeep_spec(s, tt, l.lineno, &sp));
-                have_spec = 1;
+                int valid;
+                IMT_TRY(hashdeep_spec(s, tt, l.lineno, &sp, &valid));
+                if (valid) have_spec = 1;
                 continue;
             }
             if (!strncmp(tt, "##", 2)) continue;
