@@ -892,7 +892,7 @@ static imt_err compact(writer *w)
             goto cleanup;
         }
     }
-    void *p;
+    void *p = NULL;
     IMT_TRY(seg_reserve(w, "pdq", n * 32, &p));
     memcpy(p, pdq, n * 32);
     IMT_TRY(seg_reserve(w, "ent", n * 4, &p));
