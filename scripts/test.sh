@@ -24,13 +24,15 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build/asan && ctest --output-on-failure -j "$jobs")
 
-fuzz_seconds=${IMT_FUZZ_SECONDS:-20}
+fuzz_seconds=${IMT_FUZZ_SECONDS:-60}
 if [ "$fuzz_seconds" != 0 ]; then
   echo "== build (libFuzzer targets, clang, ASan+UBSan)"
   cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DIMT_BUILD_FUZZ=ON -DIMT_SANITIZE=address,undefined -DIMT_BUILD_TESTS=OFF \
         -DIMT_BUILD_BENCH=OFF -DIMT_OPENMP=OFF -DIMT_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
   cmake --build build/fuzz -j "$jobs"
-  echo "== ctest -L fuzz (${fuzz_seconds}s per target)"
+  # A fixed number of runs from a fixed seed (reproducible), capped in time.
+  export IMT_FUZZ_RUNS=${IMT_FUZZ_RUNS:-3000}
+  echo "== ctest -L fuzz (${IMT_FUZZ_RUNS} runs per target from seed ${IMT_FUZZ_SEED:-1}, at most ${fuzz_seconds}s)"
   (cd build/fuzz && ctest -L fuzz --output-on-failure)
 fi

@@ -42,10 +42,16 @@ case $name in
   list_*) maxlen=65536 ;;
   *) maxlen=16384 ;;
 esac
+# IMT_FUZZ_RUNS=N (the CI smoke): a fixed number of executions from a fixed
+# seed, so the smoke is reproducible: what passes here passes in CI; SECONDS
+# stays as a cap. Long runs (scripts/fuzz.sh) leave it unset: random seeds.
 flags=(-max_total_time="$seconds" -timeout="${IMT_FUZZ_TIMEOUT:-10}"
        -rss_limit_mb="${IMT_FUZZ_RSS_MB:-2048}" -max_len="${IMT_FUZZ_MAX_LEN:-$maxlen}"
        -print_final_stats=1 -artifact_prefix="$art/")
 [ -f "$here/dict/$name.dict" ] && flags+=(-dict="$here/dict/$name.dict")
+if [ -n "${IMT_FUZZ_RUNS:-}" ]; then
+  flags+=(-runs="$IMT_FUZZ_RUNS" -seed="${IMT_FUZZ_SEED:-1}")
+fi
 
 # Leaks are findings; halt on the first UBSan report rather than logging it.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
