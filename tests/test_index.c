@@ -187,6 +187,15 @@ static void run_dataset(const char *name, imt_pdq *all, size_t nbase, size_t nex
     REQUIRE(imt_index_stats_get(idx, &s) == IMT_OK);
     CHECK(s.pdq_main == nbase && s.pdq_delta == nextra && s.entries == nbase + nextra);
     CHECKF(imt_index_verify(idx) == IMT_OK, "%s: verify: %s", name, imt_index_last_error(idx));
+    /* format 2: the compacted arrays (large values, on LMDB overflow pages)
+     * start on a 64-byte boundary of the map, so no hash straddles two
+     * cache lines (index.h: IDX_SEG_LEAD) */
+    if (nbase >= 1024) {
+        const idx_view *v = &idx->view;
+        CHECKF(((uintptr_t)v->pdq & 63) == 0 && ((uintptr_t)v->off[0] & 63) == 0,
+               "%s: compacted arrays at %u, %u mod 64", name, (unsigned)((uintptr_t)v->pdq & 63),
+               (unsigned)((uintptr_t)v->off[0] & 63));
+    }
     imt_cursor *c;
     REQUIRE(imt_cursor_open(&c, idx) == IMT_OK);
     size_t n = nbase + nextra, fails = 0;

@@ -826,12 +826,15 @@ imt_err idx_main_sum(const idx_view *v, uint8_t out[32])
     return IMT_OK;
 }
 
+/* Reserve an array of the compacted segment: IDX_SEG_LEAD zero bytes, then
+ * len bytes at *out for the caller to fill. */
 static imt_err seg_reserve(writer *w, const char *key, size_t len, void **out)
 {
-    MDB_val k = {strlen(key), (void *)key}, d = {len, NULL};
+    MDB_val k = {strlen(key), (void *)key}, d = {len + IDX_SEG_LEAD, NULL};
     int rc = mdb_put(w->txn, w->idx->db_seg, &k, &d, MDB_RESERVE);
     if (rc) return idx_mdb_err(w->idx, rc, "writing the compacted segment");
-    *out = d.mv_data;
+    memset(d.mv_data, 0, IDX_SEG_LEAD);
+    *out = (uint8_t *)d.mv_data + IDX_SEG_LEAD;
     return IMT_OK;
 }
 

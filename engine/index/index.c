@@ -278,6 +278,21 @@ static imt_err seg_get(imt_index *idx, MDB_txn *txn, const void *key, size_t kle
     return rc ? idx_mdb_err(idx, rc, what) : IMT_OK;
 }
 
+/* An array of the compacted segment: skip its lead (index.h: IDX_SEG_LEAD). */
+static imt_err seg_get_array(imt_index *idx, MDB_txn *txn, const char *key, MDB_val *d,
+                             const char *what)
+{
+    imt_err err = seg_get(idx, txn, key, strlen(key), d, what);
+    if (err) return err;
+    if (d->mv_size < IDX_SEG_LEAD) {
+        idx_set_err(idx, "%s: the %s has %zu bytes", idx->path, what, d->mv_size);
+        return IMT_E_INDEX_CORRUPT;
+    }
+    d->mv_size -= IDX_SEG_LEAD;
+    d->mv_data = (uint8_t *)d->mv_data + IDX_SEG_LEAD;
+    return IMT_OK;
+}
+
 imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_view *v)
 {
     imt_err err = IMT_OK;
@@ -292,7 +307,7 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
         s += v->bits[t];
     }
     if (v->main_n) {
-        IMT_TRY(seg_get(idx, txn, "pdq", 3, &d, "compacted PDQ array"));
+        IMT_TRY(seg_get_array(idx, txn, "pdq", &d, "compacted PDQ array"));
         if (d.mv_size != (size_t)v->main_n * 32) {
             idx_set_err(idx, "%s: the PDQ array has %zu bytes, expected %zu", idx->path,
                         d.mv_size, (size_t)v->main_n * 32);
@@ -300,7 +315,7 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
             goto cleanup;
         }
         v->pdq = d.mv_data;
-        IMT_TRY(seg_get(idx, txn, "ent", 3, &d, "entry id array"));
+        IMT_TRY(seg_get_array(idx, txn, "ent", &d, "entry id array"));
         if (d.mv_size != (size_t)v->main_n * 4) {
             idx_set_err(idx, "%s: the entry id array has the wrong size", idx->path);
             err = IMT_E_INDEX_CORRUPT;
@@ -312,7 +327,7 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
         for (int t = 0; t < v->m; t++) {
             char key[8];
             snprintf(key, sizeof key, "mih%02u", (unsigned)t & 31u);
-            IMT_TRY(seg_get(idx, txn, key, 5, &d, "MIH table"));
+            IMT_TRY(seg_get_array(idx, txn, key, &d, "MIH table"));
             size_t nb = ((size_t)1 << v->bits[t]) + 1;
             if (d.mv_size != (nb + v->main_n) * 4) {
                 idx_set_err(idx, "%s: MIH table %d has %zu bytes, expected %zu", idx->path,

@@ -235,8 +235,11 @@ static imt_err mih_one(imt_cursor *c, const idx_view *v, const uint8_t *q, int r
                     nb = 0;
                 }
                 if (!k) break;
-                uint64_t lowbit = mask & (~mask + 1), r = mask + lowbit;
-                mask = (((r ^ mask) >> 2) / lowbit) | r;
+                /* the next mask with k bits (Gosper's hack); the division
+                 * by the lowest set bit is a shift */
+                int tz = __builtin_ctzll(mask);
+                uint64_t r = mask + ((uint64_t)1 << tz);
+                mask = (((r ^ mask) >> 2) >> tz) | r;
             }
         }
         if (nb) IMT_TRY(probe_chunk(c, v, pr, nb, q, radius, t, subq, plan, j, qi));
