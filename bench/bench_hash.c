@@ -27,6 +27,9 @@
 #include <time.h>
 
 #include <jpeglib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <setjmp.h>
 
 #ifdef IMT_HAVE_OPENMP
@@ -270,6 +273,13 @@ static void distances(const set *s)
 
 int main(int argc, char **argv)
 {
+#ifdef __GLIBC__
+    /* As the imgtriage CLI does (tools/imgtriage.c): big per-image blocks of
+     * libjpeg stay in the heap instead of fresh mmap pages per image; every
+     * mode and the floor get the same setting. */
+    mallopt(M_MMAP_THRESHOLD, 512 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+#endif
     const char *dir = NULL;
     int threads = 1, reps = 3;
     size_t largest = 0;
