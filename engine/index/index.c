@@ -592,6 +592,10 @@ imt_err imt_index_open(imt_index **out, const char *path, const imt_index_opts *
     mdb_env_set_maxreaders(idx->env, 1022);
     if (!idx->read_only || o.map_size)
         mdb_env_set_mapsize(idx->env, (size_t)(o.map_size ? o.map_size : DEFAULT_MAP_SIZE));
+    else if (!fresh && !pci.empty)
+        /* read-only: the file is all there is to map (the meta page's map
+         * size is not trusted; LMDB raises it to what its pages need) */
+        mdb_env_set_mapsize(idx->env, (size_t)pci.file_size);
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (idx->read_only ? MDB_RDONLY : 0);
     rc = mdb_env_open(idx->env, path, flags, 0666);
     if (rc) {
