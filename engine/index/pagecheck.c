@@ -17,7 +17,9 @@
  * What is checked (layouts from libraries/liblmdb/mdb.c at LMDB_0.9.24):
  *  - both meta pages: P_META, magic, version, the same page size (a power
  *    of two LMDB could have written); the one with the larger txnid is the
- *    one LMDB reads (mdb_env_pick_meta), its last page lies in the file;
+ *    one LMDB reads (mdb_env_pick_meta), and as transactions read meta
+ *    page (txnid & 1), the parity of its txnid must match; its last page
+ *    lies in the file;
  *  - every branch page: its number, its type for its level (md_depth), its
  *    lower/upper bounds, at least 2 keys (LMDB asserts that), every node
  *    and key inside the page, every child in 2..last page and reached once;
@@ -221,7 +223,9 @@ static imt_err pc_leaf_node(pc *c, uint64_t pg, const uint8_t *b, unsigned i, un
     unsigned dat = off + NODESIZE + ks;
     unsigned allowed = c->is_main ? F_SUBDATA : F_BIGDATA;
     if (fl & ~allowed) return pc_fail(c, pg, "node %u has flags 0x%x", i, fl);
-    if (c->is_free && ks != ZS) return pc_fail(c, pg, "node %u: a free-list key of %u bytes", i, ks);
+    if (c->is_free && (ks != ZS || rdz(nd + NODESIZE) > c->txnid))
+        return pc_fail(c, pg, "node %u: not a free-list key (a txnid up to %llu)", i,
+                       (unsigned long long)c->txnid);
     if (fl & F_BIGDATA) {
         if (ZS > ps - dat) return pc_fail(c, pg, "node %u: its overflow page number runs past the page", i);
         uint64_t pages = 0;
@@ -386,6 +390,13 @@ imt_err idx_pagecheck(imt_index *idx, const char *data, int write, idx_pagecheck
     uint64_t t0 = rdz(m0 + PAGEHDRSZ + META_TXNID), t1 = rdz(m1 + PAGEHDRSZ + META_TXNID);
     const uint8_t *mm = (t1 > t0 ? m1 : m0) + PAGEHDRSZ;
     c->txnid = t1 > t0 ? t1 : t0;
+    if ((c->txnid & 1) != (t1 > t0)) {
+        /* transaction N writes meta page N % 2, and LMDB's transactions
+         * read meta page (txnid & 1), not the one it picked at open */
+        err = pc_fail(c, t1 > t0, "meta page %d holds transaction %llu", (int)(t1 > t0),
+                      (unsigned long long)c->txnid);
+        goto cleanup;
+    }
     uint64_t last = rdz(mm + META_LASTPG);
     if (last < 1 || last >= c->fsize / c->psize) {
         c->db = NULL;
