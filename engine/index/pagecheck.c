@@ -28,6 +28,8 @@
  *    length holds the value and ends by the last page; no F_DUPDATA (no
  *    table of ours is DUPSORT); F_SUBDATA records (the main DB's named
  *    tables) are walked in turn;
+ *  - every tree's record count (what mdb_stat reports, and allocations are
+ *    sized by) equals its leaf nodes;
  *  - with a writable handle, the free-page DB too, with its page lists
  *    (sorted, in range, never a page that a tree uses).
  *
@@ -69,6 +71,7 @@
 #define DB_SIZE (8u + 5u * ZS)       /* MDB_db */
 #define DB_FLAGS 4u
 #define DB_DEPTH 6u
+#define DB_ENTRIES (8u + 3u * ZS)
 #define DB_ROOT (8u + 4u * ZS)
 #define META_MAGIC 0u                /* offsets in MDB_meta, after the page header */
 #define META_VERSION 4u
@@ -87,7 +90,7 @@
 
 typedef struct pc_table {
     char name[32];
-    uint64_t root;
+    uint64_t root, entries;
     unsigned depth;
     unsigned flags;
 } pc_table;
@@ -106,6 +109,7 @@ typedef struct pc {
     const char *db;
     unsigned depth;
     int is_main, is_free;
+    uint64_t entries;                /* leaf nodes of the tree so far */
     pc_table tables[MAX_TABLES];
     size_t ntables;
     uint64_t pages_read;
@@ -251,6 +255,7 @@ static imt_err pc_leaf_node(pc *c, uint64_t pg, const uint8_t *b, unsigned i, un
         t->flags = rd16(db + DB_FLAGS);
         t->depth = rd16(db + DB_DEPTH);
         t->root = rdz(db + DB_ROOT);
+        t->entries = rdz(db + DB_ENTRIES);
     }
 cleanup:
     return err;
@@ -280,6 +285,7 @@ static imt_err pc_walk(pc *c, uint64_t pg, unsigned lv, uint64_t from)
      * never leaves an empty leaf in a tree */
     if (n < (leaf ? 1u : c->is_free ? 1u : 2u))
         return pc_fail(c, pg, "a %s page with %u keys", leaf ? "leaf" : "branch", n);
+    if (leaf) c->entries += n;
     for (unsigned i = 0; i < n; i++) {
         if (leaf) {
             IMT_TRY(pc_leaf_node(c, pg, b, i, upper));
@@ -300,20 +306,32 @@ cleanup:
     return err;
 }
 
-static imt_err pc_tree(pc *c, const char *name, uint64_t root, unsigned depth, unsigned flags)
+/* Walk a tree; its record says it holds `entries` records, which callers
+ * of mdb_stat size allocations by: it must be the count of leaf nodes. */
+static imt_err pc_tree(pc *c, const char *name, uint64_t root, unsigned depth, unsigned flags,
+                       uint64_t entries)
 {
+    imt_err err = IMT_OK;
     c->db = name;
     if (flags & DB_DUPFLAGS)
         return pc_fail(c, root, "the table has flags 0x%x (no table of an index has duplicates)",
                        flags);
     if (root == pgno_invalid()) {
-        if (depth != 0) return pc_fail(c, root, "an empty table of depth %u", depth);
+        if (depth != 0 || entries != 0)
+            return pc_fail(c, root, "an empty table of depth %u with %llu records", depth,
+                           (unsigned long long)entries);
         return IMT_OK;
     }
     if (depth < 1 || depth > CURSOR_STACK)
         return pc_fail(c, root, "a table of depth %u", depth);
     c->depth = depth;
-    return pc_walk(c, root, 0, root);
+    c->entries = 0;
+    IMT_TRY(pc_walk(c, root, 0, root));
+    if (c->entries != entries)
+        return pc_fail(c, root, "the table says it has %llu records, its leaves hold %llu",
+                       (unsigned long long)entries, (unsigned long long)c->entries);
+cleanup:
+    return err;
 }
 
 /* Read and check meta page i (at offset off); returns its MDB_meta. */
@@ -416,7 +434,8 @@ imt_err idx_pagecheck(imt_index *idx, const char *data, int write, idx_pagecheck
     c->seen[0] = 3; /* the meta pages */
     const uint8_t *fdb = mm + META_DBS, *mdb = mm + META_DBS + DB_SIZE;
     c->is_main = 1;
-    IMT_TRY(pc_tree(c, "main", rdz(mdb + DB_ROOT), rd16(mdb + DB_DEPTH), rd16(mdb + DB_FLAGS)));
+    IMT_TRY(pc_tree(c, "main", rdz(mdb + DB_ROOT), rd16(mdb + DB_DEPTH), rd16(mdb + DB_FLAGS),
+                    rdz(mdb + DB_ENTRIES)));
     c->is_main = 0;
     for (size_t i = 0; i < c->ntables; i++) {
         const pc_table *t = &c->tables[i];
@@ -425,13 +444,13 @@ imt_err idx_pagecheck(imt_index *idx, const char *data, int write, idx_pagecheck
             err = pc_fail(c, t->root, "the table has flags 0x%x", t->flags);
             goto cleanup;
         }
-        IMT_TRY(pc_tree(c, t->name, t->root, t->depth, 0));
+        IMT_TRY(pc_tree(c, t->name, t->root, t->depth, 0, t->entries));
     }
     if (write) {
         /* LMDB reads the free-page DB only to allocate pages */
         c->is_free = 1;
         IMT_TRY(pc_tree(c, "free", rdz(fdb + DB_ROOT), rd16(fdb + DB_DEPTH),
-                        rd16(fdb + DB_FLAGS)));
+                        rd16(fdb + DB_FLAGS), rdz(fdb + DB_ENTRIES)));
     }
     info->pages_read = c->pages_read;
 cleanup:
