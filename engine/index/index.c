@@ -590,6 +590,14 @@ imt_err imt_index_open(imt_index **out, const char *path, const imt_index_opts *
         err = IMT_E_EXISTS;
         goto cleanup;
     }
+    idx_pagecheck_info pci;
+    memset(&pci, 0, sizeof pci);
+    if (!fresh) {
+        /* LMDB 0.9 trusts the page numbers, offsets and sizes in the file
+         * and would fault (SIGBUS, SIGSEGV) or abort on a damaged one:
+         * check every page it can reach before it maps the file. */
+        IMT_TRY(idx_pagecheck(idx, data, !idx->read_only, &pci));
+    }
     int rc = mdb_env_create(&idx->env);
     if (rc) {
         err = idx_mdb_err(idx, rc, "creating the environment");
@@ -599,6 +607,10 @@ imt_err imt_index_open(imt_index **out, const char *path, const imt_index_opts *
     mdb_env_set_maxreaders(idx->env, 1022);
     if (!idx->read_only || o.map_size)
         mdb_env_set_mapsize(idx->env, (size_t)(o.map_size ? o.map_size : DEFAULT_MAP_SIZE));
+    else if (!fresh && !pci.empty)
+        /* read-only: the file is all there is to map (the meta page's map
+         * size is not trusted; LMDB raises it to what its pages need) */
+        mdb_env_set_mapsize(idx->env, (size_t)pci.file_size);
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (idx->read_only ? MDB_RDONLY : 0);
     rc = mdb_env_open(idx->env, path, flags, 0666);
     if (rc) {
@@ -606,23 +618,18 @@ imt_err imt_index_open(imt_index **out, const char *path, const imt_index_opts *
         if (rc == EACCES) err = IMT_E_IO;
         goto cleanup;
     }
-    if (!fresh) {
-        /* LMDB maps the size its meta page claims and would fault (SIGBUS)
-         * reading pages past the end of a truncated data.mdb, e.g. a copy
-         * cut short: refuse such a file before touching any page. */
-        MDB_envinfo ei;
-        MDB_stat es;
-        struct stat ds;
-        if (mdb_env_info(idx->env, &ei) == 0 && mdb_env_stat(idx->env, &es) == 0 &&
-            stat(data, &ds) == 0) {
-            uint64_t need = ((uint64_t)ei.me_last_pgno + 1) * es.ms_psize;
-            if ((uint64_t)ds.st_size < need) {
-                idx_set_err(idx, "%s: data.mdb is truncated: %llu bytes, its pages need %llu",
-                            path, (unsigned long long)ds.st_size, (unsigned long long)need);
-                err = IMT_E_INDEX_CORRUPT;
-                goto cleanup;
-            }
-        }
+    MDB_envinfo ei;
+    MDB_stat es;
+    if (mdb_env_info(idx->env, &ei) != 0 || mdb_env_stat(idx->env, &es) != 0) {
+        idx_set_err(idx, "%s: cannot read the environment's parameters", path);
+        err = IMT_E_DB;
+        goto cleanup;
+    }
+    if (!fresh && !pci.empty && (es.ms_psize != pci.psize || (uint64_t)ei.me_last_pgno != pci.last_pgno)) {
+        /* the file changed between the check and mdb_env_open */
+        idx_set_err(idx, "%s: data.mdb changed while it was being opened", path);
+        err = IMT_E_INDEX_CORRUPT;
+        goto cleanup;
     }
     int dead = 0;
     mdb_reader_check(idx->env, &dead);

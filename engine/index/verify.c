@@ -83,8 +83,13 @@ imt_err imt_index_verify(imt_index *idx)
     mdb_cursor_close(cur);
     cur = NULL;
 
-    /* where each entry's PDQ hash sits */
+    /* where each entry's PDQ hash sits; the entries table's record count
+     * (checked against its pages at open) bounds the allocation */
     size_t ne = h.next_entry;
+    mdb_stat(txn, idx->db_entries, &ms);
+    if (ms.ms_entries != ne)
+        FAIL("%s: the header says %zu entries, the entries table holds %zu", p, ne,
+             (size_t)ms.ms_entries);
     loc = imt__calloc(ne ? ne : 1, sizeof *loc);
     if (!loc) {
         err = IMT_E_NOMEM;
