@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #ifdef IMT_HAVE_OPENMP
@@ -32,6 +33,19 @@ typedef struct slot {
     char **strs;
     size_t n_matches, cap, omitted;
 } slot;
+
+/* A file to hash in this batch and its size, to hash the largest first. */
+typedef struct job {
+    off_t size;
+    size_t slot;
+} job;
+
+static int job_cmp(const void *a, const void *b)
+{
+    const job *x = a, *y = b;
+    if (x->size != y->size) return x->size > y->size ? -1 : 1;
+    return x->slot < y->slot ? -1 : x->slot > y->slot; /* ties: walk order */
+}
 
 typedef struct lists {
     imt_list_info *v;
@@ -260,6 +274,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
     imt_hasher **hs = NULL;
     imt_cursor **cs = NULL;
     slot *slots = NULL;
+    job *order = NULL;
     lists L = {NULL, 0};
     int nt = 0, stopped = 0;
     size_t batch;
@@ -292,7 +307,8 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
     hs = imt__calloc((size_t)nt, sizeof *hs);
     cs = imt__calloc((size_t)nt, sizeof *cs);
     slots = imt__calloc(batch, sizeof *slots);
-    if (!hs || !cs || !slots) { err = IMT_E_NOMEM; goto cleanup; }
+    order = imt__calloc(batch, sizeof *order);
+    if (!hs || !cs || !slots || !order) { err = IMT_E_NOMEM; goto cleanup; }
     for (int t = 0; t < nt; t++) {
         err = imt_hasher_create(&hs[t], &o.hash);
         if (err) {
@@ -328,12 +344,21 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
             break;
         }
 
-        long cnt = (long)n;
+        /* Hash the largest files first: with dynamic scheduling the batch then
+         * ends on small files, not on one thread still reading a big one while
+         * the others wait. Records are emitted in walk order regardless. */
+        long cnt = 0;
+        for (size_t i = 0; i < n; i++)
+            if (slots[i].needs_hash) {
+                order[cnt].size = slots[i].e.st.st_size;
+                order[cnt++].slot = i;
+            }
+        qsort(order, (size_t)cnt, sizeof *order, job_cmp);
 #ifdef IMT_HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
 #endif
         for (long i = 0; i < cnt; i++) {
-            slot *s = &slots[i];
+            slot *s = &slots[order[i].slot];
             if (!s->needs_hash || (o.stop && *o.stop)) continue;
             int t = 0;
 #ifdef IMT_HAVE_OPENMP
@@ -382,6 +407,7 @@ cleanup:
     if (slots)
         for (size_t i = 0; i < batch; i++) slot_clear(&slots[i]);
     imt__free(slots);
+    imt__free(order);
     for (int t = 0; hs && t < nt; t++) imt_hasher_free(hs[t]);
     for (int t = 0; cs && t < nt; t++) imt_cursor_close(cs[t]);
     imt__free(hs);
