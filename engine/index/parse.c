@@ -115,6 +115,19 @@ static imt_err hex_field(idx_sink *s, uint64_t line, const char *what, const cha
     return bad_hex(s, line, e, what, tok, len, nbytes);
 }
 
+/* One hash field of kind k (KB_*) into its slot of r, named in errors. */
+static imt_err kind_field(idx_sink *s, uint64_t line, unsigned k, const char *tok,
+                          size_t len, idx_rec *r, int *ok)
+{
+    r->kinds = k;
+    switch (k) {
+    case KB_PDQ: return hex_field(s, line, "a PDQ hash", tok, len, r->pdq, 32, ok);
+    case KB_MD5: return hex_field(s, line, "an MD5", tok, len, r->md5, 16, ok);
+    case KB_SHA1: return hex_field(s, line, "a SHA-1", tok, len, r->sha1, 20, ok);
+    default: return hex_field(s, line, "a SHA-256", tok, len, r->sha256, 32, ok);
+    }
+}
+
 /* Decide the format from the first data line. */
 static imt_err detect(idx_sink *s, const char *line, uint64_t lineno, idx_format *f)
 {
@@ -332,16 +345,9 @@ static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
             }
             *w = '\0';
         }
-        if (f == IF_MD5SUM) {
-            e = hex_field(s, lineno, "an MD5", p, n, r.md5, 16, &ok);
-            r.kinds = KB_MD5;
-        } else if (f == IF_SHA1SUM) {
-            e = hex_field(s, lineno, "a SHA-1", p, n, r.sha1, 20, &ok);
-            r.kinds = KB_SHA1;
-        } else {
-            e = hex_field(s, lineno, "a SHA-256", p, n, r.sha256, 32, &ok);
-            r.kinds = KB_SHA256;
-        }
+        e = kind_field(s, lineno,
+                       f == IF_MD5SUM ? KB_MD5 : f == IF_SHA1SUM ? KB_SHA1 : KB_SHA256, p, n,
+                       &r, &ok);
         if (!ok) return e;
         ext = name;
         break;
@@ -352,19 +358,12 @@ static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
     case IF_SHA256_HEX: {
         char *p = trim(line);
         size_t n = strlen(p);
-        if (f == IF_PDQ_HEX) {
-            e = hex_field(s, lineno, "a PDQ hash", p, n, r.pdq, 32, &ok);
-            r.kinds = KB_PDQ;
-        } else if (f == IF_MD5_HEX) {
-            e = hex_field(s, lineno, "an MD5", p, n, r.md5, 16, &ok);
-            r.kinds = KB_MD5;
-        } else if (f == IF_SHA1_HEX) {
-            e = hex_field(s, lineno, "a SHA-1", p, n, r.sha1, 20, &ok);
-            r.kinds = KB_SHA1;
-        } else {
-            e = hex_field(s, lineno, "a SHA-256", p, n, r.sha256, 32, &ok);
-            r.kinds = KB_SHA256;
-        }
+        e = kind_field(s, lineno,
+                       f == IF_PDQ_HEX   ? KB_PDQ
+                       : f == IF_MD5_HEX ? KB_MD5
+                       : f == IF_SHA1_HEX ? KB_SHA1
+                                          : KB_SHA256,
+                       p, n, &r, &ok);
         if (!ok) return e;
         break;
     }
