@@ -28,6 +28,16 @@ void cli_err(const char *fmt, ...)
  * bytes that are not valid UTF-8 as \udcXX (lossless). */
 void cli_json_str(FILE *f, const char *s);
 
+/* The decoding-limit options that hash and scan share: getopt codes, their
+ * struct option rows, and applying a parsed value to the hash options. */
+enum { CLI_OPT_MAXPIX = 900, CLI_OPT_MAXDIM, CLI_OPT_MAXFILE, CLI_OPT_BUDGET };
+#define CLI_LIMIT_LONGOPTS                                                 \
+    {"max-pixels", required_argument, NULL, CLI_OPT_MAXPIX},               \
+    {"max-dimension", required_argument, NULL, CLI_OPT_MAXDIM},            \
+    {"max-file-size", required_argument, NULL, CLI_OPT_MAXFILE},           \
+    {"time-budget", required_argument, NULL, CLI_OPT_BUDGET}
+void cli_set_limit(imt_hash_opts *o, int opt, unsigned long long v);
+
 /* Parse a positive integer option value; returns 0 on error. */
 int cli_parse_u64(const char *s, unsigned long long *out);
 

@@ -32,3 +32,14 @@ int cli_parse_u64(const char *s, unsigned long long *out)
     *out = v;
     return 1;
 }
+
+void cli_set_limit(imt_hash_opts *o, int opt, unsigned long long v)
+{
+    uint32_t v32 = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v;
+    switch (opt) {
+    case CLI_OPT_MAXPIX: o->max_pixels = v; break;
+    case CLI_OPT_MAXDIM: o->max_dimension = v32; break;
+    case CLI_OPT_MAXFILE: o->max_file_bytes = v; break;
+    case CLI_OPT_BUDGET: o->time_budget_ms = v32; break;
+    }
+}

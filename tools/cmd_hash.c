@@ -191,7 +191,6 @@ static void print_jsonl(FILE *f, const char *path, const imt_hash_result *r,
 /* ---- main ------------------------------------------------------------- */
 int cmd_hash(int argc, char **argv)
 {
-    enum { OPT_MAXPIX = 1000, OPT_MAXDIM, OPT_MAXFILE, OPT_BUDGET };
     static const struct option longopts[] = {
         {"mode", required_argument, NULL, 'm'},
         {"dihedral", no_argument, NULL, 'd'},
@@ -199,10 +198,7 @@ int cmd_hash(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"format", required_argument, NULL, 'f'},
         {"files-from", required_argument, NULL, 'i'},
-        {"max-pixels", required_argument, NULL, OPT_MAXPIX},
-        {"max-dimension", required_argument, NULL, OPT_MAXDIM},
-        {"max-file-size", required_argument, NULL, OPT_MAXFILE},
-        {"time-budget", required_argument, NULL, OPT_BUDGET},
+        CLI_LIMIT_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     imt_hash_opts opts;
@@ -233,15 +229,12 @@ int cmd_hash(int argc, char **argv)
             else { cli_err("hash: --format must be csv or jsonl, not '%s'", optarg); return CLI_EXIT_ERROR; }
             break;
         case 'i': files_from = optarg; break;
-        case OPT_MAXPIX: case OPT_MAXDIM: case OPT_MAXFILE: case OPT_BUDGET:
+        case CLI_OPT_MAXPIX: case CLI_OPT_MAXDIM: case CLI_OPT_MAXFILE: case CLI_OPT_BUDGET:
             if (!cli_parse_u64(optarg, &v)) {
                 cli_err("hash: %s needs a non-negative number", argv[optind - 1]);
                 return CLI_EXIT_ERROR;
             }
-            if (c == OPT_MAXPIX) opts.max_pixels = v;
-            else if (c == OPT_MAXDIM) opts.max_dimension = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v;
-            else if (c == OPT_MAXFILE) opts.max_file_bytes = v;
-            else opts.time_budget_ms = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v;
+            cli_set_limit(&opts, c, v);
             break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: usage(stderr); return CLI_EXIT_ERROR;

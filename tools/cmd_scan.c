@@ -185,7 +185,7 @@ int cmd_scan(int argc, char **argv)
 {
     enum {
         OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
-        OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_MAXPIX, OPT_MAXDIM, OPT_MAXFILE, OPT_BUDGET
+        OPT_ONEFS, OPT_DIST, OPT_MINQ
     };
     static const struct option longopts[] = {
         {"index", required_argument, NULL, 'x'},
@@ -203,10 +203,7 @@ int cmd_scan(int argc, char **argv)
         {"one-file-system", no_argument, NULL, OPT_ONEFS},
         {"distance", required_argument, NULL, OPT_DIST},
         {"min-quality", required_argument, NULL, OPT_MINQ},
-        {"max-pixels", required_argument, NULL, OPT_MAXPIX},
-        {"max-dimension", required_argument, NULL, OPT_MAXDIM},
-        {"max-file-size", required_argument, NULL, OPT_MAXFILE},
-        {"time-budget", required_argument, NULL, OPT_BUDGET},
+        CLI_LIMIT_LONGOPTS,
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -247,8 +244,8 @@ int cmd_scan(int argc, char **argv)
         case OPT_NODIH: so.hash.dihedral = 0; break;
         case OPT_SHA256: so.hash.digests |= IMT_DIGEST_SHA256; break;
         case OPT_ONEFS: so.one_file_system = 1; break;
-        case OPT_DIST: case OPT_MINQ: case OPT_MAXPIX: case OPT_MAXDIM: case OPT_MAXFILE:
-        case OPT_BUDGET:
+        case OPT_DIST: case OPT_MINQ: case CLI_OPT_MAXPIX: case CLI_OPT_MAXDIM:
+        case CLI_OPT_MAXFILE: case CLI_OPT_BUDGET:
             if (!cli_parse_u64(optarg, &v)) {
                 cli_err("scan: %s needs a non-negative number", argv[optind - 1]);
                 return CLI_EXIT_ERROR;
@@ -259,10 +256,7 @@ int cmd_scan(int argc, char **argv)
             } else if (c == OPT_MINQ) {
                 if (v > 100) { cli_err("scan: --min-quality must be 0..100"); return CLI_EXIT_ERROR; }
                 so.min_quality = (int)v;
-            } else if (c == OPT_MAXPIX) so.hash.max_pixels = v;
-            else if (c == OPT_MAXDIM) so.hash.max_dimension = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v;
-            else if (c == OPT_MAXFILE) so.hash.max_file_bytes = v;
-            else so.hash.time_budget_ms = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v;
+            } else cli_set_limit(&so.hash, c, v);
             break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
