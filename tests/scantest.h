@@ -7,6 +7,8 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,17 @@ typedef struct st_stopper {
     volatile int *stop;
     unsigned long after, seen;
 } st_stopper;
+
+/* In a forked child running as root: become 'nobody' (uid/gid 65534 when
+ * absent), so that permissions apply. Returns 0, or -1 if that failed. */
+static inline int st_drop_root(void)
+{
+    if (geteuid() != 0) return 0;
+    struct passwd *pw = getpwnam("nobody");
+    uid_t uid = pw ? pw->pw_uid : 65534;
+    gid_t gid = pw ? pw->pw_gid : 65534;
+    return setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0 ? -1 : 0;
+}
 
 static int st_record_and_stop(void *ctx, const imt_scan_record *rec)
 {

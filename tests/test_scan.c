@@ -321,12 +321,7 @@ static void test_unreadable(void)
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        if (geteuid() == 0) {
-            struct passwd *pw = getpwnam("nobody");
-            uid_t uid = pw ? pw->pw_uid : 65534;
-            gid_t gid = pw ? pw->pw_gid : 65534;
-            if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(77);
-        }
+        if (st_drop_root() != 0) _exit(77);
         const char *paths[] = {root};
         st_report r;
         st_scan(NULL, paths, 1, 2, 256, 0, NULL, out, 0, IMT_REPORT_JSONL, &r);

@@ -394,12 +394,7 @@ static void test_cli_unprivileged(void)
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        if (geteuid() == 0) {
-            struct passwd *pw = getpwnam("nobody");
-            uid_t uid = pw ? pw->pw_uid : 65534;
-            gid_t gid = pw ? pw->pw_gid : 65534;
-            if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(99);
-        }
+        if (st_drop_root() != 0) _exit(99);
         execl(IMT_CLI, IMT_CLI, "scan", "--index", idxdir, "--out", out, "--quiet",
               "--device", "e2e", "--threads", "2", dev, (char *)NULL);
         _exit(98);
