@@ -314,12 +314,25 @@ IMT_API imt_err imt_index_list_get(const imt_index *idx, size_t i, imt_list_info
  *  written into every scan's audit record: 64 hex digits and a NUL. */
 IMT_API imt_err imt_index_identity(const imt_index *idx, char out[65]);
 
+/** What a match against one list membership means for the examiner, from the
+ *  list's category policy (its scheme's table, or one given at import). */
+typedef enum imt_disposition {
+    IMT_DISP_ALERT = 0,  /* known material: the file is a hit */
+    IMT_DISP_INFO = 1,   /* informational: reported, not a hit */
+    IMT_DISP_IGNORE = 2  /* known-good or non-pertinent (NSRL, VIC 0): the
+                            file is marked known-good, never a hit */
+} imt_disposition;
+
+/** "alert", "info", "ignore". Never NULL. */
+IMT_API const char *imt_disposition_name(imt_disposition d);
+
 /** Membership of a matched entry in one list. */
 typedef struct imt_membership {
     uint32_t list_id;
     int32_t category;        /* as given by the list; -1 when none */
     const char *category_label; /* the list's own label text, or "" */
     const char *external_id; /* e.g. the VICS MediaID, or "" */
+    imt_disposition disposition; /* what this membership means */
 } imt_membership;
 
 typedef struct imt_match {
@@ -523,6 +536,7 @@ typedef struct imt_scan_match {
     int32_t category;          /* -1 when none */
     const char *category_label;/* "" when none */
     const char *external_id;   /* "" when none */
+    imt_disposition disposition; /* only IMT_DISP_ALERT makes a hit */
 } imt_scan_match;
 
 /** The record of one walked entry. Everything it points to is borrowed:

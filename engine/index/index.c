@@ -705,6 +705,25 @@ imt_err imt_index_list_get(const imt_index *idx, size_t i, imt_list_info *out)
     return IMT_OK;
 }
 
+const char *imt_disposition_name(imt_disposition d)
+{
+    switch (d) {
+    case IMT_DISP_ALERT: return "alert";
+    case IMT_DISP_INFO: return "info";
+    case IMT_DISP_IGNORE: return "ignore";
+    }
+    return "alert";
+}
+
+/* The lists are few (one per import): a linear search. */
+imt_disposition idx_disposition(const imt_index *idx, uint32_t list, int32_t cat)
+{
+    (void)cat;
+    for (size_t i = 0; i < idx->nlists; i++)
+        if (idx->lists[i].id == list) return idx->lists[i].known_good ? IMT_DISP_IGNORE : IMT_DISP_ALERT;
+    return IMT_DISP_ALERT;
+}
+
 imt_err imt_index_identity(const imt_index *idx, char out[65])
 {
     if (!idx || !out) return IMT_E_INVALID;

@@ -198,6 +198,9 @@ imt_err idx_entry_decode(const void *data, size_t len, idx_entry *e);
 int idx_member_next(const idx_entry *e, size_t *pos, uint32_t *list, int32_t *cat,
                     const char **label, const char **ext);
 
+/* What a membership of list `list` with category `cat` means (index.c). */
+imt_disposition idx_disposition(const imt_index *idx, uint32_t list, int32_t cat);
+
 /* ---- database helpers (index.c) ---------------------------------------- */
 imt_err idx_mdb_err(imt_index *idx, int rc, const char *what);
 void idx_set_err(imt_index *idx, const char *fmt, ...)

@@ -407,6 +407,7 @@ static imt_err build_matches(imt_cursor *c, imt_hash_kind kind, const imt_match 
             ms->category = cat;
             ms->category_label = label;
             ms->external_id = ext;
+            ms->disposition = idx_disposition(c->idx, list, cat);
             m->n_members++;
         }
         if (r < 0 || m->n_members != e.n_members) return IMT_E_INDEX_CORRUPT;

@@ -293,7 +293,7 @@ static imt_err account(imt_report *r, const imt_scan_record *rec, const char *pa
                 seen = 1;
         }
         if (!seen) IMT_TRY(note_cat(r, m));
-        if (m->known_good) continue;
+        if (m->disposition != IMT_DISP_ALERT) continue;
         hit = 1;
         IMT_TRY(note_item(r, m->entry, severity(m->scheme, m->category, 0)));
     }
@@ -549,7 +549,8 @@ static void put_match_json(imt__buf *b, const imt_scan_match *m)
         imt__buf_puts(b, ",\"external_id\":");
         imt__buf_json_str(b, m->external_id);
     }
-    imt__buf_printf(b, ",\"known_good\":%s,\"entry\":%llu}", m->known_good ? "true" : "false",
+    imt__buf_printf(b, ",\"known_good\":%s,\"disposition\":\"%s\",\"entry\":%llu}",
+                    m->known_good ? "true" : "false", imt_disposition_name(m->disposition),
                     (unsigned long long)m->entry);
 }
 
@@ -692,7 +693,7 @@ static void put_record_csv(imt__buf *b, const imt_scan_record *rec)
 static int has_hit(const imt_scan_record *rec)
 {
     for (size_t i = 0; i < rec->n_matches; i++)
-        if (!rec->matches[i].known_good) return 1;
+        if (rec->matches[i].disposition == IMT_DISP_ALERT) return 1;
     return 0;
 }
 
@@ -898,6 +899,12 @@ static imt_err account_old(imt_report *r, const char *line)
             ms[i].category = c ? (int32_t)YAJL_GET_INTEGER(c) : -1;
             ms[i].entry = en ? (uint64_t)YAJL_GET_INTEGER(en) : 0;
             ms[i].known_good = g && YAJL_IS_TRUE(g);
+            const char *dp = get_str(m, "disposition");
+            ms[i].disposition = dp && !strcmp(dp, "info")     ? IMT_DISP_INFO
+                                : dp && !strcmp(dp, "ignore") ? IMT_DISP_IGNORE
+                                : dp                          ? IMT_DISP_ALERT
+                                : ms[i].known_good            ? IMT_DISP_IGNORE
+                                                              : IMT_DISP_ALERT;
         }
         rec.matches = ms;
         rec.n_matches = arr->u.array.len;

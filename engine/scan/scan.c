@@ -92,7 +92,7 @@ static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t 
         for (size_t j = 0; j < m->n_members; j++) {
             const imt_membership *mb = &m->members[j];
             const imt_list_info *li = find_list(L, mb->list_id);
-            if (li && li->known_good) s->known_good = 1;
+            if (mb->disposition == IMT_DISP_IGNORE) s->known_good = 1;
             if (s->n_matches >= max) {
                 s->omitted++;
                 continue;
@@ -132,6 +132,7 @@ static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t 
             o->category = mb->category;
             o->category_label = str;
             o->external_id = str + ll + 1;
+            o->disposition = mb->disposition;
         }
     }
     return IMT_OK;
@@ -384,7 +385,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
             }
             if (s->status == IMT_E_IO) prog.errors++;
             for (size_t k = 0; k < s->n_matches; k++)
-                if (!s->matches[k].known_good) {
+                if (s->matches[k].disposition == IMT_DISP_ALERT) {
                     prog.hits++;
                     break;
                 }
