@@ -7,7 +7,7 @@
  * imt_report_skip claims each walked entry whose path equals the next old
  * record's path; that record is then copied verbatim (and counted in the
  * summary from its own fields) when the scan emits the entry. */
-#include "report.h"
+#include "common/text.h"
 
 #include <errno.h>
 #include <pwd.h>

@@ -1,8 +1,9 @@
-/* engine/report/report.h -- internal: a growable text buffer with the JSON
+/* engine/common/text.h -- internal: a growable text buffer with the JSON
  * and CSV escapers every report line is built with (a line is built whole,
- * then written with one fwrite, so a killed scan leaves whole lines). */
-#ifndef IMT_REPORT_H
-#define IMT_REPORT_H
+ * then written with one fwrite, so a killed scan leaves whole lines). Every
+ * writer (reports, index export, CLI) escapes strings with these. */
+#ifndef IMT_TEXT_H
+#define IMT_TEXT_H
 
 #include "common/common.h"
 

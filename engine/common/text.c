@@ -1,6 +1,6 @@
-/* engine/report/text.c -- the text buffer and the lossless escapers of
- * report lines (also used by the CLI through imt_json_write_str). */
-#include "report.h"
+/* engine/common/text.c -- the text buffer and the lossless escapers of
+ * reports, index export and the CLI (imt_json_write_str). */
+#include "text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
