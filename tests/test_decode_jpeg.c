@@ -344,6 +344,8 @@ static void test_corpora(imt_decoder *d)
 }
 
 /* ---- synthetic images through libjpeg's encoder ------------------------------ */
+static int enc_optimize; /* optimised Huffman tables instead of the standard ones */
+
 static uint8_t *encode(int w, int h, int comps, int progressive, int quality,
                        unsigned long *size)
 {
@@ -360,6 +362,7 @@ static uint8_t *encode(int w, int h, int comps, int progressive, int quality,
     jpeg_set_defaults(&cc);
     jpeg_set_quality(&cc, quality, TRUE);
     if (progressive) jpeg_simple_progression(&cc);
+    cc.optimize_coding = enc_optimize ? TRUE : FALSE;
     jpeg_start_compress(&cc, TRUE);
     uint8_t *row = malloc((size_t)w * (size_t)comps);
     for (int y = 0; y < h; y++) {
@@ -437,6 +440,90 @@ static void test_progressive_early_stop(void)
     free(grey);
     imt__decoder_free(d1);
     imt__decoder_free(d2);
+}
+
+/* ---- state between files ------------------------------------------------------
+ * A Motion-JPEG frame carries no DHT: the decoder must use the standard
+ * Huffman tables (JPEG Annex K), not the previous file's. The oracle is the
+ * same frame with its tables, as libjpeg's encoder wrote them (it writes
+ * the Annex K tables when not optimising), decoded by a fresh decoder. A
+ * file without a DQT is corrupt, also after a file that had one. */
+static size_t strip_marker(const uint8_t *in, size_t n, uint8_t marker, uint8_t *out)
+{
+    size_t i = 2, k = 2;
+    memcpy(out, in, 2);
+    while (i + 4 <= n && in[i] == 0xFF) {
+        uint8_t m = in[i + 1];
+        size_t len = 2 + ((size_t)in[i + 2] << 8 | in[i + 3]);
+        if (m == 0xDA) break; /* SOS: the rest is scan data */
+        if (m != marker) {
+            memcpy(out + k, in + i, len);
+            k += len;
+        }
+        i += len;
+    }
+    memcpy(out + k, in + i, n - i);
+    return k + n - i;
+}
+
+static void test_state_between_files(void)
+{
+    unsigned long nf = 0, no = 0;
+    uint8_t *frame = encode(320, 240, 3, 0, 85, &nf);
+    enc_optimize = 1;
+    uint8_t *other = encode(200, 300, 3, 0, 60, &no); /* its own, optimised tables */
+    enc_optimize = 0;
+    REQUIRE(frame && other);
+    uint8_t *mjpg = malloc(nf), *nodqt = malloc(nf);
+    REQUIRE(mjpg && nodqt);
+    size_t nm = strip_marker(frame, nf, 0xC4, mjpg);
+    size_t nq = strip_marker(frame, nf, 0xDB, nodqt);
+    REQUIRE(nm < nf && nq < nf);
+    imt_decode_limits lim = default_limits();
+    char det[256];
+    for (int mode = 0; mode < 2; mode++) {
+        imt_decoder *fresh = NULL, *used = NULL;
+        REQUIRE(imt__decoder_create(&fresh) == IMT_OK);
+        REQUIRE(imt__decoder_create(&used) == IMT_OK);
+        imt_luma a, b, c;
+        REQUIRE(decode_buf(fresh, frame, nf, (imt_pdq_mode)mode, &lim, &a, det, NULL) == IMT_OK);
+        size_t na = (size_t)a.rows * (size_t)a.cols;
+        float *pa = malloc(na * sizeof *pa);
+        REQUIRE(pa);
+        memcpy(pa, a.pix, na * sizeof *pa);
+        imt__decoder_free(fresh);
+        REQUIRE(imt__decoder_create(&fresh) == IMT_OK);
+        imt_err e = decode_buf(fresh, mjpg, nm, (imt_pdq_mode)mode, &lim, &b, det, NULL);
+        CHECKF(e == IMT_OK && !b.partial, "mode %d: frame without DHT alone: %s [%s]", mode,
+               imt_err_name(e), det);
+        if (e == IMT_OK)
+            CHECK(b.rows == a.rows && b.cols == a.cols && memcmp(pa, b.pix, na * sizeof *pa) == 0);
+        REQUIRE(decode_buf(used, other, no, (imt_pdq_mode)mode, &lim, &c, det, NULL) == IMT_OK);
+        e = decode_buf(used, mjpg, nm, (imt_pdq_mode)mode, &lim, &b, det, NULL);
+        CHECKF(e == IMT_OK && !b.partial, "mode %d: frame without DHT after another JPEG: %s [%s]",
+               mode, imt_err_name(e), det);
+        if (e == IMT_OK)
+            CHECKF(b.rows == a.rows && b.cols == a.cols &&
+                       memcmp(pa, b.pix, na * sizeof *pa) == 0,
+                   "mode %d: frame without DHT decoded with the previous file's tables", mode);
+        /* no DQT: an error alone and after a file with quantisation tables */
+        imt__decoder_free(fresh);
+        REQUIRE(imt__decoder_create(&fresh) == IMT_OK);
+        e = decode_buf(fresh, nodqt, nq, (imt_pdq_mode)mode, &lim, &b, det, NULL);
+        CHECKF(e == IMT_E_CORRUPT && strstr(det, "Quantization table 0x00 was not defined"),
+               "mode %d: no DQT alone: %s [%s]", mode, imt_err_name(e), det);
+        REQUIRE(decode_buf(used, other, no, (imt_pdq_mode)mode, &lim, &c, det, NULL) == IMT_OK);
+        e = decode_buf(used, nodqt, nq, (imt_pdq_mode)mode, &lim, &b, det, NULL);
+        CHECKF(e == IMT_E_CORRUPT && strstr(det, "Quantization table 0x00 was not defined"),
+               "mode %d: no DQT after another JPEG: %s [%s]", mode, imt_err_name(e), det);
+        free(pa);
+        imt__decoder_free(fresh);
+        imt__decoder_free(used);
+    }
+    free(frame);
+    free(other);
+    free(mjpg);
+    free(nodqt);
 }
 
 /* ---- allocation failures ------------------------------------------------------ */
@@ -525,6 +612,7 @@ int main(void)
     }
     imt__decoder_free(d);
     test_progressive_early_stop();
+    test_state_between_files();
     test_alloc_failures();
     return tu_done("test_decode_jpeg");
 }

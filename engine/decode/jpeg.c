@@ -2,9 +2,14 @@
  *
  * Bytes come from the caller's imt_reader through our own jpeg_source_mgr;
  * libjpeg's errors come back through setjmp/longjmp (its default handler
- * calls exit()); warnings are counted and never printed. One
- * jpeg_decompress_struct per imt_jpeg_state, reused across files (after an
- * error, jpeg_abort_decompress returns it to the start state).
+ * calls exit()); warnings are counted and never printed. Each file gets a
+ * fresh jpeg_decompress_struct (created and destroyed around it): libjpeg
+ * keeps quantisation and Huffman tables across jpeg_abort_decompress, so a
+ * reused one decodes a file without its own DHT (Motion-JPEG frames, which
+ * rely on the standard tables) or DQT with the previous file's tables. The
+ * big per-image blocks are per image in either case; what the fresh struct
+ * adds is a few small allocations per file (bench_hash: no measurable
+ * change). Our row buffers are reused: every element read is written first.
  *
  * Compat mode reproduces what the reference hasher sees: ImageMagick 6.9.11
  * `convert FILE pnm:-` read by CImg as uint8. ImageMagick's JPEG reader keeps
@@ -219,28 +224,6 @@ static imt_err state_create(imt_jpeg_state **out)
 {
     imt_jpeg_state *st = imt__calloc(1, sizeof *st);
     if (!st) return IMT_E_NOMEM;
-    st->cinfo.err = jpeg_std_error(&st->jerr);
-    st->jerr.error_exit = on_error_exit;
-    st->jerr.emit_message = on_emit_message;
-    st->jerr.output_message = on_output_message;
-    st->cinfo.client_data = st;
-    if (setjmp(st->jb)) {
-        /* jpeg_create_decompress failed (out of memory): nothing to destroy
-         * but what it may have allocated. */
-        jpeg_destroy_decompress(&st->cinfo);
-        imt__free(st);
-        return IMT_E_NOMEM;
-    }
-    jpeg_create_decompress(&st->cinfo);
-    st->cinfo.client_data = st;
-    st->src.init_source = src_init;
-    st->src.fill_input_buffer = src_fill;
-    st->src.skip_input_data = src_skip;
-    st->src.resync_to_restart = jpeg_resync_to_restart;
-    st->src.term_source = src_term;
-    st->cinfo.src = &st->src;
-    st->prog.progress_monitor = on_progress;
-    st->cinfo.progress = &st->prog;
     build_cmyk_lut(st->cmyk_lut);
     const char *e = getenv("IMT_JPEG_FULL_SCANS");
     st->early_stop = !(e && *e && strcmp(e, "0") != 0);
@@ -248,10 +231,39 @@ static imt_err state_create(imt_jpeg_state **out)
     return IMT_OK;
 }
 
+/* A fresh decompressor for one file: libjpeg state never outlives a file.
+ * Returns IMT_E_NOMEM when libjpeg cannot allocate its own structures. */
+static imt_err cinfo_create(imt_jpeg_state *st)
+{
+    memset(&st->cinfo, 0, sizeof st->cinfo);
+    st->cinfo.err = jpeg_std_error(&st->jerr);
+    st->jerr.error_exit = on_error_exit;
+    st->jerr.emit_message = on_emit_message;
+    st->jerr.output_message = on_output_message;
+    st->cinfo.client_data = st;
+    if (setjmp(st->jb)) {
+        /* jpeg_create_decompress failed (out of memory): free what it got */
+        jpeg_destroy_decompress(&st->cinfo);
+        return IMT_E_NOMEM;
+    }
+    jpeg_create_decompress(&st->cinfo);
+    st->cinfo.client_data = st;
+    memset(&st->src, 0, sizeof st->src);
+    st->src.init_source = src_init;
+    st->src.fill_input_buffer = src_fill;
+    st->src.skip_input_data = src_skip;
+    st->src.resync_to_restart = jpeg_resync_to_restart;
+    st->src.term_source = src_term;
+    st->cinfo.src = &st->src;
+    memset(&st->prog, 0, sizeof st->prog);
+    st->prog.progress_monitor = on_progress;
+    st->cinfo.progress = &st->prog;
+    return IMT_OK;
+}
+
 void imt__jpeg_state_free(imt_jpeg_state *st)
 {
     if (!st) return;
-    jpeg_destroy_decompress(&st->cinfo);
     imt__free(st->row);
     imt__free(st->pix);
     imt__free(st->keep);
@@ -570,9 +582,11 @@ imt_err imt__jpeg_decode(imt_jpeg_state **stp, const imt_reader *r, imt_pdq_mode
     st->started = 0;
     st->rows_out = 0;
     st->warn[0] = st->msg[0] = '\0';
-    st->jerr.num_warnings = 0;
-    st->src.next_input_byte = NULL;
-    st->src.bytes_in_buffer = 0;
+    err = cinfo_create(st);
+    if (err != IMT_OK) {
+        imt__set_detail(detail, cap, "out of memory creating the JPEG decoder");
+        goto cleanup;
+    }
 
     if (setjmp(st->jb) == 0) {
         err = decode_body(st, mode, lim, out, detail, cap);
@@ -611,9 +625,10 @@ imt_err imt__jpeg_decode(imt_jpeg_state **stp, const imt_reader *r, imt_pdq_mode
     }
 
     /* Whatever state libjpeg is in (a finished image, an early stop, an
-     * error), this returns it to the start state; trailing data is left to
-     * the caller, which drains the reader for the digests. */
-    jpeg_abort_decompress(c);
+     * error), nothing of it is kept for the next file; trailing data is
+     * left to the caller, which drains the reader for the digests. */
+    jpeg_destroy_decompress(c);
+cleanup:
     if (err != IMT_OK) {
         out->pix = NULL;
         out->rows = out->cols = 0;
