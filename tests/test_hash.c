@@ -134,7 +134,10 @@ static void test_golden(void)
             imt__pdq_ctx_use_kernels(c, ks[k]);
             imt_pdq h[IMT_DIH__COUNT];
             int q = -1;
-            CHECK(hash_copy(c, luma, rows, cols, dih, h, &q) == IMT_OK);
+            /* dih 1 lines are the reference's dihedral function, which
+             * filters a 64x64 input: its exact mode */
+            CHECK(hash_copy(c, luma, rows, cols, dih ? IMT__PDQ_DIH_REFERENCE : 0, h, &q) ==
+                  IMT_OK);
             CHECKF(q == quality, "%dx%d pattern %d (%s): quality %d, reference %d", rows, cols,
                    pattern, ks[k]->name, q, quality);
             for (int v = 0; v < nh; v++) {
@@ -150,6 +153,55 @@ static void test_golden(void)
     fclose(f);
     imt__pdq_ctx_free(c);
     CHECK(golden_lines >= 30);
+}
+
+/* A file's hash and quality do not depend on whether the dihedral variants
+ * were asked for (issue 9 item 11: libpng's badpal/test-palette-4.png, a
+ * 64x64 palette image, hashed 101 bits apart in `hash` and `scan`). The
+ * plain hash is checked against the reference in test_golden; here, with
+ * the variants, out[0] and quality must be bit for bit the same, on 64x64
+ * inputs too (the reference's dihedral function filters those: pattern 1,
+ * non-integer RGB luma, and the test-palette-4 shape below give different
+ * hashes there). The variants of a 64x64 input are checked against the
+ * transformed images in test_dihedral_exact. */
+static void test_dihedral_keeps_hash(void)
+{
+    imt_pdq_ctx *c;
+    REQUIRE(imt__pdq_ctx_create(&c) == IMT_OK);
+    const imt__pdq_kernels *ks[4];
+    int nk = kernel_sets(ks);
+    static const int shapes[][2] = {{64, 64}, {63, 64}, {64, 65}, {100, 64}, {512, 512}, {5, 7}};
+    int differs_in_reference = 0;
+    for (int k = 0; k < nk; k++) {
+        imt__pdq_ctx_use_kernels(c, ks[k]);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int pattern = 0; pattern <= 7; pattern++) {
+                int rows = shapes[s][0], cols = shapes[s][1];
+                float *luma = synth_new(rows, cols, pattern, 77u + (uint32_t)pattern);
+                if (pattern == 7) { /* few colours, many equal coefficients */
+                    for (int i = 0; i < rows * cols; i++)
+                        luma[i] = 0.299f * (float)((i / 8) % 3 * 100) +
+                                  0.587f * (float)((i / 64) % 2 * 200) + 0.114f * 37.0f;
+                }
+                imt_pdq h0[IMT_DIH__COUNT], h1[IMT_DIH__COUNT], hr[IMT_DIH__COUNT];
+                int q0 = -1, q1 = -2, qr = -3;
+                REQUIRE(hash_copy(c, luma, rows, cols, 0, h0, &q0) == IMT_OK);
+                REQUIRE(hash_copy(c, luma, rows, cols, 1, h1, &q1) == IMT_OK);
+                REQUIRE(hash_copy(c, luma, rows, cols, IMT__PDQ_DIH_REFERENCE, hr, &qr) == IMT_OK);
+                CHECKF(memcmp(&h0[0], &h1[0], sizeof h0[0]) == 0 && q0 == q1,
+                       "%dx%d pattern %d (%s): the hash changes with the dihedral variants "
+                       "(distance %d, quality %d/%d)", rows, cols, pattern, ks[k]->name,
+                       imt_pdq_distance(&h0[0], &h1[0]), q0, q1);
+                if (rows != 64 || cols != 64)
+                    CHECK(memcmp(h1, hr, sizeof h1) == 0 && q1 == qr);
+                else if (memcmp(&h0[0], &hr[0], sizeof h0[0]) != 0)
+                    differs_in_reference++;
+                free(luma);
+            }
+    }
+    /* the inputs include one where the reference's two functions disagree */
+    CHECK(differs_in_reference > 0);
+    imt__pdq_ctx_free(c);
 }
 
 /* ---- SIMD against portable ------------------------------------------------ */
@@ -449,6 +501,7 @@ int main(void)
     test_force_portable();
     test_golden();
     test_simd_equals_portable();
+    test_dihedral_keeps_hash();
     test_dihedral_exact();
     test_dihedral_resampled();
     test_too_small();

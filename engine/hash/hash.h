@@ -17,8 +17,16 @@ void imt__pdq_ctx_free(imt_pdq_ctx *c);
  * columns), 64x64 point samples at cell centres, 16x16 DCT, bits above the
  * median, quality from the 64x64 gradients. luma is overwritten (it is the
  * reference's buffer 1). With dihedral, out[0..7] get the 8 variants in
- * imt_dihedral order; else only out[0]. Bit-identical to the reference on
- * every code path (SIMD or portable). rows or cols < 5: IMT_E_TOO_SMALL. */
+ * imt_dihedral order; else only out[0]. out[0] and quality never depend on
+ * dihedral: they are pdqHash256FromFloatLuma's, which takes a 64x64 input
+ * as its own downsample. Bit-identical to the reference on every code path
+ * (SIMD or portable), with one deliberate difference: the reference's
+ * dihedral function filters a 64x64 input (so its original-orientation
+ * hash differs from the plain one); here the variants of a 64x64 input
+ * come from the unfiltered buffer too. dihedral = IMT__PDQ_DIH_REFERENCE
+ * reproduces the reference's dihedral function exactly (for the golden
+ * tests). rows or cols < 5: IMT_E_TOO_SMALL. */
+#define IMT__PDQ_DIH_REFERENCE 2
 imt_err imt__pdq_hash_luma(imt_pdq_ctx *c, float *luma, int rows, int cols,
                            int dihedral, imt_pdq out[IMT_DIH__COUNT], int *quality);
 

@@ -386,9 +386,17 @@ imt_err imt__pdq_hash_luma(imt_pdq_ctx *c, float *luma, int rows, int cols,
         goto cleanup;
     }
 
-    if (rows == 64 && cols == 64 && !dihedral) {
+    if (rows == 64 && cols == 64 && dihedral != IMT__PDQ_DIH_REFERENCE) {
         /* The reference's pdqHash256FromFloatLuma takes a 64x64 input as
-         * the downsample itself; its dihedral function always filters. */
+         * the downsample itself; its dihedral function always filters, so
+         * its original-orientation hash of a 64x64 image is not the image's
+         * hash (101 bits apart on libpng's badpal/test-palette-4.png: float
+         * rounding in the running sums flips near-median coefficients). A
+         * file's hash must not depend on whether its variants were asked
+         * for (`hash` does not ask, `scan` does, and lists hold the plain
+         * hash), so the variants are taken from the same buffer: variant t
+         * of I is then the hash of T(I) up to DCT rounding, as the exact
+         * geometry test shows. */
         memcpy(c->out64, luma, sizeof c->out64);
     } else {
         size_t plane, compact, need;
@@ -435,7 +443,7 @@ imt_err imt__pdq_hash_luma(imt_pdq_ctx *c, float *luma, int rows, int cols,
 
     *quality = c->k->quality(c->out64);
     c->k->dct(c->out64, c->d, c->dt, c->b16);
-    output_bits(c, dihedral, out);
+    output_bits(c, dihedral != 0, out);
 cleanup:
     return err;
 }
