@@ -51,7 +51,9 @@ void imt__decoder_free(imt_decoder *d);
  *   0.299R+0.587G+0.114B in float (grey: the value itself).
  * mode IMT_PDQ_FAST: a luma plane of whatever size the decoder chose (about
  *   the least resolution the hash needs), as cheaply as possible.
- * Memory stays O(width) for both: rows are streamed, never the whole image.
+ * Memory stays O(width) for both: rows are streamed, never the whole image,
+ * except libjpeg's whole-image coefficient buffer for progressive JPEGs,
+ * capped per file (jpeg.c IMT_JPEG_MEM_CAP; over it: IMT_E_TOO_LARGE).
  * On error, detail[cap] gets the reason ("libjpeg: Premature end of JPEG
  * file", "PNG claims 100000x100000 pixels, over --max-pixels 1073741824"). */
 imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,

@@ -67,11 +67,20 @@
  * more scans is an error there, and each scan can cost a full image pass. */
 #define IMT_JPEG_MAX_SCANS 1024
 
-/* Memory for libjpeg's whole-image coefficient buffer (progressive and
- * multi-scan files: 2 bytes per coefficient, all components) is bounded by
- * what the pixel limit implies for a 4:4:4 three-component image, capped. */
+/* A progressive (or other multi-scan) file makes libjpeg keep the whole
+ * image's DCT coefficients: 2 bytes each, 128 bytes per 8x8 block and
+ * component (2 bytes a pixel for grey, 3 for 4:2:0 colour, 6 for 4:4:4),
+ * in both modes (fast mode too reads the DC scans into that buffer). A
+ * 775 KB 12000x12000 progressive file needed 288 MB, and the bound was
+ * 1 GiB per thread. libjpeg's memory for one file is capped at
+ * IMT_JPEG_MEM_CAP (or what the pixel limit implies for 4:4:4, if less);
+ * a file over it is too-large before the buffer is allocated (libjpeg has
+ * no backing store). 256 MiB takes progressive 4:2:0 colour up to ~85 MP.
+ * Single-scan (baseline) files need only a few MCU rows: O(width). Fast
+ * mode could do without the buffer by decoding only the DC scans itself;
+ * libjpeg offers no way to. */
 #define IMT_JPEG_MEM_SLACK ((uint64_t)64 << 20)
-#define IMT_JPEG_MEM_CAP ((uint64_t)1 << 30)
+#define IMT_JPEG_MEM_CAP ((uint64_t)256 << 20)
 
 struct imt_jpeg_state {
     struct jpeg_decompress_struct cinfo;
