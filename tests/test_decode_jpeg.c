@@ -526,6 +526,105 @@ static void test_state_between_files(void)
     free(nodqt);
 }
 
+/* ---- thin images ------------------------------------------------------------
+ * Issue 9 item 11: a 1xN JPEG was too-small in fast mode only. The
+ * reference stretches an image with a side over 512 to 512x512 (CImg
+ * resize), so a thin side does not matter then; with both sides at most
+ * 512, a side under 5 is too small for PDQ in both modes. The expected
+ * plane comes from libjpeg decoding the file with its defaults (what
+ * ImageMagick does), resized by nearest neighbour here. */
+static float *reference_plane(const uint8_t *p, size_t n, int *rows, int *cols)
+{
+    struct jpeg_decompress_struct d;
+    struct jpeg_error_mgr je;
+    d.err = jpeg_std_error(&je);
+    jpeg_create_decompress(&d);
+    jpeg_mem_src(&d, p, (unsigned long)n);
+    REQUIRE(jpeg_read_header(&d, TRUE) == JPEG_HEADER_OK);
+    jpeg_start_decompress(&d);
+    int W = (int)d.output_width, H = (int)d.output_height, C = d.output_components;
+    uint8_t *img = malloc((size_t)W * (size_t)H * (size_t)C);
+    REQUIRE(img);
+    while ((int)d.output_scanline < H) {
+        JSAMPROW r = img + (size_t)d.output_scanline * (size_t)W * (size_t)C;
+        jpeg_read_scanlines(&d, &r, 1);
+    }
+    jpeg_finish_decompress(&d);
+    jpeg_destroy_decompress(&d);
+    int big = W > 512 || H > 512;
+    *cols = big ? 512 : W;
+    *rows = big ? 512 : H;
+    int grey = 1;
+    for (size_t i = 0; C == 3 && i < (size_t)W * (size_t)H; i++)
+        if (img[3 * i] != img[3 * i + 1] || img[3 * i + 1] != img[3 * i + 2]) grey = 0;
+    float *out = malloc((size_t)*rows * (size_t)*cols * sizeof *out);
+    REQUIRE(out);
+    for (int y = 0; y < *rows; y++)
+        for (int x = 0; x < *cols; x++) {
+            size_t sy = (size_t)y * (size_t)H / (size_t)*rows, sx = (size_t)x * (size_t)W / (size_t)*cols;
+            const uint8_t *px = img + (sy * (size_t)W + sx) * (size_t)C;
+            out[(size_t)y * (size_t)*cols + (size_t)x] =
+                C == 1 || grey ? (float)px[0]
+                               : 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2];
+        }
+    free(img);
+    return out;
+}
+
+static void test_thin_images(void)
+{
+    static const struct {
+        int w, h, comps;
+        imt_err want;
+    } cases[] = {
+        {1, 600, 1, IMT_OK}, {3, 700, 3, IMT_OK}, {700, 2, 3, IMT_OK}, {4, 513, 1, IMT_OK},
+        {1, 300, 1, IMT_E_TOO_SMALL}, {512, 4, 3, IMT_E_TOO_SMALL},
+    };
+    imt_hasher *h[2];
+    for (int m = 0; m < 2; m++) {
+        imt_hash_opts o;
+        imt_hash_opts_init(&o);
+        o.mode = (imt_pdq_mode)m;
+        REQUIRE(imt_hasher_create(&h[m], &o) == IMT_OK);
+    }
+    imt_decoder *d = NULL;
+    REQUIRE(imt__decoder_create(&d) == IMT_OK);
+    imt_decode_limits lim = default_limits();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned long n = 0;
+        uint8_t *p = encode(cases[i].w, cases[i].h, cases[i].comps, 0, 90, &n);
+        REQUIRE(p);
+        imt_hash_result r[2];
+        for (int m = 0; m < 2; m++) {
+            imt_hash_memory(h[m], p, n, &r[m]);
+            CHECKF(r[m].status == cases[i].want, "%dx%d, mode %d: %s, want %s", cases[i].w,
+                   cases[i].h, m, imt_err_name(r[m].status), imt_err_name(cases[i].want));
+        }
+        if (cases[i].want == IMT_OK)
+            CHECKF(r[0].status == IMT_OK && r[1].status == IMT_OK &&
+                       memcmp(r[0].pdq, r[1].pdq, sizeof r[0].pdq[0]) == 0 &&
+                       r[0].quality == r[1].quality,
+                   "%dx%d: fast and compat hash differ", cases[i].w, cases[i].h);
+        int rows, cols;
+        float *want = reference_plane(p, n, &rows, &cols);
+        for (int m = 0; m < 2; m++) {
+            imt_luma L;
+            char det[256];
+            REQUIRE(decode_buf(d, p, n, (imt_pdq_mode)m, &lim, &L, det, NULL) == IMT_OK);
+            if (cases[i].want == IMT_OK || m == 1)
+                CHECKF(L.rows == rows && L.cols == cols &&
+                           memcmp(L.pix, want, (size_t)rows * (size_t)cols * sizeof *want) == 0,
+                       "%dx%d mode %d: plane %dx%d differs from libjpeg's, resized %dx%d",
+                       cases[i].w, cases[i].h, m, L.rows, L.cols, rows, cols);
+        }
+        free(want);
+        free(p);
+    }
+    imt__decoder_free(d);
+    imt_hasher_free(h[0]);
+    imt_hasher_free(h[1]);
+}
+
 /* ---- allocation failures ------------------------------------------------------ */
 static long fail_after = -1, n_alloc = 0;
 static void *t_malloc(void *o, size_t s)
@@ -613,6 +712,7 @@ int main(void)
     imt__decoder_free(d);
     test_progressive_early_stop();
     test_state_between_files();
+    test_thin_images();
     test_alloc_failures();
     return tu_done("test_decode_jpeg");
 }

@@ -73,6 +73,10 @@ imt_err imt__png_decode(imt_png_state **st, const imt_reader *r, imt_pdq_mode mo
                         char *detail, size_t cap);
 void imt__png_state_free(imt_png_state *st);
 
+/* The PDQ stage's least side (hash.h: IMT_E_TOO_SMALL below it); decode
+ * does not include hash, so it is repeated here. */
+#define IMT_DECODE_MIN_SIDE 5
+
 /* Check a claimed size against the limits; fills detail. */
 imt_err imt__check_dims(uint64_t w, uint64_t h, const imt_decode_limits *lim,
                         const char *what, char *detail, size_t cap);

@@ -507,6 +507,15 @@ static imt_err decode_body(imt_jpeg_state *st, imt_pdq_mode mode,
         c->mem->max_memory_to_use = (long)bound;
     }
 
+    /* A side under PDQ's minimum of 5 with the other over 512: compat mode
+     * (the reference) stretches the image to 512x512 and hashes it, while
+     * fast mode's plane would keep the thin side and be too-small. Such an
+     * image has few pixels (at most 4 x max_dimension): decode it as compat
+     * does, so that both modes give the same answer. */
+    if ((c->image_width < IMT_DECODE_MIN_SIDE || c->image_height < IMT_DECODE_MIN_SIDE) &&
+        (c->image_width > 512 || c->image_height > 512))
+        mode = IMT_PDQ_COMPAT;
+
     int buffered = 0;
     if (mode == IMT_PDQ_COMPAT) {
         /* ImageMagick's settings: libjpeg's defaults, CMYK for YCCK. */
