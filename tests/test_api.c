@@ -48,6 +48,17 @@ static void test_pdq_hex(void)
     CHECK(imt_pdq_from_hex(&a, "zz", 2) == IMT_E_PARSE);
 }
 
+/* Whether the n bytes at p print as the lowercase hex string want. */
+static int hex_is(const uint8_t *p, size_t n, const char *want)
+{
+    char got[129];
+    for (size_t i = 0; i < n; i++) snprintf(got + 2 * i, 3, "%02x", p[i]);
+    got[2 * n] = '\0';
+    if (strcmp(got, want) == 0) return 1;
+    fprintf(stderr, "digest %s, want %s\n", got, want);
+    return 0;
+}
+
 static void test_hasher_digests(void)
 {
     imt_hash_opts o;
@@ -60,12 +71,17 @@ static void test_hasher_digests(void)
     CHECK(imt_hash_memory(h, "abc", 3, &r) == IMT_E_NOT_IMAGE);
     CHECK(r.digests == IMT_DIGEST_ALL);
     CHECK(r.file_size == 3);
-    CHECK(r.md5[0] == 0x90 && r.md5[15] == 0x72);
-    CHECK(r.sha1[0] == 0xa9 && r.sha1[19] == 0x9d);
-    CHECK(r.sha256[0] == 0xba && r.sha256[31] == 0xad);
+    CHECK(hex_is(r.md5, 16, "900150983cd24fb0d6963f7d28e17f72"));           /* RFC 1321 */
+    CHECK(hex_is(r.sha1, 20, "a9993e364706816aba3e25717850c26c9cd0d89d"));   /* FIPS 180 */
+    CHECK(hex_is(r.sha256, 32,
+                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
     CHECK(strlen(r.detail) > 0);
     CHECK(imt_hash_memory(h, "", 0, &r) == IMT_E_EMPTY);
-    CHECK(r.digests == IMT_DIGEST_ALL && r.md5[0] == 0xd4 && r.md5[15] == 0x7e); /* MD5("") */
+    CHECK(r.digests == IMT_DIGEST_ALL);
+    CHECK(hex_is(r.md5, 16, "d41d8cd98f00b204e9800998ecf8427e"));
+    CHECK(hex_is(r.sha1, 20, "da39a3ee5e6b4b0d3255bfef95601890afd80709"));
+    CHECK(hex_is(r.sha256, 32,
+                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
     CHECK(imt_hash_file(h, "/nonexistent/file", &r) == IMT_E_NOT_FOUND);
     CHECK(strstr(imt_hasher_last_error(h), "cannot open") != NULL);
     imt_hasher_free(h);
