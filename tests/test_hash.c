@@ -273,6 +273,23 @@ static void test_force_portable(void)
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* the one dispatch: a level's table, the process's level, a new context */
+    CHECK(imt__pdq_kernels_for(IMT_SIMD_PORTABLE) == &imt__pdq_portable);
+    CHECK(imt__pdq_active_kernels() == imt__pdq_kernels_for(imt__simd_level()));
+#ifdef IMT__PDQ_HAVE_X86
+    CHECK(imt__pdq_kernels_for(IMT_SIMD_AVX2) == &imt__pdq_avx2);
+    CHECK(imt__pdq_kernels_for(IMT_SIMD_AVX512) == &imt__pdq_avx2);
+    CHECK((imt__simd_level() >= IMT_SIMD_AVX2) == !!(imt__cpu_features() & IMT_CPU_AVX2));
+#endif
+    imt_pdq_ctx *c;
+    REQUIRE(imt__pdq_ctx_create(&c) == IMT_OK);
+    CHECK(imt__pdq_ctx_kernels(c) == imt__pdq_active_kernels());
+    imt__pdq_ctx_use_kernels(c, &imt__pdq_portable);
+    CHECK(imt__pdq_ctx_kernels(c) == &imt__pdq_portable);
+    imt__pdq_ctx_use_kernels(c, NULL);
+    CHECK(imt__pdq_ctx_kernels(c) == imt__pdq_active_kernels());
+    imt__pdq_ctx_free(c);
 }
 
 /* ---- dihedral --------------------------------------------------------------- */

@@ -33,12 +33,29 @@ static inline int imt__mul_ok(size_t a, size_t b, size_t *out)
         if (err != IMT_OK) goto cleanup;\
     } while (0)
 
-/* CPU features, detected once. IMT_FORCE_PORTABLE=1 in the environment
- * clears every bit, so tests can compare the portable path with SIMD. */
+/* CPU features, detected once per process (a C11 atomic: any thread may be
+ * the first to ask). IMT_FORCE_PORTABLE=1 in the environment clears every
+ * bit, so tests can compare the portable path with SIMD. A bit means the
+ * CPU and OS run everything the matching *_avx2.c / *_avx512.c file was
+ * compiled for (CMakeLists.txt gives their flags). */
 #define IMT_CPU_SSE41 1u
-#define IMT_CPU_AVX2 2u     /* AVX2 + FMA + OS support for YMM */
-#define IMT_CPU_AVX512 4u   /* AVX-512 F/BW/VL/VPOPCNTDQ + OS support for ZMM */
+#define IMT_CPU_AVX2 2u     /* AVX2 + BMI2 + POPCNT + OS support for YMM */
+#define IMT_CPU_AVX512 4u   /* the above + AVX-512 F/BW/VL/DQ/VPOPCNTDQ + ZMM state */
 unsigned imt__cpu_features(void);
+
+/* The one SIMD dispatch (BLAKE3's blake3_dispatch.c pattern). Every kernel
+ * family (PDQ in hash/, the index scan in index/) has a table of function
+ * pointers per ISA level and a function giving the best table at or below
+ * a level. The level is imt__simd_level(), from the features above, once
+ * per process; each context (PDQ context, index cursor) takes its table
+ * when it is created and keeps it, and tests and benches may give a
+ * context another table. Nothing re-chooses per call. */
+typedef enum imt_simd {
+    IMT_SIMD_PORTABLE = 0,
+    IMT_SIMD_AVX2 = 1,
+    IMT_SIMD_AVX512 = 2
+} imt_simd;
+imt_simd imt__simd_level(void);
 
 /* Monotonic clock in milliseconds. */
 uint64_t imt__now_ms(void);

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,19 +23,19 @@ static unsigned detect(void)
 {
     unsigned a, b, c, d, f = 0;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    int sse41 = (c >> 19) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1,
-        fma = (c >> 12) & 1;
+    int sse41 = (c >> 19) & 1, popcnt = (c >> 23) & 1, osxsave = (c >> 27) & 1,
+        avx = (c >> 28) & 1;
     if (sse41) f |= IMT_CPU_SSE41;
-    if (!osxsave || !avx) return f;
+    if (!osxsave || !avx || !popcnt) return f;
     uint64_t xcr0 = xgetbv0();
     if ((xcr0 & 6) != 6) return f;
     if (__get_cpuid_max(0, NULL) < 7) return f;
     __cpuid_count(7, 0, a, b, c, d);
-    int avx2 = (b >> 5) & 1;
-    if (avx2 && fma) f |= IMT_CPU_AVX2;
-    int avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1,
-        vpopcntdq = (c >> 14) & 1;
-    if ((f & IMT_CPU_AVX2) && avx512f && avx512bw && avx512vl && vpopcntdq &&
+    int avx2 = (b >> 5) & 1, bmi2 = (b >> 8) & 1;
+    if (avx2 && bmi2) f |= IMT_CPU_AVX2;
+    int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1,
+        avx512vl = (b >> 31) & 1, vpopcntdq = (c >> 14) & 1;
+    if ((f & IMT_CPU_AVX2) && avx512f && avx512dq && avx512bw && avx512vl && vpopcntdq &&
         (xcr0 & 0xe6) == 0xe6)
         f |= IMT_CPU_AVX512;
     return f;
@@ -43,17 +44,29 @@ static unsigned detect(void)
 static unsigned detect(void) { return 0; }
 #endif
 
+/* 0: not detected yet; else the features with this bit set. Every thread
+ * that finds 0 computes the same value and stores it: no lock needed, and
+ * no data race (C11 atomics, unlike the volatile ints this replaces). */
+#define FEATURES_KNOWN 0x80000000u
+
 unsigned imt__cpu_features(void)
 {
-    /* Benign race: every thread computes the same value. */
-    static volatile int done = 0;
-    static volatile unsigned feats = 0;
-    if (!done) {
+    static atomic_uint feats;
+    unsigned f = atomic_load_explicit(&feats, memory_order_acquire);
+    if (!f) {
         const char *e = getenv("IMT_FORCE_PORTABLE");
-        feats = (e && *e && strcmp(e, "0") != 0) ? 0 : detect();
-        done = 1;
+        f = ((e && *e && strcmp(e, "0") != 0) ? 0 : detect()) | FEATURES_KNOWN;
+        atomic_store_explicit(&feats, f, memory_order_release);
     }
-    return feats;
+    return f & ~FEATURES_KNOWN;
+}
+
+imt_simd imt__simd_level(void)
+{
+    unsigned f = imt__cpu_features();
+    if (f & IMT_CPU_AVX512) return IMT_SIMD_AVX512;
+    if (f & IMT_CPU_AVX2) return IMT_SIMD_AVX2;
+    return IMT_SIMD_PORTABLE;
 }
 
 uint64_t imt__now_ms(void)

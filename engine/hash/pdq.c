@@ -29,22 +29,23 @@ struct imt_pdq_ctx {
     int row_at[64], col_at[64];
 };
 
-/* ---- dispatch ---------------------------------------------------------- */
+/* ---- dispatch ----------------------------------------------------------
+ * common.h's one dispatch: the best table at or below a SIMD level (the
+ * AVX2 kernels serve AVX-512 machines too). */
 
-static const imt__pdq_kernels *auto_kernels(void)
+const imt__pdq_kernels *imt__pdq_kernels_for(imt_simd level)
 {
 #ifdef IMT__PDQ_HAVE_X86
-    unsigned f = imt__cpu_features();
-    if (f & IMT_CPU_AVX2) return &imt__pdq_avx2;
+    if (level >= IMT_SIMD_AVX2) return &imt__pdq_avx2;
+#else
+    (void)level;
 #endif
     return &imt__pdq_portable;
 }
 
 const imt__pdq_kernels *imt__pdq_active_kernels(void)
 {
-    static const imt__pdq_kernels *volatile chosen;
-    if (!chosen) chosen = auto_kernels(); /* benign race: same value */
-    return chosen;
+    return imt__pdq_kernels_for(imt__simd_level());
 }
 
 void imt__pdq_ctx_use_kernels(imt_pdq_ctx *c, const imt__pdq_kernels *k)

@@ -4,8 +4,9 @@
  *
  * Every kernel must give results bit-identical to the reference C++
  * (facebook/ThreatExchange pdq/cpp): the same float operations in the same
- * order for every output value, no FMA (-ffp-contract=off is global, and
- * SIMD code uses explicit multiply then add), real division wherever the
+ * order for every output value, no FMA (the SIMD files are built without
+ * -mfma and with -ffp-contract=off of their own, besides the global one,
+ * and use explicit multiply then add), real division wherever the
  * reference divides. The one licence taken: x / d and x * (1/d) are the
  * same correctly rounded value when d is a power of two, so such divisions
  * may be multiplications. */
@@ -60,10 +61,12 @@ extern const imt__pdq_kernels imt__pdq_avx2;
 #define IMT__PDQ_HAVE_X86 1
 #endif
 
-/* The kernels chosen for this CPU (once; IMT_FORCE_PORTABLE=1 gives the
- * portable ones). A context starts with them; tests and benches may make
- * a context use others (NULL: back to the automatic choice). Kernels for
- * an ISA this CPU lacks must not be chosen. */
+/* The dispatch (common.h, imt_simd): the best kernels at or below a level,
+ * and those for this process's level (IMT_FORCE_PORTABLE=1: portable). A
+ * context takes them when created; tests and benches may make a context
+ * use others (NULL: back to the process's choice). Kernels for an ISA this
+ * CPU lacks must not be chosen. */
+const imt__pdq_kernels *imt__pdq_kernels_for(imt_simd level);
 const imt__pdq_kernels *imt__pdq_active_kernels(void);
 void imt__pdq_ctx_use_kernels(imt_pdq_ctx *c, const imt__pdq_kernels *k);
 const imt__pdq_kernels *imt__pdq_ctx_kernels(const imt_pdq_ctx *c);

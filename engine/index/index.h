@@ -106,6 +106,7 @@ struct imt_cursor {
     size_t capmem;
     uint32_t *tmp;               /* scan output scratch */
     uint16_t *tmpd;
+    const struct idx_kernels *kern; /* distance kernels, chosen at open (scan.c) */
     struct probe *probe;         /* MIH probing scratch (query.c) */
     struct idx_entry *ents;      /* decoded records of the current results */
     size_t capents;
@@ -263,6 +264,17 @@ typedef size_t (*idx_scan_fn)(const uint8_t *arr, size_t n, const uint8_t *q, in
 /* Distances of the hashes at arr[ids[i]] to q (verify step of MIH). */
 typedef void (*idx_dist_fn)(const uint8_t *arr, const uint32_t *ids, size_t n,
                             const uint8_t *q, uint16_t *out);
+/* One table per ISA level; common.h's dispatch picks one per cursor when it
+ * is opened (idx_kernels_for(imt__simd_level())). */
+typedef struct idx_kernels {
+    const char *name;
+    idx_scan_fn scan;
+    idx_dist_fn dist;
+} idx_kernels;
+const idx_kernels *idx_kernels_for(imt_simd level);
+/* Make cursor c use k (tests, benches; NULL: the process's choice). */
+void idx_cursor_use_kernels(imt_cursor *c, const idx_kernels *k);
+/* The process's choice, for callers without a cursor (benches). */
 idx_scan_fn idx_scan_impl(void);
 idx_dist_fn idx_dist_impl(void);
 size_t idx_scan_portable(const uint8_t *arr, size_t n, const uint8_t *q, int nq,

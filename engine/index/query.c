@@ -37,6 +37,7 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
     imt_cursor *c = imt__calloc(1, sizeof *c);
     if (!c) return IMT_E_NOMEM;
     c->idx = idx;
+    idx_cursor_use_kernels(c, NULL);
     c->tmp = imt__malloc(TMP_CAP * sizeof *c->tmp);
     c->tmpd = imt__malloc(TMP_CAP * sizeof *c->tmpd);
     c->probe = imt__malloc(sizeof *c->probe);
@@ -117,7 +118,7 @@ static imt_err scan_array(imt_cursor *c, const uint8_t *arr, size_t n, const uin
                           uint32_t qi)
 {
     imt_err err = IMT_OK;
-    idx_scan_fn scan = idx_scan_impl();
+    idx_scan_fn scan = c->kern->scan;
     for (size_t b = 0; b < n; b += IDX_SCAN_BLOCK) {
         size_t bn = n - b < IDX_SCAN_BLOCK ? n - b : IDX_SCAN_BLOCK;
         size_t k = scan(arr + b * 32, bn, q[0].bytes, nq, radius, c->tmp, c->tmpd);
@@ -150,7 +151,7 @@ static imt_err verify_cands(imt_cursor *c, const idx_view *v, probe *pr, size_t 
 {
     imt_err err = IMT_OK;
     c->cnt.candidates += n;
-    idx_dist_impl()(v->pdq, pr->cand, n, q, pr->dist);
+    c->kern->dist(v->pdq, pr->cand, n, q, pr->dist);
     for (size_t i = 0; i < n; i++) {
         if (pr->dist[i] > radius) continue;
         uint32_t pos = pr->cand[i];
@@ -267,7 +268,7 @@ static imt_err scan_batch(imt_cursor *c, const idx_view *v, const imt_pdq *q, si
                           int nvar, int radius)
 {
     imt_err err = IMT_OK;
-    idx_scan_fn scan = idx_scan_impl();
+    idx_scan_fn scan = c->kern->scan;
     c->cnt.queries += (uint64_t)nqueries * (uint64_t)nvar;
     c->cnt.scans += (uint64_t)nqueries * (uint64_t)nvar;
     c->cnt.candidates += (uint64_t)v->main_n * nqueries * (uint64_t)nvar;

@@ -1,5 +1,5 @@
 /* engine/index/scan.c -- distance kernels: the portable path and the
- * dispatch. A scan compares a block of hashes with up to 8 queries at once
+ * kernel tables of common.h's dispatch. A scan compares a block of hashes with up to 8 queries at once
  * (the 8 dihedral variants of one image), so each hash is loaded once. */
 #include "index.h"
 
@@ -46,20 +46,31 @@ void idx_dist_portable(const uint8_t *arr, const uint32_t *ids, size_t n,
         out[i] = (uint16_t)dist32(arr + (size_t)ids[i] * 32, q);
 }
 
-idx_scan_fn idx_scan_impl(void)
+/* ---- the dispatch (common.h): one table per level --------------------- */
+
+static const idx_kernels k_portable = {"portable", idx_scan_portable, idx_dist_portable};
+#if defined(__x86_64__)
+static const idx_kernels k_avx2 = {"avx2", idx_scan_avx2, idx_dist_avx2};
+/* the verify step has no AVX-512 kernel: scalar popcnt is as fast there */
+static const idx_kernels k_avx512 = {"avx512-vpopcntdq", idx_scan_avx512, idx_dist_avx2};
+#endif
+
+const idx_kernels *idx_kernels_for(imt_simd level)
 {
 #if defined(__x86_64__)
-    unsigned f = imt__cpu_features();
-    if (f & IMT_CPU_AVX512) return idx_scan_avx512;
-    if (f & IMT_CPU_AVX2) return idx_scan_avx2;
+    if (level >= IMT_SIMD_AVX512) return &k_avx512;
+    if (level >= IMT_SIMD_AVX2) return &k_avx2;
+#else
+    (void)level;
 #endif
-    return idx_scan_portable;
+    return &k_portable;
 }
 
-idx_dist_fn idx_dist_impl(void)
+void idx_cursor_use_kernels(imt_cursor *c, const idx_kernels *k)
 {
-#if defined(__x86_64__)
-    if (imt__cpu_features() & IMT_CPU_AVX2) return idx_dist_avx2;
-#endif
-    return idx_dist_portable;
+    c->kern = k ? k : idx_kernels_for(imt__simd_level());
 }
+
+idx_scan_fn idx_scan_impl(void) { return idx_kernels_for(imt__simd_level())->scan; }
+
+idx_dist_fn idx_dist_impl(void) { return idx_kernels_for(imt__simd_level())->dist; }
