@@ -3,6 +3,7 @@
 #include "index.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_MAP_SIZE (64ull << 30)
 
@@ -493,14 +495,29 @@ void idx_snapshot_end(imt_index *idx)
     idx->rtxn = NULL;
 }
 
+imt_err idx_unchanged(const imt_index *idx)
+{
+    if (!idx->nolock) return IMT_OK;
+    MDB_envinfo ei;
+    /* reads the meta pages in the shared map: the last committed txnid */
+    if (mdb_env_info(idx->env, &ei) != 0) return IMT_E_DB;
+    return ei.me_last_txnid == idx->snap_txnid ? IMT_OK : IMT_E_INDEX_CHANGED;
+}
+
 imt_err idx_snapshot_begin(imt_index *idx)
 {
     imt_err err = IMT_OK;
     int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &idx->rtxn);
     if (rc) return idx_mdb_err(idx, rc, "starting a read transaction");
+    idx->snap_txnid = mdb_txn_id(idx->rtxn);
     IMT_TRY(idx_read_header(idx, idx->rtxn, &idx->hdr));
     IMT_TRY(compute_identity(idx, idx->rtxn));
     IMT_TRY(idx_view_load(idx, idx->rtxn, &idx->hdr, &idx->view));
+    if (idx_unchanged(idx) != IMT_OK) {
+        idx_set_err(idx, "%s: the index changed while it was being opened (it is read "
+                    "without a lock: no write access to lock.mdb)", idx->path);
+        err = IMT_E_INDEX_CHANGED;
+    }
 cleanup:
     if (err != IMT_OK) idx_snapshot_end(idx);
     return err;
@@ -523,6 +540,30 @@ static imt_err open_dbis(imt_index *idx, MDB_txn *txn, unsigned flags)
         if (rc) return idx_mdb_err(idx, rc, "opening the tables");
     }
     return IMT_OK;
+}
+
+/* Can this process register as a reader? LMDB records readers in
+ * lock.mdb, so that a writer never recycles a page a reader may still read,
+ * and a reader must open that file for writing (LMDB creates it if absent).
+ * A shared index may not allow it: root-owned with files 0644, a read-only
+ * folder without lock.mdb, read-only media. Such an index is opened with
+ * MDB_NOLOCK instead: it reads the same snapshot, but a writer cannot see
+ * it, so idx_unchanged() turns any later commit into IMT_E_INDEX_CHANGED.
+ * 1: open without a lock; 0: LMDB can use the lock (or will report why not). */
+static int lock_unwritable(const char *path)
+{
+    size_t n = strlen(path) + 16;
+    char *lock = imt__malloc(n);
+    if (!lock) return 0;
+    snprintf(lock, n, "%s/lock.mdb", path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    int e = errno;
+    imt__free(lock);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    return e == EACCES || e == EPERM || e == EROFS;
 }
 
 /* Why the calling thread's last imt_index_open failed (the handle is gone). */
@@ -611,7 +652,9 @@ imt_err imt_index_open(imt_index **out, const char *path, const imt_index_opts *
         /* read-only: the file is all there is to map (the meta page's map
          * size is not trusted; LMDB raises it to what its pages need) */
         mdb_env_set_mapsize(idx->env, (size_t)pci.file_size);
-    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (idx->read_only ? MDB_RDONLY : 0);
+    if (idx->read_only && !fresh) idx->nolock = lock_unwritable(path);
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (idx->read_only ? MDB_RDONLY : 0) |
+                     (idx->nolock ? MDB_NOLOCK : 0);
     rc = mdb_env_open(idx->env, path, flags, 0666);
     if (rc) {
         err = idx_mdb_err(idx, rc, "opening");

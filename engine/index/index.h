@@ -73,7 +73,9 @@ struct imt_index {
     MDB_env *env;
     MDB_dbi db_meta, db_lists, db_entries, db_md5, db_sha1, db_sha256, db_seg;
     MDB_txn *rtxn;               /* the handle's snapshot (NULL while writing) */
+    size_t snap_txnid;           /* its LMDB transaction id */
     int read_only;
+    int nolock;                  /* opened without lock.mdb (index.c: lock_unwritable) */
     char *path;
     idx_header hdr;
     idx_view view;
@@ -227,6 +229,11 @@ imt_err idx_write_header(imt_index *idx, MDB_txn *txn, const idx_header *h);
 /* Load the search view of txn's snapshot. */
 imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_view *v);
 void idx_view_free(idx_view *v);
+/* IMT_OK, or IMT_E_INDEX_CHANGED when the handle runs without a lock and
+ * a writer has committed since its snapshot was taken: pages the snapshot
+ * uses may have been recycled, so nothing read since may be trusted. Every
+ * reader calls it after reading (a committed transaction id only grows). */
+imt_err idx_unchanged(const imt_index *idx);
 /* Load the list inventory and identity of the handle's snapshot. */
 imt_err idx_snapshot_begin(imt_index *idx);
 void idx_snapshot_end(imt_index *idx);

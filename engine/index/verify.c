@@ -241,6 +241,11 @@ imt_err imt_index_verify(imt_index *idx)
         if (memcmp(sum, h.main_sum, 32) != 0)
             FAIL("%s: the checksum of the compacted segment differs from the header's", p);
     }
+    if (idx_unchanged(idx) != IMT_OK) {
+        /* read without a lock: what was read may be recycled pages */
+        idx_set_err(idx, "%s: the index changed while it was being verified; verify again", p);
+        err = IMT_E_INDEX_CHANGED;
+    }
 cleanup:
     if (cur) mdb_cursor_close(cur);
     idx_view_free(&v);
