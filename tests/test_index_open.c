@@ -10,6 +10,12 @@
  * must make the next query fail with IMT_E_INDEX_CHANGED, never answer
  * from recycled pages.
  *
+ * The open-time content check (issue 9 item 7): one flipped bit in any
+ * array a PDQ query searches (compacted hashes, entry ids, MIH offsets and
+ * positions, delta hashes and ids) fails the open with IMT_E_INDEX_CORRUPT
+ * and a sentence naming the segment; with skip_content_check it opens,
+ * says content_verified = 0, and verify still finds the damage.
+ *
  * The children drop root (st_drop_root) so that permissions apply; the
  * tests run as root here and in CI. Not root: the folder is made 0555 and
  * the files 0444, which the owner cannot write either. */
@@ -358,11 +364,181 @@ static int ro_mount(void)
     return 1;
 }
 
+/* ---- the open-time content check (issue 9 item 7) ---------------------- */
+
+/* Flip bit `bit` of data.mdb (a copy of src's) at offset off, in dst. */
+static void flipped_copy(const char *src, const char *dst, uint64_t off, int bit)
+{
+    char from[400], to[400];
+    snprintf(from, sizeof from, "%s/data.mdb", src);
+    snprintf(to, sizeof to, "%s/data.mdb", dst);
+    REQUIRE(mkdir(dst, 0755) == 0);
+    size_t n = 0;
+    unsigned char *b = tu_read_file(from, &n);
+    REQUIRE(b != NULL);
+    if (off < n) b[off] ^= (unsigned char)(1u << bit);
+    st_write(to, b, n);
+    free(b);
+}
+
+static void content_check(void)
+{
+    char dir[300], id[65];
+    snprintf(dir, sizeof dir, "%s/content.idx", tmpdir);
+    build(dir);
+    imt_index *idx = NULL;
+    REQUIRE(imt_index_open(&idx, dir, NULL) == IMT_OK);
+    REQUIRE(imt_index_identity(idx, id) == IMT_OK);
+    imt_index_stats s;
+    REQUIRE(imt_index_stats_get(idx, &s) == IMT_OK);
+    CHECK(s.content_verified == 1 && s.pdq_main == NMAIN && s.pdq_delta == NDELTA);
+    /* where the searched arrays lie in data.mdb: each target's next 48
+     * bytes (random data) occur exactly once in the file */
+    char path[400];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    size_t flen = 0;
+    unsigned char *file = tu_read_file(path, &flen);
+    REQUIRE(file != NULL);
+    const idx_view *v = &idx->view;
+    REQUIRE(v->main_n == NMAIN && v->nchunks == 1 && v->m > 0);
+    struct {
+        const char *what;
+        const uint8_t *at;
+        const char *why;      /* in the open error */
+        size_t hash;          /* the known hash whose bytes change, or SIZE_MAX */
+    } t[] = {
+        {"compacted PDQ hash", v->pdq + 5 * 32 + 3, "compacted", 5},
+        /* the ids are 0, 1, 2, ... (as in the freed delta chunk compaction
+         * read them from): the array's first, after its 48-byte zero lead */
+        {"compacted entry id", (const uint8_t *)v->ent, "compacted", SIZE_MAX},
+        {"MIH table offsets", (const uint8_t *)(v->off[0] + 17), "compacted", SIZE_MAX},
+        {"MIH table positions", (const uint8_t *)(v->ids[v->m - 1] + 100), "compacted", SIZE_MAX},
+        {"delta PDQ hash", v->dpdq[0] + 11 * 32 + 31, "delta", NMAIN + 11},
+        {"delta entry id", v->dent[0] + 4 * 13, "delta", SIZE_MAX},
+    };
+    size_t off[6];
+    static const uint8_t zero[48];
+    for (int i = 0; i < 6; i++) {
+        size_t found = 0;
+        for (size_t o = 0; o + 48 <= flen; o++)
+            if (file[o] == t[i].at[0] && !memcmp(file + o, t[i].at, 48) &&
+                (i != 1 || (o >= 48 && !memcmp(file + o - 48, zero, 48)))) {
+                off[i] = o;
+                found++;
+            }
+        CHECKF(found == 1, "%s: found %zu times in data.mdb", t[i].what, found);
+        if (found != 1) off[i] = flen;
+    }
+    free(file);
+    /* the compacted hash 5 is the list's 6th (compaction keeps the order) */
+    REQUIRE(!memcmp(v->pdq + 5 * 32, known[5].bytes, 32));
+    REQUIRE(!memcmp(v->dpdq[0] + 11 * 32, known[NMAIN + 11].bytes, 32));
+    imt_index_close(idx);
+
+    for (int i = 0; i < 6; i++) {
+        char bad[320];
+        snprintf(bad, sizeof bad, "%s/flip%d.idx", tmpdir, i);
+        flipped_copy(dir, bad, off[i], i % 8);
+        /* by default the open fails and says why */
+        idx = NULL;
+        imt_err e = imt_index_open(&idx, bad, NULL);
+        CHECKF(e == IMT_E_INDEX_CORRUPT && !idx, "%s flipped: open gave %s", t[i].what,
+               imt_err_name(e));
+        CHECKF(strstr(imt_index_open_error(), "checksum") &&
+               strstr(imt_index_open_error(), t[i].why),
+               "%s flipped: open error '%s'", t[i].what, imt_index_open_error());
+        imt_index_close(idx);
+        /* skipping the check: it opens, says it is not verified, and
+         * verify still finds the damage */
+        imt_index_opts o;
+        imt_index_opts_init(&o);
+        o.skip_content_check = 1;
+        idx = NULL;
+        e = imt_index_open(&idx, bad, &o);
+        CHECKF(e == IMT_OK, "%s flipped, unchecked open: %s", t[i].what, imt_index_open_error());
+        if (e != IMT_OK) continue;
+        REQUIRE(imt_index_stats_get(idx, &s) == IMT_OK);
+        CHECKF(s.content_verified == 0, "%s flipped: unchecked open says verified", t[i].what);
+        /* the identity is the header's: only the check ties it to the bytes */
+        char id2[65];
+        CHECK(imt_index_identity(idx, id2) == IMT_OK && !strcmp(id, id2));
+        e = imt_index_verify(idx);
+        CHECKF(e == IMT_E_INDEX_CORRUPT, "%s flipped: verify gave %s", t[i].what,
+               imt_err_name(e));
+        if (t[i].hash != SIZE_MAX) {
+            /* what the check prevents: the known hash is no longer found */
+            imt_cursor *c = NULL;
+            REQUIRE(imt_cursor_open(&c, idx) == IMT_OK);
+            const imt_match *m;
+            size_t n = 9;
+            CHECK(imt_query_pdq(c, &known[t[i].hash], 1, 0, &m, &n) == IMT_OK && n == 0);
+            imt_cursor_close(c);
+        }
+        imt_index_close(idx);
+    }
+}
+
+/* An index written before the delta checksum existed has no "dsum"
+ * record: it opens, the compacted segment is still checked, and it says
+ * content_verified = 0 while it has a delta segment; its next commit
+ * seals the delta. */
+static void no_delta_sum(void)
+{
+    char dir[300], copy[320], from[400], to[400];
+    snprintf(dir, sizeof dir, "%s/content.idx", tmpdir);
+    snprintf(copy, sizeof copy, "%s/nodsum.idx", tmpdir);
+    REQUIRE(mkdir(copy, 0755) == 0);
+    snprintf(from, sizeof from, "%s/data.mdb", dir);
+    snprintf(to, sizeof to, "%s/data.mdb", copy);
+    copy_file(from, to, 0644);
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_mapsize(env, (size_t)64 << 20);
+    REQUIRE(mdb_env_open(env, copy, 0, 0644) == 0);
+    REQUIRE(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
+    MDB_val k = {4, (void *)"dsum"};
+    REQUIRE(mdb_del(txn, dbi, &k, NULL) == 0);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+
+    imt_index *idx = NULL;
+    REQUIRE(imt_index_open(&idx, copy, NULL) == IMT_OK);
+    imt_index_stats s;
+    REQUIRE(imt_index_stats_get(idx, &s) == IMT_OK);
+    CHECK(s.pdq_delta == NDELTA && s.content_verified == 0);
+    CHECK(query_all(idx) == 0);
+    CHECK(imt_index_verify(idx) == IMT_OK);
+    imt_index_close(idx);
+    imt_index_opts o;
+    imt_index_opts_init(&o);
+    o.read_only = 0;
+    REQUIRE(imt_index_open(&idx, copy, &o) == IMT_OK);
+    imt_import_opts io;
+    imt_import_opts_init(&io);
+    io.format = "sha1sum";
+    io.compact = 0;
+    snprintf(from, sizeof from, "%s/seal.sha1", tmpdir);
+    FILE *f = fopen(from, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8  a.txt\n");
+    REQUIRE(fclose(f) == 0);
+    CHECKF(imt_index_import(idx, from, &io, NULL) == IMT_OK, "%s", imt_index_last_error(idx));
+    REQUIRE(imt_index_stats_get(idx, &s) == IMT_OK);
+    CHECK(s.pdq_delta == NDELTA && s.content_verified == 1);
+    imt_index_close(idx);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "%s/test_index_open.XXXXXX", IMT_BINARY_DIR);
     REQUIRE(mkdtemp(tmpdir));
     REQUIRE(chmod(tmpdir, 0755) == 0);
+    content_check();
+    no_delta_sum();
     shared_readonly();
     int mounted = ro_mount();
     writer_commits(1);

@@ -76,6 +76,10 @@ struct imt_index {
     size_t snap_txnid;           /* its LMDB transaction id */
     int read_only;
     int nolock;                  /* opened without lock.mdb (index.c: lock_unwritable) */
+    int check_content;           /* check the searched arrays at snapshot begin */
+    int content_verified;        /* the snapshot's arrays matched their sums */
+    int has_delta_sum;           /* the snapshot has a "dsum" meta record */
+    uint8_t delta_sum[32];       /* ... holding this */
     char *path;
     idx_header hdr;
     idx_view view;
@@ -285,7 +289,15 @@ size_t idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
 /* Block size of one scan call: n <= IDX_SCAN_BLOCK, nq <= 8. */
 #define IDX_SCAN_BLOCK 4096
 
-/* Checksum of the compacted segment (arrays and tables). */
+/* ---- segment checksums (sums.c, a leaf) --------------------------------- */
+/* Checksum of the compacted segment: SHA-256 over the PDQ array, the entry
+ * ids, then each MIH table (offsets, positions); compaction stores it in
+ * the header (main_sum). */
 imt_err idx_main_sum(const idx_view *v, uint8_t out[32]);
+/* Checksum of the delta segment: SHA-256 over its chunks' values in order;
+ * idx_write_header stores it in the meta record "dsum". */
+imt_err idx_delta_sum(const idx_view *v, uint8_t out[32]);
+/* Read "dsum" (index.c); *present 0 if the index has none (older builds). */
+imt_err idx_read_delta_sum(imt_index *idx, MDB_txn *txn, uint8_t out[32], int *present);
 
 #endif
