@@ -750,7 +750,7 @@ imt_err imt_index_open(imt_index **out, const char *path, const imt_index_opts *
         /* LMDB 0.9 trusts the page numbers, offsets and sizes in the file
          * and would fault (SIGBUS, SIGSEGV) or abort on a damaged one:
          * check every page it can reach before it maps the file. */
-        IMT_TRY(idx_pagecheck(idx, data, !idx->read_only, &pci));
+        IMT_TRY(idx_pagecheck(path, !idx->read_only, &pci, idx->err, sizeof idx->err));
     }
     int rc = mdb_env_create(&idx->env);
     if (rc) {

@@ -222,12 +222,15 @@ typedef struct idx_pagecheck_info {
     uint64_t last_pgno;          /* of the meta page LMDB reads */
     uint64_t pages_read;         /* branch and leaf pages checked */
 } idx_pagecheck_info;
-/* Before mdb_env_open on an existing data.mdb: check with pread that every
- * page LMDB can reach keeps its reads inside the file (pagecheck.c tells
- * what is checked). write: also the free-page DB. IMT_E_INDEX_FORMAT (not
- * an LMDB file), IMT_E_INDEX_CORRUPT (page and cause in the handle's
- * error), IMT_E_IO, IMT_E_NOMEM. */
-imt_err idx_pagecheck(imt_index *idx, const char *data, int write, idx_pagecheck_info *info);
+/* Before mdb_env_open on an existing dir/data.mdb: check with pread that
+ * every page LMDB can reach keeps its reads inside the file (pagecheck.c
+ * tells what is checked). write: also the free-page DB. A function of the
+ * file alone (fuzzable without an index handle). IMT_OK,
+ * IMT_E_INDEX_FORMAT (not an LMDB file), IMT_E_INDEX_CORRUPT, IMT_E_IO,
+ * IMT_E_NOT_FOUND, IMT_E_TOO_LARGE, IMT_E_NOMEM; on an error a sentence
+ * starting with dir (page and cause when corrupt) in err[0..errlen). */
+imt_err idx_pagecheck(const char *dir, int write, idx_pagecheck_info *info, char *err,
+                      size_t errlen);
 imt_err idx_read_header(imt_index *idx, MDB_txn *txn, idx_header *h);
 imt_err idx_write_header(imt_index *idx, MDB_txn *txn, const idx_header *h);
 /* Load the search view of txn's snapshot. */
