@@ -71,6 +71,7 @@ typedef enum imt_err {
     IMT_E_NOT_HEX = 23,      /* a hash in a list has a character that is not hex */
     IMT_E_JSON_SHAPE = 24,   /* valid JSON, but not the structure the format needs */
     IMT_E_BUSY = 25,         /* the index has open cursors (import needs none) */
+    IMT_E_INDEX_CHANGED = 26,/* a writer changed an index opened without a lock */
     IMT_E__COUNT             /* not an error: the number of codes */
 } imt_err;
 
@@ -274,12 +275,21 @@ typedef struct imt_index_opts {
     int create;           /* non-zero: create the index if absent (default 0) */
     uint64_t map_size;    /* LMDB map size in bytes; 0 = default (64 GiB) */
     int exclusive;        /* with create: IMT_E_EXISTS if an index is there (default 0) */
+    int skip_content_check; /* non-zero: do not check the searched PDQ arrays against
+                               their stored checksums at open (faster on a cold, large
+                               index); imt_index_stats.content_verified is then 0 and a
+                               report must say so (default 0: checked) */
 } imt_index_opts;
 
 IMT_API void imt_index_opts_init(imt_index_opts *opts);
 
 /** Open the index at path (a directory). The handle may be shared by every
- *  thread for reading; each thread queries through its own imt_cursor. */
+ *  thread for reading; each thread queries through its own imt_cursor.
+ *  Unless opts->skip_content_check, the PDQ arrays queries search are read
+ *  once and checked against their stored checksums (which the identity
+ *  covers): IMT_E_INDEX_CORRUPT if they differ. A read-only open of an index
+ *  whose lock.mdb this process cannot write runs without LMDB's lock; reads
+ *  then fail with IMT_E_INDEX_CHANGED once a writer has committed. */
 IMT_API imt_err imt_index_open(imt_index **out, const char *path,
                                const imt_index_opts *opts);
 
@@ -310,8 +320,10 @@ typedef struct imt_list_info {
 IMT_API size_t imt_index_list_count(const imt_index *idx);
 IMT_API imt_err imt_index_list_get(const imt_index *idx, size_t i, imt_list_info *out);
 
-/** A digest identifying the index content (meta record and list inventory),
- *  written into every scan's audit record: 64 hex digits and a NUL. */
+/** A digest identifying the index content (meta records, which hold the
+ *  checksums of the searched PDQ arrays, and list inventory), written into
+ *  every scan's audit record: 64 hex digits and a NUL. It stands for the
+ *  bytes searched when imt_index_stats.content_verified is 1. */
 IMT_API imt_err imt_index_identity(const imt_index *idx, char out[65]);
 
 /** What a match against one list membership means for the examiner, from the
@@ -461,6 +473,10 @@ typedef struct imt_index_stats {
     int mih_tables;            /* 0 when the compacted segment is empty */
     int mih_bits[32];          /* substring width of each table */
     uint64_t file_bytes;       /* size of the data file */
+    int content_verified;      /* 1: at open, the searched PDQ arrays (compacted and
+                                  delta) matched their stored checksums, so the identity
+                                  stands for the bytes searched; 0: not checked
+                                  (skip_content_check): say "content not verified" */
 } imt_index_stats;
 
 IMT_API imt_err imt_index_stats_get(const imt_index *idx, imt_index_stats *out);

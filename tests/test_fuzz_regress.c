@@ -35,10 +35,10 @@ static int run_one(const imt_fuzz_target *t, const unsigned char *buf, size_t le
     return ok;
 }
 
-static int replay_dir(const imt_fuzz_target *t, const char *root)
+static int replay_dir_as(const imt_fuzz_target *t, const char *root, const char *name)
 {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", root, t->name);
+    snprintf(dir, sizeof dir, "%s/%s", root, name);
     DIR *d = opendir(dir);
     if (!d) return 0;
     int n = 0;
@@ -58,6 +58,11 @@ static int replay_dir(const imt_fuzz_target *t, const char *root)
     }
     closedir(d);
     return n;
+}
+
+static int replay_dir(const imt_fuzz_target *t, const char *root)
+{
+    return replay_dir_as(t, root, t->name);
 }
 
 /* ---- generated regression inputs -------------------------------------- */
@@ -85,6 +90,7 @@ static unsigned char *truncated_index(size_t *len)
 
 static const gen_input generated[] = {
     {"index_open", "data.mdb truncated to 16 KiB", truncated_index},
+    {"index_pagecheck", "data.mdb truncated to 16 KiB", truncated_index},
     {NULL, NULL, NULL},
 };
 
@@ -101,6 +107,8 @@ int main(void)
     for (const imt_fuzz_target *t = imt_fuzz_targets; t->name; t++) {
         total += replay_dir(t, IMT_SOURCE_DIR "/tests/regress");
         total += replay_dir(t, IMT_SOURCE_DIR "/tests/fuzz/seeds");
+        if (!strcmp(t->name, "index_pagecheck")) /* index_open's findings, checked alone */
+            total += replay_dir_as(t, IMT_SOURCE_DIR "/tests/regress", "index_open");
         /* The empty input and a lone byte: the smallest edge cases. */
         run_one(t, (const unsigned char *)"", 0, "empty input");
         run_one(t, (const unsigned char *)"\xff", 1, "one byte");

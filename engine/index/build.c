@@ -809,23 +809,6 @@ cleanup:
     return err;
 }
 
-imt_err idx_main_sum(const idx_view *v, uint8_t out[32])
-{
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md) return IMT_E_NOMEM;
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    EVP_DigestUpdate(md, v->pdq, (size_t)v->main_n * 32);
-    EVP_DigestUpdate(md, v->ent, (size_t)v->main_n * 4);
-    for (int t = 0; t < v->m; t++) {
-        EVP_DigestUpdate(md, v->off[t], (((size_t)1 << v->bits[t]) + 1) * 4);
-        EVP_DigestUpdate(md, v->ids[t], (size_t)v->main_n * 4);
-    }
-    unsigned n;
-    EVP_DigestFinal_ex(md, out, &n);
-    EVP_MD_CTX_free(md);
-    return IMT_OK;
-}
-
 /* Reserve an array of the compacted segment: IDX_SEG_LEAD zero bytes, then
  * len bytes at *out for the caller to fill. */
 static imt_err seg_reserve(writer *w, const char *key, size_t len, void **out)

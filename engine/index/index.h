@@ -73,7 +73,13 @@ struct imt_index {
     MDB_env *env;
     MDB_dbi db_meta, db_lists, db_entries, db_md5, db_sha1, db_sha256, db_seg;
     MDB_txn *rtxn;               /* the handle's snapshot (NULL while writing) */
+    size_t snap_txnid;           /* its LMDB transaction id */
     int read_only;
+    int nolock;                  /* opened without lock.mdb (index.c: lock_unwritable) */
+    int check_content;           /* check the searched arrays at snapshot begin */
+    int content_verified;        /* the snapshot's arrays matched their sums */
+    int has_delta_sum;           /* the snapshot has a "dsum" meta record */
+    uint8_t delta_sum[32];       /* ... holding this */
     char *path;
     idx_header hdr;
     idx_view view;
@@ -217,17 +223,25 @@ typedef struct idx_pagecheck_info {
     uint64_t last_pgno;          /* of the meta page LMDB reads */
     uint64_t pages_read;         /* branch and leaf pages checked */
 } idx_pagecheck_info;
-/* Before mdb_env_open on an existing data.mdb: check with pread that every
- * page LMDB can reach keeps its reads inside the file (pagecheck.c tells
- * what is checked). write: also the free-page DB. IMT_E_INDEX_FORMAT (not
- * an LMDB file), IMT_E_INDEX_CORRUPT (page and cause in the handle's
- * error), IMT_E_IO, IMT_E_NOMEM. */
-imt_err idx_pagecheck(imt_index *idx, const char *data, int write, idx_pagecheck_info *info);
+/* Before mdb_env_open on an existing dir/data.mdb: check with pread that
+ * every page LMDB can reach keeps its reads inside the file (pagecheck.c
+ * tells what is checked). write: also the free-page DB. A function of the
+ * file alone (fuzzable without an index handle). IMT_OK,
+ * IMT_E_INDEX_FORMAT (not an LMDB file), IMT_E_INDEX_CORRUPT, IMT_E_IO,
+ * IMT_E_NOT_FOUND, IMT_E_TOO_LARGE, IMT_E_NOMEM; on an error a sentence
+ * starting with dir (page and cause when corrupt) in err[0..errlen). */
+imt_err idx_pagecheck(const char *dir, int write, idx_pagecheck_info *info, char *err,
+                      size_t errlen);
 imt_err idx_read_header(imt_index *idx, MDB_txn *txn, idx_header *h);
 imt_err idx_write_header(imt_index *idx, MDB_txn *txn, const idx_header *h);
 /* Load the search view of txn's snapshot. */
 imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_view *v);
 void idx_view_free(idx_view *v);
+/* IMT_OK, or IMT_E_INDEX_CHANGED when the handle runs without a lock and
+ * a writer has committed since its snapshot was taken: pages the snapshot
+ * uses may have been recycled, so nothing read since may be trusted. Every
+ * reader calls it after reading (a committed transaction id only grows). */
+imt_err idx_unchanged(const imt_index *idx);
 /* Load the list inventory and identity of the handle's snapshot. */
 imt_err idx_snapshot_begin(imt_index *idx);
 void idx_snapshot_end(imt_index *idx);
@@ -290,7 +304,15 @@ size_t idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
 /* Block size of one scan call: n <= IDX_SCAN_BLOCK, nq <= 8. */
 #define IDX_SCAN_BLOCK 4096
 
-/* Checksum of the compacted segment (arrays and tables). */
+/* ---- segment checksums (sums.c, a leaf) --------------------------------- */
+/* Checksum of the compacted segment: SHA-256 over the PDQ array, the entry
+ * ids, then each MIH table (offsets, positions); compaction stores it in
+ * the header (main_sum). */
 imt_err idx_main_sum(const idx_view *v, uint8_t out[32]);
+/* Checksum of the delta segment: SHA-256 over its chunks' values in order;
+ * idx_write_header stores it in the meta record "dsum". */
+imt_err idx_delta_sum(const idx_view *v, uint8_t out[32]);
+/* Read "dsum" (index.c); *present 0 if the index has none (older builds). */
+imt_err idx_read_delta_sum(imt_index *idx, MDB_txn *txn, uint8_t out[32], int *present);
 
 #endif

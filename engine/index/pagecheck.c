@@ -98,7 +98,9 @@ typedef struct pc_table {
 } pc_table;
 
 typedef struct pc {
-    imt_index *idx;
+    const char *dir;                 /* the index folder, for messages */
+    char *err;                       /* the caller's error buffer */
+    size_t errlen;
     int fd;
     uint64_t fsize;
     uint64_t npg;                    /* pages 0 .. npg-1 form the snapshot */
@@ -146,7 +148,21 @@ static uint64_t pgno_invalid(void)
     return (uint64_t)(size_t)-1;
 }
 
-/* Record "page N (table): what" as the handle's error; returns CORRUPT. */
+static void pc_err(pc *c, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void pc_err(pc *c, const char *fmt, ...)
+{
+    if (!c->err || !c->errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, c->errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Record "page N (table): what" as the error; returns CORRUPT. */
 static imt_err pc_fail(pc *c, uint64_t pgno, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 3, 4)))
@@ -159,7 +175,7 @@ static imt_err pc_fail(pc *c, uint64_t pgno, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    idx_set_err(c->idx, "%s: data.mdb is damaged: page %llu (%s): %s", c->idx->path,
+    pc_err(c, "%s: data.mdb is damaged: page %llu (%s): %s", c->dir,
                 (unsigned long long)pgno, c->db ? c->db : "meta", what);
     return IMT_E_INDEX_CORRUPT;
 }
@@ -278,7 +294,7 @@ static imt_err pc_read_run(pc *c, uint64_t pg, size_t n)
         ssize_t r = pread(c->fd, p, len, (off_t)off);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
-            idx_set_err(c->idx, "%s: cannot read data.mdb at offset %llu: %s", c->idx->path,
+            pc_err(c, "%s: cannot read data.mdb at offset %llu: %s", c->dir,
                         (unsigned long long)off, r < 0 ? strerror(errno) : "end of file");
             return IMT_E_IO;
         }
@@ -395,18 +411,18 @@ cleanup:
 static imt_err pc_meta(pc *c, int i, uint64_t off, const uint8_t **out)
 {
     if (c->fsize < off + PAGEHDRSZ + META_END) {
-        idx_set_err(c->idx, "%s: not an imgtriage index (data.mdb is too short for an LMDB file)",
-                    c->idx->path);
+        pc_err(c, "%s: not an imgtriage index (data.mdb is too short for an LMDB file)",
+                    c->dir);
         return IMT_E_INDEX_FORMAT;
     }
     const uint8_t *m = c->map + off, *mm = m + PAGEHDRSZ;
     if (!(rd16(m + PG_FLAGS) & P_META) || rd32(mm + META_MAGIC) != MDB_MAGIC) {
-        idx_set_err(c->idx, "%s: not an imgtriage index (data.mdb is not an LMDB file)",
-                    c->idx->path);
+        pc_err(c, "%s: not an imgtriage index (data.mdb is not an LMDB file)",
+                    c->dir);
         return IMT_E_INDEX_FORMAT;
     }
     if (rd32(mm + META_VERSION) != MDB_DATA_VERSION) {
-        idx_set_err(c->idx, "%s: not an imgtriage index (LMDB data version %u)", c->idx->path,
+        pc_err(c, "%s: not an imgtriage index (LMDB data version %u)", c->dir,
                     (unsigned)rd32(mm + META_VERSION));
         return IMT_E_INDEX_FORMAT;
     }
@@ -422,23 +438,36 @@ static imt_err pc_meta(pc *c, int i, uint64_t off, const uint8_t **out)
     return IMT_OK;
 }
 
-imt_err idx_pagecheck(imt_index *idx, const char *data, int write, idx_pagecheck_info *info)
+imt_err idx_pagecheck(const char *dir, int write, idx_pagecheck_info *info, char *errbuf,
+                      size_t errlen)
 {
     imt_err err = IMT_OK;
+    char *data = NULL;
     pc *c = imt__calloc(1, sizeof *c);
     const uint8_t *m0, *m1;
     if (!c) return IMT_E_NOMEM;
-    c->idx = idx;
+    c->dir = dir;
+    c->err = errbuf;
+    c->errlen = errlen;
     c->write = write;
+    c->fd = -1;
+    memset(info, 0, sizeof *info);
+    size_t dl = strlen(dir) + 16;
+    data = imt__malloc(dl);
+    if (!data) {
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    snprintf(data, dl, "%s/data.mdb", dir);
     c->fd = open(data, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (c->fd < 0 || fstat(c->fd, &st) != 0) {
-        idx_set_err(idx, "%s: cannot read data.mdb: %s", idx->path, strerror(errno));
-        err = errno == ENOENT ? IMT_E_NOT_FOUND : IMT_E_IO;
+        int e = errno;
+        pc_err(c, "%s: cannot read data.mdb: %s", dir, strerror(e));
+        err = e == ENOENT ? IMT_E_NOT_FOUND : IMT_E_IO;
         goto cleanup;
     }
     c->fsize = (uint64_t)st.st_size;
-    memset(info, 0, sizeof *info);
     info->file_size = c->fsize;
     if (c->fsize == 0) {
         /* LMDB writes a new environment into an empty file */
@@ -446,7 +475,7 @@ imt_err idx_pagecheck(imt_index *idx, const char *data, int write, idx_pagecheck
         goto cleanup;
     }
     if (c->fsize > SIZE_MAX) {
-        idx_set_err(idx, "%s: data.mdb is too large for this platform", idx->path);
+        pc_err(c, "%s: data.mdb is too large for this platform", dir);
         err = IMT_E_TOO_LARGE;
         goto cleanup;
     }
@@ -454,8 +483,9 @@ imt_err idx_pagecheck(imt_index *idx, const char *data, int write, idx_pagecheck
      * shown to be inside it (metas, branch pages, overflow heads). */
     void *mp = mmap(NULL, (size_t)c->fsize, PROT_READ, MAP_SHARED, c->fd, 0);
     if (mp == MAP_FAILED) {
-        idx_set_err(idx, "%s: cannot map data.mdb: %s", idx->path, strerror(errno));
-        err = errno == ENOMEM ? IMT_E_NOMEM : IMT_E_IO;
+        int e = errno;
+        pc_err(c, "%s: cannot map data.mdb: %s", dir, strerror(e));
+        err = e == ENOMEM ? IMT_E_NOMEM : IMT_E_IO;
         goto cleanup;
     }
     c->map = mp;
@@ -518,6 +548,7 @@ imt_err idx_pagecheck(imt_index *idx, const char *data, int write, idx_pagecheck
     }
     info->pages_read = c->pages_read;
 cleanup:
+    imt__free(data);
     if (c->fd >= 0) close(c->fd);
     if (c->map) munmap((void *)c->map, (size_t)c->fsize);
     imt__free(c->batch);

@@ -50,11 +50,16 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
         err = rc == MDB_READERS_FULL ? IMT_E_BUSY : IMT_E_DB;
         goto cleanup;
     }
+    if (idx_unchanged(idx) != IMT_OK) {
+        err = IMT_E_INDEX_CHANGED;
+        goto cleanup;
+    }
     __atomic_add_fetch(&idx->open_cursors, 1, __ATOMIC_SEQ_CST);
     *out = c;
     c = NULL;
 cleanup:
     if (c) {
+        if (c->txn) mdb_txn_abort(c->txn);
         imt__free(c->tmp);
         imt__free(c->tmpd);
         imt__free(c->probe);
@@ -419,6 +424,19 @@ cleanup:
     return err;
 }
 
+/* The end of every query: without a lock, a commit since the handle's
+ * snapshot voids what was read (index.h: idx_unchanged). */
+static imt_err finish(const imt_cursor *c, imt_err err, const imt_match **out, size_t *n)
+{
+    imt_err e = idx_unchanged(c->idx);
+    if (e != IMT_OK) err = e;
+    if (err != IMT_OK) {
+        *out = NULL;
+        *n = 0;
+    }
+    return err;
+}
+
 imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nqueries, int nvar,
                             int radius, const imt_match **out, size_t *n)
 {
@@ -453,7 +471,7 @@ imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nqueries, in
     }
     IMT_TRY(build_matches(c, IMT_KIND_PDQ, out, n));
 cleanup:
-    return err;
+    return finish(c, err, out, n);
 }
 
 imt_err imt_query_pdq(imt_cursor *c, const imt_pdq *q, int nq, int radius,
@@ -482,9 +500,15 @@ imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind, const uint8_t *diges
     c->nhits = 0;
     MDB_val k = {len, (void *)digest}, d;
     int rc = mdb_get(c->txn, dbi, &k, &d);
-    if (rc == MDB_NOTFOUND) return IMT_OK;
-    if (rc) return IMT_E_DB;
-    if (d.mv_size != 4) return IMT_E_INDEX_CORRUPT;
+    if (rc == MDB_NOTFOUND) goto cleanup;
+    if (rc) {
+        err = IMT_E_DB;
+        goto cleanup;
+    }
+    if (d.mv_size != 4) {
+        err = IMT_E_INDEX_CORRUPT;
+        goto cleanup;
+    }
     IMT_TRY(hits_reserve(c, 1));
     c->hits[0].entry = idx_get_u32(d.mv_data);
     c->hits[0].dist = 0;
@@ -493,5 +517,5 @@ imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind, const uint8_t *diges
     c->nhits = 1;
     IMT_TRY(build_matches(c, kind, out, n));
 cleanup:
-    return err;
+    return finish(c, err, out, n);
 }

@@ -241,6 +241,19 @@ imt_err imt_index_verify(imt_index *idx)
         if (memcmp(sum, h.main_sum, 32) != 0)
             FAIL("%s: the checksum of the compacted segment differs from the header's", p);
     }
+    {
+        uint8_t sum[32], want[32];
+        int present = 0;
+        IMT_TRY(idx_read_delta_sum(idx, txn, want, &present));
+        IMT_TRY(idx_delta_sum(&v, sum));
+        if (present && memcmp(sum, want, 32) != 0)
+            FAIL("%s: the checksum of the delta segment differs from its record's", p);
+    }
+    if (idx_unchanged(idx) != IMT_OK) {
+        /* read without a lock: what was read may be recycled pages */
+        idx_set_err(idx, "%s: the index changed while it was being verified; verify again", p);
+        err = IMT_E_INDEX_CHANGED;
+    }
 cleanup:
     if (cur) mdb_cursor_close(cur);
     idx_view_free(&v);

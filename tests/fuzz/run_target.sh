@@ -38,7 +38,7 @@ rm -rf "$IMT_FUZZ_SEED_DIR"
 mkdir -p "$IMT_FUZZ_SEED_DIR"
 dirs+=("$IMT_FUZZ_SEED_DIR")
 case $name in
-  index_open) maxlen=262144 ;;
+  index_open|index_pagecheck) maxlen=262144 ;;
   list_*) maxlen=65536 ;;
   *) maxlen=16384 ;;
 esac

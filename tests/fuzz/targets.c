@@ -20,6 +20,7 @@
 #include "decode/decode.h"
 #include "hash/hash.h"
 #include "imgtriage.h"
+#include "index/index.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -505,6 +506,44 @@ int imt_fuzz_index_open(const uint8_t *data, size_t len)
     return 0;
 }
 
+/* The page-graph check alone (engine/index/pagecheck.c), without LMDB:
+ * the input is data.mdb. Whatever it holds, the check returns one of its
+ * documented codes; a refusal comes with a sentence naming the folder; an
+ * accepted file has a meta page whose page size and last page make sense. */
+int imt_fuzz_index_pagecheck(const uint8_t *data, size_t len)
+{
+    char dir[400], path[500];
+    snprintf(dir, sizeof dir, "%s/pc.idx", scratch());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    write_file(path, data, len);
+    for (int write = 0; write < 2; write++) {
+        idx_pagecheck_info info;
+        char err[512];
+        err[0] = '\0';
+        imt_err e = idx_pagecheck(dir, write, &info, err, sizeof err);
+        FUZZ_CHECK(e == IMT_OK || e == IMT_E_INDEX_FORMAT || e == IMT_E_INDEX_CORRUPT ||
+                       e == IMT_E_IO || e == IMT_E_NOMEM || e == IMT_E_TOO_LARGE,
+                   "pagecheck returned %s", imt_err_name(e));
+        if (e != IMT_OK) {
+            FUZZ_CHECK(!strncmp(err, dir, strlen(dir)) && err[strlen(dir)] == ':',
+                       "%s without a sentence naming the folder: '%s'", imt_err_name(e), err);
+            continue;
+        }
+        FUZZ_CHECK(info.file_size == len, "file size %llu for %zu bytes",
+                   (unsigned long long)info.file_size, len);
+        if (info.empty) {
+            FUZZ_CHECK(len == 0, "a %zu-byte file called empty", len);
+            continue;
+        }
+        FUZZ_CHECK(info.psize >= 512 && !(info.psize & (info.psize - 1)) &&
+                       info.last_pgno >= 1 && info.last_pgno < len / info.psize,
+                   "accepted with page size %u, last page %llu, %zu bytes", info.psize,
+                   (unsigned long long)info.last_pgno, len);
+    }
+    return 0;
+}
+
 const imt_fuzz_target imt_fuzz_targets[] = {
     {"jpeg", imt_fuzz_jpeg},
     {"png", imt_fuzz_png},
@@ -519,6 +558,7 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"list_jsonl", imt_fuzz_list_jsonl},
     {"list_nsrl", imt_fuzz_list_nsrl},
     {"index_open", imt_fuzz_index_open},
+    {"index_pagecheck", imt_fuzz_index_pagecheck},
     {NULL, NULL},
 };
 
@@ -527,7 +567,7 @@ const imt_fuzz_target imt_fuzz_targets[] = {
  * LLVMFuzzerInitialize when IMT_FUZZ_SEED_DIR is set. */
 void imt_fuzz_make_seeds(const char *target, const char *outdir)
 {
-    if (strcmp(target, "index_open") != 0) return;
+    if (strcmp(target, "index_open") != 0 && strcmp(target, "index_pagecheck") != 0) return;
     static const char csv[] =
         "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22,100\n"
         "0000000000000000000000000000000000000000000000000000000000000001,80\n"

@@ -23,7 +23,10 @@ int imt_fuzz_list_jsonl(const uint8_t *data, size_t len);
 int imt_fuzz_list_nsrl(const uint8_t *data, size_t len);
 /* An index whose data.mdb holds the input: open, inspect, query, verify. */
 int imt_fuzz_index_open(const uint8_t *data, size_t len);
-/* Write generated seeds for target into outdir (only index_open has any). */
+/* The same input through the page-graph check alone (no LMDB). */
+int imt_fuzz_index_pagecheck(const uint8_t *data, size_t len);
+/* Write generated seeds for target into outdir (index_open and
+ * index_pagecheck have some). */
 void imt_fuzz_make_seeds(const char *target, const char *outdir);
 
 typedef struct imt_fuzz_target {
