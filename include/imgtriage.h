@@ -305,6 +305,9 @@ typedef struct imt_list_info {
     int64_t import_time;    /* Unix seconds */
     int known_good;         /* non-zero: a known-good list (e.g. NSRL) */
     uint64_t entries;       /* hashes it contributed */
+    const char *policy;     /* category policy, canonical: which categories
+                               alert, inform or are ignored, e.g.
+                               "alert=none,1-2 info=3+ ignore=0" */
 } imt_list_info;
 
 IMT_API size_t imt_index_list_count(const imt_index *idx);
@@ -406,6 +409,11 @@ typedef struct imt_import_opts {
     int known_good;         /* -1 (default): by format (NSRL good, others bad);
                                0 known-bad; 1 known-good */
     int32_t category;       /* category of records that give none; default -1 */
+    const char *policy;     /* category policy over the scheme's default
+                               (README's table): terms "DISP=CATS" separated
+                               by blanks, DISP alert, info or ignore, CATS
+                               comma-separated N, N-M, N+, none (no category)
+                               or * (all); later terms win. NULL: the default */
     int skip_bad;           /* non-zero: skip bad records, count them, import
                                the rest; default 0: the first one fails all */
     int compact;            /* -1 (default): when the delta segment is large;

@@ -52,4 +52,48 @@ check 'cmp -s "$T/md5" "$DATA/md5sum.txt"'
 check '[ "$(tail -n +2 "$T/all.jsonl" | sed "s/,\"lists\":.*//")" = "$(tail -n +2 "$T/all2.jsonl" | sed "s/,\"lists\":.*//")" ]'
 "$CLI" index verify "$T/j" >/dev/null || fail=1
 "$CLI" index stats "$T/nonexistent" 2>/dev/null; check '[ $? -eq 2 ]'
+
+# Category policy, end to end: a VICS list mixing categories 0, 1, 2, 3, 8 and
+# none; a scan of files with those MD5s (by md5sum, not by us). Project VIC:
+# 0 ignore (the file is known-good), 1-2 and none alert (hits, exit 1,
+# priority), 3 and 8 (e.g. NIST's NSRL-derived VICS 1.2) informational.
+mkdir "$T/ev"
+cats="0 1 2 3 8 none"
+for c in $cats; do echo "a file of category $c" >"$T/ev/c$c.bin"; done
+echo "no list has me" >"$T/ev/clean.bin"
+{ printf '{"@odata.context":"http://x/2.0.xml/Default/$metadata#Media","value":['
+  sep=; id=100
+  for c in $cats; do
+    m=$(md5sum <"$T/ev/c$c.bin" | cut -c1-32)
+    if [ "$c" = none ]; then printf '%s{"MediaID":%d,"MD5":"%s"}' "$sep" $id "$m"
+    else printf '%s{"MediaID":%d,"Category":%s,"MD5":"%s"}' "$sep" $id "$c" "$m"; fi
+    sep=,; id=$((id+1))
+  done
+  printf ']}\n'; } >"$T/mix.json"
+"$CLI" index import -q --create "$T/p" "$T/mix.json" || fail=1
+"$CLI" index stats "$T/p" >"$T/stats"
+check 'grep -q "policy: alert=none,1-2 info=3+ ignore=0" "$T/stats"'
+"$CLI" index stats --json "$T/p" | grep -q '"policy":"alert=none,1-2 info=3+ ignore=0"'; check '[ $? -eq 0 ]'
+"$CLI" scan -q --index "$T/p" --out "$T/r.jsonl" "$T/ev" 2>"$T/sum"; rc=$?
+check '[ $rc -eq 1 ]'
+disp() { grep "\"path\":\"[^\"]*/$1\"" "$T/r.jsonl" | grep -o '"disposition":"[a-z]*"' | cut -d'"' -f4 | tr '\n' ' '; }
+check '[ "$(disp c0.bin)" = "ignore " ] && [ "$(disp c1.bin)" = "alert " ] && [ "$(disp c2.bin)" = "alert " ]'
+check '[ "$(disp c3.bin)" = "info " ] && [ "$(disp c8.bin)" = "info " ] && [ "$(disp cnone.bin)" = "alert " ]'
+check 'grep "\"path\":\"[^\"]*/c0.bin\"" "$T/r.jsonl" | grep -q "\"known_good\":true,"'
+check 'tail -n 1 "$T/r.jsonl" | grep -q "\"hit_files\":3,\"distinct_known_items\":3,\"known_good_files\":1,"'
+# weights (README): 10 + 5 + 1 for categories 1, 2, none; density 3 hits / 7 files
+check 'grep -q "priority 16.429 = 16 (sum over 3 distinct" "$T/sum"'
+# only category 3 alerts: one hit; an override is stored and shown
+"$CLI" index import -q --create --ignore '*' --alert 3 "$T/pq" "$T/mix.json" || fail=1
+check '"$CLI" index stats "$T/pq" | grep -q "policy: alert=3 ignore=none,0-2,4+"'
+"$CLI" scan -q --index "$T/pq" --out "$T/r.jsonl" "$T/ev" 2>/dev/null; rc=$?
+check '[ $rc -eq 1 ] && tail -n 1 "$T/r.jsonl" | grep -q "\"hit_files\":1,\"distinct_known_items\":1,\"known_good_files\":5,"'
+# nothing alerts: exit 0 although every listed file matches
+"$CLI" index import -q --create --info '*' "$T/n" "$T/mix.json" || fail=1
+"$CLI" scan -q --index "$T/n" --out "$T/r.jsonl" "$T/ev" 2>/dev/null; rc=$?
+check '[ $rc -eq 0 ] && tail -n 1 "$T/r.jsonl" | grep -q "\"hit_files\":0,"'
+check '[ $(grep -c "\"disposition\":\"info\"" "$T/r.jsonl") -eq 6 ]'
+# a bad policy term: refused before anything is read
+"$CLI" index import -q --alert 1-x "$T/n" "$T/mix.json" 2>"$T/err"; rc=$?
+check '[ $rc -eq 2 ] && grep -q "category policy: .1-x. is not a category" "$T/err"'
 exit $fail

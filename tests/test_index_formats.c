@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <lmdb.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -240,6 +241,109 @@ static void contents(void)
     imt_index_close(idx);
 }
 
+/* Category policies: each scheme's default, overrides, a bad policy, and an
+ * index of format 2 (list records without a policy) read with the default
+ * and upgraded to format 3 by its next import. */
+static void policies(void)
+{
+    char nsrl[400], dir[400];
+    snprintf(nsrl, sizeof nsrl, "%s/nsrl.db", tmp);
+    imt_index *idx = fresh();
+    snprintf(dir, sizeof dir, "%s/idx%d", tmp, seq - 1);
+    imt_import_opts io;
+    imt_import_stats st;
+    struct { const char *file, *scheme, *policy; int good; const char *want; } c[] = {
+        {"vics1.json", NULL, NULL, -1, "alert=none,1-2 info=3+ ignore=0"},
+        {"vics2.json", "caid", NULL, -1, "alert=none,1-3 info=0,4+"},
+        {"md5sum.txt", NULL, NULL, -1, "alert=none,0+"},
+        {"@nsrl", NULL, NULL, -1, "ignore=none,0+"},
+        {"sha1sum.txt", NULL, NULL, 1, "ignore=none,0+"},
+        {"pdq.csv", NULL, "info=3-99 ignore=0 alert=7", -1, "alert=none,1-2,7,100+ info=3-6,8-99 ignore=0"},
+        {"te.txt", "projectvic", "alert=* info=none", -1, "alert=0+ info=none"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        imt_import_opts_init(&io);
+        io.scheme = c[i].scheme;
+        io.policy = c[i].policy;
+        io.known_good = c[i].good;
+        const char *path = c[i].file[0] == '@' ? nsrl : data(c[i].file);
+        imt_err e = imt_index_import(idx, path, &io, &st);
+        CHECKF(e == IMT_OK, "%s: %s", c[i].file, imt_index_last_error(idx));
+        imt_list_info li;
+        REQUIRE(imt_index_list_get(idx, i, &li) == IMT_OK);
+        CHECKF(!strcmp(li.policy, c[i].want), "%s: policy '%s', want '%s'", c[i].file, li.policy,
+               c[i].want);
+    }
+    /* a bad policy: refused, the index unchanged */
+    static const char *const badp[] = {"alert=1-", "alert", "warn=1", "alert=x", "alert=2-1",
+                                       "alert=1,", "alert=", "info=99999999999"};
+    for (size_t i = 0; i < sizeof badp / sizeof badp[0]; i++) {
+        imt_import_opts_init(&io);
+        io.policy = badp[i];
+        imt_err e = imt_index_import(idx, data("sha256sum.txt"), &io, &st);
+        CHECKF(e == IMT_E_INVALID && strstr(imt_index_last_error(idx), "category policy"),
+               "policy '%s': %s (%s)", badp[i], imt_err_name(e), imt_index_last_error(idx));
+    }
+    CHECK(imt_index_list_count(idx) == sizeof c / sizeof c[0]);
+    imt_index_close(idx);
+
+    /* format 2: rewrite the header's version and drop every list's policy */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, lists;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 16);
+    REQUIRE(mdb_env_open(env, dir, 0, 0644) == 0);
+    REQUIRE(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    REQUIRE(mdb_dbi_open(txn, "meta", 0, &meta) == 0 && mdb_dbi_open(txn, "lists", 0, &lists) == 0);
+    MDB_val k = {6, (void *)"header"}, d;
+    REQUIRE(mdb_get(txn, meta, &k, &d) == 0);
+    unsigned char hdr[1024];
+    REQUIRE(d.mv_size <= sizeof hdr);
+    memcpy(hdr, d.mv_data, d.mv_size);
+    uint32_t two = 2;
+    memcpy(hdr + 8, &two, 4);
+    d.mv_data = hdr;
+    REQUIRE(mdb_put(txn, meta, &k, &d, 0) == 0);
+    for (uint32_t id = 1; id <= sizeof c / sizeof c[0]; id++) {
+        unsigned char key[4] = {0, 0, 0, (unsigned char)id}, rec[4096];
+        MDB_val lk = {4, key};
+        REQUIRE(mdb_get(txn, lists, &lk, &d) == 0 && d.mv_size <= sizeof rec);
+        memcpy(rec, d.mv_data, d.mv_size);
+        size_t n = d.mv_size - 1; /* drop the last string: the policy */
+        while (n > 24 && rec[n - 1]) n--;
+        MDB_val nd = {n, rec};
+        REQUIRE(mdb_put(txn, lists, &lk, &nd, 0) == 0);
+    }
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    imt_err oe = imt_index_open(&idx, dir, NULL);
+    CHECKF(oe == IMT_OK, "format 2: %s", imt_index_open_error());
+    if (oe != IMT_OK) return;
+    imt_index_stats is;
+    imt_index_stats_get(idx, &is);
+    CHECK(is.format_version == 2);
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        imt_list_info li;
+        imt_index_list_get(idx, i, &li);
+        const char *want = c[i].policy ? (i == 5 ? "alert=none,0+" : "alert=none,1-2 info=3+ ignore=0")
+                                       : c[i].want;
+        CHECKF(!strcmp(li.policy, want), "format 2, list %zu: policy '%s', want '%s'", i, li.policy, want);
+    }
+    CHECK(imt_index_verify(idx) == IMT_OK);
+    imt_index_close(idx);
+    imt_index_opts oo;
+    imt_index_opts_init(&oo);
+    oo.read_only = 0;
+    REQUIRE(imt_index_open(&idx, dir, &oo) == IMT_OK);
+    imt_import_opts_init(&io);
+    CHECK(imt_index_import(idx, data("sha256sum.txt"), &io, &st) == IMT_OK);
+    imt_index_stats_get(idx, &is);
+    CHECK(is.format_version == 3);
+    CHECK(imt_index_verify(idx) == IMT_OK);
+    imt_index_close(idx);
+}
+
 typedef struct bad {
     const char *file, *format;
     imt_err err;
@@ -343,6 +447,7 @@ int main(void)
     REQUIRE(mkdtemp(tmp));
     good_formats();
     contents();
+    policies();
     bad_formats();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

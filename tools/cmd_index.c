@@ -55,6 +55,12 @@ static void usage_import(FILE *f)
 "      --version V     list version (NSRL: its VERSION row by default)\n"
 "      --scheme S      category scheme: projectvic (VICS default), caid, custom\n"
 "      --category N    category of records that give none\n"
+"      --alert CATS    memberships of these categories alert (the file is a hit)\n"
+"      --info CATS     these are informational (reported, not a hit)\n"
+"      --ignore CATS   these are ignorable (the file is marked known-good)\n"
+"                      CATS: comma-separated N, N-M, N+, 'none' (no numeric\n"
+"                      category) or '*' (all); painted over the scheme's\n"
+"                      default policy in the order given (later wins)\n"
 "      --known-good    the list is known-good (default for NSRL only)\n"
 "      --known-bad     the list is known-bad (default for other formats)\n"
 "      --skip-bad      skip bad records, import the rest, report how many\n"
@@ -69,7 +75,15 @@ static void usage_import(FILE *f)
 "'hex' picks MD5 or SHA-1 by length; 64-digit lists must be named), vics\n"
 "(Project VIC VICS JSON 1.x and 2.0), nsrl (NIST RDSv3 SQLite, known-good),\n"
 "jsonl (this tool's export). A bad record stops the import with FILE:LINE\n"
-"and the reason (hash-length, not-hex, duplicate, parse, json-shape, ...).\n");
+"and the reason (hash-length, not-hex, duplicate, parse, json-shape, ...).\n"
+"\n"
+"Default category policies ('index stats' shows each list's):\n"
+"  projectvic  alert=none,1-2 info=3+ ignore=0   (VIC 0 non-pertinent)\n"
+"  caid        alert=none,1-3 info=0,4+          (1-3: categories A, B, C)\n"
+"  custom      alert=none,0+\n"
+"  known-good  ignore=none,0+                    (NSRL, --known-good)\n"
+"'none' is a membership without a numeric category: it alerts unless the\n"
+"list is known-good or a policy says otherwise.\n");
 }
 
 static void usage_stats(FILE *f)
@@ -77,7 +91,8 @@ static void usage_stats(FILE *f)
     fprintf(f,
 "Usage: imgtriage index stats [--json] INDEX\n"
 "Print the meta record (format version, creating tool, identity digest,\n"
-"counts, segments) and the list inventory.\n");
+"counts, segments) and the list inventory, with each list's category\n"
+"policy (which categories alert, inform or are ignored).\n");
 }
 
 static void usage_verify(FILE *f)
@@ -186,20 +201,35 @@ static int do_create(int argc, char **argv)
 static int do_import(int argc, char **argv)
 {
     enum { O_NAME = 256, O_VERSION, O_SCHEME, O_CATEGORY, O_GOOD, O_BAD, O_SKIP, O_COMPACT,
-           O_NOCOMPACT, O_CREATE };
+           O_NOCOMPACT, O_CREATE, O_ALERT, O_INFO, O_IGNORE };
     static const struct option lo[] = {
         {"format", 1, 0, 'f'},      {"name", 1, 0, O_NAME},         {"version", 1, 0, O_VERSION},
         {"scheme", 1, 0, O_SCHEME}, {"category", 1, 0, O_CATEGORY}, {"known-good", 0, 0, O_GOOD},
         {"known-bad", 0, 0, O_BAD}, {"skip-bad", 0, 0, O_SKIP},     {"compact", 0, 0, O_COMPACT},
         {"no-compact", 0, 0, O_NOCOMPACT}, {"create", 0, 0, O_CREATE}, {"quiet", 0, 0, 'q'},
+        {"alert", 1, 0, O_ALERT},   {"info", 1, 0, O_INFO},         {"ignore", 1, 0, O_IGNORE},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     imt_import_opts io;
     imt_import_opts_init(&io);
     int c, create = 0, quiet = 0;
     unsigned long long v;
+    char policy[1024] = "";
+    size_t plen = 0;
     while ((c = getopt_long(argc, argv, "f:qh", lo, NULL)) != -1) {
         switch (c) {
         case 'h': usage_import(stdout); return CLI_EXIT_OK;
+        case O_ALERT: case O_INFO: case O_IGNORE: {
+            /* one term per option, in order; the library checks them */
+            const char *d = c == O_ALERT ? "alert" : c == O_INFO ? "info" : "ignore";
+            int n = snprintf(policy + plen, sizeof policy - plen, "%s%s=%s", plen ? " " : "", d, optarg);
+            if (n < 0 || (size_t)n >= sizeof policy - plen || strpbrk(optarg, " ;\t=")) {
+                cli_err("--%s: '%s' is not a list of categories", d, optarg);
+                return CLI_EXIT_ERROR;
+            }
+            plen += (size_t)n;
+            io.policy = policy;
+            break;
+        }
         case 'f': io.format = optarg; break;
         case O_NAME: io.name = optarg; break;
         case O_VERSION: io.version = optarg; break;
@@ -306,9 +336,10 @@ static int do_stats(int argc, char **argv)
             cli_json_str(stdout, li.format);
             printf(",\"scheme\":");
             cli_json_str(stdout, li.scheme);
-            printf(",\"known_good\":%s,\"import_time\":%lld,\"entries\":%llu,\"file_sha256\":\"%s\"}",
+            printf(",\"known_good\":%s,\"import_time\":%lld,\"entries\":%llu,\"file_sha256\":\"%s\","
+                   "\"policy\":\"%s\"}",
                    li.known_good ? "true" : "false", (long long)li.import_time,
-                   (unsigned long long)li.entries, li.file_sha256);
+                   (unsigned long long)li.entries, li.file_sha256, li.policy);
         }
         printf("]}\n");
     } else {
@@ -338,6 +369,7 @@ static int do_stats(int argc, char **argv)
                    li.known_good ? "good" : "bad", (unsigned long long)li.entries, li.format,
                    li.scheme, tb, li.name, *li.version ? " (" : "", li.version,
                    *li.version ? ")" : "", li.file_sha256);
+            printf("      policy: %s\n", li.policy);
         }
     }
     imt_index_close(idx);

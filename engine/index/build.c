@@ -962,8 +962,9 @@ static imt_err write_list(writer *w, const imt_list_info *li)
     memcpy(head + 8, &li->import_time, 8);
     memcpy(head + 16, &li->entries, 8);
     IMT_TRY(buf_add(&b, head, 24));
-    const char *f[5] = {li->name, li->version, li->format, li->file_sha256, li->scheme};
-    for (int i = 0; i < 5; i++) IMT_TRY(buf_add(&b, f[i], strlen(f[i]) + 1));
+    const char *f[6] = {li->name, li->version, li->format, li->file_sha256, li->scheme,
+                        li->policy};
+    for (int i = 0; i < 6; i++) IMT_TRY(buf_add(&b, f[i], strlen(f[i]) + 1));
     uint8_t key[4];
     idx_put_be32(key, li->id);
     MDB_val k = {4, key}, d = {b.n, b.p};
@@ -1004,6 +1005,7 @@ static imt_err writer_commit(imt_index *idx, writer *w)
 {
     imt_err err = IMT_OK;
     w->h.generation++;
+    w->h.format = IDX_FORMAT_VERSION; /* a format-2 index is upgraded */
     IMT_TRY(idx_write_header(idx, w->txn, &w->h));
     idx_view_free(&w->v); /* its pointers die with the transaction */
     int rc = mdb_txn_commit(w->txn);
@@ -1046,7 +1048,7 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     idx_sink s;
     writer w;
     int fd = -1, snap_closed = 0;
-    char sha[65] = {0}, fmtname[24] = {0}, name[512];
+    char sha[65] = {0}, fmtname[24] = {0}, name[512], policy[IDX_POLICY_MAX], pmsg[160];
     memset(&s, 0, sizeof s);
     memset(&st, 0, sizeof st);
     memset(&w, 0, sizeof w);
@@ -1067,6 +1069,14 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     idx_format f = IF_AUTO;
     if (o.format && *o.format && !format_by_name(o.format, &f)) {
         idx_set_err(idx, "unknown format '%s'", o.format);
+        err = IMT_E_INVALID;
+        goto cleanup;
+    }
+    /* the policy is checked before the file is read (a typo costs nothing),
+     * and resolved over its default once the format is known */
+    if (idx_policy_resolve(idx_policy_default(NULL, 0), o.policy, policy, sizeof policy, pmsg,
+                           sizeof pmsg) != IMT_OK) {
+        idx_set_err(idx, "category policy: %s", pmsg);
         err = IMT_E_INVALID;
         goto cleanup;
     }
@@ -1166,6 +1176,13 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
                 : (f == IF_VICS ? "projectvic" : "custom");
     li.import_time = o.import_time ? o.import_time : (int64_t)time(NULL);
     li.known_good = o.known_good >= 0 ? o.known_good : (f == IF_NSRL);
+    if (idx_policy_resolve(idx_policy_default(li.scheme, li.known_good), o.policy, policy,
+                           sizeof policy, pmsg, sizeof pmsg) != IMT_OK) {
+        idx_set_err(idx, "category policy: %s", pmsg);
+        err = IMT_E_INVALID;
+        goto cleanup;
+    }
+    li.policy = policy;
     li.entries = s.n;
     IMT_TRY(write_list(&w, &li));
     IMT_TRY(writer_commit(idx, &w));

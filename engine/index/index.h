@@ -8,7 +8,10 @@
 #include <lmdb.h>
 
 /* ---- on-disk constants ------------------------------------------------- */
-#define IDX_FORMAT_VERSION 2u
+/* 3: list records end with their category policy (policy.c). Format 2
+ * (no policy: the scheme's default) is read, and upgraded by a write. */
+#define IDX_FORMAT_VERSION 3u
+#define IDX_FORMAT_MIN 2u
 #define IDX_MAGIC "IMTINDEX"
 #define IDX_MAX_TABLES 32
 #define IDX_DELTA_CHUNK 65536u      /* PDQ records per delta chunk */
@@ -197,6 +200,20 @@ imt_err idx_entry_decode(const void *data, size_t len, idx_entry *e);
  * external id (NUL-terminated, inside the record). 0 at the end, -1 bad. */
 int idx_member_next(const idx_entry *e, size_t *pos, uint32_t *list, int32_t *cat,
                     const char **label, const char **ext);
+
+/* ---- category policy (policy.c) ---------------------------------------- */
+#define IDX_POLICY_MAX 512 /* bytes of a stored policy text, NUL included */
+/* The default policy of a scheme (canonical text, static). */
+const char *idx_policy_default(const char *scheme, int known_good);
+/* base with the terms of over (may be NULL) painted over it, in canonical
+ * form into out; IMT_E_INVALID with the reason in msg. */
+imt_err idx_policy_resolve(const char *base, const char *over, char *out, size_t cap,
+                           char *msg, size_t msgcap);
+/* Non-zero when text is a complete policy in canonical form. */
+int idx_policy_valid(const char *text);
+/* The disposition of category cat (-1: none) under a policy text; ALERT
+ * for anything the text does not cover. */
+imt_disposition idx_policy_eval(const char *text, int32_t cat);
 
 /* What a membership of list `list` with category `cat` means (index.c). */
 imt_disposition idx_disposition(const imt_index *idx, uint32_t list, int32_t cat);
