@@ -429,7 +429,8 @@ IMT_API void imt_import_opts_init(imt_import_opts *opts);
 #define IMT_IMPORT_BAD_EXAMPLES 4
 
 typedef struct imt_import_stats {
-    uint32_t list_id;       /* the new list */
+    uint32_t list_id;       /* the new list (the first of them) */
+    uint32_t lists;         /* lists created: 1, or an export's inventory */
     char format[24];        /* the format read ("pdq-csv", "vics-2", ...) */
     uint64_t records;       /* good records read */
     uint64_t new_entries;   /* entries created */

@@ -344,6 +344,143 @@ static void policies(void)
     imt_index_close(idx);
 }
 
+/* Text without the export header's identity of the exported index. */
+static void drop_identity(char *t)
+{
+    char *at = strstr(t, "\"index\":\"");
+    REQUIRE(at && strlen(at) > 75 && at[73] == '"' && at[74] == ',');
+    memmove(at, at + 75, strlen(at + 75) + 1);
+}
+
+/* export -> import into a fresh index -> export: byte for byte the same
+ * (but the exporting index's identity), with the list inventory: names,
+ * versions, schemes, policies, known-good flags, formats, file digests,
+ * import times; non-UTF-8 names come back as bytes. */
+static void roundtrip(void)
+{
+    char nsrl[400], odd[400], e1[400], e2[400], e3[400];
+    snprintf(nsrl, sizeof nsrl, "%s/nsrl.db", tmp);
+    snprintf(odd, sizeof odd, "%s/odd.md5", tmp);
+    snprintf(e1, sizeof e1, "%s/rt1.jsonl", tmp);
+    snprintf(e2, sizeof e2, "%s/rt2.jsonl", tmp);
+    snprintf(e3, sizeof e3, "%s/rt3.jsonl", tmp);
+    /* md5sum lines whose names hold an invalid UTF-8 byte, a control
+     * byte, a quote, a backslash and a newline (GNU escaping) */
+    static const char oddtxt[] =
+        "00000000000000000000000000000001  bad\xff\xfe name\n"
+        "00000000000000000000000000000002  ctl\x01\x7f \"q\"\n"
+        "\\00000000000000000000000000000003  a\\\\b\\nc\n"
+        "00000000000000000000000000000004  \xc3\xa9t\xc3\xa9\n";
+    FILE *f = fopen(odd, "wb");
+    REQUIRE(f);
+    fputs(oddtxt, f);
+    fclose(f);
+    imt_index *a = fresh(), *b = fresh();
+    imt_import_opts io;
+    imt_import_stats st;
+    struct { const char *file, *name, *version, *scheme, *policy; int good; int32_t cat; } l[] = {
+        {"vics1.json", NULL, NULL, NULL, NULL, -1, -1},
+        {"vics2.json", "CAID \"force\" list", "2024-1", "caid", "alert=4", -1, -1},
+        {"@nsrl", NULL, NULL, NULL, NULL, -1, -1},
+        {"md5sum.txt", "mine", "v1.2", NULL, NULL, 1, -1},
+        {"@odd", "odd\xff names", NULL, "projectvic", NULL, -1, 5},
+        {"pdq.csv", NULL, NULL, NULL, "info=*", -1, -1},
+    };
+    size_t nl = sizeof l / sizeof l[0];
+    for (size_t i = 0; i < nl; i++) {
+        imt_import_opts_init(&io);
+        io.name = l[i].name;
+        io.version = l[i].version;
+        io.scheme = l[i].scheme;
+        io.policy = l[i].policy;
+        io.known_good = l[i].good;
+        io.category = l[i].cat;
+        io.import_time = 1700000000 + (int64_t)i;
+        const char *path = !strcmp(l[i].file, "@nsrl") ? nsrl : !strcmp(l[i].file, "@odd") ? odd
+                                                                                         : data(l[i].file);
+        CHECKF(imt_index_import(a, path, &io, &st) == IMT_OK, "%s: %s", l[i].file,
+               imt_index_last_error(a));
+    }
+    export_to(a, "jsonl", -1, e1);
+    imt_import_opts_init(&io);
+    imt_err e = imt_index_import(b, e1, &io, &st);
+    CHECKF(e == IMT_OK && st.lists == nl && st.list_id == 1, "re-import: %s (%s)", imt_err_name(e),
+           imt_index_last_error(b));
+    export_to(b, "jsonl", -1, e2);
+    size_t n1, n2;
+    char *t1 = slurp(e1, &n1), *t2 = slurp(e2, &n2);
+    drop_identity(t1);
+    drop_identity(t2);
+    CHECKF(strcmp(t1, t2) == 0, "whole-index export round trip differs:\n%s---\n%s", t1, t2);
+    /* the inventories are equal field by field */
+    REQUIRE(imt_index_list_count(b) == nl);
+    for (size_t i = 0; i < nl; i++) {
+        imt_list_info x, y;
+        imt_index_list_get(a, i, &x);
+        imt_index_list_get(b, i, &y);
+        CHECKF(x.id == y.id && !strcmp(x.name, y.name) && !strcmp(x.version, y.version) &&
+               !strcmp(x.format, y.format) && !strcmp(x.file_sha256, y.file_sha256) &&
+               !strcmp(x.scheme, y.scheme) && x.import_time == y.import_time &&
+               x.known_good == y.known_good && x.entries == y.entries && !strcmp(x.policy, y.policy),
+               "list %zu: '%s' %s %s %s vs '%s' %s %s %s", i, x.name, x.format, x.scheme, x.policy,
+               y.name, y.format, y.scheme, y.policy);
+    }
+    /* known-good stays known-good: an NSRL hash is ignored, not alerted */
+    imt_cursor *c;
+    REQUIRE(imt_cursor_open(&c, b) == IMT_OK);
+    const imt_match *m;
+    size_t n;
+    uint8_t d[16];
+    static const char md5_odd1[] = "00000000000000000000000000000001";
+    memset(d, 0, sizeof d);
+    d[15] = 1;
+    (void)md5_odd1;
+    CHECK(imt_query_digest(c, IMT_KIND_MD5, d, &m, &n) == IMT_OK && n == 1);
+    if (n == 1) {
+        CHECK(m[0].n_members == 1 && m[0].members[0].list_id == 5 &&
+              !strcmp(m[0].members[0].external_id, "bad\xff\xfe name") &&
+              m[0].members[0].category == 5 && m[0].members[0].disposition == IMT_DISP_INFO);
+    }
+    d[15] = 2;
+    CHECK(imt_query_digest(c, IMT_KIND_MD5, d, &m, &n) == IMT_OK && n == 1 &&
+          !strcmp(m[0].members[0].external_id, "ctl\x01\x7f \"q\""));
+    d[15] = 3;
+    CHECK(imt_query_digest(c, IMT_KIND_MD5, d, &m, &n) == IMT_OK && n == 1 &&
+          !strcmp(m[0].members[0].external_id, "a\\b\nc"));
+    /* the first NSRL row's SHA-1 (nsrl.sql) */
+    imt_list_info g;
+    imt_index_list_get(b, 2, &g);
+    CHECK(g.known_good && !strcmp(g.format, "nsrl-rdsv3"));
+    imt_index_list_get(b, 3, &g);
+    CHECK(g.known_good && !strcmp(g.name, "mine") && !strcmp(g.policy, "ignore=none,0+"));
+    imt_cursor_close(c);
+    CHECK(imt_index_verify(b) == IMT_OK);
+    free(t1);
+    free(t2);
+    /* one list's export: that list, its fields kept, in a fresh index */
+    imt_index *cx = fresh();
+    export_to(a, "jsonl", 2, e3);
+    imt_import_opts_init(&io);
+    CHECK(imt_index_import(cx, e3, &io, &st) == IMT_OK && st.lists == 1);
+    imt_list_info x, y;
+    imt_index_list_get(a, 1, &x);
+    imt_index_list_get(cx, 0, &y);
+    CHECK(!strcmp(x.name, y.name) && !strcmp(x.policy, y.policy) && !strcmp(x.scheme, "caid") &&
+          !strcmp(y.scheme, "caid") && !strcmp(y.format, "vics-2") && y.entries == x.entries &&
+          !strcmp(x.file_sha256, y.file_sha256));
+    imt_index_close(cx);
+    /* a whole-index export takes no per-list option */
+    cx = fresh();
+    imt_import_opts_init(&io);
+    io.name = "x";
+    e = imt_index_import(cx, e1, &io, &st);
+    CHECKF(e == IMT_E_INVALID && imt_index_list_count(cx) == 0, "options on a whole export: %s",
+           imt_err_name(e));
+    imt_index_close(cx);
+    imt_index_close(a);
+    imt_index_close(b);
+}
+
 typedef struct bad {
     const char *file, *format;
     imt_err err;
@@ -448,9 +585,10 @@ int main(void)
     good_formats();
     contents();
     policies();
+    roundtrip();
     bad_formats();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (tu_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
+    if (!getenv("KEEP") && tu_failures == 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
     return tu_done("test_index_formats");
 }

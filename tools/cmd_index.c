@@ -109,8 +109,10 @@ static void usage_export(FILE *f)
     fprintf(f,
 "Usage: imgtriage index export [OPTIONS] INDEX\n"
 "Write entries in entry order.\n"
-"  -f, --format FMT   jsonl (default: every field; imports back with\n"
-"                     --format jsonl), pdq-csv, te, md5sum, sha1sum,\n"
+"  -f, --format FMT   jsonl (default: every field and the list inventory:\n"
+"                     importing it gives the lists back as they were, names,\n"
+"                     versions, schemes, policies, known-good flags and\n"
+"                     all), pdq-csv, te, md5sum, sha1sum,\n"
 "                     sha256sum, pdq-hex, md5-hex, sha1-hex, sha256-hex\n"
 "  -l, --list ID      only entries of list ID (see 'index stats')\n"
 "  -o, --output FILE  write to FILE instead of standard output\n");
@@ -274,9 +276,14 @@ static int do_import(int argc, char **argv)
             break;
         }
         if (!quiet) {
-            printf("%s: list %u, format %s, %llu records, %llu new entries, %llu merged",
-                   argv[i], (unsigned)st.list_id, st.format, (unsigned long long)st.records,
-                   (unsigned long long)st.new_entries, (unsigned long long)st.merged);
+            if (st.lists > 1)
+                printf("%s: lists %u-%u, ", argv[i], (unsigned)st.list_id,
+                       (unsigned)(st.list_id + st.lists - 1));
+            else
+                printf("%s: list %u, ", argv[i], (unsigned)st.list_id);
+            printf("format %s, %llu records, %llu new entries, %llu merged", st.format,
+                   (unsigned long long)st.records, (unsigned long long)st.new_entries,
+                   (unsigned long long)st.merged);
             if (st.compacted) printf(", compacted");
             printf("\n");
         }
