@@ -416,6 +416,10 @@ typedef struct imt_import_opts {
                                or * (all); later terms win. NULL: the default */
     int skip_bad;           /* non-zero: skip bad records, count them, import
                                the rest; default 0: the first one fails all */
+    int again;              /* non-zero: import a file whose SHA-256 is on a
+                               list already; default 0: IMT_E_DUPLICATE, the
+                               error naming that list (matches would count
+                               twice) */
     int compact;            /* -1 (default): when the delta segment is large;
                                0: never; 1: always */
     int64_t import_time;    /* Unix seconds to record; 0 (default): now */

@@ -25,6 +25,14 @@ before=$("$CLI" index stats --json "$T/i")
 check '[ $? -eq 2 ]'
 check 'grep -q "pdq_nonhex.csv:3: .*not a hex digit.*(not-hex); nothing of it was imported" "$T/err"'
 check '[ "$("$CLI" index stats --json "$T/i")" = "$before" ]'
+# the same file twice: refused, naming the list it is; --again forces it
+before=$("$CLI" index stats --json "$T/i")
+cp "$DATA/md5sum.txt" "$T/renamed.txt"
+"$CLI" index import "$T/i" "$T/renamed.txt" 2>"$T/err"; rc=$?
+check '[ $rc -eq 2 ] && grep -q "imported already as list 2 .md5sum.txt. (file SHA-256 [0-9a-f]\{64\}).*--again.*(duplicate)" "$T/err"'
+check '[ "$("$CLI" index stats --json "$T/i")" = "$before" ]'
+"$CLI" index import -q --again --create "$T/twice" "$T/renamed.txt" "$DATA/md5sum.txt" || fail=1
+check '[ "$("$CLI" index stats --json "$T/twice" | grep -o "\"id\":[0-9]*" | tr "\n" " ")" = "\"id\":1 \"id\":2 " ]'
 "$CLI" index verify "$T/i" >/dev/null || { echo "FAIL: verify"; fail=1; }
 "$CLI" index stats "$T/i" >"$T/stats" || fail=1
 check 'grep -q "entries:        14 " "$T/stats" && grep -q "pdq hex" "$T/stats"'
@@ -56,6 +64,9 @@ check '[ "$(noid "$T/all.jsonl")" = "$(noid "$T/all2.jsonl")" ] && [ -s "$T/all2
 check '[ "$("$CLI" index stats --json "$T/i" | sed "s/.*\"lists\"://")" = "$("$CLI" index stats --json "$T/j" | sed "s/.*\"lists\"://")" ]'
 check '"$CLI" index stats "$T/j" | grep -q "^  4   good .* known good "'
 "$CLI" index verify "$T/j" >/dev/null || fail=1
+# an export's lists are the files they came from: not twice either
+"$CLI" index import "$T/j" "$T/all.jsonl" 2>"$T/err"; rc=$?
+check '[ $rc -eq 2 ] && grep -q "a list of this export was imported already as list 1 .pdq.csv." "$T/err"'
 "$CLI" index stats "$T/nonexistent" 2>/dev/null; check '[ $? -eq 2 ]'
 
 # Category policy, end to end: a VICS list mixing categories 0, 1, 2, 3, 8 and

@@ -64,6 +64,8 @@ static void usage_import(FILE *f)
 "      --known-good    the list is known-good (default for NSRL only)\n"
 "      --known-bad     the list is known-bad (default for other formats)\n"
 "      --skip-bad      skip bad records, import the rest, report how many\n"
+"      --again         import a file whose SHA-256 is on a list already (by\n"
+"                      default refused: its matches would count twice)\n"
 "      --compact       rebuild the search tables now (delta segment emptied)\n"
 "      --no-compact    never rebuild during this import\n"
 "      --create        create the index if it does not exist\n"
@@ -203,13 +205,14 @@ static int do_create(int argc, char **argv)
 static int do_import(int argc, char **argv)
 {
     enum { O_NAME = 256, O_VERSION, O_SCHEME, O_CATEGORY, O_GOOD, O_BAD, O_SKIP, O_COMPACT,
-           O_NOCOMPACT, O_CREATE, O_ALERT, O_INFO, O_IGNORE };
+           O_NOCOMPACT, O_CREATE, O_ALERT, O_INFO, O_IGNORE, O_AGAIN };
     static const struct option lo[] = {
         {"format", 1, 0, 'f'},      {"name", 1, 0, O_NAME},         {"version", 1, 0, O_VERSION},
         {"scheme", 1, 0, O_SCHEME}, {"category", 1, 0, O_CATEGORY}, {"known-good", 0, 0, O_GOOD},
         {"known-bad", 0, 0, O_BAD}, {"skip-bad", 0, 0, O_SKIP},     {"compact", 0, 0, O_COMPACT},
         {"no-compact", 0, 0, O_NOCOMPACT}, {"create", 0, 0, O_CREATE}, {"quiet", 0, 0, 'q'},
         {"alert", 1, 0, O_ALERT},   {"info", 1, 0, O_INFO},         {"ignore", 1, 0, O_IGNORE},
+        {"again", 0, 0, O_AGAIN},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     imt_import_opts io;
     imt_import_opts_init(&io);
@@ -249,6 +252,7 @@ static int do_import(int argc, char **argv)
         case O_GOOD: io.known_good = 1; break;
         case O_BAD: io.known_good = 0; break;
         case O_SKIP: io.skip_bad = 1; break;
+        case O_AGAIN: io.again = 1; break;
         case O_COMPACT: io.compact = 1; break;
         case O_NOCOMPACT: io.compact = 0; break;
         case O_CREATE: create = 1; break;

@@ -1101,6 +1101,47 @@ static int is_writable(imt_index *idx)
     return 1;
 }
 
+/* Refuse a list whose file was imported already (same SHA-256): it would
+ * double every match. Read inside the write transaction, so two importers
+ * cannot both pass. */
+static imt_err check_not_imported(writer *w, const idx_list_meta *m, size_t nm, const char *path)
+{
+    imt_err err = IMT_OK;
+    MDB_cursor *cur = NULL;
+    MDB_val k, d;
+    int rc = mdb_cursor_open(w->txn, w->idx->db_lists, &cur);
+    if (rc) return idx_mdb_err(w->idx, rc, "reading the lists");
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const char *f[4], *p = (const char *)d.mv_data + 24, *end = (const char *)d.mv_data + d.mv_size;
+        if (d.mv_size < 24) break;
+        int i = 0;
+        for (; i < 4 && p < end; i++) {
+            const char *z = memchr(p, 0, (size_t)(end - p));
+            if (!z) break;
+            f[i] = p;
+            p = z + 1;
+        }
+        if (i < 4) {
+            idx_set_err(w->idx, "%s: a list record is malformed", w->idx->path);
+            err = IMT_E_INDEX_CORRUPT;
+            goto cleanup;
+        }
+        for (size_t j = 0; j < nm; j++) {
+            if (strcmp(f[3], m[j].file_sha256) != 0) continue;
+            idx_set_err(w->idx, "%s: %s was imported already as list %u '%.200s' (file SHA-256 %s); "
+                        "importing it again would count its matches twice (--again to do it anyway)",
+                        path, nm > 1 ? "a list of this export" : "this file",
+                        (unsigned)idx_get_u32(d.mv_data), f[0], f[3]);
+            err = IMT_E_DUPLICATE;
+            goto cleanup;
+        }
+    }
+    if (rc && rc != MDB_NOTFOUND) err = idx_mdb_err(w->idx, rc, "reading the lists");
+cleanup:
+    mdb_cursor_close(cur);
+    return err;
+}
+
 /* The lists of an export's inventory, with the options over them: they name
  * one list, so they apply only to an export of one. */
 static imt_err inventory_lists(idx_sink *s, const imt_import_opts *o, idx_list_meta **out,
@@ -1288,6 +1329,7 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     idx_snapshot_end(idx);
     snap_closed = 1;
     IMT_TRY(writer_begin(idx, &w));
+    if (!o.again) IMT_TRY(check_not_imported(&w, metas, nmeta, path));
     IMT_TRY(load_delta_sorted(&w));
     uint32_t list_id = w.h.next_list;
     if ((uint64_t)w.h.next_list + nmeta > UINT32_MAX) {
