@@ -114,6 +114,7 @@ static const good goods[] = {
     {"md5.hex", NULL, "md5-hex", "md5-hex", 3, 0},
     {"md5.hex", "hex", "md5-hex", "md5-hex", 3, 0},
     {"pdq.hex", "pdq-hex", "pdq-hex", "pdq-hex", 3, 0},
+    {"bad/pdq_tab.txt", "pdq-csv", "pdq-csv", NULL, 3, 0},
     {"vics1.json", NULL, "vics-1", NULL, 3, 0},
     {"vics2.json", NULL, "vics-2", NULL, 4, 0},
     {"@nsrl", NULL, "nsrl-rdsv3", NULL, 5, 1},
@@ -501,6 +502,10 @@ static const bad bads[] = {
     {"bad/hashdeep_nospec.txt", NULL, IMT_E_PARSE, 2},
     {"bad/hashdeep_short.txt", NULL, IMT_E_HASH_LENGTH, 4},
     {"bad/pdq64.hex", NULL, IMT_E_PARSE, 1},
+    /* ambiguous: never a guess (a tab-separated PDQ list read as sha256sum) */
+    {"bad/pdq_tab.txt", NULL, IMT_E_PARSE, 1},
+    {"bad/sha256_csv.txt", NULL, IMT_E_PARSE, 2},
+    {"bad/sha256_onespace.txt", NULL, IMT_E_PARSE, 1},
     {"bad/pdq_short.csv", "md5sum", IMT_E_PARSE, 1},
     {"pdq.csv", "vics", IMT_E_PARSE, 1},
     {"bad/vics_notarray.json", NULL, IMT_E_JSON_SHAPE, 3},
@@ -548,6 +553,8 @@ static void bad_formats(void)
         if (b->line) {
             snprintf(want, sizeof want, "%s:%d: ", path, b->line);
             CHECKF(strstr(msg, want) != NULL, "%s: message '%s' lacks '%s'", b->file, msg, want);
+            if (strstr(b->file, "pdq_tab") || strstr(b->file, "sha256_"))
+                CHECKF(strstr(msg, "--format") != NULL, "%s: '%s' does not ask for --format", b->file, msg);
         }
         if (e != IMT_E_INVALID) CHECKF(strstr(msg, path) != NULL, "%s: message '%s' lacks the file", b->file, msg);
         imt_index_identity(idx, id1);

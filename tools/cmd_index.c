@@ -47,7 +47,9 @@ static void usage_import(FILE *f)
 "The same hash in several lists is one entry with several memberships.\n"
 "\n"
 "Options:\n"
-"  -f, --format FMT    the list format (default: auto-detected); one of:\n"
+"  -f, --format FMT    the list format (default: detected; input that two\n"
+"                      formats could read differently is an error asking\n"
+"                      for --format); one of:\n"
 "                      ");
     for (int i = 1; fm[i]; i++) fprintf(f, "%s%s", fm[i], fm[i + 1] ? ", " : "\n");
     fprintf(f,
@@ -71,7 +73,8 @@ static void usage_import(FILE *f)
 "      --create        create the index if it does not exist\n"
 "  -q, --quiet         no summary line\n"
 "\n"
-"Formats: pdq-csv (hash,quality[,...] as pdq-photo-hasher and HMA print),\n"
+"Formats: pdq-csv (hash,quality[,...] as pdq-photo-hasher and HMA print,\n"
+"or tab-separated),\n"
 "te ('pdq <hex>' lines), md5sum/sha1sum/sha256sum output, hashdeep\n"
 "('%%%%%%%% HASHDEEP-1.0'), plain hex (md5-hex, sha1-hex, pdq-hex, sha256-hex;\n"
 "'hex' picks MD5 or SHA-1 by length; 64-digit lists must be named), vics\n"

@@ -383,61 +383,6 @@ cleanup:
     return err;
 }
 
-/* ---- format detection -------------------------------------------------- */
-static const char *const format_names[IF__COUNT + 1] = {
-    [IF_AUTO] = "auto",         [IF_PDQ_CSV] = "pdq-csv",     [IF_TE] = "te",
-    [IF_MD5SUM] = "md5sum",     [IF_SHA1SUM] = "sha1sum",     [IF_SHA256SUM] = "sha256sum",
-    [IF_HASHDEEP] = "hashdeep", [IF_HEX] = "hex",             [IF_PDQ_HEX] = "pdq-hex",
-    [IF_MD5_HEX] = "md5-hex",   [IF_SHA1_HEX] = "sha1-hex",   [IF_SHA256_HEX] = "sha256-hex",
-    [IF_VICS] = "vics",         [IF_NSRL] = "nsrl",           [IF_JSONL] = "jsonl",
-    [IF__COUNT] = NULL};
-
-const char *const *imt_index_formats(void)
-{
-    return format_names;
-}
-
-const char *idx_format_name(idx_format f)
-{
-    return (unsigned)f < IF__COUNT ? format_names[f] : "unknown";
-}
-
-static int format_by_name(const char *n, idx_format *f)
-{
-    for (int i = 0; i < IF__COUNT; i++)
-        if (!strcmp(n, format_names[i])) {
-            *f = (idx_format)i;
-            return 1;
-        }
-    /* aliases */
-    if (!strcmp(n, "vics-1") || !strcmp(n, "vics-2") || !strcmp(n, "caid")) {
-        *f = IF_VICS;
-        return 1;
-    }
-    if (!strcmp(n, "threatexchange")) {
-        *f = IF_TE;
-        return 1;
-    }
-    return 0;
-}
-
-/* Sniff the first bytes: SQLite, JSON, our own export; text formats are
- * told apart by the parser from their first data line. */
-static idx_format sniff(const uint8_t *b, size_t n)
-{
-    if (n >= 16 && memcmp(b, "SQLite format 3", 16) == 0) return IF_NSRL;
-    size_t i = 0;
-    if (n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF) i = 3;
-    while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')) i++;
-    if (i < n && b[i] == '[') return IF_VICS; /* JSON, the wrong shape: said so */
-    if (i < n && b[i] == '{') {
-        static const char tag[] = "{\"imgtriage-export\"";
-        if (n - i >= sizeof tag - 1 && memcmp(b + i, tag, sizeof tag - 1) == 0) return IF_JSONL;
-        return IF_VICS;
-    }
-    return IF_AUTO;
-}
-
 /* ---- writing ----------------------------------------------------------- */
 static imt_err file_sha256(idx_sink *s, int fd, char out[65])
 {
@@ -1211,7 +1156,7 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     s.progress = o.progress;
     s.progress_opaque = o.progress_opaque;
     idx_format f = IF_AUTO;
-    if (o.format && *o.format && !format_by_name(o.format, &f)) {
+    if (o.format && *o.format && !idx_format_by_name(o.format, &f)) {
         idx_set_err(idx, "unknown format '%s'", o.format);
         err = IMT_E_INVALID;
         goto cleanup;
@@ -1242,12 +1187,7 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         goto cleanup;
     }
     IMT_TRY(file_sha256(&s, fd, sha));
-    if (f == IF_AUTO || f == IF_VICS || f == IF_JSONL) {
-        uint8_t head[64];
-        ssize_t hn = pread(fd, head, sizeof head, 0);
-        idx_format sf = sniff(head, hn > 0 ? (size_t)hn : 0);
-        if (f == IF_AUTO) f = sf;
-    }
+    IMT_TRY(idx_detect(&s, fd, &f)); /* detect.c: AUTO stays only for blank text */
     if (lseek(fd, 0, SEEK_SET) < 0) {
         err = idx_sink_fail(&s, IMT_E_IO, "cannot seek: %s", strerror(errno));
         goto cleanup;

@@ -201,7 +201,17 @@ typedef enum idx_format {
     IF_VICS, IF_NSRL, IF_JSONL, IF__COUNT
 } idx_format;
 
+/* ---- the one format detector (detect.c) --------------------------------- */
 const char *idx_format_name(idx_format f);
+/* The format named n (aliases too); 0 if none. */
+int idx_format_by_name(const char *n, idx_format *f);
+/* When *f is IF_AUTO: the format of the file at fd, from its head (SQLite,
+ * JSON, or the first data line of a text list), never a guess: ambiguous
+ * input fails with a file:line reason asking for --format. *f stays
+ * IF_AUTO only for text without any data line. */
+imt_err idx_detect(idx_sink *s, int fd, idx_format *f);
+/* The text format of one data line (trimmed); the same rules. */
+imt_err idx_detect_line(idx_sink *s, const char *line, uint64_t lineno, idx_format *f);
 imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual);
 imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t cap);
 imt_err idx_parse_nsrl(idx_sink *s, const char *path);
