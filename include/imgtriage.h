@@ -728,6 +728,11 @@ IMT_API const char *imt_report_last_error(const imt_report *r);
  *  recovered exactly. Returns 0, or -1 on a write error. */
 IMT_API int imt_json_write_str(FILE *f, const char *s);
 
+/** Write s as a CSV field, always quoted: '"' doubled, '\\' as '\\\\', and
+ *  control bytes (terminal escapes included) and bytes that are not valid
+ *  UTF-8 as \\xNN, as in scan reports (lossless). 0, or -1 on a write error. */
+IMT_API int imt_csv_write_str(FILE *f, const char *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -44,13 +44,22 @@ case $first in 0) f=7;; 1) f=6;; *) f=0;; esac   # flips 3 bits for 0/1; else ma
 q="$f${h:1}"
 "$CLI" index query "$T/i" "$q" >"$T/q"; rc=$?
 d=$(python3 -c "print(bin(int('$h',16)^int('$q',16)).count('1'))" 2>/dev/null || echo x)
-check '[ $rc -eq 1 ] && [ $(wc -l <"$T/q") -eq 2 ] && grep -q "^$q,pdq,$d,original,0,1,pdq.csv,,img1.jpg$" "$T/q"'
-check 'grep -q "^$q,pdq,$d,original,0,3,pdq hex,2,$" "$T/q"'
+check '[ $rc -eq 1 ] && [ $(wc -l <"$T/q") -eq 2 ] && grep -q "^$q,pdq,$d,original,0,1,\"pdq.csv\",,\"img1.jpg\",alert$" "$T/q"'
+check 'grep -q "^$q,pdq,$d,original,0,3,\"pdq hex\",2,\"\",alert$" "$T/q"'
 "$CLI" index query -r 0 "$T/i" "$q" >/dev/null; check '[ $? -eq $([ "$d" = 0 ] && echo 1 || echo 0) ]'
 m=$(head -1 "$DATA/md5sum.txt" | cut -c1-32)
 "$CLI" index query "$T/i" "$m" >"$T/q"; rc=$?
-check '[ $rc -eq 1 ] && grep -q "^$m,md5,0,,5,2,md5sum.txt,,files/sample-1.bin$" "$T/q"'
+check '[ $rc -eq 1 ] && grep -q "^$m,md5,0,,5,2,\"md5sum.txt\",,\"files/sample-1.bin\",alert$" "$T/q"'
 "$CLI" index query "$T/i" 0123 2>/dev/null; check '[ $? -eq 2 ]'
+# hostile strings in a list: quoted CSV, no terminal escape reaches the output
+esc=$(printf '\033')
+printf '0123456789abcdef0123456789abcdef  a,b"c%s[2Jd\n' "$esc" >"$T/hostile.md5"
+"$CLI" index import -q --create --name "n${esc}]0;x,\"q\"" "$T/h" "$T/hostile.md5" || fail=1
+"$CLI" index query "$T/h" 0123456789abcdef0123456789abcdef >"$T/q"; rc=$?
+check '[ $rc -eq 1 ] && ! grep -q "$esc" "$T/q"'
+check 'grep -qF "0123456789abcdef0123456789abcdef,md5,0,,0,1,\"n\\x1b]0;x,\"\"q\"\"\",,\"a,b\"\"c\\x1b[2Jd\",alert" "$T/q"'
+"$CLI" index stats "$T/h" >"$T/stats"
+check '! grep -q "$esc" "$T/stats" && grep -qF "\"n\\x1b]0;x,\"\"q\"\"\"" "$T/stats"'
 
 # export and re-import: the same entries
 "$CLI" index export -o "$T/all.jsonl" "$T/i" || fail=1
@@ -62,7 +71,7 @@ check 'cmp -s "$T/md5" "$DATA/md5sum.txt"'
 noid() { sed '1s/"index":"[0-9a-f]\{64\}",//' "$1"; }
 check '[ "$(noid "$T/all.jsonl")" = "$(noid "$T/all2.jsonl")" ] && [ -s "$T/all2.jsonl" ]'
 check '[ "$("$CLI" index stats --json "$T/i" | sed "s/.*\"lists\"://")" = "$("$CLI" index stats --json "$T/j" | sed "s/.*\"lists\"://")" ]'
-check '"$CLI" index stats "$T/j" | grep -q "^  4   good .* known good "'
+check '"$CLI" index stats "$T/j" | grep -q "^  4   good .* \"known good\" (\"7\") "'
 "$CLI" index verify "$T/j" >/dev/null || fail=1
 # an export's lists are the files they came from: not twice either
 "$CLI" index import "$T/j" "$T/all.jsonl" 2>"$T/err"; rc=$?

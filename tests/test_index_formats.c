@@ -117,6 +117,7 @@ static const good goods[] = {
     {"bad/pdq_tab.txt", "pdq-csv", "pdq-csv", NULL, 3, 0},
     {"vics1.json", NULL, "vics-1", NULL, 3, 0},
     {"vics2.json", NULL, "vics-2", NULL, 4, 0},
+    {"vics_bom.json", NULL, "vics-2", NULL, 4, 0}, /* a UTF-8 byte order mark */
     {"@nsrl", NULL, "nsrl-rdsv3", NULL, 5, 1},
 };
 
@@ -516,6 +517,9 @@ static const bad bads[] = {
     {"bad/vics_syntax.json", NULL, IMT_E_PARSE, 3},
     {"bad/vics_dup.json", NULL, IMT_E_DUPLICATE, 5},
     {"bad/vics_toparray.json", NULL, IMT_E_JSON_SHAPE, 1},
+    /* a Category the list gives but we cannot read: never dropped */
+    {"bad/vics_catarray.json", NULL, IMT_E_JSON_SHAPE, 4},
+    {"bad/vics_catobject.json", NULL, IMT_E_JSON_SHAPE, 4},
     {"bad/no-such-file", NULL, IMT_E_NOT_FOUND, 0},
     {"pdq.csv", "no-such-format", IMT_E_INVALID, 0},
     {"@truncated", NULL, IMT_E_TRUNCATED, 0},

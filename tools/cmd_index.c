@@ -134,8 +134,12 @@ static void usage_query(FILE *f)
 "                     variants (8 hashes, as 'imgtriage hash -d' prints)\n"
 "      --sha256       64-digit arguments are SHA-256 digests\n"
 "  -m, --method M     auto (default), mih or scan (same results)\n"
-"Output, one line per match:\n"
-"  QUERY,KIND,DISTANCE,VARIANT,ENTRY,LIST_ID,LIST_NAME,CATEGORY,EXTERNAL_ID\n");
+"Output, one CSV line per match:\n"
+"  QUERY,KIND,DISTANCE,VARIANT,ENTRY,LIST_ID,LIST_NAME,CATEGORY,EXTERNAL_ID,DISPOSITION\n"
+"LIST_NAME, EXTERNAL_ID and a text CATEGORY are quoted, with '\"' doubled, '\\'\n"
+"as '\\\\' and control bytes (terminal escapes) and non-UTF-8 bytes as \\xNN, as\n"
+"in scan reports. DISPOSITION is the list's policy for the category: alert,\n"
+"info or ignore (see 'index import --help').\n");
 }
 
 static int hexval(int c)
@@ -370,7 +374,7 @@ static int do_stats(int argc, char **argv)
         printf("file size:      %llu bytes", (unsigned long long)s.file_bytes);
         if (s.entries) printf(" (%.1f per entry)", (double)s.file_bytes / (double)s.entries);
         printf("\nlists:          %zu\n", nl);
-        printf("  id  good  entries  format      scheme      imported              name (version) sha256\n");
+        printf("  id  good  entries  \"format\" \"scheme\" imported  \"name\" (\"version\") sha256\n");
         for (size_t i = 0; i < nl; i++) {
             imt_list_info li;
             imt_index_list_get(idx, i, &li);
@@ -379,10 +383,21 @@ static int do_stats(int argc, char **argv)
             struct tm tm;
             gmtime_r(&t, &tm);
             strftime(tb, sizeof tb, "%Y-%m-%dT%H:%M:%SZ", &tm);
-            printf("  %-3u %-5s %-8llu %-11s %-11s %s  %s%s%s%s %s\n", (unsigned)li.id,
-                   li.known_good ? "good" : "bad", (unsigned long long)li.entries, li.format,
-                   li.scheme, tb, li.name, *li.version ? " (" : "", li.version,
-                   *li.version ? ")" : "", li.file_sha256);
+            /* strings from the index are quoted and escaped (CSV rules): a
+             * list name may hold terminal escapes */
+            printf("  %-3u %-5s %-8llu ", (unsigned)li.id, li.known_good ? "good" : "bad",
+                   (unsigned long long)li.entries);
+            imt_csv_write_str(stdout, li.format);
+            printf(" ");
+            imt_csv_write_str(stdout, li.scheme);
+            printf(" %s  ", tb);
+            imt_csv_write_str(stdout, li.name);
+            if (*li.version) {
+                printf(" (");
+                imt_csv_write_str(stdout, li.version);
+                printf(")");
+            }
+            printf(" %s\n", li.file_sha256);
             printf("      policy: %s\n", li.policy);
         }
     }
@@ -481,12 +496,18 @@ static void print_matches(imt_index *idx, const char *q, const imt_match *m, siz
                 imt_list_info li;
                 if (imt_index_list_get(idx, j, &li) == IMT_OK && li.id == ms->list_id) lname = li.name;
             }
-            printf("%s,%s,%d,%s,%llu,%u,%s,", q, imt_hash_kind_name(m[i].kind), m[i].distance,
+            /* the list's strings are quoted and escaped as in scan reports:
+             * a name may hold commas, quotes or terminal escapes */
+            printf("%s,%s,%d,%s,%llu,%u,", q, imt_hash_kind_name(m[i].kind), m[i].distance,
                    m[i].kind == IMT_KIND_PDQ ? imt_dihedral_name(m[i].variant) : "",
-                   (unsigned long long)m[i].entry, (unsigned)ms->list_id, lname);
+                   (unsigned long long)m[i].entry, (unsigned)ms->list_id);
+            imt_csv_write_str(stdout, lname);
+            putchar(',');
             if (ms->category >= 0) printf("%d", (int)ms->category);
-            else if (*ms->category_label) printf("%s", ms->category_label);
-            printf(",%s\n", ms->external_id);
+            else if (*ms->category_label) imt_csv_write_str(stdout, ms->category_label);
+            putchar(',');
+            imt_csv_write_str(stdout, ms->external_id);
+            printf(",%s\n", imt_disposition_name(ms->disposition));
         }
 }
 

@@ -476,6 +476,8 @@ static int cb_start_map(void *ctx)
     if (c == C_ROOT && f == F_VALUE) return shape(v, "value must be an array", NULL);
     if ((c == C_ITEM || c == C_MEDIA) && (f == F_MD5 || f == F_SHA1 || f == F_SHA256 || f == F_PDQ))
         return shape(v, "a hash must be a JSON string", NULL);
+    if ((c == C_ITEM || c == C_MEDIA || c == C_MEMB) && f == F_CATEGORY)
+        return shape(v, "Category must be a number or a string, not an object", NULL);
     return push(v, C_OTHER);
 }
 
@@ -610,6 +612,10 @@ static int cb_start_array(void *ctx)
     }
     if ((c == C_ITEM || c == C_MEDIA) && (f == F_MD5 || f == F_SHA1 || f == F_SHA256 || f == F_PDQ))
         return shape(v, "a hash must be a JSON string", NULL);
+    /* a category must never be dropped: an item without one alerts, which
+     * would not be what a list grading it in an array meant */
+    if ((c == C_ITEM || c == C_MEDIA || c == C_MEMB) && f == F_CATEGORY)
+        return shape(v, "Category must be a number or a string, not an array", NULL);
     return push(v, C_OTHER);
 }
 
@@ -665,7 +671,7 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
     yajl_config(y, yajl_dont_validate_strings, 0);
     if (v->jsonl) yajl_config(y, yajl_allow_multiple_values, 1);
     size_t len = 0, pos = 0;
-    int eof = 0, ended_nl = 0;
+    int eof = 0, ended_nl = 0, bom_checked = 0;
     for (;;) {
         char *nl = pos < len ? memchr(buf + pos, '\n', len - pos) : NULL;
         if (!nl && !eof && (pos > 0 || len < 65536)) {
@@ -681,6 +687,12 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
             }
             if (r == 0) eof = 1;
             len += (size_t)r;
+            if (!bom_checked && (len >= 3 || eof)) {
+                /* a UTF-8 byte order mark (Windows tools write one) */
+                bom_checked = 1;
+                if (len >= 3 && (uint8_t)buf[0] == 0xEF && (uint8_t)buf[1] == 0xBB && (uint8_t)buf[2] == 0xBF)
+                    pos = 3;
+            }
             continue;
         }
         /* feed up to and including the next newline, so callbacks know the
