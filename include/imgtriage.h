@@ -426,6 +426,13 @@ typedef struct imt_import_opts {
     /* Called about every 65536 records read (from the importing thread). */
     void (*progress)(void *opaque, uint64_t records);
     void *progress_opaque;
+    /* Called (with progress_opaque, from the importing thread) as the import
+     * reaches each step: "parsed" (the file is read, nothing written), then
+     * inside the write transaction "begin", "entries", "digests", "delta",
+     * "compact" (only when it compacts) and "commit" (all written, about to
+     * commit: until the commit returns, a crash leaves the index as it
+     * was), then "done". NULL: none. */
+    void (*stage)(void *opaque, const char *step);
 } imt_import_opts;
 
 IMT_API void imt_import_opts_init(imt_import_opts *opts);

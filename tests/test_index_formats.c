@@ -235,9 +235,22 @@ static void contents(void)
     q.bytes[3] ^= 0x11;
     CHECK(imt_query_pdq(c, &q, 1, 31, &m, &n) == IMT_OK && n == 1 && n && m[0].distance == 2 &&
           m[0].members[0].category == 1);
-    /* the category given as text keeps its label */
-    static const char sha1_5[] = "a1c3d1b3e0dc5b7b4a6c79c1ae9d8e3e23f7dd0a";
-    (void)sha1_5;
+    /* the category given as text keeps its label: vics2.json's MediaID 12,
+     * "Category":"B", read as no numeric category with the label "B" (so
+     * CAID's policy alerts on it: an ungraded item is never cleared) */
+    static const char sha1_12[] = "13878e0d9761ea83aa9a7c9fed583d9865a9d165";
+    for (int i = 0; i < 20; i++) {
+        unsigned v;
+        sscanf(sha1_12 + 2 * i, "%2x", &v);
+        d[i] = (uint8_t)v;
+    }
+    CHECK(imt_query_digest(c, IMT_KIND_SHA1, d, &m, &n) == IMT_OK && n == 1);
+    if (n == 1) {
+        CHECK(m[0].n_members == 1 && m[0].members[0].list_id == 2 &&
+              m[0].members[0].category == -1 && !strcmp(m[0].members[0].category_label, "B") &&
+              !strcmp(m[0].members[0].external_id, "12") &&
+              m[0].members[0].disposition == IMT_DISP_ALERT);
+    }
     imt_cursor_close(c);
     CHECK(imt_index_verify(idx) == IMT_OK);
     imt_index_close(idx);

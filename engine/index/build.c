@@ -1007,14 +1007,16 @@ cleanup:
     return err;
 }
 
-/* Commit w, then re-open the handle's snapshot. */
-static imt_err writer_commit(imt_index *idx, writer *w)
+/* Commit w (stage, if any, hears "commit" just before). */
+static imt_err writer_commit(imt_index *idx, writer *w, void (*stage)(void *, const char *),
+                             void *opaque)
 {
     imt_err err = IMT_OK;
     w->h.generation++;
     w->h.format = IDX_FORMAT_VERSION; /* a format-2 index is upgraded */
     IMT_TRY(idx_write_header(idx, w->txn, &w->h));
     idx_view_free(&w->v); /* its pointers die with the transaction */
+    if (stage) stage(opaque, "commit");
     int rc = mdb_txn_commit(w->txn);
     w->txn = NULL;
     if (rc) {
@@ -1266,9 +1268,12 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     }
 
     /* the write transaction: everything below is atomic */
+#define STAGE(name) do { if (o.stage) o.stage(o.progress_opaque, name); } while (0)
+    STAGE("parsed");
     idx_snapshot_end(idx);
     snap_closed = 1;
     IMT_TRY(writer_begin(idx, &w));
+    STAGE("begin");
     if (!o.again) IMT_TRY(check_not_imported(&w, metas, nmeta, path));
     IMT_TRY(load_delta_sorted(&w));
     uint32_t list_id = w.h.next_list;
@@ -1279,13 +1284,17 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     }
     w.h.next_list += (uint32_t)nmeta;
     IMT_TRY(merge_records(&w, &s, list_id, per_slot, &st));
+    STAGE("entries");
     IMT_TRY(write_digests(&w, &s));
+    STAGE("digests");
     IMT_TRY(write_delta(&w));
+    STAGE("delta");
     int do_compact = o.compact > 0 || (o.compact < 0 && w.h.delta_n > IDX_DELTA_MAX) ||
                      (o.compact < 0 && w.h.delta_n > 4096 && w.h.main_n == 0);
     if (do_compact && (w.h.delta_n || o.compact > 0)) {
         IMT_TRY(compact(&w));
         st.compacted = 1;
+        STAGE("compact");
     }
     for (size_t i = 0; i < nmeta; i++) {
         const idx_list_meta *m = &metas[i];
@@ -1310,7 +1319,9 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         li.entries = per_slot[i];
         IMT_TRY(write_list(&w, &li));
     }
-    IMT_TRY(writer_commit(idx, &w));
+    IMT_TRY(writer_commit(idx, &w, o.stage, o.progress_opaque));
+    STAGE("done");
+#undef STAGE
     st.list_id = list_id;
     st.lists = (uint32_t)nmeta;
 cleanup:
@@ -1344,7 +1355,7 @@ imt_err imt_index_compact(imt_index *idx)
     idx_snapshot_end(idx);
     IMT_TRY(writer_begin(idx, &w));
     if (w.h.main_n + w.h.delta_n) IMT_TRY(compact(&w));
-    IMT_TRY(writer_commit(idx, &w));
+    IMT_TRY(writer_commit(idx, &w, NULL, NULL));
 cleanup:
     writer_free(&w);
     {
