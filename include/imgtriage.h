@@ -315,6 +315,9 @@ typedef struct imt_list_info {
     int64_t import_time;    /* Unix seconds */
     int known_good;         /* non-zero: a known-good list (e.g. NSRL) */
     uint64_t entries;       /* hashes it contributed */
+    const char *policy;     /* category policy, canonical: which categories
+                               alert, inform or are ignored, e.g.
+                               "alert=none,1-2 info=3+ ignore=0" */
 } imt_list_info;
 
 IMT_API size_t imt_index_list_count(const imt_index *idx);
@@ -418,14 +421,30 @@ typedef struct imt_import_opts {
     int known_good;         /* -1 (default): by format (NSRL good, others bad);
                                0 known-bad; 1 known-good */
     int32_t category;       /* category of records that give none; default -1 */
+    const char *policy;     /* category policy over the scheme's default
+                               (README's table): terms "DISP=CATS" separated
+                               by blanks, DISP alert, info or ignore, CATS
+                               comma-separated N, N-M, N+, none (no category)
+                               or * (all); later terms win. NULL: the default */
     int skip_bad;           /* non-zero: skip bad records, count them, import
                                the rest; default 0: the first one fails all */
+    int again;              /* non-zero: import a file whose SHA-256 is on a
+                               list already; default 0: IMT_E_DUPLICATE, the
+                               error naming that list (matches would count
+                               twice) */
     int compact;            /* -1 (default): when the delta segment is large;
                                0: never; 1: always */
     int64_t import_time;    /* Unix seconds to record; 0 (default): now */
     /* Called about every 65536 records read (from the importing thread). */
     void (*progress)(void *opaque, uint64_t records);
     void *progress_opaque;
+    /* Called (with progress_opaque, from the importing thread) as the import
+     * reaches each step: "parsed" (the file is read, nothing written), then
+     * inside the write transaction "begin", "entries", "digests", "delta",
+     * "compact" (only when it compacts) and "commit" (all written, about to
+     * commit: until the commit returns, a crash leaves the index as it
+     * was), then "done". NULL: none. */
+    void (*stage)(void *opaque, const char *step);
 } imt_import_opts;
 
 IMT_API void imt_import_opts_init(imt_import_opts *opts);
@@ -433,7 +452,8 @@ IMT_API void imt_import_opts_init(imt_import_opts *opts);
 #define IMT_IMPORT_BAD_EXAMPLES 4
 
 typedef struct imt_import_stats {
-    uint32_t list_id;       /* the new list */
+    uint32_t list_id;       /* the new list (the first of them) */
+    uint32_t lists;         /* lists created: 1, or an export's inventory */
     char format[24];        /* the format read ("pdq-csv", "vics-2", ...) */
     uint64_t records;       /* good records read */
     uint64_t new_entries;   /* entries created */
@@ -730,6 +750,11 @@ IMT_API const char *imt_report_last_error(const imt_report *r);
  *  \udcXX (Python's surrogateescape), so the original bytes can be
  *  recovered exactly. Returns 0, or -1 on a write error. */
 IMT_API int imt_json_write_str(FILE *f, const char *s);
+
+/** Write s as a CSV field, always quoted: '"' doubled, '\\' as '\\\\', and
+ *  control bytes (terminal escapes included) and bytes that are not valid
+ *  UTF-8 as \\xNN, as in scan reports (lossless). 0, or -1 on a write error. */
+IMT_API int imt_csv_write_str(FILE *f, const char *s);
 
 #ifdef __cplusplus
 }

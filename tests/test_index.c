@@ -425,8 +425,12 @@ static void api_misc(void)
     imt_import_stats st;
     CHECKF(imt_index_import(idx, f1, &io, &st) == IMT_OK, "%s", imt_index_last_error(idx));
     CHECK(st.list_id == 1 && st.records == 2 && strcmp(st.format, "md5sum") == 0);
-    /* the same list again: same hashes -> one entry, two memberships */
+    /* the same file again: refused (its matches would count twice) ... */
     io.name = "again";
+    CHECK(imt_index_import(idx, f1, &io, &st) == IMT_E_DUPLICATE &&
+          strstr(imt_index_last_error(idx), "imported already as list 1 'md5 list'"));
+    /* ... unless asked: same hashes -> one entry, two memberships */
+    io.again = 1;
     CHECK(imt_index_import(idx, f1, &io, &st) == IMT_OK && st.merged == 2 && st.new_entries == 0);
     REQUIRE(imt_index_identity(idx, id1) == IMT_OK);
     CHECK(strcmp(id0, id1) != 0);

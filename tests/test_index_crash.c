@@ -1,8 +1,12 @@
 /* tests/test_index_crash.c -- a writer killed with SIGKILL in the middle of
  * an import leaves the index exactly as it was: a child process imports a
  * large generated list and is killed at several points (while parsing,
- * and at growing delays into the write transaction); each time the index
- * then opens, verifies and has its old identity and content. */
+ * and at growing delays into the write transaction) and, deterministically,
+ * stopped inside the LMDB write transaction at each step the import reports
+ * (imt_import_opts.stage: the child stops itself with SIGSTOP there and is
+ * killed while stopped, so the kill provably lands inside the transaction,
+ * "commit" being everything written but the commit itself); each time the
+ * index then opens, verifies and has its old identity and content. */
 #include "imgtriage.h"
 #include "testutil.h"
 
@@ -15,6 +19,15 @@
 
 static char dir[400], big[400], base[400];
 static int progress_fd = -1;
+static const char *stop_at; /* the child stops itself at this step */
+
+static void on_stage(void *opaque, const char *step)
+{
+    (void)opaque;
+    if (!stop_at || strcmp(step, stop_at) != 0) return;
+    if (write(progress_fd, "s", 1) != 1) _exit(3);
+    raise(SIGSTOP);
+}
 
 static void on_progress(void *opaque, uint64_t n)
 {
@@ -65,6 +78,7 @@ static int run_child(int reports, int delay_ms)
         imt_import_opts io;
         imt_import_opts_init(&io);
         io.progress = on_progress;
+        io.stage = on_stage;
         io.compact = 1; /* the longest write transaction: a full rebuild */
         imt_err e = imt_index_import(idx, big, &io, NULL);
         if (write(progress_fd, "d", 1) != 1) _exit(3);
@@ -84,6 +98,55 @@ static int run_child(int reports, int delay_ms)
     REQUIRE(waitpid(pid, &status, 0) == pid);
     close(p[0]);
     return status;
+}
+
+/* Import big in a child that stops itself at step; kill it while stopped.
+ * Returns 1 if it was stopped there and killed. */
+static int run_child_stop(const char *step)
+{
+    stop_at = step;
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        progress_fd = p[1];
+        imt_index_opts o;
+        imt_index_opts_init(&o);
+        o.read_only = 0;
+        imt_index *idx;
+        if (imt_index_open(&idx, dir, &o) != IMT_OK) _exit(2);
+        imt_import_opts io;
+        imt_import_opts_init(&io);
+        io.progress = on_progress;
+        io.stage = on_stage;
+        io.compact = 1;
+        imt_err e = imt_index_import(idx, big, &io, NULL);
+        imt_index_close(idx);
+        _exit(e == IMT_OK ? 0 : 1);
+    }
+    close(p[1]);
+    char ch;
+    int stopped_msg = 0;
+    while (read(p[0], &ch, 1) == 1)
+        if (ch == 's') {
+            stopped_msg = 1;
+            break;
+        }
+    int status, ok = 0;
+    REQUIRE(waitpid(pid, &status, WUNTRACED) == pid);
+    if (stopped_msg && WIFSTOPPED(status)) {
+        kill(pid, SIGKILL);
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    } else if (WIFSTOPPED(status)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    close(p[0]);
+    stop_at = NULL;
+    return ok;
 }
 
 static void check_old(const char *id_old, uint64_t entries_old, const char *what)
@@ -128,6 +191,16 @@ int main(void)
     uint64_t entries_old = s.entries;
     imt_index_close(idx); /* never keep an LMDB env open across fork */
 
+    /* killed inside the write transaction, at every step it reports */
+    static const char *const steps[] = {"parsed", "begin", "entries", "digests", "delta",
+                                        "compact", "commit"};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "killed stopped at '%s'", steps[i]);
+        int ok = run_child_stop(steps[i]);
+        CHECKF(ok, "%s: the child did not stop there", what);
+        if (ok) check_old(id_old, entries_old, what);
+    }
     /* 300k records: 4 progress reports while parsing; then the write
      * transaction (merge, delta, full rebuild) takes a few hundred ms */
     static const int delays[] = {0, 0, 30, 100, 200, 400, 800};

@@ -47,7 +47,9 @@ static void usage_import(FILE *f)
 "The same hash in several lists is one entry with several memberships.\n"
 "\n"
 "Options:\n"
-"  -f, --format FMT    the list format (default: auto-detected); one of:\n"
+"  -f, --format FMT    the list format (default: detected; input that two\n"
+"                      formats could read differently is an error asking\n"
+"                      for --format); one of:\n"
 "                      ");
     for (int i = 1; fm[i]; i++) fprintf(f, "%s%s", fm[i], fm[i + 1] ? ", " : "\n");
     fprintf(f,
@@ -55,21 +57,38 @@ static void usage_import(FILE *f)
 "      --version V     list version (NSRL: its VERSION row by default)\n"
 "      --scheme S      category scheme: projectvic (VICS default), caid, custom\n"
 "      --category N    category of records that give none\n"
+"      --alert CATS    memberships of these categories alert (the file is a hit)\n"
+"      --info CATS     these are informational (reported, not a hit)\n"
+"      --ignore CATS   these are ignorable (the file is marked known-good)\n"
+"                      CATS: comma-separated N, N-M, N+, 'none' (no numeric\n"
+"                      category) or '*' (all); painted over the scheme's\n"
+"                      default policy in the order given (later wins)\n"
 "      --known-good    the list is known-good (default for NSRL only)\n"
 "      --known-bad     the list is known-bad (default for other formats)\n"
 "      --skip-bad      skip bad records, import the rest, report how many\n"
+"      --again         import a file whose SHA-256 is on a list already (by\n"
+"                      default refused: its matches would count twice)\n"
 "      --compact       rebuild the search tables now (delta segment emptied)\n"
 "      --no-compact    never rebuild during this import\n"
 "      --create        create the index if it does not exist\n"
 "  -q, --quiet         no summary line\n"
 "\n"
-"Formats: pdq-csv (hash,quality[,...] as pdq-photo-hasher and HMA print),\n"
+"Formats: pdq-csv (hash,quality[,...] as pdq-photo-hasher and HMA print,\n"
+"or tab-separated),\n"
 "te ('pdq <hex>' lines), md5sum/sha1sum/sha256sum output, hashdeep\n"
 "('%%%%%%%% HASHDEEP-1.0'), plain hex (md5-hex, sha1-hex, pdq-hex, sha256-hex;\n"
 "'hex' picks MD5 or SHA-1 by length; 64-digit lists must be named), vics\n"
 "(Project VIC VICS JSON 1.x and 2.0), nsrl (NIST RDSv3 SQLite, known-good),\n"
 "jsonl (this tool's export). A bad record stops the import with FILE:LINE\n"
-"and the reason (hash-length, not-hex, duplicate, parse, json-shape, ...).\n");
+"and the reason (hash-length, not-hex, duplicate, parse, json-shape, ...).\n"
+"\n"
+"Default category policies ('index stats' shows each list's):\n"
+"  projectvic  alert=none,1-2 info=3+ ignore=0   (VIC 0 non-pertinent)\n"
+"  caid        alert=none,1-3 info=0,4+          (1-3: categories A, B, C)\n"
+"  custom      alert=none,0+\n"
+"  known-good  ignore=none,0+                    (NSRL, --known-good)\n"
+"'none' is a membership without a numeric category: it alerts unless the\n"
+"list is known-good or a policy says otherwise.\n");
 }
 
 static void usage_stats(FILE *f)
@@ -77,7 +96,8 @@ static void usage_stats(FILE *f)
     fprintf(f,
 "Usage: imgtriage index stats [--json] INDEX\n"
 "Print the meta record (format version, creating tool, identity digest,\n"
-"counts, segments) and the list inventory.\n");
+"counts, segments) and the list inventory, with each list's category\n"
+"policy (which categories alert, inform or are ignored).\n");
 }
 
 static void usage_verify(FILE *f)
@@ -94,8 +114,10 @@ static void usage_export(FILE *f)
     fprintf(f,
 "Usage: imgtriage index export [OPTIONS] INDEX\n"
 "Write entries in entry order.\n"
-"  -f, --format FMT   jsonl (default: every field; imports back with\n"
-"                     --format jsonl), pdq-csv, te, md5sum, sha1sum,\n"
+"  -f, --format FMT   jsonl (default: every field and the list inventory:\n"
+"                     importing it gives the lists back as they were, names,\n"
+"                     versions, schemes, policies, known-good flags and\n"
+"                     all), pdq-csv, te, md5sum, sha1sum,\n"
 "                     sha256sum, pdq-hex, md5-hex, sha1-hex, sha256-hex\n"
 "  -l, --list ID      only entries of list ID (see 'index stats')\n"
 "  -o, --output FILE  write to FILE instead of standard output\n");
@@ -112,8 +134,12 @@ static void usage_query(FILE *f)
 "                     variants (8 hashes, as 'imgtriage hash -d' prints)\n"
 "      --sha256       64-digit arguments are SHA-256 digests\n"
 "  -m, --method M     auto (default), mih or scan (same results)\n"
-"Output, one line per match:\n"
-"  QUERY,KIND,DISTANCE,VARIANT,ENTRY,LIST_ID,LIST_NAME,CATEGORY,EXTERNAL_ID\n");
+"Output, one CSV line per match:\n"
+"  QUERY,KIND,DISTANCE,VARIANT,ENTRY,LIST_ID,LIST_NAME,CATEGORY,EXTERNAL_ID,DISPOSITION\n"
+"LIST_NAME, EXTERNAL_ID and a text CATEGORY are quoted, with '\"' doubled, '\\'\n"
+"as '\\\\' and control bytes (terminal escapes) and non-UTF-8 bytes as \\xNN, as\n"
+"in scan reports. DISPOSITION is the list's policy for the category: alert,\n"
+"info or ignore (see 'index import --help').\n");
 }
 
 static int hexval(int c)
@@ -186,20 +212,36 @@ static int do_create(int argc, char **argv)
 static int do_import(int argc, char **argv)
 {
     enum { O_NAME = 256, O_VERSION, O_SCHEME, O_CATEGORY, O_GOOD, O_BAD, O_SKIP, O_COMPACT,
-           O_NOCOMPACT, O_CREATE };
+           O_NOCOMPACT, O_CREATE, O_ALERT, O_INFO, O_IGNORE, O_AGAIN };
     static const struct option lo[] = {
         {"format", 1, 0, 'f'},      {"name", 1, 0, O_NAME},         {"version", 1, 0, O_VERSION},
         {"scheme", 1, 0, O_SCHEME}, {"category", 1, 0, O_CATEGORY}, {"known-good", 0, 0, O_GOOD},
         {"known-bad", 0, 0, O_BAD}, {"skip-bad", 0, 0, O_SKIP},     {"compact", 0, 0, O_COMPACT},
         {"no-compact", 0, 0, O_NOCOMPACT}, {"create", 0, 0, O_CREATE}, {"quiet", 0, 0, 'q'},
+        {"alert", 1, 0, O_ALERT},   {"info", 1, 0, O_INFO},         {"ignore", 1, 0, O_IGNORE},
+        {"again", 0, 0, O_AGAIN},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     imt_import_opts io;
     imt_import_opts_init(&io);
     int c, create = 0, quiet = 0;
     unsigned long long v;
+    char policy[1024] = "";
+    size_t plen = 0;
     while ((c = getopt_long(argc, argv, "f:qh", lo, NULL)) != -1) {
         switch (c) {
         case 'h': usage_import(stdout); return CLI_EXIT_OK;
+        case O_ALERT: case O_INFO: case O_IGNORE: {
+            /* one term per option, in order; the library checks them */
+            const char *d = c == O_ALERT ? "alert" : c == O_INFO ? "info" : "ignore";
+            int n = snprintf(policy + plen, sizeof policy - plen, "%s%s=%s", plen ? " " : "", d, optarg);
+            if (n < 0 || (size_t)n >= sizeof policy - plen || strpbrk(optarg, " ;\t=")) {
+                cli_err("--%s: '%s' is not a list of categories", d, optarg);
+                return CLI_EXIT_ERROR;
+            }
+            plen += (size_t)n;
+            io.policy = policy;
+            break;
+        }
         case 'f': io.format = optarg; break;
         case O_NAME: io.name = optarg; break;
         case O_VERSION: io.version = optarg; break;
@@ -217,6 +259,7 @@ static int do_import(int argc, char **argv)
         case O_GOOD: io.known_good = 1; break;
         case O_BAD: io.known_good = 0; break;
         case O_SKIP: io.skip_bad = 1; break;
+        case O_AGAIN: io.again = 1; break;
         case O_COMPACT: io.compact = 1; break;
         case O_NOCOMPACT: io.compact = 0; break;
         case O_CREATE: create = 1; break;
@@ -244,9 +287,14 @@ static int do_import(int argc, char **argv)
             break;
         }
         if (!quiet) {
-            printf("%s: list %u, format %s, %llu records, %llu new entries, %llu merged",
-                   argv[i], (unsigned)st.list_id, st.format, (unsigned long long)st.records,
-                   (unsigned long long)st.new_entries, (unsigned long long)st.merged);
+            if (st.lists > 1)
+                printf("%s: lists %u-%u, ", argv[i], (unsigned)st.list_id,
+                       (unsigned)(st.list_id + st.lists - 1));
+            else
+                printf("%s: list %u, ", argv[i], (unsigned)st.list_id);
+            printf("format %s, %llu records, %llu new entries, %llu merged", st.format,
+                   (unsigned long long)st.records, (unsigned long long)st.new_entries,
+                   (unsigned long long)st.merged);
             if (st.compacted) printf(", compacted");
             printf("\n");
         }
@@ -306,9 +354,10 @@ static int do_stats(int argc, char **argv)
             cli_json_str(stdout, li.format);
             printf(",\"scheme\":");
             cli_json_str(stdout, li.scheme);
-            printf(",\"known_good\":%s,\"import_time\":%lld,\"entries\":%llu,\"file_sha256\":\"%s\"}",
+            printf(",\"known_good\":%s,\"import_time\":%lld,\"entries\":%llu,\"file_sha256\":\"%s\","
+                   "\"policy\":\"%s\"}",
                    li.known_good ? "true" : "false", (long long)li.import_time,
-                   (unsigned long long)li.entries, li.file_sha256);
+                   (unsigned long long)li.entries, li.file_sha256, li.policy);
         }
         printf("]}\n");
     } else {
@@ -325,7 +374,7 @@ static int do_stats(int argc, char **argv)
         printf("file size:      %llu bytes", (unsigned long long)s.file_bytes);
         if (s.entries) printf(" (%.1f per entry)", (double)s.file_bytes / (double)s.entries);
         printf("\nlists:          %zu\n", nl);
-        printf("  id  good  entries  format      scheme      imported              name (version) sha256\n");
+        printf("  id  good  entries  \"format\" \"scheme\" imported  \"name\" (\"version\") sha256\n");
         for (size_t i = 0; i < nl; i++) {
             imt_list_info li;
             imt_index_list_get(idx, i, &li);
@@ -334,10 +383,22 @@ static int do_stats(int argc, char **argv)
             struct tm tm;
             gmtime_r(&t, &tm);
             strftime(tb, sizeof tb, "%Y-%m-%dT%H:%M:%SZ", &tm);
-            printf("  %-3u %-5s %-8llu %-11s %-11s %s  %s%s%s%s %s\n", (unsigned)li.id,
-                   li.known_good ? "good" : "bad", (unsigned long long)li.entries, li.format,
-                   li.scheme, tb, li.name, *li.version ? " (" : "", li.version,
-                   *li.version ? ")" : "", li.file_sha256);
+            /* strings from the index are quoted and escaped (CSV rules): a
+             * list name may hold terminal escapes */
+            printf("  %-3u %-5s %-8llu ", (unsigned)li.id, li.known_good ? "good" : "bad",
+                   (unsigned long long)li.entries);
+            imt_csv_write_str(stdout, li.format);
+            printf(" ");
+            imt_csv_write_str(stdout, li.scheme);
+            printf(" %s  ", tb);
+            imt_csv_write_str(stdout, li.name);
+            if (*li.version) {
+                printf(" (");
+                imt_csv_write_str(stdout, li.version);
+                printf(")");
+            }
+            printf(" %s\n", li.file_sha256);
+            printf("      policy: %s\n", li.policy);
         }
     }
     imt_index_close(idx);
@@ -435,12 +496,18 @@ static void print_matches(imt_index *idx, const char *q, const imt_match *m, siz
                 imt_list_info li;
                 if (imt_index_list_get(idx, j, &li) == IMT_OK && li.id == ms->list_id) lname = li.name;
             }
-            printf("%s,%s,%d,%s,%llu,%u,%s,", q, imt_hash_kind_name(m[i].kind), m[i].distance,
+            /* the list's strings are quoted and escaped as in scan reports:
+             * a name may hold commas, quotes or terminal escapes */
+            printf("%s,%s,%d,%s,%llu,%u,", q, imt_hash_kind_name(m[i].kind), m[i].distance,
                    m[i].kind == IMT_KIND_PDQ ? imt_dihedral_name(m[i].variant) : "",
-                   (unsigned long long)m[i].entry, (unsigned)ms->list_id, lname);
+                   (unsigned long long)m[i].entry, (unsigned)ms->list_id);
+            imt_csv_write_str(stdout, lname);
+            putchar(',');
             if (ms->category >= 0) printf("%d", (int)ms->category);
-            else if (*ms->category_label) printf("%s", ms->category_label);
-            printf(",%s\n", ms->external_id);
+            else if (*ms->category_label) imt_csv_write_str(stdout, ms->category_label);
+            putchar(',');
+            imt_csv_write_str(stdout, ms->external_id);
+            printf(",%s\n", imt_disposition_name(ms->disposition));
         }
 }
 

@@ -187,3 +187,12 @@ int imt_json_write_str(FILE *f, const char *s)
     imt__buf_free(&b);
     return rc;
 }
+
+int imt_csv_write_str(FILE *f, const char *s)
+{
+    imt__buf b = {0};
+    imt__buf_csv_str(&b, s);
+    int rc = (b.oom || fwrite(b.p, 1, b.len, f) != b.len) ? -1 : 0;
+    imt__buf_free(&b);
+    return rc;
+}

@@ -24,11 +24,22 @@
  * scans the delta linearly: 64k hashes = 2 MiB, about 0.1 ms per query. */
 #define IDX_DELTA_MAX 65536u
 
+/* A stored membership: list slot, category, arena offsets. */
+typedef struct smem {
+    uint32_t slot;
+    int32_t category;
+    uint32_t label, ext;
+} smem;
+
 struct idx_sink {
     imt_index *idx;
     const char *path;
     idx_rec *recs;
     size_t n, cap;
+    smem *mem;
+    size_t nmem, capmem;
+    idx_list_meta *lists;        /* an export's inventory; NULL: none */
+    size_t nlists;
     char *str;
     size_t nstr, capstr;
     uint32_t last_label, last_ext;
@@ -98,9 +109,10 @@ static imt_err arena_add(idx_sink *s, const char *str, uint32_t *off, uint32_t *
     return IMT_OK;
 }
 
-imt_err idx_sink_add(idx_sink *s, const idx_rec *r, const char *label, const char *ext)
+imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_member_in *m)
 {
     imt_err err = IMT_OK;
+    if (!n || n > 65535) return IMT_E_INTERNAL;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024, bytes;
         if (!imt__mul_ok(cap, sizeof *s->recs, &bytes)) return IMT_E_NOMEM;
@@ -109,16 +121,51 @@ imt_err idx_sink_add(idx_sink *s, const idx_rec *r, const char *label, const cha
         s->recs = p;
         s->cap = cap;
     }
-    if (s->n >= IDX_MAX_ENTRIES) return IMT_E_TOO_LARGE;
+    if (s->nmem + n > s->capmem) {
+        size_t cap = s->capmem ? s->capmem : 1024, bytes;
+        while (cap < s->nmem + n) cap *= 2;
+        if (!imt__mul_ok(cap, sizeof *s->mem, &bytes)) return IMT_E_NOMEM;
+        smem *p = imt__realloc(s->mem, bytes);
+        if (!p) return IMT_E_NOMEM;
+        s->mem = p;
+        s->capmem = cap;
+    }
+    if (s->n >= IDX_MAX_ENTRIES || s->nmem + n > UINT32_MAX) return IMT_E_TOO_LARGE;
     idx_rec *d = &s->recs[s->n];
     *d = *r;
-    if (d->category < 0) d->category = s->def_cat;
-    IMT_TRY(arena_add(s, label, &d->label, &s->last_label));
-    IMT_TRY(arena_add(s, ext, &d->ext, &s->last_ext));
+    d->mem = (uint32_t)s->nmem;
+    d->nmem = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        smem *sm = &s->mem[s->nmem + i];
+        if (m[i].slot >= (s->nlists ? s->nlists : 1)) return IMT_E_INTERNAL;
+        sm->slot = m[i].slot;
+        sm->category = m[i].category < 0 ? s->def_cat : m[i].category;
+        IMT_TRY(arena_add(s, m[i].label, &sm->label, &s->last_label));
+        IMT_TRY(arena_add(s, m[i].ext, &sm->ext, &s->last_ext));
+    }
+    s->nmem += n;
     s->n++;
     if (s->progress && (s->n & 65535) == 0) s->progress(s->progress_opaque, s->n);
 cleanup:
     return err;
+}
+
+imt_err idx_sink_add(idx_sink *s, const idx_rec *r, const char *label, const char *ext)
+{
+    idx_member_in m = {0, r->category, label, ext};
+    return idx_sink_add_members(s, r, 1, &m);
+}
+
+imt_err idx_sink_add_list(idx_sink *s, const idx_list_meta *m)
+{
+    if (s->nlists >= IDX_MAX_LISTS) return IMT_E_TOO_LARGE;
+    if ((s->nlists & (s->nlists - 1)) == 0) { /* 0, 1, 2, 4, ...: double */
+        idx_list_meta *p = imt__realloc(s->lists, (s->nlists ? 2 * s->nlists : 1) * sizeof *p);
+        if (!p) return IMT_E_NOMEM;
+        s->lists = p;
+    }
+    s->lists[s->nlists++] = *m;
+    return IMT_OK;
 }
 
 static imt_err sink_badv(idx_sink *s, uint64_t line, imt_err e, const char *fmt, va_list ap)
@@ -336,61 +383,6 @@ cleanup:
     return err;
 }
 
-/* ---- format detection -------------------------------------------------- */
-static const char *const format_names[IF__COUNT + 1] = {
-    [IF_AUTO] = "auto",         [IF_PDQ_CSV] = "pdq-csv",     [IF_TE] = "te",
-    [IF_MD5SUM] = "md5sum",     [IF_SHA1SUM] = "sha1sum",     [IF_SHA256SUM] = "sha256sum",
-    [IF_HASHDEEP] = "hashdeep", [IF_HEX] = "hex",             [IF_PDQ_HEX] = "pdq-hex",
-    [IF_MD5_HEX] = "md5-hex",   [IF_SHA1_HEX] = "sha1-hex",   [IF_SHA256_HEX] = "sha256-hex",
-    [IF_VICS] = "vics",         [IF_NSRL] = "nsrl",           [IF_JSONL] = "jsonl",
-    [IF__COUNT] = NULL};
-
-const char *const *imt_index_formats(void)
-{
-    return format_names;
-}
-
-const char *idx_format_name(idx_format f)
-{
-    return (unsigned)f < IF__COUNT ? format_names[f] : "unknown";
-}
-
-static int format_by_name(const char *n, idx_format *f)
-{
-    for (int i = 0; i < IF__COUNT; i++)
-        if (!strcmp(n, format_names[i])) {
-            *f = (idx_format)i;
-            return 1;
-        }
-    /* aliases */
-    if (!strcmp(n, "vics-1") || !strcmp(n, "vics-2") || !strcmp(n, "caid")) {
-        *f = IF_VICS;
-        return 1;
-    }
-    if (!strcmp(n, "threatexchange")) {
-        *f = IF_TE;
-        return 1;
-    }
-    return 0;
-}
-
-/* Sniff the first bytes: SQLite, JSON, our own export; text formats are
- * told apart by the parser from their first data line. */
-static idx_format sniff(const uint8_t *b, size_t n)
-{
-    if (n >= 16 && memcmp(b, "SQLite format 3", 16) == 0) return IF_NSRL;
-    size_t i = 0;
-    if (n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF) i = 3;
-    while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')) i++;
-    if (i < n && b[i] == '[') return IF_VICS; /* JSON, the wrong shape: said so */
-    if (i < n && b[i] == '{') {
-        static const char tag[] = "{\"imgtriage-export\"";
-        if (n - i >= sizeof tag - 1 && memcmp(b + i, tag, sizeof tag - 1) == 0) return IF_JSONL;
-        return IF_VICS;
-    }
-    return IF_AUTO;
-}
-
 /* ---- writing ----------------------------------------------------------- */
 static imt_err file_sha256(idx_sink *s, int fd, char out[65])
 {
@@ -601,8 +593,26 @@ static imt_err dig_add(writer *w, int k, uint32_t rec_idx, uint32_t entry, size_
     return IMT_OK;
 }
 
+/* The memberships of record r, for list ids first_list + slot, into w->mem;
+ * counts them per slot. */
+static imt_err rec_members(writer *w, const idx_sink *s, const idx_rec *r, uint32_t first_list,
+                           uint64_t *per_slot)
+{
+    imt_err err = IMT_OK;
+    for (uint32_t j = 0; j < r->nmem; j++) {
+        const smem *m = &s->mem[r->mem + j];
+        const char *label = m->label && s->str ? s->str + m->label : "";
+        const char *ext = m->ext && s->str ? s->str + m->ext : "";
+        IMT_TRY(add_member(&w->mem, first_list + m->slot, m->category, label, ext));
+        per_slot[m->slot]++;
+    }
+cleanup:
+    return err;
+}
+
 /* Merge every record; new entries are appended in id order. */
-static imt_err merge_records(writer *w, idx_sink *s, uint32_t list_id, imt_import_stats *st)
+static imt_err merge_records(writer *w, idx_sink *s, uint32_t list_id, uint64_t *per_slot,
+                             imt_import_stats *st)
 {
     imt_err err = IMT_OK;
     MDB_cursor *ec = NULL;
@@ -631,10 +641,6 @@ static imt_err merge_records(writer *w, idx_sink *s, uint32_t list_id, imt_impor
                 found_entry = e;
             }
         }
-        const char *label = s->str ? s->str + r->label : "";
-        const char *ext = s->str ? s->str + r->ext : "";
-        if (!r->label) label = "";
-        if (!r->ext) ext = "";
         if (!found) {
             if (w->h.next_entry >= IDX_MAX_ENTRIES) {
                 idx_set_err(w->idx, "%s: the index is full (%u entries)", w->idx->path,
@@ -644,9 +650,9 @@ static imt_err merge_records(writer *w, idx_sink *s, uint32_t list_id, imt_impor
             }
             uint32_t id = w->h.next_entry++;
             w->mem.n = 0;
-            IMT_TRY(add_member(&w->mem, list_id, r->category, label, ext));
+            IMT_TRY(rec_members(w, s, r, list_id, per_slot));
             IMT_TRY(encode_entry(&w->rec, r->kinds, r->quality, r->pdq, r->md5, r->sha1,
-                                 r->sha256, 1, w->mem.p, w->mem.n));
+                                 r->sha256, r->nmem, w->mem.p, w->mem.n));
             uint8_t key[4];
             idx_put_be32(key, id);
             MDB_val k = {4, key}, d = {w->rec.n, w->rec.p};
@@ -677,7 +683,8 @@ static imt_err merge_records(writer *w, idx_sink *s, uint32_t list_id, imt_impor
                 goto cleanup;
             }
             idx_entry old;
-            if (idx_entry_decode(d.mv_data, d.mv_size, &old) != IMT_OK || old.n_members >= 65535) {
+            if (idx_entry_decode(d.mv_data, d.mv_size, &old) != IMT_OK ||
+                old.n_members + r->nmem > 65535) {
                 idx_set_err(w->idx, "%s: entry %u is malformed or full", w->idx->path,
                             (unsigned)found_entry);
                 err = IMT_E_INDEX_CORRUPT;
@@ -705,9 +712,9 @@ static imt_err merge_records(writer *w, idx_sink *s, uint32_t list_id, imt_impor
             }
             w->mem.n = 0;
             IMT_TRY(buf_add(&w->mem, old.members, old.members_len));
-            IMT_TRY(add_member(&w->mem, list_id, r->category, label, ext));
+            IMT_TRY(rec_members(w, s, r, list_id, per_slot));
             IMT_TRY(encode_entry(&w->rec, kinds, quality, pdq, md5, sha1, sha256,
-                                 old.n_members + 1, w->mem.p, w->mem.n));
+                                 old.n_members + r->nmem, w->mem.p, w->mem.n));
             MDB_val nd = {w->rec.n, w->rec.p};
             rc = mdb_put(w->txn, w->idx->db_entries, &k, &nd, 0);
             if (rc) {
@@ -716,7 +723,7 @@ static imt_err merge_records(writer *w, idx_sink *s, uint32_t list_id, imt_impor
             }
             st->merged++;
         }
-        w->h.n_members++;
+        w->h.n_members += r->nmem;
     }
 cleanup:
     mdb_cursor_close(ec);
@@ -945,8 +952,9 @@ static imt_err write_list(writer *w, const imt_list_info *li)
     memcpy(head + 8, &li->import_time, 8);
     memcpy(head + 16, &li->entries, 8);
     IMT_TRY(buf_add(&b, head, 24));
-    const char *f[5] = {li->name, li->version, li->format, li->file_sha256, li->scheme};
-    for (int i = 0; i < 5; i++) IMT_TRY(buf_add(&b, f[i], strlen(f[i]) + 1));
+    const char *f[6] = {li->name, li->version, li->format, li->file_sha256, li->scheme,
+                        li->policy};
+    for (int i = 0; i < 6; i++) IMT_TRY(buf_add(&b, f[i], strlen(f[i]) + 1));
     uint8_t key[4];
     idx_put_be32(key, li->id);
     MDB_val k = {4, key}, d = {b.n, b.p};
@@ -982,13 +990,16 @@ cleanup:
     return err;
 }
 
-/* Commit w, then re-open the handle's snapshot. */
-static imt_err writer_commit(imt_index *idx, writer *w)
+/* Commit w (stage, if any, hears "commit" just before). */
+static imt_err writer_commit(imt_index *idx, writer *w, void (*stage)(void *, const char *),
+                             void *opaque)
 {
     imt_err err = IMT_OK;
     w->h.generation++;
+    w->h.format = IDX_FORMAT_VERSION; /* a format-2 index is upgraded */
     IMT_TRY(idx_write_header(idx, w->txn, &w->h));
     idx_view_free(&w->v); /* its pointers die with the transaction */
+    if (stage) stage(opaque, "commit");
     int rc = mdb_txn_commit(w->txn);
     w->txn = NULL;
     if (rc) {
@@ -1020,6 +1031,85 @@ static int is_writable(imt_index *idx)
     return 1;
 }
 
+/* Refuse a list whose file was imported already (same SHA-256): it would
+ * double every match. Read inside the write transaction, so two importers
+ * cannot both pass. */
+static imt_err check_not_imported(writer *w, const idx_list_meta *m, size_t nm, const char *path)
+{
+    imt_err err = IMT_OK;
+    MDB_cursor *cur = NULL;
+    MDB_val k, d;
+    int rc = mdb_cursor_open(w->txn, w->idx->db_lists, &cur);
+    if (rc) return idx_mdb_err(w->idx, rc, "reading the lists");
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        const char *f[4], *p = (const char *)d.mv_data + 24, *end = (const char *)d.mv_data + d.mv_size;
+        if (d.mv_size < 24) break;
+        int i = 0;
+        for (; i < 4 && p < end; i++) {
+            const char *z = memchr(p, 0, (size_t)(end - p));
+            if (!z) break;
+            f[i] = p;
+            p = z + 1;
+        }
+        if (i < 4) {
+            idx_set_err(w->idx, "%s: a list record is malformed", w->idx->path);
+            err = IMT_E_INDEX_CORRUPT;
+            goto cleanup;
+        }
+        for (size_t j = 0; j < nm; j++) {
+            if (strcmp(f[3], m[j].file_sha256) != 0) continue;
+            idx_set_err(w->idx, "%s: %s was imported already as list %u '%.200s' (file SHA-256 %s); "
+                        "importing it again would count its matches twice (--again to do it anyway)",
+                        path, nm > 1 ? "a list of this export" : "this file",
+                        (unsigned)idx_get_u32(d.mv_data), f[0], f[3]);
+            err = IMT_E_DUPLICATE;
+            goto cleanup;
+        }
+    }
+    if (rc && rc != MDB_NOTFOUND) err = idx_mdb_err(w->idx, rc, "reading the lists");
+cleanup:
+    mdb_cursor_close(cur);
+    return err;
+}
+
+/* The lists of an export's inventory, with the options over them: they name
+ * one list, so they apply only to an export of one. */
+static imt_err inventory_lists(idx_sink *s, const imt_import_opts *o, idx_list_meta **out,
+                               size_t *nout)
+{
+    int over = (o->name && *o->name) || (o->version && *o->version) || (o->scheme && *o->scheme) ||
+               o->policy || o->known_good >= 0 || o->category >= 0 || o->import_time;
+    if (over && s->nlists > 1) {
+        idx_set_err(s->idx, "%s: an export of %zu lists: --name, --version, --scheme, "
+                    "--category, --known-good/--known-bad and policies name one list",
+                    s->path, s->nlists);
+        return IMT_E_INVALID;
+    }
+    idx_list_meta *m = s->lists;
+    if (s->nlists == 1) {
+        char msg[160];
+        int redefault = (o->scheme && *o->scheme) || o->known_good >= 0;
+        if (o->name && *o->name) snprintf(m->name, sizeof m->name, "%s", o->name);
+        if (o->version && *o->version) snprintf(m->version, sizeof m->version, "%s", o->version);
+        if (o->scheme && *o->scheme) snprintf(m->scheme, sizeof m->scheme, "%s", o->scheme);
+        if (o->known_good >= 0) m->known_good = o->known_good;
+        if (o->import_time) m->import_time = o->import_time;
+        char base[IDX_POLICY_MAX];
+        snprintf(base, sizeof base, "%s",
+                 redefault ? idx_policy_default(m->scheme, m->known_good) : m->policy);
+        if (idx_policy_resolve(base, o->policy, m->policy, sizeof m->policy, msg, sizeof msg) !=
+            IMT_OK) {
+            idx_set_err(s->idx, "category policy: %s", msg);
+            return IMT_E_INVALID;
+        }
+    }
+    *out = s->lists;
+    *nout = s->nlists;
+    s->lists = NULL; /* now the caller's */
+    s->nlists = 0;
+    return IMT_OK;
+}
+
 imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts *opts,
                          imt_import_stats *stats)
 {
@@ -1029,7 +1119,10 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     idx_sink s;
     writer w;
     int fd = -1, snap_closed = 0;
-    char sha[65] = {0}, fmtname[24] = {0}, name[512];
+    char sha[65] = {0}, fmtname[24] = {0}, policy[IDX_POLICY_MAX], pmsg[160];
+    idx_list_meta *metas = NULL;
+    size_t nmeta = 0;
+    uint64_t *per_slot = NULL;
     memset(&s, 0, sizeof s);
     memset(&st, 0, sizeof st);
     memset(&w, 0, sizeof w);
@@ -1048,8 +1141,16 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     s.progress = o.progress;
     s.progress_opaque = o.progress_opaque;
     idx_format f = IF_AUTO;
-    if (o.format && *o.format && !format_by_name(o.format, &f)) {
+    if (o.format && *o.format && !idx_format_by_name(o.format, &f)) {
         idx_set_err(idx, "unknown format '%s'", o.format);
+        err = IMT_E_INVALID;
+        goto cleanup;
+    }
+    /* the policy is checked before the file is read (a typo costs nothing),
+     * and resolved over its default once the format is known */
+    if (idx_policy_resolve(idx_policy_default(NULL, 0), o.policy, policy, sizeof policy, pmsg,
+                           sizeof pmsg) != IMT_OK) {
+        idx_set_err(idx, "category policy: %s", pmsg);
         err = IMT_E_INVALID;
         goto cleanup;
     }
@@ -1071,12 +1172,7 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         goto cleanup;
     }
     IMT_TRY(file_sha256(&s, fd, sha));
-    if (f == IF_AUTO || f == IF_VICS || f == IF_JSONL) {
-        uint8_t head[64];
-        ssize_t hn = pread(fd, head, sizeof head, 0);
-        idx_format sf = sniff(head, hn > 0 ? (size_t)hn : 0);
-        if (f == IF_AUTO) f = sf;
-    }
+    IMT_TRY(idx_detect(&s, fd, &f)); /* detect.c: AUTO stays only for blank text */
     if (lseek(fd, 0, SEEK_SET) < 0) {
         err = idx_sink_fail(&s, IMT_E_IO, "cannot seek: %s", strerror(errno));
         goto cleanup;
@@ -1118,41 +1214,99 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     memcpy(st.bad_examples, s.examples, sizeof st.bad_examples);
     snprintf(st.format, sizeof st.format, "%s", fmtname);
 
+    /* the lists to create: the export's inventory, or one from the options */
+    if (s.nlists) {
+        IMT_TRY(inventory_lists(&s, &o, &metas, &nmeta));
+    } else {
+        metas = imt__calloc(1, sizeof *metas);
+        if (!metas) {
+            err = IMT_E_NOMEM;
+            goto cleanup;
+        }
+        nmeta = 1;
+        idx_list_meta *m = &metas[0];
+        if (o.name && *o.name) snprintf(m->name, sizeof m->name, "%s", o.name);
+        else {
+            const char *b = strrchr(path, '/');
+            snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : path);
+        }
+        snprintf(m->version, sizeof m->version, "%s", o.version && *o.version ? o.version : s.version);
+        snprintf(m->format, sizeof m->format, "%s", fmtname);
+        snprintf(m->file_sha256, sizeof m->file_sha256, "%s", sha);
+        snprintf(m->scheme, sizeof m->scheme, "%s",
+                 o.scheme && *o.scheme ? o.scheme : (f == IF_VICS ? "projectvic" : "custom"));
+        m->import_time = o.import_time ? o.import_time : (int64_t)time(NULL);
+        m->known_good = o.known_good >= 0 ? o.known_good : (f == IF_NSRL);
+        if (idx_policy_resolve(idx_policy_default(m->scheme, m->known_good), o.policy, m->policy,
+                               sizeof m->policy, pmsg, sizeof pmsg) != IMT_OK) {
+            idx_set_err(idx, "category policy: %s", pmsg);
+            err = IMT_E_INVALID;
+            goto cleanup;
+        }
+    }
+    per_slot = imt__calloc(nmeta, sizeof *per_slot);
+    if (!per_slot) {
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+
     /* the write transaction: everything below is atomic */
+#define STAGE(name) do { if (o.stage) o.stage(o.progress_opaque, name); } while (0)
+    STAGE("parsed");
     idx_snapshot_end(idx);
     snap_closed = 1;
     IMT_TRY(writer_begin(idx, &w));
+    STAGE("begin");
+    if (!o.again) IMT_TRY(check_not_imported(&w, metas, nmeta, path));
     IMT_TRY(load_delta_sorted(&w));
-    uint32_t list_id = w.h.next_list++;
-    IMT_TRY(merge_records(&w, &s, list_id, &st));
+    uint32_t list_id = w.h.next_list;
+    if ((uint64_t)w.h.next_list + nmeta > UINT32_MAX) {
+        idx_set_err(idx, "%s: too many lists", idx->path);
+        err = IMT_E_TOO_LARGE;
+        goto cleanup;
+    }
+    w.h.next_list += (uint32_t)nmeta;
+    IMT_TRY(merge_records(&w, &s, list_id, per_slot, &st));
+    STAGE("entries");
     IMT_TRY(write_digests(&w, &s));
+    STAGE("digests");
     IMT_TRY(write_delta(&w));
+    STAGE("delta");
     int do_compact = o.compact > 0 || (o.compact < 0 && w.h.delta_n > IDX_DELTA_MAX) ||
                      (o.compact < 0 && w.h.delta_n > 4096 && w.h.main_n == 0);
     if (do_compact && (w.h.delta_n || o.compact > 0)) {
         IMT_TRY(compact(&w));
         st.compacted = 1;
+        STAGE("compact");
     }
-    imt_list_info li;
-    memset(&li, 0, sizeof li);
-    li.id = list_id;
-    if (o.name && *o.name) snprintf(name, sizeof name, "%s", o.name);
-    else {
-        const char *b = strrchr(path, '/');
-        snprintf(name, sizeof name, "%s", b ? b + 1 : path);
+    for (size_t i = 0; i < nmeta; i++) {
+        const idx_list_meta *m = &metas[i];
+        if (s.nlists && !s.bad && per_slot[i] != m->entries) {
+            idx_set_err(idx, "%s: list %u of the export says it has %llu entries, %llu name it",
+                        path, (unsigned)m->src_id, (unsigned long long)m->entries,
+                        (unsigned long long)per_slot[i]);
+            err = IMT_E_PARSE;
+            goto cleanup;
+        }
+        imt_list_info li;
+        memset(&li, 0, sizeof li);
+        li.id = list_id + (uint32_t)i;
+        li.name = m->name;
+        li.version = m->version;
+        li.format = m->format;
+        li.file_sha256 = m->file_sha256;
+        li.scheme = m->scheme;
+        li.import_time = m->import_time;
+        li.known_good = m->known_good;
+        li.policy = m->policy;
+        li.entries = per_slot[i];
+        IMT_TRY(write_list(&w, &li));
     }
-    li.name = name;
-    li.version = o.version && *o.version ? o.version : s.version;
-    li.format = fmtname;
-    li.file_sha256 = sha;
-    li.scheme = o.scheme && *o.scheme ? o.scheme
-                : (f == IF_VICS ? "projectvic" : "custom");
-    li.import_time = o.import_time ? o.import_time : (int64_t)time(NULL);
-    li.known_good = o.known_good >= 0 ? o.known_good : (f == IF_NSRL);
-    li.entries = s.n;
-    IMT_TRY(write_list(&w, &li));
-    IMT_TRY(writer_commit(idx, &w));
+    IMT_TRY(writer_commit(idx, &w, o.stage, o.progress_opaque));
+    STAGE("done");
+#undef STAGE
     st.list_id = list_id;
+    st.lists = (uint32_t)nmeta;
 cleanup:
     writer_free(&w);
     if (snap_closed) {
@@ -1161,7 +1315,11 @@ cleanup:
     }
     if (fd >= 0) close(fd);
     imt__free(s.recs);
+    imt__free(s.mem);
+    imt__free(s.lists);
     imt__free(s.str);
+    imt__free(metas);
+    imt__free(per_slot);
     if (stats) *stats = st;
     return err;
 }
@@ -1180,7 +1338,7 @@ imt_err imt_index_compact(imt_index *idx)
     idx_snapshot_end(idx);
     IMT_TRY(writer_begin(idx, &w));
     if (w.h.main_n + w.h.delta_n) IMT_TRY(compact(&w));
-    IMT_TRY(writer_commit(idx, &w));
+    IMT_TRY(writer_commit(idx, &w, NULL, NULL));
 cleanup:
     writer_free(&w);
     {

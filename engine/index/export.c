@@ -1,6 +1,7 @@
 /* engine/index/export.c -- writing entries back out: our JSON-lines form
  * (every field, re-importable) or a list format of one hash kind. */
 #include "index.h"
+#include "common/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -61,23 +62,15 @@ static void hex(out *o, const uint8_t *b, size_t n)
     put(o, t, 2 * n);
 }
 
+/* A JSON string with the reports' lossless escaping (common/text.h):
+ * invalid UTF-8 bytes as \udcXX, which the jsonl import turns back. */
 static void jstr(out *o, const char *s)
 {
-    put(o, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            put(o, e, 2);
-        } else if (c < 0x20) {
-            char e[8];
-            snprintf(e, sizeof e, "\\u%04x", c);
-            puts_(o, e);
-        } else {
-            put(o, (const char *)&c, 1);
-        }
-    }
-    put(o, "\"", 1);
+    imt__buf b = {0};
+    imt__buf_json_str(&b, s);
+    if (b.oom) o->failed = ENOMEM;
+    else put(o, b.p, b.len);
+    imt__buf_free(&b);
 }
 
 static void jint(out *o, long long v)
@@ -133,26 +126,39 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
         goto cleanup;
     }
     if (fmt == X_JSONL) {
-        puts_(o, "{\"imgtriage-export\":1,\"index\":");
+        /* version 2: the list inventory, every field of each list, so an
+         * import gives the lists back as they were */
+        puts_(o, "{\"imgtriage-export\":2,\"index\":");
         jstr(o, idx->identity);
-        if (list) {
-            puts_(o, ",\"list\":{\"id\":");
-            jint(o, list->id);
+        puts_(o, ",\"lists\":[");
+        int first = 1;
+        for (size_t i = 0; i < idx->nlists; i++) {
+            const imt_list_info *l = &idx->lists[i];
+            if (list && l != list) continue;
+            puts_(o, first ? "{\"id\":" : ",{\"id\":");
+            first = 0;
+            jint(o, l->id);
             puts_(o, ",\"name\":");
-            jstr(o, list->name);
+            jstr(o, l->name);
             puts_(o, ",\"version\":");
-            jstr(o, list->version);
+            jstr(o, l->version);
             puts_(o, ",\"format\":");
-            jstr(o, list->format);
+            jstr(o, l->format);
             puts_(o, ",\"scheme\":");
-            jstr(o, list->scheme);
+            jstr(o, l->scheme);
             puts_(o, ",\"known_good\":");
-            puts_(o, list->known_good ? "true" : "false");
+            puts_(o, l->known_good ? "true" : "false");
+            puts_(o, ",\"policy\":");
+            jstr(o, l->policy);
             puts_(o, ",\"file_sha256\":");
-            jstr(o, list->file_sha256);
+            jstr(o, l->file_sha256);
+            puts_(o, ",\"import_time\":");
+            jint(o, l->import_time);
+            puts_(o, ",\"entries\":");
+            jint(o, (long long)l->entries);
             puts_(o, "}");
         }
-        puts_(o, "}\n");
+        puts_(o, "]}\n");
     }
     int rc = mdb_cursor_open(txn, idx->db_entries, &cur);
     if (rc) {
@@ -218,24 +224,25 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
             }
             if (*lab) { puts_(o, ",\"label\":"); jstr(o, lab); }
             if (*ext) { puts_(o, ",\"id\":"); jstr(o, ext); }
-            if (!list) {
-                puts_(o, ",\"lists\":[");
-                size_t p2 = 0;
-                int first = 1;
-                while (idx_member_next(&e, &p2, &l2, &c2, &lab2, &ext2) == 1) {
-                    puts_(o, first ? "{\"list\":" : ",{\"list\":");
-                    first = 0;
-                    jint(o, l2);
-                    puts_(o, ",\"category\":");
-                    jint(o, c2);
-                    puts_(o, ",\"label\":");
-                    jstr(o, lab2);
-                    puts_(o, ",\"id\":");
-                    jstr(o, ext2);
-                    puts_(o, "}");
-                }
-                puts_(o, "]");
+            /* every membership (of the exported list), in order */
+            puts_(o, ",\"lists\":[");
+            size_t p2 = 0;
+            int first = 1;
+            while (idx_member_next(&e, &p2, &l2, &c2, &lab2, &ext2) == 1) {
+                if (list && l2 != list->id) continue;
+                puts_(o, first ? "{\"list\":" : ",{\"list\":");
+                first = 0;
+                jint(o, l2);
+                puts_(o, ",\"category\":");
+                if (c2 >= 0) jint(o, c2);
+                else puts_(o, "null");
+                puts_(o, ",\"label\":");
+                jstr(o, lab2);
+                puts_(o, ",\"id\":");
+                jstr(o, ext2);
+                puts_(o, "}");
             }
+            puts_(o, "]");
             (void)ml;
             puts_(o, "}\n");
             break;

@@ -86,9 +86,9 @@ imt_err idx_read_header(imt_index *idx, MDB_txn *txn, idx_header *h)
         return IMT_E_INDEX_FORMAT;
     }
     uint32_t fmt = idx_get_u32((const uint8_t *)d.mv_data + 8);
-    if (fmt != IDX_FORMAT_VERSION) {
-        idx_set_err(idx, "%s: index format version %u; this build reads version %u",
-                    idx->path, (unsigned)fmt, IDX_FORMAT_VERSION);
+    if (fmt < IDX_FORMAT_MIN || fmt > IDX_FORMAT_VERSION) {
+        idx_set_err(idx, "%s: index format version %u; this build reads versions %u to %u",
+                    idx->path, (unsigned)fmt, IDX_FORMAT_MIN, IDX_FORMAT_VERSION);
         return IMT_E_INDEX_FORMAT;
     }
     if (d.mv_size != sizeof *h) {
@@ -439,9 +439,16 @@ static imt_err decode_list(const uint8_t *p, size_t len, imt_list_info *li, char
     li->entries = n;
     const char *s = (const char *)p + 24;
     size_t left = len - 24;
-    const char **fields[5] = {&li->name, &li->version, &li->format, &li->file_sha256,
-                              &li->scheme};
-    for (int i = 0; i < 5; i++) {
+    /* the policy is the sixth string since format 3; a list without one
+     * (written by format 2) has its scheme's default */
+    const char **fields[6] = {&li->name, &li->version, &li->format, &li->file_sha256,
+                              &li->scheme, &li->policy};
+    for (int i = 0; i < 6; i++) {
+        if (i == 5 && !left) {
+            li->policy = idx_policy_default(li->scheme, li->known_good);
+            strs[i] = NULL;
+            break;
+        }
         const char *z = memchr(s, 0, left);
         if (!z) return IMT_E_INDEX_CORRUPT;
         *fields[i] = s;
@@ -449,6 +456,7 @@ static imt_err decode_list(const uint8_t *p, size_t len, imt_list_info *li, char
         left -= (size_t)(z - s) + 1;
         s = z + 1;
     }
+    if (left || !idx_policy_valid(li->policy)) return IMT_E_INDEX_CORRUPT;
     return IMT_OK;
 }
 
@@ -479,7 +487,7 @@ static imt_err load_lists(imt_index *idx, MDB_txn *txn, EVP_MD_CTX *md)
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0 && i < n;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT), i++) {
         memcpy(idx->listbuf + o, d.mv_data, d.mv_size);
-        char *strs[5];
+        char *strs[6];
         if (decode_list((uint8_t *)idx->listbuf + o, d.mv_size, &idx->lists[i], strs) != IMT_OK ||
             k.mv_size != 4 || idx_get_be32(k.mv_data) != idx->lists[i].id) {
             idx_set_err(idx, "%s: list record %zu is malformed", idx->path, i);
@@ -871,12 +879,12 @@ const char *imt_disposition_name(imt_disposition d)
     return "alert";
 }
 
-/* The lists are few (one per import): a linear search. */
+/* The lists are few (one per import): a linear search. A membership of a
+ * list not in the inventory alerts (verify reports it). */
 imt_disposition idx_disposition(const imt_index *idx, uint32_t list, int32_t cat)
 {
-    (void)cat;
     for (size_t i = 0; i < idx->nlists; i++)
-        if (idx->lists[i].id == list) return idx->lists[i].known_good ? IMT_DISP_IGNORE : IMT_DISP_ALERT;
+        if (idx->lists[i].id == list) return idx_policy_eval(idx->lists[i].policy, cat);
     return IMT_DISP_ALERT;
 }
 

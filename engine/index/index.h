@@ -8,7 +8,10 @@
 #include <lmdb.h>
 
 /* ---- on-disk constants ------------------------------------------------- */
-#define IDX_FORMAT_VERSION 2u
+/* 3: list records end with their category policy (policy.c). Format 2
+ * (no policy: the scheme's default) is read, and upgraded by a write. */
+#define IDX_FORMAT_VERSION 3u
+#define IDX_FORMAT_MIN 2u
 #define IDX_MAGIC "IMTINDEX"
 #define IDX_MAX_TABLES 32
 #define IDX_DELTA_CHUNK 65536u      /* PDQ records per delta chunk */
@@ -119,23 +122,62 @@ struct imt_cursor {
     imt_query_counters cnt;
 };
 
+/* ---- category policy (policy.c) ---------------------------------------- */
+#define IDX_POLICY_MAX 512 /* bytes of a stored policy text, NUL included */
+/* The default policy of a scheme (canonical text, static). */
+const char *idx_policy_default(const char *scheme, int known_good);
+/* base with the terms of over (may be NULL) painted over it, in canonical
+ * form into out; IMT_E_INVALID with the reason in msg. */
+imt_err idx_policy_resolve(const char *base, const char *over, char *out, size_t cap,
+                           char *msg, size_t msgcap);
+/* Non-zero when text is a complete policy in canonical form. */
+int idx_policy_valid(const char *text);
+/* The disposition of category cat (-1: none) under a policy text; ALERT
+ * for anything the text does not cover. */
+imt_disposition idx_policy_eval(const char *text, int32_t cat);
+
 /* ---- parsed list records --------------------------------------------- */
 typedef struct idx_rec {
     uint8_t kinds;
     int8_t quality;              /* -1: unknown */
-    int32_t category;
+    int32_t category;            /* of idx_sink_add's one membership */
     uint64_t line;
-    uint32_t label, ext;         /* offsets into the string arena; 0 = "" */
+    uint32_t mem, nmem;          /* its memberships in the sink (set by it) */
     uint8_t pdq[32], md5[16], sha1[20], sha256[32];
 } idx_rec;
 
 typedef struct idx_sink idx_sink;
+
+/* A list an import creates. One, from the options, unless the input is an
+ * export carrying its index's list inventory (idx_sink_add_list). */
+typedef struct idx_list_meta {
+    char name[512], version[256], format[24], scheme[64], file_sha256[65];
+    char policy[IDX_POLICY_MAX];
+    int known_good;
+    int64_t import_time;
+    uint32_t src_id;             /* the list's id in the exported index */
+    uint64_t entries;            /* memberships the export says it has */
+} idx_list_meta;
+
+/* One membership of a record: slot is the list's index among those added
+ * with idx_sink_add_list (0 without an inventory). */
+typedef struct idx_member_in {
+    uint32_t slot;
+    int32_t category;
+    const char *label, *ext;
+} idx_member_in;
 
 /* A parser hands records and bad lines to the sink. add() copies strings.
  * bad() records a bad record; it returns IMT_OK to go on (skip_bad) or the
  * error to stop with. Both set the sink's error text. */
 imt_err idx_sink_add(idx_sink *s, const idx_rec *r, const char *label,
                      const char *ext);
+/* A record with n (1..65535) memberships, in their order. */
+imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_member_in *m);
+/* Declare the next list of an export's inventory (slots 0, 1, ... in
+ * order); IMT_E_TOO_LARGE past IDX_MAX_LISTS. */
+#define IDX_MAX_LISTS 4096
+imt_err idx_sink_add_list(idx_sink *s, const idx_list_meta *m);
 imt_err idx_sink_bad(idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 4, 5)))
@@ -166,7 +208,17 @@ typedef enum idx_format {
     IF_VICS, IF_NSRL, IF_JSONL, IF__COUNT
 } idx_format;
 
+/* ---- the one format detector (detect.c) --------------------------------- */
 const char *idx_format_name(idx_format f);
+/* The format named n (aliases too); 0 if none. */
+int idx_format_by_name(const char *n, idx_format *f);
+/* When *f is IF_AUTO: the format of the file at fd, from its head (SQLite,
+ * JSON, or the first data line of a text list), never a guess: ambiguous
+ * input fails with a file:line reason asking for --format. *f stays
+ * IF_AUTO only for text without any data line. */
+imt_err idx_detect(idx_sink *s, int fd, idx_format *f);
+/* The text format of one data line (trimmed); the same rules. */
+imt_err idx_detect_line(idx_sink *s, const char *line, uint64_t lineno, idx_format *f);
 imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual);
 imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t cap);
 imt_err idx_parse_nsrl(idx_sink *s, const char *path);

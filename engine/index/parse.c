@@ -77,13 +77,6 @@ static int is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static size_t hex_run(const char *s)
-{
-    size_t n = 0;
-    while (is_hex(s[n])) n++;
-    return n;
-}
-
 static char *trim(char *s)
 {
     while (*s == ' ' || *s == '\t') s++;
@@ -126,57 +119,6 @@ static imt_err kind_field(idx_sink *s, uint64_t line, unsigned k, const char *to
     case KB_SHA1: return hex_field(s, line, "a SHA-1", tok, len, r->sha1, 20, ok);
     default: return hex_field(s, line, "a SHA-256", tok, len, r->sha256, 32, ok);
     }
-}
-
-/* Decide the format from the first data line. */
-static imt_err detect(idx_sink *s, const char *line, uint64_t lineno, idx_format *f)
-{
-    if (!strncmp(line, "%%%% HASHDEEP", 13)) {
-        *f = IF_HASHDEEP;
-        return IMT_OK;
-    }
-    if (!strncasecmp(line, "pdq", 3) && (line[3] == ' ' || line[3] == '\t')) {
-        *f = IF_TE;
-        return IMT_OK;
-    }
-    if (!strncasecmp(line, "hash,", 5) || !strcasecmp(line, "hash")) {
-        *f = IF_PDQ_CSV;
-        return IMT_OK;
-    }
-    size_t h = hex_run(line);
-    if (h == 64 && line[h] == ',') {
-        *f = IF_PDQ_CSV;
-        return IMT_OK;
-    }
-    const char *rest = line + h;
-    if (h && (*rest == ' ' || *rest == '\t')) {
-        while (*rest == ' ' || *rest == '\t') rest++;
-        if (*rest) {
-            if (h == 32) *f = IF_MD5SUM;
-            else if (h == 40) *f = IF_SHA1SUM;
-            else if (h == 64) *f = IF_SHA256SUM;
-            else
-                return idx_sink_fail_at(s, lineno, IMT_E_HASH_LENGTH,
-                                     "a %zu-digit hash followed by a name: not md5sum, "
-                                     "sha1sum or sha256sum output", h);
-            return IMT_OK;
-        }
-    }
-    if (h && !*rest) {
-        if (h == 32) *f = IF_MD5_HEX;
-        else if (h == 40) *f = IF_SHA1_HEX;
-        else if (h == 64)
-            return idx_sink_fail_at(s, lineno, IMT_E_PARSE,
-                                 "a list of 64-digit hex hashes may be PDQ or SHA-256; "
-                                 "name it with --format pdq-hex or sha256-hex");
-        else
-            return idx_sink_fail_at(s, lineno, IMT_E_HASH_LENGTH,
-                                 "a %zu-digit hex hash is none of PDQ (64), MD5 (32), "
-                                 "SHA-1 (40), SHA-256 (64)", h);
-        return IMT_OK;
-    }
-    return idx_sink_fail_at(s, lineno, IMT_E_PARSE,
-                         "cannot tell the list format; name it with --format");
 }
 
 /* ---- hashdeep ---------------------------------------------------------- */
@@ -286,14 +228,18 @@ static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
     imt_err e;
     switch (f) {
     case IF_PDQ_CSV: {
-        char *c1 = strchr(line, ',');
+        /* hash,quality[,name] or the same separated by tabs: the first
+         * separator after the hash is the line's */
+        char *c1 = line + strcspn(line, ",\t");
+        char sep = *c1;
         char *hash = line;
-        if (c1) *c1 = '\0';
+        if (*c1) *c1 = '\0';
+        else c1 = NULL;
         hash = trim(hash);
         e = hex_field(s, lineno, "a PDQ hash", hash, strlen(hash), r.pdq, 32, &ok);
         if (!ok) return e;
         if (!c1) return idx_sink_bad(s, lineno, IMT_E_PARSE, "expected 'hash,quality', no quality");
-        char *q = c1 + 1, *c2 = strchr(q, ',');
+        char *q = c1 + 1, *c2 = strchr(q, sep);
         if (c2) *c2 = '\0';
         q = trim(q);
         char *end;
@@ -392,13 +338,10 @@ imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
         char *tt = trim(t);
         if (!*tt) continue;
         if (tt[0] == '#') continue; /* comments (hashdeep's "##" lines too) */
-        if (f == IF_AUTO) {
-            IMT_TRY(detect(s, tt, l.lineno, &f));
-            if (f == IF_HASHDEEP && strncmp(tt, "%%%% HASHDEEP", 13)) f = IF_HASHDEEP;
-        }
+        if (f == IF_AUTO) IMT_TRY(idx_detect_line(s, tt, l.lineno, &f)); /* detect.c */
         if (f == IF_HEX) { /* length-typed: 32 md5, 40 sha1 */
             idx_format g;
-            IMT_TRY(detect(s, tt, l.lineno, &g));
+            IMT_TRY(idx_detect_line(s, tt, l.lineno, &g));
             if (g != IF_MD5_HEX && g != IF_SHA1_HEX) {
                 err = idx_sink_fail_at(s, l.lineno, IMT_E_PARSE, "not a plain hex hash");
                 goto cleanup;
@@ -425,7 +368,7 @@ imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
         }
         if (tt[0] == '#') continue; /* comments in hex and TE lists */
         if (f == IF_PDQ_CSV && data_lines == 0 &&
-            (!strncasecmp(tt, "hash,", 5) || !strcasecmp(tt, "hash"))) {
+            (!strncasecmp(tt, "hash,", 5) || !strncasecmp(tt, "hash\t", 5) || !strcasecmp(tt, "hash"))) {
             continue; /* header */
         }
         data_lines++;

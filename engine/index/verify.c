@@ -76,7 +76,7 @@ imt_err imt_index_verify(imt_index *idx)
         size_t zeros = 0;
         for (size_t i = 24; i < d.mv_size; i++) zeros += b[i] == 0;
         if (idx_get_be32(k.mv_data) != lists[li].id || lists[li].id == 0 ||
-            lists[li].id >= h.next_list || zeros != 5 || b[d.mv_size - 1] != 0) {
+            lists[li].id >= h.next_list || (zeros != 5 && zeros != 6) || b[d.mv_size - 1] != 0) {
             FAIL("%s: list record %zu (id %u) is malformed", p, li, (unsigned)lists[li].id);
         }
     }
