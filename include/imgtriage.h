@@ -551,6 +551,13 @@ typedef struct imt_scan_record {
     imt_err status;            /* IMT_OK, or why the entry could not be fully
                                   processed (IMT_E_IO unreadable, NOT_FOUND
                                   vanished, CORRUPT, TRUNCATED, ...) */
+    int scan_error;            /* non-zero: this entry keeps the scan from
+                                  being complete (something could not be read:
+                                  an unreadable file or folder, a PATH
+                                  argument that does not exist, a failed
+                                  index lookup). A finding about the file
+                                  (corrupt, not-an-image, a file deleted
+                                  during the scan) is not a scan error. */
     const char *detail;        /* a sentence on status, a note, or "" */
     int have_stat;             /* the fields below hold lstat() values */
     uint64_t size, inode, dev;
@@ -578,7 +585,7 @@ typedef struct imt_scan_progress {
     uint64_t bytes;            /* bytes read */
     uint64_t hits;             /* records with a match on a list that is not
                                   known-good */
-    uint64_t errors;           /* unreadable entries (files or folders) */
+    uint64_t errors;           /* entries with scan_error set */
     uint64_t elapsed_ms;
 } imt_scan_progress;
 
@@ -694,7 +701,9 @@ typedef struct imt_report_summary {
                                   (unreadable files and folders) */
     uint64_t distinct_items;   /* distinct known index entries matched */
     double priority;           /* see imt_report_priority_text */
-    int complete;              /* set by imt_report_end */
+    int complete;              /* set by imt_report_end: the scan ran to its
+                                  end (scan_status IMT_OK), no entry is a
+                                  scan error and the report was written */
 } imt_report_summary;
 
 /** Write the summary record (scan_status: what imt_scan_run returned) and

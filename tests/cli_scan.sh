@@ -15,6 +15,14 @@ check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
 "$CLI" scan --index "$tmp/none" "$tmp" >/dev/null 2>&1; check '[ $? -eq 2 ]' "a missing index gives 2"
 "$CLI" scan --help | grep -q "Exit status"; check '[ $? -eq 0 ]' "--help documents the exit status"
 
+# A PATH that does not exist makes the scan incomplete: exit 2, and the
+# summary (report and stderr) says so (issue 9 item 2).
+"$CLI" scan --no-index --quiet --out "$tmp/missing.jsonl" "$tmp/no-such-exhibit" 2>"$tmp/missing.err"
+check '[ $? -eq 2 ]' "a missing PATH gives 2"
+check 'tail -n 1 "$tmp/missing.jsonl" | grep -q "\"complete\":false"' "a missing PATH: report incomplete"
+check 'grep -q "SCAN INCOMPLETE" "$tmp/missing.err" && ! grep -q "scan complete" "$tmp/missing.err"' \
+  "a missing PATH: the summary says incomplete"
+
 # A tree of many small files (a scan of it takes a while).
 mkdir -p "$tmp/ev"
 for d in $(seq 1 40); do

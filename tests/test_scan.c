@@ -348,7 +348,10 @@ static void test_unreadable(void)
           st_has(l, "Permission denied"));
     CHECK(strstr(r.text, "secret.txt") == NULL);
     CHECK(strstr(r.text, "\"scan_errors\":1,") != NULL);
-    CHECK(strstr(r.text, "\"complete\":true") != NULL);
+    CHECK(st_has(l, "\"scan_error\":true"));
+    /* An unreadable folder leaves the scan incomplete, as the exit status
+     * (2) says (issue 9 item 11: they agree). */
+    CHECK(strstr(r.text, "\"complete\":false") != NULL);
     free(r.text);
     unlink(out);
 }
@@ -387,6 +390,17 @@ static void test_args(void)
     const char *l = st_line(&r, "\"/nonexistent/evidence\"");
     CHECK(st_has(l, "\"status\":\"not-found\""));
     CHECK(l && l < st_line(&r, lit("a.txt"))); /* arguments in the order given */
+    /* A PATH that does not exist (a typo, an unmounted exhibit) leaves the
+     * scan incomplete (issue 9 item 2): counted as a scan error, and the
+     * summary says so. */
+    CHECK(st_has(l, "\"scan_error\":true"));
+    CHECKF(r.sum.errors == 1, "errors %llu", (unsigned long long)r.sum.errors);
+    CHECK(!r.sum.complete);
+    CHECK(strstr(r.text, "\"complete\":false") != NULL);
+    free(r.text);
+    /* Only the missing PATH: the same. */
+    st_scan(NULL, paths, 1, 1, 256, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &r);
+    CHECK(r.sum.errors == 1 && !r.sum.complete && r.sum.entries == 1);
     free(r.text);
     CHECK(imt_scan_run(NULL, paths, 2, NULL, NULL, NULL, NULL, 0) == IMT_E_INVALID);
     uint64_t files = 0, bytes = 0;

@@ -56,8 +56,9 @@ static void usage(FILE *f)
 "\n"
 "Exit status (as ClamAV's): 0 the scan completed and found no known material;\n"
 "1 known material was found (listed in the report; this wins over errors);\n"
-"2 errors prevented a complete scan (unreadable files or folders, interrupted,\n"
-"bad usage, the index or the report could not be used).\n");
+"2 errors prevented a complete scan (unreadable files or folders, a PATH that\n"
+"does not exist, interrupted, bad usage, the index or the report could not be\n"
+"used); the summary then says the scan is incomplete, and why.\n");
 }
 
 static volatile int g_stop = 0;

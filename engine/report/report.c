@@ -17,7 +17,9 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
-#define REPORT_FORMAT_VERSION 1
+/* 2: records carry "scan_error", matches "list_id"; the summary keys
+ * hits_by_list by list id and splits findings_by_kind from errors_by_kind. */
+#define REPORT_FORMAT_VERSION 2
 
 /* Hits per (list, category). */
 typedef struct hitcat {
@@ -46,6 +48,7 @@ struct imt_report {
     char *cmdline, *device, *case_id, *index_path;
     char last_error[512];
     int began, ended;
+    int write_failed;      /* a record could not be written */
     struct timespec start;
     uint64_t t0_ms;
     imt__buf line, tmp;
@@ -253,13 +256,6 @@ static imt_err note_cat(imt_report *r, const imt_scan_match *m)
     return IMT_OK;
 }
 
-/* Errors that leave the scan incomplete: something could not be read. */
-static int is_scan_error(imt_err e)
-{
-    return e == IMT_E_IO || e == IMT_E_NOMEM || e == IMT_E_INTERNAL || e == IMT_E_DB ||
-           e == IMT_E_INDEX_CORRUPT;
-}
-
 /* Outcomes of a file that are not findings about it as an error. */
 static int is_plain_outcome(imt_err e)
 {
@@ -273,7 +269,7 @@ static imt_err account(imt_report *r, const imt_scan_record *rec, const char *pa
     r->entries++;
     if ((unsigned)rec->type < IMT_ENTRY__COUNT) r->by_type[rec->type]++;
     if ((unsigned)rec->status < IMT_E__COUNT) r->by_status[rec->status]++;
-    if (is_scan_error(rec->status)) r->errors++;
+    if (rec->scan_error) r->errors++;
     if (rec->hash) {
         r->files++;
         r->bytes += rec->hash->file_size;
@@ -354,8 +350,10 @@ static imt_err flush_line(imt_report *r)
         imt__buf_free(b);
         return fail(r, IMT_E_NOMEM, "out of memory building a report line%s", NULL);
     }
-    if (b->len && (fwrite(b->p, 1, b->len, r->f) != b->len || fflush(r->f) != 0))
+    if (b->len && (fwrite(b->p, 1, b->len, r->f) != b->len || fflush(r->f) != 0)) {
+        r->write_failed = 1;
         return fail(r, IMT_E_IO, "cannot write the report: %s", strerror(errno));
+    }
     b->len = 0;
     return IMT_OK;
 }
@@ -561,6 +559,7 @@ static void put_record_json(imt__buf *b, const imt_scan_record *rec)
     imt__buf_json_str(b, rec->path);
     imt__buf_printf(b, ",\"type\":\"%s\",\"status\":\"%s\"", imt_entry_type_name(rec->type),
                     imt_err_name(rec->status));
+    if (rec->scan_error) imt__buf_puts(b, ",\"scan_error\":true");
     if (rec->detail && rec->detail[0]) {
         imt__buf_puts(b, ",\"detail\":");
         imt__buf_json_str(b, rec->detail);
@@ -875,6 +874,9 @@ static imt_err account_old(imt_report *r, const char *line)
         h.has_pdq = get_str(v, "pdq") != NULL;
         rec.hash = &h;
     }
+    const char *se[] = {"scan_error", NULL};
+    yajl_val sev = yajl_tree_get(v, se, yajl_t_any);
+    rec.scan_error = sev && YAJL_IS_TRUE(sev);
     yajl_val k = yajl_tree_get(v, kg, yajl_t_any);
     rec.known_good = k && YAJL_IS_TRUE(k);
     const char *pm = get_str(v, "pdq_matching");
@@ -980,12 +982,31 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     imt__buf expl = {0};
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    int complete = scan_status == IMT_OK;
+    /* Complete only when nothing kept it from being so: the exit status and
+     * the summary agree (issue 9 item 11). */
+    int complete = scan_status == IMT_OK && r->errors == 0 && !r->write_failed;
+    imt_err overall = scan_status != IMT_OK ? scan_status : complete ? IMT_OK : IMT_E_IO;
+    char why[160] = "";
+    if (scan_status == IMT_E_INTERRUPTED)
+        imt__set_detail(why, sizeof why, "stopped before the end");
+    else if (scan_status != IMT_OK)
+        imt__set_detail(why, sizeof why, "the scan failed: %s", imt_strerror(scan_status));
+    else if (r->errors)
+        imt__set_detail(why, sizeof why, "%llu %s could not be read",
+                        (unsigned long long)r->errors, r->errors == 1 ? "entry" : "entries");
+    else if (r->write_failed)
+        imt__set_detail(why, sizeof why, "the report could not be written");
     r->priority = priority(r, &expl);
 
-    imt__buf_printf(b, "%s{\"record\":\"summary\",\"complete\":%s,\"scan_status\":\"%s\","
-                    "\"end_time\":", r->o.format == IMT_REPORT_CSV ? "# " : "",
-                    complete ? "true" : "false", imt_err_name(scan_status));
+    imt__buf_printf(b, "%s{\"record\":\"summary\",\"complete\":%s,\"scan_status\":\"%s\",",
+                    r->o.format == IMT_REPORT_CSV ? "# " : "", complete ? "true" : "false",
+                    imt_err_name(overall));
+    if (!complete) {
+        imt__buf_puts(b, "\"incomplete_reason\":");
+        imt__buf_json_str(b, why);
+        imt__buf_puts(b, ",");
+    }
+    imt__buf_puts(b, "\"end_time\":");
     imt__buf_time(b, (int64_t)now.tv_sec, (int32_t)now.tv_nsec);
     imt__buf_printf(b, ",\"elapsed_s\":%.3f,\"device\":",
                     (double)(imt__now_ms() - r->t0_ms) / 1000.0);
@@ -1049,9 +1070,9 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     /* The human summary for stderr. */
     imt__buf *s = &r->summary_text;
     s->len = 0;
-    imt__buf_printf(s, "device %s%s%s: %s\n", r->o.device ? r->o.device : "(unnamed)",
+    imt__buf_printf(s, "device %s%s%s: %s%s%s\n", r->o.device ? r->o.device : "(unnamed)",
                     r->o.case_id ? ", case " : "", r->o.case_id ? r->o.case_id : "",
-                    complete ? "scan complete" : "SCAN INCOMPLETE");
+                    complete ? "scan complete" : "SCAN INCOMPLETE", complete ? "" : ": ", why);
     imt__buf_printf(s, "  %llu entries, %llu files read (%.1f MB), %llu images hashed, "
                     "%llu known-good, %llu low-quality\n", (unsigned long long)r->entries,
                     (unsigned long long)r->files, (double)r->bytes / 1e6,

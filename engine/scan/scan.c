@@ -219,6 +219,19 @@ static void work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
     }
 }
 
+/* Does this entry keep the scan from being complete? Something could not be
+ * read (a file, a folder, a PATH argument that does not exist or vanished
+ * before it was read) or looked up. A finding about a file's content, or a
+ * file below a PATH deleted during the scan, is not. */
+static int is_scan_error(const slot *s)
+{
+    imt_err e = s->status;
+    if (e == IMT_E_IO || e == IMT_E_NOMEM || e == IMT_E_INTERNAL || e == IMT_E_DB ||
+        e == IMT_E_INDEX_CORRUPT)
+        return 1;
+    return s->e.is_root && e == IMT_E_NOT_FOUND;
+}
+
 static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
 {
     memset(r, 0, sizeof *r);
@@ -228,6 +241,7 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
     r->skipped = s->skipped;
     if (s->skipped) return;
     r->status = s->status;
+    r->scan_error = is_scan_error(s);
     r->detail = s->detail ? s->detail : "";
     r->have_stat = s->e.have_stat;
     if (r->have_stat) {
@@ -383,7 +397,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
                 prog.bytes += s->res.file_size;
                 if (s->res.has_pdq) prog.images++;
             }
-            if (s->status == IMT_E_IO) prog.errors++;
+            if (rec.scan_error) prog.errors++;
             for (size_t k = 0; k < s->n_matches; k++)
                 if (s->matches[k].disposition == IMT_DISP_ALERT) {
                     prog.hits++;

@@ -438,6 +438,7 @@ imt_err imt__walk_next(imt__walk *w, imt__wentry *e, int *done)
             w->path_len = rl;
             IMT_TRY(entry_path(w, e, w->path_len));
             e->name = e->path; /* relative to the working directory */
+            e->is_root = 1;
             if (stat(root, &st) != 0) {
                 e->type = IMT_ENTRY_UNKNOWN;
                 return set_errno_status(e, errno, "cannot stat the path");
