@@ -23,6 +23,43 @@ check 'tail -n 1 "$tmp/missing.jsonl" | grep -q "\"complete\":false"' "a missing
 check 'grep -q "SCAN INCOMPLETE" "$tmp/missing.err" && ! grep -q "scan complete" "$tmp/missing.err"' \
   "a missing PATH: the summary says incomplete"
 
+# No output may land inside the evidence or the index, and an existing file is
+# never truncated before every check passed (issue 9 item 3).
+mkdir -p "$tmp/oe/sub" "$tmp/outside"
+echo "evidence bytes" > "$tmp/oe/sub/photo.jpg"
+echo "lone evidence" > "$tmp/lone.bin"
+"$CLI" index create "$tmp/oidx" >/dev/null 2>&1
+cp -a "$tmp/oe" "$tmp/oe.orig"; cp "$tmp/lone.bin" "$tmp/lone.orig"
+cp -a "$tmp/oidx" "$tmp/oidx.orig"
+ln -s "$tmp/oe/sub/photo.jpg" "$tmp/outside/link-to-evidence"
+ln -s "$tmp/oe/sub" "$tmp/outside/dirlink"
+ln "$tmp/lone.bin" "$tmp/outside/hardlink-to-evidence"
+refused() { # $1: description, rest: scan arguments
+  local what=$1; shift
+  "$CLI" scan --quiet "$@" >/dev/null 2>"$tmp/refused.err"
+  local st=$?
+  check "[ $st -eq 2 ] && grep -q 'inside\\|same file\\|exists\\|link' '$tmp/refused.err'" "refused: $what (exit $st: $(head -c 200 "$tmp/refused.err"))"
+}
+refused "--out an evidence file" --no-index --out "$tmp/oe/sub/photo.jpg" "$tmp/oe"
+refused "--out a new file inside the evidence" --no-index --out "$tmp/oe/sub/new.jsonl" "$tmp/oe"
+refused "--out the PATH file itself" --no-index --force --out "$tmp/lone.bin" "$tmp/lone.bin"
+refused "--out through ..: the evidence folder" --no-index --out "$tmp/outside/../oe/r.jsonl" "$tmp/oe"
+refused "--out a symlink to an evidence file" --no-index --force --out "$tmp/outside/link-to-evidence" "$tmp/oe"
+refused "--out inside a symlinked evidence folder" --no-index --out "$tmp/outside/dirlink/r.jsonl" "$tmp/oe"
+refused "--out a hard link of an evidence file" --no-index --force --out "$tmp/outside/hardlink-to-evidence" "$tmp/lone.bin"
+refused "--out inside the index" --index "$tmp/oidx" --out "$tmp/oidx/r.jsonl" "$tmp/outside"
+refused "--out the index's data file" --index "$tmp/oidx" --force --out "$tmp/oidx/data.mdb" "$tmp/outside"
+refused "--resume in place inside the evidence" --no-index --resume "$tmp/oe/sub/photo.jpg" --out "$tmp/oe/sub/photo.jpg" "$tmp/oe"
+check 'diff -r "$tmp/oe" "$tmp/oe.orig" >/dev/null && cmp -s "$tmp/lone.bin" "$tmp/lone.orig"' "the evidence is unchanged"
+# (lock.mdb is LMDB's reader table, written by every reader: not the index data)
+check 'diff -r -x lock.mdb "$tmp/oidx" "$tmp/oidx.orig" >/dev/null && [ "$(ls "$tmp/oidx")" = "$(ls "$tmp/oidx.orig")" ]' "the index is unchanged"
+# An existing report is not overwritten without --force (and is untouched).
+echo "an earlier report" > "$tmp/outside/r.jsonl"
+refused "an existing report without --force" --no-index --out "$tmp/outside/r.jsonl" "$tmp/oe"
+check 'grep -q "an earlier report" "$tmp/outside/r.jsonl"' "the existing report is untouched"
+"$CLI" scan --no-index --quiet --force --out "$tmp/outside/r.jsonl" "$tmp/oe" 2>/dev/null
+check '[ $? -eq 0 ] && tail -n 1 "$tmp/outside/r.jsonl" | grep -q "\"complete\":true"' "--force overwrites a report"
+
 # A tree of many small files (a scan of it takes a while).
 mkdir -p "$tmp/ev"
 for d in $(seq 1 40); do
@@ -65,6 +102,10 @@ check '[ ! -e "$tmp/part.jsonl.resume-tmp" ]' "no temporary file left"
 # Resuming with other options is refused.
 "$CLI" scan --no-index --quiet --no-dihedral --resume "$tmp/full.jsonl" "$tmp/ev" >/dev/null 2>"$tmp/err"
 check '[ $? -eq 2 ] && grep -q "differ" "$tmp/err"' "resume with other options refused"
+# ... and a refused resume leaves the --out file as it was (not truncated).
+echo "keep me" > "$tmp/keep.jsonl"
+"$CLI" scan --no-index --quiet --no-dihedral --force --resume "$tmp/full.jsonl" --out "$tmp/keep.jsonl" "$tmp/ev" >/dev/null 2>&1
+check '[ $? -eq 2 ] && grep -q "keep me" "$tmp/keep.jsonl"' "a refused resume does not truncate --out"
 
 # CSV and --hits-only.
 "$CLI" scan --no-index --quiet --format csv "$tmp/ev/d1" > "$tmp/r.csv" 2>/dev/null
