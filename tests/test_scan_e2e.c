@@ -265,7 +265,7 @@ static void build(void)
     im.scheme = "caid";
     CHECKF(imt_index_import(idx, P("%s/known/known.csv", root), &im, NULL) == IMT_OK, "%s",
            imt_index_last_error(idx));
-    im.name = "test-known-md5";
+    im.name = "test-known"; /* the same name as the PDQ list: kept apart by id */
     im.format = "md5sum";
     CHECKF(imt_index_import(idx, P("%s/known/known.md5", root), &im, NULL) == IMT_OK, "%s",
            imt_index_last_error(idx));
@@ -356,6 +356,24 @@ static void check_report(const st_report *r, int vanished_checked)
     /* caid category 1 weighs 10: 5 items -> 50, plus the hit density */
     v = yajl_tree_get(s, pp, yajl_t_number);
     CHECK(v && YAJL_GET_DOUBLE(v) > 50.0 && YAJL_GET_DOUBLE(v) < 51.0);
+    /* Two lists share the name "test-known": every per-list figure is keyed
+     * by list id (issue 9 item 5): the PDQ list (id 1) has 4 files, the MD5
+     * list (id 2) 1, the known-good list (id 3) 1. */
+    const char *hl[] = {"hits_by_list", NULL};
+    v = yajl_tree_get(s, hl, yajl_t_array);
+    CHECKF(v && v->u.array.len == 3, "hits_by_list has %zu rows", v ? v->u.array.len : 0);
+    static const long long want_files[3] = {4, 1, 1};
+    for (size_t i = 0; v && i < v->u.array.len && i < 3; i++) {
+        yajl_val row = v->u.array.values[i];
+        const char *ip[] = {"list_id", NULL}, *fp[] = {"files", NULL}, *np[] = {"list", NULL};
+        yajl_val id = yajl_tree_get(row, ip, yajl_t_number);
+        yajl_val fi = yajl_tree_get(row, fp, yajl_t_number);
+        yajl_val nm = yajl_tree_get(row, np, yajl_t_string);
+        CHECKF(id && YAJL_GET_INTEGER(id) == (long long)i + 1, "row %zu: list_id", i);
+        CHECKF(fi && YAJL_GET_INTEGER(fi) == want_files[i], "row %zu: files %lld", i,
+               fi ? YAJL_GET_INTEGER(fi) : -1);
+        CHECK(nm && !strcmp(nm->u.string, i < 2 ? "test-known" : "test-good"));
+    }
     yajl_tree_free(s);
 }
 

@@ -21,8 +21,10 @@
  * hits_by_list by list id and splits findings_by_kind from errors_by_kind. */
 #define REPORT_FORMAT_VERSION 2
 
-/* Hits per (list, category). */
+/* Matched files per (list id, category, label): lists are told apart by id,
+ * never by name (two lists may share a name). */
 typedef struct hitcat {
+    uint32_t list_id;
     char *list, *scheme, *label;
     int32_t category;
     int known_good;
@@ -227,8 +229,8 @@ static imt_err note_cat(imt_report *r, const imt_scan_match *m)
     const char *label = m->category_label ? m->category_label : "";
     for (size_t i = 0; i < r->n_cats; i++) {
         hitcat *c = &r->cats[i];
-        if (c->category == m->category && !strcmp(c->list, m->list) &&
-            !strcmp(c->scheme, m->scheme) && !strcmp(c->label, label)) {
+        if (c->list_id == m->list_id && c->category == m->category &&
+            !strcmp(c->label, label)) {
             c->files++;
             return IMT_OK;
         }
@@ -249,11 +251,20 @@ static imt_err note_cat(imt_report *r, const imt_scan_match *m)
         imt__free(c->label);
         return IMT_E_NOMEM;
     }
+    c->list_id = m->list_id;
     c->category = m->category;
     c->known_good = m->known_good;
     c->files = 1;
     r->n_cats++;
     return IMT_OK;
+}
+
+static int hitcat_cmp(const void *a, const void *b)
+{
+    const hitcat *x = a, *y = b;
+    if (x->list_id != y->list_id) return x->list_id < y->list_id ? -1 : 1;
+    if (x->category != y->category) return x->category < y->category ? -1 : 1;
+    return strcmp(x->label, y->label);
 }
 
 /* Outcomes of a file that are not findings about it as an error. */
@@ -284,7 +295,7 @@ static imt_err account(imt_report *r, const imt_scan_record *rec, const char *pa
         int seen = 0;
         for (size_t j = 0; j < i; j++) {
             const imt_scan_match *p = &rec->matches[j];
-            if (p->category == m->category && !strcmp(p->list, m->list) &&
+            if (p->list_id == m->list_id && p->category == m->category &&
                 !strcmp(p->category_label, m->category_label))
                 seen = 1;
         }
@@ -531,7 +542,7 @@ static void put_match_json(imt__buf *b, const imt_scan_match *m)
     if (m->kind == IMT_KIND_PDQ)
         imt__buf_printf(b, ",\"distance\":%d,\"variant\":\"%s\"", m->distance,
                         imt_dihedral_name(m->variant));
-    imt__buf_puts(b, ",\"list\":");
+    imt__buf_printf(b, ",\"list_id\":%u,\"list\":", (unsigned)m->list_id);
     imt__buf_json_str(b, m->list);
     imt__buf_puts(b, ",\"list_version\":");
     imt__buf_json_str(b, m->list_version);
@@ -900,6 +911,9 @@ static imt_err account_old(imt_report *r, const char *line)
             ms[i].external_id = "";
             ms[i].category = c ? (int32_t)YAJL_GET_INTEGER(c) : -1;
             ms[i].entry = en ? (uint64_t)YAJL_GET_INTEGER(en) : 0;
+            const char *lp[] = {"list_id", NULL};
+            yajl_val li = yajl_tree_get(m, lp, yajl_t_number);
+            ms[i].list_id = li ? (uint32_t)YAJL_GET_INTEGER(li) : 0;
             ms[i].known_good = g && YAJL_IS_TRUE(g);
             const char *dp = get_str(m, "disposition");
             ms[i].disposition = dp && !strcmp(dp, "info")     ? IMT_DISP_INFO
@@ -1038,9 +1052,10 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
         first = 0;
     }
     imt__buf_puts(b, "},\"hits_by_list\":[");
+    if (r->n_cats) qsort(r->cats, r->n_cats, sizeof *r->cats, hitcat_cmp);
     for (size_t i = 0; i < r->n_cats; i++) {
         const hitcat *c = &r->cats[i];
-        imt__buf_puts(b, i ? ",{\"list\":" : "{\"list\":");
+        imt__buf_printf(b, "%s{\"list_id\":%u,\"list\":", i ? "," : "", (unsigned)c->list_id);
         imt__buf_json_str(b, c->list);
         imt__buf_puts(b, ",\"scheme\":");
         imt__buf_json_str(b, c->scheme);
@@ -1090,7 +1105,8 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
                     (unsigned long long)r->hit_files, (unsigned long long)r->n_items);
     for (size_t i = 0; i < r->n_cats; i++) {
         const hitcat *c = &r->cats[i];
-        imt__buf_printf(s, "    %s (%s) category ", c->list, c->scheme);
+        imt__buf_printf(s, "    list %u \"%s\" (%s) category ", (unsigned)c->list_id, c->list,
+                        c->scheme);
         if (c->category >= 0) imt__buf_printf(s, "%d", (int)c->category);
         else imt__buf_puts(s, "-");
         if (c->label[0]) imt__buf_printf(s, " \"%s\"", c->label);
