@@ -199,6 +199,9 @@ typedef struct imt_hash_opts {
     uint64_t max_pixels;     /* width*height over this: too-large; default 2^30 */
     uint32_t max_dimension;  /* a side over this: too-large; default 100000 */
     uint32_t time_budget_ms; /* decode+hash time per file; 0 = none; default 60000 */
+    const volatile int *stop;/* when non-NULL and *stop becomes non-zero (a signal
+                                handler may set it), hashing stops before the next
+                                256 KiB chunk with IMT_E_INTERRUPTED; default NULL */
 } imt_hash_opts;
 
 /** Fill opts with the defaults documented above. */
@@ -614,7 +617,8 @@ typedef struct imt_scan_opts {
     size_t batch_files;        /* files hashed per batch (default 256) */
     const volatile int *stop;  /* when non-NULL and *stop becomes non-zero (a
                                   signal handler may set it), the scan stops
-                                  after the files in progress; the records
+                                  within a 256 KiB chunk of each file in
+                                  progress (hash.stop defaults to it); the records
                                   emitted are a prefix of a full scan's */
     imt_scan_skip_fn skip;     /* optional, see above */
     imt_scan_progress_fn progress; /* optional, see above */

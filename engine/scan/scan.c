@@ -167,8 +167,9 @@ cleanup:
     return err;
 }
 
-/* One file: open relative to its folder, hash, match. Runs on a worker. */
-static void work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
+/* One file: open relative to its folder, hash, match. Runs on a worker.
+ * Returns 0 when a stop request cut the file short (it has no record). */
+static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
                  const imt_scan_opts *o)
 {
     int dirfd = s->e.dir ? s->e.dir->fd : AT_FDCWD;
@@ -191,7 +192,7 @@ static void work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
         else
             imt__set_detail(s->e.detail, sizeof s->e.detail, "cannot open: %s", strerror(en));
         s->detail = s->e.detail;
-        return;
+        return 1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -200,16 +201,17 @@ static void work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
         imt__set_detail(s->e.detail, sizeof s->e.detail,
                         "no longer a regular file when opened: not read");
         s->detail = s->e.detail;
-        return;
+        return 1;
     }
     /* Report the file that was read (it may have been replaced since lstat). */
     s->e.st = st;
     imt_hash_fd(h, fd, &s->res);
     close(fd);
+    if (s->res.status == IMT_E_INTERRUPTED) return 0;
     s->read = 1;
     s->status = s->res.status;
     s->detail = s->res.detail;
-    if (s->res.status == IMT_E_IO || s->res.status == IMT_E_NOMEM) return;
+    if (s->res.status == IMT_E_IO || s->res.status == IMT_E_NOMEM) return 1;
     imt_err e = match(s, c, L, o);
     if (e) {
         s->status = e;
@@ -217,6 +219,7 @@ static void work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
                         imt_strerror(e));
         s->detail = s->e.detail;
     }
+    return 1;
 }
 
 /* Does this entry keep the scan from being complete? Something could not be
@@ -307,6 +310,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
         imt__set_detail(detail, cap, "PDQ distance must be 0..256 and quality 0..100");
         return IMT_E_INVALID;
     }
+    if (!o.hash.stop) o.hash.stop = o.stop; /* a signal does not wait for a huge file */
     batch = o.batch_files ? o.batch_files : 256;
     if (batch > 65536) batch = 65536;
     nt = threads_for(&o);
@@ -379,8 +383,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
 #ifdef IMT_HAVE_OPENMP
             t = omp_get_thread_num();
 #endif
-            work(s, hs[t], cs[t], &L, &o);
-            s->done = 1;
+            s->done = work(s, hs[t], cs[t], &L, &o);
         }
 
         for (size_t i = 0; i < n && !stopped; i++) {
