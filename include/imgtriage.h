@@ -71,6 +71,7 @@ typedef enum imt_err {
     IMT_E_NOT_HEX = 23,      /* a hash in a list has a character that is not hex */
     IMT_E_JSON_SHAPE = 24,   /* valid JSON, but not the structure the format needs */
     IMT_E_BUSY = 25,         /* the index has open cursors (import needs none) */
+    IMT_E_WRITE = 26,        /* an output (a report) could not be written */
     IMT_E__COUNT             /* not an error: the number of codes */
 } imt_err;
 

@@ -60,6 +60,14 @@ check 'grep -q "an earlier report" "$tmp/outside/r.jsonl"' "the existing report 
 "$CLI" scan --no-index --quiet --force --out "$tmp/outside/r.jsonl" "$tmp/oe" 2>/dev/null
 check '[ $? -eq 0 ] && tail -n 1 "$tmp/outside/r.jsonl" | grep -q "\"complete\":true"' "--force overwrites a report"
 
+# A full disk: the report cannot be written. Exit 2, and every message says
+# so ("No space left"), never that evidence "could not be read" (issue 9 item 11).
+"$CLI" scan --no-index --quiet --out /dev/full "$tmp/oe" 2>"$tmp/full.err"
+st=$?
+check '[ $st -eq 2 ]' "disk full: exit 2 (got $st)"
+check 'grep -q "No space left on device" "$tmp/full.err"' "disk full: says no space left"
+check '! grep -q "could not be read\|unreadable" "$tmp/full.err"' "disk full: not called a read error"
+
 # SIGTERM stops within a second even in the middle of a huge file (issue 9
 # item 9): an 8 GB sparse file takes many seconds to digest; the scan must
 # not wait for it. Time from the signal to the exit, bounded loosely (3 s)

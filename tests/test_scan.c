@@ -3,6 +3,7 @@
  * vanishing files, non-UTF-8 names, paths over PATH_MAX, evidence left
  * untouched (bytes and atimes), thread-count independence, stop and resume.
  * Public API only. */
+#define _GNU_SOURCE 1 /* fopencookie */
 #include "scantest.h"
 
 #include <grp.h>
@@ -253,6 +254,9 @@ static void test_vanish(void)
     const char *l = st_line(&r, lit("vanish.txt"));
     CHECK(st_has(l, "\"status\":\"not-found\"") && st_has(l, "vanished"));
     CHECK(r.sum.errors == 0 && r.sum.complete);
+    /* A file deleted during the scan is a finding, not a scan error: the
+     * summary keeps the two apart (issue 9 item 11). */
+    CHECK(strstr(r.text, "\"errors_by_kind\":{},\"findings_by_kind\":{\"not-found\":1}") != NULL);
     free(r.text);
 }
 
@@ -401,6 +405,7 @@ static void test_args(void)
     /* Only the missing PATH: the same. */
     st_scan(NULL, paths, 1, 1, 256, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &r);
     CHECK(r.sum.errors == 1 && !r.sum.complete && r.sum.entries == 1);
+    CHECK(strstr(r.text, "\"errors_by_kind\":{\"not-found\":1},\"findings_by_kind\":{}") != NULL);
     free(r.text);
     CHECK(imt_scan_run(NULL, paths, 2, NULL, NULL, NULL, NULL, 0) == IMT_E_INVALID);
     uint64_t files = 0, bytes = 0;
@@ -454,6 +459,49 @@ static void test_sparse(void)
     rmdir(d);
 }
 
+/* A stream on a disk that fills up after 3000 bytes. */
+static ssize_t full_write(void *c, const char *buf, size_t n)
+{
+    size_t *used = c;
+    (void)buf;
+    if (*used + n > 3000) {
+        errno = ENOSPC;
+        return -1;
+    }
+    *used += n;
+    return (ssize_t)n;
+}
+
+/* The disk fills up while the report is written (issue 9 item 11): the
+ * summary says the report could not be written, with "No space left on
+ * device", never that something could not be read; and not complete. */
+static void test_disk_full(void)
+{
+    size_t used = 0;
+    cookie_io_functions_t io = {NULL, full_write, NULL, NULL};
+    FILE *f = fopencookie(&used, "w", io);
+    REQUIRE(f != NULL);
+    imt_report *rep = NULL;
+    REQUIRE(imt_report_create(&rep, f, NULL) == IMT_OK);
+    const char *paths[] = {root};
+    imt_scan_opts so;
+    imt_scan_opts_init(&so);
+    so.threads = 1;
+    REQUIRE(imt_report_begin(rep, NULL, paths, 1, &so) == IMT_OK);
+    imt_err st = imt_scan_run(NULL, paths, 1, &so, imt_report_record, rep, NULL, 0);
+    CHECK(st == IMT_E_INTERRUPTED); /* the record callback stopped it */
+    CHECK(strstr(imt_report_last_error(rep), "No space left on device") != NULL);
+    imt_report_summary sum;
+    CHECK(imt_report_end(rep, st, &sum) != IMT_OK);
+    CHECK(!sum.complete);
+    const char *t = imt_report_summary_text(rep);
+    CHECKF(strstr(t, "SCAN INCOMPLETE: the report could not be written: No space left on "
+                     "device") != NULL, "%s", t);
+    CHECK(strstr(t, "could not be read") == NULL && strstr(t, "stopped") == NULL);
+    imt_report_free(rep);
+    fclose(f);
+}
+
 int main(void)
 {
     build_tree();
@@ -467,6 +515,7 @@ int main(void)
     test_csv_and_escaping();
     test_args();
     test_sparse();
+    test_disk_full();
     rm_tree();
     return tu_done("test_scan");
 }

@@ -381,27 +381,33 @@ int cmd_scan(int argc, char **argv)
                               sizeof detail);
     if (pr.printed && pr.tty) fputc('\n', stderr);
     if (st == IMT_E_INTERRUPTED && imt_report_last_error(rep)[0]) {
-        cli_err("scan: %s", imt_report_last_error(rep));
-        st = IMT_E_IO;
+        cli_err("scan: %s", imt_report_last_error(rep)); /* the report's end says it too */
     } else if (st != IMT_OK) {
         cli_err("scan: %s", detail[0] ? detail : imt_strerror(st));
     }
     imt_report_summary sum;
     e = imt_report_end(rep, st, &sum);
     if (e) cli_err("scan: %s", imt_report_last_error(rep));
-    fputs(imt_report_summary_text(rep), stderr);
+    /* The report on disk before the summary is printed: a file system that
+     * fills up at close (delayed allocation, NFS) must not leave "scan
+     * complete" on the screen beside exit status 2. */
+    int close_errno = 0;
     if (out != stdout) {
-        if (fclose(out) != 0) {
-            cli_err("scan: cannot write the report: %s", strerror(errno));
-            e = IMT_E_IO;
-        }
+        if (fflush(out) != 0 || (fsync(fileno(out)) != 0 && errno != EINVAL)) close_errno = errno;
+        if (fclose(out) != 0 && !close_errno) close_errno = errno;
         out = stdout;
-        if (co.tmp && e == IMT_OK && rename(co.tmp, co.resolved) != 0) {
+        if (co.tmp && !close_errno && e == IMT_OK && rename(co.tmp, co.resolved) != 0) {
             cli_err("scan: cannot rename %s to %s: %s", co.tmp, co.resolved, strerror(errno));
-            e = IMT_E_IO;
+            e = IMT_E_WRITE;
         }
     } else if (fflush(stdout) != 0) {
-        e = IMT_E_IO;
+        close_errno = errno;
+    }
+    fputs(imt_report_summary_text(rep), stderr);
+    if (close_errno && e == IMT_OK) {
+        cli_err("scan: SCAN INCOMPLETE: the report could not be written: %s",
+                strerror(close_errno));
+        e = IMT_E_WRITE;
     }
     if (sum.hit_files) rc = CLI_EXIT_FOUND;
     else if (st != IMT_OK || e != IMT_OK || sum.errors) rc = CLI_EXIT_ERROR;

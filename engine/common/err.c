@@ -34,6 +34,7 @@ static const struct {
     [IMT_E_NOT_HEX] = {"not-hex", "a hash has a character that is not a hex digit"},
     [IMT_E_JSON_SHAPE] = {"json-shape", "the JSON does not have the expected structure"},
     [IMT_E_BUSY] = {"busy", "the index has open cursors"},
+    [IMT_E_WRITE] = {"write-failed", "the output could not be written"},
 };
 
 const char *imt_strerror(imt_err err)

@@ -51,6 +51,7 @@ struct imt_report {
     char last_error[512];
     int began, ended;
     int write_failed;      /* a record could not be written */
+    int write_errno;       /* why */
     struct timespec start;
     uint64_t t0_ms;
     imt__buf line, tmp;
@@ -60,7 +61,8 @@ struct imt_report {
     uint64_t entries, files, images, bytes, hit_files, known_good_files, errors,
         low_quality;
     uint64_t by_type[IMT_ENTRY__COUNT];
-    uint64_t by_status[IMT_E__COUNT];
+    uint64_t err_by_status[IMT_E__COUNT];  /* records that are scan errors */
+    uint64_t find_by_status[IMT_E__COUNT]; /* findings about the others */
     hitcat *cats;
     size_t n_cats;
     item *items;
@@ -279,7 +281,8 @@ static imt_err account(imt_report *r, const imt_scan_record *rec, const char *pa
     imt_err err = IMT_OK;
     r->entries++;
     if ((unsigned)rec->type < IMT_ENTRY__COUNT) r->by_type[rec->type]++;
-    if ((unsigned)rec->status < IMT_E__COUNT) r->by_status[rec->status]++;
+    if ((unsigned)rec->status < IMT_E__COUNT)
+        (rec->scan_error ? r->err_by_status : r->find_by_status)[rec->status]++;
     if (rec->scan_error) r->errors++;
     if (rec->hash) {
         r->files++;
@@ -363,7 +366,8 @@ static imt_err flush_line(imt_report *r)
     }
     if (b->len && (fwrite(b->p, 1, b->len, r->f) != b->len || fflush(r->f) != 0)) {
         r->write_failed = 1;
-        return fail(r, IMT_E_IO, "cannot write the report: %s", strerror(errno));
+        r->write_errno = errno;
+        return fail(r, IMT_E_WRITE, "cannot write the report: %s", strerror(errno));
     }
     b->len = 0;
     return IMT_OK;
@@ -999,17 +1003,22 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     /* Complete only when nothing kept it from being so: the exit status and
      * the summary agree (issue 9 item 11). */
     int complete = scan_status == IMT_OK && r->errors == 0 && !r->write_failed;
-    imt_err overall = scan_status != IMT_OK ? scan_status : complete ? IMT_OK : IMT_E_IO;
+    imt_err overall = r->write_failed        ? IMT_E_WRITE
+                      : scan_status != IMT_OK ? scan_status
+                      : complete              ? IMT_OK
+                                              : IMT_E_IO;
     char why[160] = "";
-    if (scan_status == IMT_E_INTERRUPTED)
+    /* A failed write stops the scan too: say that, not "stopped". */
+    if (r->write_failed)
+        imt__set_detail(why, sizeof why, "the report could not be written: %s",
+                        strerror(r->write_errno));
+    else if (scan_status == IMT_E_INTERRUPTED)
         imt__set_detail(why, sizeof why, "stopped before the end");
     else if (scan_status != IMT_OK)
         imt__set_detail(why, sizeof why, "the scan failed: %s", imt_strerror(scan_status));
     else if (r->errors)
         imt__set_detail(why, sizeof why, "%llu %s could not be read",
                         (unsigned long long)r->errors, r->errors == 1 ? "entry" : "entries");
-    else if (r->write_failed)
-        imt__set_detail(why, sizeof why, "the report could not be written");
     r->priority = priority(r, &expl);
 
     imt__buf_printf(b, "%s{\"record\":\"summary\",\"complete\":%s,\"scan_status\":\"%s\",",
@@ -1043,13 +1052,18 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
                         (unsigned long long)r->by_type[t]);
         first = 0;
     }
-    imt__buf_puts(b, "},\"errors_by_kind\":{");
-    first = 1;
-    for (int e = 0; e < IMT_E__COUNT; e++) {
-        if (!r->by_status[e] || is_plain_outcome((imt_err)e)) continue;
-        imt__buf_printf(b, "%s\"%s\":%llu", first ? "" : ",", imt_err_name((imt_err)e),
-                        (unsigned long long)r->by_status[e]);
-        first = 0;
+    /* Scan errors (what kept the scan from being complete) apart from
+     * findings about files (corrupt, unsupported-format, vanished, ...). */
+    for (int pass = 0; pass < 2; pass++) {
+        const uint64_t *cnt = pass ? r->find_by_status : r->err_by_status;
+        imt__buf_puts(b, pass ? "},\"findings_by_kind\":{" : "},\"errors_by_kind\":{");
+        first = 1;
+        for (int e = 0; e < IMT_E__COUNT; e++) {
+            if (!cnt[e] || is_plain_outcome((imt_err)e)) continue;
+            imt__buf_printf(b, "%s\"%s\":%llu", first ? "" : ",", imt_err_name((imt_err)e),
+                            (unsigned long long)cnt[e]);
+            first = 0;
+        }
     }
     imt__buf_puts(b, "},\"hits_by_list\":[");
     if (r->n_cats) qsort(r->cats, r->n_cats, sizeof *r->cats, hitcat_cmp);
@@ -1096,9 +1110,16 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     imt__buf_printf(s, "  %llu scan errors", (unsigned long long)r->errors);
     first = 1;
     for (int e = 0; e < IMT_E__COUNT; e++) {
-        if (!r->by_status[e] || is_plain_outcome((imt_err)e)) continue;
+        if (!r->err_by_status[e] || is_plain_outcome((imt_err)e)) continue;
         imt__buf_printf(s, "%s%s %llu", first ? "; by kind: " : ", ", imt_err_name((imt_err)e),
-                        (unsigned long long)r->by_status[e]);
+                        (unsigned long long)r->err_by_status[e]);
+        first = 0;
+    }
+    first = 1;
+    for (int e = 0; e < IMT_E__COUNT; e++) {
+        if (!r->find_by_status[e] || is_plain_outcome((imt_err)e)) continue;
+        imt__buf_printf(s, "%s%s %llu", first ? "\n  findings: " : ", ",
+                        imt_err_name((imt_err)e), (unsigned long long)r->find_by_status[e]);
         first = 0;
     }
     imt__buf_printf(s, "\n  hits: %llu files, %llu distinct known items\n",
