@@ -511,7 +511,11 @@ typedef enum imt_entry_type {
                                 this scan (hardlink_of): not read again */
     IMT_ENTRY_SYMLINK = 2,   /* a symbolic link: reported, never followed */
     IMT_ENTRY_DIR = 3,       /* a directory: reported only when it could not
-                                be read, loops, or is on another file system */
+                                be read, loops, is on another file system, or
+                                is a PATH argument inside (or the same as)
+                                another one: then it is walked once, under
+                                the other, and the record's detail says so
+                                (a repeated file PATH likewise: not read) */
     IMT_ENTRY_FIFO = 4,      /* FIFOs, sockets, devices: reported, never opened */
     IMT_ENTRY_SOCKET = 5,
     IMT_ENTRY_CHARDEV = 6,

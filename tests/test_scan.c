@@ -413,6 +413,45 @@ static void test_args(void)
     CHECK(files >= 6 && bytes >= 80); /* a.txt b-c.txt bad deep z_empty photo.bin */
 }
 
+/* Repeated and overlapping PATHs are read once (issue 9 item 11): a PATH
+ * inside another (or the same, by another name) gets one record saying so,
+ * and nothing under it is walked again. */
+static void test_overlap(void)
+{
+    char sub_dir[600], again[600], file[600], dotted[600];
+    snprintf(sub_dir, sizeof sub_dir, "%s/b", root);
+    snprintf(again, sizeof again, "%s/b/", root);
+    snprintf(file, sizeof file, "%s/a.txt", root);
+    snprintf(dotted, sizeof dotted, "%s/b/..", root);
+    const char *alone[] = {root};
+    const char *paths[] = {sub_dir, root, again, file, dotted};
+    st_report one, many;
+    CHECK(st_scan(NULL, alone, 1, 1, 256, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &one) == IMT_OK);
+    CHECK(st_scan(NULL, paths, 5, 2, 3, 0, NULL, NULL, 0, IMT_REPORT_JSONL, &many) == IMT_OK);
+    CHECKF(many.sum.files == one.sum.files, "files %llu, alone %llu",
+           (unsigned long long)many.sum.files, (unsigned long long)one.sum.files);
+    CHECKF(many.sum.entries == one.sum.entries + 4, "entries %llu, alone %llu",
+           (unsigned long long)many.sum.entries, (unsigned long long)one.sum.entries);
+    CHECK(many.sum.bytes == one.sum.bytes && many.sum.complete);
+    char l[700];
+    snprintf(l, sizeof l, "\"%s\"", sub_dir);
+    CHECK(st_has(st_line(&many, l), "\"type\":\"dir\"") &&
+          st_has(st_line(&many, l), "read there once"));
+    snprintf(l, sizeof l, "\"%s\"", file);
+    /* a.txt has two records: read under root, then the PATH's own record. */
+    char key[720];
+    snprintf(key, sizeof key, "\"path\":%s,", l);
+    const char *fl = strstr(many.text, key), *f2 = fl ? strstr(fl + 1, key) : NULL;
+    CHECK(fl && st_has(fl, "\"md5\""));
+    CHECK(f2 && st_has(f2, "read there once") && !st_has(f2, "\"md5\""));
+    /* b's entries appear once, under root (where the walk reads them). */
+    snprintf(l, sizeof l, "\"path\":\"%s/b/loop1\"", root);
+    const char *first = strstr(many.text, l);
+    CHECK(first && !strstr(first + 1, l));
+    free(one.text);
+    free(many.text);
+}
+
 /* The output of a digest tool for path: 'md5sum' -> hex into out. */
 static void tool_digest(const char *tool, const char *path, char *out, size_t n)
 {
@@ -515,6 +554,7 @@ int main(void)
     test_csv_and_escaping();
     test_args();
     test_sparse();
+    test_overlap();
     test_disk_full();
     rm_tree();
     return tu_done("test_scan");

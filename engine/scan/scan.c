@@ -356,7 +356,8 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
             s->status = s->e.status;
             s->detail = s->e.detail;
             if (o.skip && o.skip(o.ctx, s->e.path, s->e.type)) s->skipped = 1;
-            else if (s->e.type == IMT_ENTRY_FILE && s->e.status == IMT_OK) s->needs_hash = 1;
+            else if (s->e.type == IMT_ENTRY_FILE && s->e.status == IMT_OK && !s->e.repeat)
+                s->needs_hash = 1;
         }
         if (n == 0) {
             if (o.stop && *o.stop) stopped = 1;
