@@ -227,6 +227,11 @@ typedef struct imt_hash_result {
                                 (as the reference hasher does); detail says why */
     char detail[256];        /* why status is not IMT_OK, or the partial-decode
                                 warning: "libjpeg: Premature end of JPEG file" */
+    int changed;             /* the file changed while it was read (its size,
+                                mtime or ctime differ after the read): the
+                                digests cover exactly file_size bytes, the
+                                size when it was opened (or fewer if it shrank);
+                                detail says so (after any other reason) */
 } imt_hash_result;
 
 /** A per-thread hashing context: holds decoder state and scratch buffers

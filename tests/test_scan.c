@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -452,6 +453,75 @@ static void test_overlap(void)
     free(many.text);
 }
 
+/* A file that grows while it is read (issue 9 item 11): the digests cover
+ * exactly the bytes the result reports (the size when opened), and the
+ * result says the file changed. A writer thread appends all along. */
+typedef struct grower {
+    const char *path;
+    volatile int stop;
+} grower;
+
+static void *grow_main(void *arg)
+{
+    grower *g = arg;
+    int fd = open(g->path, O_WRONLY | O_APPEND);
+    static char chunk[65536];
+    memset(chunk, 'g', sizeof chunk);
+    /* Paced (at most ~300 MB/s, 256 MB in all, at least 0.8 s) so that it
+     * is still writing when the read ends, whatever the machine. */
+    for (int i = 0; fd >= 0 && !g->stop && i < 4096; i++) {
+        if (write(fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk) break;
+        usleep(200);
+    }
+    if (fd >= 0) close(fd);
+    return NULL;
+}
+
+static void test_growing(void)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s.grow.bin", root);
+    static char base[1 << 20];
+    for (size_t i = 0; i < sizeof base; i++) base[i] = (char)(i * 7);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    REQUIRE(fd >= 0);
+    for (int i = 0; i < 16; i++) REQUIRE(write(fd, base, sizeof base) == (ssize_t)sizeof base);
+    close(fd);
+    grower g = {p, 0};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, grow_main, &g) == 0);
+    struct stat s0;
+    do REQUIRE(stat(p, &s0) == 0);
+    while (s0.st_size == 16 << 20); /* it is growing */
+    imt_hash_opts o;
+    imt_hash_opts_init(&o);
+    o.digests = IMT_DIGEST_MD5;
+    imt_hasher *h;
+    REQUIRE(imt_hasher_create(&h, &o) == IMT_OK);
+    imt_hash_result r;
+    imt_hash_file(h, p, &r);
+    g.stop = 1;
+    pthread_join(th, NULL);
+    imt_hasher_free(h);
+    struct stat s1;
+    REQUIRE(stat(p, &s1) == 0);
+    CHECKF(r.changed, "no changed flag (read %llu bytes, now %lld)",
+           (unsigned long long)r.file_size, (long long)s1.st_size);
+    CHECK(strstr(r.detail, "changed while it was read") != NULL);
+    CHECK(r.file_size >= (uint64_t)s0.st_size && r.file_size < (uint64_t)s1.st_size);
+    /* The digest is the digest of the first file_size bytes (head | md5sum). */
+    char cmd[800], md5[33], hx[33];
+    snprintf(cmd, sizeof cmd, "head -c %llu '%s' | md5sum", (unsigned long long)r.file_size, p);
+    FILE *pp = popen(cmd, "r");
+    REQUIRE(pp && fread(md5, 1, 32, pp) == 32);
+    pclose(pp);
+    md5[32] = '\0';
+    for (int i = 0; i < 16; i++) sprintf(hx + 2 * i, "%02x", r.md5[i]);
+    CHECKF(!strcmp(hx, md5), "md5 %s, of the first %llu bytes %s", hx,
+           (unsigned long long)r.file_size, md5);
+    unlink(p);
+}
+
 /* The output of a digest tool for path: 'md5sum' -> hex into out. */
 static void tool_digest(const char *tool, const char *path, char *out, size_t n)
 {
@@ -555,6 +625,7 @@ int main(void)
     test_args();
     test_sparse();
     test_overlap();
+    test_growing();
     test_disk_full();
     rm_tree();
     return tu_done("test_scan");

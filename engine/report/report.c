@@ -623,6 +623,7 @@ static void put_record_json(imt__buf *b, const imt_scan_record *rec)
             imt__buf_printf(b, ",\"pdq\":\"%s\",\"quality\":%d", hx, h->quality);
             if (h->partial) imt__buf_puts(b, ",\"partial\":true");
         }
+        if (h->changed) imt__buf_puts(b, ",\"changed_during_read\":true");
     }
     if (rec->known_good)
         imt__buf_puts(b, ",\"known_good\":true,\"pdq_matching\":\"skipped: known-good file\"");

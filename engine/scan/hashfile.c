@@ -51,6 +51,8 @@ typedef struct source {
     const uint8_t *mem;
     size_t mem_len, mem_pos;
     uint64_t total;        /* bytes delivered (and digested) so far */
+    uint64_t limit;        /* fd: read no more than this (the size when
+                              opened: digests and size agree); 0 = to EOF */
     const uint8_t *first;  /* the already-read first chunk, replayed once */
     size_t first_len;
     int eof;
@@ -85,15 +87,23 @@ static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
     if (s->err) return s->err;
     if (s->eof) return IMT_OK;
     if (s->h->opts.stop && *s->h->opts.stop) return s->err = IMT_E_INTERRUPTED;
+    size_t room = CHUNK;
+    if (s->limit) {
+        if (s->total >= s->limit) {
+            s->eof = 1; /* the size it had when opened: more is a change */
+            return IMT_OK;
+        }
+        if (s->limit - s->total < room) room = (size_t)(s->limit - s->total);
+    }
     if (s->sparse) {
         if (s->pos >= s->zero_end && s->pos >= s->data_end) locate(s);
         if (s->pos < s->zero_end) {
             off_t n = s->zero_end - s->pos;
-            *len = n > (off_t)CHUNK ? CHUNK : (size_t)n;
+            *len = n > (off_t)room ? room : (size_t)n;
             *data = zeros;
         } else {
             off_t want = s->data_end - s->pos;
-            size_t cnt = want > (off_t)CHUNK ? CHUNK : (size_t)want;
+            size_t cnt = want > (off_t)room ? room : (size_t)want;
             ssize_t n;
             do n = pread(s->fd, s->h->buf, cnt, s->pos);
             while (n < 0 && errno == EINTR);
@@ -113,7 +123,7 @@ static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
         *len = n;
     } else {
         ssize_t n;
-        do n = read(s->fd, s->h->buf, CHUNK);
+        do n = read(s->fd, s->h->buf, room);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
             s->read_errno = errno;
@@ -320,12 +330,14 @@ imt_err imt_hash_fd(imt_hasher *h, int fd, imt_hash_result *res)
     if (!h || fd < 0) return res->status = IMT_E_INVALID;
     struct stat st;
     uint64_t size = 0;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) size = (uint64_t)st.st_size;
+    if (fstat(fd, &st) != 0) memset(&st, 0, sizeof st); /* not regular: no limit */
+    if (S_ISREG(st.st_mode)) size = (uint64_t)st.st_size;
     source s = {.h = h, .fd = fd};
+    off_t at = S_ISREG(st.st_mode) ? lseek(fd, 0, SEEK_CUR) : -1;
+    if (size && at >= 0 && (uint64_t)at < size) s.limit = size - (uint64_t)at;
     /* Fewer blocks than bytes: holes (or compression) -- skip reading holes.
      * pread from the current offset, which is left after the bytes read. */
     if (size && S_ISREG(st.st_mode) && (uint64_t)st.st_blocks * 512u < size) {
-        off_t at = lseek(fd, 0, SEEK_CUR);
         if (at >= 0) {
             s.sparse = 1;
             s.pos = at;
@@ -334,6 +346,21 @@ imt_err imt_hash_fd(imt_hasher *h, int fd, imt_hash_result *res)
     }
     imt_err r = run(h, &s, size, res);
     if (s.sparse) (void)lseek(fd, s.pos, SEEK_SET);
+    /* Did it change while read? Growth past the size at open is not read
+     * (the digests cover the size reported); any change is flagged. */
+    struct stat after;
+    if (S_ISREG(st.st_mode) && r != IMT_E_INTERRUPTED && fstat(fd, &after) == 0 &&
+        (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+         after.st_mtim.tv_nsec != st.st_mtim.tv_nsec || after.st_ctim.tv_sec != st.st_ctim.tv_sec ||
+         after.st_ctim.tv_nsec != st.st_ctim.tv_nsec)) {
+        res->changed = 1;
+        size_t used = strlen(res->detail);
+        imt__set_detail(res->detail + used, sizeof res->detail - used,
+                        "%sthe file changed while it was read (%lld bytes when opened, %lld "
+                        "after): digests cover the first %llu bytes", used ? "; " : "",
+                        (long long)st.st_size, (long long)after.st_size,
+                        (unsigned long long)res->file_size);
+    }
     return r;
 }
 
