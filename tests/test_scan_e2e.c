@@ -308,8 +308,10 @@ static void check_report(const st_report *r, int vanished_checked)
     l = rec(r, "DCIM/IMG_0002.jpg");
     CHECK(st_has(l, "\"kind\":\"pdq\"") && st_has(l, "\"variant\":\"flipy\""));
     l = rec(r, "misc/\\udcff\\udcfe-rot.jpg");
-    CHECK(st_has(l, "\"kind\":\"pdq\"") &&
-          (st_has(l, "\"variant\":\"rotate90\"") || st_has(l, "\"variant\":\"rotate270\"")));
+    /* The file is the known image turned clockwise (rot90 above); the
+     * variant that turns it back is the reference's rotate90, whose
+     * definition test_hash checks against the reference's dihedral hashes. */
+    CHECK(st_has(l, "\"kind\":\"pdq\"") && st_has(l, "\"variant\":\"rotate90\""));
     l = rec(r, "misc/cache0001.dat");
     CHECK(st_has(l, "\"format\":\"jpeg\"") && st_has(l, "\"kind\":\"md5\"") &&
           st_has(l, "\"kind\":\"pdq\",\"distance\":0,"));
@@ -322,10 +324,14 @@ static void check_report(const st_report *r, int vanished_checked)
         CHECK(st_has(l, "\"status\":\"ok\"") && st_has(l, "\"matches\":[]"));
     }
     l = rec(r, "junk/truncated.jpg");
-    CHECK(st_has(l, "\"status\":\"truncated\"") ||
-          (st_has(l, "\"partial\":true") && st_has(l, "Premature end")));
+    /* 60% of a baseline JPEG still yields an image: hashed, flagged partial
+     * (as the reference does; README). */
+    CHECK(st_has(l, "\"status\":\"ok\"") && st_has(l, "\"partial\":true") &&
+          st_has(l, "Premature end") && st_has(l, "\"pdq\":"));
     l = rec(r, "junk/corrupt.jpg");
-    CHECK(st_has(l, "\"status\":\"corrupt\"") || st_has(l, "\"status\":\"truncated\""));
+    /* FF D8, then a DQT marker whose length field (" g" = 0x2067 = 8295
+     * bytes) runs past the 28-byte file: the data ends early. */
+    CHECK(st_has(l, "\"status\":\"truncated\"") && !st_has(l, "\"pdq\":"));
     l = rec(r, "junk/flat.jpg");
     CHECK(st_has(l, "\"pdq_matching\":\"skipped: quality") && st_has(l, "\"matches\":[]"));
     l = rec(r, "system/readme.txt");
@@ -421,7 +427,7 @@ static void test_cli_unprivileged(void)
     REQUIRE(waitpid(pid, &st, 0) == pid);
     REQUIRE(WIFEXITED(st));
     if (WEXITSTATUS(st) == 99) {
-        printf("SKIP (sub-check): cannot drop privileges for the unreadable folder\n");
+        st_subskip("cannot drop privileges for the unreadable folder and the exit status 1");
         return;
     }
     CHECKF(WEXITSTATUS(st) == 1, "exit status %d", WEXITSTATUS(st));
