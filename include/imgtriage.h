@@ -72,6 +72,7 @@ typedef enum imt_err {
     IMT_E_JSON_SHAPE = 24,   /* valid JSON, but not the structure the format needs */
     IMT_E_BUSY = 25,         /* the index has open cursors (import needs none) */
     IMT_E_INDEX_CHANGED = 26,/* a writer changed an index opened without a lock */
+    IMT_E_WRITE = 27,        /* an output (a report) could not be written */
     IMT_E__COUNT             /* not an error: the number of codes */
 } imt_err;
 
@@ -200,6 +201,9 @@ typedef struct imt_hash_opts {
     uint64_t max_pixels;     /* width*height over this: too-large; default 2^30 */
     uint32_t max_dimension;  /* a side over this: too-large; default 100000 */
     uint32_t time_budget_ms; /* decode+hash time per file; 0 = none; default 60000 */
+    const volatile int *stop;/* when non-NULL and *stop becomes non-zero (a signal
+                                handler may set it), hashing stops before the next
+                                256 KiB chunk with IMT_E_INTERRUPTED; default NULL */
 } imt_hash_opts;
 
 /** Fill opts with the defaults documented above. */
@@ -224,6 +228,11 @@ typedef struct imt_hash_result {
                                 (as the reference hasher does); detail says why */
     char detail[256];        /* why status is not IMT_OK, or the partial-decode
                                 warning: "libjpeg: Premature end of JPEG file" */
+    int changed;             /* the file changed while it was read (its size,
+                                mtime or ctime differ after the read): the
+                                digests cover exactly file_size bytes, the
+                                size when it was opened (or fewer if it shrank);
+                                detail says so (after any other reason) */
 } imt_hash_result;
 
 /** A per-thread hashing context: holds decoder state and scratch buffers
@@ -543,7 +552,11 @@ typedef enum imt_entry_type {
                                 this scan (hardlink_of): not read again */
     IMT_ENTRY_SYMLINK = 2,   /* a symbolic link: reported, never followed */
     IMT_ENTRY_DIR = 3,       /* a directory: reported only when it could not
-                                be read, loops, or is on another file system */
+                                be read, loops, is on another file system, or
+                                is a PATH argument inside (or the same as)
+                                another one: then it is walked once, under
+                                the other, and the record's detail says so
+                                (a repeated file PATH likewise: not read) */
     IMT_ENTRY_FIFO = 4,      /* FIFOs, sockets, devices: reported, never opened */
     IMT_ENTRY_SOCKET = 5,
     IMT_ENTRY_CHARDEV = 6,
@@ -587,6 +600,13 @@ typedef struct imt_scan_record {
     imt_err status;            /* IMT_OK, or why the entry could not be fully
                                   processed (IMT_E_IO unreadable, NOT_FOUND
                                   vanished, CORRUPT, TRUNCATED, ...) */
+    int scan_error;            /* non-zero: this entry keeps the scan from
+                                  being complete (something could not be read:
+                                  an unreadable file or folder, a PATH
+                                  argument that does not exist, a failed
+                                  index lookup). A finding about the file
+                                  (corrupt, not-an-image, a file deleted
+                                  during the scan) is not a scan error. */
     const char *detail;        /* a sentence on status, a note, or "" */
     int have_stat;             /* the fields below hold lstat() values */
     uint64_t size, inode, dev;
@@ -614,7 +634,7 @@ typedef struct imt_scan_progress {
     uint64_t bytes;            /* bytes read */
     uint64_t hits;             /* records with a match on a list that is not
                                   known-good */
-    uint64_t errors;           /* unreadable entries (files or folders) */
+    uint64_t errors;           /* entries with scan_error set */
     uint64_t elapsed_ms;
 } imt_scan_progress;
 
@@ -643,7 +663,8 @@ typedef struct imt_scan_opts {
     size_t batch_files;        /* files hashed per batch (default 256) */
     const volatile int *stop;  /* when non-NULL and *stop becomes non-zero (a
                                   signal handler may set it), the scan stops
-                                  after the files in progress; the records
+                                  within a 256 KiB chunk of each file in
+                                  progress (hash.stop defaults to it); the records
                                   emitted are a prefix of a full scan's */
     imt_scan_skip_fn skip;     /* optional, see above */
     imt_scan_progress_fn progress; /* optional, see above */
@@ -730,7 +751,9 @@ typedef struct imt_report_summary {
                                   (unreadable files and folders) */
     uint64_t distinct_items;   /* distinct known index entries matched */
     double priority;           /* see imt_report_priority_text */
-    int complete;              /* set by imt_report_end */
+    int complete;              /* set by imt_report_end: the scan ran to its
+                                  end (scan_status IMT_OK), no entry is a
+                                  scan error and the report was written */
 } imt_report_summary;
 
 /** Write the summary record (scan_status: what imt_scan_run returned) and

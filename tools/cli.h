@@ -5,6 +5,7 @@
 #include "imgtriage.h"
 
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Exit statuses shared by every subcommand (documented in --help/README). */
 #define CLI_EXIT_OK 0       /* success (scan: completed, nothing known found) */
@@ -37,6 +38,34 @@ enum { CLI_OPT_MAXPIX = 900, CLI_OPT_MAXDIM, CLI_OPT_MAXFILE, CLI_OPT_BUDGET };
     {"max-file-size", required_argument, NULL, CLI_OPT_MAXFILE},           \
     {"time-budget", required_argument, NULL, CLI_OPT_BUDGET}
 void cli_set_limit(imt_hash_opts *o, int opt, unsigned long long v);
+
+/* Where a report may be written (tools/cli_outpath.c). */
+typedef struct cli_output {
+    char *resolved;        /* the absolute path, symlinks resolved */
+    char *tmp;             /* in-place resume: the file written, renamed at the end */
+    int existed;
+    dev_t dev;
+    ino_t ino;
+} cli_output;
+
+/* Check that a report may be written at out: not inside (or the same file
+ * as) any of the n PATHs or the index (symlinks resolved; folders compared
+ * by device and inode from out's folder up to "/"), not a folder or block
+ * device, not a file with other hard links, and not an existing non-empty
+ * file unless force. Touches nothing. 0, or -1 with why filled. */
+int cli_open_output(const char *out, const char *const *paths, size_t n,
+                    const char *index_path, int force, cli_output *o, char *why, size_t cap);
+
+/* After every other check passed: open the checked file for writing (the
+ * same file that was checked; truncated only now), or with in_place a
+ * temporary file beside it. NULL with why filled. */
+FILE *cli_output_open(cli_output *o, int in_place, char *why, size_t cap);
+void cli_output_free(cli_output *o);
+
+/* The containment checks of cli_open_output for a file that is only read
+ * (--resume): 0, or -1 with why filled. */
+int cli_check_input_path(const char *what, const char *path, const char *const *paths,
+                         size_t n, const char *index_path, char *why, size_t cap);
 
 /* Parse a positive integer option value; returns 0 on error. */
 int cli_parse_u64(const char *s, unsigned long long *out);

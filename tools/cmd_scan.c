@@ -24,7 +24,10 @@ static void usage(FILE *f)
 "Options:\n"
 "  -x, --index DIR        the known-hash index to match against (required)\n"
 "      --no-index         no matching: an inventory with hashes only\n"
-"  -o, --out FILE         write the report to FILE (default: standard output)\n"
+"  -o, --out FILE         write the report to FILE (default: standard output);\n"
+"                         refused inside a PATH or the index, and over an\n"
+"                         existing report unless --force\n"
+"      --force            overwrite an existing report FILE\n"
 "  -f, --format FMT       jsonl (default) or csv\n"
 "      --hits-only        only entries that match a list (header and summary kept)\n"
 "      --device NAME      name of the device, for the report\n"
@@ -51,13 +54,15 @@ static void usage(FILE *f)
 "Symbolic links are reported, never followed (a PATH that is a link is\n"
 "followed); FIFOs, sockets and devices are reported, never opened. Names that\n"
 "are not UTF-8 are written losslessly (JSON: \\udcXX per byte; CSV: \\xNN).\n"
-"Ctrl-C or SIGTERM stops cleanly: the report ends with a summary marked\n"
-"incomplete, and --resume continues it.\n"
+"Ctrl-C or SIGTERM stops cleanly within a second, even in the middle of a\n"
+"huge file: the report ends with a summary marked incomplete, and --resume\n"
+"continues it.\n"
 "\n"
 "Exit status (as ClamAV's): 0 the scan completed and found no known material;\n"
 "1 known material was found (listed in the report; this wins over errors);\n"
-"2 errors prevented a complete scan (unreadable files or folders, interrupted,\n"
-"bad usage, the index or the report could not be used).\n");
+"2 errors prevented a complete scan (unreadable files or folders, a PATH that\n"
+"does not exist, interrupted, bad usage, the index or the report could not be\n"
+"used); the summary then says the scan is incomplete, and why.\n");
 }
 
 static volatile int g_stop = 0;
@@ -185,12 +190,13 @@ int cmd_scan(int argc, char **argv)
 {
     enum {
         OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
-        OPT_ONEFS, OPT_DIST, OPT_MINQ
+        OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE
     };
     static const struct option longopts[] = {
         {"index", required_argument, NULL, 'x'},
         {"no-index", no_argument, NULL, OPT_NOINDEX},
         {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, OPT_FORCE},
         {"format", required_argument, NULL, 'f'},
         {"hits-only", no_argument, NULL, OPT_HITS},
         {"device", required_argument, NULL, OPT_DEVICE},
@@ -212,7 +218,7 @@ int cmd_scan(int argc, char **argv)
     imt_report_opts ro;
     imt_report_opts_init(&ro);
     const char *index_path = NULL, *out_path = NULL, *resume = NULL;
-    int no_index = 0, quiet = 0, c, rc = CLI_EXIT_ERROR;
+    int no_index = 0, quiet = 0, force = 0, c, rc = CLI_EXIT_ERROR;
     unsigned long long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "x:o:f:t:m:qh", longopts, NULL)) != -1) {
@@ -229,6 +235,7 @@ int cmd_scan(int argc, char **argv)
         case OPT_DEVICE: ro.device = optarg; break;
         case OPT_CASE: ro.case_id = optarg; break;
         case OPT_RESUME: resume = optarg; break;
+        case OPT_FORCE: force = 1; break;
         case 't':
             if (!cli_parse_u64(optarg, &v) || v < 1 || v > 4096) {
                 cli_err("scan: --threads needs a number from 1 to 4096");
@@ -281,7 +288,10 @@ int cmd_scan(int argc, char **argv)
     imt_index *idx = NULL;
     imt_report *rep = NULL;
     FILE *out = stdout;
-    char *tmp_out = NULL, *cmdline = NULL;
+    cli_output co = {0};
+    int in_place = 0;
+    char why[1024];
+    char *cmdline = NULL;
     estimate est = {0};
     progress pr = {0};
     imt_err e;
@@ -297,26 +307,44 @@ int cmd_scan(int argc, char **argv)
             goto cleanup;
         }
     }
+    /* Every check before the report file is opened (and truncated). */
+    if (resume && cli_check_input_path("the report to resume", resume, paths, n_paths,
+                                       index_path, why, sizeof why) != 0) {
+        cli_err("scan: %s", why);
+        goto cleanup;
+    }
     if (out_path) {
-        const char *target = out_path;
-        if (resume && same_file(resume, out_path)) {
-            /* Resuming in place: write beside it, rename over it at the end. */
-            size_t n = strlen(out_path) + 16;
-            tmp_out = malloc(n);
-            if (!tmp_out) { cli_err("out of memory"); goto cleanup; }
-            snprintf(tmp_out, n, "%s.resume-tmp", out_path);
-            target = tmp_out;
-        }
-        out = fopen(target, "w");
-        if (!out) {
-            cli_err("scan: cannot write %s: %s", target, strerror(errno));
-            out = stdout;
+        in_place = resume && same_file(resume, out_path);
+        if (cli_open_output(out_path, paths, n_paths, index_path, force || in_place, &co, why,
+                            sizeof why) != 0) {
+            cli_err("scan: %s", why);
             goto cleanup;
         }
     }
     cmdline = join_cmdline(argc, argv);
     ro.command_line = cmdline;
     ro.index_path = index_path;
+    if (resume && out_path) {
+        /* Would the resume be accepted? Checked on a scratch report, so that a
+         * refused resume leaves the --out file as it was. */
+        FILE *scratch = fopen("/dev/null", "w");
+        imt_report *chk = NULL;
+        e = scratch ? imt_report_create(&chk, scratch, &ro) : IMT_E_IO;
+        if (!e && (e = imt_report_resume(chk, resume)) == IMT_OK)
+            e = imt_report_begin(chk, idx, paths, n_paths, &so);
+        if (e) cli_err("scan: %s", chk ? imt_report_last_error(chk) : imt_strerror(e));
+        imt_report_free(chk);
+        if (scratch) fclose(scratch);
+        if (e) goto cleanup;
+    }
+    if (out_path) {
+        out = cli_output_open(&co, in_place, why, sizeof why);
+        if (!out) {
+            cli_err("scan: %s", why);
+            out = stdout;
+            goto cleanup;
+        }
+    }
     e = imt_report_create(&rep, out, &ro);
     if (e) { cli_err("scan: cannot start the report: %s", imt_strerror(e)); goto cleanup; }
     if (resume) {
@@ -353,27 +381,33 @@ int cmd_scan(int argc, char **argv)
                               sizeof detail);
     if (pr.printed && pr.tty) fputc('\n', stderr);
     if (st == IMT_E_INTERRUPTED && imt_report_last_error(rep)[0]) {
-        cli_err("scan: %s", imt_report_last_error(rep));
-        st = IMT_E_IO;
+        cli_err("scan: %s", imt_report_last_error(rep)); /* the report's end says it too */
     } else if (st != IMT_OK) {
         cli_err("scan: %s", detail[0] ? detail : imt_strerror(st));
     }
     imt_report_summary sum;
     e = imt_report_end(rep, st, &sum);
     if (e) cli_err("scan: %s", imt_report_last_error(rep));
-    fputs(imt_report_summary_text(rep), stderr);
+    /* The report on disk before the summary is printed: a file system that
+     * fills up at close (delayed allocation, NFS) must not leave "scan
+     * complete" on the screen beside exit status 2. */
+    int close_errno = 0;
     if (out != stdout) {
-        if (fclose(out) != 0) {
-            cli_err("scan: cannot write the report: %s", strerror(errno));
-            e = IMT_E_IO;
-        }
+        if (fflush(out) != 0 || (fsync(fileno(out)) != 0 && errno != EINVAL)) close_errno = errno;
+        if (fclose(out) != 0 && !close_errno) close_errno = errno;
         out = stdout;
-        if (tmp_out && e == IMT_OK && rename(tmp_out, out_path) != 0) {
-            cli_err("scan: cannot rename %s to %s: %s", tmp_out, out_path, strerror(errno));
-            e = IMT_E_IO;
+        if (co.tmp && !close_errno && e == IMT_OK && rename(co.tmp, co.resolved) != 0) {
+            cli_err("scan: cannot rename %s to %s: %s", co.tmp, co.resolved, strerror(errno));
+            e = IMT_E_WRITE;
         }
     } else if (fflush(stdout) != 0) {
-        e = IMT_E_IO;
+        close_errno = errno;
+    }
+    fputs(imt_report_summary_text(rep), stderr);
+    if (close_errno && e == IMT_OK) {
+        cli_err("scan: SCAN INCOMPLETE: the report could not be written: %s",
+                strerror(close_errno));
+        e = IMT_E_WRITE;
     }
     if (sum.hit_files) rc = CLI_EXIT_FOUND;
     else if (st != IMT_OK || e != IMT_OK || sum.errors) rc = CLI_EXIT_ERROR;
@@ -385,7 +419,7 @@ cleanup:
     if (out != stdout) fclose(out);
     imt_report_free(rep);
     imt_index_close(idx);
-    free(tmp_out);
+    cli_output_free(&co);
     free(cmdline);
     return rc;
 }

@@ -36,6 +36,7 @@ static const struct {
     [IMT_E_BUSY] = {"busy", "the index has open cursors"},
     [IMT_E_INDEX_CHANGED] = {"index-changed",
                              "the index changed while it was open without a lock; open it again"},
+    [IMT_E_WRITE] = {"write-failed", "the output could not be written"},
 };
 
 const char *imt_strerror(imt_err err)

@@ -17,10 +17,14 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
-#define REPORT_FORMAT_VERSION 1
+/* 2: records carry "scan_error", matches "list_id"; the summary keys
+ * hits_by_list by list id and splits findings_by_kind from errors_by_kind. */
+#define REPORT_FORMAT_VERSION 2
 
-/* Hits per (list, category). */
+/* Matched files per (list id, category, label): lists are told apart by id,
+ * never by name (two lists may share a name). */
 typedef struct hitcat {
+    uint32_t list_id;
     char *list, *scheme, *label;
     int32_t category;
     int known_good;
@@ -46,6 +50,8 @@ struct imt_report {
     char *cmdline, *device, *case_id, *index_path;
     char last_error[512];
     int began, ended;
+    int write_failed;      /* a record could not be written */
+    int write_errno;       /* why */
     struct timespec start;
     uint64_t t0_ms;
     imt__buf line, tmp;
@@ -55,7 +61,8 @@ struct imt_report {
     uint64_t entries, files, images, bytes, hit_files, known_good_files, errors,
         low_quality;
     uint64_t by_type[IMT_ENTRY__COUNT];
-    uint64_t by_status[IMT_E__COUNT];
+    uint64_t err_by_status[IMT_E__COUNT];  /* records that are scan errors */
+    uint64_t find_by_status[IMT_E__COUNT]; /* findings about the others */
     hitcat *cats;
     size_t n_cats;
     item *items;
@@ -224,8 +231,8 @@ static imt_err note_cat(imt_report *r, const imt_scan_match *m)
     const char *label = m->category_label ? m->category_label : "";
     for (size_t i = 0; i < r->n_cats; i++) {
         hitcat *c = &r->cats[i];
-        if (c->category == m->category && !strcmp(c->list, m->list) &&
-            !strcmp(c->scheme, m->scheme) && !strcmp(c->label, label)) {
+        if (c->list_id == m->list_id && c->category == m->category &&
+            !strcmp(c->label, label)) {
             c->files++;
             return IMT_OK;
         }
@@ -246,6 +253,7 @@ static imt_err note_cat(imt_report *r, const imt_scan_match *m)
         imt__free(c->label);
         return IMT_E_NOMEM;
     }
+    c->list_id = m->list_id;
     c->category = m->category;
     c->known_good = m->known_good;
     c->files = 1;
@@ -253,11 +261,12 @@ static imt_err note_cat(imt_report *r, const imt_scan_match *m)
     return IMT_OK;
 }
 
-/* Errors that leave the scan incomplete: something could not be read. */
-static int is_scan_error(imt_err e)
+static int hitcat_cmp(const void *a, const void *b)
 {
-    return e == IMT_E_IO || e == IMT_E_NOMEM || e == IMT_E_INTERNAL || e == IMT_E_DB ||
-           e == IMT_E_INDEX_CORRUPT;
+    const hitcat *x = a, *y = b;
+    if (x->list_id != y->list_id) return x->list_id < y->list_id ? -1 : 1;
+    if (x->category != y->category) return x->category < y->category ? -1 : 1;
+    return strcmp(x->label, y->label);
 }
 
 /* Outcomes of a file that are not findings about it as an error. */
@@ -272,8 +281,9 @@ static imt_err account(imt_report *r, const imt_scan_record *rec, const char *pa
     imt_err err = IMT_OK;
     r->entries++;
     if ((unsigned)rec->type < IMT_ENTRY__COUNT) r->by_type[rec->type]++;
-    if ((unsigned)rec->status < IMT_E__COUNT) r->by_status[rec->status]++;
-    if (is_scan_error(rec->status)) r->errors++;
+    if ((unsigned)rec->status < IMT_E__COUNT)
+        (rec->scan_error ? r->err_by_status : r->find_by_status)[rec->status]++;
+    if (rec->scan_error) r->errors++;
     if (rec->hash) {
         r->files++;
         r->bytes += rec->hash->file_size;
@@ -288,7 +298,7 @@ static imt_err account(imt_report *r, const imt_scan_record *rec, const char *pa
         int seen = 0;
         for (size_t j = 0; j < i; j++) {
             const imt_scan_match *p = &rec->matches[j];
-            if (p->category == m->category && !strcmp(p->list, m->list) &&
+            if (p->list_id == m->list_id && p->category == m->category &&
                 !strcmp(p->category_label, m->category_label))
                 seen = 1;
         }
@@ -354,8 +364,11 @@ static imt_err flush_line(imt_report *r)
         imt__buf_free(b);
         return fail(r, IMT_E_NOMEM, "out of memory building a report line%s", NULL);
     }
-    if (b->len && (fwrite(b->p, 1, b->len, r->f) != b->len || fflush(r->f) != 0))
-        return fail(r, IMT_E_IO, "cannot write the report: %s", strerror(errno));
+    if (b->len && (fwrite(b->p, 1, b->len, r->f) != b->len || fflush(r->f) != 0)) {
+        r->write_failed = 1;
+        r->write_errno = errno;
+        return fail(r, IMT_E_WRITE, "cannot write the report: %s", strerror(errno));
+    }
     b->len = 0;
     return IMT_OK;
 }
@@ -533,7 +546,7 @@ static void put_match_json(imt__buf *b, const imt_scan_match *m)
     if (m->kind == IMT_KIND_PDQ)
         imt__buf_printf(b, ",\"distance\":%d,\"variant\":\"%s\"", m->distance,
                         imt_dihedral_name(m->variant));
-    imt__buf_puts(b, ",\"list\":");
+    imt__buf_printf(b, ",\"list_id\":%u,\"list\":", (unsigned)m->list_id);
     imt__buf_json_str(b, m->list);
     imt__buf_puts(b, ",\"list_version\":");
     imt__buf_json_str(b, m->list_version);
@@ -561,6 +574,7 @@ static void put_record_json(imt__buf *b, const imt_scan_record *rec)
     imt__buf_json_str(b, rec->path);
     imt__buf_printf(b, ",\"type\":\"%s\",\"status\":\"%s\"", imt_entry_type_name(rec->type),
                     imt_err_name(rec->status));
+    if (rec->scan_error) imt__buf_puts(b, ",\"scan_error\":true");
     if (rec->detail && rec->detail[0]) {
         imt__buf_puts(b, ",\"detail\":");
         imt__buf_json_str(b, rec->detail);
@@ -609,6 +623,7 @@ static void put_record_json(imt__buf *b, const imt_scan_record *rec)
             imt__buf_printf(b, ",\"pdq\":\"%s\",\"quality\":%d", hx, h->quality);
             if (h->partial) imt__buf_puts(b, ",\"partial\":true");
         }
+        if (h->changed) imt__buf_puts(b, ",\"changed_during_read\":true");
     }
     if (rec->known_good)
         imt__buf_puts(b, ",\"known_good\":true,\"pdq_matching\":\"skipped: known-good file\"");
@@ -875,6 +890,9 @@ static imt_err account_old(imt_report *r, const char *line)
         h.has_pdq = get_str(v, "pdq") != NULL;
         rec.hash = &h;
     }
+    const char *se[] = {"scan_error", NULL};
+    yajl_val sev = yajl_tree_get(v, se, yajl_t_any);
+    rec.scan_error = sev && YAJL_IS_TRUE(sev);
     yajl_val k = yajl_tree_get(v, kg, yajl_t_any);
     rec.known_good = k && YAJL_IS_TRUE(k);
     const char *pm = get_str(v, "pdq_matching");
@@ -898,6 +916,9 @@ static imt_err account_old(imt_report *r, const char *line)
             ms[i].external_id = "";
             ms[i].category = c ? (int32_t)YAJL_GET_INTEGER(c) : -1;
             ms[i].entry = en ? (uint64_t)YAJL_GET_INTEGER(en) : 0;
+            const char *lp[] = {"list_id", NULL};
+            yajl_val li = yajl_tree_get(m, lp, yajl_t_number);
+            ms[i].list_id = li ? (uint32_t)YAJL_GET_INTEGER(li) : 0;
             ms[i].known_good = g && YAJL_IS_TRUE(g);
             const char *dp = get_str(m, "disposition");
             ms[i].disposition = dp && !strcmp(dp, "info")     ? IMT_DISP_INFO
@@ -980,12 +1001,36 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     imt__buf expl = {0};
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    int complete = scan_status == IMT_OK;
+    /* Complete only when nothing kept it from being so: the exit status and
+     * the summary agree (issue 9 item 11). */
+    int complete = scan_status == IMT_OK && r->errors == 0 && !r->write_failed;
+    imt_err overall = r->write_failed        ? IMT_E_WRITE
+                      : scan_status != IMT_OK ? scan_status
+                      : complete              ? IMT_OK
+                                              : IMT_E_IO;
+    char why[160] = "";
+    /* A failed write stops the scan too: say that, not "stopped". */
+    if (r->write_failed)
+        imt__set_detail(why, sizeof why, "the report could not be written: %s",
+                        strerror(r->write_errno));
+    else if (scan_status == IMT_E_INTERRUPTED)
+        imt__set_detail(why, sizeof why, "stopped before the end");
+    else if (scan_status != IMT_OK)
+        imt__set_detail(why, sizeof why, "the scan failed: %s", imt_strerror(scan_status));
+    else if (r->errors)
+        imt__set_detail(why, sizeof why, "%llu %s could not be read",
+                        (unsigned long long)r->errors, r->errors == 1 ? "entry" : "entries");
     r->priority = priority(r, &expl);
 
-    imt__buf_printf(b, "%s{\"record\":\"summary\",\"complete\":%s,\"scan_status\":\"%s\","
-                    "\"end_time\":", r->o.format == IMT_REPORT_CSV ? "# " : "",
-                    complete ? "true" : "false", imt_err_name(scan_status));
+    imt__buf_printf(b, "%s{\"record\":\"summary\",\"complete\":%s,\"scan_status\":\"%s\",",
+                    r->o.format == IMT_REPORT_CSV ? "# " : "", complete ? "true" : "false",
+                    imt_err_name(overall));
+    if (!complete) {
+        imt__buf_puts(b, "\"incomplete_reason\":");
+        imt__buf_json_str(b, why);
+        imt__buf_puts(b, ",");
+    }
+    imt__buf_puts(b, "\"end_time\":");
     imt__buf_time(b, (int64_t)now.tv_sec, (int32_t)now.tv_nsec);
     imt__buf_printf(b, ",\"elapsed_s\":%.3f,\"device\":",
                     (double)(imt__now_ms() - r->t0_ms) / 1000.0);
@@ -1008,18 +1053,24 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
                         (unsigned long long)r->by_type[t]);
         first = 0;
     }
-    imt__buf_puts(b, "},\"errors_by_kind\":{");
-    first = 1;
-    for (int e = 0; e < IMT_E__COUNT; e++) {
-        if (!r->by_status[e] || is_plain_outcome((imt_err)e)) continue;
-        imt__buf_printf(b, "%s\"%s\":%llu", first ? "" : ",", imt_err_name((imt_err)e),
-                        (unsigned long long)r->by_status[e]);
-        first = 0;
+    /* Scan errors (what kept the scan from being complete) apart from
+     * findings about files (corrupt, unsupported-format, vanished, ...). */
+    for (int pass = 0; pass < 2; pass++) {
+        const uint64_t *cnt = pass ? r->find_by_status : r->err_by_status;
+        imt__buf_puts(b, pass ? "},\"findings_by_kind\":{" : "},\"errors_by_kind\":{");
+        first = 1;
+        for (int e = 0; e < IMT_E__COUNT; e++) {
+            if (!cnt[e] || is_plain_outcome((imt_err)e)) continue;
+            imt__buf_printf(b, "%s\"%s\":%llu", first ? "" : ",", imt_err_name((imt_err)e),
+                            (unsigned long long)cnt[e]);
+            first = 0;
+        }
     }
     imt__buf_puts(b, "},\"hits_by_list\":[");
+    if (r->n_cats) qsort(r->cats, r->n_cats, sizeof *r->cats, hitcat_cmp);
     for (size_t i = 0; i < r->n_cats; i++) {
         const hitcat *c = &r->cats[i];
-        imt__buf_puts(b, i ? ",{\"list\":" : "{\"list\":");
+        imt__buf_printf(b, "%s{\"list_id\":%u,\"list\":", i ? "," : "", (unsigned)c->list_id);
         imt__buf_json_str(b, c->list);
         imt__buf_puts(b, ",\"scheme\":");
         imt__buf_json_str(b, c->scheme);
@@ -1049,9 +1100,9 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     /* The human summary for stderr. */
     imt__buf *s = &r->summary_text;
     s->len = 0;
-    imt__buf_printf(s, "device %s%s%s: %s\n", r->o.device ? r->o.device : "(unnamed)",
+    imt__buf_printf(s, "device %s%s%s: %s%s%s\n", r->o.device ? r->o.device : "(unnamed)",
                     r->o.case_id ? ", case " : "", r->o.case_id ? r->o.case_id : "",
-                    complete ? "scan complete" : "SCAN INCOMPLETE");
+                    complete ? "scan complete" : "SCAN INCOMPLETE", complete ? "" : ": ", why);
     imt__buf_printf(s, "  %llu entries, %llu files read (%.1f MB), %llu images hashed, "
                     "%llu known-good, %llu low-quality\n", (unsigned long long)r->entries,
                     (unsigned long long)r->files, (double)r->bytes / 1e6,
@@ -1060,16 +1111,24 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     imt__buf_printf(s, "  %llu scan errors", (unsigned long long)r->errors);
     first = 1;
     for (int e = 0; e < IMT_E__COUNT; e++) {
-        if (!r->by_status[e] || is_plain_outcome((imt_err)e)) continue;
+        if (!r->err_by_status[e] || is_plain_outcome((imt_err)e)) continue;
         imt__buf_printf(s, "%s%s %llu", first ? "; by kind: " : ", ", imt_err_name((imt_err)e),
-                        (unsigned long long)r->by_status[e]);
+                        (unsigned long long)r->err_by_status[e]);
+        first = 0;
+    }
+    first = 1;
+    for (int e = 0; e < IMT_E__COUNT; e++) {
+        if (!r->find_by_status[e] || is_plain_outcome((imt_err)e)) continue;
+        imt__buf_printf(s, "%s%s %llu", first ? "\n  findings: " : ", ",
+                        imt_err_name((imt_err)e), (unsigned long long)r->find_by_status[e]);
         first = 0;
     }
     imt__buf_printf(s, "\n  hits: %llu files, %llu distinct known items\n",
                     (unsigned long long)r->hit_files, (unsigned long long)r->n_items);
     for (size_t i = 0; i < r->n_cats; i++) {
         const hitcat *c = &r->cats[i];
-        imt__buf_printf(s, "    %s (%s) category ", c->list, c->scheme);
+        imt__buf_printf(s, "    list %u \"%s\" (%s) category ", (unsigned)c->list_id, c->list,
+                        c->scheme);
         if (c->category >= 0) imt__buf_printf(s, "%d", (int)c->category);
         else imt__buf_puts(s, "-");
         if (c->label[0]) imt__buf_printf(s, " \"%s\"", c->label);

@@ -167,8 +167,9 @@ cleanup:
     return err;
 }
 
-/* One file: open relative to its folder, hash, match. Runs on a worker. */
-static void work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
+/* One file: open relative to its folder, hash, match. Runs on a worker.
+ * Returns 0 when a stop request cut the file short (it has no record). */
+static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
                  const imt_scan_opts *o)
 {
     int dirfd = s->e.dir ? s->e.dir->fd : AT_FDCWD;
@@ -191,7 +192,7 @@ static void work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
         else
             imt__set_detail(s->e.detail, sizeof s->e.detail, "cannot open: %s", strerror(en));
         s->detail = s->e.detail;
-        return;
+        return 1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -200,16 +201,17 @@ static void work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
         imt__set_detail(s->e.detail, sizeof s->e.detail,
                         "no longer a regular file when opened: not read");
         s->detail = s->e.detail;
-        return;
+        return 1;
     }
     /* Report the file that was read (it may have been replaced since lstat). */
     s->e.st = st;
     imt_hash_fd(h, fd, &s->res);
     close(fd);
+    if (s->res.status == IMT_E_INTERRUPTED) return 0;
     s->read = 1;
     s->status = s->res.status;
     s->detail = s->res.detail;
-    if (s->res.status == IMT_E_IO || s->res.status == IMT_E_NOMEM) return;
+    if (s->res.status == IMT_E_IO || s->res.status == IMT_E_NOMEM) return 1;
     imt_err e = match(s, c, L, o);
     if (e) {
         s->status = e;
@@ -217,6 +219,20 @@ static void work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
                         imt_strerror(e));
         s->detail = s->e.detail;
     }
+    return 1;
+}
+
+/* Does this entry keep the scan from being complete? Something could not be
+ * read (a file, a folder, a PATH argument that does not exist or vanished
+ * before it was read) or looked up. A finding about a file's content, or a
+ * file below a PATH deleted during the scan, is not. */
+static int is_scan_error(const slot *s)
+{
+    imt_err e = s->status;
+    if (e == IMT_E_IO || e == IMT_E_NOMEM || e == IMT_E_INTERNAL || e == IMT_E_DB ||
+        e == IMT_E_INDEX_CORRUPT)
+        return 1;
+    return s->e.is_root && e == IMT_E_NOT_FOUND;
 }
 
 static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
@@ -228,6 +244,7 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
     r->skipped = s->skipped;
     if (s->skipped) return;
     r->status = s->status;
+    r->scan_error = is_scan_error(s);
     r->detail = s->detail ? s->detail : "";
     r->have_stat = s->e.have_stat;
     if (r->have_stat) {
@@ -293,6 +310,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
         imt__set_detail(detail, cap, "PDQ distance must be 0..256 and quality 0..100");
         return IMT_E_INVALID;
     }
+    if (!o.hash.stop) o.hash.stop = o.stop; /* a signal does not wait for a huge file */
     batch = o.batch_files ? o.batch_files : 256;
     if (batch > 65536) batch = 65536;
     nt = threads_for(&o);
@@ -338,7 +356,8 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
             s->status = s->e.status;
             s->detail = s->e.detail;
             if (o.skip && o.skip(o.ctx, s->e.path, s->e.type)) s->skipped = 1;
-            else if (s->e.type == IMT_ENTRY_FILE && s->e.status == IMT_OK) s->needs_hash = 1;
+            else if (s->e.type == IMT_ENTRY_FILE && s->e.status == IMT_OK && !s->e.repeat)
+                s->needs_hash = 1;
         }
         if (n == 0) {
             if (o.stop && *o.stop) stopped = 1;
@@ -365,8 +384,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
 #ifdef IMT_HAVE_OPENMP
             t = omp_get_thread_num();
 #endif
-            work(s, hs[t], cs[t], &L, &o);
-            s->done = 1;
+            s->done = work(s, hs[t], cs[t], &L, &o);
         }
 
         for (size_t i = 0; i < n && !stopped; i++) {
@@ -383,7 +401,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
                 prog.bytes += s->res.file_size;
                 if (s->res.has_pdq) prog.images++;
             }
-            if (s->status == IMT_E_IO) prog.errors++;
+            if (rec.scan_error) prog.errors++;
             for (size_t k = 0; k < s->n_matches; k++)
                 if (s->matches[k].disposition == IMT_DISP_ALERT) {
                     prog.hits++;

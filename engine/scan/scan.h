@@ -33,6 +33,9 @@ typedef struct imt__wentry {
     const char *name;        /* what to open relative to dir (points into path) */
     imt_entry_type type;
     imt_err status;          /* IMT_OK, or why the walker could not go on here */
+    int is_root;             /* one of the PATH arguments itself */
+    int repeat;              /* a PATH argument inside (or the same as) another
+                                one: reported, not read or walked again */
     char detail[160];
     int have_stat;
     struct stat st;

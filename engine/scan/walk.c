@@ -38,6 +38,7 @@ typedef struct link_slot {
 
 struct imt__walk {
     char **roots;
+    long *repeat_of;       /* per root: the PATH covering it, or -1 */
     size_t n_roots, next_root;
     int one_fs;
     const volatile int *stop;
@@ -313,6 +314,55 @@ static imt_err classify(imt__walk *w, imt__wentry *e, int dirfd, const struct st
     return IMT_OK;
 }
 
+/* Which PATH arguments repeat another: the same file or folder by another
+ * name (a later one repeats the earlier), or anything inside a folder that
+ * is a PATH too (whatever the order). Compared by device and inode from the
+ * argument (symlinks resolved, as the walk follows a PATH that is a link)
+ * up to "/", so "..", symlinks and bind mounts are seen through. A PATH
+ * that cannot be resolved repeats nothing. */
+static void find_repeats(imt__walk *w)
+{
+    size_t n = w->n_roots;
+    struct stat *ids = imt__calloc(n, sizeof *ids);
+    unsigned char *ok = imt__calloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n; i++) w->repeat_of[i] = -1;
+    if (!ids || !ok) goto done; /* out of memory: no de-duplication, no harm */
+    for (size_t i = 0; i < n; i++) ok[i] = stat(w->roots[i], &ids[i]) == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ok[i]) continue;
+        char *rp = realpath(w->roots[i], NULL); /* system malloc: free() */
+        if (!rp) continue;
+        for (int level = 0; w->repeat_of[i] < 0; level++) {
+            struct stat st;
+            if (stat(rp, &st) == 0) {
+                for (size_t j = 0; j < n; j++) {
+                    if (j == i || !ok[j] || st.st_dev != ids[j].st_dev ||
+                        st.st_ino != ids[j].st_ino)
+                        continue;
+                    if (level == 0 && j > i) continue; /* j repeats i, not i j */
+                    w->repeat_of[i] = (long)j;
+                    break;
+                }
+            }
+            char *slash = strrchr(rp, '/');
+            if (!slash || !strcmp(rp, "/")) break;
+            if (slash == rp) slash[1] = '\0';
+            else *slash = '\0';
+        }
+        free(rp);
+    }
+    /* Name the PATH that is read: the outermost (no cycles: containment
+     * points outwards, sameness to an earlier argument). */
+    for (size_t i = 0; i < n; i++) {
+        long j = w->repeat_of[i];
+        for (size_t k = 0; j >= 0 && w->repeat_of[j] >= 0 && k < n; k++) j = w->repeat_of[j];
+        w->repeat_of[i] = j;
+    }
+done:
+    imt__free(ids);
+    imt__free(ok);
+}
+
 imt_err imt__walk_open(imt__walk **out, const char *const *paths, size_t n,
                        int one_file_system, const volatile int *stop)
 {
@@ -336,6 +386,11 @@ imt_err imt__walk_open(imt__walk **out, const char *const *paths, size_t n,
         size_t len = strlen(w->roots[i]);
         while (len > 1 && w->roots[i][len - 1] == '/') w->roots[i][--len] = '\0';
     }
+    if (n) {
+        w->repeat_of = imt__calloc(n, sizeof *w->repeat_of);
+        if (!w->repeat_of) { err = IMT_E_NOMEM; goto cleanup; }
+        find_repeats(w);
+    }
     *out = w;
     return IMT_OK;
 cleanup:
@@ -349,6 +404,7 @@ void imt__walk_close(imt__walk *w)
     while (w->depth) pop_frame(w);
     for (size_t i = 0; i < w->n_roots; i++) imt__free(w->roots[i]);
     imt__free(w->roots);
+    imt__free(w->repeat_of);
     imt__free(w->stack);
     imt__free(w->path);
     for (size_t i = 0; i < w->links_cap; i++) imt__free(w->links[i].path);
@@ -431,16 +487,30 @@ imt_err imt__walk_next(imt__walk *w, imt__wentry *e, int *done)
                 *done = 1;
                 return IMT_OK;
             }
-            const char *root = w->roots[w->next_root++];
+            size_t ri = w->next_root++;
+            const char *root = w->roots[ri];
             size_t rl = strlen(root);
             IMT_TRY(path_set_len(w, 0, NULL, rl)); /* room for the root */
             memcpy(w->path, root, rl + 1);
             w->path_len = rl;
             IMT_TRY(entry_path(w, e, w->path_len));
             e->name = e->path; /* relative to the working directory */
+            e->is_root = 1;
             if (stat(root, &st) != 0) {
                 e->type = IMT_ENTRY_UNKNOWN;
                 return set_errno_status(e, errno, "cannot stat the path");
+            }
+            if (w->repeat_of[ri] >= 0) {
+                e->repeat = 1;
+                e->have_stat = 1;
+                e->st = st;
+                e->type = S_ISDIR(st.st_mode) ? IMT_ENTRY_DIR
+                          : S_ISREG(st.st_mode) ? IMT_ENTRY_FILE
+                                                : IMT_ENTRY_UNKNOWN;
+                imt__set_detail(e->detail, sizeof e->detail,
+                                "the same as or inside the PATH argument '%s': read there once",
+                                w->roots[w->repeat_of[ri]]);
+                return IMT_OK;
             }
             if (S_ISDIR(st.st_mode)) {
                 IMT_TRY(enter_dir(w, e, AT_FDCWD, root, &st));
