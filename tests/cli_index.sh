@@ -111,13 +111,13 @@ check 'grep -q "priority 16.429 = 16 (sum over 3 distinct" "$T/sum"'
 # only category 3 alerts: one hit; an override is stored and shown
 "$CLI" index import -q --create --ignore '*' --alert 3 "$T/pq" "$T/mix.json" || fail=1
 check '"$CLI" index stats "$T/pq" | grep -q "policy: alert=3 ignore=none,0-2,4+"'
-"$CLI" scan -q --index "$T/pq" --out "$T/r.jsonl" "$T/ev" 2>/dev/null; rc=$?
-check '[ $rc -eq 1 ] && tail -n 1 "$T/r.jsonl" | grep -q "\"hit_files\":1,\"distinct_known_items\":1,\"known_good_files\":5,"'
+"$CLI" scan -q --index "$T/pq" --out "$T/r2.jsonl" "$T/ev" 2>/dev/null; rc=$?
+check '[ $rc -eq 1 ] && tail -n 1 "$T/r2.jsonl" | grep -q "\"hit_files\":1,\"distinct_known_items\":1,\"known_good_files\":5,"'
 # nothing alerts: exit 0 although every listed file matches
 "$CLI" index import -q --create --info '*' "$T/n" "$T/mix.json" || fail=1
-"$CLI" scan -q --index "$T/n" --out "$T/r.jsonl" "$T/ev" 2>/dev/null; rc=$?
-check '[ $rc -eq 0 ] && tail -n 1 "$T/r.jsonl" | grep -q "\"hit_files\":0,"'
-check '[ $(grep -c "\"disposition\":\"info\"" "$T/r.jsonl") -eq 6 ]'
+"$CLI" scan -q --index "$T/n" --out "$T/r3.jsonl" "$T/ev" 2>/dev/null; rc=$?
+check '[ $rc -eq 0 ] && tail -n 1 "$T/r3.jsonl" | grep -q "\"hit_files\":0,"'
+check '[ $(grep -c "\"disposition\":\"info\"" "$T/r3.jsonl") -eq 6 ]'
 # a bad policy term: refused before anything is read
 "$CLI" index import -q --alert 1-x "$T/n" "$T/mix.json" 2>"$T/err"; rc=$?
 check '[ $rc -eq 2 ] && grep -q "category policy: .1-x. is not a category" "$T/err"'
