@@ -1,10 +1,9 @@
-/* engine/decode/decode.c -- dispatch to the per-format decoders, limits,
- * and the reference's resampling helpers shared by them. */
+/* engine/decode/decode.c -- the decoder handle and the dispatch to the
+ * per-format decoders. Only dispatch: what the format files share lives in
+ * leaf files they call (limits.c, resample.c), which call nothing of this
+ * module, so no two files of it call each other. A new format is one file
+ * (its imt__X_decode and state) plus a case here. */
 #include "decode.h"
-
-#include <inttypes.h>
-
-const float imt__luma_r = 0.299f, imt__luma_g = 0.587f, imt__luma_b = 0.114f;
 
 struct imt_decoder {
     imt_jpeg_state *jpeg;
@@ -48,37 +47,4 @@ imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,
                         imt_format_name(fmt));
         return IMT_E_UNSUPPORTED;
     }
-}
-
-imt_err imt__check_dims(uint64_t w, uint64_t h, const imt_decode_limits *lim,
-                        const char *what, char *detail, size_t cap)
-{
-    if (w == 0 || h == 0) {
-        imt__set_detail(detail, cap, "%s claims %" PRIu64 "x%" PRIu64 " pixels", what, w, h);
-        return IMT_E_CORRUPT;
-    }
-    if (lim->max_dimension && (w > lim->max_dimension || h > lim->max_dimension)) {
-        imt__set_detail(detail, cap,
-                        "%s claims %" PRIu64 "x%" PRIu64 " pixels, a side over the "
-                        "limit of %" PRIu32, what, w, h, lim->max_dimension);
-        return IMT_E_TOO_LARGE;
-    }
-    if (lim->max_pixels && w * h > lim->max_pixels) {
-        imt__set_detail(detail, cap,
-                        "%s claims %" PRIu64 "x%" PRIu64 " pixels, over the limit of "
-                        "%" PRIu64 " pixels", what, w, h, lim->max_pixels);
-        return IMT_E_TOO_LARGE;
-    }
-    return IMT_OK;
-}
-
-void imt__nn_map(int src, int dst, int *map)
-{
-    for (int i = 0; i < dst; i++)
-        map[i] = (int)(((uint64_t)i * (uint64_t)src) / (uint64_t)dst);
-}
-
-int imt__compat_side(uint32_t side, uint32_t w, uint32_t h)
-{
-    return (w > 512 || h > 512) ? 512 : (int)side;
 }

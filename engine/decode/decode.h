@@ -73,6 +73,8 @@ imt_err imt__png_decode(imt_png_state **st, const imt_reader *r, imt_pdq_mode mo
                         char *detail, size_t cap);
 void imt__png_state_free(imt_png_state *st);
 
+/* ---- leaf helpers the format decoders share (limits.c, resample.c) ---- */
+
 /* The PDQ stage's least side (hash.h: IMT_E_TOO_SMALL below it); decode
  * does not include hash, so it is repeated here. */
 #define IMT_DECODE_MIN_SIDE 5
