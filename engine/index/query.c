@@ -107,7 +107,14 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
         err = rc == MDB_READERS_FULL ? IMT_E_BUSY : IMT_E_DB;
         goto cleanup;
     }
-    if (idx_unchanged(idx) != IMT_OK) {
+    /* The cursor's transaction reads the entry records and digest tables;
+     * the handle's snapshot gave the PDQ arrays, the list inventory and the
+     * identity. After a commit by another process they would be of two
+     * versions (a membership of a list the inventory lacks, taken as
+     * alerting), so the cursor must start on the handle's snapshot. Once
+     * open, LMDB keeps its snapshot (with a lock; without one, every query
+     * checks again). */
+    if (mdb_txn_id(c->txn) != idx->snap_txnid || idx_unchanged(idx) != IMT_OK) {
         err = IMT_E_INDEX_CHANGED;
         goto cleanup;
     }
