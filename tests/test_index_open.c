@@ -497,6 +497,21 @@ static void content_check(void)
         e = imt_index_verify(idx);
         CHECKF(e == IMT_E_INDEX_CORRUPT, "%s flipped: verify gave %s", t[i].what,
                imt_err_name(e));
+        if (i == 0) {
+            /* `index verify` names the bad record, not the open's checksum
+             * sentence (it opens without the content check) */
+            char cmd[800];
+            snprintf(cmd, sizeof cmd, "'%s' index verify '%s' 2>&1", IMT_CLI, bad);
+            FILE *pf = popen(cmd, "r");
+            REQUIRE(pf != NULL);
+            char out[2048];
+            size_t nr = fread(out, 1, sizeof out - 1, pf);
+            out[nr] = '\0';
+            int st = pclose(pf);
+            CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 2 && strstr(out, "entry 5") &&
+                   strstr(out, "differs from the entry's"),
+                   "index verify on a flipped PDQ hash: status %d, '%s'", st, out);
+        }
         if (t[i].hash != SIZE_MAX) {
             /* what the check prevents: the known hash is no longer found */
             imt_cursor *c = NULL;
