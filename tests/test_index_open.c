@@ -277,6 +277,12 @@ static int child_after_commit(const char *dir, int lockfree, int to_parent, int 
     }
     if (e != IMT_E_INDEX_CHANGED || c) return 26;
     if (imt_index_verify(idx) != want) return 27;
+    /* export reads the handle's snapshot: kept with a lock, void without */
+    int nul = open("/dev/null", O_WRONLY);
+    if (nul < 0) return 30;
+    e = imt_index_export(idx, nul, NULL);
+    close(nul);
+    if (e != want) return 31;
     if (lockfree && !strstr(imt_index_last_error(idx), "changed")) return 28;
     imt_index_close(idx);
     return 0;
