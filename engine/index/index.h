@@ -59,10 +59,6 @@ typedef struct idx_view {
     int start[IDX_MAX_TABLES];   /* first bit of each substring */
     const uint32_t *off[IDX_MAX_TABLES]; /* 2^bits + 1 offsets */
     const uint32_t *ids[IDX_MAX_TABLES]; /* main_n positions, by bucket */
-    /* per-radius plan: radius of each table (-1: not probed) and whether
-     * MIH or the scan is expected to be cheaper */
-    int8_t (*plan)[IDX_MAX_TABLES]; /* [257][m] */
-    double *mih_cost;               /* [257], in scanned-hash units */
     uint32_t delta_n;
     size_t nchunks;
     const uint8_t **dpdq;        /* per chunk: count x 32 bytes */
@@ -117,6 +113,10 @@ struct imt_cursor {
     uint16_t *tmpd;
     const struct idx_kernels *kern; /* distance kernels, chosen at open (scan.c) */
     struct probe *probe;         /* MIH probing scratch (query.c) */
+    /* the MIH plan (query.c: build_plan): per radius, the radius of each
+     * table (-1: not probed) and the expected cost, to choose MIH or scan */
+    int8_t (*plan)[IDX_MAX_TABLES]; /* [257][m] */
+    double *mih_cost;               /* [257], in scanned-hash units */
     struct idx_entry *ents;      /* decoded records of the current results */
     size_t capents;
     imt_query_counters cnt;
@@ -314,11 +314,6 @@ static inline uint32_t idx_substr(const uint8_t *h, int start, int bits)
 
 /* MIH parameters for n hashes: tables and widths (sum 256, each <= 32). */
 int idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES]);
-
-/* Search of the view for queries q[0..nq) at radius; appends hits (query
- * index qi for all). Each (entry, variant) at most once. */
-imt_err idx_search(imt_cursor *c, const idx_view *v, const imt_pdq *q, int nq,
-                   int radius, uint32_t qi);
 
 /* ---- distance kernels (scan*.c), chosen once ---------------------------- */
 /* For each of the n hashes at arr (32 bytes each), and each of the nq
