@@ -23,6 +23,8 @@ int imt_fuzz_list_jsonl(const uint8_t *data, size_t len);
 int imt_fuzz_list_nsrl(const uint8_t *data, size_t len);
 /* An index whose data.mdb holds the input: open, inspect, query, verify. */
 int imt_fuzz_index_open(const uint8_t *data, size_t len);
+/* Category policy text (policy.c), over every scheme's default. */
+int imt_fuzz_policy(const uint8_t *data, size_t len);
 /* Write generated seeds for target into outdir (only index_open has any). */
 void imt_fuzz_make_seeds(const char *target, const char *outdir);
 
