@@ -164,6 +164,9 @@ typedef struct idx_member_in {
  * error to stop with. Both set the sink's error text. */
 imt_err idx_sink_add(idx_sink *s, const idx_rec *r, const char *label,
                      const char *ext);
+/* Longest label or external id (file name, MediaID) a membership keeps: a
+ * longer one is a bad record (parse), never cut. */
+#define IDX_MAX_STR 65534u
 /* A record with n (1..65535) memberships, in their order. */
 imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_member_in *m);
 /* Declare the next list of an export's inventory (slots 0, 1, ... in

@@ -40,8 +40,7 @@ static imt_err arena_add(idx_sink *s, const char *str, uint32_t *off, uint32_t *
         *off = *last;
         return IMT_OK;
     }
-    size_t len = strlen(str) + 1;
-    if (len > 65535) len = 65535; /* stored NUL-terminated, bounded */
+    size_t len = strlen(str) + 1; /* at most IDX_MAX_STR + 1: add checked it */
     if (s->nstr == 0) len++;      /* offset 0 is "": the arena starts with a NUL */
     if (s->nstr + len > UINT32_MAX) return IMT_E_TOO_LARGE;
     if (s->nstr + len > s->capstr) {
@@ -71,6 +70,14 @@ imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_
 {
     imt_err err = IMT_OK;
     if (!n || n > 65535) return IMT_E_INTERNAL;
+    /* a longer label or id is refused, never cut: it would change an id */
+    for (size_t i = 0; i < n; i++) {
+        size_t ll = m[i].label ? strlen(m[i].label) : 0, el = m[i].ext ? strlen(m[i].ext) : 0;
+        if (ll > IDX_MAX_STR || el > IDX_MAX_STR)
+            return idx_sink_bad(s, r->line, IMT_E_PARSE, "a %s of %zu bytes: longer than %u",
+                                ll > IDX_MAX_STR ? "label" : "name or id", ll > IDX_MAX_STR ? ll : el,
+                                IDX_MAX_STR);
+    }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024, bytes;
         if (!imt__mul_ok(cap, sizeof *s->recs, &bytes)) return IMT_E_NOMEM;
