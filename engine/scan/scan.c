@@ -173,14 +173,7 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
                  const imt_scan_opts *o)
 {
     int dirfd = s->e.dir ? s->e.dir->fd : AT_FDCWD;
-    int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (s->e.dir ? O_NOFOLLOW : 0);
-    int fd;
-#ifdef O_NOATIME
-    fd = openat(dirfd, s->e.name, flags | O_NOATIME);
-    if (fd < 0 && errno == EPERM) fd = openat(dirfd, s->e.name, flags);
-#else
-    fd = openat(dirfd, s->e.name, flags);
-#endif
+    int fd = imt__open_evidence(dirfd, s->e.name, O_NONBLOCK | (s->e.dir ? O_NOFOLLOW : 0));
     if (fd < 0) {
         int en = errno;
         s->status = en == ENOENT ? IMT_E_NOT_FOUND : IMT_E_IO;

@@ -70,18 +70,6 @@ void imt__wentry_clear(imt__wentry *e)
     memset(e, 0, sizeof *e);
 }
 
-/* O_NOATIME is refused (EPERM) on files we do not own unless privileged. */
-static int open_noatime(int dirfd, const char *name, int flags)
-{
-    int fd;
-#ifdef O_NOATIME
-    fd = openat(dirfd, name, flags | O_NOATIME);
-    if (fd >= 0 || errno != EPERM) return fd;
-#endif
-    fd = openat(dirfd, name, flags);
-    return fd;
-}
-
 static imt_err path_set_len(imt__walk *w, size_t len, const char *add, size_t add_len)
 {
     size_t need;
@@ -433,8 +421,7 @@ static imt_err enter_dir(imt__walk *w, imt__wentry *e, int dirfd, const char *na
             return IMT_OK;
         }
     }
-    int fd = open_noatime(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY |
-                                           (w->depth ? O_NOFOLLOW : 0));
+    int fd = imt__open_evidence(dirfd, name, O_DIRECTORY | (w->depth ? O_NOFOLLOW : 0));
     if (fd < 0) return set_errno_status(e, errno, "cannot open the folder");
     struct stat fst;
     if (fstat(fd, &fst) != 0) {
