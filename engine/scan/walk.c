@@ -308,17 +308,25 @@ static imt_err classify(imt__walk *w, imt__wentry *e, int dirfd, const struct st
  * argument (symlinks resolved, as the walk follows a PATH that is a link)
  * up to "/", so "..", symlinks and bind mounts are seen through. A PATH
  * that cannot be resolved repeats nothing. */
-static void find_repeats(imt__walk *w)
+static imt_err find_repeats(imt__walk *w)
 {
+    imt_err err = IMT_OK;
     size_t n = w->n_roots;
     struct stat *ids = imt__calloc(n, sizeof *ids);
     unsigned char *ok = imt__calloc(n ? n : 1, 1);
     for (size_t i = 0; i < n; i++) w->repeat_of[i] = -1;
-    if (!ids || !ok) goto done; /* out of memory: no de-duplication, no harm */
+    if (!ids || !ok) {
+        err = IMT_E_NOMEM;
+        goto done;
+    }
     for (size_t i = 0; i < n; i++) ok[i] = stat(w->roots[i], &ids[i]) == 0;
     for (size_t i = 0; i < n; i++) {
         if (!ok[i]) continue;
         char *rp = realpath(w->roots[i], NULL); /* system malloc: free() */
+        if (!rp && errno == ENOMEM) {
+            err = IMT_E_NOMEM;
+            goto done;
+        }
         if (!rp) continue;
         for (int level = 0; w->repeat_of[i] < 0; level++) {
             struct stat st;
@@ -349,6 +357,7 @@ static void find_repeats(imt__walk *w)
 done:
     imt__free(ids);
     imt__free(ok);
+    return err;
 }
 
 imt_err imt__walk_open(imt__walk **out, const char *const *paths, size_t n,
@@ -377,7 +386,7 @@ imt_err imt__walk_open(imt__walk **out, const char *const *paths, size_t n,
     if (n) {
         w->repeat_of = imt__calloc(n, sizeof *w->repeat_of);
         if (!w->repeat_of) { err = IMT_E_NOMEM; goto cleanup; }
-        find_repeats(w);
+        IMT_TRY(find_repeats(w));
     }
     *out = w;
     return IMT_OK;
