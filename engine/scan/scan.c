@@ -76,11 +76,18 @@ static void slot_clear(slot *s)
     memset(s, 0, sizeof *s);
 }
 
+static int list_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const imt_list_info *)a)->id, y = ((const imt_list_info *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* L->v is sorted by id: a file with many memberships costs log(lists) each. */
 static const imt_list_info *find_list(const lists *L, uint32_t id)
 {
-    for (size_t i = 0; i < L->n; i++)
-        if (L->v[i].id == id) return &L->v[i];
-    return NULL;
+    imt_list_info key;
+    key.id = id;
+    return L->n ? bsearch(&key, L->v, L->n, sizeof *L->v, list_cmp) : NULL;
 }
 
 /* Append the memberships of ms[0..n) to s, flattened, up to max. */
@@ -314,6 +321,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
             L.v = imt__calloc(L.n, sizeof *L.v);
             if (!L.v) { err = IMT_E_NOMEM; goto cleanup; }
             for (size_t i = 0; i < L.n; i++) IMT_TRY(imt_index_list_get(idx, i, &L.v[i]));
+            qsort(L.v, L.n, sizeof *L.v, list_cmp);
         }
     }
     hs = imt__calloc((size_t)nt, sizeof *hs);
