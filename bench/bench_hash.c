@@ -27,9 +27,6 @@
 #include <time.h>
 
 #include <jpeglib.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <setjmp.h>
 
 #ifdef IMT_HAVE_OPENMP
@@ -273,13 +270,10 @@ static void distances(const set *s)
 
 int main(int argc, char **argv)
 {
-#ifdef __GLIBC__
-    /* As the imgtriage CLI does (tools/imgtriage.c): big per-image blocks of
-     * libjpeg stay in the heap instead of fresh mmap pages per image; every
-     * mode and the floor get the same setting. */
-    mallopt(M_MMAP_THRESHOLD, 512 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
-#endif
+    /* As the imgtriage CLI does: big per-image blocks of libjpeg stay in the
+     * heap instead of fresh mmap pages per image; every mode and the floor
+     * get the same setting. */
+    imt_tune_allocator();
     const char *dir = NULL;
     int threads = 1, reps = 3;
     size_t largest = 0;

@@ -262,6 +262,18 @@ IMT_API imt_err imt_hash_memory(imt_hasher *h, const void *data, size_t len,
  *  until the next call on h. Never NULL. */
 IMT_API const char *imt_hasher_last_error(const imt_hasher *h);
 
+/** Tune the C library's allocator for hashing many images: with glibc,
+ *  keep blocks up to 512 MiB in the heap (M_MMAP_THRESHOLD) and do not
+ *  trim it below 1 GiB (M_TRIM_THRESHOLD). libjpeg allocates and frees its
+ *  per-image buffers (for a progressive JPEG, the whole coefficient array)
+ *  for every image; served by mmap/munmap, every image pays for fresh
+ *  zeroed pages: measured 10.5 s -> 4.5 s on 72 photos with 1 thread, and
+ *  threads scale. The cost: freed memory stays mapped (about 120 MB per
+ *  thread). Process-wide, so the library never does it by itself: call it
+ *  once, early, before other threads start (the imgtriage CLI does). A
+ *  no-op without glibc. */
+IMT_API void imt_tune_allocator(void);
+
 /* ------------------------------------------------------------------------
  * Known-hash index (engine/index) -- see the index section below.
  * ---------------------------------------------------------------------- */

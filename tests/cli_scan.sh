@@ -53,6 +53,9 @@ refused "--resume in place inside the evidence" --no-index --resume "$tmp/oe/sub
 check 'diff -r "$tmp/oe" "$tmp/oe.orig" >/dev/null && cmp -s "$tmp/lone.bin" "$tmp/lone.orig"' "the evidence is unchanged"
 # (lock.mdb is LMDB's reader table, written by every reader: not the index data)
 check 'diff -r -x lock.mdb "$tmp/oidx" "$tmp/oidx.orig" >/dev/null && [ "$(ls "$tmp/oidx")" = "$(ls "$tmp/oidx.orig")" ]' "the index is unchanged"
+# A pipe is fine: --out /dev/stdout into a pipe (its link leads to no path).
+n=$("$CLI" scan --no-index --quiet --out /dev/stdout "$tmp/oe" 2>/dev/null | grep -c '"record":')
+check '[ "$n" -eq 3 ]' "--out /dev/stdout into a pipe writes the report (got $n records)"
 # An existing report is not overwritten without --force (and is untouched).
 echo "an earlier report" > "$tmp/outside/r.jsonl"
 refused "an existing report without --force" --no-index --out "$tmp/outside/r.jsonl" "$tmp/oe"

@@ -90,6 +90,7 @@ static void test_hasher_digests(void)
 
 int main(void)
 {
+    imt_tune_allocator(); /* public, callable once at start; results unchanged */
     test_errors();
     test_sniff();
     test_pdq_hex();

@@ -40,6 +40,12 @@ static char *resolve(const char *out, char *why, size_t cap)
     struct stat ls;
     if (lstat(out, &ls) == 0 && S_ISLNK(ls.st_mode)) {
         char *r = realpath(out, NULL);
+        struct stat fs;
+        /* /dev/stdout on a pipe leads to "pipe:[N]", which has no path: a
+         * pipe, socket or terminal holds no evidence, so it is written. */
+        if (!r && stat(out, &fs) == 0 &&
+            (S_ISFIFO(fs.st_mode) || S_ISSOCK(fs.st_mode) || S_ISCHR(fs.st_mode)))
+            return strdup(out);
         if (!r)
             refuse(why, cap, "%s is a symbolic link that cannot be resolved: %s", out,
                    strerror(errno));
@@ -133,7 +139,7 @@ int cli_open_output(const char *out, const char *const *paths, size_t n,
     char *r = resolve(out, why, cap);
     if (!r) return -1;
     struct stat st;
-    int exists = lstat(r, &st) == 0;
+    int exists = stat(r, &st) == 0; /* r has no symlink left but a pipe's */
     int rc = -1;
     if (exists) {
         if (S_ISDIR(st.st_mode)) {
@@ -176,7 +182,10 @@ done:
 static int open_checked(const char *path, int existed, dev_t dev, ino_t ino, char *why,
                         size_t cap)
 {
-    int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | (existed ? 0 : O_CREAT | O_EXCL);
+    struct stat ls;
+    int is_link = lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode); /* only to a pipe */
+    int flags = O_WRONLY | O_CLOEXEC | O_NOCTTY | (is_link ? 0 : O_NOFOLLOW) |
+                (existed ? 0 : O_CREAT | O_EXCL);
     int fd = open(path, flags, 0644);
     if (fd < 0) return refuse(why, cap, "cannot write %s: %s", path, strerror(errno));
     struct stat st;

@@ -2,24 +2,6 @@
 #include "cli.h"
 
 #include <string.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
-/* libjpeg allocates its per-image buffers (for a progressive JPEG the whole
- * coefficient array, tens of MB) with malloc and frees them after every
- * image. glibc serves such sizes with mmap/munmap, so every image paid for
- * fresh zeroed pages: ~5,500 page faults per photo, 40% of the run time,
- * and a lock that kept threads from scaling. Keeping big blocks in the heap
- * for reuse removes that (measured: 10.5 s -> 4.5 s on 72 photos, 1 thread);
- * the cost is that freed memory stays mapped (about 120 MB per thread). */
-static void tune_malloc(void)
-{
-#ifdef __GLIBC__
-    mallopt(M_MMAP_THRESHOLD, 512 * 1024 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
-#endif
-}
 
 static void usage(FILE *f)
 {
@@ -42,7 +24,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    tune_malloc();
+    /* 2.3x faster hashing of photos (imgtriage.h says why and what for). */
+    imt_tune_allocator();
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_ERROR;

@@ -17,10 +17,14 @@
  * millisecond of digesting), so a signal never waits for a huge file. */
 #include "decode/decode.h"
 #include "hash/hash.h"
+#include "scan.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -149,6 +153,16 @@ static imt_err src_pull(void *ctx, const uint8_t **data, size_t *len)
         return IMT_OK;
     }
     return src_fetch(s, data, len);
+}
+
+/* Why, and the figures: imgtriage.h. A library must not change the
+ * process's allocator behind its caller's back, so this is a call. */
+void imt_tune_allocator(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 512 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+#endif
 }
 
 void imt_hash_opts_init(imt_hash_opts *o)
@@ -378,14 +392,7 @@ imt_err imt_hash_file(imt_hasher *h, const char *path, imt_hash_result *res)
     if (!res) return IMT_E_INVALID;
     res_reset(res);
     if (!h || !path) return res->status = IMT_E_INVALID;
-    int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-    int fd = -1;
-#ifdef O_NOATIME
-    fd = open(path, flags | O_NOATIME);
-    if (fd < 0 && errno == EPERM) fd = open(path, flags);
-#else
-    fd = open(path, flags);
-#endif
+    int fd = imt__open_evidence(AT_FDCWD, path, O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         imt__set_detail(res->detail, sizeof res->detail, "cannot open: %s", strerror(e));

@@ -76,11 +76,18 @@ static void slot_clear(slot *s)
     memset(s, 0, sizeof *s);
 }
 
+static int list_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const imt_list_info *)a)->id, y = ((const imt_list_info *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* L->v is sorted by id: a file with many memberships costs log(lists) each. */
 static const imt_list_info *find_list(const lists *L, uint32_t id)
 {
-    for (size_t i = 0; i < L->n; i++)
-        if (L->v[i].id == id) return &L->v[i];
-    return NULL;
+    imt_list_info key;
+    key.id = id;
+    return L->n ? bsearch(&key, L->v, L->n, sizeof *L->v, list_cmp) : NULL;
 }
 
 /* Append the memberships of ms[0..n) to s, flattened, up to max. */
@@ -173,14 +180,7 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
                  const imt_scan_opts *o)
 {
     int dirfd = s->e.dir ? s->e.dir->fd : AT_FDCWD;
-    int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (s->e.dir ? O_NOFOLLOW : 0);
-    int fd;
-#ifdef O_NOATIME
-    fd = openat(dirfd, s->e.name, flags | O_NOATIME);
-    if (fd < 0 && errno == EPERM) fd = openat(dirfd, s->e.name, flags);
-#else
-    fd = openat(dirfd, s->e.name, flags);
-#endif
+    int fd = imt__open_evidence(dirfd, s->e.name, O_NONBLOCK | (s->e.dir ? O_NOFOLLOW : 0));
     if (fd < 0) {
         int en = errno;
         s->status = en == ENOENT ? IMT_E_NOT_FOUND : IMT_E_IO;
@@ -321,6 +321,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
             L.v = imt__calloc(L.n, sizeof *L.v);
             if (!L.v) { err = IMT_E_NOMEM; goto cleanup; }
             for (size_t i = 0; i < L.n; i++) IMT_TRY(imt_index_list_get(idx, i, &L.v[i]));
+            qsort(L.v, L.n, sizeof *L.v, list_cmp);
         }
     }
     hs = imt__calloc((size_t)nt, sizeof *hs);

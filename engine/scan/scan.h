@@ -45,6 +45,11 @@ typedef struct imt__wentry {
 
 void imt__wentry_clear(imt__wentry *e);
 
+/* Open evidence name (relative to dirfd, or AT_FDCWD) read-only, with
+ * O_NOATIME where permitted, O_CLOEXEC and O_NOCTTY added to flags
+ * (O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY as the caller needs). evidence.c. */
+int imt__open_evidence(int dirfd, const char *name, int flags);
+
 typedef struct imt__walk imt__walk;
 
 /* Start walking paths (copied). stop as in imt_scan_opts. */

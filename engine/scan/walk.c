@@ -70,18 +70,6 @@ void imt__wentry_clear(imt__wentry *e)
     memset(e, 0, sizeof *e);
 }
 
-/* O_NOATIME is refused (EPERM) on files we do not own unless privileged. */
-static int open_noatime(int dirfd, const char *name, int flags)
-{
-    int fd;
-#ifdef O_NOATIME
-    fd = openat(dirfd, name, flags | O_NOATIME);
-    if (fd >= 0 || errno != EPERM) return fd;
-#endif
-    fd = openat(dirfd, name, flags);
-    return fd;
-}
-
 static imt_err path_set_len(imt__walk *w, size_t len, const char *add, size_t add_len)
 {
     size_t need;
@@ -320,39 +308,81 @@ static imt_err classify(imt__walk *w, imt__wentry *e, int dirfd, const struct st
  * argument (symlinks resolved, as the walk follows a PATH that is a link)
  * up to "/", so "..", symlinks and bind mounts are seen through. A PATH
  * that cannot be resolved repeats nothing. */
-static void find_repeats(imt__walk *w)
+typedef struct root_id {
+    dev_t dev;
+    ino_t ino;
+    size_t index;
+    int is_dir;
+} root_id;
+
+static int root_id_cmp(const void *a, const void *b)
 {
-    size_t n = w->n_roots;
-    struct stat *ids = imt__calloc(n, sizeof *ids);
-    unsigned char *ok = imt__calloc(n ? n : 1, 1);
+    const root_id *x = a, *y = b;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The first PATH (lowest index) that is (dev, ino), or NULL. */
+static const root_id *first_root(const root_id *ids, size_t n, dev_t dev, ino_t ino)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* the first element not below (dev, ino, 0) */
+        size_t mid = lo + (hi - lo) / 2;
+        if (ids[mid].dev < dev || (ids[mid].dev == dev && ids[mid].ino < ino)) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && ids[lo].dev == dev && ids[lo].ino == ino ? &ids[lo] : NULL;
+}
+
+static imt_err find_repeats(imt__walk *w)
+{
+    imt_err err = IMT_OK;
+    size_t n = w->n_roots, m = 0, dirs = 0;
+    root_id *ids = imt__calloc(n ? n : 1, sizeof *ids);
     for (size_t i = 0; i < n; i++) w->repeat_of[i] = -1;
-    if (!ids || !ok) goto done; /* out of memory: no de-duplication, no harm */
-    for (size_t i = 0; i < n; i++) ok[i] = stat(w->roots[i], &ids[i]) == 0;
+    if (!ids) return IMT_E_NOMEM;
+    /* Sorted identities: n log n, so a --files-from list of 100,000 files
+     * costs a stat each, not 10^10 comparisons. */
     for (size_t i = 0; i < n; i++) {
-        if (!ok[i]) continue;
+        struct stat st;
+        if (stat(w->roots[i], &st) != 0) continue;
+        ids[m++] = (root_id){st.st_dev, st.st_ino, i, S_ISDIR(st.st_mode) != 0};
+        dirs += S_ISDIR(st.st_mode) != 0;
+    }
+    qsort(ids, m, sizeof *ids, root_id_cmp);
+    for (size_t k = 0; k < m; k++) {
+        const root_id *f = first_root(ids, m, ids[k].dev, ids[k].ino);
+        if (f->index != ids[k].index) w->repeat_of[ids[k].index] = (long)f->index;
+    }
+    /* Inside a folder PATH: only worth the folders above each PATH when some
+     * PATH is a folder. */
+    for (size_t k = 0; dirs && k < m; k++) {
+        size_t i = ids[k].index;
+        if (w->repeat_of[i] >= 0) continue;
         char *rp = realpath(w->roots[i], NULL); /* system malloc: free() */
+        if (!rp && errno == ENOMEM) {
+            err = IMT_E_NOMEM;
+            goto done;
+        }
         if (!rp) continue;
-        for (int level = 0; w->repeat_of[i] < 0; level++) {
-            struct stat st;
-            if (stat(rp, &st) == 0) {
-                for (size_t j = 0; j < n; j++) {
-                    if (j == i || !ok[j] || st.st_dev != ids[j].st_dev ||
-                        st.st_ino != ids[j].st_ino)
-                        continue;
-                    if (level == 0 && j > i) continue; /* j repeats i, not i j */
-                    w->repeat_of[i] = (long)j;
-                    break;
-                }
-            }
+        for (;;) {
             char *slash = strrchr(rp, '/');
             if (!slash || !strcmp(rp, "/")) break;
             if (slash == rp) slash[1] = '\0';
             else *slash = '\0';
+            struct stat st;
+            const root_id *d;
+            if (stat(rp, &st) == 0 && (d = first_root(ids, m, st.st_dev, st.st_ino)) &&
+                d->is_dir && d->index != i) {
+                w->repeat_of[i] = (long)d->index;
+                break;
+            }
         }
         free(rp);
     }
     /* Name the PATH that is read: the outermost (no cycles: containment
-     * points outwards, sameness to an earlier argument). */
+     * points outwards, sameness to the first of its names). */
     for (size_t i = 0; i < n; i++) {
         long j = w->repeat_of[i];
         for (size_t k = 0; j >= 0 && w->repeat_of[j] >= 0 && k < n; k++) j = w->repeat_of[j];
@@ -360,7 +390,7 @@ static void find_repeats(imt__walk *w)
     }
 done:
     imt__free(ids);
-    imt__free(ok);
+    return err;
 }
 
 imt_err imt__walk_open(imt__walk **out, const char *const *paths, size_t n,
@@ -389,7 +419,7 @@ imt_err imt__walk_open(imt__walk **out, const char *const *paths, size_t n,
     if (n) {
         w->repeat_of = imt__calloc(n, sizeof *w->repeat_of);
         if (!w->repeat_of) { err = IMT_E_NOMEM; goto cleanup; }
-        find_repeats(w);
+        IMT_TRY(find_repeats(w));
     }
     *out = w;
     return IMT_OK;
@@ -433,8 +463,7 @@ static imt_err enter_dir(imt__walk *w, imt__wentry *e, int dirfd, const char *na
             return IMT_OK;
         }
     }
-    int fd = open_noatime(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY |
-                                           (w->depth ? O_NOFOLLOW : 0));
+    int fd = imt__open_evidence(dirfd, name, O_DIRECTORY | (w->depth ? O_NOFOLLOW : 0));
     if (fd < 0) return set_errno_status(e, errno, "cannot open the folder");
     struct stat fst;
     if (fstat(fd, &fst) != 0) {
