@@ -7,12 +7,14 @@
  *
  * What the hook sees: every allocation the library makes itself and libpng's
  * (png_create_read_struct_2 gets the hook). libjpeg's own memory manager,
- * OpenSSL's digest contexts and LMDB allocate with the system malloc, so a
- * failure there cannot be injected here; ASan/LSan watch those instead. */
+ * OpenSSL's digest contexts, LMDB, SQLite and yajl allocate with the system
+ * malloc, so a failure there cannot be injected here; ASan/LSan watch those
+ * instead. (yajl had the hook and crashed on its first failed allocation.) */
 #include "imgtriage.h"
 #include "testutil.h"
 
 #include <string.h>
+#include <unistd.h>
 
 /* ---- the counting allocator ------------------------------------------- */
 typedef struct counting {
@@ -314,6 +316,134 @@ static void index_allocfail(void)
     CHECK(system(cmd) == 0);
 }
 
+/* ---- importing: a VICS list, then a whole-index export of several lists
+ * (inventory, memberships, policies), into a fresh index each step ------- */
+typedef struct import_arg {
+    const char *idxdir;
+    const char *files[2];
+} import_arg;
+
+static void remove_index(const char *dir)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+/* status[]: create, import 1, import 2; res[]: what each import reported
+ * (lists made, records, new + merged). A failed import must leave the list
+ * and entry counts as they were. */
+static int scenario_import(const void *argp, outcome *out)
+{
+    const import_arg *arg = argp;
+    imt_index *idx = NULL;
+    int oom = 0;
+    out->n = 3;
+    for (int i = 0; i < 3; i++) out->status[i] = IMT_OK;
+    memset(out->res, 0, sizeof out->res);
+    remove_index(arg->idxdir);
+    imt_index_opts o;
+    imt_index_opts_init(&o);
+    o.read_only = 0;
+    o.create = 1;
+    o.map_size = (uint64_t)64 << 20;
+    imt_err e = imt_index_open(&idx, arg->idxdir, &o);
+    out->status[0] = e;
+    if (e != IMT_OK) {
+        CHECKF(e == IMT_E_NOMEM, "create: %s", imt_err_name(e));
+        out->status[1] = out->status[2] = IMT_E_NOMEM; /* not reached */
+        return 1;
+    }
+    for (int i = 0; i < 2; i++) {
+        imt_index_stats before, after;
+        imt_index_stats_get(idx, &before);
+        size_t lists = imt_index_list_count(idx);
+        imt_import_opts io;
+        imt_import_opts_init(&io);
+        if (i == 0) io.import_time = 1700000000; /* an export keeps its lists' own */
+        io.again = 1;
+        imt_import_stats st;
+        memset(&st, 0, sizeof st);
+        e = imt_index_import(idx, arg->files[i], &io, &st);
+        out->status[1 + i] = e;
+        imt_index_stats_get(idx, &after);
+        if (e == IMT_E_NOMEM && st.list_id) {
+            /* committed, then re-reading the snapshot failed: said so, and
+             * the handle is closed (as the API asks) */
+            oom = 1;
+            CHECKF(strstr(imt_index_last_error(idx), "(committed)") != NULL, "import %d: '%s'", i,
+                   imt_index_last_error(idx));
+            if (i == 0) out->status[2] = IMT_E_NOMEM; /* not reached */
+            break;
+        }
+        if (e == IMT_E_NOMEM) {
+            oom = 1;
+            CHECKF(after.entries == before.entries && imt_index_list_count(idx) == lists,
+                   "import %d failed (out of memory: %s) but changed the index", i, imt_index_last_error(idx));
+        } else CHECKF(e == IMT_OK, "import %d: %s (%s)", i, imt_err_name(e), imt_index_last_error(idx));
+        if (e == IMT_OK) { /* what this import did, whether the one before failed or not */
+            out->res[1 + i].width = st.lists;
+            out->res[1 + i].height = (uint32_t)st.records;
+            out->res[1 + i].file_size = st.new_entries + st.merged;
+            CHECK(imt_index_list_count(idx) == lists + st.lists);
+        }
+    }
+    imt_index_close(idx);
+    return oom;
+}
+
+static void import_allocfail(void)
+{
+    char dir[400], vics[512], exp[512], idxdir[512], src[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/imt_allocfail_imp_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    REQUIRE(mkdtemp(dir) != NULL);
+    snprintf(vics, sizeof vics, "%s/tests/data/index/vics1.json", IMT_SOURCE_DIR);
+    snprintf(exp, sizeof exp, "%s/export.jsonl", dir);
+    snprintf(idxdir, sizeof idxdir, "%s/idx", dir);
+    snprintf(src, sizeof src, "%s/src", dir);
+    /* the export: three lists (projectvic, caid with a policy, known-good) */
+    imt_index_opts o;
+    imt_index_opts_init(&o);
+    o.read_only = 0;
+    o.create = 1;
+    imt_index *idx = NULL;
+    REQUIRE(imt_index_open(&idx, src, &o) == IMT_OK);
+    const char *files[3] = {"vics2.json", "md5sum.txt", "pdq.csv"};
+    for (int i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/tests/data/index/%s", IMT_SOURCE_DIR, files[i]);
+        imt_import_opts io;
+        imt_import_opts_init(&io);
+        if (i == 0) {
+            io.scheme = "caid";
+            io.policy = "alert=4";
+        }
+        io.known_good = i == 1;
+        CHECKF(imt_index_import(idx, path, &io, NULL) == IMT_OK, "%s", imt_index_last_error(idx));
+    }
+    FILE *f = fopen(exp, "w");
+    REQUIRE(f);
+    imt_export_opts eo;
+    imt_export_opts_init(&eo);
+    CHECK(imt_index_export(idx, fileno(f), &eo) == IMT_OK);
+    fclose(f);
+    imt_index_close(idx);
+    import_arg a = {idxdir, {vics, exp}};
+    outcome plain;
+    scenario_import(&a, &plain);
+    CHECKF(plain.status[1] == IMT_OK && plain.status[2] == IMT_OK && plain.res[2].width == 3,
+           "the import scenario makes %u lists", plain.res[2].width);
+    long steps = fail_each_allocation("import a VICS list, then an export of 3 lists", scenario_import, &a);
+    CHECK(steps > 0);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     const char *jpg = tu_shared("vectors/pdq/images/misc-images/small.jpg");
@@ -347,5 +477,6 @@ int main(void)
         fail_each_allocation(name, scenario_hash, &a4);
     }
     index_allocfail();
+    import_allocfail();
     return tu_done("test_allocfail");
 }

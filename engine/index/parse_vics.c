@@ -632,27 +632,9 @@ static const yajl_callbacks callbacks = {
     cb_null, cb_bool, NULL, NULL, cb_number, cb_string,
     cb_start_map, cb_key, cb_end_map, cb_start_array, cb_end_array};
 
-/* yajl's allocator hooks, so its memory goes through imt__malloc too. */
-static void *ya_malloc(void *ctx, size_t n)
-{
-    (void)ctx;
-    return imt__malloc(n);
-}
-static void *ya_realloc(void *ctx, void *p, size_t n)
-{
-    (void)ctx;
-    return imt__realloc(p, n);
-}
-static void ya_free(void *ctx, void *p)
-{
-    (void)ctx;
-    imt__free(p);
-}
-
 imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t cap)
 {
     imt_err err = IMT_OK;
-    yajl_alloc_funcs af = {ya_malloc, ya_realloc, ya_free, NULL};
     vstate *v = imt__calloc(1, sizeof *v);
     char *buf = imt__malloc(65536);
     yajl_handle y = NULL;
@@ -663,7 +645,11 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
     v->s = s;
     v->jsonl = f == IF_JSONL;
     v->line = 1;
-    y = yajl_alloc(&callbacks, &af, v);
+    /* yajl allocates with the system malloc, as LMDB and libjpeg do, not
+     * through the library's hooks: it never checks for NULL (yajl_alloc
+     * writes through a failed allocation; so do its buffers), so a hook
+     * that fails (out of memory, a limit) crashed the import. */
+    y = yajl_alloc(&callbacks, NULL, v);
     if (!y) {
         err = IMT_E_NOMEM;
         goto cleanup;
