@@ -5,6 +5,7 @@
 #include "index.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,23 +28,24 @@ enum field {
 /* The export version this parser reads (export.c writes it). */
 #define EXPORT_VERSION 2
 /* Longest label or external id kept: a longer one is an error, never cut. */
-#define SLEN 4096
+#define SLEN (IDX_MAX_STR + 1)
 
 #define MAXDEPTH 64
 #define FLEN 160
 
-typedef struct media {
+typedef struct media { /* the large label and id last: media_begin clears
+                          only their first byte */
     int active;
     uint64_t line;
     char md5[FLEN], sha1[FLEN], sha256[FLEN], pdq[FLEN];
     uint64_t l_md5, l_sha1, l_sha256, l_pdq;
     int quality;
     int32_t category;
-    char label[SLEN], id[SLEN];
     char alt_name[64], alt_value[FLEN];
     uint64_t l_alt;
     int is_header;
     int had_media;
+    char label[SLEN], id[SLEN];
 } media;
 
 /* A membership of an export's entry, strings in vstate.mstr. */
@@ -221,7 +223,8 @@ static imt_err emit(vstate *v, media *m)
 
 static void media_begin(vstate *v, media *m)
 {
-    memset(m, 0, sizeof *m);
+    memset(m, 0, offsetof(media, label));
+    m->label[0] = m->id[0] = '\0';
     m->active = 1;
     m->line = v->line;
     m->quality = -1;
