@@ -477,7 +477,8 @@ IMT_API void imt_import_opts_init(imt_import_opts *opts);
 #define IMT_IMPORT_BAD_EXAMPLES 4
 
 typedef struct imt_import_stats {
-    uint32_t list_id;       /* the new list (the first of them) */
+    uint32_t list_id;       /* the new list (the first of them); 0 unless
+                               the import was committed */
     uint32_t lists;         /* lists created: 1, or an export's inventory */
     char format[24];        /* the format read ("pdq-csv", "vics-2", ...) */
     uint64_t records;       /* good records read */
@@ -494,7 +495,10 @@ typedef struct imt_import_stats {
  *  record fails the import with its code (IMT_E_PARSE, IMT_E_HASH_LENGTH,
  *  IMT_E_NOT_HEX, IMT_E_DUPLICATE, IMT_E_JSON_SHAPE, IMT_E_EMPTY,
  *  IMT_E_TRUNCATED, IMT_E_DB ...) and imt_index_last_error names file:line.
- *  No cursor may be open on idx. stats may be NULL. */
+ *  One case differs: the list was committed but re-reading the handle's
+ *  snapshot then failed (out of memory): the error is returned with
+ *  stats->list_id non-zero (the list is in the index) and idx must be
+ *  closed and reopened. No cursor may be open on idx. stats may be NULL. */
 IMT_API imt_err imt_index_import(imt_index *idx, const char *path,
                                  const imt_import_opts *opts, imt_import_stats *stats);
 

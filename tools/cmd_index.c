@@ -282,6 +282,11 @@ static int do_import(int argc, char **argv)
     for (int i = optind + 1; i < argc; i++) {
         imt_import_stats st;
         imt_err e = imt_index_import(idx, argv[i], &io, &st);
+        if (e != IMT_OK && st.list_id) { /* committed, then the handle failed */
+            cli_err("%s (%s)", imt_index_last_error(idx), imt_err_name(e));
+            rc = CLI_EXIT_ERROR;
+            break;
+        }
         if (e != IMT_OK) {
             cli_err("%s (%s); nothing of it was imported", imt_index_last_error(idx), imt_err_name(e));
             rc = CLI_EXIT_ERROR;

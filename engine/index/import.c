@@ -293,14 +293,20 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         IMT_TRY(idx_writer_list(&w, &li));
     }
     IMT_TRY(idx_writer_commit(idx, &w, o.stage, o.progress_opaque));
+    st.list_id = list_id; /* committed: non-zero tells the caller so */
+    st.lists = (uint32_t)nmeta;
     STAGE("done");
 #undef STAGE
-    st.list_id = list_id;
-    st.lists = (uint32_t)nmeta;
 cleanup:
     idx_writer_free(&w);
     if (snap_closed) {
+        /* re-read the handle's snapshot; after a commit, a failure here
+         * must not read as "nothing imported" */
         imt_err e2 = idx_snapshot_begin(idx);
+        if (e2 != IMT_OK && st.list_id)
+            idx_set_err(idx, "%s: imported as list %u (committed), but re-reading the index "
+                        "failed (%s): close and reopen it", path, (unsigned)st.list_id,
+                        imt_strerror(e2));
         if (err == IMT_OK) err = e2;
     }
     if (fd >= 0) close(fd);

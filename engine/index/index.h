@@ -256,8 +256,20 @@ struct idx_sink {
 };
 
 void idx_sink_free(idx_sink *s);
-/* The hash of kind (KB_*) of r and its length; NULL if r has none. */
-const uint8_t *idx_srec_hash(const idx_sink *s, const idx_srec *r, unsigned kind, size_t *len);
+/* The hash of kind (KB_*, one bit) of r and its length; NULL if r has none.
+ * Inline: the sort and the merge call it several times per record. */
+static inline const uint8_t *idx_srec_hash(const idx_sink *s, const idx_srec *r, unsigned kind,
+                                           size_t *len)
+{
+    /* bytes before kind k's hash: the lengths of the lower kinds present */
+    static const uint8_t klen[4] = {32, 16, 20, 32};
+    unsigned k = (unsigned)__builtin_ctz(kind), below = r->kinds & (kind - 1u);
+    *len = klen[k & 3];
+    if (!(r->kinds & kind)) return NULL;
+    size_t off = ((below & KB_PDQ) ? 32u : 0u) + ((below & KB_MD5) ? 16u : 0u) +
+                 ((below & KB_SHA1) ? 20u : 0u);
+    return s->hb + r->hash + off;
+}
 /* The string at arena offset off ("" for 0). */
 const char *idx_sink_str(const idx_sink *s, uint32_t off);
 

@@ -5,6 +5,7 @@
 #include "index.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,23 +28,24 @@ enum field {
 /* The export version this parser reads (export.c writes it). */
 #define EXPORT_VERSION 2
 /* Longest label or external id kept: a longer one is an error, never cut. */
-#define SLEN 4096
+#define SLEN (IDX_MAX_STR + 1)
 
 #define MAXDEPTH 64
 #define FLEN 160
 
-typedef struct media {
+typedef struct media { /* the large label and id last: media_begin clears
+                          only their first byte */
     int active;
     uint64_t line;
     char md5[FLEN], sha1[FLEN], sha256[FLEN], pdq[FLEN];
     uint64_t l_md5, l_sha1, l_sha256, l_pdq;
     int quality;
     int32_t category;
-    char label[SLEN], id[SLEN];
     char alt_name[64], alt_value[FLEN];
     uint64_t l_alt;
     int is_header;
     int had_media;
+    char label[SLEN], id[SLEN];
 } media;
 
 /* A membership of an export's entry, strings in vstate.mstr. */
@@ -221,7 +223,8 @@ static imt_err emit(vstate *v, media *m)
 
 static void media_begin(vstate *v, media *m)
 {
-    memset(m, 0, sizeof *m);
+    memset(m, 0, offsetof(media, label));
+    m->label[0] = m->id[0] = '\0';
     m->active = 1;
     m->line = v->line;
     m->quality = -1;
@@ -632,27 +635,9 @@ static const yajl_callbacks callbacks = {
     cb_null, cb_bool, NULL, NULL, cb_number, cb_string,
     cb_start_map, cb_key, cb_end_map, cb_start_array, cb_end_array};
 
-/* yajl's allocator hooks, so its memory goes through imt__malloc too. */
-static void *ya_malloc(void *ctx, size_t n)
-{
-    (void)ctx;
-    return imt__malloc(n);
-}
-static void *ya_realloc(void *ctx, void *p, size_t n)
-{
-    (void)ctx;
-    return imt__realloc(p, n);
-}
-static void ya_free(void *ctx, void *p)
-{
-    (void)ctx;
-    imt__free(p);
-}
-
 imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t cap)
 {
     imt_err err = IMT_OK;
-    yajl_alloc_funcs af = {ya_malloc, ya_realloc, ya_free, NULL};
     vstate *v = imt__calloc(1, sizeof *v);
     char *buf = imt__malloc(65536);
     yajl_handle y = NULL;
@@ -663,7 +648,11 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
     v->s = s;
     v->jsonl = f == IF_JSONL;
     v->line = 1;
-    y = yajl_alloc(&callbacks, &af, v);
+    /* yajl allocates with the system malloc, as LMDB and libjpeg do, not
+     * through the library's hooks: it never checks for NULL (yajl_alloc
+     * writes through a failed allocation; so do its buffers), so a hook
+     * that fails (out of memory, a limit) crashed the import. */
+    y = yajl_alloc(&callbacks, NULL, v);
     if (!y) {
         err = IMT_E_NOMEM;
         goto cleanup;

@@ -137,21 +137,6 @@ cleanup:
     return err;
 }
 
-const uint8_t *idx_srec_hash(const idx_sink *s, const idx_srec *r, unsigned kind, size_t *len)
-{
-    size_t off = 0;
-    for (int k = 0; k < 4; k++) {
-        unsigned b = 1u << k;
-        if (b == kind) {
-            *len = kind_len[k];
-            return (r->kinds & b) ? s->hb + r->hash + off : NULL;
-        }
-        if (r->kinds & b) off += kind_len[k];
-    }
-    *len = 0;
-    return NULL;
-}
-
 const char *idx_sink_str(const idx_sink *s, uint32_t off)
 {
     return off && s->str ? s->str + off : "";

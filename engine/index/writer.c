@@ -331,6 +331,10 @@ imt_err idx_writer_digests(idx_writer *w, const idx_sink *s)
         mdb_stat(w->txn, dig_dbi(w, k), &ms);
         unsigned flags = ms.ms_entries ? 0 : MDB_APPEND;
         for (size_t i = 0; i < n; i++) {
+            /* in hash order the records are random accesses, and the hash
+             * bytes a second one: fetch both ahead */
+            if (i + 16 < n) __builtin_prefetch(&s->recs[a[i + 16].idx]);
+            if (i + 8 < n) __builtin_prefetch(s->hb + s->recs[a[i + 8].idx].hash);
             const uint8_t *hk = idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
             MDB_val key = {len, (void *)hk};
             uint32_t e = a[i].pad;
