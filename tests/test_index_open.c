@@ -355,6 +355,112 @@ static void writer_commits(int lockfree)
            lockfree ? "without" : "with", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
+/* A scan through a lock-free handle while a writer commits: the files
+ * matched after the commit get status IMT_E_INDEX_CHANGED and count as
+ * scan errors (the scan is incomplete), never as files with no match. */
+typedef struct scan_ctx {
+    int to_parent, from_parent;
+    int n, changed, changed_as_error, other;
+} scan_ctx;
+
+static int on_scan_record(void *ctx, const imt_scan_record *rec)
+{
+    scan_ctx *x = ctx;
+    if (x->n++ == 0) {
+        /* the first file is done: let the parent commit */
+        char b = 'o';
+        if (write(x->to_parent, &b, 1) != 1 || read(x->from_parent, &b, 1) != 1) return 1;
+        return 0;
+    }
+    if (rec->status == IMT_E_INDEX_CHANGED) {
+        x->changed++;
+        x->changed_as_error += rec->scan_error != 0;
+    } else x->other++;
+    return 0;
+}
+
+static int child_scan(const char *dir, const char *const *files, size_t nf, int to_parent,
+                      int from_parent)
+{
+    if (st_drop_root() != 0) return 90;
+    imt_index *idx = NULL;
+    if (imt_index_open(&idx, dir, NULL) != IMT_OK) return 40;
+    imt_scan_opts so;
+    imt_scan_opts_init(&so);
+    so.threads = 1;
+    so.batch_files = 1;
+    scan_ctx x = {to_parent, from_parent, 0, 0, 0, 0};
+    char detail[256];
+    imt_err e = imt_scan_run(idx, files, nf, &so, on_scan_record, &x, detail, sizeof detail);
+    imt_index_close(idx);
+    if (e != IMT_OK) return 41;
+    if (x.n != (int)nf || x.changed < 1) return 42;
+    if (x.changed_as_error != x.changed) return 43;
+    return 0;
+}
+
+static void scan_during_commit(void)
+{
+    char dir[300], path[400], fpath[4][400];
+    const char *files[4];
+    snprintf(dir, sizeof dir, "%s/shared.idx", tmpdir);
+    for (int i = 0; i < 4; i++) {
+        snprintf(fpath[i], sizeof fpath[i], "%s/evidence%d.txt", tmpdir, i);
+        FILE *f = fopen(fpath[i], "w");
+        REQUIRE(f != NULL);
+        fprintf(f, "evidence file %d\n", i);
+        REQUIRE(fclose(f) == 0);
+        REQUIRE(chmod(fpath[i], 0644) == 0);
+        files[i] = fpath[i];
+    }
+    make_shared(dir, 1);
+    int c2p[2], p2c[2];
+    REQUIRE(pipe(c2p) == 0 && pipe(p2c) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(c2p[0]);
+        close(p2c[1]);
+        _exit(child_scan(dir, files, 4, c2p[1], p2c[0]));
+    }
+    close(c2p[1]);
+    close(p2c[0]);
+    char b = 0;
+    if (read(c2p[0], &b, 1) == 1 && b == 'o') {
+        REQUIRE(chmod(dir, 0755) == 0);
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        REQUIRE(chmod(path, 0644) == 0);
+        snprintf(path, sizeof path, "%s/lock.mdb", dir);
+        REQUIRE(chmod(path, 0644) == 0);
+        imt_index_opts o;
+        imt_index_opts_init(&o);
+        o.read_only = 0;
+        imt_index *idx = NULL;
+        REQUIRE(imt_index_open(&idx, dir, &o) == IMT_OK);
+        imt_import_opts io;
+        imt_import_opts_init(&io);
+        io.format = "md5sum";
+        io.again = 1;
+        snprintf(path, sizeof path, "%s/scan.md5", tmpdir);
+        FILE *f = fopen(path, "w");
+        REQUIRE(f != NULL);
+        fprintf(f, "0123456789abcdef0123456789abcdef  x\n");
+        REQUIRE(fclose(f) == 0);
+        CHECKF(imt_index_import(idx, path, &io, NULL) == IMT_OK, "%s", imt_index_last_error(idx));
+        imt_index_close(idx);
+        b = 'g';
+        CHECK(write(p2c[1], &b, 1) == 1);
+    }
+    close(c2p[0]);
+    close(p2c[1]);
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "a lock-free scan while a writer commits: child status %d",
+           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
 /* 3. a read-only mount: bind-mount the index read-only in a private mount
  * namespace (needs CAP_SYS_ADMIN: root here and in CI). */
 static int ro_mount(void)
@@ -596,6 +702,7 @@ int main(void)
     int mounted = ro_mount();
     writer_commits(1);
     writer_commits(0);
+    scan_during_commit();
     char cmd[800];
     snprintf(cmd, sizeof cmd, "chmod -R u+w '%s' && rm -rf '%s'", tmpdir, tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

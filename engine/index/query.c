@@ -46,7 +46,8 @@ static double binom(int n, int k)
     return r;
 }
 
-/* The MIH cost plan of a cursor, from its index's search view: for each radius, the per-table radii: a hash within r of q has, in some
+/* The MIH cost plan of a cursor, from its index's search view: for each
+ * radius, the per-table radii. A hash within r of q has, in some
  * table t, substring distance <= r_t whenever sum(r_t + 1) >= r + 1 (the
  * pigeonhole rule, refined: Norouzi et al. 2014). Which tables get the
  * larger radii is chosen greedily by marginal cost, so uneven widths get

@@ -230,7 +230,7 @@ static int is_scan_error(const slot *s)
 {
     imt_err e = s->status;
     if (e == IMT_E_IO || e == IMT_E_NOMEM || e == IMT_E_INTERNAL || e == IMT_E_DB ||
-        e == IMT_E_INDEX_CORRUPT)
+        e == IMT_E_INDEX_CORRUPT || e == IMT_E_INDEX_CHANGED)
         return 1;
     return s->e.is_root && e == IMT_E_NOT_FOUND;
 }
