@@ -544,7 +544,7 @@ static imt_err decode(bctx *c, imt_luma *out, char *detail, size_t cap)
         uint64_t bulk = avail < total ? avail : total;
         int rowwise = !c->im && bulk >= CIMG_IOBUFFER;
         uint64_t left = rowwise || c->im ? UINT64_MAX : bulk;
-        int ended = 0;
+        int ended = 0, prev_empty = 0;
         memset(raw, 0, rb);
         for (uint32_t r = 0; r < c->h; r++) {
             if ((r & 63) == 0 && deadline_passed(c)) goto timed_out;
@@ -568,9 +568,11 @@ static imt_err decode(bctx *c, imt_luma *out, char *detail, size_t cap)
             if (c->im) {
                 bitfields_row(c, raw, rgb);
                 grey_check(c, rgb, c->w);
-            } else {
+            } else if (!(g == 0 && prev_empty)) {
+                /* past the data every row is the same bytes: rgb holds it */
                 cimg_row(c, raw, rgb);
             }
+            prev_empty = g == 0;
             uint32_t y = c->topdown ? r : c->h - 1 - r;
             put_row(c, y, rgb);
         }
