@@ -241,6 +241,14 @@ static uint8_t field(const bctx *c, int ch, uint32_t pixel)
 
 static void bitfields_row(const bctx *c, const uint8_t *s, uint8_t *rgb)
 {
+    if (c->bpp == 24) { /* IM reads 24-bit BITFIELDS as BGR, masks unused */
+        for (uint32_t x = 0; x < c->w; x++) {
+            rgb[3 * (size_t)x] = s[3 * (size_t)x + 2];
+            rgb[3 * (size_t)x + 1] = s[3 * (size_t)x + 1];
+            rgb[3 * (size_t)x + 2] = s[3 * (size_t)x];
+        }
+        return;
+    }
     for (uint32_t x = 0; x < c->w; x++) {
         uint32_t px = c->bpp == 16 ? le16(s + 2 * (size_t)x) : le32(s + 4 * (size_t)x);
         for (int ch = 0; ch < 3; ch++) rgb[3 * (size_t)x + ch] = c->mask[ch] ? field(c, ch, px) : 0;
@@ -583,15 +591,20 @@ static imt_err decode(bctx *c, imt_luma *out, char *detail, size_t cap)
                             rowwise ? "the row before" : "zeros");
         }
     }
-    if (c->im && bfsize) {
+    if (c->im) {
         /* Debian's ImageMagick refuses a BMP whose bfSize is over the
-         * file's size ("improper image header"): read to the end to know */
+         * file's size ("improper image header") and one whose pixel data
+         * would be over 256 times the file's size (stride * rows / 256,
+         * RLE4 counted at 8 bits a pixel): read to the end to know */
         while (bread(c, NULL, (size_t)1 << 20) == (size_t)1 << 20) {
         }
         if (c->err) goto read_failed;
-        if (bfsize > c->off) {
-            imt__set_detail(detail, cap, "BMP: bfSize %u is over the file's %llu bytes",
-                            (unsigned)bfsize, (unsigned long long)c->off);
+        uint64_t ibpp = c->comp == BI_RLE4 ? 8 : (uint64_t)bpp;
+        uint64_t length = 4 * (((uint64_t)c->w * ibpp + 31) / 32) * c->h;
+        if (bfsize > c->off || length / 256 > c->off) {
+            imt__set_detail(detail, cap, "BMP: %s the file's %llu bytes (ImageMagick refuses it)",
+                            bfsize > c->off ? "bfSize is over" : "the pixel data would be over 256 times",
+                            (unsigned long long)c->off);
             return IMT_E_CORRUPT;
         }
     }

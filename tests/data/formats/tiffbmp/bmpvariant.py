@@ -5,6 +5,10 @@
   bmpvariant.py rle4 IN OUT      a 4-bit BI_RGB BMP re-coded as BI_RLE4
                                  (encoded runs, absolute runs, end of line,
                                  end of bitmap)
+  bmpvariant.py bitfields24 IN OUT  a 24-bit BI_RGB BMP (40-byte header) as
+                                 BI_BITFIELDS: masks after the header
+  bmpvariant.py redim W H IN OUT the same bytes claiming W x H pixels (RLE
+                                 data then wraps rows and ends early)
 """
 import struct
 import sys
@@ -86,10 +90,25 @@ def rle4(data):
     return bytes(out)
 
 
+def bitfields24(data):
+    off = struct.unpack_from('<I', data, 10)[0]
+    out = bytearray(data[:54]) + struct.pack('<III', 0xff0000, 0xff00, 0xff) + data[54:]
+    struct.pack_into('<I', out, 10, off + 12)
+    struct.pack_into('<I', out, 30, 3)              # BI_BITFIELDS
+    struct.pack_into('<I', out, 2, len(out))
+    return bytes(out)
+
+
 def main():
-    op, src, dst = sys.argv[1:4]
-    data = open(src, 'rb').read()
-    out = {'topdown': topdown, 'rle4': rle4}[op](data)
+    op = sys.argv[1]
+    if op == 'redim':
+        w, h, src, dst = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        out = bytearray(open(src, 'rb').read())
+        struct.pack_into('<ii', out, 18, w, h)
+    else:
+        src, dst = sys.argv[2:4]
+        data = open(src, 'rb').read()
+        out = {'topdown': topdown, 'rle4': rle4, 'bitfields24': bitfields24}[op](data)
     open(dst, 'wb').write(out)
 
 

@@ -74,6 +74,8 @@ python3 bmpvariant.py topdown b_rgb24_v3.bmp b_rgb24_topdown.bmp
 python3 bmpvariant.py topdown b_pal8.bmp b_pal8_topdown.bmp
 python3 bmpvariant.py rle4 b_pal4.bmp b_pal4_rle4.bmp
 python3 bmpvariant.py rle4 b_big_pal4.bmp b_big_rle4.bmp
+python3 bmpvariant.py bitfields24 b_rgb24_v3.bmp b_bitfields24.bmp
+python3 bmpvariant.py redim 1300 970 b_pal8_rle.bmp b_rle8_wrapped.bmp
 rm -f b_big_pal4.bmp
 
 if [ -n "${REF:-}" ]; then
