@@ -180,42 +180,49 @@ static void finish_plane(bctx *c)
 
 /* ---- pixel models ------------------------------------------------------------ */
 
-/* CImg: one stored row -> RGB. Index past the palette: black (see top). */
-static void cimg_row(const bctx *c, const uint8_t *s, uint8_t *rgb)
+/* CImg: pixel x of a stored row -> RGB. Index past the palette: black
+ * (see top). */
+static inline void cimg_px(const bctx *c, const uint8_t *s, uint32_t x, uint8_t *o)
 {
-    uint32_t w = c->w;
     switch (c->bpp) {
     case 1:
     case 4:
     case 8: {
         int d = c->bpp, per = 8 / d;
         unsigned mask = (1u << d) - 1u;
-        for (uint32_t x = 0; x < w; x++) {
-            unsigned byte = s[x / (uint32_t)per];
-            unsigned k = (byte >> (8 - d * (int)(x % (uint32_t)per + 1))) & mask;
-            if (k < c->ncol) memcpy(rgb + 3 * (size_t)x, c->pal + 3 * k, 3);
-            else memset(rgb + 3 * (size_t)x, 0, 3);
-        }
+        unsigned byte = s[x / (uint32_t)per];
+        unsigned k = (byte >> (8 - d * (int)(x % (uint32_t)per + 1))) & mask;
+        if (k < c->ncol) memcpy(o, c->pal + 3 * k, 3);
+        else memset(o, 0, 3);
         break;
     }
-    case 16:
-        for (uint32_t x = 0; x < w; x++) {
-            unsigned v = le16(s + 2 * (size_t)x);
-            rgb[3 * (size_t)x] = (uint8_t)((v >> 10) & 31);
-            rgb[3 * (size_t)x + 1] = (uint8_t)((v >> 5) & 31);
-            rgb[3 * (size_t)x + 2] = (uint8_t)(v & 31);
-        }
+    case 16: {
+        unsigned v = le16(s + 2 * (size_t)x);
+        o[0] = (uint8_t)((v >> 10) & 31);
+        o[1] = (uint8_t)((v >> 5) & 31);
+        o[2] = (uint8_t)(v & 31);
         break;
+    }
     default: { /* 24, 32 */
-        size_t step = (size_t)c->bpp / 8;
-        for (uint32_t x = 0; x < w; x++) {
-            const uint8_t *p = s + step * x;
-            rgb[3 * (size_t)x] = p[2];
-            rgb[3 * (size_t)x + 1] = p[1];
-            rgb[3 * (size_t)x + 2] = p[0];
-        }
+        const uint8_t *p = s + (size_t)(c->bpp / 8) * x;
+        o[0] = p[2];
+        o[1] = p[1];
+        o[2] = p[0];
     }
     }
+}
+
+/* CImg path: only the pixels the resize keeps are converted (the CImg
+ * model needs no whole-image test), straight into the output rows. */
+static void cimg_put_row(bctx *c, uint32_t y, const uint8_t *s)
+{
+    uint64_t R = (uint64_t)c->out_rows, H = c->h;
+    uint64_t ilo = ((uint64_t)y * R + H - 1) / H, ihi = (((uint64_t)y + 1) * R + H - 1) / H;
+    if (ilo >= ihi) return;
+    size_t rowbytes = (size_t)c->out_cols * 3;
+    uint8_t *dst = c->st->px + (size_t)ilo * rowbytes;
+    for (int j = 0; j < c->out_cols; j++) cimg_px(c, s, (uint32_t)c->st->xmap[j], dst + 3 * j);
+    for (uint64_t i = ilo + 1; i < ihi; i++) memcpy(c->st->px + (size_t)i * rowbytes, dst, rowbytes);
 }
 
 /* ImageMagick Q16 quantum -> the 8-bit PNM sample (ScaleQuantumToChar). */
@@ -552,7 +559,7 @@ static imt_err decode(bctx *c, imt_luma *out, char *detail, size_t cap)
         uint64_t bulk = avail < total ? avail : total;
         int rowwise = !c->im && bulk >= CIMG_IOBUFFER;
         uint64_t left = rowwise || c->im ? UINT64_MAX : bulk;
-        int ended = 0, prev_empty = 0;
+        int ended = 0;
         memset(raw, 0, rb);
         for (uint32_t r = 0; r < c->h; r++) {
             if ((r & 63) == 0 && deadline_passed(c)) goto timed_out;
@@ -573,16 +580,14 @@ static imt_err decode(bctx *c, imt_luma *out, char *detail, size_t cap)
                                 (unsigned)r, (unsigned)c->h);
                 return IMT_E_CORRUPT; /* IM: InsufficientImageDataInFile */
             }
+            uint32_t y = c->topdown ? r : c->h - 1 - r;
             if (c->im) {
                 bitfields_row(c, raw, rgb);
                 grey_check(c, rgb, c->w);
-            } else if (!(g == 0 && prev_empty)) {
-                /* past the data every row is the same bytes: rgb holds it */
-                cimg_row(c, raw, rgb);
+                put_row(c, y, rgb);
+            } else {
+                cimg_put_row(c, y, raw);
             }
-            prev_empty = g == 0;
-            uint32_t y = c->topdown ? r : c->h - 1 - r;
-            put_row(c, y, rgb);
         }
         if (ended) {
             out->partial = 1;
