@@ -279,8 +279,11 @@ static void tiff_headers(void)
     REQUIRE(found == 2);
     CHECK(decode_hash(e, n, 4096, h, &q, NULL, det, sizeof det) == IMT_E_TOO_LARGE);
     free(e);
-    /* not a TIFF past the magic */
-    static const uint8_t junk[16] = {'I', 'I', 42, 0, 0xff, 0xff, 0xff, 0x7f};
+    /* cut before its directory (written after the pixels): truncated */
+    imt_err rt = decode_hash(d, n * 2 / 3, 4096, h, &q, NULL, det, sizeof det);
+    CHECKF(rt == IMT_E_TRUNCATED, "TIFF cut before its IFD: %s (%s)", imt_err_name(rt), det);
+    /* a directory with no entries */
+    static const uint8_t junk[16] = {'I', 'I', 42, 0, 8, 0, 0, 0};
     imt_err r = decode_hash(junk, sizeof junk, 4096, h, &q, NULL, det, sizeof det);
     CHECKF(r == IMT_E_CORRUPT, "junk TIFF: %s (%s)", imt_err_name(r), det);
     free(d);

@@ -567,8 +567,23 @@ imt_err imt__tiff_decode(imt_tiff_state **stp, const imt_reader *r, imt_pdq_mode
     tif = TIFFClientOpenExt("input", "r", (thandle_t)c, t_read, t_write, t_seek, t_close,
                             t_size, t_map, t_unmap, opts);
     if (!tif) {
-        imt__set_detail(detail, cap, "libtiff: %s", c->msg[0] ? c->msg : "not a readable TIFF");
-        err = c->size < 8 ? IMT_E_TRUNCATED : IMT_E_CORRUPT;
+        /* the first directory past the end of the file: cut short (writers
+         * put it after the pixel data) */
+        uint64_t ifd = 0;
+        if (c->size >= 8 && c->data[0] == 'I' && c->data[2] == 42)
+            ifd = (uint64_t)c->data[4] | (uint64_t)c->data[5] << 8 |
+                  (uint64_t)c->data[6] << 16 | (uint64_t)c->data[7] << 24;
+        else if (c->size >= 8 && c->data[0] == 'M' && c->data[3] == 42)
+            ifd = (uint64_t)c->data[7] | (uint64_t)c->data[6] << 8 |
+                  (uint64_t)c->data[5] << 16 | (uint64_t)c->data[4] << 24;
+        int cut = c->size < 8 || ifd + 2 > c->size;
+        if (cut)
+            imt__set_detail(detail, cap, "TIFF: file ends (%llu bytes) before its first "
+                            "directory (at %llu)", (unsigned long long)c->size,
+                            (unsigned long long)ifd);
+        else
+            imt__set_detail(detail, cap, "libtiff: %s", c->msg[0] ? c->msg : "not a readable TIFF");
+        err = cut ? IMT_E_TRUNCATED : IMT_E_CORRUPT;
         goto cleanup;
     }
     err = decode(c, tif, out, detail, cap);
