@@ -8,7 +8,8 @@
  *  - 8-bit grey, RGB, palette: the 8-bit values (palette entries are
  *    16-bit, scaled to 8 bits as ScaleQuantumToChar; a palette whose
  *    entries are all under 256 is an old-style 8-bit one, as IM reads it);
- *    extra samples (alpha) are dropped, not composited;
+ *    extra samples (alpha) are dropped, not composited; premultiplied
+ *    (associated) alpha is divided out first, as IM does;
  *  - min-is-white: inverted; CMYK (separated, 4+ samples): ImageMagick's
  *    CMYK -> sRGB in Q16, as engine/decode/jpeg.c (without the inversion);
  *  - JPEG-compressed YCbCr: libjpeg's RGB (libtiff's JPEGCOLORMODE_RGB);
@@ -72,6 +73,7 @@ typedef struct tctx {
     unsigned bps, spp, photo, planar;
     int kind;           /* K_GREY, K_RGB, K_PAL, K_CMYK */
     int miniswhite;
+    int assoc;          /* premultiplied (associated) alpha right after the colour */
     uint8_t pal[3 * 256];
     uint8_t pal_grey[256];   /* entry has R == G == B */
     int all_grey, all_mono;
@@ -251,6 +253,26 @@ static inline uint8_t to8(unsigned v, unsigned bps)
     return bps == 16 ? (uint8_t)(v / 257u) : (uint8_t)v;
 }
 
+/* ImageMagick disassociating a premultiplied sample (quantum-import.c):
+ * alpha = QuantumScale * A, times PerceptibleReciprocal(alpha) (1/alpha,
+ * or 1e12 under MagickEpsilon), ClampToQuantum. In and out in Q16. */
+static unsigned unassoc(unsigned q, unsigned a)
+{
+    double alpha = (1.0 / 65535.0) * a;
+    double r = alpha >= 1.0e-12 ? 1.0 / alpha : 1.0e12;
+    double v = r * q;
+    return v <= 0.0 ? 0u : v >= 65535.0 ? 65535u : (unsigned)(v + 0.5);
+}
+
+/* A colour sample with associated alpha -> 8 bits (16-bit: v / 257 of the
+ * Q16 value, as elsewhere). */
+static uint8_t assoc8(unsigned v, unsigned a, unsigned bps)
+{
+    unsigned q = bps == 16 ? v : 257u * v, qa = bps == 16 ? a : 257u * a;
+    unsigned u = unassoc(q, qa);
+    return bps == 16 ? (uint8_t)(u / 257u) : q_to_char(u);
+}
+
 /* One interleaved row -> RGB, tracking the PNM writer's grey/mono test. */
 static void convert_row(tctx *c, const uint8_t *row, uint8_t *rgb)
 {
@@ -264,6 +286,11 @@ static void convert_row(tctx *c, const uint8_t *row, uint8_t *rgb)
         case K_GREY: {
             unsigned v = sample(row, i, bps);
             if (c->miniswhite) v = maxv - v;
+            if (c->assoc) {
+                uint8_t g8 = assoc8(v, sample(row, i + 1, bps), bps);
+                o[0] = o[1] = o[2] = g8;
+                break;
+            }
             /* low depths: v * 65535 / maxv is IM's quantum, kept here as
              * the exact 8-bit v * 255 / maxv (see finish_plane) */
             uint8_t g = bps >= 8 ? to8(v, bps) : (uint8_t)(v * (255u / maxv));
@@ -277,6 +304,12 @@ static void convert_row(tctx *c, const uint8_t *row, uint8_t *rgb)
             break;
         }
         case K_RGB:
+            if (c->assoc) {
+                unsigned al = sample(row, i + 3, bps);
+                for (int ch = 0; ch < 3; ch++) o[ch] = assoc8(sample(row, i + ch, bps), al, bps);
+                diff |= (unsigned)(o[0] ^ o[1]) | (unsigned)(o[1] ^ o[2]);
+                break;
+            }
             o[0] = to8(sample(row, i, bps), bps);
             o[1] = to8(sample(row, i + 1, bps), bps);
             o[2] = to8(sample(row, i + 2, bps), bps);
@@ -402,6 +435,17 @@ static imt_err decode(tctx *c, TIFF *tif, imt_luma *out, char *detail, size_t ca
     if ((c->kind == K_RGB && spp < 3) || ((c->kind == K_RGB || c->kind == K_CMYK) && bps < 8) ||
         (c->kind == K_PAL && bps > 8) || (planar == PLANARCONFIG_SEPARATE && bps < 8))
         goto unsupported;
+    {
+        /* ImageMagick: any associated extra sample makes the alpha (the
+         * sample after the colour ones) associated, and divides it out */
+        uint16_t nextra = 0, *einfo = NULL;
+        if (TIFFGetField(tif, TIFFTAG_EXTRASAMPLES, &nextra, &einfo) && einfo)
+            for (unsigned i = 0; i < nextra; i++)
+                if (einfo[i] == EXTRASAMPLE_ASSOCALPHA) c->assoc = 1;
+        unsigned ncolour = c->kind == K_RGB ? 3 : c->kind == K_CMYK ? 4 : 1;
+        if (c->assoc && (c->kind == K_PAL || c->kind == K_CMYK || bps < 8 || spp <= ncolour))
+            goto unsupported;
+    }
     if (c->kind == K_CMYK && !st->cmyk_ready) {
         build_cmyk_lut(st->cmyk_lut);
         st->cmyk_ready = 1;

@@ -52,6 +52,8 @@ convert "$t/p.png" \( "$t/g.png" -resize 130x97\! \) -alpha off -compose copy-op
   -compress lzw t_rgba_lzw.tif
 convert "$t/g.png" \( "$t/p.png" -colorspace gray -resize 121x99\! \) -alpha off \
   -compose copy-opacity -composite -compress zip t_greya_deflate.tif
+convert t_rgba_lzw.tif -define tiff:alpha=associated -compress lzw t_rgba_assoc.tif
+convert t_greya_deflate.tif -define tiff:alpha=associated -compress zip t_greya_assoc.tif
 
 # ---- BMP ----
 convert "$t/p.png" -define bmp:format=bmp3 b_rgb24_v3.bmp
