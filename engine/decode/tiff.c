@@ -10,7 +10,8 @@
  *    entries are all under 256 is an old-style 8-bit one, as IM reads it);
  *    extra samples (alpha) are dropped, not composited; premultiplied
  *    (associated) alpha is divided out first, as IM does;
- *  - min-is-white: inverted; CMYK (separated, 4+ samples): ImageMagick's
+ *  - min-is-white: inverted; min-is-black with 3 or more samples: IM reads
+ *    samples 0..2 as RGB and writes a PGM of their Rec. 709 luma; CMYK (separated, 4+ samples): ImageMagick's
  *    CMYK -> sRGB in Q16, as engine/decode/jpeg.c (without the inversion);
  *  - JPEG-compressed YCbCr: libjpeg's RGB (libtiff's JPEGCOLORMODE_RGB);
  *  - the PNM is PGM (luma = the value) when every pixel has R == G == B,
@@ -74,6 +75,7 @@ typedef struct tctx {
     int kind;           /* K_GREY, K_RGB, K_PAL, K_CMYK */
     int miniswhite;
     int assoc;          /* premultiplied (associated) alpha right after the colour */
+    int grey3;          /* min-is-black with 3+ samples: IM reads them as RGB */
     uint8_t pal[3 * 256];
     uint8_t pal_grey[256];   /* entry has R == G == B */
     int all_grey, all_mono;
@@ -286,6 +288,17 @@ static void convert_row(tctx *c, const uint8_t *row, uint8_t *rgb)
         case K_GREY: {
             unsigned v = sample(row, i, bps);
             if (c->miniswhite) v = maxv - v;
+            if (c->grey3) {
+                /* IM reads samples 0..2 as RGB and writes the PGM value
+                 * as Rec. 709 luma of the Q16 samples (GetPixelLuma) */
+                double k = bps == 16 ? 1.0 : 257.0;
+                double l = 0.212656 * (k * sample(row, i, bps)) +
+                           0.715158 * (k * sample(row, i + 1, bps)) +
+                           0.072186 * (k * sample(row, i + 2, bps));
+                unsigned q = l <= 0.0 ? 0u : l >= 65535.0 ? 65535u : (unsigned)(l + 0.5);
+                o[0] = o[1] = o[2] = bps == 16 ? (uint8_t)(q / 257u) : q_to_char(q);
+                break;
+            }
             if (c->assoc) {
                 uint8_t g8 = assoc8(v, sample(row, i + 1, bps), bps);
                 o[0] = o[1] = o[2] = g8;
@@ -443,6 +456,9 @@ static imt_err decode(tctx *c, TIFF *tif, imt_luma *out, char *detail, size_t ca
             for (unsigned i = 0; i < nextra; i++)
                 if (einfo[i] == EXTRASAMPLE_ASSOCALPHA) c->assoc = 1;
         unsigned ncolour = c->kind == K_RGB ? 3 : c->kind == K_CMYK ? 4 : 1;
+        c->grey3 = c->kind == K_GREY && !c->miniswhite && spp >= 3 && bps >= 8 &&
+                   planar != PLANARCONFIG_SEPARATE;
+        if (c->grey3) c->assoc = 0; /* IM: RGBA quantum, alpha dropped */
         if (c->assoc && (c->kind == K_PAL || c->kind == K_CMYK || bps < 8 || spp <= ncolour))
             goto unsupported;
     }

@@ -9,6 +9,9 @@
                                  BI_BITFIELDS: masks after the header
   bmpvariant.py redim W H IN OUT the same bytes claiming W x H pixels (RLE
                                  data then wraps rows and ends early)
+  bmpvariant.py tiffgrey3 W H IN.rgb OUT  (not a BMP) an uncompressed TIFF
+                                 of W x H 8-bit RGB samples that says
+                                 min-is-black with 3 samples per pixel
 """
 import struct
 import sys
@@ -99,9 +102,24 @@ def bitfields24(data):
     return bytes(out)
 
 
+def tiffgrey3(w, h, rgb):
+    entries = [(256, 4, w), (257, 4, h), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+               (273, 4, 8), (277, 3, 3), (278, 4, h), (279, 4, len(rgb))]
+    out = bytearray(b'II*\0') + struct.pack('<I', 8 + len(rgb)) + rgb
+    out += struct.pack('<H', len(entries))
+    for tag, typ, val in entries:
+        out += struct.pack('<HHI', tag, typ, 1)
+        out += struct.pack('<HH', val, 0) if typ == 3 else struct.pack('<I', val)
+    out += struct.pack('<I', 0)
+    return bytes(out)
+
+
 def main():
     op = sys.argv[1]
-    if op == 'redim':
+    if op == 'tiffgrey3':
+        w, h, src, dst = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        out = tiffgrey3(w, h, open(src, 'rb').read())
+    elif op == 'redim':
         w, h, src, dst = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
         out = bytearray(open(src, 'rb').read())
         struct.pack_into('<ii', out, 18, w, h)

@@ -53,6 +53,8 @@ convert "$t/p.png" \( "$t/g.png" -resize 130x97\! \) -alpha off -compose copy-op
 convert "$t/g.png" \( "$t/p.png" -colorspace gray -resize 121x99\! \) -alpha off \
   -compose copy-opacity -composite -compress zip t_greya_deflate.tif
 convert t_rgba_lzw.tif -define tiff:alpha=associated -compress lzw t_rgba_assoc.tif
+convert "$t/p2.png" -depth 8 rgb:"$t/p2.rgb"
+python3 bmpvariant.py tiffgrey3 111 83 "$t/p2.rgb" t_grey_spp3.tif
 convert t_greya_deflate.tif -define tiff:alpha=associated -compress zip t_greya_assoc.tif
 
 # ---- BMP ----
