@@ -23,6 +23,9 @@
  *    of each sample (noise). As for 16-bit PNG (png.c) we do not copy
  *    that: a sample v becomes v / 257, what `convert -depth 8` writes. The
  *    one colour model where compat differs from the reference.
+ *  - a strip or tile libtiff cannot read ends IM's reading: the rows from
+ *    that strip on stay black and the image is hashed (flagged partial
+ *    here; a file whose first strip fails is IMT_E_CORRUPT);
  * Other photometric models (YCbCr without JPEG, CIELab, LogLuv), sample
  * formats other than unsigned integers and other bit depths are
  * IMT_E_UNSUPPORTED.
@@ -534,7 +537,9 @@ static imt_err decode(tctx *c, TIFF *tif, imt_luma *out, char *detail, size_t ca
     c->all_grey = c->all_mono = 1;
     size_t bpsb = bps / 8; /* bytes per sample, for bps >= 8 */
 
+    uint32_t bad_from = 0, y0_failed = 0;
     for (uint32_t y0 = 0; y0 < h; y0 += (uint32_t)band_rows) {
+        y0_failed = y0;
         if (deadline_passed(c)) {
             imt__set_detail(detail, cap, "TIFF decoding stopped at the time budget");
             return IMT_E_TIMEOUT;
@@ -548,7 +553,7 @@ static imt_err decode(tctx *c, TIFF *tif, imt_luma *out, char *detail, size_t ca
             for (uint32_t tx = 0; tx < across; tx++) {
                 for (unsigned s = 0; s < planes; s++) {
                     if (TIFFReadTile(tif, st->plane_buf, tx * tw, y0, 0, (uint16_t)s) < 0)
-                        LIBTIFF_FAIL("tile unreadable");
+                        goto bad_band;
                     unsigned ns = planes == 1 ? spp : 1;
                     for (uint32_t r = 0; r < rows; r++) {
                         const uint8_t *src = st->plane_buf + (size_t)r * tw * ns * bpsb;
@@ -567,14 +572,18 @@ static imt_err decode(tctx *c, TIFF *tif, imt_luma *out, char *detail, size_t ca
             for (unsigned s = 0; s < spp; s++) {
                 tmsize_t got = TIFFReadEncodedStrip(tif, s * strips_per_plane + strip_in_plane,
                                                     st->plane_buf, (tmsize_t)piece);
-                if (got < (tmsize_t)((size_t)rows * w * bpsb)) LIBTIFF_FAIL("strip unreadable");
+                if (got < (tmsize_t)((size_t)rows * w * bpsb)) goto bad_band;
                 for (uint32_t r = 0; r < rows; r++)
                     for (uint32_t x = 0; x < w; x++)
                         memcpy(st->band + (size_t)r * stride + ((size_t)x * spp + s) * bpsb,
                                st->plane_buf + ((size_t)r * w + x) * bpsb, bpsb);
             }
         } else {
-            if (TIFFReadScanline(tif, st->band, y0, 0) < 0) LIBTIFF_FAIL("row unreadable");
+            if (TIFFReadScanline(tif, st->band, y0, 0) < 0) {
+                /* IM reads whole strips: the failing strip is lost too */
+                bad_from = (y0 / rps) * rps;
+                goto bad_data;
+            }
         }
         for (uint32_t r = 0; r < rows; r++) {
             convert_row(c, st->band + (size_t)r * stride, st->rgb);
@@ -587,6 +596,23 @@ static imt_err decode(tctx *c, TIFF *tif, imt_luma *out, char *detail, size_t ca
     out->rows = c->out_rows;
 cleanup:
     return err;
+bad_band:
+    bad_from = y0_failed;
+bad_data:
+    /* ImageMagick stops at a strip or tile it cannot read and keeps the
+     * image: the rows from there on stay black (its fresh pixel cache),
+     * and the reference hashes it. So do we, flagged partial. */
+    if (bad_from == 0) LIBTIFF_FAIL("no pixel data readable");
+    memset(st->rgb, 0, (size_t)w * 3);
+    for (uint32_t y = bad_from; y < h; y++) put_row(c, y, st->rgb);
+    out->partial = 1;
+    imt__set_detail(detail, cap, "libtiff: %s; rows %u.. of %u read as black",
+                    c->msg[0] ? c->msg : "data unreadable", (unsigned)bad_from, (unsigned)h);
+    finish_plane(c);
+    out->pix = st->plane;
+    out->cols = c->out_cols;
+    out->rows = c->out_rows;
+    return IMT_OK;
 unsupported:
     imt__set_detail(detail, cap, "TIFF: photometric %u with %u samples of %u bits (%s, "
                     "compression %u) is not decoded", (unsigned)photo, (unsigned)spp,

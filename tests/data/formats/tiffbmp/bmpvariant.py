@@ -9,6 +9,9 @@
                                  BI_BITFIELDS: masks after the header
   bmpvariant.py redim W H IN OUT the same bytes claiming W x H pixels (RLE
                                  data then wraps rows and ends early)
+  bmpvariant.py tiffgarble IN OUT   (not a BMP) a little-endian multi-strip
+                                 TIFF with 40 bytes of its middle strip set
+                                 to 0xff (LZW: "code not yet in table")
   bmpvariant.py tiffgrey3 W H IN.rgb OUT  (not a BMP) an uncompressed TIFF
                                  of W x H 8-bit RGB samples that says
                                  min-is-black with 3 samples per pixel
@@ -114,6 +117,17 @@ def tiffgrey3(w, h, rgb):
     return bytes(out)
 
 
+def tiffgarble(data):
+    d = bytearray(data)
+    ifd = struct.unpack_from('<I', d, 4)[0]
+    for i in range(struct.unpack_from('<H', d, ifd)[0]):
+        tag, typ, cnt, val = struct.unpack_from('<HHII', d, ifd + 2 + 12 * i)
+        if tag == 273:
+            off = struct.unpack_from('<I', d, val + 4 * (cnt // 2))[0]
+            d[off + 20:off + 60] = b'\xff' * 40
+    return bytes(d)
+
+
 def main():
     op = sys.argv[1]
     if op == 'tiffgrey3':
@@ -126,7 +140,8 @@ def main():
     else:
         src, dst = sys.argv[2:4]
         data = open(src, 'rb').read()
-        out = {'topdown': topdown, 'rle4': rle4, 'bitfields24': bitfields24}[op](data)
+        out = {'topdown': topdown, 'rle4': rle4, 'bitfields24': bitfields24,
+               'tiffgarble': tiffgarble}[op](data)
     open(dst, 'wb').write(out)
 
 

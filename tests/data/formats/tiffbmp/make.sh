@@ -55,6 +55,8 @@ convert "$t/g.png" \( "$t/p.png" -colorspace gray -resize 121x99\! \) -alpha off
 convert t_rgba_lzw.tif -define tiff:alpha=associated -compress lzw t_rgba_assoc.tif
 convert "$t/p2.png" -depth 8 rgb:"$t/p2.rgb"
 python3 bmpvariant.py tiffgrey3 111 83 "$t/p2.rgb" t_grey_spp3.tif
+tiffcp -c lzw -r 16 t_rgb8_none.tif "$t/ms.tif"
+python3 bmpvariant.py tiffgarble "$t/ms.tif" t_lzw_badstrip.tif   # partial: IM keeps the rows before
 convert t_greya_deflate.tif -define tiff:alpha=associated -compress zip t_greya_assoc.tif
 
 # ---- BMP ----
