@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is present. Needs root (or sudo).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev liblmdb-dev
-      libssl-dev libsqlite3-dev libyajl-dev libomp-dev clang
+      libssl-dev libsqlite3-dev libyajl-dev libomp-dev clang libtiff-dev libtiff-tools
       libclang-rt-dev python3 libjpeg-turbo-progs imagemagick)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -723,6 +723,12 @@ int main(void)
         hash_arg a4 = {{png, jpg, NULL}, mode, 0, 0};
         snprintf(name, sizeof name, "hash PNG then JPEG with one hasher, %s", mn);
         fail_each_allocation(name, scenario_hash, &a4);
+#define TB_ IMT_SOURCE_DIR "/tests/data/formats/tiffbmp/"
+        hash_arg a5 = {{TB_ "b_pal4_rle4.bmp", TB_ "t_planar_tile.tif", TB_ "b_rgb24_v3.bmp"},
+                       mode, 0, 0};
+        snprintf(name, sizeof name, "hash RLE4 BMP, planar tiled TIFF, BMP, %s", mn);
+        fail_each_allocation(name, scenario_hash, &a5);
+#undef TB_
     }
     index_allocfail();
     import_scan_allocfail(jpg, png);

@@ -30,6 +30,16 @@
  *                                                             (both modes: fast mode decodes
  *                                                             it at 3/8, every scan read)
  *   timeout        a 1 ms budget on the no-limit JPEG      -> timeout, reported per file
+ *   bmp-dims       a BMP claiming 100000x100000 pixels     -> too-large (max_pixels)
+ *   bmp-nolim      a 1-bit BMP claiming 30000x30000, no pixel data, no limit
+ *                                                          -> hashes (partial), O(width)
+ *   bmp-rle-dims   an RLE8 BMP claiming 20000x20000 (under max_pixels; its index plane
+ *                  would be 400 MB)                        -> too-large, no allocation
+ *   tiff-dims      a TIFF claiming 100000x100000           -> too-large (max_pixels)
+ *   tiff-dims-nolim the same with no limit                 -> corrupt (the deflate data
+ *                                                             ends), O(width) memory
+ *   tiff-strip     20000x20000 grey, one deflate strip inflating from ~2.5 MB to 400 MB
+ *                                                          -> hashes, O(width) memory
  */
 #include "imgtriage.h"
 #include "testutil.h"
@@ -220,6 +230,72 @@ static void png_bomb(buf *b, uint32_t w, uint32_t h, uint64_t raw)
     }
     free(z.p);
     png_chunk(b, "IEND", NULL, 0);
+}
+
+/* ---- BMP and TIFF ------------------------------------------------------------ */
+static void put16le(buf *b, unsigned v)
+{
+    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    put(b, x, 2);
+}
+
+static void put32le(buf *b, uint32_t v)
+{
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    put(b, x, 4);
+}
+
+/* A V3 BMP header for w x h at bpp (2-entry grey palette when bpp is 1, 256
+ * when 8), followed by `data` bytes of zeros; bfSize is the file's size. */
+static void bmp_bomb(buf *b, int32_t w, int32_t h, int bpp, uint32_t comp, size_t data)
+{
+    uint32_t ncol = bpp == 1 ? 2 : bpp == 8 ? 256 : 0, off = 54 + 4 * ncol;
+    put(b, "BM", 2);
+    put32le(b, off + (uint32_t)data);
+    put32le(b, 0);
+    put32le(b, off);
+    put32le(b, 40);
+    put32le(b, (uint32_t)w);
+    put32le(b, (uint32_t)h);
+    put16le(b, 1);
+    put16le(b, (unsigned)bpp);
+    put32le(b, comp);
+    for (int i = 0; i < 5; i++) put32le(b, 0);
+    for (uint32_t i = 0; i < ncol; i++) put32le(b, i * 0x010101u);
+    for (size_t i = 0; i < data; i++) put8(b, 0);
+}
+
+/* A little-endian TIFF, w x h 8-bit grey in one deflate strip whose zlib
+ * stream holds `raw` zero bytes. */
+static void tiff_bomb(buf *b, uint32_t w, uint32_t h, uint64_t raw)
+{
+    buf z = {0};
+    zrun zr;
+    z_begin(&zr, &z);
+    z_run(&zr, 0, raw);
+    z_end(&zr);
+    put(b, "II*\0", 4);
+    uint32_t ifd = 8 + (uint32_t)z.n + (z.n & 1);
+    put32le(b, ifd);
+    put(b, z.p, z.n);
+    if (z.n & 1) put8(b, 0);
+    static const uint16_t tags[] = {256, 257, 258, 259, 262, 273, 277, 278, 279};
+    uint32_t vals[] = {w, h, 8, 8, 1, 8, 1, h, (uint32_t)z.n};
+    put16le(b, 9);
+    for (int i = 0; i < 9; i++) {
+        int isshort = tags[i] == 258 || tags[i] == 259 || tags[i] == 262 || tags[i] == 277;
+        put16le(b, tags[i]);
+        put16le(b, isshort ? 3 : 4);
+        put32le(b, 1);
+        if (isshort) {
+            put16le(b, vals[i]);
+            put16le(b, 0);
+        } else {
+            put32le(b, vals[i]);
+        }
+    }
+    put32le(b, 0);
+    free(z.p);
 }
 
 /* ---- JPEG ------------------------------------------------------------------ */
@@ -531,6 +607,46 @@ int main(int argc, char **argv)
         free(b3.p);
     }
     free(small.p);
+
+    /* ---- BMP and TIFF ----------------------------------------------------- */
+    {
+        buf sb = {0}, st = {0}, b1 = {0}, b2 = {0}, b3 = {0}, t1 = {0}, t2 = {0};
+        bmp_bomb(&sb, 16, 16, 24, 0, 16 * 48);
+        require_decodes(write_tmp("small.bmp", &sb));
+        tiff_bomb(&st, 16, 16, 256);
+        require_decodes(write_tmp("small.tif", &st));
+        bmp_bomb(&b1, 100000, 100000, 24, 0, 4096);
+        const char *q1 = write_tmp("bmp-dims.bmp", &b1);
+        bmp_bomb(&b2, 30000, 30000, 1, 0, 0);
+        const char *q2 = write_tmp("bmp-nolim.bmp", &b2);
+        bmp_bomb(&b3, 20000, 20000, 8, 1, 4096);
+        const char *q3 = write_tmp("bmp-rle-dims.bmp", &b3);
+        tiff_bomb(&t1, 100000, 100000, 16 * 100000);
+        const char *r1 = write_tmp("tiff-dims.tif", &t1);
+        tiff_bomb(&t2, 20000, 20000, (uint64_t)20000 * 20000);
+        const char *r2 = write_tmp("tiff-strip.tif", &t2);
+        printf("tiff-strip: %zu bytes inflating to %llu\n", t2.n,
+               (unsigned long long)20000 * 20000);
+        for (int m = 0; m < 2; m++) {
+            bomb("bmp-dims", q1, modes[m], defpx, defdim, 60000, "too-large", "100000x100000",
+                 1e10 * 3 / 1048576.0);
+            bomb("bmp-nolim", q2, modes[m], 0, 0, 60000, "ok", NULL, 9e8 * 3 / 1048576.0);
+            bomb("bmp-rle-dims", q3, modes[m], defpx, defdim, 60000, "too-large",
+                 "index plane", 4e8 / 1048576.0);
+            bomb("tiff-dims", r1, modes[m], defpx, defdim, 60000, "too-large", "100000x100000",
+                 1e10 / 1048576.0);
+            bomb("tiff-dims-nolim", r1, modes[m], 0, 0, 60000, "corrupt", "libtiff",
+                 1e10 / 1048576.0);
+            bomb("tiff-strip", r2, modes[m], defpx, defdim, 60000, "ok", NULL, 4e8 / 1048576.0);
+        }
+        free(sb.p);
+        free(st.p);
+        free(b1.p);
+        free(b2.p);
+        free(b3.p);
+        free(t1.p);
+        free(t2.p);
+    }
 
     /* ---- JPEG ------------------------------------------------------------- */
     buf tiny = {0};

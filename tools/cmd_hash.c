@@ -20,6 +20,8 @@ static void usage(FILE *f)
 "followed; every name of a hard-linked file is printed) with the walker of\n"
 "'imgtriage scan': no path-length limit, a PATH given twice or inside another\n"
 "is read once. The format is sniffed from the bytes, never the file name.\n"
+"Decoded: JPEG, PNG, TIFF (the first page), BMP. Recognised but not decoded\n"
+"(unsupported-format): GIF, WebP, HEIF/AVIF, JPEG XL.\n"
 "\n"
 "Options:\n"
 "  -m, --mode MODE        fast (default): decode only what the hash needs;\n"

@@ -72,6 +72,16 @@ imt_err imt__png_decode(imt_png_state **st, const imt_reader *r, imt_pdq_mode mo
                         const imt_decode_limits *lim, imt_luma *out,
                         char *detail, size_t cap);
 void imt__png_state_free(imt_png_state *st);
+typedef struct imt_bmp_state imt_bmp_state;
+imt_err imt__bmp_decode(imt_bmp_state **st, const imt_reader *r, imt_pdq_mode mode,
+                        const imt_decode_limits *lim, imt_luma *out,
+                        char *detail, size_t cap);
+void imt__bmp_state_free(imt_bmp_state *st);
+typedef struct imt_tiff_state imt_tiff_state;
+imt_err imt__tiff_decode(imt_tiff_state **st, const imt_reader *r, imt_pdq_mode mode,
+                         const imt_decode_limits *lim, imt_luma *out,
+                         char *detail, size_t cap);
+void imt__tiff_state_free(imt_tiff_state *st);
 
 /* ---- leaf helpers the format decoders share (limits.c, resample.c) ---- */
 

@@ -172,7 +172,7 @@ static void free_internal(void)
     g_pdq = NULL;
 }
 
-/* The image targets: JPEG and PNG share the body; fmt only documents which
+/* The image targets: JPEG, PNG, BMP and TIFF share the body; fmt only documents which
  * corpus the target is seeded with (the bytes decide the decoder). */
 static int image_target(const uint8_t *data, size_t len)
 {
@@ -251,6 +251,16 @@ int imt_fuzz_jpeg(const uint8_t *data, size_t len)
 }
 
 int imt_fuzz_png(const uint8_t *data, size_t len)
+{
+    return image_target(data, len);
+}
+
+int imt_fuzz_bmp(const uint8_t *data, size_t len)
+{
+    return image_target(data, len);
+}
+
+int imt_fuzz_tiff(const uint8_t *data, size_t len)
 {
     return image_target(data, len);
 }
@@ -590,6 +600,8 @@ int imt_fuzz_index_pagecheck(const uint8_t *data, size_t len)
 const imt_fuzz_target imt_fuzz_targets[] = {
     {"jpeg", imt_fuzz_jpeg},
     {"png", imt_fuzz_png},
+    {"bmp", imt_fuzz_bmp},
+    {"tiff", imt_fuzz_tiff},
     {"sniff", imt_fuzz_sniff},
     {"list_auto", imt_fuzz_list_auto},
     {"list_pdq_csv", imt_fuzz_list_pdq_csv},
