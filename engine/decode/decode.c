@@ -8,6 +8,8 @@
 struct imt_decoder {
     imt_jpeg_state *jpeg;
     imt_png_state *png;
+    imt_webp_state *webp;
+    imt_gif_state *gif;
 };
 
 imt_err imt__decoder_create(imt_decoder **out)
@@ -22,6 +24,8 @@ void imt__decoder_free(imt_decoder *d)
     if (!d) return;
     imt__jpeg_state_free(d->jpeg);
     imt__png_state_free(d->png);
+    imt__webp_state_free(d->webp);
+    imt__gif_state_free(d->gif);
     imt__free(d);
 }
 
@@ -39,6 +43,10 @@ imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,
         return imt__jpeg_decode(&d->jpeg, r, mode, lim, out, detail, cap);
     case IMT_FMT_PNG:
         return imt__png_decode(&d->png, r, mode, lim, out, detail, cap);
+    case IMT_FMT_WEBP:
+        return imt__webp_decode(&d->webp, r, mode, lim, out, detail, cap);
+    case IMT_FMT_GIF:
+        return imt__gif_decode(&d->gif, r, mode, lim, out, detail, cap);
     case IMT_FMT_UNKNOWN:
         imt__set_detail(detail, cap, "no known image signature");
         return IMT_E_NOT_IMAGE;
