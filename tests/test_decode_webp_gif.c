@@ -8,7 +8,13 @@
  *                     for bit; fast must be within 10 bits where quality >= 80;
  *   expected_cut.csv  every image cut short at 4 points: where the reference
  *                     gives no hash (all zero) we must give none either, and
- *                     where it hashes we must give its hash and quality.
+ *                     where it hashes we must give its hash and quality;
+ *   corpus_reference.csv  the reference over every GIF and WebP of
+ *                     ../shared/corpus (607 + 300 hostile files, chosen by
+ *                     their magic bytes): a non-zero hash must be ours bit for
+ *                     bit; an all-zero line (the reference prints one both for
+ *                     a file it cannot read and for a flat picture) must be a
+ *                     per-file error here or that same all-zero hash.
  * Besides: decoding is independent of how the bytes arrive and of the files
  * decoded before; claimed sizes over the limits are refused from the
  * headers. */
@@ -307,11 +313,62 @@ static void test_limits(void)
     free(img);
 }
 
+/* 5. The shared hostile corpus against the reference's verdicts. */
+static int test_corpus(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", DIR_, "corpus_reference.csv");
+    FILE *f = fopen(path, "r");
+    REQUIRE(f != NULL);
+    if (!tu_shared("corpus/malformed")) {
+        fclose(f);
+        return 0;
+    }
+    imt_hasher *h = make(IMT_PDQ_COMPAT, 0, 0);
+    char line[1024];
+    int n = 0, hashed = 0, refused = 0;
+    while (fgets(line, sizeof line, f)) {
+        char hex[65], rel[900];
+        int q = 0;
+        REQUIRE(sscanf(line, "%64[0-9a-f],%d,%899[^\r\n]", hex, &q, rel) == 3);
+        const char *full = tu_shared(rel);
+        CHECKF(full != NULL, "corpus file %s missing", rel);
+        if (!full) continue;
+        imt_hash_result r;
+        imt_hash_file(h, full, &r);
+        char got[65] = "";
+        if (r.status == IMT_OK) imt_pdq_to_hex(&r.pdq[0], got);
+        if (is_zero(hex)) {
+            CHECKF(r.status != IMT_OK || (!strcmp(got, hex) && r.quality == q),
+                   "%s: the reference has no hash (or a flat one), we %s %s", rel,
+                   imt_err_name(r.status), got);
+            refused += r.status != IMT_OK;
+        } else {
+            CHECKF(r.status == IMT_OK && !strcmp(got, hex) && r.quality == q,
+                   "%s: %s %s,%d; reference %s,%d (%s)", rel, imt_err_name(r.status), got,
+                   r.quality, hex, q, r.detail);
+            hashed++;
+        }
+        n++;
+    }
+    fclose(f);
+    imt_hasher_free(h);
+    CHECK(n >= 900 && hashed >= 150);
+    printf("corpus: %d files, %d hashed as the reference, %d refused as the reference\n", n,
+           hashed, refused);
+    return 1;
+}
+
 int main(void)
 {
     test_expected();
     test_cut();
     test_chunking_and_reuse();
     test_limits();
+    if (!test_corpus()) {
+        /* the rest ran; this part needs ../shared */
+        int rc = tu_skip("../shared/corpus absent: corpus_reference.csv not checked");
+        if (rc != 77) return rc;
+    }
     return tu_done("test_decode_webp_gif");
 }

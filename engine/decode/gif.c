@@ -39,6 +39,10 @@
  * screen and every frame's size are checked against the limits before
  * anything is allocated for them.
  *
+ * The size reported is the logical screen until the first frame's
+ * descriptor is read, then that of the picture hashed: the first frame,
+ * grown to the largest frame's size as later frames are read.
+ *
  * Fast mode gives the same plane: LZW decoding is the whole cost whatever
  * is kept, as for PNG.
  */
@@ -74,19 +78,36 @@ typedef struct gctx {
     uint64_t consumed;
     imt_err read_err;
     int eof;
-    int in_data;       /* reading a frame's pixel data */
-    int zero_given;    /* the synthetic block terminator was handed out */
     int copying;       /* append what is read to st->copy */
     int copy_over;     /* the copy outgrew IMT_GIF_COPY_CAP */
     size_t copy_len;
     const uint8_t *mem; /* redo: read from here */
     size_t mem_len, mem_pos;
     int from_mem;
+    uint8_t head[13];  /* signature and screen descriptor */
+    int opacity;       /* the transparent index of the next frame, -1 if none */
+    /* the current frame's colours, as ImageMagick builds them: ncolors
+     * entries, an index at or past ncolors reads entry 0 */
+    unsigned ncolors;
+    uint8_t fpal[257 * 3];
+    uint8_t fgrey[257];
     /* frame 0 */
     uint32_t w0, h0;
     int all_grey0;
-    uint8_t pal[256 * 3];
-    uint8_t pal_grey[256];
+    /* ImageMagick's LZW decoder (coders/gif.c ReadBlobLZWByte), fed with
+     * giflib's raw data blocks */
+    struct {
+        uint8_t buf[2 + 255];
+        size_t count, bit;
+        int eof;          /* the zero block (or the end of the data) was read */
+        unsigned data_size, maxv, clear, end, bits, maxcode, slot;
+        int genesis;
+        int first, last;
+        uint16_t prefix[4096];
+        uint16_t suffix[4096];
+        uint16_t stack[2 * 4096];
+        int sp;
+    } z;
     /* the volume */
     uint32_t dx, dy;
     int colour_later;  /* a later frame has a non-grey pixel */
@@ -144,17 +165,6 @@ static int gif_read(GifFileType *gif, GifByteType *buf, int len)
         return (int)k;
     }
     while (got < len) {
-        if (c->chunk_pos == c->chunk_len && c->eof && c->in_data && !c->zero_given &&
-            !c->read_err) {
-            /* ImageMagick accepts a frame whose data lacks only the final
-             * zero-length block (and the trailer): hand giflib that block.
-             * If pixels are still missing, giflib then stops with an image
-             * defect, which is reported as the truncation it is. */
-            buf[got++] = 0;
-            c->zero_given = 1;
-            if (c->copying) copy_append(c, buf + got - 1, 1);
-            continue;
-        }
         if (c->chunk_pos == c->chunk_len) {
             if (c->eof || c->read_err) break;
             const uint8_t *d = NULL;
@@ -166,7 +176,7 @@ static int gif_read(GifFileType *gif, GifByteType *buf, int len)
             }
             if (n == 0) {
                 c->eof = 1;
-                continue; /* the synthetic terminator, if due, else stop */
+                break;
             }
             c->chunk = d;
             c->chunk_len = n;
@@ -175,6 +185,10 @@ static int gif_read(GifFileType *gif, GifByteType *buf, int len)
         size_t k = c->chunk_len - c->chunk_pos;
         if (k > (size_t)(len - got)) k = (size_t)(len - got);
         memcpy(buf + got, c->chunk + c->chunk_pos, k);
+        if (c->consumed < sizeof c->head) {
+            size_t hk = sizeof c->head - (size_t)c->consumed;
+            memcpy(c->head + c->consumed, c->chunk + c->chunk_pos, hk < k ? hk : k);
+        }
         if (c->copying) copy_append(c, c->chunk + c->chunk_pos, k);
         c->chunk_pos += k;
         c->consumed += k;
@@ -204,21 +218,151 @@ static imt_err gif_fail(gctx *c, int code, const char *where, char *detail, size
     return IMT_E_CORRUPT;
 }
 
-/* The frame's palette as ImageMagick builds it. */
-static void load_palette(const GifFileType *gif, uint8_t *pal, uint8_t *pal_grey)
+/* The current frame's colours as ImageMagick's GIF reader builds them:
+ * the local table's size, else the global size the screen descriptor
+ * declares (also when it has no table: then every entry is black), one more
+ * (black) when the transparent index is that size; entries the file does
+ * not give are black; an index past them reads entry 0. */
+static void load_palette(gctx *c, const GifFileType *gif)
 {
     const ColorMapObject *m = gif->Image.ColorMap ? gif->Image.ColorMap : gif->SColorMap;
-    int n = m ? m->ColorCount : 0;
+    unsigned n = gif->Image.ColorMap ? (unsigned)gif->Image.ColorMap->ColorCount
+                                     : 1u << ((c->head[10] & 7) + 1);
     if (n > 256) n = 256;
-    memset(pal, 0, 256 * 3);
-    for (int i = 0; i < n; i++) {
-        pal[3 * i] = m->Colors[i].Red;
-        pal[3 * i + 1] = m->Colors[i].Green;
-        pal[3 * i + 2] = m->Colors[i].Blue;
+    memset(c->fpal, 0, sizeof c->fpal);
+    int have = m ? m->ColorCount : 0;
+    for (int i = 0; i < have && i < 256; i++) {
+        c->fpal[3 * i] = m->Colors[i].Red;
+        c->fpal[3 * i + 1] = m->Colors[i].Green;
+        c->fpal[3 * i + 2] = m->Colors[i].Blue;
     }
-    for (int i = n; i < 256; i++) memcpy(pal + 3 * i, pal, 3);
-    for (int i = 0; i < 256; i++)
-        pal_grey[i] = pal[3 * i] == pal[3 * i + 1] && pal[3 * i + 1] == pal[3 * i + 2];
+    if (c->opacity >= 0 && (unsigned)c->opacity == n) n++;
+    c->ncolors = n;
+    for (unsigned i = 0; i < 257; i++)
+        c->fgrey[i] = c->fpal[3 * i] == c->fpal[3 * i + 1] &&
+                      c->fpal[3 * i + 1] == c->fpal[3 * i + 2];
+}
+
+/* ---- ImageMagick's LZW decoder -------------------------------------------
+ * giflib's own decoder differs from ImageMagick's on broken streams (codes
+ * after the end code, a first code past the table, data running on past the
+ * image), so the pixels come from a decoder with ImageMagick's rules, over
+ * the data blocks giflib hands out (DGifGetCode / DGifGetCodeNext). */
+static void lzw_reset(gctx *c)
+{
+    c->z.bits = c->z.data_size + 1;
+    c->z.maxcode = 1u << c->z.bits;
+    c->z.slot = c->z.maxv + 3;
+    c->z.genesis = 1;
+}
+
+/* Start a frame's data (its descriptor read): the minimum code size and the
+ * first data block, which ImageMagick reads at once too. */
+static int lzw_start(gctx *c, GifFileType *gif)
+{
+    memset(&c->z, 0, sizeof c->z);
+    c->z.count = 2;
+    c->z.bit = 16;
+    int size = 0;
+    GifByteType *blk = NULL;
+    if (DGifGetCode(gif, &size, &blk) != GIF_OK) return GIF_ERROR;
+    c->z.data_size = (unsigned)size;
+    c->z.maxv = (1u << size) - 1;
+    c->z.clear = c->z.maxv + 1;
+    c->z.end = c->z.maxv + 2;
+    for (unsigned i = 0; i <= c->z.maxv; i++) c->z.suffix[i] = (uint16_t)i;
+    lzw_reset(c);
+    if (!blk) {
+        c->z.eof = 1;
+    } else {
+        memcpy(c->z.buf + 2, blk + 1, blk[0]);
+        c->z.count += blk[0];
+    }
+    return GIF_OK;
+}
+
+static int lzw_next_block(gctx *c, GifFileType *gif, GifByteType **blk)
+{
+    (void)c;
+    return DGifGetCodeNext(gif, blk);
+}
+
+static int lzw_code(gctx *c, GifFileType *gif, unsigned bits)
+{
+    while (c->z.bit + bits > 8 * c->z.count && !c->z.eof) {
+        c->z.buf[0] = c->z.buf[c->z.count - 2];
+        c->z.buf[1] = c->z.buf[c->z.count - 1];
+        c->z.bit -= 8 * (c->z.count - 2);
+        c->z.count = 2;
+        GifByteType *blk = NULL;
+        if (lzw_next_block(c, gif, &blk) != GIF_OK || !blk) {
+            c->z.eof = 1;
+        } else {
+            memcpy(c->z.buf + 2, blk + 1, blk[0]);
+            c->z.count += blk[0];
+        }
+    }
+    if (c->z.bit + bits > 8 * c->z.count) return -1;
+    int code = 0;
+    for (unsigned i = 0; i < bits; i++) {
+        code |= ((c->z.buf[c->z.bit / 8] >> (c->z.bit % 8)) & 1) << i;
+        c->z.bit++;
+    }
+    return code;
+}
+
+static void lzw_push(gctx *c, unsigned v)
+{
+    if (c->z.sp < (int)(sizeof c->z.stack / sizeof c->z.stack[0])) c->z.stack[c->z.sp++] = (uint16_t)v;
+}
+
+/* The next pixel value (0..4095), or -1. */
+static int lzw_byte(gctx *c, GifFileType *gif)
+{
+    for (;;) {
+        if (c->z.sp) return c->z.stack[--c->z.sp];
+        if (c->z.genesis) {
+            c->z.genesis = 0;
+            do {
+                c->z.first = lzw_code(c, gif, c->z.bits);
+                c->z.last = c->z.first;
+            } while (c->z.first >= 0 && (unsigned)c->z.first == c->z.clear);
+            return c->z.first;
+        }
+        int code = lzw_code(c, gif, c->z.bits);
+        if (code < 0) return code;
+        if ((unsigned)code == c->z.clear) {
+            lzw_reset(c);
+            continue;
+        }
+        if ((unsigned)code == c->z.end) return -1;
+        unsigned value;
+        if ((unsigned)code < c->z.slot) {
+            value = (unsigned)code;
+        } else {
+            lzw_push(c, (unsigned)c->z.first);
+            value = (unsigned)c->z.last;
+        }
+        unsigned n = 0;
+        while (value > c->z.maxv) {
+            if (n++ > 4096 || value >= 4096) return -1;
+            lzw_push(c, c->z.suffix[value]);
+            value = c->z.prefix[value];
+        }
+        c->z.first = c->z.suffix[value];
+        lzw_push(c, (unsigned)c->z.first);
+        if (c->z.slot < 4096) {
+            c->z.prefix[c->z.slot] = (uint16_t)c->z.last;
+            c->z.suffix[c->z.slot] = (uint16_t)c->z.first;
+            c->z.slot++;
+            if (c->z.slot >= c->z.maxcode && c->z.bits < 12) {
+                c->z.bits++;
+                c->z.maxcode = 1u << c->z.bits;
+            }
+        }
+        c->z.last = code;
+        return c->z.stack[--c->z.sp];
+    }
 }
 
 /* Row r of an interlaced frame of h rows, in file order -> its true row. */
@@ -238,95 +382,86 @@ static int deadline_passed(const gctx *c)
     return c->lim->deadline_ms && imt__now_ms() > c->lim->deadline_ms;
 }
 
-/* Decode frame 0 (its descriptor just read) into st->px, sampled for a
- * volume of c->dx x c->dy; sets c->all_grey0. */
-static imt_err decode_frame0(gctx *c, GifFileType *gif, char *detail, size_t cap)
+/* Decode the current frame's pixels (its descriptor just read; colours in
+ * c->fpal). kind 0: frame 0, sampled into st->px for a volume of c->dx x
+ * c->dy, c->all_grey0 set; kind 1: a later frame, *colour set when a pixel
+ * is not grey (and check is set). Every pixel is decoded, as ImageMagick
+ * does: a frame with too little data fails the file there. Reading stops
+ * after the last pixel's code, where ImageMagick stops: what is left of the
+ * data (the zero block, or more blocks) is walked as records next. */
+static imt_err frame_pixels(gctx *c, GifFileType *gif, int kind, int check, int *colour,
+                            char *detail, size_t cap)
 {
     imt_err err = IMT_OK;
     imt_gif_state *st = c->st;
-    uint32_t w = c->w0, h = c->h0;
-    int ocols = imt__compat_side(c->dx, c->dx, c->dy), orows = imt__compat_side(c->dy, c->dx, c->dy);
-    imt__nn_map((int)c->dx, ocols, st->xmap);
-    imt__nn_map((int)c->dy, orows, st->ymap);
+    uint32_t w = (uint32_t)gif->Image.Width, h = (uint32_t)gif->Image.Height;
+    int ocols = 0, orows = 0;
+    if (kind == 0) {
+        ocols = imt__compat_side(c->dx, c->dx, c->dy);
+        orows = imt__compat_side(c->dy, c->dx, c->dy);
+        imt__nn_map((int)c->dx, ocols, st->xmap);
+        imt__nn_map((int)c->dy, orows, st->ymap);
+        IMT_TRY(grow((void **)&st->px, &st->px_cap, (size_t)ocols * (size_t)orows * 3));
+        memset(st->px, 0, (size_t)ocols * (size_t)orows * 3);
+        c->all_grey0 = 1;
+    }
     IMT_TRY(grow((void **)&st->line, &st->line_cap, w));
-    IMT_TRY(grow((void **)&st->px, &st->px_cap, (size_t)ocols * (size_t)orows * 3));
-    memset(st->px, 0, (size_t)ocols * (size_t)orows * 3);
-    c->all_grey0 = 1;
+    if (lzw_start(c, gif) != GIF_OK) {
+        err = gif_fail(c, gif->Error, kind ? "in a later frame's data" : "in the first frame's data",
+                       detail, cap);
+        goto cleanup;
+    }
     c->rows_done = 0;
+    const unsigned nc = c->ncolors;
     for (uint32_t r = 0; r < h; r++) {
         if (deadline_passed(c)) {
             imt__set_detail(detail, cap, "GIF decoding stopped at the time budget");
             err = IMT_E_TIMEOUT;
             goto cleanup;
         }
-        if (DGifGetLine(gif, st->line, (int)w) != GIF_OK) {
-            char where[80];
-            imt__set_detail(where, sizeof where, "in row %u of %u of the first frame", r, h);
-            err = gif_fail(c, gif->Error, where, detail, cap);
-            goto cleanup;
+        uint8_t *ln = st->line;
+        for (uint32_t x = 0; x < w; x++) {
+            int v = lzw_byte(c, gif);
+            if (v < 0) {
+                if (c->read_err) {
+                    err = c->read_err;
+                    imt__set_detail(detail, cap, "GIF read failed: %s", imt_strerror(err));
+                } else {
+                    err = c->eof ? IMT_E_TRUNCATED : IMT_E_CORRUPT;
+                    imt__set_detail(detail, cap, "GIF %s: the image data ends after %u of %u "
+                                    "rows (%llu bytes)", kind ? "a later frame" : "first frame",
+                                    r, h, (unsigned long long)c->consumed);
+                }
+                goto cleanup;
+            }
+            ln[x] = (uint8_t)((unsigned)v < nc ? (unsigned)v : 0u);
         }
         c->rows_done++;
-        const uint8_t *ln = st->line;
-        if (c->all_grey0) {
-            int g = 1;
-            for (uint32_t x = 0; x < w; x++) g &= c->pal_grey[ln[x]];
-            c->all_grey0 = g;
-        }
-        uint32_t y = gif->Image.Interlace ? deinterlace(r, h) : r;
-        for (int i = 0; i < orows; i++) {
-            if ((uint32_t)st->ymap[i] != y) continue;
-            uint8_t *dst = st->px + (size_t)i * (size_t)ocols * 3;
-            for (int j = 0; j < ocols; j++) {
-                uint32_t x = (uint32_t)st->xmap[j];
-                if (x < w) memcpy(dst + 3 * (size_t)j, c->pal + 3 * (size_t)ln[x], 3);
+        if (kind == 0) {
+            if (c->all_grey0) {
+                int g = 1;
+                for (uint32_t x = 0; x < w; x++) g &= c->fgrey[ln[x]];
+                c->all_grey0 = g;
             }
+            uint32_t y = gif->Image.Interlace ? deinterlace(r, h) : r;
+            for (int i = 0; i < orows; i++) {
+                if ((uint32_t)st->ymap[i] != y) continue;
+                uint8_t *dst = st->px + (size_t)i * (size_t)ocols * 3;
+                for (int j = 0; j < ocols; j++) {
+                    uint32_t x = (uint32_t)st->xmap[j];
+                    if (x < w) memcpy(dst + 3 * (size_t)j, c->fpal + 3 * (size_t)ln[x], 3);
+                }
+            }
+        } else if (check && !*colour) {
+            for (uint32_t x = 0; x < w; x++)
+                if (!c->fgrey[ln[x]]) {
+                    *colour = 1;
+                    break;
+                }
         }
     }
 cleanup:
     return err;
-}
-
-/* Skip the rest of the current frame's data. */
-static int skip_frame(GifFileType *gif)
-{
-    int code_size = 0;
-    GifByteType *block = NULL;
-    if (DGifGetCode(gif, &code_size, &block) != GIF_OK) return GIF_ERROR;
-    while (block)
-        if (DGifGetCodeNext(gif, &block) != GIF_OK) return GIF_ERROR;
-    return GIF_OK;
-}
-
-/* A later frame (descriptor read): is any of its pixels non-grey? Decodes
- * rows until one is, then skips the rest. */
-static int later_frame(gctx *c, GifFileType *gif, int *colour)
-{
-    imt_gif_state *st = c->st;
-    uint8_t pal[256 * 3], grey[256];
-    load_palette(gif, pal, grey);
-    int all = 1;
-    for (int i = 0; i < 256; i++) all &= grey[i];
-    *colour = 0;
-    if (all) return skip_frame(gif);
-    uint32_t w = (uint32_t)gif->Image.Width, h = (uint32_t)gif->Image.Height;
-    if (grow((void **)&st->line, &st->line_cap, w) != IMT_OK) return GIF_ERROR;
-    for (uint32_t r = 0; r < h; r++) {
-        if (DGifGetLine(gif, st->line, (int)w) != GIF_OK) return GIF_ERROR;
-        for (uint32_t x = 0; x < w; x++)
-            if (!grey[st->line[x]]) {
-                *colour = 1;
-                break;
-            }
-        if (*colour) {
-            if (r + 1 == h) return GIF_OK; /* giflib flushed the data */
-            GifByteType *block = NULL;
-            do
-                if (DGifGetCodeNext(gif, &block) != GIF_OK) return GIF_ERROR;
-            while (block);
-            return GIF_OK;
-        }
-    }
-    return GIF_OK;
 }
 
 /* The luma plane from st->px. */
@@ -357,11 +492,121 @@ static imt_err check_frame(gctx *c, GifFileType *gif, int k, char *detail, size_
                            (uint64_t)(uint32_t)gif->Image.Height, c->lim, what, detail, cap);
 }
 
-/* Redo: decode frame 0 again from the copy, for the final volume size. */
-static imt_err redo_frame0(gctx *c, char *detail, size_t cap)
+/* ---- the records, as ImageMagick's ReadGIFImage walks them ---------------
+ * giflib reads the header, each image descriptor with its colour table and
+ * the data blocks; the loop between them is ImageMagick's, because it is
+ * more lenient than giflib's (bytes that start no record are skipped; the
+ * data may end between records) and it resumes after a frame's last pixel,
+ * not after its data's end: leftover data blocks are walked as records,
+ * out of step, as ImageMagick does. giflib reads through our callback
+ * without buffering, so both read the same stream. */
+static int raw_byte(gctx *c, GifFileType *gif)
+{
+    (void)c;
+    GifByteType b;
+    return gif_read(gif, &b, 1) == 1 ? b : -1;
+}
+
+/* ImageMagick's ReadBlobBlock: 0 at the end, a zero block or a short one. */
+static int raw_block(gctx *c, GifFileType *gif, uint8_t *buf)
+{
+    int n = raw_byte(c, gif);
+    if (n <= 0) return 0;
+    return gif_read(gif, buf, n) == n ? n : 0;
+}
+
+/* Walk the records. redo: stop after frame 0's pixels (the copy of the
+ * file's start). Else every frame: frame 0 sampled, the others checked. */
+static imt_err walk(gctx *c, GifFileType *gif, imt_luma *out, int redo, int *nframes,
+                    char *detail, size_t cap)
 {
     imt_err err = IMT_OK;
-    int gerr = 0;
+    int frames = 0;
+    uint8_t buf[256];
+    c->opacity = -1;
+    for (;;) {
+        int b = raw_byte(c, gif);
+        if (b < 0 || b == ';') break;
+        if (b == '!') {
+            int label = raw_byte(c, gif);
+            if (label < 0) {
+                if (c->read_err) {
+                    err = c->read_err;
+                    imt__set_detail(detail, cap, "GIF read failed: %s", imt_strerror(err));
+                } else {
+                    err = IMT_E_TRUNCATED;
+                    imt__set_detail(detail, cap, "GIF data ends inside an extension");
+                }
+                goto cleanup;
+            }
+            memset(buf, 0, sizeof buf);
+            while (raw_block(c, gif, buf)) {
+            }
+            /* a graphic control extension: the transparent index, from its
+             * last block, when the flag bit is set */
+            if (label == 0xf9 && (buf[0] & 1)) c->opacity = buf[3];
+            b = label; /* ImageMagick goes on with the label byte */
+        }
+        if (b != ',') continue;
+        if (DGifGetImageDesc(gif) != GIF_OK) {
+            err = gif_fail(c, gif->Error, frames ? "in a later frame's header"
+                                                 : "in the first frame's header", detail, cap);
+            goto cleanup;
+        }
+        IMT_TRY(check_frame(c, gif, frames, detail, cap));
+        uint32_t fw = (uint32_t)gif->Image.Width, fh = (uint32_t)gif->Image.Height;
+        load_palette(c, gif);
+        if (frames == 0) {
+            if (!redo) {
+                c->w0 = c->dx = fw;
+                c->h0 = c->dy = fh;
+                /* the picture hashed is the first frame (or the volume): its
+                 * size is what is reported from here on */
+                out->width = fw;
+                out->height = fh;
+            }
+            IMT_TRY(frame_pixels(c, gif, 0, 0, NULL, detail, cap));
+            c->copying = 0;
+            if (redo) {
+                frames++;
+                break;
+            }
+        } else {
+            if (fw > c->dx) c->dx = fw;
+            if (fh > c->dy) c->dy = fh;
+            out->width = c->dx;
+            out->height = c->dy;
+            /* ImageMagick fails the whole file on a broken later frame */
+            int colour = 0;
+            IMT_TRY(frame_pixels(c, gif, 1, c->all_grey0 && !c->colour_later, &colour, detail,
+                                 cap));
+            if (colour) c->colour_later = 1;
+        }
+        c->opacity = -1;
+        frames++;
+        /* giflib keeps a record (and a copy of the local table) per frame */
+        GifFreeSavedImages(gif);
+        gif->ImageCount = 0;
+        if (deadline_passed(c)) {
+            imt__set_detail(detail, cap, "GIF decoding stopped at the time budget");
+            err = IMT_E_TIMEOUT;
+            goto cleanup;
+        }
+    }
+    if (c->read_err) {
+        err = c->read_err;
+        imt__set_detail(detail, cap, "GIF read failed: %s", imt_strerror(err));
+    }
+cleanup:
+    *nframes = frames;
+    return err;
+}
+
+/* Redo: decode frame 0 again from the copy, for the final volume size. */
+static imt_err redo_frame0(gctx *c, imt_luma *out, char *detail, size_t cap)
+{
+    imt_err err = IMT_OK;
+    int gerr = 0, frames = 0;
     GifFileType *gif = NULL;
     c->from_mem = 1;
     c->mem = c->st->copy;
@@ -372,27 +617,11 @@ static imt_err redo_frame0(gctx *c, char *detail, size_t cap)
         err = gif_fail(c, gerr, "re-reading the header", detail, cap);
         goto cleanup;
     }
-    for (;;) {
-        GifRecordType rt;
-        if (DGifGetRecordType(gif, &rt) != GIF_OK) {
-            err = gif_fail(c, gif->Error, "re-reading", detail, cap);
-            goto cleanup;
-        }
-        if (rt == EXTENSION_RECORD_TYPE) {
-            int code;
-            GifByteType *ext = NULL;
-            if (DGifGetExtension(gif, &code, &ext) != GIF_OK) goto fail;
-            while (ext)
-                if (DGifGetExtensionNext(gif, &ext) != GIF_OK) goto fail;
-            continue;
-        }
-        if (rt != IMAGE_DESC_RECORD_TYPE || DGifGetImageDesc(gif) != GIF_OK) goto fail;
-        break;
+    err = walk(c, gif, out, 1, &frames, detail, cap);
+    if (err == IMT_OK && frames != 1) {
+        imt__set_detail(detail, cap, "GIF: the first frame could not be read again");
+        err = IMT_E_INTERNAL;
     }
-    err = decode_frame0(c, gif, detail, cap);
-    goto cleanup;
-fail:
-    err = gif_fail(c, gif->Error, "re-reading the first frame", detail, cap);
 cleanup:
     if (gif) DGifCloseFile(gif, &gerr);
     c->from_mem = 0;
@@ -420,68 +649,7 @@ static imt_err decode_file(gctx *c, imt_luma *out, char *detail, size_t cap)
     IMT_TRY(imt__check_dims((uint32_t)gif->SWidth ? (uint32_t)gif->SWidth : 1,
                             (uint32_t)gif->SHeight ? (uint32_t)gif->SHeight : 1, c->lim,
                             "GIF logical screen", detail, cap));
-    for (;;) {
-        GifRecordType rt;
-        if (DGifGetRecordType(gif, &rt) != GIF_OK) {
-            /* The data ending between records: ImageMagick stops reading
-             * there and keeps the frames it has. */
-            if (frames > 0 && (c->eof || gif->Error == D_GIF_ERR_READ_FAILED) && !c->read_err)
-                break;
-            err = gif_fail(c, gif->Error, frames ? "between frames" : "before the first frame",
-                           detail, cap);
-            goto cleanup;
-        }
-        if (rt == TERMINATE_RECORD_TYPE) break;
-        if (rt == EXTENSION_RECORD_TYPE) {
-            int code;
-            GifByteType *ext = NULL;
-            if (DGifGetExtension(gif, &code, &ext) != GIF_OK) goto fail;
-            while (ext)
-                if (DGifGetExtensionNext(gif, &ext) != GIF_OK) goto fail;
-            continue;
-        }
-        if (rt != IMAGE_DESC_RECORD_TYPE) continue; /* giflib rejects unknown ones */
-        if (DGifGetImageDesc(gif) != GIF_OK) goto fail;
-        IMT_TRY(check_frame(c, gif, frames, detail, cap));
-        uint32_t fw = (uint32_t)gif->Image.Width, fh = (uint32_t)gif->Image.Height;
-        c->in_data = 1;
-        if (frames == 0) {
-            c->w0 = c->dx = fw;
-            c->h0 = c->dy = fh;
-            load_palette(gif, c->pal, c->pal_grey);
-            IMT_TRY(decode_frame0(c, gif, detail, cap));
-            c->copying = 0;
-        } else {
-            if (fw > c->dx) c->dx = fw;
-            if (fh > c->dy) c->dy = fh;
-            int colour = 0;
-            if (c->all_grey0 && !c->colour_later) {
-                if (later_frame(c, gif, &colour) != GIF_OK) goto later_fail;
-                c->colour_later = colour;
-            } else if (skip_frame(gif) != GIF_OK) {
-                goto later_fail;
-            }
-        }
-        c->in_data = 0;
-        frames++;
-        /* giflib keeps a record (and a copy of the local table) per frame */
-        GifFreeSavedImages(gif);
-        gif->ImageCount = 0;
-        if (deadline_passed(c)) {
-            imt__set_detail(detail, cap, "GIF decoding stopped at the time budget");
-            err = IMT_E_TIMEOUT;
-            goto cleanup;
-        }
-        continue;
-    later_fail:
-        /* ImageMagick fails the whole file on a broken later frame */
-        {
-            char where[64];
-            imt__set_detail(where, sizeof where, "in frame %d", frames + 1);
-            err = gif_fail(c, gif->Error, where, detail, cap);
-        }
-        goto cleanup;
-    }
+    IMT_TRY(walk(c, gif, out, 0, &frames, detail, cap));
     if (frames == 0) {
         imt__set_detail(detail, cap, "GIF without an image");
         err = IMT_E_CORRUPT;
@@ -495,7 +663,7 @@ static imt_err decode_file(gctx *c, imt_luma *out, char *detail, size_t cap)
             goto cleanup;
         }
         int grey0 = c->all_grey0;
-        IMT_TRY(redo_frame0(c, detail, cap));
+        IMT_TRY(redo_frame0(c, out, detail, cap));
         c->all_grey0 = grey0;
     }
     int ocols = imt__compat_side(c->dx, c->dx, c->dy), orows = imt__compat_side(c->dy, c->dx, c->dy);
@@ -505,10 +673,6 @@ static imt_err decode_file(gctx *c, imt_luma *out, char *detail, size_t cap)
     out->pix = st->plane;
     out->cols = ocols;
     out->rows = orows;
-    goto cleanup;
-fail:
-    err = gif_fail(c, gif->Error, frames ? "in a later frame's header" : "in the first frame's header",
-                   detail, cap);
 cleanup:
     if (gif) DGifCloseFile(gif, &gerr);
     return err;

@@ -17,8 +17,10 @@
  * lossless, alpha, animated, sharp-YUV, grey).
  *
  * Memory. libwebp decodes from one contiguous buffer, so the file is read
- * into memory, but only as far as needed: a still image up to the RIFF size,
- * an animation up to the end of its first frame (WebPDemuxPartial). Before
+ * into memory: a still image whole (ImageMagick gives libwebp the whole
+ * file, whatever the RIFF size says), up to 4 bytes a pixel plus 1 MiB; an
+ * animation whole too (ImageMagick demuxes all of it), up to 4 bytes a
+ * canvas pixel plus IMT_WEBP_ANIM_IN_CAP (64 MiB). Before
  * that, the size in the first chunk header (VP8X canvas, or the VP8 / VP8L
  * frame header) is checked against the limits, and the memory the decode
  * will take (the RGB output, plus what libwebp keeps for lossless and alpha
@@ -50,6 +52,11 @@
 #endif
 /* Bytes of input allowed beyond 4 per canvas pixel (metadata chunks). */
 #define IMT_WEBP_IN_SLACK ((uint64_t)1 << 20)
+/* An animation is read whole (see below): bytes allowed beyond 4 per
+ * canvas pixel. */
+#ifndef IMT_WEBP_ANIM_IN_CAP
+#define IMT_WEBP_ANIM_IN_CAP ((uint64_t)64 << 20)
+#endif
 /* Bytes pulled before the first image chunk must have been seen. */
 #define IMT_WEBP_HEAD_MAX ((size_t)1 << 20)
 
@@ -314,7 +321,21 @@ static imt_err decode_file(wctx *c, imt_pdq_mode mode, const imt_decode_limits *
             err = IMT_E_TOO_LARGE;
             goto cleanup;
         }
-        IMT_TRY(fill(c, (size_t)total, (size_t)total));
+        /* the whole file, as ImageMagick hands libwebp the whole blob
+         * (libwebp then reads up to the RIFF size) */
+        IMT_TRY(fill(c, (size_t)in_max, (size_t)in_max));
+        if (!c->eof) {
+            const uint8_t *d = NULL;
+            size_t n = 0;
+            IMT_TRY(r_pull(c, &d, &n));
+            if (n) {
+                imt__set_detail(detail, cap, "WebP %ux%u: the file is over %llu bytes, the "
+                                "limit for its size", (unsigned)W, (unsigned)H,
+                                (unsigned long long)in_max);
+                err = IMT_E_TOO_LARGE;
+                goto cleanup;
+            }
+        }
         if (deadline_passed(lim)) {
             imt__set_detail(detail, cap, "WebP decoding stopped at the time budget");
             err = IMT_E_TIMEOUT;
@@ -329,64 +350,52 @@ static imt_err decode_file(wctx *c, imt_pdq_mode mode, const imt_decode_limits *
             plane_from_rgb(st, st->rgb, (int)W, (int)H, 0, 0, (int)W, (int)H, ocols, orows);
         }
     } else {
-        /* Read until the demuxer has the whole first frame. */
-        WebPDemuxState ds = WEBP_DEMUX_PARSING_HEADER;
-        for (;;) {
-            WebPData wd = {st->in, c->len};
-            WebPDemuxDelete(dmx);
-            dmx = WebPDemuxPartial(&wd, &ds);
-            if (ds == WEBP_DEMUX_PARSE_ERROR || (!dmx && ds != WEBP_DEMUX_PARSING_HEADER)) {
-                imt__set_detail(detail, cap, "libwebp demux: invalid animation structure");
-                err = IMT_E_CORRUPT;
-                goto cleanup;
-            }
-            if (have_it) WebPDemuxReleaseIterator(&it);
-            have_it = dmx && WebPDemuxGetFrame(dmx, 1, &it);
-            if (have_it && it.complete) break;
-            if (c->eof || ds == WEBP_DEMUX_DONE) {
-                imt__set_detail(detail, cap, "WebP animation ends before its first frame "
-                                "(%zu bytes)", c->len);
-                err = ds == WEBP_DEMUX_DONE ? IMT_E_CORRUPT : IMT_E_TRUNCATED;
-                goto cleanup;
-            }
-            if (c->len >= in_max) {
-                imt__set_detail(detail, cap, "WebP animation's first frame is not complete "
-                                "after %zu bytes, over the limit", c->len);
+        /* ImageMagick demuxes the whole file (WebPDemux, not partial: a file
+         * that ends early or has a broken chunk anywhere gives no frame), so
+         * the whole file is read, up to IMT_WEBP_ANIM_IN_CAP. */
+        uint64_t cap_in = IMT_WEBP_ANIM_IN_CAP + px * 4;
+        if (cap_in > SIZE_MAX) cap_in = SIZE_MAX;
+        IMT_TRY(fill(c, (size_t)cap_in, (size_t)cap_in));
+        if (!c->eof) {
+            const uint8_t *d = NULL;
+            size_t n = 0;
+            IMT_TRY(r_pull(c, &d, &n));
+            if (n) {
+                imt__set_detail(detail, cap, "WebP animation over %llu bytes, the limit for "
+                                "its canvas", (unsigned long long)cap_in);
                 err = IMT_E_TOO_LARGE;
                 goto cleanup;
             }
-            size_t step = c->len < 65536 ? 65536 : c->len;
-            size_t want = c->len + step > in_max ? (size_t)in_max : c->len + step;
-            IMT_TRY(fill(c, want, (size_t)in_max));
-            if (deadline_passed(lim)) {
-                imt__set_detail(detail, cap, "WebP decoding stopped at the time budget");
-                err = IMT_E_TIMEOUT;
-                goto cleanup;
+        }
+        if (deadline_passed(lim)) {
+            imt__set_detail(detail, cap, "WebP decoding stopped at the time budget");
+            err = IMT_E_TIMEOUT;
+            goto cleanup;
+        }
+        WebPData wd = {st->in, c->len};
+        dmx = WebPDemux(&wd);
+        if (!dmx) {
+            if (c->len < total) {
+                imt__set_detail(detail, cap, "WebP animation ends after %zu of its %llu bytes",
+                                c->len, (unsigned long long)total);
+                err = IMT_E_TRUNCATED;
+            } else {
+                imt__set_detail(detail, cap, "libwebp demux: invalid animation structure");
+                err = IMT_E_CORRUPT;
             }
+            goto cleanup;
+        }
+        have_it = WebPDemuxGetFrame(dmx, 1, &it);
+        if (!have_it) {
+            imt__set_detail(detail, cap, "WebP animation without a frame");
+            err = IMT_E_CORRUPT;
+            goto cleanup;
         }
         /* The demuxer checked the frame lies inside the canvas. */
         IMT_TRY(decode_rgb(st, it.fragment.bytes, it.fragment.size, it.width, it.height,
                            it.width, it.height, detail, cap));
         plane_from_rgb(st, st->rgb, it.width, it.height, it.x_offset, it.y_offset, (int)W,
                        (int)H, ocols, orows);
-        /* ImageMagick demuxes the whole file (WebPDemux, not partial) and
-         * gets no frame from one that ends before its RIFF size says: read
-         * on (counting, not keeping) to check that. */
-        uint64_t seen = c->len;
-        while (!c->eof && seen < total) {
-            const uint8_t *d = NULL;
-            size_t n = 0;
-            err = r_pull(c, &d, &n);
-            if (err != IMT_OK) goto cleanup;
-            if (n == 0) break;
-            seen += n;
-        }
-        if (seen < total) {
-            imt__set_detail(detail, cap, "WebP animation ends after %llu of its %llu bytes",
-                            (unsigned long long)seen, (unsigned long long)total);
-            err = IMT_E_TRUNCATED;
-            goto cleanup;
-        }
     }
     out->pix = st->plane;
     out->cols = ocols;
