@@ -1,4 +1,5 @@
-/* engine/decode/gif.c -- GIF -> luma plane, through giflib's low-level API.
+/* engine/decode/gif.c -- GIF -> luma plane: giflib's low-level API for the
+ * structure, ImageMagick's rules for the pixels.
  *
  * Compat mode reproduces what the reference hasher sees. CImg reads a .gif
  * with load_gif_external: ImageMagick 6.9.11 `convert FILE tmp.png` writes
@@ -17,27 +18,35 @@
  *    luma is 0.299f * grey (G = B = 0). With 1 channel, luma = the value;
  *    with 3, 0.299f*R + 0.587f*G + 0.114f*B as for PNG and JPEG;
  *  - a pixel is its palette entry's colour (the frame's local table, else
- *    the global one); transparent pixels keep that colour (the PNM has no
- *    alpha); an index past the table reads entry 0 (ImageMagick's
- *    ConstrainColormapIndex);
+ *    the global one of the size the screen descriptor declares, black where
+ *    the file gives none); transparent pixels keep that colour (the PNM has
+ *    no alpha); an index past the table reads entry 0 (ConstrainColormapIndex),
+ *    and a transparent index equal to the table's size adds a black entry;
  *  - then the nearest-neighbour resize to 512x512 when a side is over 512.
+ * giflib reads the header, each image descriptor with its colour table and
+ * the raw data blocks; the pixels come from ImageMagick's LZW rules and the
+ * walk between records is ImageMagick's (see walk() and lzw_byte()), so
+ * broken files are read, or refused, as the reference reads them.
  * Verified against the reference over tests/data/formats/webp_gif (static,
  * 16-colour, grey, interlaced, transparent, animated, optimised, local
- * tables, a first frame smaller than later ones and the screen).
+ * tables, a first frame smaller than later ones and the screen, each also
+ * cut short) and over the 607 GIFs of ../shared/corpus (corpus_reference.csv).
  *
  * Memory: O(width). Frame 0 is decoded row by row (interlaced rows put at
  * their true place) and only the rows and columns the resize keeps are
- * stored. Later frames are read only for their size and, while every pixel
- * so far is grey, their colours (rows are decoded until a non-grey pixel
- * turns up; a frame whose table is all grey is skipped unread). Frame 0 is
- * decoded assuming it is the largest frame; when a later frame is larger,
- * or a later frame makes the volume colour while frame 0 is grey, frame 0
- * is decoded again from a copy of the file's bytes up to its end, kept
- * while reading (at most IMT_GIF_COPY_CAP bytes; a file needing more is
- * too-large). giflib's per-frame records are freed after each frame, so an
- * animation of many frames takes no more memory than one. The logical
- * screen and every frame's size are checked against the limits before
- * anything is allocated for them.
+ * stored. Every later frame is decoded too (ImageMagick fails the file on a
+ * broken one), keeping nothing but, while every pixel so far is grey,
+ * whether one is not. Frame 0 is decoded assuming it is the largest frame;
+ * when a later frame is larger, or a later frame makes the volume colour
+ * while frame 0 is grey, frame 0 is decoded again from a copy of the file's
+ * bytes up to its end, kept while reading (at most IMT_GIF_COPY_CAP bytes;
+ * a file needing more is too-large). giflib's per-frame records are freed
+ * after each frame, so an animation of many frames takes no more memory
+ * than one. The logical screen and every frame's size are checked against
+ * the limits before anything is allocated for them.
+ *
+ * Differences left: a minimum LZW code size of 9 to 12 (ImageMagick reads
+ * it, giflib refuses it: corrupt here).
  *
  * The size reported is the logical screen until the first frame's
  * descriptor is read, then that of the picture hashed: the first frame,

@@ -106,6 +106,27 @@ $IM "$tmp/alpha256.png" -crop 200x150+0+0 +repage "$tmp/a0.png"
 $IM "$tmp/alpha256.png" -crop 200x150+56+42 +repage "$tmp/a1.png"
 img2webp -loop 0 -lossy -q 80 "$tmp/a0.png" -lossless "$tmp/a1.png" -o anim_alpha.webp 2>/dev/null
 
+# ---- fuzz seeds (tests/fuzz/seeds/webp, gif): tiny files of each kind ----------
+seeds=../../../fuzz/seeds
+rm -rf "$seeds/webp" "$seeds/gif"
+mkdir -p "$seeds/webp" "$seeds/gif"
+$IM -size 24x16 -seed 2 plasma: "$tmp/s.png"
+$IM -size 24x16 -seed 3 plasma: "$tmp/s2.png"
+$IM "$tmp/s.png" \( -size 24x16 gradient:white-black \) -alpha off -compose CopyOpacity \
+    -composite "$tmp/sa.png"
+cwebp -quiet -q 50 "$tmp/s.png" -o "$seeds/webp/lossy.webp"
+cwebp -quiet -lossless "$tmp/s.png" -o "$seeds/webp/lossless.webp"
+cwebp -quiet -q 50 "$tmp/sa.png" -o "$seeds/webp/alpha.webp"
+img2webp -loop 0 -lossy -q 30 "$tmp/s.png" -lossless "$tmp/sa.png" -o "$seeds/webp/anim.webp" \
+    2>/dev/null
+$IM "$tmp/s.png" -colors 8 "$seeds/gif/static.gif"
+$IM "$tmp/s.png" -colors 4 -interlace GIF "$seeds/gif/interlaced.gif"
+$IM "$tmp/sa.png" -channel A -threshold 50% +channel -colors 8 "$seeds/gif/transparent.gif"
+$IM "$tmp/s.png" -colors 8 "$tmp/s1.gif"
+$IM "$tmp/s2.png" -resize 12x8\! -colors 8 "$tmp/s3.gif"
+gifsicle --no-warnings --logical-screen 24x16 "$tmp/s3.gif" --position 0,0 "$tmp/s1.gif" \
+    -o "$seeds/gif/anim.gif"
+
 # ---- expected: the reference hasher over every file ----------------------------
 ls ./*.webp ./*.gif | sed 's|^\./||' | LC_ALL=C sort > "$tmp/list"
 "$ref" $(cat "$tmp/list") > expected.csv
