@@ -106,7 +106,7 @@ typedef struct gctx {
     /* ImageMagick's LZW decoder (coders/gif.c ReadBlobLZWByte), fed with
      * giflib's raw data blocks */
     struct {
-        uint8_t buf[2 + 255];
+        uint8_t buf[2 + 255 + 2];
         size_t count, bit;
         int eof;          /* the zero block (or the end of the data) was read */
         unsigned data_size, maxv, clear, end, bits, maxcode, slot;
@@ -312,11 +312,12 @@ static int lzw_code(gctx *c, GifFileType *gif, unsigned bits)
         }
     }
     if (c->z.bit + bits > 8 * c->z.count) return -1;
-    int code = 0;
-    for (unsigned i = 0; i < bits; i++) {
-        code |= ((c->z.buf[c->z.bit / 8] >> (c->z.bit % 8)) & 1) << i;
-        c->z.bit++;
-    }
+    /* bits <= 12 from bit: within 3 bytes (buf has 2 spare bytes at its end;
+     * bits past count are masked off) */
+    const uint8_t *p = c->z.buf + c->z.bit / 8;
+    uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
+    int code = (int)((v >> (c->z.bit % 8)) & ((1u << bits) - 1));
+    c->z.bit += bits;
     return code;
 }
 
