@@ -35,6 +35,8 @@
  *                                                             no limit: hashes, small memory
  *   gif-frame      a 16000x16000 GIF frame of one colour, ~200 KB of LZW
  *                                                          -> hashes, O(width) memory
+ *   gif-redo       an 8000x8000 frame, then an 8001x8001 one: the first is decoded
+ *                  again for the larger volume           -> hashes, O(width) memory
  *   webp-canvas    an animated WebP whose VP8X canvas is 2^24 x 2^24
  *                                                          -> too-large (a side; with no
  *                                                             limit libwebp refuses it: corrupt)
@@ -401,8 +403,19 @@ static void put16le(buf *b, unsigned v)
 }
 
 /* A GIF with screen sw x sh and one fw x fh frame of palette index 1 (a
- * two-colour global table: black, red). */
+ * two-colour global table: black, red); with f2w > 0 a second frame of
+ * f2w x f2h follows. */
+static void gif_bomb2(buf *b, unsigned sw, unsigned sh, unsigned fw, unsigned fh,
+                      unsigned f2w, unsigned f2h);
 static void gif_bomb(buf *b, unsigned sw, unsigned sh, unsigned fw, unsigned fh)
+{
+    gif_bomb2(b, sw, sh, fw, fh, 0, 0);
+}
+
+static void gif_frame(buf *b, unsigned fw, unsigned fh);
+
+static void gif_bomb2(buf *b, unsigned sw, unsigned sh, unsigned fw, unsigned fh,
+                      unsigned f2w, unsigned f2h)
 {
     put(b, "GIF89a", 6);
     put16le(b, sw);
@@ -411,6 +424,13 @@ static void gif_bomb(buf *b, unsigned sw, unsigned sh, unsigned fw, unsigned fh)
     put8(b, 0);
     put8(b, 0);
     put(b, "\0\0\0\xff\0\0", 6);
+    gif_frame(b, fw, fh);
+    if (f2w) gif_frame(b, f2w, f2h);
+    put8(b, 0x3b);
+}
+
+static void gif_frame(buf *b, unsigned fw, unsigned fh)
+{
     put8(b, 0x2c);
     put16le(b, 0);
     put16le(b, 0);
@@ -418,7 +438,6 @@ static void gif_bomb(buf *b, unsigned sw, unsigned sh, unsigned fw, unsigned fh)
     put16le(b, fh);
     put8(b, 0);
     gif_run(b, 1, (uint64_t)fw * fh);
-    put8(b, 0x3b);
 }
 
 /* ---- WebP ------------------------------------------------------------------- */
@@ -790,7 +809,16 @@ int main(int argc, char **argv)
         gif_bomb(&g2, 16000, 16000, 16000, 16000);
         const char *p2 = write_tmp("gif-frame.gif", &g2);
         printf("gif-frame: %zu bytes for 16000x16000 pixels\n", g2.n);
+        /* A second frame one pixel larger each way: the first frame is
+         * decoded again (the volume grows) from the copy of the file's
+         * start; memory stays O(width). */
+        buf g3 = {0};
+        gif_bomb2(&g3, 8001, 8001, 8000, 8000, 8001, 8001);
+        const char *p3 = write_tmp("gif-redo.gif", &g3);
+        free(g3.p);
         for (int m = 0; m < 2; m++) {
+            bomb("gif-redo", p3, modes[m], defpx, defdim, 60000, "ok", NULL,
+                 8001.0 * 8001.0 * 3 / 1048576.0);
             bomb("gif-screen", p1, modes[m], defpx, defdim, 60000, "too-large",
                  "GIF logical screen claims 65535x65535", 65535.0 * 65535.0 * 3 / 1048576.0);
             bomb("gif-screen-nolim", p1, modes[m], 0, 0, 60000, "ok", NULL,
