@@ -7,7 +7,8 @@
  *   expected.csv      every image: compat must give the hash AND quality bit
  *                     for bit; fast must be within 10 bits where quality >= 80;
  *   expected_cut.csv  every image cut short at 4 points: where the reference
- *                     gives no hash (all zero) we must give none either, and
+ *                     gives no hash (all zero) we must give none either (or
+ *                     the same all-zero hash of a flat picture), and
  *                     where it hashes we must give its hash and quality;
  *   corpus_reference.csv  the reference over every GIF and WebP of
  *                     ../shared/corpus (607 + 300 hostile files, chosen by
@@ -160,10 +161,17 @@ static void test_cut(void)
         imt_hash_memory(hc, img, (size_t)rows[i].cut, &rc);
         imt_hash_memory(hf, img, (size_t)rows[i].cut, &rf);
         if (is_zero(rows[i].hash)) {
-            CHECKF(rc.status != IMT_OK && rf.status != IMT_OK,
-                   "%s cut to %ld bytes: the reference reads nothing, we: compat %s, fast %s",
-                   rows[i].file, rows[i].cut, imt_err_name(rc.status), imt_err_name(rf.status));
-            CHECKF(rc.detail[0] != '\0', "%s cut: no reason", rows[i].file);
+            /* the reference prints an all-zero hash for a file it cannot
+             * read and for a flat picture (no_colour_table.gif is black) */
+            char z[65] = "";
+            if (rc.status == IMT_OK) imt_pdq_to_hex(&rc.pdq[0], z);
+            int flat = rc.status == IMT_OK && !strcmp(z, rows[i].hash) &&
+                       rc.quality == rows[i].quality && rf.status == IMT_OK;
+            CHECKF(flat || (rc.status != IMT_OK && rf.status != IMT_OK),
+                   "%s cut to %ld bytes: the reference reads nothing, we: compat %s %s, fast %s",
+                   rows[i].file, rows[i].cut, imt_err_name(rc.status), z,
+                   imt_err_name(rf.status));
+            if (!flat) CHECKF(rc.detail[0] != '\0', "%s cut: no reason", rows[i].file);
         } else {
             hashed++;
             char hex[65] = "";

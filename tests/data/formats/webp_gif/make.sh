@@ -106,6 +106,51 @@ $IM "$tmp/alpha256.png" -crop 200x150+0+0 +repage "$tmp/a0.png"
 $IM "$tmp/alpha256.png" -crop 200x150+56+42 +repage "$tmp/a1.png"
 img2webp -loop 0 -lossy -q 80 "$tmp/a0.png" -lossless "$tmp/a1.png" -o anim_alpha.webp 2>/dev/null
 
+# ImageMagick's colour-table rules, on GIFs written byte by byte: a 4-entry
+# global table with pixel indices 0..7 (past the table: entry 0), the same
+# with a transparent index equal to the table size (one more entry, black),
+# and a file with no colour table at all (every entry black).
+python3 - <<'PY'
+import struct
+def lzw_literals(idx, k):
+    # literal codes only, a clear code every 6 codes so the width stays k+1
+    clear, out, acc, nbits, width = 1 << k, bytearray(), 0, 0, k + 1
+    codes = []
+    for i, v in enumerate(idx):
+        if i % 6 == 0:
+            codes.append(clear)
+        codes.append(v)
+    codes.append(clear + 1)
+    for c in codes:
+        acc |= c << nbits
+        nbits += width
+        while nbits >= 8:
+            out.append(acc & 255); acc >>= 8; nbits -= 8
+    if nbits:
+        out.append(acc & 255)
+    data = bytearray([k])
+    for i in range(0, len(out), 255):
+        blk = out[i:i + 255]
+        data += bytes([len(blk)]) + blk
+    return bytes(data + b"\0")
+def gif(name, w, h, gct, transparent=None, flags_bits=1):
+    b = bytearray(b"GIF89a" + struct.pack("<HH", w, h))
+    if gct is not None:
+        b += bytes([0x80 | flags_bits, 0, 0]) + bytes(gct)
+    else:
+        b += bytes([flags_bits, 0, 0])
+    if transparent is not None:
+        b += bytes([0x21, 0xF9, 4, 1, 0, 0, transparent, 0])
+    b += b"\x2c" + struct.pack("<HHHH", 0, 0, w, h) + b"\0"
+    idx = [((x * 3 + y * 5) // 7) % 8 for y in range(h) for x in range(w)]
+    b += lzw_literals(idx, 3) + b";"
+    open(name, "wb").write(b)
+pal = [200, 30, 40, 20, 180, 60, 90, 90, 90, 250, 240, 20]
+gif("index_past_table.gif", 48, 40, pal)
+gif("transparent_eq_size.gif", 48, 40, pal, transparent=4)
+gif("no_colour_table.gif", 48, 40, None)
+PY
+
 # ---- fuzz seeds (tests/fuzz/seeds/webp, gif): tiny files of each kind ----------
 seeds=../../../fuzz/seeds
 rm -rf "$seeds/webp" "$seeds/gif"
