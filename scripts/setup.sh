@@ -2,9 +2,9 @@
 # Install the Debian/Ubuntu packages imgtriage needs to build and test.
 # Idempotent: does nothing when everything is present. Needs root (or sudo).
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev liblmdb-dev
+PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev libwebp-dev libgif-dev liblmdb-dev
       libssl-dev libsqlite3-dev libyajl-dev libomp-dev clang libtiff-dev libtiff-tools
-      libclang-rt-dev python3 libjpeg-turbo-progs imagemagick)
+      libclang-rt-dev python3 libjpeg-turbo-progs imagemagick webp gifsicle)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -28,7 +28,8 @@ static void test_sniff(void)
     CHECK(imt_sniff("\xff\xd8", 2) == IMT_FMT_UNKNOWN);
     CHECK(imt_sniff(NULL, 0) == IMT_FMT_UNKNOWN);
     CHECK(imt_format_decodable(IMT_FMT_JPEG) && imt_format_decodable(IMT_FMT_PNG));
-    CHECK(!imt_format_decodable(IMT_FMT_GIF));
+    CHECK(imt_format_decodable(IMT_FMT_GIF) && imt_format_decodable(IMT_FMT_WEBP));
+    CHECK(!imt_format_decodable(IMT_FMT_JXL));
 }
 
 static void test_pdq_hex(void)

@@ -40,12 +40,30 @@
  *                                                             ends), O(width) memory
  *   tiff-strip     20000x20000 grey, one deflate strip inflating from ~2.5 MB to 400 MB
  *                                                          -> hashes, O(width) memory
+ *   gif-screen     a GIF whose logical screen is 65535x65535 (one 64x64 frame)
+ *                                                          -> too-large (max_pixels); with
+ *                                                             no limit: hashes, small memory
+ *   gif-frame      a 16000x16000 GIF frame of one colour, ~200 KB of LZW
+ *                                                          -> hashes, O(width) memory
+ *   gif-redo       an 8000x8000 frame, then an 8001x8001 one: the first is decoded
+ *                  again for the larger volume           -> hashes, O(width) memory
+ *   webp-canvas    an animated WebP whose VP8X canvas is 2^24 x 2^24
+ *                                                          -> too-large (a side; with no
+ *                                                             limit libwebp refuses it: corrupt)
+ *   webp-canvas-60000 the same at 60000x60000, no limits   -> too-large (libwebp's memory)
+ *   webp-lossy-dims a lossy WebP frame header claiming 16383x16383
+ *                                                          -> compat: too-large (the RGB
+ *                                                             output, 805 MB); fast: scaled,
+ *                                                             streams: truncated/corrupt
+ *   webp-lossless-dims a lossless header claiming 16384x16384 -> too-large, both modes
  */
 #include "imgtriage.h"
 #include "testutil.h"
 
 #include <errno.h>
+#include <gif_lib.h>
 #include <jpeglib.h>
+#include <webp/encode.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -98,6 +116,11 @@ static void put8(buf *b, unsigned v)
 {
     uint8_t c = (uint8_t)v;
     put(b, &c, 1);
+}
+
+static uint32_t le32_of(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static void put32be(buf *b, uint32_t v)
@@ -382,6 +405,183 @@ static void jpeg_scans_bomb(buf *out, int scans)
     for (int k = have; k < scans; k++) put(out, j.p + last, eoi - last);
     put(out, "\xff\xd9", 2);
     free(j.p);
+}
+
+/* ---- GIF -------------------------------------------------------------------- */
+/* LZW (min code size 8) of a run of n pixels of value v, as GIF sub-blocks:
+ * the run's strings v, vv, vvv, ... get codes v, 258, 259, ...; a clear code
+ * when the table is full. The code width follows the decoder's rule: it
+ * grows once the next free code passes 2^width. */
+typedef struct lzw {
+    buf *out;
+    uint8_t block[255];
+    int nblock;
+    uint32_t acc;
+    int nbits, size;
+} lzw;
+
+static void lzw_byte(lzw *z, uint8_t b)
+{
+    z->block[z->nblock++] = b;
+    if (z->nblock == 255) {
+        put8(z->out, 255);
+        put(z->out, z->block, 255);
+        z->nblock = 0;
+    }
+}
+
+static void lzw_code(lzw *z, unsigned code)
+{
+    z->acc |= (uint32_t)code << z->nbits;
+    z->nbits += z->size;
+    while (z->nbits >= 8) {
+        lzw_byte(z, (uint8_t)z->acc);
+        z->acc >>= 8;
+        z->nbits -= 8;
+    }
+}
+
+static void gif_run(buf *out, unsigned v, uint64_t n)
+{
+    lzw z = {out, {0}, 0, 0, 0, 9};
+    put8(out, 8); /* LZW minimum code size */
+    unsigned next = 258;
+    uint64_t maxlen = 1;
+    lzw_code(&z, 256);
+    while (n > 0) {
+        uint64_t len = maxlen < n ? maxlen : n;
+        lzw_code(&z, len == 1 ? v : (unsigned)(256 + len));
+        n -= len;
+        if (n == 0) break;
+        next++; /* the encoder adds (string + next pixel) */
+        if (len == maxlen) maxlen++;
+        if (next > (1u << z.size) && z.size < 12) z.size++;
+        if (next == 4096) {
+            lzw_code(&z, 256);
+            z.size = 9;
+            next = 258;
+            maxlen = 1;
+        }
+    }
+    lzw_code(&z, 257);
+    if (z.nbits) lzw_byte(&z, (uint8_t)z.acc);
+    if (z.nblock) {
+        put8(out, (unsigned)z.nblock);
+        put(out, z.block, (size_t)z.nblock);
+    }
+    put8(out, 0);
+}
+
+static void put16le(buf *b, unsigned v)
+{
+    put8(b, v & 0xff);
+    put8(b, (v >> 8) & 0xff);
+}
+
+/* A GIF with screen sw x sh and one fw x fh frame of palette index 1 (a
+ * two-colour global table: black, red); with f2w > 0 a second frame of
+ * f2w x f2h follows. */
+static void gif_bomb2(buf *b, unsigned sw, unsigned sh, unsigned fw, unsigned fh,
+                      unsigned f2w, unsigned f2h);
+static void gif_bomb(buf *b, unsigned sw, unsigned sh, unsigned fw, unsigned fh)
+{
+    gif_bomb2(b, sw, sh, fw, fh, 0, 0);
+}
+
+static void gif_frame(buf *b, unsigned fw, unsigned fh);
+
+static void gif_bomb2(buf *b, unsigned sw, unsigned sh, unsigned fw, unsigned fh,
+                      unsigned f2w, unsigned f2h)
+{
+    put(b, "GIF89a", 6);
+    put16le(b, sw);
+    put16le(b, sh);
+    put8(b, 0x80); /* global table of 2 entries */
+    put8(b, 0);
+    put8(b, 0);
+    put(b, "\0\0\0\xff\0\0", 6);
+    gif_frame(b, fw, fh);
+    if (f2w) gif_frame(b, f2w, f2h);
+    put8(b, 0x3b);
+}
+
+static void gif_frame(buf *b, unsigned fw, unsigned fh)
+{
+    put8(b, 0x2c);
+    put16le(b, 0);
+    put16le(b, 0);
+    put16le(b, fw);
+    put16le(b, fh);
+    put8(b, 0);
+    gif_run(b, 1, (uint64_t)fw * fh);
+}
+
+/* ---- WebP ------------------------------------------------------------------- */
+static void put32le(buf *b, uint32_t v)
+{
+    put16le(b, v & 0xffff);
+    put16le(b, v >> 16);
+}
+
+/* A 64x64 WebP made by libwebp (lossy or lossless), its frame header then
+ * patched to claim w x h. */
+static void webp_dims_bomb(buf *out, int lossless, unsigned w, unsigned h)
+{
+    uint8_t rgb[64 * 64 * 3];
+    for (int i = 0; i < 64 * 64 * 3; i++) rgb[i] = (uint8_t)(i * 7 ^ i >> 5);
+    uint8_t *enc = NULL;
+    size_t n = lossless ? WebPEncodeLosslessRGB(rgb, 64, 64, 64 * 3, &enc)
+                        : WebPEncodeRGB(rgb, 64, 64, 64 * 3, 80, &enc);
+    REQUIRE(n > 30 && enc != NULL);
+    if (lossless) {
+        REQUIRE(!memcmp(enc + 12, "VP8L", 4) && enc[20] == 0x2f);
+        uint32_t hdr = le32_of(enc + 21);
+        hdr = (hdr & ~(uint32_t)0x0fffffff) | ((w - 1) & 0x3fff) | ((h - 1) & 0x3fff) << 14;
+        enc[21] = (uint8_t)hdr, enc[22] = (uint8_t)(hdr >> 8);
+        enc[23] = (uint8_t)(hdr >> 16), enc[24] = (uint8_t)(hdr >> 24);
+    } else {
+        REQUIRE(!memcmp(enc + 12, "VP8 ", 4) && enc[23] == 0x9d && enc[24] == 0x01 &&
+                enc[25] == 0x2a);
+        enc[26] = (uint8_t)w, enc[27] = (uint8_t)(w >> 8 & 0x3f);
+        enc[28] = (uint8_t)h, enc[29] = (uint8_t)(h >> 8 & 0x3f);
+    }
+    put(out, enc, n);
+    WebPFree(enc);
+}
+
+/* An animated WebP: VP8X with a w x h canvas, ANIM, and one ANMF frame
+ * holding a real 64x64 lossy image. */
+static void webp_canvas_bomb(buf *out, uint32_t w, uint32_t h)
+{
+    buf frame = {0};
+    webp_dims_bomb(&frame, 0, 64, 64); /* a valid 64x64 file */
+    const uint8_t *vp8 = frame.p + 12;  /* its "VP8 " chunk */
+    size_t vp8_len = frame.n - 12;
+    buf body = {0};
+    put(&body, "VP8X", 4);
+    put32le(&body, 10);
+    put8(&body, 0x02); /* animation */
+    put8(&body, 0), put8(&body, 0), put8(&body, 0);
+    put16le(&body, (w - 1) & 0xffff), put8(&body, (w - 1) >> 16);
+    put16le(&body, (h - 1) & 0xffff), put8(&body, (h - 1) >> 16);
+    put(&body, "ANIM", 4);
+    put32le(&body, 6);
+    put32le(&body, 0), put16le(&body, 0);
+    put(&body, "ANMF", 4);
+    put32le(&body, (uint32_t)(16 + vp8_len));
+    put16le(&body, 0), put8(&body, 0); /* x/2 */
+    put16le(&body, 0), put8(&body, 0); /* y/2 */
+    put16le(&body, 63), put8(&body, 0);
+    put16le(&body, 63), put8(&body, 0);
+    put16le(&body, 100), put8(&body, 0); /* duration */
+    put8(&body, 0);
+    put(&body, vp8, vp8_len);
+    put(out, "RIFF", 4);
+    put32le(out, (uint32_t)(4 + body.n));
+    put(out, "WEBP", 4);
+    put(out, body.p, body.n);
+    free(body.p);
+    free(frame.p);
 }
 
 /* ---- the child: hash one file, print the result ---------------------------- */
@@ -712,6 +912,81 @@ int main(int argc, char **argv)
         free(j3.p);
         free(j4.p);
         free(j5.p);
+    }
+
+    /* ---- GIF -------------------------------------------------------------- */
+    {
+        buf g0 = {0}, g1 = {0}, g2 = {0};
+        gif_bomb(&g0, 64, 64, 64, 64);
+        const char *p0 = write_tmp("small.gif", &g0);
+        require_decodes(p0);
+        gif_bomb(&g1, 65535, 65535, 64, 64);
+        const char *p1 = write_tmp("gif-screen.gif", &g1);
+        gif_bomb(&g2, 16000, 16000, 16000, 16000);
+        const char *p2 = write_tmp("gif-frame.gif", &g2);
+        printf("gif-frame: %zu bytes for 16000x16000 pixels\n", g2.n);
+        /* A second frame one pixel larger each way: the first frame is
+         * decoded again (the volume grows) from the copy of the file's
+         * start; memory stays O(width). */
+        buf g3 = {0};
+        gif_bomb2(&g3, 8001, 8001, 8000, 8000, 8001, 8001);
+        const char *p3 = write_tmp("gif-redo.gif", &g3);
+        free(g3.p);
+        for (int m = 0; m < 2; m++) {
+            bomb("gif-redo", p3, modes[m], defpx, defdim, 60000, "ok", NULL,
+                 8001.0 * 8001.0 * 3 / 1048576.0);
+            bomb("gif-screen", p1, modes[m], defpx, defdim, 60000, "too-large",
+                 "GIF logical screen claims 65535x65535", 65535.0 * 65535.0 * 3 / 1048576.0);
+            bomb("gif-screen-nolim", p1, modes[m], 0, 0, 60000, "ok", NULL,
+                 65535.0 * 65535.0 * 3 / 1048576.0);
+            bomb("gif-frame", p2, modes[m], defpx, defdim, 60000, "ok", NULL,
+                 16000.0 * 16000.0 * 3 / 1048576.0);
+        }
+        free(g0.p);
+        free(g1.p);
+        free(g2.p);
+    }
+
+    /* ---- WebP ------------------------------------------------------------- */
+    {
+        buf w0 = {0}, w1 = {0}, w2 = {0}, w3 = {0};
+        webp_dims_bomb(&w0, 0, 64, 64);
+        require_decodes(write_tmp("small.webp", &w0));
+        webp_canvas_bomb(&w1, 64, 64); /* the bomb's structure is a valid animation */
+        require_decodes(write_tmp("small-anim.webp", &w1));
+        w1.n = 0;
+        webp_canvas_bomb(&w1, 1u << 24, 1u << 24);
+        const char *q1 = write_tmp("webp-canvas.webp", &w1);
+        buf w4 = {0};
+        webp_canvas_bomb(&w4, 60000, 60000); /* under libwebp's 2^32 pixels */
+        const char *q4 = write_tmp("webp-canvas-60000.webp", &w4);
+        webp_dims_bomb(&w2, 0, 16383, 16383);
+        const char *q2 = write_tmp("webp-lossy-dims.webp", &w2);
+        webp_dims_bomb(&w3, 1, 16384, 16384);
+        const char *q3 = write_tmp("webp-lossless-dims.webp", &w3);
+        double canvas_mb = 16777216.0 * 16777216.0 * 3 / 1048576.0;
+        double lossy_mb = 16383.0 * 16383.0 * 3 / 1048576.0;
+        for (int m = 0; m < 2; m++) {
+            bomb("webp-canvas", q1, modes[m], defpx, defdim, 60000, "too-large",
+                 "WebP canvas claims 16777216x16777216", canvas_mb);
+            /* libwebp refuses a canvas of 2^32 pixels or more itself */
+            bomb("webp-canvas-nolim", q1, modes[m], 0, 0, 60000, "corrupt", "libwebp",
+                 canvas_mb);
+            bomb("webp-canvas-60000", q4, modes[m], 0, 0, 60000, "too-large", "would need",
+                 60000.0 * 60000.0 * 3 / 1048576.0);
+            bomb("webp-lossless-dims", q3, modes[m], defpx, defdim, 60000, "too-large",
+                 "would need", 16384.0 * 16384.0 * 8 / 1048576.0);
+        }
+        bomb("webp-lossy-dims", q2, "compat", defpx, defdim, 60000, "too-large", "would need",
+             lossy_mb);
+        /* fast mode decodes through the scaler, row by row: the data ends */
+        bomb("webp-lossy-dims", q2, "fast", defpx, defdim, 60000, "truncated corrupt", NULL,
+             lossy_mb);
+        free(w0.p);
+        free(w1.p);
+        free(w2.p);
+        free(w3.p);
+        free(w4.p);
     }
 
     /* Clean up the temporary files. */

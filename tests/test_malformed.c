@@ -25,7 +25,11 @@ static void one(const char *path, const char *name)
         if (r.status == IMT_OK) {
             CHECKF(r.has_pdq && r.n_pdq == 8 && r.quality >= 0 && r.quality <= 100,
                    "%s: ok without a hash", path);
-            CHECKF(r.width >= 5 && r.height >= 5, "%s: ok with %ux%u", path, r.width, r.height);
+            /* a side under PDQ's 5 hashes only when the other is over 512:
+             * the reference stretches the image to 512x512 (it hashes the
+             * corpus's 1x1892 WebP so) */
+            CHECKF((r.width >= 5 && r.height >= 5) || r.width > 512 || r.height > 512,
+                   "%s: ok with %ux%u", path, r.width, r.height);
             if (r.partial) CHECKF(r.detail[0] != '\0', "%s: partial without a reason", path);
             if (m == 0) nok++;
         } else {

@@ -10,6 +10,8 @@ struct imt_decoder {
     imt_png_state *png;
     imt_bmp_state *bmp;
     imt_tiff_state *tiff;
+    imt_webp_state *webp;
+    imt_gif_state *gif;
 };
 
 imt_err imt__decoder_create(imt_decoder **out)
@@ -26,6 +28,8 @@ void imt__decoder_free(imt_decoder *d)
     imt__png_state_free(d->png);
     imt__bmp_state_free(d->bmp);
     imt__tiff_state_free(d->tiff);
+    imt__webp_state_free(d->webp);
+    imt__gif_state_free(d->gif);
     imt__free(d);
 }
 
@@ -47,6 +51,10 @@ imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,
         return imt__bmp_decode(&d->bmp, r, mode, lim, out, detail, cap);
     case IMT_FMT_TIFF:
         return imt__tiff_decode(&d->tiff, r, mode, lim, out, detail, cap);
+    case IMT_FMT_WEBP:
+        return imt__webp_decode(&d->webp, r, mode, lim, out, detail, cap);
+    case IMT_FMT_GIF:
+        return imt__gif_decode(&d->gif, r, mode, lim, out, detail, cap);
     case IMT_FMT_UNKNOWN:
         imt__set_detail(detail, cap, "no known image signature");
         return IMT_E_NOT_IMAGE;

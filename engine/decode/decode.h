@@ -82,6 +82,16 @@ imt_err imt__tiff_decode(imt_tiff_state **st, const imt_reader *r, imt_pdq_mode 
                          const imt_decode_limits *lim, imt_luma *out,
                          char *detail, size_t cap);
 void imt__tiff_state_free(imt_tiff_state *st);
+typedef struct imt_webp_state imt_webp_state;
+imt_err imt__webp_decode(imt_webp_state **st, const imt_reader *r, imt_pdq_mode mode,
+                         const imt_decode_limits *lim, imt_luma *out,
+                         char *detail, size_t cap);
+void imt__webp_state_free(imt_webp_state *st);
+typedef struct imt_gif_state imt_gif_state;
+imt_err imt__gif_decode(imt_gif_state **st, const imt_reader *r, imt_pdq_mode mode,
+                        const imt_decode_limits *lim, imt_luma *out,
+                        char *detail, size_t cap);
+void imt__gif_state_free(imt_gif_state *st);
 
 /* ---- leaf helpers the format decoders share (limits.c, resample.c) ---- */
 

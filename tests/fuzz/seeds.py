@@ -13,7 +13,8 @@ import shutil
 import sqlite3
 import sys
 
-MAX_SEED = {"jpeg": 256 << 10, "png": 256 << 10, "bmp": 256 << 10, "tiff": 256 << 10, "sniff": 16 << 10}
+MAX_SEED = {"jpeg": 256 << 10, "png": 256 << 10, "bmp": 256 << 10, "tiff": 256 << 10,
+            "webp": 256 << 10, "gif": 256 << 10, "sniff": 16 << 10}
 
 
 def wanted(target, path, head):
@@ -29,6 +30,12 @@ def wanted(target, path, head):
     if target == "tiff":
         return head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+") \
             or name.endswith((".tif", ".tiff"))
+    if target == "webp":
+        return (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or name.endswith(".webp") \
+            or "/go_fuzz_corpus/webp/" in name
+    if target == "gif":
+        return head[:6] in (b"GIF87a", b"GIF89a") or name.endswith(".gif") \
+            or "/go_fuzz_corpus/gif/" in name
     if target == "sniff":
         return True
     # hash-list targets take their seeds from tests/fuzz/seeds/ only

@@ -172,7 +172,7 @@ static void free_internal(void)
     g_pdq = NULL;
 }
 
-/* The image targets: JPEG, PNG, BMP and TIFF share the body; fmt only documents which
+/* The image targets: JPEG, PNG, BMP, TIFF, WebP and GIF share the body; fmt only documents which
  * corpus the target is seeded with (the bytes decide the decoder). */
 static int image_target(const uint8_t *data, size_t len)
 {
@@ -263,6 +263,28 @@ int imt_fuzz_bmp(const uint8_t *data, size_t len)
 int imt_fuzz_tiff(const uint8_t *data, size_t len)
 {
     return image_target(data, len);
+}
+
+int imt_fuzz_webp(const uint8_t *data, size_t len)
+{
+    return image_target(data, len);
+}
+
+/* GIF: fast mode gives the compat plane by design (gif.c), so the two
+ * hashes must be equal too. */
+int imt_fuzz_gif(const uint8_t *data, size_t len)
+{
+    image_target(data, len);
+    if (imt_sniff(data, len) != IMT_FMT_GIF) return 0;
+    imt_hash_result f, c;
+    imt_hash_memory(hasher(&g_fast, IMT_PDQ_FAST, 0, IMT_DIGEST_ALL), data, len, &f);
+    imt_hash_memory(hasher(&g_compat, IMT_PDQ_COMPAT, 1, 0), data, len, &c);
+    FUZZ_CHECK(f.status == c.status, "GIF fast %s, compat %s", imt_err_name(f.status),
+               imt_err_name(c.status));
+    if (f.status == IMT_OK)
+        FUZZ_CHECK(f.quality == c.quality && !memcmp(&f.pdq[0], &c.pdq[0], sizeof f.pdq[0]),
+                   "GIF fast and compat hashes differ");
+    return 0;
 }
 
 /* Format sniffing, and the whole pipeline on bytes of any format: dispatch,
@@ -602,6 +624,8 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"png", imt_fuzz_png},
     {"bmp", imt_fuzz_bmp},
     {"tiff", imt_fuzz_tiff},
+    {"webp", imt_fuzz_webp},
+    {"gif", imt_fuzz_gif},
     {"sniff", imt_fuzz_sniff},
     {"list_auto", imt_fuzz_list_auto},
     {"list_pdq_csv", imt_fuzz_list_pdq_csv},
