@@ -472,12 +472,6 @@ static void gif_run(buf *out, unsigned v, uint64_t n)
     put8(out, 0);
 }
 
-static void put16le(buf *b, unsigned v)
-{
-    put8(b, v & 0xff);
-    put8(b, (v >> 8) & 0xff);
-}
-
 /* A GIF with screen sw x sh and one fw x fh frame of palette index 1 (a
  * two-colour global table: black, red); with f2w > 0 a second frame of
  * f2w x f2h follows. */
@@ -517,12 +511,6 @@ static void gif_frame(buf *b, unsigned fw, unsigned fh)
 }
 
 /* ---- WebP ------------------------------------------------------------------- */
-static void put32le(buf *b, uint32_t v)
-{
-    put16le(b, v & 0xffff);
-    put16le(b, v >> 16);
-}
-
 /* A 64x64 WebP made by libwebp (lossy or lossless), its frame header then
  * patched to claim w x h. */
 static void webp_dims_bomb(buf *out, int lossless, unsigned w, unsigned h)
