@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# tests/cli_report.sh CLI SHARED -- `imgtriage report FORMAT REPORT.jsonl`:
+# converting a real scan's report without rescanning. The JSONL re-emitted
+# equals the scan's records; CSV equals what `scan --format csv` wrote
+# itself; --hits-only keeps exactly the records with an alerting match.
+set -u
+CLI=$1
+SHARED=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
+command -v convert >/dev/null || { echo "SKIP: ImageMagick convert is missing"; [ "${CI:-}" = true ] && exit 1; exit 77; }
+
+# Evidence: pictures made by ImageMagick (fixed seeds), a known list of two
+# of them (hashed by the reference hasher's CSV format via `imgtriage hash`,
+# and by md5sum), a known-good file, a symlink and a non-image.
+ev=$tmp/evidence
+mkdir -p "$ev/DCIM" "$ev/docs"
+for s in 1 2 3 4; do convert -size 320x240 -seed $s plasma: "$ev/DCIM/p$s.jpg"; done
+convert "$ev/DCIM/p1.jpg" -flop -quality 80 "$ev/DCIM/p1-mirror.jpg"
+echo "plain text" > "$ev/docs/readme.txt"
+echo "known good" > "$ev/docs/good.txt"
+ln -s ../DCIM/p2.jpg "$ev/docs/link.jpg"
+"$CLI" hash "$ev/DCIM/p1.jpg" > "$tmp/known.csv"
+md5sum "$ev/DCIM/p2.jpg" > "$tmp/known.md5"
+md5sum "$ev/docs/good.txt" > "$tmp/good.md5"
+idx=$tmp/index
+"$CLI" index create "$idx" >/dev/null
+"$CLI" index import --quiet --name known-photos --scheme projectvic --category 1 --format pdq-csv "$idx" "$tmp/known.csv" >/dev/null
+"$CLI" index import --quiet --name known-md5 --scheme custom --category 2 --format md5sum "$idx" "$tmp/known.md5" >/dev/null
+"$CLI" index import --quiet --name good --known-good --format md5sum "$idx" "$tmp/good.md5" >/dev/null
+"$CLI" scan --quiet --sha256 --index "$idx" --device phone --case C-1 --out "$tmp/r.jsonl" "$ev" 2>/dev/null
+check '[ $? -eq 1 ]' "the scan finds the known pictures"
+"$CLI" scan --quiet --sha256 --index "$idx" --format csv --out "$tmp/r.csv" "$ev" 2>/dev/null
+
+# jsonl: the whole report back, byte for byte (records read back and
+# re-serialised; header and summary copied).
+"$CLI" report jsonl "$tmp/r.jsonl" > "$tmp/re.jsonl"
+check '[ $? -eq 0 ] && cmp -s "$tmp/r.jsonl" "$tmp/re.jsonl"' "report jsonl equals the scan's report"
+# csv: the rows equal the ones the scan wrote itself.
+"$CLI" report csv "$tmp/r.jsonl" > "$tmp/re.csv"
+check '[ $? -eq 0 ] && diff <(grep -v "^#" "$tmp/r.csv") <(grep -v "^#" "$tmp/re.csv") >/dev/null' "report csv rows equal scan --format csv"
+check 'head -n 1 "$tmp/re.csv" | grep -q "\"format\":\"csv\"}"' "report csv: the header says csv"
+# --hits-only: exactly the records with an alerting match (selected here by
+# python from the scan's own lines), header marked hits_only.
+"$CLI" report jsonl --hits-only "$tmp/r.jsonl" > "$tmp/hits.jsonl"
+python3 - "$tmp/r.jsonl" "$tmp/hits.jsonl" <<'PY' || fail=1
+import json, sys
+full = open(sys.argv[1], 'rb').read().splitlines(True)
+hits = open(sys.argv[2], 'rb').read().splitlines(True)
+want = [l for l in full if json.loads(l).get("record") == "file" and
+        any(m["disposition"] == "alert" for m in json.loads(l)["matches"])]
+got = [l for l in hits if json.loads(l).get("record") == "file"]
+if len(want) < 2 or got != want:
+    print("FAIL: --hits-only records", len(want), len(got)); sys.exit(1)
+h = json.loads(hits[0])
+if h["options"]["hits_only"] is not True or hits[-1] != full[-1]:
+    print("FAIL: --hits-only header/summary"); sys.exit(1)
+PY
+
+# Errors: not a report, unknown format, output over the report or inside
+# the evidence or the index.
+echo '{"x":1}' > "$tmp/not.jsonl"
+"$CLI" report jsonl "$tmp/not.jsonl" >/dev/null 2>&1; check '[ $? -eq 2 ]' "not a report gives 2"
+"$CLI" report pdf "$tmp/r.jsonl" >/dev/null 2>&1; check '[ $? -eq 2 ]' "an unknown format gives 2"
+"$CLI" report csv -o "$tmp/r.jsonl" --force "$tmp/r.jsonl" >/dev/null 2>&1; check '[ $? -eq 2 ] && cmp -s "$tmp/r.jsonl" "$tmp/re.jsonl"' "-o over the report itself is refused"
+"$CLI" report csv -o "$ev/out.csv" "$tmp/r.jsonl" >/dev/null 2>&1; check '[ $? -eq 2 ] && [ ! -e "$ev/out.csv" ]' "-o inside the evidence is refused"
+"$CLI" report csv -o "$idx/out.csv" "$tmp/r.jsonl" >/dev/null 2>&1; check '[ $? -eq 2 ] && [ ! -e "$idx/out.csv" ]' "-o inside the index is refused"
+"$CLI" report csv -o "$tmp/ok.csv" "$tmp/r.jsonl"; check '[ $? -eq 0 ] && cmp -s "$tmp/ok.csv" "$tmp/re.csv"' "-o writes the file"
+
+exit $fail
