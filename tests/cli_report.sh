@@ -22,7 +22,17 @@ convert "$ev/DCIM/p1.jpg" -flop -quality 80 "$ev/DCIM/p1-mirror.jpg"
 echo "plain text" > "$ev/docs/readme.txt"
 echo "known good" > "$ev/docs/good.txt"
 ln -s ../DCIM/p2.jpg "$ev/docs/link.jpg"
-"$CLI" hash "$ev/DCIM/p1.jpg" > "$tmp/known.csv"
+# Hostile names (issue 17): markup, a script end tag (the '/' makes a folder
+# '<'), a spreadsheet formula, terminal escapes and line breaks, bytes that
+# are not UTF-8, and a byte XML 1.0 cannot hold. p3 and p4 are known (hits).
+mkdir -p "$ev/<"
+cp "$ev/DCIM/p3.jpg" "$ev/<img src=x onerror=alert(1)>.jpg"
+cp "$ev/DCIM/p4.jpg" "$ev/</script>.png"
+cp "$ev/DCIM/p3.jpg" "$ev/=HYPERLINK(\"http:__x\",\"y\").jpg"
+cp "$ev/DCIM/p4.jpg" "$ev/"$'-2+3\x1b[31m\n\r\x01 tail.jpg'
+cp "$ev/DCIM/p3.jpg" "$ev/"$'bad\xff\xfe utf8 & \x27quote\x27.jpg'
+"$CLI" hash "$ev/DCIM/p1.jpg" "$ev/DCIM/p3.jpg" > "$tmp/known.csv"
+md5sum "$ev/DCIM/p4.jpg" >> "$tmp/known.md5"
 md5sum "$ev/DCIM/p2.jpg" > "$tmp/known.md5"
 md5sum "$ev/docs/good.txt" > "$tmp/good.md5"
 idx=$tmp/index
@@ -68,5 +78,46 @@ echo '{"x":1}' > "$tmp/not.jsonl"
 "$CLI" report csv -o "$ev/out.csv" "$tmp/r.jsonl" >/dev/null 2>&1; check '[ $? -eq 2 ] && [ ! -e "$ev/out.csv" ]' "-o inside the evidence is refused"
 "$CLI" report csv -o "$idx/out.csv" "$tmp/r.jsonl" >/dev/null 2>&1; check '[ $? -eq 2 ] && [ ! -e "$idx/out.csv" ]' "-o inside the index is refused"
 "$CLI" report csv -o "$tmp/ok.csv" "$tmp/r.jsonl"; check '[ $? -eq 0 ] && cmp -s "$tmp/ok.csv" "$tmp/re.csv"' "-o writes the file"
+
+# dfxml: valid against the DFXML 2.0.0-beta.0 schema, and every fileobject
+# holds its record's exact name bytes (text, or imgtriage:hex where XML
+# cannot hold them), size, inode and digests (read by python's XML parser).
+xsd=$SHARED/schemas/dfxml/dfxml.xsd
+"$CLI" report dfxml -o "$tmp/r.dfxml" "$tmp/r.jsonl"
+check '[ $? -eq 0 ]' "report dfxml"
+if ! command -v xmllint >/dev/null || [ ! -f "$xsd" ]; then
+  echo "SKIP: xmllint (libxml2-utils) or $xsd is missing: DFXML not validated"
+  [ "${CI:-}" = true ] && fail=1
+else
+  check 'xmllint --noout --schema "$xsd" "$tmp/r.dfxml" 2>"$tmp/xmllint.err"' "DFXML validates: $(head -c 300 "$tmp/xmllint.err" 2>/dev/null)"
+fi
+python3 - "$tmp/r.jsonl" "$tmp/r.dfxml" <<'PY' || fail=1
+import json, sys, xml.etree.ElementTree as ET
+D = "{http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML}"
+I = "{https://github.com/imgtriage/imgtriage/ns/report/2}"
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+recs = [r for r in recs if r["record"] == "file"]
+fos = ET.parse(sys.argv[2]).getroot().findall(D + "fileobject")
+ok = len(fos) == len(recs) and len(recs) >= 12
+for r, fo in zip(recs, fos):
+    fn = fo.find(D + "filename")
+    hx = fn.get(I + "hex")
+    name = bytes.fromhex(hx) if hx is not None else fn.text.encode()
+    if name != r["path"].encode("utf-8", "surrogateescape"):
+        print("FAIL: dfxml name", name, r["path"]); ok = False
+    if hx is not None and "\ufffd" not in fn.text:
+        print("FAIL: dfxml hex without a replaced character"); ok = False
+    if "size" in r and int(fo.find(D + "filesize").text) != r["size"]: ok = False
+    if "inode" in r and int(fo.find(D + "inode").text) != r["inode"]: ok = False
+    got = {h.get("type"): h.text for h in fo.findall(D + "hashdigest")}
+    want = {k: r[k] for k in ("md5", "sha1", "sha256") if k in r}
+    if got != want: print("FAIL: dfxml digests", got, want); ok = False
+    pdq = fo.find(I + "pdq")
+    if (pdq.text if pdq is not None else None) != r.get("pdq"): ok = False
+    ms = fo.findall(I + "match")
+    if [(m.get("kind"), m.get("list")) for m in ms] != [(m["kind"], m["list"]) for m in r["matches"]]:
+        print("FAIL: dfxml matches"); ok = False
+if not ok: print("FAIL: dfxml content"); sys.exit(1)
+PY
 
 exit $fail

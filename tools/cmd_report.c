@@ -15,6 +15,8 @@ static void usage(FILE *f)
 "rescanning the device:\n"
 "  jsonl   the records re-emitted (as the scan wrote them)\n"
 "  csv     one row per entry and match, as 'scan --format csv' writes it\n"
+"  dfxml   DFXML 2.0: a fileobject per entry (name, size, inode, times,\n"
+"          MD5/SHA1/SHA256); PDQ and matches in the imgtriage namespace\n"
 "\n"
 "Options:\n"
 "  -o, --out FILE   write to FILE (default: standard output); refused inside\n"
@@ -23,6 +25,10 @@ static void usage(FILE *f)
 "      --force      overwrite an existing FILE\n"
 "      --hits-only  only entries with a hit (header and summary kept)\n"
 "  -h, --help       show this help and exit\n"
+"\n"
+"Every name from the evidence or a list is escaped for the format (XML:\n"
+"escaped, what XML cannot hold as U+FFFD with the exact bytes in hex beside\n"
+"it; CSV: cells starting with = + - @ or ' get a leading ').\n"
 "\n"
 "Exit status: 0 written, 2 error.\n");
 }

@@ -44,6 +44,7 @@ static const imt__writer *writer_of(int format)
     switch (format) {
     case IMT_REPORT_JSONL: return &imt__writer_jsonl;
     case IMT_REPORT_CSV: return &imt__writer_csv;
+    case IMT_REPORT_DFXML: return &imt__writer_dfxml;
     default: return NULL;
     }
 }
