@@ -120,4 +120,55 @@ for r, fo in zip(recs, fos):
 if not ok: print("FAIL: dfxml content"); sys.exit(1)
 PY
 
+# vics: a VICS 2.0 case export whose media are the report's distinct files
+# read (by MD5; expected values computed here from the JSONL records), with
+# Category only from projectvic lists; it re-imports through our own VICS
+# reader into a fresh index, whose export holds exactly what was exported.
+"$CLI" report vics -o "$tmp/r.vics.json" "$tmp/r.jsonl"
+check '[ $? -eq 0 ]' "report vics"
+"$CLI" index create "$tmp/vidx" >/dev/null
+"$CLI" index import --quiet --name case-export "$tmp/vidx" "$tmp/r.vics.json" >/dev/null
+check '[ $? -eq 0 ]' "the VICS export imports"
+"$CLI" index export "$tmp/vidx" > "$tmp/vidx.jsonl"
+python3 - "$tmp/r.jsonl" "$tmp/r.vics.json" "$tmp/vidx.jsonl" <<'PY' || fail=1
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+recs = [r for r in recs if r["record"] == "file" and "read_bytes" in r]
+want = {}
+for r in recs:
+    m = want.setdefault(r["md5"], {"sha1": r["sha1"], "sha256": r["sha256"], "pdq": r.get("pdq"),
+                                   "size": r["read_bytes"], "cat": None, "paths": []})
+    m["paths"].append(r["path"])
+    for x in r["matches"]:
+        if x["scheme"] == "projectvic" and x["category"] is not None:
+            m["cat"] = x["category"]
+doc = json.load(open(sys.argv[2], encoding="utf-8"))
+ok = doc["@odata.context"].endswith("2.0.xml/US/$metadata#Cases") and len(doc["value"]) == 1
+media = doc["value"][0]["Media"]
+got = {}
+for m in media:
+    alt = {a["HashName"]: a["HashValue"] for a in m.get("AlternativeHashes", [])}
+    got[m["MD5"]] = {"sha1": m["SHA1"], "sha256": alt.get("SHA256"), "pdq": alt.get("PDQ"),
+                     "size": m["MediaSize"], "cat": m.get("Category"),
+                     "paths": [f["FilePath"] + f["FileName"] for f in m["MediaFiles"]]}
+    if m["IsPrecategorized"] != ("Category" in m) or any(f["Unallocated"] for f in m["MediaFiles"]):
+        ok = False
+if got != want:
+    print("FAIL: vics media differ from the report's files"); ok = False
+if not any(v["cat"] == 1 for v in want.values()) or not any(len(v["paths"]) > 1 for v in want.values()):
+    print("FAIL: vics test data lacks a categorised or a repeated file"); ok = False
+# The re-import: one entry per media object, same hashes, id and category.
+lines = [json.loads(l) for l in open(sys.argv[3], encoding="utf-8")][1:]
+back = {e["md5"]: e for e in lines}
+if len(lines) != len(media): print("FAIL: vics re-import entries", len(lines), len(media)); ok = False
+for m in media:
+    e = back.get(m["MD5"])
+    alt = {a["HashName"]: a["HashValue"] for a in m.get("AlternativeHashes", [])}
+    if (not e or e["sha1"] != m["SHA1"] or e.get("sha256") != alt.get("SHA256") or
+            e.get("pdq") != alt.get("PDQ") or e["lists"][0]["id"] != str(m["MediaID"]) or
+            e["lists"][0]["category"] != m.get("Category")):
+        print("FAIL: vics re-import differs", m["MediaID"], e); ok = False
+if not ok: sys.exit(1)
+PY
+
 exit $fail
