@@ -12,37 +12,7 @@ fail=0
 check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
 command -v convert >/dev/null || { echo "SKIP: ImageMagick convert is missing"; [ "${CI:-}" = true ] && exit 1; exit 77; }
 
-# Evidence: pictures made by ImageMagick (fixed seeds), a known list of two
-# of them (hashed by the reference hasher's CSV format via `imgtriage hash`,
-# and by md5sum), a known-good file, a symlink and a non-image.
-ev=$tmp/evidence
-mkdir -p "$ev/DCIM" "$ev/docs"
-for s in 1 2 3 4; do convert -size 320x240 -seed $s plasma: "$ev/DCIM/p$s.jpg"; done
-convert "$ev/DCIM/p1.jpg" -flop -quality 80 "$ev/DCIM/p1-mirror.jpg"
-echo "plain text" > "$ev/docs/readme.txt"
-echo "known good" > "$ev/docs/good.txt"
-ln -s ../DCIM/p2.jpg "$ev/docs/link.jpg"
-# Hostile names (issue 17): markup, a script end tag (the '/' makes a folder
-# '<'), a spreadsheet formula, terminal escapes and line breaks, bytes that
-# are not UTF-8, and a byte XML 1.0 cannot hold. p3 and p4 are known (hits).
-mkdir -p "$ev/<"
-cp "$ev/DCIM/p3.jpg" "$ev/<img src=x onerror=alert(1)>.jpg"
-cp "$ev/DCIM/p4.jpg" "$ev/</script>.png"
-cp "$ev/DCIM/p3.jpg" "$ev/=HYPERLINK(\"http:__x\",\"y\").jpg"
-cp "$ev/DCIM/p4.jpg" "$ev/"$'-2+3\x1b[31m\n\r\x01 tail.jpg'
-cp "$ev/DCIM/p3.jpg" "$ev/"$'bad\xff\xfe utf8 & \x27quote\x27.jpg'
-"$CLI" hash "$ev/DCIM/p1.jpg" "$ev/DCIM/p3.jpg" > "$tmp/known.csv"
-md5sum "$ev/DCIM/p4.jpg" >> "$tmp/known.md5"
-md5sum "$ev/DCIM/p2.jpg" > "$tmp/known.md5"
-md5sum "$ev/docs/good.txt" > "$tmp/good.md5"
-idx=$tmp/index
-"$CLI" index create "$idx" >/dev/null
-"$CLI" index import --quiet --name known-photos --scheme projectvic --category 1 --format pdq-csv "$idx" "$tmp/known.csv" >/dev/null
-"$CLI" index import --quiet --name known-md5 --scheme custom --category 2 --format md5sum "$idx" "$tmp/known.md5" >/dev/null
-"$CLI" index import --quiet --name good --known-good --format md5sum "$idx" "$tmp/good.md5" >/dev/null
-"$CLI" scan --quiet --sha256 --index "$idx" --device phone --case C-1 --out "$tmp/r.jsonl" "$ev" 2>/dev/null
-check '[ $? -eq 1 ]' "the scan finds the known pictures"
-"$CLI" scan --quiet --sha256 --index "$idx" --format csv --out "$tmp/r.csv" "$ev" 2>/dev/null
+. "$(dirname "$0")/report_fixture.sh"
 
 # jsonl: the whole report back, byte for byte (records read back and
 # re-serialised; header and summary copied).
@@ -115,7 +85,11 @@ for r, fo in zip(recs, fos):
     pdq = fo.find(I + "pdq")
     if (pdq.text if pdq is not None else None) != r.get("pdq"): ok = False
     ms = fo.findall(I + "match")
-    if [(m.get("kind"), m.get("list")) for m in ms] != [(m["kind"], m["list"]) for m in r["matches"]]:
+    def attr(e, k):
+        hx = e.get(k + "_hex")
+        return bytes.fromhex(hx) if hx is not None else e.get(k).encode()
+    if ([(m.get("kind"), attr(m, "list")) for m in ms] !=
+            [(m["kind"], m["list"].encode("utf-8", "surrogateescape")) for m in r["matches"]]):
         print("FAIL: dfxml matches"); ok = False
 if not ok: print("FAIL: dfxml content"); sys.exit(1)
 PY
@@ -168,6 +142,92 @@ for m in media:
             e.get("pdq") != alt.get("PDQ") or e["lists"][0]["id"] != str(m["MediaID"]) or
             e["lists"][0]["category"] != m.get("Category")):
         print("FAIL: vics re-import differs", m["MediaID"], e); ok = False
+if not ok: sys.exit(1)
+PY
+
+# Hostile names stay inert and recoverable in CSV: no cell a spreadsheet
+# would run as a formula; the path column, with one leading ' dropped and
+# \xNN and \\ undone, gives every record's path bytes back.
+python3 - "$tmp/r.jsonl" "$tmp/re.csv" <<'PY' || fail=1
+import csv, io, json, re, sys
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+want = {r["path"].encode("utf-8", "surrogateescape") for r in recs if r["record"] == "file"}
+text = open(sys.argv[2], encoding="utf-8").read()
+rows = list(csv.reader(io.StringIO("".join(l for l in text.splitlines(True) if not l.startswith("#")))))[1:]
+ok = True
+def undo(c):
+    if c[:1] == "'": c = c[1:]
+    out = bytearray()
+    for m in re.finditer(r"\\x([0-9a-f]{2})|\\\\|(.)", c, re.S):
+        if m.group(1): out.append(int(m.group(1), 16))
+        elif m.group(2) is None: out += b"\\"
+        else: out += m.group(2).encode()
+    return bytes(out)
+for row in rows:
+    for cell in row:
+        if cell[:1] in ("=", "+", "-", "@"):
+            print("FAIL: csv formula cell", repr(cell)); ok = False
+got = {undo(r[0]) for r in rows}
+if got != want: print("FAIL: csv paths", got ^ want); ok = False
+if not any(p.startswith(b"=") or b"/=" in p for p in want): print("FAIL: no formula name planted"); ok = False
+if not ok: sys.exit(1)
+PY
+
+# html: one page, inert whatever the names: only the tags and attributes
+# the writer itself uses (no <img>, <i>, no on* handler, no style, src or
+# href attribute), one <script> and one <style> whose SHA-256 the
+# Content-Security-Policy names (default-src 'none', nothing unsafe), every
+# hostile name shown as text, one hit-table row per match of a hit file.
+"$CLI" report html -o "$tmp/r.html" "$tmp/r.jsonl"
+check '[ $? -eq 0 ]' "report html"
+python3 - "$tmp/r.jsonl" "$tmp/r.html" "$HOSTILE_DEVICE" <<'PY' || fail=1
+import base64, hashlib, json, sys
+from html.parser import HTMLParser
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+files = [r for r in recs if r["record"] == "file"]
+hit_rows = sum(len(r["matches"]) for r in files if any(m["disposition"] == "alert" for m in r["matches"]))
+ALLOWED = set("html head meta title style body header h1 h2 h3 p strong section dl dt dd div "
+              "figure figcaption svg rect text table caption thead tbody tr th td button footer "
+              "script".split())
+class P(HTMLParser):
+    def __init__(s):
+        super().__init__(convert_charrefs=True)
+        s.bad, s.stack, s.text, s.scripts, s.styles, s.csp, s.rows, s.title = [], [], [], [], [], None, 0, ""
+    def handle_starttag(s, tag, attrs):
+        if tag not in ALLOWED: s.bad.append(tag)
+        for k, v in attrs:
+            if k.startswith("on") or k in ("style", "src", "href", "srcdoc", "action", "formaction"):
+                s.bad.append(tag + " " + k)
+        a = dict(attrs)
+        if tag == "meta" and a.get("http-equiv") == "Content-Security-Policy": s.csp = a["content"]
+        if tag == "tr" and "hit-table" in s.stack_ids() and s.stack[-1][0] == "tbody": s.rows += 1
+        if tag not in ("meta",): s.stack.append((tag, a.get("id")))
+    def stack_ids(s): return [i for t, i in s.stack]
+    def handle_endtag(s, tag):
+        while s.stack:
+            t, i = s.stack.pop()
+            if t == tag: break
+    def handle_data(s, d):
+        top = s.stack[-1][0] if s.stack else None
+        if top == "script": s.scripts.append(d)
+        elif top == "style": s.styles.append(d)
+        elif top == "title" and len(s.stack) >= 2 and s.stack[-2][0] == "head": s.title += d
+        else: s.text.append(d)
+p = P(); p.feed(open(sys.argv[2], encoding="utf-8").read()); p.close()
+ok = True
+if p.bad: print("FAIL: html has", sorted(set(p.bad))); ok = False
+h = lambda t: "'sha256-" + base64.b64encode(hashlib.sha256(t.encode()).digest()).decode() + "'"
+csp = p.csp or ""
+if (len(p.scripts) != 1 or len(p.styles) != 1 or "default-src 'none'" not in csp or "unsafe" in csp
+        or "script-src " + h(p.scripts[0]) not in csp or "style-src " + h(p.styles[0]) not in csp):
+    print("FAIL: html CSP / script / style", csp); ok = False
+text = "".join(p.text)
+for name in ["<img src=x onerror=alert(1)>.jpg", "</script>.png", '=HYPERLINK("http:__x","y").jpg',
+             "\\x1b[31m\\x0a\\x0d\\x01 tail.jpg", "bad\\xff\\xfe utf8 & 'quote'.jpg",
+             "<i>md5</i>"]:
+    if name not in text: print("FAIL: html does not show", repr(name)); ok = False
+if sys.argv[3] not in p.title: print("FAIL: html title", repr(p.title)); ok = False
+if p.rows != hit_rows or hit_rows < 4: print("FAIL: html hit rows", p.rows, hit_rows); ok = False
 if not ok: sys.exit(1)
 PY
 

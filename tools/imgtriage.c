@@ -14,7 +14,7 @@ static void usage(FILE *f)
             "  hash PATH...     hash image files (directories are recursed)\n"
             "  index SUBCMD     build and query a known-hash index (imgtriage index --help)\n"
             "  scan PATH...     triage evidence against an index (imgtriage scan --help)\n"
-            "  report FMT FILE  a scan's JSONL report as jsonl, csv, dfxml or vics\n"
+            "  report FMT FILE  a scan's JSONL report as jsonl, csv, dfxml, vics or html\n"
             "                   (imgtriage report --help)\n"
             "\n"
             "Options:\n"

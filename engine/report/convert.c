@@ -46,6 +46,7 @@ static const imt__writer *writer_of(int format)
     case IMT_REPORT_CSV: return &imt__writer_csv;
     case IMT_REPORT_DFXML: return &imt__writer_dfxml;
     case IMT_REPORT_VICS: return &imt__writer_vics;
+    case IMT_REPORT_HTML: return &imt__writer_html;
     default: return NULL;
     }
 }
