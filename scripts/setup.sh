@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev liblmdb-dev
       libssl-dev libsqlite3-dev libyajl-dev libomp-dev clang
       libclang-rt-dev python3 libjpeg-turbo-progs imagemagick
-      libxml2-utils)
+      libxml2-utils chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

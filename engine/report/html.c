@@ -30,7 +30,7 @@ static const char CSS[] =
     "padding:0 1em}h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.2em;margin-top:1.6em;"
     "border-bottom:1px solid #ccc}table{border-collapse:collapse;margin:.5em 0}"
     "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}"
-    "th{background:#f0f0f0}td.n,th.num{text-align:right}td.p{word-break:break-all;"
+    "th{background:#f0f0f0}td.n,th.num{text-align:right}td.p{min-width:22em;word-break:break-all;"
     "font-family:monospace}th button{font:inherit;font-weight:bold;border:0;background:none;"
     "cursor:pointer;padding:0}th[aria-sort=ascending] button::after{content:' \\25B2'}"
     "th[aria-sort=descending] button::after{content:' \\25BC'}.prio{font-size:1.4em}"
