@@ -71,7 +71,7 @@ imt_err imt_report_convert(const char *in_path, FILE *out, const imt_report_opts
     c.hits_only = opts->hits_only;
     c.why = detail;
     c.cap = cap;
-    char *line = NULL, *header_line = NULL, *summary_line = NULL;
+    char *line = NULL, *header_line = NULL, *summary_line = NULL, *copy = NULL;
     size_t lcap = 0;
     ssize_t n;
     uint64_t lineno = 0;
@@ -129,13 +129,18 @@ imt_err imt_report_convert(const char *in_path, FILE *out, const imt_report_opts
         lineno++;
         if (line[n - 1] != '\n') break;
         if (strncmp(line, "{\"record\":\"file\"", 16) != 0) continue;
-        v = parse_line(line, "file");
+        /* parse a copy: yajl's strings are unescaped in place, and a
+         * writer may want the raw line */
+        imt__free(copy);
+        if (!(copy = imt__strdup(line))) { err = IMT_E_NOMEM; goto cleanup; }
+        v = parse_line(copy, "file");
         if (!v || imt__record_from_json(v, &jr) != IMT_OK) {
             imt__set_detail(detail, cap, "%s:%llu: not a record this version reads", in_path,
                             (unsigned long long)lineno);
             err = IMT_E_PARSE;
             goto cleanup;
         }
+        c.record_line = line;
         if (!c.hits_only || imt__record_has_hit(&jr.rec)) IMT_TRY(w->record(&c, &jr.rec));
         imt__free(jr.ms);
         jr.ms = NULL;
@@ -164,6 +169,7 @@ cleanup:
     imt__buf_free(&c.b);
     imt__free(header_line);
     imt__free(summary_line);
+    imt__free(copy);
     free(line);
     fclose(in);
     return err;

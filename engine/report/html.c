@@ -191,7 +191,9 @@ static imt_err html_record(imt__conv *c, const imt_scan_record *r)
                                 imt_dihedral_name(m->variant));
             else
                 imt__buf_puts(b, "<td class=\"n\">0</td><td>exact</td>");
-            imt__buf_printf(b, "<td>%u: ", (unsigned)m->list_id);
+            imt__buf_puts(b, "<td>");
+            if (c->version >= 2) /* format 1 reports carry no list ids */
+                imt__buf_printf(b, "%u: ", (unsigned)m->list_id);
             esc(b, m->list);
             imt__buf_puts(b, " (");
             esc(b, m->scheme);

@@ -204,12 +204,6 @@ int imt_report_record(void *report, const imt_scan_record *rec)
 /* ---- conversion: the JSONL and CSV writers over records read back -------- */
 static imt_err jsonl_begin(imt__conv *c)
 {
-    if (c->version != IMT__REPORT_FORMAT_VERSION) {
-        imt__set_detail(c->why, c->cap, "re-emitting as JSONL or CSV needs a report of format "
-                        "%s (its records carry what this version writes); rescan with this "
-                        "version", "2");
-        return IMT_E_INVALID;
-    }
     const char *h = c->header_line;
     /* The options' last members, as header.c writes them (a '"' not preceded
      * by '\\' is never inside a string, so this cannot match a path). */
@@ -231,7 +225,12 @@ static imt_err jsonl_begin(imt__conv *c)
 
 static imt_err jsonl_record(imt__conv *c, const imt_scan_record *rec)
 {
-    if (c->format == IMT_REPORT_CSV) imt__put_record_csv(&c->b, rec);
+    /* An older report's records hold less than this version writes (format
+     * 1: no list_id, no scan_error): they are copied as they are. Its CSV
+     * rows are whole (CSV has neither column). */
+    if (c->format == IMT_REPORT_JSONL && c->version != IMT__REPORT_FORMAT_VERSION)
+        imt__buf_puts(&c->b, c->record_line);
+    else if (c->format == IMT_REPORT_CSV) imt__put_record_csv(&c->b, rec);
     else imt__put_record_json(&c->b, rec);
     return imt__conv_flush(c);
 }

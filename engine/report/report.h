@@ -194,6 +194,7 @@ typedef struct imt__conv {
     int version;               /* the report's report_format */
     const char *header_line;   /* raw, with its newline */
     const char *summary_line;  /* raw, or NULL (an interrupted report) */
+    const char *record_line;   /* the raw line of the record being written */
     yajl_val header, summary;  /* parsed; strings unescaped (summary may be NULL) */
     imt__buf b;                /* built output, written by imt__conv_flush */
     void *st;                  /* the writer's state */
