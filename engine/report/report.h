@@ -11,6 +11,9 @@
  *   header.c   the handle, the audit header, imt_report_begin
  *   resume.c   reading an interrupted report back
  *   end.c      the summary record and the human summary (imt_report_end)
+ *   dfxml.c, vics.c, html.c   writers of converted reports (imt__writer)
+ *   convert.c  imgtriage report: a JSONL report read back record by record
+ *              (imt__record_from_json) and handed to a writer
  * Calls go from the files below write.c to it, to facts.c and summary.c;
  * record.c and header.c call into resume.c, and resume.c only calls down
  * (write.c, facts.c): no file calls back into one that calls it.
