@@ -247,4 +247,22 @@ if p.rows != hit_rows or hit_rows < 4: print("FAIL: html hit rows", p.rows, hit_
 if not ok: sys.exit(1)
 PY
 
+# scan --also FORMAT:FILE: the same files `imgtriage report` makes from the
+# scan's JSONL; its files are checked like --out before the scan.
+"$CLI" scan --quiet --sha256 --index "$idx" --out "$tmp/s.jsonl" --also "html:$tmp/s.html" \
+  --also "dfxml:$tmp/s.dfxml" --also "vics:$tmp/s.vics" "$ev" 2>/dev/null
+check '[ $? -eq 1 ]' "scan --also: exit 1 (hits)"
+for f in html dfxml vics; do
+  "$CLI" report $f "$tmp/s.jsonl" > "$tmp/s.$f.want"
+  check 'cmp -s "$tmp/s.$f" "$tmp/s.$f.want"' "scan --also $f equals report $f"
+done
+"$CLI" scan --quiet --index "$idx" --also "html:$tmp/x.html" "$ev" >/dev/null 2>&1
+check '[ $? -eq 2 ] && [ ! -e "$tmp/x.html" ]' "--also without --out is refused"
+"$CLI" scan --quiet --index "$idx" --out "$tmp/y.jsonl" --also "html:$ev/x.html" "$ev" >/dev/null 2>&1
+check '[ $? -eq 2 ] && [ ! -e "$ev/x.html" ] && [ ! -e "$tmp/y.jsonl" ]' "--also inside the evidence is refused before the scan"
+"$CLI" scan --quiet --index "$idx" --out "$tmp/z.jsonl" --also "csv:$tmp/z.jsonl" "$ev" >/dev/null 2>&1
+check '[ $? -eq 2 ] && [ ! -e "$tmp/z.jsonl" ]' "--also over the report itself is refused"
+"$CLI" scan --quiet --index "$idx" --out "$tmp/w.jsonl" --also "pdf:$tmp/w.pdf" "$ev" >/dev/null 2>&1
+check '[ $? -eq 2 ]' "--also with an unknown format is refused"
+
 exit $fail
