@@ -85,7 +85,8 @@ imt_err imt_report_convert(const char *in_path, FILE *out, const imt_report_opts
     }
     /* Pass 1: the header (first line) and the summary (a last whole line). */
     n = getline(&line, &lcap, in);
-    if (n <= 0 || line[n - 1] != '\n' || !(c.header = parse_line(line, "header"))) {
+    if (n <= 0 || line[n - 1] != '\n' || strlen(line) != (size_t)n ||
+        !(c.header = parse_line(line, "header"))) {
         imt__set_detail(detail, cap, "%s does not start with an imgtriage JSONL report header",
                         in_path);
         err = IMT_E_PARSE;
@@ -102,7 +103,8 @@ imt_err imt_report_convert(const char *in_path, FILE *out, const imt_report_opts
         goto cleanup;
     }
     while ((n = getline(&line, &lcap, in)) > 0) {
-        if (line[n - 1] == '\n' && !strncmp(line, "{\"record\":\"summary\"", 19)) {
+        if (line[n - 1] == '\n' && strlen(line) == (size_t)n &&
+            !strncmp(line, "{\"record\":\"summary\"", 19)) {
             imt__free(summary_line);
             summary_line = imt__strdup(line);
             if (!summary_line) { err = IMT_E_NOMEM; goto cleanup; }
@@ -129,6 +131,12 @@ imt_err imt_report_convert(const char *in_path, FILE *out, const imt_report_opts
         lineno++;
         if (line[n - 1] != '\n') break;
         if (strncmp(line, "{\"record\":\"file\"", 16) != 0) continue;
+        if (strlen(line) != (size_t)n) { /* a NUL byte: not a line we wrote */
+            imt__set_detail(detail, cap, "%s:%llu: a NUL byte in a record", in_path,
+                            (unsigned long long)lineno);
+            err = IMT_E_PARSE;
+            goto cleanup;
+        }
         /* parse a copy: yajl's strings are unescaped in place, and a
          * writer may want the raw line */
         imt__free(copy);
