@@ -261,19 +261,20 @@ static void chart_times(imt__buf *b, hstate *s)
         imt__buf_puts(b, "<p class=\"note\">No pictures with a modification time.</p></figure>\n");
         return;
     }
-    qsort(s->pic_t, s->n_pic, sizeof *s->pic_t, cmp_i64);
-    qsort(s->hit_t, s->n_hit, sizeof *s->hit_t, cmp_i64);
+    if (s->n_pic) qsort(s->pic_t, s->n_pic, sizeof *s->pic_t, cmp_i64);
+    if (s->n_hit) qsort(s->hit_t, s->n_hit, sizeof *s->hit_t, cmp_i64);
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     if (s->n_pic) { lo = s->pic_t[0]; hi = s->pic_t[s->n_pic - 1]; }
     if (s->n_hit) {
         if (s->hit_t[0] < lo) lo = s->hit_t[0];
         if (s->hit_t[s->n_hit - 1] > hi) hi = s->hit_t[s->n_hit - 1];
     }
-    uint64_t span = (uint64_t)(hi - lo) + 1, width = (span + TIME_BINS - 1) / TIME_BINS;
+    /* unsigned arithmetic: a report may hold any 64-bit times */
+    uint64_t span = (uint64_t)hi - (uint64_t)lo, width = span / TIME_BINS + 1;
     int wt = span < 2 * 86400; /* a short span: the times of day tell more */
     uint64_t pic[TIME_BINS] = {0}, hit[TIME_BINS] = {0}, mx = 1;
-    for (size_t i = 0; i < s->n_pic; i++) pic[(uint64_t)(s->pic_t[i] - lo) / width]++;
-    for (size_t i = 0; i < s->n_hit; i++) hit[(uint64_t)(s->hit_t[i] - lo) / width]++;
+    for (size_t i = 0; i < s->n_pic; i++) pic[((uint64_t)s->pic_t[i] - (uint64_t)lo) / width]++;
+    for (size_t i = 0; i < s->n_hit; i++) hit[((uint64_t)s->hit_t[i] - (uint64_t)lo) / width]++;
     for (int i = 0; i < TIME_BINS; i++) if (pic[i] > mx) mx = pic[i];
     for (int i = 0; i < TIME_BINS; i++) if (hit[i] > mx) mx = hit[i];
     const int W = 24, H = 160;
@@ -284,12 +285,12 @@ static void chart_times(imt__buf *b, hstate *s)
         int x = 40 + i * W, hp = (int)(pic[i] * H / mx), hh = (int)(hit[i] * H / mx);
         imt__buf_printf(b, "<rect class=\"bar-pictures\" x=\"%d\" y=\"%d\" width=\"%d\" "
                            "height=\"%d\" fill=\"#bbb\"><title>", x, 10 + H - hp, W / 2, hp);
-        put_date(b, lo + (int64_t)(width * (uint64_t)i), wt);
+        put_date(b, (int64_t)((uint64_t)lo + width * (uint64_t)i), wt);
         imt__buf_printf(b, ": %llu pictures</title></rect>", (unsigned long long)pic[i]);
         imt__buf_printf(b, "<rect class=\"bar-hits\" x=\"%d\" y=\"%d\" width=\"%d\" "
                            "height=\"%d\" fill=\"#c00\"><title>", x + W / 2, 10 + H - hh,
                         W / 2 - 2, hh);
-        put_date(b, lo + (int64_t)(width * (uint64_t)i), wt);
+        put_date(b, (int64_t)((uint64_t)lo + width * (uint64_t)i), wt);
         imt__buf_printf(b, ": %llu hits</title></rect>\n", (unsigned long long)hit[i]);
     }
     imt__buf_printf(b, "<text x=\"0\" y=\"18\">%llu</text><text x=\"0\" y=\"%d\">0</text>"
@@ -373,7 +374,7 @@ static void chart_categories(imt__buf *b, yajl_val sum)
 
 static void chart_folders(imt__buf *b, hstate *s)
 {
-    qsort(s->f, s->n_f, sizeof *s->f, cmp_folder);
+    if (s->n_f) qsort(s->f, s->n_f, sizeof *s->f, cmp_folder);
     size_t n = s->n_f < TOP_FOLDERS ? s->n_f : TOP_FOLDERS, offs[TOP_FOLDERS];
     uint64_t v[TOP_FOLDERS];
     imt__buf labels = {0};
