@@ -824,7 +824,9 @@ IMT_API int imt_json_write_str(FILE *f, const char *s);
 
 /** Write s as a CSV field, always quoted: '"' doubled, '\\' as '\\\\', and
  *  control bytes (terminal escapes included) and bytes that are not valid
- *  UTF-8 as \\xNN, as in scan reports (lossless). 0, or -1 on a write error. */
+ *  UTF-8 as \\xNN, as in scan reports; a field starting with = + - @ or '
+ *  gets a leading ' so that no spreadsheet runs it as a formula (lossless:
+ *  drop one leading '). 0, or -1 on a write error. */
 IMT_API int imt_csv_write_str(FILE *f, const char *s);
 
 #ifdef __cplusplus
