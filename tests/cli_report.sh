@@ -123,9 +123,14 @@ check '[ $? -eq 0 ]' "the VICS export imports"
 python3 - "$tmp/r.jsonl" "$tmp/r.vics.json" "$tmp/vidx.jsonl" <<'PY' || fail=1
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
-recs = [r for r in recs if r["record"] == "file" and "read_bytes" in r]
-want = {}
-for r in recs:
+allrecs = [r for r in recs if r["record"] == "file"]
+recs = [r for r in allrecs if "read_bytes" in r]
+want, md5_of = {}, {}
+for r in allrecs:
+    if r["type"] == "hardlink" and r.get("hardlink_of") in md5_of:
+        want[md5_of[r["hardlink_of"]]]["paths"].append(r["path"])
+    if "read_bytes" not in r: continue
+    md5_of[r["path"]] = r["md5"]
     m = want.setdefault(r["md5"], {"sha1": r["sha1"], "sha256": r["sha256"], "pdq": r.get("pdq"),
                                    "size": r["read_bytes"], "cat": None, "paths": []})
     m["paths"].append(r["path"])
@@ -145,6 +150,7 @@ for m in media:
         ok = False
 if got != want:
     print("FAIL: vics media differ from the report's files"); ok = False
+if not any(r["type"] == "hardlink" for r in allrecs): print("FAIL: no hard link in the test data"); ok = False
 if not any(v["cat"] == 1 for v in want.values()) or not any(len(v["paths"]) > 1 for v in want.values()):
     print("FAIL: vics test data lacks a categorised or a repeated file"); ok = False
 # The re-import: one entry per media object, same hashes, id and category.

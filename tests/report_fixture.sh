@@ -11,6 +11,7 @@ convert "$ev/DCIM/p1.jpg" -flop -quality 80 "$ev/DCIM/p1-mirror.jpg"
 echo "plain text" > "$ev/docs/readme.txt"
 echo "known good" > "$ev/docs/good.txt"
 ln -s ../DCIM/p2.jpg "$ev/docs/link.jpg"
+ln "$ev/DCIM/p1.jpg" "$ev/docs/p1-hardlink.jpg"   # walked after DCIM/p1.jpg
 # Hostile names (issue 17): markup, a script end tag (the '/' makes a folder
 # '<'), a spreadsheet formula, terminal escapes and line breaks, bytes that
 # are not UTF-8, and a byte XML 1.0 cannot hold. p3 and p4 are known (hits).

@@ -1,7 +1,7 @@
 /* engine/report/vics.c -- Project VIC VICS 2.0 case export: one case (the
  * report's) whose Media[] holds one media object per distinct file content
  * (keyed by MD5, else SHA-1, else SHA-256: VICS lists a hash once), with
- * every path that held it in MediaFiles[], so that an examiner continues in
+ * every path that held it (hard links too) in MediaFiles[], so that an examiner continues in
  * Griffeye Analyze or IPED, and `imgtriage index import` reads it back.
  *
  * Category is Project VIC's: it comes only from a match on a list of the
@@ -26,12 +26,78 @@ typedef struct vmedia {
     size_t n_paths, cap_paths;
 } vmedia;
 
+/* A path already listed, for the hard links that name it later. */
+typedef struct pent {
+    const char *path;          /* owned by its media's paths[] */
+    size_t media;
+} pent;
+
 typedef struct vstate {
     vmedia *m;
     size_t n, cap;
     size_t *slots;             /* open addressing: media index + 1, 0 empty */
     size_t nslots;
+    pent *pt;                  /* open addressing by path; path NULL empty */
+    size_t npt, npt_slots;
 } vstate;
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+static int pt_rehash(vstate *s, size_t nslots)
+{
+    pent *np = imt__calloc(nslots, sizeof *np);
+    if (!np) return 0;
+    for (size_t i = 0; i < s->npt_slots; i++) {
+        if (!s->pt[i].path) continue;
+        size_t j = (size_t)str_hash(s->pt[i].path) & (nslots - 1);
+        while (np[j].path) j = (j + 1) & (nslots - 1);
+        np[j] = s->pt[i];
+    }
+    imt__free(s->pt);
+    s->pt = np;
+    s->npt_slots = nslots;
+    return 1;
+}
+
+/* The media index holding path, or (size_t)-1. */
+static size_t pt_find(const vstate *s, const char *path)
+{
+    size_t j = (size_t)str_hash(path) & (s->npt_slots - 1);
+    for (; s->pt[j].path; j = (j + 1) & (s->npt_slots - 1))
+        if (!strcmp(s->pt[j].path, path)) return s->pt[j].media;
+    return (size_t)-1;
+}
+
+static int pt_add(vstate *s, const char *path, size_t media)
+{
+    if (2 * (s->npt + 1) > s->npt_slots && !pt_rehash(s, 2 * s->npt_slots)) return 0;
+    size_t j = (size_t)str_hash(path) & (s->npt_slots - 1);
+    while (s->pt[j].path) j = (j + 1) & (s->npt_slots - 1);
+    s->pt[j] = (pent){path, media};
+    s->npt++;
+    return 1;
+}
+
+/* Add path to media v (index mi). */
+static imt_err add_path(vstate *s, vmedia *v, size_t mi, const char *path)
+{
+    if (v->n_paths == v->cap_paths) {
+        size_t nc = v->cap_paths ? v->cap_paths * 2 : 2, bytes;
+        if (!imt__mul_ok(nc, sizeof *v->paths, &bytes)) return IMT_E_NOMEM;
+        char **np = imt__realloc(v->paths, bytes);
+        if (!np) return IMT_E_NOMEM;
+        v->paths = np;
+        v->cap_paths = nc;
+    }
+    if (!(v->paths[v->n_paths] = imt__strdup(path))) return IMT_E_NOMEM;
+    v->n_paths++;
+    return pt_add(s, v->paths[v->n_paths - 1], mi) ? IMT_OK : IMT_E_NOMEM;
+}
 
 static uint64_t key_hash(const uint8_t *k)
 {
@@ -68,7 +134,8 @@ static int rehash(vstate *s, size_t nslots)
 static imt_err vics_begin(imt__conv *c)
 {
     vstate *s = imt__calloc(1, sizeof *s);
-    if (!s || !rehash(s, 1024)) {
+    if (!s || !rehash(s, 1024) || !pt_rehash(s, 1024)) {
+        if (s) imt__free(s->slots);
         imt__free(s);
         return IMT_E_NOMEM;
     }
@@ -88,6 +155,11 @@ static imt_err vics_record(imt__conv *c, const imt_scan_record *r)
 {
     vstate *s = c->st;
     uint8_t key[33];
+    if (r->type == IMT_ENTRY_HARDLINK && r->hardlink_of) {
+        /* another name of a file read earlier: one more MediaFile of it */
+        size_t mi = pt_find(s, r->hardlink_of);
+        return mi == (size_t)-1 ? IMT_OK : add_path(s, &s->m[mi], mi, r->path);
+    }
     if (!r->hash || !make_key(r->hash, key)) return IMT_OK;
     size_t j = (size_t)key_hash(key) & (s->nslots - 1);
     while (s->slots[j] && memcmp(s->m[s->slots[j] - 1].key, key, 33)) j = (j + 1) & (s->nslots - 1);
@@ -119,17 +191,7 @@ static imt_err vics_record(imt__conv *c, const imt_scan_record *r)
             v->category = r->matches[i].category;
         }
     }
-    if (v->n_paths == v->cap_paths) {
-        size_t nc = v->cap_paths ? v->cap_paths * 2 : 2, bytes;
-        if (!imt__mul_ok(nc, sizeof *v->paths, &bytes)) return IMT_E_NOMEM;
-        char **np = imt__realloc(v->paths, bytes);
-        if (!np) return IMT_E_NOMEM;
-        v->paths = np;
-        v->cap_paths = nc;
-    }
-    if (!(v->paths[v->n_paths] = imt__strdup(r->path))) return IMT_E_NOMEM;
-    v->n_paths++;
-    return IMT_OK;
+    return add_path(s, v, (size_t)(v - s->m), r->path);
 }
 
 static void put_media(imt__buf *b, const vmedia *v, size_t id)
@@ -217,6 +279,7 @@ static imt_err vics_end(imt__conv *c)
     }
     imt__free(s->m);
     imt__free(s->slots);
+    imt__free(s->pt);
     imt__free(s);
     c->st = NULL;
     return err;
