@@ -1,8 +1,9 @@
 /* engine/report/vics.c -- Project VIC VICS 2.0 case export: one case (the
  * report's) whose Media[] holds one media object per distinct file content
  * (keyed by MD5, else SHA-1, else SHA-256: VICS lists a hash once), with
- * every path that held it (hard links too) in MediaFiles[], so that an examiner continues in
- * Griffeye Analyze or IPED, and `imgtriage index import` reads it back.
+ * every path that held it (hard links too) in MediaFiles[], so that an
+ * examiner continues in Griffeye Analyze or IPED, and `imgtriage index
+ * import` reads it back.
  *
  * Category is Project VIC's: it comes only from a match on a list of the
  * projectvic scheme (the most severe alerting one, else informational,
