@@ -720,8 +720,13 @@ IMT_API imt_err imt_scan_estimate(const char *const *paths, size_t n_paths,
  * ---------------------------------------------------------------------- */
 typedef enum imt_report_format {
     IMT_REPORT_JSONL = 0,      /* header record, one record per entry, summary */
-    IMT_REPORT_CSV = 1         /* one row per entry and match; header and
+    IMT_REPORT_CSV = 1,        /* one row per entry and match; header and
                                   summary as '#'-prefixed JSON lines */
+    /* Written only by imt_report_convert (from a JSONL report): */
+    IMT_REPORT_DFXML = 2,      /* DFXML 2.0 (fileobjects; PDQ and matches in
+                                  the imgtriage namespace) */
+    IMT_REPORT_VICS = 3,       /* Project VIC VICS 2.0 case export (JSON) */
+    IMT_REPORT_HTML = 4        /* one self-contained page for people */
 } imt_report_format;
 
 typedef struct imt_report_opts {
@@ -789,6 +794,29 @@ IMT_API const char *imt_report_summary_text(imt_report *r);
 /** The last error of r as a sentence; "" if none. Never NULL. */
 IMT_API const char *imt_report_last_error(const imt_report *r);
 
+/** Convert the JSONL report at in_path into opts->format (any of
+ *  imt_report_format; opts->hits_only keeps the records with a hit), written
+ *  to out, without rescanning: records are read back into the scan
+ *  writer's record struct. The file is read twice (it must be a regular
+ *  file). JSONL and CSV need a report of the current report format. detail
+ *  (cap bytes, may be NULL) gets a sentence on a failure: IMT_E_IO,
+ *  IMT_E_PARSE (not a report, with the line), IMT_E_INVALID, IMT_E_WRITE,
+ *  IMT_E_NOMEM. */
+IMT_API imt_err imt_report_convert(const char *in_path, FILE *out, const imt_report_opts *opts,
+                                   char *detail, size_t cap);
+
+/** From the header of the JSONL report at path: the PATHs it scanned and
+ *  its index path (NULL if none), so that a caller can keep a converted
+ *  report out of the evidence and the index. Free with
+ *  imt_report_inputs_free. */
+typedef struct imt_report_inputs {
+    char **paths;
+    size_t n_paths;
+    char *index_path;
+} imt_report_inputs;
+IMT_API imt_err imt_report_inputs_read(imt_report_inputs *out, const char *path);
+IMT_API void imt_report_inputs_free(imt_report_inputs *in);
+
 /** Write s as a JSON string literal. Bytes that are not valid UTF-8 become
  *  \udcXX (Python's surrogateescape), so the original bytes can be
  *  recovered exactly. Returns 0, or -1 on a write error. */
@@ -796,7 +824,9 @@ IMT_API int imt_json_write_str(FILE *f, const char *s);
 
 /** Write s as a CSV field, always quoted: '"' doubled, '\\' as '\\\\', and
  *  control bytes (terminal escapes included) and bytes that are not valid
- *  UTF-8 as \\xNN, as in scan reports (lossless). 0, or -1 on a write error. */
+ *  UTF-8 as \\xNN, as in scan reports; a field starting with = + - @ or '
+ *  gets a leading ' so that no spreadsheet runs it as a formula (lossless:
+ *  drop one leading '). 0, or -1 on a write error. */
 IMT_API int imt_csv_write_str(FILE *f, const char *s);
 
 #ifdef __cplusplus

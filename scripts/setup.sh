@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev libwebp-dev libgif-dev liblmdb-dev
       libssl-dev libsqlite3-dev libyajl-dev libomp-dev clang libtiff-dev libtiff-tools
-      libclang-rt-dev python3 libjpeg-turbo-progs imagemagick webp gifsicle)
+      libclang-rt-dev python3 libjpeg-turbo-progs imagemagick webp gifsicle
+      libxml2-utils chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -30,6 +30,9 @@ static void usage(FILE *f)
 "      --force            overwrite an existing report FILE\n"
 "  -f, --format FMT       jsonl (default) or csv\n"
 "      --hits-only        only entries that match a list (header and summary kept)\n"
+"      --also FMT:FILE    when the scan ends, also write the JSONL --out report as\n"
+"                         FMT (csv, dfxml, vics, html; as 'imgtriage report') to\n"
+"                         FILE (checked like --out before the scan); repeatable\n"
 "      --device NAME      name of the device, for the report\n"
 "      --case ID          case identifier, for the report\n"
 "      --resume FILE      continue the interrupted scan whose JSONL report is FILE:\n"
@@ -53,7 +56,8 @@ static void usage(FILE *f)
 "\n"
 "Symbolic links are reported, never followed (a PATH that is a link is\n"
 "followed); FIFOs, sockets and devices are reported, never opened. Names that\n"
-"are not UTF-8 are written losslessly (JSON: \\udcXX per byte; CSV: \\xNN).\n"
+"are not UTF-8 are written losslessly (JSON: \\udcXX per byte; CSV: \\xNN, and\n"
+"a cell starting with = + - @ or ' gets a leading ', never a formula).\n"
 "Ctrl-C or SIGTERM stops cleanly within a second, even in the middle of a\n"
 "huge file: the report ends with a summary marked incomplete, and --resume\n"
 "continues it.\n"
@@ -190,7 +194,7 @@ int cmd_scan(int argc, char **argv)
 {
     enum {
         OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
-        OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE
+        OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE, OPT_ALSO
     };
     static const struct option longopts[] = {
         {"index", required_argument, NULL, 'x'},
@@ -199,6 +203,7 @@ int cmd_scan(int argc, char **argv)
         {"force", no_argument, NULL, OPT_FORCE},
         {"format", required_argument, NULL, 'f'},
         {"hits-only", no_argument, NULL, OPT_HITS},
+        {"also", required_argument, NULL, OPT_ALSO},
         {"device", required_argument, NULL, OPT_DEVICE},
         {"case", required_argument, NULL, OPT_CASE},
         {"resume", required_argument, NULL, OPT_RESUME},
@@ -219,6 +224,10 @@ int cmd_scan(int argc, char **argv)
     imt_report_opts_init(&ro);
     const char *index_path = NULL, *out_path = NULL, *resume = NULL;
     int no_index = 0, quiet = 0, force = 0, c, rc = CLI_EXIT_ERROR;
+    enum { MAX_ALSO = 8 };
+    struct { imt_report_format f; const char *path; cli_output co; } also[MAX_ALSO];
+    size_t n_also = 0;
+    memset(also, 0, sizeof also);
     unsigned long long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "x:o:f:t:m:qh", longopts, NULL)) != -1) {
@@ -232,6 +241,21 @@ int cmd_scan(int argc, char **argv)
             else { cli_err("scan: --format must be jsonl or csv, not '%s'", optarg); return CLI_EXIT_ERROR; }
             break;
         case OPT_HITS: ro.hits_only = 1; break;
+        case OPT_ALSO: {
+            static const struct { const char *name; imt_report_format f; } fm[] = {
+                {"csv:", IMT_REPORT_CSV}, {"dfxml:", IMT_REPORT_DFXML},
+                {"vics:", IMT_REPORT_VICS}, {"html:", IMT_REPORT_HTML}, {"jsonl:", IMT_REPORT_JSONL}};
+            size_t k = 0;
+            while (k < sizeof fm / sizeof fm[0] && strncmp(optarg, fm[k].name, strlen(fm[k].name))) k++;
+            if (k == sizeof fm / sizeof fm[0] || !optarg[strlen(fm[k].name)]) {
+                cli_err("scan: --also needs FORMAT:FILE (csv, dfxml, vics, html), not '%s'", optarg);
+                return CLI_EXIT_ERROR;
+            }
+            if (n_also == MAX_ALSO) { cli_err("scan: at most %d --also", MAX_ALSO); return CLI_EXIT_ERROR; }
+            also[n_also].f = fm[k].f;
+            also[n_also++].path = optarg + strlen(fm[k].name);
+            break;
+        }
         case OPT_DEVICE: ro.device = optarg; break;
         case OPT_CASE: ro.case_id = optarg; break;
         case OPT_RESUME: resume = optarg; break;
@@ -282,6 +306,10 @@ int cmd_scan(int argc, char **argv)
         cli_err("scan: --index and --no-index exclude each other");
         return CLI_EXIT_ERROR;
     }
+    if (n_also && (!out_path || ro.format != IMT_REPORT_JSONL)) {
+        cli_err("scan: --also converts the JSONL report: it needs --out FILE and --format jsonl");
+        return CLI_EXIT_ERROR;
+    }
     const char *const *paths = (const char *const *)(argv + optind);
     size_t n_paths = (size_t)(argc - optind);
 
@@ -318,6 +346,21 @@ int cmd_scan(int argc, char **argv)
         if (cli_open_output(out_path, paths, n_paths, index_path, force || in_place, &co, why,
                             sizeof why) != 0) {
             cli_err("scan: %s", why);
+            goto cleanup;
+        }
+    }
+    /* --also files: the same checks as --out, before anything is written;
+     * none may be the report or another --also file. */
+    for (size_t i = 0; i < n_also; i++) {
+        if (cli_open_output(also[i].path, paths, n_paths, index_path, force, &also[i].co, why,
+                            sizeof why) != 0) {
+            cli_err("scan: --also %s: %s", also[i].path, why);
+            goto cleanup;
+        }
+        int clash = !strcmp(also[i].co.resolved, co.resolved);
+        for (size_t j = 0; j < i; j++) clash |= !strcmp(also[i].co.resolved, also[j].co.resolved);
+        if (clash) {
+            cli_err("scan: --also %s: the same file as the report or another --also", also[i].path);
             goto cleanup;
         }
     }
@@ -409,6 +452,22 @@ int cmd_scan(int argc, char **argv)
                 strerror(close_errno));
         e = IMT_E_WRITE;
     }
+    /* The other formats, converted from the report just written. */
+    for (size_t i = 0; i < n_also && e == IMT_OK && !close_errno; i++) {
+        FILE *af = cli_output_open(&also[i].co, 0, why, sizeof why);
+        imt_report_opts aro;
+        imt_report_opts_init(&aro);
+        aro.format = also[i].f;
+        imt_err ae = af ? imt_report_convert(co.resolved, af, &aro, why, sizeof why) : IMT_E_IO;
+        if (af && fclose(af) != 0 && ae == IMT_OK) {
+            ae = IMT_E_WRITE;
+            snprintf(why, sizeof why, "%s", strerror(errno));
+        }
+        if (ae != IMT_OK) {
+            cli_err("scan: --also %s could not be written: %s", also[i].path, why);
+            e = ae;
+        }
+    }
     if (sum.hit_files) rc = CLI_EXIT_FOUND;
     else if (st != IMT_OK || e != IMT_OK || sum.errors) rc = CLI_EXIT_ERROR;
     else rc = CLI_EXIT_OK;
@@ -420,6 +479,7 @@ cleanup:
     imt_report_free(rep);
     imt_index_close(idx);
     cli_output_free(&co);
+    for (size_t i = 0; i < n_also; i++) cli_output_free(&also[i].co);
     free(cmdline);
     return rc;
 }

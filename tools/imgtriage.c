@@ -14,6 +14,8 @@ static void usage(FILE *f)
             "  hash PATH...     hash image files (directories are recursed)\n"
             "  index SUBCMD     build and query a known-hash index (imgtriage index --help)\n"
             "  scan PATH...     triage evidence against an index (imgtriage scan --help)\n"
+            "  report FMT FILE  a scan's JSONL report as jsonl, csv, dfxml, vics or html\n"
+            "                   (imgtriage report --help)\n"
             "\n"
             "Options:\n"
             "  -h, --help       show this help and exit\n"
@@ -42,6 +44,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "hash")) return cmd_hash(argc - 1, argv + 1);
     if (!strcmp(cmd, "index")) return cmd_index(argc - 1, argv + 1);
     if (!strcmp(cmd, "scan")) return cmd_scan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
     cli_err("unknown command '%s'; try 'imgtriage --help'", cmd);
     return CLI_EXIT_ERROR;
 }

@@ -131,6 +131,11 @@ void imt__buf_csv_str(imt__buf *b, const char *str)
 {
     const unsigned char *s = (const unsigned char *)(str ? str : "");
     imt__buf_put(b, "\"", 1);
+    /* A spreadsheet runs a cell starting with = + - @ as a formula (OWASP's
+     * CSV injection): such a cell gets a leading ', and so does one that
+     * starts with ' itself, so that dropping one leading ' gives the name
+     * back exactly. */
+    if (*s == '=' || *s == '+' || *s == '-' || *s == '@' || *s == '\'') imt__buf_put(b, "'", 1);
     while (*s) {
         unsigned c = *s;
         if (c == '"') {
@@ -154,6 +159,68 @@ void imt__buf_csv_str(imt__buf *b, const char *str)
         }
     }
     imt__buf_put(b, "\"", 1);
+}
+
+/* XML 1.0 forbids C0 controls but tab, LF, CR; and U+FFFE, U+FFFF. */
+static int xml_forbidden(const unsigned char *s, int n)
+{
+    if (n == 1) return s[0] < 0x20 && s[0] != '\t' && s[0] != '\n' && s[0] != '\r';
+    return n == 3 && s[0] == 0xEF && s[1] == 0xBF && (s[2] == 0xBE || s[2] == 0xBF);
+}
+
+int imt__buf_xml_str(imt__buf *b, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)(str ? str : "");
+    int lossy = 0;
+    while (*s) {
+        unsigned c = *s;
+        int n = utf8_len(s);
+        if (n == 0 || xml_forbidden(s, n)) {
+            imt__buf_puts(b, "\xEF\xBF\xBD"); /* U+FFFD */
+            lossy = 1;
+            s += n ? n : 1;
+            continue;
+        }
+        switch (c) {
+        case '<': imt__buf_puts(b, "&lt;"); break;
+        case '>': imt__buf_puts(b, "&gt;"); break;
+        case '&': imt__buf_puts(b, "&amp;"); break;
+        case '"': imt__buf_puts(b, "&quot;"); break;
+        case '\'': imt__buf_puts(b, "&#39;"); break;
+        /* as references, so that parsers keep them (attribute values and
+         * CR are normalised otherwise) */
+        case '\t': imt__buf_puts(b, "&#9;"); break;
+        case '\n': imt__buf_puts(b, "&#10;"); break;
+        case '\r': imt__buf_puts(b, "&#13;"); break;
+        default: imt__buf_put(b, s, (size_t)n);
+        }
+        s += n;
+    }
+    return lossy;
+}
+
+void imt__buf_html_str(imt__buf *b, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)(str ? str : "");
+    while (*s) {
+        unsigned c = *s;
+        int n = utf8_len(s);
+        if (n == 0 || c < 0x20 || c == 0x7f) {
+            imt__buf_printf(b, "\\x%02x", c);
+            s++;
+            continue;
+        }
+        switch (c) {
+        case '<': imt__buf_puts(b, "&lt;"); break;
+        case '>': imt__buf_puts(b, "&gt;"); break;
+        case '&': imt__buf_puts(b, "&amp;"); break;
+        case '"': imt__buf_puts(b, "&quot;"); break;
+        case '\'': imt__buf_puts(b, "&#39;"); break;
+        case '\\': imt__buf_puts(b, "\\\\"); break;
+        default: imt__buf_put(b, s, (size_t)n);
+        }
+        s += n;
+    }
 }
 
 void imt__buf_hex(imt__buf *b, const uint8_t *d, size_t n)

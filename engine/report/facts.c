@@ -7,6 +7,7 @@
  * trip record -> line -> facts for every kind of record. */
 #include "report.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f)
@@ -40,7 +41,7 @@ static yajl_val member(yajl_val o, const char *key, yajl_type t)
  * form of U+DCXX: ED B2/B3 xx, which valid UTF-8 never holds. Turn it back
  * into the byte, in place, so names and labels read back are the bytes that
  * were written (a resumed summary must not split a label in two). */
-static char *unescape(char *s)
+char *imt__json_unescape(char *s)
 {
     unsigned char *r = (unsigned char *)s, *w = r;
     while (*r) {
@@ -58,7 +59,7 @@ static char *unescape(char *s)
 static const char *str_member(yajl_val o, const char *key)
 {
     yajl_val v = member(o, key, yajl_t_string);
-    return v ? unescape(v->u.string) : NULL;
+    return v ? imt__json_unescape(v->u.string) : NULL;
 }
 
 static int true_member(yajl_val o, const char *key)
@@ -143,4 +144,104 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
     f->n_matches = n;
     *out = ms;
     return IMT_OK;
+}
+
+/* Lowercase or uppercase hex of exactly n bytes. */
+static int unhex(const char *s, uint8_t *d, size_t n)
+{
+    if (!s || strlen(s) != 2 * n) return 0;
+    for (size_t i = 0; i < 2 * n; i++) {
+        int c = (unsigned char)s[i], x;
+        if (c >= '0' && c <= '9') x = c - '0';
+        else if (c >= 'a' && c <= 'f') x = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') x = c - 'A' + 10;
+        else return 0;
+        if (i & 1) d[i / 2] = (uint8_t)(d[i / 2] | x);
+        else d[i / 2] = (uint8_t)(x << 4);
+    }
+    return 1;
+}
+
+static uint64_t u64_member(yajl_val o, const char *key, int *have)
+{
+    yajl_val x = member(o, key, yajl_t_number);
+    if (have) *have = x != NULL;
+    return x ? (uint64_t)YAJL_GET_INTEGER(x) : 0;
+}
+
+imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
+{
+    memset(out, 0, sizeof *out);
+    imt__rfacts f;
+    imt_err err = imt__facts_from_json(v, &f, &out->ms);
+    if (err) return err;
+    imt_scan_record *r = &out->rec;
+    imt_hash_result *h = &out->hash;
+    r->seq = u64_member(v, "seq", NULL);
+    r->path = str_member(v, "path");
+    if (!r->path) goto bad;
+    r->type = f.type;
+    r->status = f.status;
+    r->scan_error = f.scan_error;
+    r->detail = str_member(v, "detail");
+    if (!r->detail) r->detail = "";
+    int have;
+    r->size = u64_member(v, "size", &have);
+    if (have) { /* size, mtime, ctime, mode, uid, gid, inode, nlink: together */
+        r->have_stat = 1;
+        if (!parse_time(str_member(v, "mtime"), &r->mtime_s, &r->mtime_ns) ||
+            !parse_time(str_member(v, "ctime"), &r->ctime_s, &r->ctime_ns))
+            goto bad;
+        const char *mode = str_member(v, "mode");
+        char *end;
+        if (!mode || !*mode) goto bad;
+        r->mode = (uint32_t)strtoul(mode, &end, 8);
+        if (*end) goto bad;
+        r->uid = (uint32_t)u64_member(v, "uid", NULL);
+        r->gid = (uint32_t)u64_member(v, "gid", NULL);
+        r->inode = u64_member(v, "inode", NULL);
+        r->nlink = (uint32_t)u64_member(v, "nlink", NULL);
+    }
+    r->link_target = str_member(v, "link_target");
+    r->hardlink_of = str_member(v, "hardlink_of");
+    if (f.read) {
+        r->hash = h;
+        const char *fmt = str_member(v, "format");
+        for (int i = 0; fmt && i < IMT_FMT__COUNT; i++)
+            if (!strcmp(fmt, imt_format_name((imt_format)i))) h->format = (imt_format)i;
+        h->file_size = f.read_bytes;
+        h->width = (uint32_t)u64_member(v, "width", NULL);
+        h->height = (uint32_t)u64_member(v, "height", NULL);
+        const char *s;
+        if ((s = str_member(v, "md5"))) {
+            if (!unhex(s, h->md5, 16)) goto bad;
+            h->digests |= IMT_DIGEST_MD5;
+        }
+        if ((s = str_member(v, "sha1"))) {
+            if (!unhex(s, h->sha1, 20)) goto bad;
+            h->digests |= IMT_DIGEST_SHA1;
+        }
+        if ((s = str_member(v, "sha256"))) {
+            if (!unhex(s, h->sha256, 32)) goto bad;
+            h->digests |= IMT_DIGEST_SHA256;
+        }
+        if ((s = str_member(v, "pdq"))) {
+            if (imt_pdq_from_hex(&h->pdq[0], s, strlen(s)) != IMT_OK) goto bad;
+            h->has_pdq = 1;
+            h->n_pdq = 1;
+            h->quality = (int)u64_member(v, "quality", NULL);
+            h->partial = true_member(v, "partial");
+        }
+        h->changed = true_member(v, "changed_during_read");
+    }
+    r->known_good = f.known_good;
+    r->pdq_low_quality = f.low_quality;
+    r->matches = f.matches;
+    r->n_matches = f.n_matches;
+    r->matches_omitted = (size_t)u64_member(v, "matches_omitted", NULL);
+    return IMT_OK;
+bad:
+    imt__free(out->ms);
+    out->ms = NULL;
+    return IMT_E_PARSE;
 }

@@ -36,7 +36,7 @@ static void put_match_json(imt__buf *b, const imt_scan_match *m)
                     (unsigned long long)m->entry);
 }
 
-static void put_record_json(imt__buf *b, const imt_scan_record *rec)
+void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
 {
     imt__buf_printf(b, "{\"record\":\"file\",\"seq\":%llu,\"path\":",
                     (unsigned long long)rec->seq);
@@ -110,7 +110,7 @@ static void put_record_json(imt__buf *b, const imt_scan_record *rec)
     imt__buf_puts(b, "}\n");
 }
 
-static void put_record_csv(imt__buf *b, const imt_scan_record *rec)
+void imt__put_record_csv(imt__buf *b, const imt_scan_record *rec)
 {
     size_t rows = rec->n_matches ? rec->n_matches : 1;
     const imt_hash_result *h = rec->hash;
@@ -174,13 +174,6 @@ static void put_record_csv(imt__buf *b, const imt_scan_record *rec)
     }
 }
 
-static int has_hit(const imt_scan_record *rec)
-{
-    for (size_t i = 0; i < rec->n_matches; i++)
-        if (rec->matches[i].disposition == IMT_DISP_ALERT) return 1;
-    return 0;
-}
-
 int imt_report_record(void *report, const imt_scan_record *rec)
 {
     imt_report *r = report;
@@ -201,9 +194,54 @@ int imt_report_record(void *report, const imt_scan_record *rec)
         imt__report_fail(r, err, "cannot count a record: %s", imt_strerror(err));
         return 1;
     }
-    if (r->o.hits_only && !has_hit(rec)) return 0;
-    if (r->o.format == IMT_REPORT_CSV) put_record_csv(&r->line, rec);
-    else put_record_json(&r->line, rec);
+    if (r->o.hits_only && !imt__record_has_hit(rec)) return 0;
+    if (r->o.format == IMT_REPORT_CSV) imt__put_record_csv(&r->line, rec);
+    else imt__put_record_json(&r->line, rec);
     return imt__report_flush(r) != IMT_OK;
 }
 
+
+/* ---- conversion: the JSONL and CSV writers over records read back -------- */
+static imt_err jsonl_begin(imt__conv *c)
+{
+    const char *h = c->header_line;
+    /* The options' last members, as header.c writes them (a '"' not preceded
+     * by '\\' is never inside a string, so this cannot match a path). */
+    const char *opt = strstr(h, ",\"hits_only\":false,\"format\":\"jsonl\"}");
+    if (c->format == IMT_REPORT_CSV) imt__buf_puts(&c->b, "# ");
+    if (opt && (c->hits_only || c->format == IMT_REPORT_CSV)) {
+        imt__buf_put(&c->b, h, (size_t)(opt - h));
+        imt__buf_printf(&c->b, ",\"hits_only\":%s,\"format\":\"%s\"}",
+                        c->hits_only ? "true" : "false",
+                        c->format == IMT_REPORT_CSV ? "csv" : "jsonl");
+        imt__buf_puts(&c->b, opt + strlen(",\"hits_only\":false,\"format\":\"jsonl\"}"));
+    } else {
+        imt__buf_puts(&c->b, h);
+    }
+    if (c->format == IMT_REPORT_CSV)
+        imt__buf_puts(&c->b, IMT__CSV_COLUMNS);
+    return imt__conv_flush(c);
+}
+
+static imt_err jsonl_record(imt__conv *c, const imt_scan_record *rec)
+{
+    /* An older report's records hold less than this version writes (format
+     * 1: no list_id, no scan_error): they are copied as they are. Its CSV
+     * rows are whole (CSV has neither column). */
+    if (c->format == IMT_REPORT_JSONL && c->version != IMT__REPORT_FORMAT_VERSION)
+        imt__buf_puts(&c->b, c->record_line);
+    else if (c->format == IMT_REPORT_CSV) imt__put_record_csv(&c->b, rec);
+    else imt__put_record_json(&c->b, rec);
+    return imt__conv_flush(c);
+}
+
+static imt_err jsonl_end(imt__conv *c)
+{
+    if (c->failed || !c->summary_line) return IMT_OK;
+    if (c->format == IMT_REPORT_CSV) imt__buf_puts(&c->b, "# ");
+    imt__buf_puts(&c->b, c->summary_line);
+    return imt__conv_flush(c);
+}
+
+const imt__writer imt__writer_jsonl = {jsonl_begin, jsonl_record, jsonl_end};
+const imt__writer imt__writer_csv = {jsonl_begin, jsonl_record, jsonl_end};

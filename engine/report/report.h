@@ -11,6 +11,9 @@
  *   header.c   the handle, the audit header, imt_report_begin
  *   resume.c   reading an interrupted report back
  *   end.c      the summary record and the human summary (imt_report_end)
+ *   dfxml.c, vics.c, html.c   writers of converted reports (imt__writer)
+ *   convert.c  imgtriage report: a JSONL report read back record by record
+ *              (imt__record_from_json) and handed to a writer
  * Calls go from the files below write.c to it, to facts.c and summary.c;
  * record.c and header.c call into resume.c, and resume.c only calls down
  * (write.c, facts.c): no file calls back into one that calls it.
@@ -30,6 +33,11 @@
 /* The pdq_matching sentence of a low-quality hash begins with this; the
  * writer writes it and resume reads it back (facts.c). */
 #define IMT__LOWQ_PREFIX "skipped: quality "
+/* The CSV report's column line (header.c, and conversion in record.c). */
+#define IMT__CSV_COLUMNS                                                        \
+    "path,type,status,detail,size,mtime,ctime,format,width,height,md5,sha1,"    \
+    "sha256,pdq,quality,known_good,match_kind,list,scheme,category,"            \
+    "category_label,external_id,distance,variant,hardlink_of,link_target\n"
 #define IMT__KNOWN_GOOD_SKIP "skipped: known-good file"
 
 /* ---- facts: what the summary needs of one record ----------------------- */
@@ -55,6 +63,21 @@ void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f);
  * the members record.c writes for them. *ms (imt__malloc'd, strings
  * borrowed from v) holds the matches; free it with imt__free. */
 imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **ms);
+
+/* A whole record read back from its JSONL line: every member record.c
+ * writes, so that the writers below re-emit it unchanged. Strings are
+ * borrowed from the parsed line; ms is imt__malloc'd (imt__free it). */
+typedef struct imt__jrecord {
+    imt_scan_record rec;
+    imt_hash_result hash;      /* rec.hash points here for a file that was read */
+    imt_scan_match *ms;
+} imt__jrecord;
+
+imt_err imt__record_from_json(yajl_val v, imt__jrecord *out);
+
+/* A string yajl decoded in place: \udcXX (a byte that is not UTF-8) back
+ * into its byte. Returns s. */
+char *imt__json_unescape(char *s);
 
 /* ---- summary: pure accounting ------------------------------------------ */
 /* Matched files per (list id, category, label): lists are told apart by id,
@@ -163,5 +186,48 @@ void imt__put_str_or_null(imt__buf *b, const char *s);
 
 /* JSON values equal (object members in any order). */
 int imt__json_equal(yajl_val a, yajl_val b);
+
+/* ---- conversion of a JSONL report (convert.c) into a writer's format ----
+ * Writers (record.c: jsonl, csv; dfxml.c; vics.c; html.c) see the header
+ * and summary lines parsed, then every record (hits only when asked), as the
+ * scan's writer saw it. */
+typedef struct imt__conv {
+    FILE *out;
+    int format, hits_only;
+    int version;               /* the report's report_format */
+    const char *header_line;   /* raw, with its newline */
+    const char *summary_line;  /* raw, or NULL (an interrupted report) */
+    const char *record_line;   /* the raw line of the record being written */
+    yajl_val header, summary;  /* parsed; strings unescaped (summary may be NULL) */
+    imt__buf b;                /* built output, written by imt__conv_flush */
+    void *st;                  /* the writer's state */
+    int failed;                /* end: free st, write nothing */
+    char *why;
+    size_t cap;
+} imt__conv;
+
+typedef struct imt__writer {
+    imt_err (*begin)(imt__conv *c);
+    imt_err (*record)(imt__conv *c, const imt_scan_record *rec);
+    imt_err (*end)(imt__conv *c); /* also frees st, also after a failure */
+} imt__writer;
+
+extern const imt__writer imt__writer_jsonl, imt__writer_csv, imt__writer_dfxml,
+    imt__writer_vics, imt__writer_html;
+
+/* Write c->b and empty it (IMT_E_NOMEM / IMT_E_WRITE with why filled). */
+imt_err imt__conv_flush(imt__conv *c);
+
+/* A record has a match whose list alerts (a hit). */
+int imt__record_has_hit(const imt_scan_record *rec);
+
+/* Members of a parsed JSON object (NULL when absent or of another type). */
+yajl_val imt__jget(yajl_val o, const char *key, yajl_type t);
+const char *imt__jstr(yajl_val o, const char *key);
+
+/* The record writers of record.c, used by the scan's report and by
+ * conversion alike. */
+void imt__put_record_json(imt__buf *b, const imt_scan_record *rec);
+void imt__put_record_csv(imt__buf *b, const imt_scan_record *rec);
 
 #endif

@@ -61,3 +61,38 @@ int imt__json_equal(yajl_val a, yajl_val b)
     default: return 1; /* true, false, null */
     }
 }
+
+imt_err imt__conv_flush(imt__conv *c)
+{
+    imt__buf *b = &c->b;
+    if (b->oom) {
+        imt__buf_free(b);
+        imt__set_detail(c->why, c->cap, "out of memory building the output%s", "");
+        return IMT_E_NOMEM;
+    }
+    if (b->len && fwrite(b->p, 1, b->len, c->out) != b->len) {
+        imt__set_detail(c->why, c->cap, "cannot write the output: %s", strerror(errno));
+        return IMT_E_WRITE;
+    }
+    b->len = 0;
+    return IMT_OK;
+}
+
+int imt__record_has_hit(const imt_scan_record *rec)
+{
+    for (size_t i = 0; i < rec->n_matches; i++)
+        if (rec->matches[i].disposition == IMT_DISP_ALERT) return 1;
+    return 0;
+}
+
+yajl_val imt__jget(yajl_val o, const char *key, yajl_type t)
+{
+    const char *p[] = {key, NULL};
+    return o ? yajl_tree_get(o, p, t) : NULL;
+}
+
+const char *imt__jstr(yajl_val o, const char *key)
+{
+    yajl_val v = imt__jget(o, key, yajl_t_string);
+    return v ? v->u.string : NULL;
+}

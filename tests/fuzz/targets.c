@@ -619,6 +619,54 @@ int imt_fuzz_index_pagecheck(const uint8_t *data, size_t len)
     return 0;
 }
 
+/* imgtriage report: the input as a JSONL report, converted into every
+ * format; never a crash, and re-emitting as JSONL is idempotent (what one
+ * conversion wrote converts to itself). */
+static int convert_mem(const char *path, imt_report_format f, char **out, size_t *len)
+{
+    FILE *m = open_memstream(out, len);
+    FUZZ_CHECK(m != NULL, "open_memstream");
+    imt_report_opts o;
+    imt_report_opts_init(&o);
+    o.format = f;
+    char why[256];
+    imt_err e = imt_report_convert(path, m, &o, why, sizeof why);
+    fclose(m);
+    FUZZ_CHECK(e == IMT_OK || e == IMT_E_PARSE || e == IMT_E_INVALID || e == IMT_E_NOMEM,
+               "convert: %s", imt_err_name(e));
+    FUZZ_CHECK(e == IMT_OK || why[0], "failed without a reason");
+    return e == IMT_OK;
+}
+
+int imt_fuzz_report(const uint8_t *data, size_t len)
+{
+    char p1[] = "/tmp/imt-fuzz-report-XXXXXX", p2[] = "/tmp/imt-fuzz-report-XXXXXX";
+    int fd = mkstemp(p1);
+    FUZZ_CHECK(fd >= 0, "mkstemp");
+    FUZZ_CHECK(write(fd, data, len) == (ssize_t)len, "write");
+    close(fd);
+    char *out = NULL, *again = NULL;
+    size_t n = 0, n2 = 0;
+    for (int f = IMT_REPORT_CSV; f <= IMT_REPORT_HTML; f++) {
+        convert_mem(p1, (imt_report_format)f, &out, &n);
+        free(out);
+        out = NULL;
+    }
+    if (convert_mem(p1, IMT_REPORT_JSONL, &out, &n)) {
+        fd = mkstemp(p2);
+        FUZZ_CHECK(fd >= 0, "mkstemp");
+        FUZZ_CHECK(write(fd, out, n) == (ssize_t)n, "write");
+        close(fd);
+        FUZZ_CHECK(convert_mem(p2, IMT_REPORT_JSONL, &again, &n2), "its own output refused");
+        FUZZ_CHECK(n == n2 && !memcmp(out, again, n), "JSONL re-emission is not idempotent");
+        unlink(p2);
+    }
+    free(out);
+    free(again);
+    unlink(p1);
+    return 0;
+}
+
 const imt_fuzz_target imt_fuzz_targets[] = {
     {"jpeg", imt_fuzz_jpeg},
     {"png", imt_fuzz_png},
@@ -639,6 +687,7 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"index_open", imt_fuzz_index_open},
     {"index_pagecheck", imt_fuzz_index_pagecheck},
     {"policy", imt_fuzz_policy},
+    {"report", imt_fuzz_report},
     {NULL, NULL},
 };
 
