@@ -149,6 +149,13 @@ IMT_API void imt_pdq_to_hex(const imt_pdq *h, char *out);
 /** Parse exactly 64 hex digits (either case). IMT_E_PARSE otherwise. */
 IMT_API imt_err imt_pdq_from_hex(imt_pdq *h, const char *hex, size_t len);
 
+/** Decode exactly 2*nbytes hex digits (either case) of hex[0..len) into
+ *  out[0..nbytes): the one hex decoder of digests (MD5, SHA-1, SHA-256) and
+ *  PDQ hashes. Returns IMT_OK, IMT_E_HASH_LENGTH when len != 2*nbytes, or
+ *  IMT_E_NOT_HEX at a character that is not a hex digit (out is then
+ *  partly written). Thread-safe; no allocation. */
+IMT_API imt_err imt_hex_decode(uint8_t *out, size_t nbytes, const char *hex, size_t len);
+
 /** Hamming distance between two hashes, 0..256. */
 IMT_API int imt_pdq_distance(const imt_pdq *a, const imt_pdq *b);
 

@@ -32,6 +32,22 @@ static void test_sniff(void)
     CHECK(!imt_format_decodable(IMT_FMT_JXL));
 }
 
+/* The one hex decoder: both cases, exact length, the error of each failure. */
+static void test_hex_decode(void)
+{
+    uint8_t d[4];
+    CHECK(imt_hex_decode(d, 4, "DeadBEEF", 8) == IMT_OK);
+    CHECK(d[0] == 0xde && d[1] == 0xad && d[2] == 0xbe && d[3] == 0xef);
+    CHECK(imt_hex_decode(d, 4, "00ff7f80", 8) == IMT_OK);
+    CHECK(d[0] == 0x00 && d[1] == 0xff && d[2] == 0x7f && d[3] == 0x80);
+    CHECK(imt_hex_decode(d, 4, "deadbee", 7) == IMT_E_HASH_LENGTH);
+    CHECK(imt_hex_decode(d, 4, "deadbeef0", 9) == IMT_E_HASH_LENGTH);
+    CHECK(imt_hex_decode(d, 4, "deadbeeg", 8) == IMT_E_NOT_HEX);
+    CHECK(imt_hex_decode(d, 4, "dead beef", 8) == IMT_E_NOT_HEX);
+    CHECK(imt_hex_decode(d, 0, "", 0) == IMT_OK);
+    CHECK(imt_hex_decode(NULL, 4, "deadbeef", 8) != IMT_OK);
+}
+
 static void test_pdq_hex(void)
 {
     const char *s = "d8f8f0cee0f4a84f0637022a078f67f0b36e2ed596621e1d33e6339c4e9c9b22";
@@ -94,6 +110,7 @@ int main(void)
     imt_tune_allocator(); /* public, callable once at start; results unchanged */
     test_errors();
     test_sniff();
+    test_hex_decode();
     test_pdq_hex();
     test_hasher_digests();
     return tu_done("test_api");

@@ -446,7 +446,7 @@ static void api_misc(void)
     /* import refuses while a cursor is open */
     CHECK(imt_index_import(idx, f1, &io, &st) == IMT_E_BUSY);
     uint8_t md5[16];
-    REQUIRE(idx_parse_hex("0cc175b9c0f1b6a831c399e269772661", 32, md5, 16) == IMT_OK);
+    REQUIRE(imt_hex_decode(md5, 16, "0cc175b9c0f1b6a831c399e269772661", 32) == IMT_OK);
     const imt_match *m;
     size_t n;
     CHECK(imt_query_digest(c, IMT_KIND_MD5, md5, &m, &n) == IMT_OK && n == 1);

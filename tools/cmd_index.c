@@ -143,25 +143,6 @@ static void usage_query(FILE *f)
 "info or ignore (see 'index import --help').\n");
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int parse_hex(const char *s, uint8_t *out, size_t n)
-{
-    if (strlen(s) != 2 * n) return 0;
-    for (size_t i = 0; i < n; i++) {
-        int a = hexval(s[2 * i]), b = hexval(s[2 * i + 1]);
-        if (a < 0 || b < 0) return 0;
-        out[i] = (uint8_t)(a << 4 | b);
-    }
-    return 1;
-}
-
 static int open_index(imt_index **idx, const char *path, int writable, int create)
 {
     imt_index_opts o;
@@ -598,7 +579,7 @@ static int do_query(int argc, char **argv)
         } else {
             uint8_t d[32];
             imt_hash_kind k = len == 32 ? IMT_KIND_MD5 : len == 40 ? IMT_KIND_SHA1 : IMT_KIND_SHA256;
-            if ((len != 32 && len != 40 && len != 64) || !parse_hex(a, d, len / 2)) {
+            if ((len != 32 && len != 40 && len != 64) || imt_hex_decode(d, len / 2, a, len) != IMT_OK) {
                 cli_err("'%s' is not a PDQ hash or an MD5/SHA-1/SHA-256 digest", a);
                 rc = CLI_EXIT_ERROR;
                 break;

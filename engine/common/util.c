@@ -84,3 +84,19 @@ void imt__set_detail(char *buf, size_t cap, const char *fmt, ...)
     vsnprintf(buf, cap, fmt, ap);
     va_end(ap);
 }
+
+imt_err imt_hex_decode(uint8_t *out, size_t nbytes, const char *hex, size_t len)
+{
+    if (!out || !hex || nbytes > SIZE_MAX / 2 || len != 2 * nbytes) return IMT_E_HASH_LENGTH;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)hex[i];
+        int x;
+        if (c >= '0' && c <= '9') x = c - '0';
+        else if (c >= 'a' && c <= 'f') x = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') x = c - 'A' + 10;
+        else return IMT_E_NOT_HEX;
+        if (i & 1) out[i / 2] = (uint8_t)(out[i / 2] | x);
+        else out[i / 2] = (uint8_t)(x << 4);
+    }
+    return IMT_OK;
+}

@@ -12,22 +12,10 @@ void imt_pdq_to_hex(const imt_pdq *h, char *out)
     out[IMT_PDQ_HEX_LEN] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 imt_err imt_pdq_from_hex(imt_pdq *h, const char *hex, size_t len)
 {
-    if (!h || !hex || len != IMT_PDQ_HEX_LEN) return IMT_E_PARSE;
-    for (int i = 0; i < 32; i++) {
-        int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
-        if (a < 0 || b < 0) return IMT_E_PARSE;
-        h->bytes[i] = (uint8_t)(a << 4 | b);
-    }
+    if (!h || !hex || imt_hex_decode(h->bytes, sizeof h->bytes, hex, len) != IMT_OK)
+        return IMT_E_PARSE;
     return IMT_OK;
 }
 

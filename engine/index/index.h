@@ -200,8 +200,6 @@ imt_err idx_sink_fail_at(idx_sink *s, uint64_t line, imt_err e, const char *fmt,
 const char *idx_sink_path(const idx_sink *s);
 void idx_sink_set_version(idx_sink *s, const char *version);
 
-/* Hex digits -> bytes; returns IMT_OK, IMT_E_HASH_LENGTH or IMT_E_NOT_HEX. */
-imt_err idx_parse_hex(const char *s, size_t len, uint8_t *out, size_t nbytes);
 
 /* ---- import internals ----------------------------------------------------
  * Files and calls, one way (no cycles):

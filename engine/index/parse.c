@@ -102,7 +102,7 @@ static imt_err bad_hex(idx_sink *s, uint64_t line, imt_err e, const char *what,
 static imt_err hex_field(idx_sink *s, uint64_t line, const char *what, const char *tok,
                          size_t len, uint8_t *out, size_t nbytes, int *ok)
 {
-    imt_err e = idx_parse_hex(tok, len, out, nbytes);
+    imt_err e = imt_hex_decode(out, nbytes, tok, len);
     *ok = e == IMT_OK;
     if (e == IMT_OK) return IMT_OK;
     return bad_hex(s, line, e, what, tok, len, nbytes);

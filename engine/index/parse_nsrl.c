@@ -97,7 +97,7 @@ static int col_hash(idx_sink *s, sqlite3_stmt *st, int col, uint64_t row, uint8_
     const char *t = (const char *)sqlite3_column_text(st, col);
     int n = sqlite3_column_bytes(st, col);
     if (!t || n == 0) return 0;
-    imt_err e = idx_parse_hex(t, (size_t)n, out, nb);
+    imt_err e = imt_hex_decode(out, nb, t, (size_t)n);
     if (e == IMT_OK) return 1;
     if (e == IMT_E_HASH_LENGTH)
         *err = idx_sink_bad(s, row, e, "row %llu: %s must have %zu hex digits, '%.80s' has %d",

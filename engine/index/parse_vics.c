@@ -184,7 +184,7 @@ static imt_err emit(vstate *v, media *m)
     for (int i = 0; i < 4; i++) {
         if (!f[i].txt[0]) continue;
         size_t n = strlen(f[i].txt);
-        imt_err e = idx_parse_hex(f[i].txt, n, f[i].out, f[i].nb);
+        imt_err e = imt_hex_decode(f[i].out, f[i].nb, f[i].txt, n);
         if (e == IMT_E_HASH_LENGTH)
             return idx_sink_bad(s, f[i].line, e, "%s must have %zu hex digits, '%.80s' has %zu",
                                 f[i].what, 2 * f[i].nb, f[i].txt, n);

@@ -213,20 +213,3 @@ imt_err idx_sink_fail(idx_sink *s, imt_err e, const char *fmt, ...)
     return e;
 }
 
-imt_err idx_parse_hex(const char *s, size_t len, uint8_t *out, size_t nbytes)
-{
-    if (len != 2 * nbytes) return IMT_E_HASH_LENGTH;
-    for (size_t i = 0; i < nbytes; i++) {
-        int v[2];
-        for (int k = 0; k < 2; k++) {
-            char c = s[2 * i + (size_t)k];
-            if (c >= '0' && c <= '9') v[k] = c - '0';
-            else if (c >= 'a' && c <= 'f') v[k] = c - 'a' + 10;
-            else if (c >= 'A' && c <= 'F') v[k] = c - 'A' + 10;
-            else return IMT_E_NOT_HEX;
-        }
-        out[i] = (uint8_t)(v[0] << 4 | v[1]);
-    }
-    return IMT_OK;
-}
-

@@ -149,17 +149,7 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
 /* Lowercase or uppercase hex of exactly n bytes. */
 static int unhex(const char *s, uint8_t *d, size_t n)
 {
-    if (!s || strlen(s) != 2 * n) return 0;
-    for (size_t i = 0; i < 2 * n; i++) {
-        int c = (unsigned char)s[i], x;
-        if (c >= '0' && c <= '9') x = c - '0';
-        else if (c >= 'a' && c <= 'f') x = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') x = c - 'A' + 10;
-        else return 0;
-        if (i & 1) d[i / 2] = (uint8_t)(d[i / 2] | x);
-        else d[i / 2] = (uint8_t)(x << 4);
-    }
-    return 1;
+    return s && imt_hex_decode(d, n, s, strlen(s)) == IMT_OK;
 }
 
 static uint64_t u64_member(yajl_val o, const char *key, int *have)
