@@ -8,6 +8,7 @@
 struct imt_decoder {
     imt_jpeg_state *jpeg;
     imt_png_state *png;
+    imt_heif_state *heif;
 };
 
 imt_err imt__decoder_create(imt_decoder **out)
@@ -22,6 +23,7 @@ void imt__decoder_free(imt_decoder *d)
     if (!d) return;
     imt__jpeg_state_free(d->jpeg);
     imt__png_state_free(d->png);
+    imt__heif_state_free(d->heif);
     imt__free(d);
 }
 
@@ -39,6 +41,9 @@ imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,
         return imt__jpeg_decode(&d->jpeg, r, mode, lim, out, detail, cap);
     case IMT_FMT_PNG:
         return imt__png_decode(&d->png, r, mode, lim, out, detail, cap);
+    case IMT_FMT_HEIF:
+    case IMT_FMT_AVIF:
+        return imt__heif_decode(&d->heif, r, mode, lim, out, detail, cap);
     case IMT_FMT_UNKNOWN:
         imt__set_detail(detail, cap, "no known image signature");
         return IMT_E_NOT_IMAGE;

@@ -72,6 +72,11 @@ imt_err imt__png_decode(imt_png_state **st, const imt_reader *r, imt_pdq_mode mo
                         const imt_decode_limits *lim, imt_luma *out,
                         char *detail, size_t cap);
 void imt__png_state_free(imt_png_state *st);
+typedef struct imt_heif_state imt_heif_state; /* HEIF/HEIC and AVIF (heif.c) */
+imt_err imt__heif_decode(imt_heif_state **st, const imt_reader *r, imt_pdq_mode mode,
+                         const imt_decode_limits *lim, imt_luma *out,
+                         char *detail, size_t cap);
+void imt__heif_state_free(imt_heif_state *st);
 
 /* ---- leaf helpers the format decoders share (limits.c, resample.c) ---- */
 

@@ -53,5 +53,6 @@ const char *imt_format_name(imt_format fmt)
 
 int imt_format_decodable(imt_format fmt)
 {
-    return fmt == IMT_FMT_JPEG || fmt == IMT_FMT_PNG;
+    return fmt == IMT_FMT_JPEG || fmt == IMT_FMT_PNG || fmt == IMT_FMT_HEIF ||
+           fmt == IMT_FMT_AVIF;
 }

@@ -1,0 +1,377 @@
+/* engine/decode/heif.c -- HEIF/HEIC and AVIF -> luma plane, through libheif.
+ *
+ * libheif reads a whole file from memory (ISO-BMFF boxes point anywhere in
+ * the file), so the reader's bytes are gathered into one buffer, at most
+ * IMT_HEIF_MAX_FILE bytes. A fresh heif_context per file: nothing of one
+ * file's parse outlives it.
+ *
+ * Limits before any pixel buffer: libheif's own per-context limit
+ * (heif_context_set_maximum_image_size_limit, which it applies to every
+ * 'ispe' and to a grid's declared output size while parsing, before tiles
+ * are decoded), then the primary image's size (after its transforms) and
+ * its 'ispe' size against --max-dimension / --max-pixels and
+ * IMT_HEIF_MAX_PIXELS. libheif decodes the whole picture at once (a grid
+ * is assembled into one full-size image), it cannot stream rows: memory is
+ * about 3 bytes a pixel while it decodes, hence the extra pixel cap.
+ * The deadline is checked before and after the decode (libheif 1.15 has no
+ * way to stop a decode once started).
+ *
+ * Compat mode reproduces ImageMagick 6.9.11-60 (coders/heic.c, which reads
+ * HEIC and AVIF alike): the primary image, decoded with libheif's default
+ * transforms (irot/imir/clap applied, as the reference: it never sets
+ * heic:preserve-orientation), convert_hdr_to_8bit, as YCbCr 4:2:0 planes;
+ * auxiliary images (alpha, depth, gain maps) and thumbnails are not read.
+ * ImageMagick stores pixel (x, y) as the quantums Y[y][x], Cb[y/2][x/2],
+ * Cr[y/2][x/2] (nearest chroma, whatever nclx says: matrix and range are
+ * ignored) in a YCbCr image, and its YCbCr -> sRGB transform (colorspace.c
+ * ConvertYPbPrToRGB in double, ClampToQuantum) runs when the PNM is
+ * written. The 8-bit PNM is grey (PGM, luma = the value) when every pixel
+ * has R == G == B, as for JPEG.
+ *
+ * One deliberate difference, as png.c does for 16-bit PNG: for a 10/12-bit
+ * image ImageMagick writes the PNM with maxval 1023/4095 and CImg keeps the
+ * low byte of each sample, which is noise. We hash the 8-bit samples, what
+ * `convert FILE -depth 8 pnm:-` writes.
+ *
+ * Fast mode gives the same plane as compat. libheif 1.15 has no scaled
+ * decode (heif_decoding_options has no scale), the HEVC/AV1 decode is
+ * nearly all of the time, and the embedded thumbnail is not used in its
+ * place: it is a separately coded picture that may show something else
+ * (an edit after capture), so a hash of it is not a hash of the image.
+ */
+#include "decode.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <libheif/heif.h>
+
+/* The most bytes of one HEIF file gathered for libheif. */
+#ifndef IMT_HEIF_MAX_FILE
+#define IMT_HEIF_MAX_FILE ((uint64_t)256 << 20)
+#endif
+/* The most pixels libheif is asked to decode (48 MP iPhone HEIFs pass;
+ * ~3 bytes a pixel of libheif/decoder memory: ~400 MB at the cap). */
+#ifndef IMT_HEIF_MAX_PIXELS
+#define IMT_HEIF_MAX_PIXELS ((uint64_t)1 << 27)
+#endif
+
+struct imt_heif_state {
+    uint8_t *file;          /* the file's bytes */
+    size_t file_cap;
+    uint8_t *keep;          /* compat: the kept pixels, 3 bytes each */
+    size_t keep_cap;
+    float *pix;
+    size_t pix_cap;
+    int xmap[512], ymap[512];
+    int inited;             /* heif_init succeeded */
+};
+
+static imt_err grow(void **p, size_t *cap, size_t bytes)
+{
+    if (bytes <= *cap) return IMT_OK;
+    void *q = imt__realloc(*p, bytes);
+    if (!q) return IMT_E_NOMEM;
+    *p = q;
+    *cap = bytes;
+    return IMT_OK;
+}
+
+void imt__heif_state_free(imt_heif_state *st)
+{
+    if (!st) return;
+    if (st->inited) heif_deinit();
+    imt__free(st->file);
+    imt__free(st->keep);
+    imt__free(st->pix);
+    imt__free(st);
+}
+
+/* Gather every byte of the reader; *n gets the count. */
+static imt_err slurp(imt_heif_state *st, const imt_reader *r, size_t *n, char *detail,
+                     size_t cap)
+{
+    size_t len = 0;
+    for (;;) {
+        const uint8_t *d = NULL;
+        size_t k = 0;
+        imt_err e = r->pull(r->ctx, &d, &k);
+        if (e != IMT_OK) {
+            imt__set_detail(detail, cap, "read failed: %s", imt_strerror(e));
+            return e;
+        }
+        if (k == 0) break;
+        if ((uint64_t)len + k > IMT_HEIF_MAX_FILE) {
+            imt__set_detail(detail, cap, "HEIF file over %llu bytes (the most read into memory)",
+                            (unsigned long long)IMT_HEIF_MAX_FILE);
+            return IMT_E_TOO_LARGE;
+        }
+        if (len + k > st->file_cap) {
+            size_t want = st->file_cap ? st->file_cap : 64 * 1024;
+            while (want < len + k) want *= 2;
+            if (want > IMT_HEIF_MAX_FILE) want = (size_t)IMT_HEIF_MAX_FILE;
+            if (grow((void **)&st->file, &st->file_cap, want) != IMT_OK) {
+                imt__set_detail(detail, cap, "out of memory reading a HEIF file");
+                return IMT_E_NOMEM;
+            }
+        }
+        memcpy(st->file + len, d, k);
+        len += k;
+    }
+    *n = len;
+    return IMT_OK;
+}
+
+/* libheif's error as ours. */
+static imt_err heif_err(struct heif_error he, const char *what, char *detail, size_t cap)
+{
+    imt_err e;
+    if (he.subcode == heif_suberror_Security_limit_exceeded) he.code = heif_error_Ok;
+    switch (he.code) {
+    case heif_error_Ok: /* a limit */
+        e = IMT_E_TOO_LARGE;
+        break;
+    case heif_error_Memory_allocation_error:
+        e = IMT_E_NOMEM;
+        break;
+    case heif_error_Unsupported_filetype:
+    case heif_error_Unsupported_feature:
+    case heif_error_Plugin_loading_error:
+        e = IMT_E_UNSUPPORTED;
+        break;
+    case heif_error_Invalid_input:
+        e = he.subcode == heif_suberror_End_of_data ? IMT_E_TRUNCATED : IMT_E_CORRUPT;
+        break;
+    default:
+        e = IMT_E_CORRUPT;
+        break;
+    }
+    imt__set_detail(detail, cap, "libheif: %s: %s", what,
+                    he.message ? he.message : "error");
+    return e;
+}
+
+/* ImageMagick Q16: quantum of an 8-bit sample, X = QuantumScale*q, the
+ * YPbPr -> RGB expression, ClampToQuantum, then ScaleQuantumToChar. */
+static inline uint8_t im_clamp8(double v)
+{
+    unsigned q;
+    if (!(v > 0.0)) q = 0;
+    else if (v >= 65535.0) q = 65535;
+    else q = (unsigned)(v + 0.5);
+    return (uint8_t)(((q + 128u) - ((q + 128u) >> 8)) >> 8);
+}
+
+static inline void im_ycc_rgb(uint8_t y8, uint8_t cb8, uint8_t cr8, uint8_t rgb[3])
+{
+    const double qs = 1.0 / 65535.0;
+    double Y = qs * (double)(257u * y8), Pb = qs * (double)(257u * cb8),
+           Pr = qs * (double)(257u * cr8);
+    rgb[0] = im_clamp8(65535.0 * (0.99999999999914679361 * Y - 1.2188941887145875e-06 * (Pb - 0.5) +
+                                  1.4019995886561440468 * (Pr - 0.5)));
+    rgb[1] = im_clamp8(65535.0 * (0.99999975910502514331 * Y - 0.34413567816504303521 * (Pb - 0.5) -
+                                  0.71413649331646789076 * (Pr - 0.5)));
+    rgb[2] = im_clamp8(65535.0 * (1.00000124040004623180 * Y + 1.77200006607230409200 * (Pb - 0.5) +
+                                  2.1453384174593273e-06 * (Pr - 0.5)));
+}
+
+/* The plane from the decoded Y/Cb/Cr 4:2:0 planes (see the file comment). */
+static imt_err make_plane(imt_heif_state *st, const struct heif_image *img, imt_luma *out,
+                          char *detail, size_t cap)
+{
+    int sy = 0, scb = 0, scr = 0;
+    const uint8_t *py = heif_image_get_plane_readonly(img, heif_channel_Y, &sy);
+    const uint8_t *pcb = heif_image_get_plane_readonly(img, heif_channel_Cb, &scb);
+    const uint8_t *pcr = heif_image_get_plane_readonly(img, heif_channel_Cr, &scr);
+    int W = heif_image_get_width(img, heif_channel_Y);
+    int H = heif_image_get_height(img, heif_channel_Y);
+    int cw = heif_image_get_width(img, heif_channel_Cb);
+    int ch = heif_image_get_height(img, heif_channel_Cb);
+    int cw2 = heif_image_get_width(img, heif_channel_Cr);
+    int ch2 = heif_image_get_height(img, heif_channel_Cr);
+    if (!py || !pcb || !pcr || W <= 0 || H <= 0 || cw < (W + 1) / 2 || ch < (H + 1) / 2 ||
+        cw2 < (W + 1) / 2 || ch2 < (H + 1) / 2 ||
+        heif_image_get_bits_per_pixel_range(img, heif_channel_Y) != 8) {
+        imt__set_detail(detail, cap, "libheif returned no 8-bit YCbCr 4:2:0 planes");
+        return IMT_E_UNSUPPORTED;
+    }
+    out->width = (uint32_t)W;
+    out->height = (uint32_t)H;
+    int cols = imt__compat_side((uint32_t)W, (uint32_t)W, (uint32_t)H);
+    int rows = imt__compat_side((uint32_t)H, (uint32_t)W, (uint32_t)H);
+    size_t n = (size_t)rows * (size_t)cols;
+    if (grow((void **)&st->keep, &st->keep_cap, n * 3) != IMT_OK ||
+        grow((void **)&st->pix, &st->pix_cap, n * sizeof(float)) != IMT_OK) {
+        imt__set_detail(detail, cap, "out of memory");
+        return IMT_E_NOMEM;
+    }
+    imt__nn_map(W, cols, st->xmap);
+    imt__nn_map(H, rows, st->ymap);
+
+    /* Kept pixels first; then, unless one of them is already not grey, every
+     * pixel until the first that is not. */
+    int all_grey = 1;
+    for (int r = 0; r < rows; r++) {
+        int y = st->ymap[r];
+        for (int c = 0; c < cols; c++) {
+            int x = st->xmap[c];
+            uint8_t *k = st->keep + 3 * ((size_t)r * (size_t)cols + (size_t)c);
+            im_ycc_rgb(py[(size_t)y * (size_t)sy + (size_t)x],
+                       pcb[(size_t)(y / 2) * (size_t)scb + (size_t)(x / 2)],
+                       pcr[(size_t)(y / 2) * (size_t)scr + (size_t)(x / 2)], k);
+            if (k[0] != k[1] || k[1] != k[2]) all_grey = 0;
+        }
+    }
+    for (int y = 0; y < H && all_grey; y++) {
+        const uint8_t *ry = py + (size_t)y * (size_t)sy;
+        const uint8_t *rcb = pcb + (size_t)(y / 2) * (size_t)scb;
+        const uint8_t *rcr = pcr + (size_t)(y / 2) * (size_t)scr;
+        for (int x = 0; x < W; x++) {
+            uint8_t k[3];
+            im_ycc_rgb(ry[x], rcb[x / 2], rcr[x / 2], k);
+            if (k[0] != k[1] || k[1] != k[2]) {
+                all_grey = 0;
+                break;
+            }
+        }
+    }
+    const uint8_t *k = st->keep;
+    for (size_t i = 0; i < n; i++) {
+        if (all_grey)
+            st->pix[i] = (float)k[3 * i];
+        else
+            st->pix[i] = imt__luma_r * k[3 * i] + imt__luma_g * k[3 * i + 1] +
+                         imt__luma_b * k[3 * i + 2];
+    }
+    out->pix = st->pix;
+    out->rows = rows;
+    out->cols = cols;
+    return IMT_OK;
+}
+
+imt_err imt__heif_decode(imt_heif_state **stp, const imt_reader *r, imt_pdq_mode mode,
+                         const imt_decode_limits *lim, imt_luma *out, char *detail,
+                         size_t cap)
+{
+    imt_err err = IMT_OK;
+    struct heif_context *ctx = NULL;
+    struct heif_image_handle *hd = NULL;
+    struct heif_image *img = NULL;
+    struct heif_decoding_options *dopt = NULL;
+    struct heif_error he;
+    size_t len = 0;
+    (void)mode; /* both modes give the same plane: see the file comment */
+    if (!stp || !r || !lim || !out) return IMT_E_INVALID;
+    if (!*stp) {
+        *stp = imt__calloc(1, sizeof **stp);
+        if (!*stp) {
+            imt__set_detail(detail, cap, "out of memory creating the HEIF decoder");
+            return IMT_E_NOMEM;
+        }
+        he = heif_init(NULL);
+        if (he.code != heif_error_Ok) {
+            err = heif_err(he, "init", detail, cap);
+            goto cleanup;
+        }
+        (*stp)->inited = 1;
+    }
+    imt_heif_state *st = *stp;
+    IMT_TRY(slurp(st, r, &len, detail, cap));
+    if (len == 0) {
+        imt__set_detail(detail, cap, "empty HEIF file");
+        err = IMT_E_TRUNCATED;
+        goto cleanup;
+    }
+
+    ctx = heif_context_alloc();
+    if (!ctx) {
+        imt__set_detail(detail, cap, "libheif: out of memory");
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    {
+        /* libheif checks width*height against this squared, per image and
+         * grid, while parsing: a side limit that also bounds the pixels. */
+        uint64_t px = IMT_HEIF_MAX_PIXELS;
+        if (lim->max_pixels && lim->max_pixels < px) px = lim->max_pixels;
+        uint64_t side = 1;
+        while ((side + 1) * (side + 1) <= px) side++;
+        heif_context_set_maximum_image_size_limit(ctx, (int)side);
+    }
+    he = heif_context_read_from_memory_without_copy(ctx, st->file, len, NULL);
+    if (he.code != heif_error_Ok) {
+        err = heif_err(he, "reading the file", detail, cap);
+        goto cleanup;
+    }
+    he = heif_context_get_primary_image_handle(ctx, &hd);
+    if (he.code != heif_error_Ok) {
+        err = heif_err(he, "primary image", detail, cap);
+        goto cleanup;
+    }
+    {
+        int w = heif_image_handle_get_width(hd), h = heif_image_handle_get_height(hd);
+        int iw = heif_image_handle_get_ispe_width(hd), ih = heif_image_handle_get_ispe_height(hd);
+        out->width = w > 0 ? (uint32_t)w : 0;
+        out->height = h > 0 ? (uint32_t)h : 0;
+        if (w <= 0 || h <= 0) {
+            imt__set_detail(detail, cap, "HEIF primary image of %dx%d pixels", w, h);
+            err = IMT_E_CORRUPT;
+            goto cleanup;
+        }
+        IMT_TRY(imt__check_dims((uint64_t)w, (uint64_t)h, lim, "HEIF", detail, cap));
+        if (iw > 0 && ih > 0)
+            IMT_TRY(imt__check_dims((uint64_t)iw, (uint64_t)ih, lim, "HEIF (ispe)", detail, cap));
+        uint64_t big = (uint64_t)(iw > w ? iw : w) * (uint64_t)(ih > h ? ih : h);
+        if (big > IMT_HEIF_MAX_PIXELS) {
+            imt__set_detail(detail, cap,
+                            "HEIF claims %dx%d pixels, over the %llu pixels decoded at once",
+                            w, h, (unsigned long long)IMT_HEIF_MAX_PIXELS);
+            err = IMT_E_TOO_LARGE;
+            goto cleanup;
+        }
+    }
+    if (lim->deadline_ms && imt__now_ms() > lim->deadline_ms) {
+        imt__set_detail(detail, cap, "HEIF decoding over the time budget");
+        err = IMT_E_TIMEOUT;
+        goto cleanup;
+    }
+    dopt = heif_decoding_options_alloc();
+    if (!dopt) {
+        imt__set_detail(detail, cap, "libheif: out of memory");
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    dopt->convert_hdr_to_8bit = 1;
+    he = heif_decode_image(hd, &img, heif_colorspace_YCbCr, heif_chroma_420, dopt);
+    if (he.code != heif_error_Ok) {
+        err = heif_err(he, "decoding", detail, cap);
+        goto cleanup;
+    }
+    if (lim->deadline_ms && imt__now_ms() > lim->deadline_ms) {
+        imt__set_detail(detail, cap, "HEIF decoding over the time budget");
+        err = IMT_E_TIMEOUT;
+        goto cleanup;
+    }
+    {
+        int w = heif_image_get_width(img, heif_channel_Y);
+        int h = heif_image_get_height(img, heif_channel_Y);
+        if (w <= 0 || h <= 0 || (uint64_t)w * (uint64_t)h > IMT_HEIF_MAX_PIXELS) {
+            imt__set_detail(detail, cap, "libheif returned a %dx%d image", w, h);
+            err = IMT_E_CORRUPT;
+            goto cleanup;
+        }
+    }
+    err = make_plane(st, img, out, detail, cap);
+
+cleanup:
+    if (img) heif_image_release(img);
+    if (dopt) heif_decoding_options_free(dopt);
+    if (hd) heif_image_handle_release(hd);
+    if (ctx) heif_context_free(ctx);
+    if (err != IMT_OK) {
+        out->pix = NULL;
+        out->rows = out->cols = 0;
+        out->partial = 0;
+    }
+    return err;
+}
