@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Regenerate the HEIF/AVIF test images and the reference hasher's CSV.
+# Tools: ImageMagick 6.9.11 convert, heif-enc (libheif 1.15.1, x265 / aom),
+# python3, and the reference hasher built from facebook/ThreatExchange pdq/cpp
+# against Debian's ImageMagick (REF=path/to/pdq-photo-hasher).
+#
+# heif-enc 1.15 cannot write grid (tiled) images, irot/imir transforms or
+# 10-bit AVIF (aom 3.6 asserts): transform.py adds irot/imir by hand; there
+# is no grid image here (see tests/test_decode_heif.c).
+set -euo pipefail
+cd "$(dirname "$0")"
+REF=${REF:-/work/notes/ref/pdq/cpp/pdq-photo-hasher}
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+convert -size 640x480 -seed 7 plasma: -depth 8 "$t/p8.png"
+convert -size 640x480 -seed 7 plasma: "$t/p16.png"          # 16-bit: heif-enc makes 10-bit
+convert -size 333x251 -seed 11 plasma:red-blue -depth 8 "$t/odd.png"
+convert -size 300x300 gradient:black-white -depth 8 -colorspace Gray "$t/g.png"
+convert -size 480x360 -seed 5 plasma: -depth 8 \( -size 480x360 radial-gradient: \) \
+        -alpha off -compose copy_opacity -composite "$t/a.png"
+convert -size 320x200 -seed 9 plasma: -depth 8 "$t/o.png"
+convert -size 120x90 -seed 13 plasma: -depth 8 "$t/small.png"
+heif-enc -q 50 "$t/p8.png" -o p8.heic                        # > 512: the 512x512 resize
+heif-enc -A -q 50 "$t/p8.png" -o p8.avif
+heif-enc -q 50 "$t/p16.png" -o p10.heic                      # 10-bit HEVC
+heif-enc -q 90 "$t/odd.png" -o odd.heic                      # odd sides (chroma rounding)
+heif-enc -A -q 90 "$t/odd.png" -o odd.avif
+heif-enc -L -p chroma=444 --matrix_coefficients=0 "$t/small.png" -o lossless.heic
+heif-enc -A -L -p chroma=444 --matrix_coefficients=0 "$t/small.png" -o lossless.avif
+heif-enc -q 90 "$t/g.png" -o grey.heic                       # monochrome: PGM path
+heif-enc -q 50 "$t/a.png" -o alpha.heic                      # alpha auxiliary image
+heif-enc -A -q 50 "$t/a.png" -o alpha.avif
+heif-enc -q 50 -t 96 "$t/p8.png" -o thumb.heic              # with a thumbnail item
+heif-enc -q 90 "$t/o.png" -o orient.heic
+python3 transform.py orient.heic rot90.heic --irot 1
+python3 transform.py orient.heic rot270-mir.heic --irot 3 --imir 1
+python3 transform.py orient.heic mir.heic --imir 0
+python3 transform.py p8.heic p8-rot90.heic --irot 1
+files=(p8.heic p8.avif odd.heic odd.avif lossless.heic lossless.avif grey.heic alpha.heic
+       alpha.avif thumb.heic orient.heic rot90.heic rot270-mir.heic mir.heic p8-rot90.heic)
+( cd . && "$REF" "${files[@]}" ) > ref.csv
+# 10-bit: the reference writes a maxval-1023 PNM whose low bytes CImg keeps
+# (noise); imgtriage hashes the 8-bit samples instead, what the reference
+# gives for `convert p10.heic -depth 8` (heif.c's file comment).
+convert p10.heic -depth 8 "$t/p10.ppm"
+"$REF" "$t/p10.ppm" | sed 's#,[^,]*$#,p10.heic#' > ref-depth8.csv
+"$REF" p10.heic > ref-10bit-as-shipped.csv
+# The reference's float luma planes (images of at most 512x512): a check
+# finer than the hash (luma.py: ImageMagick's PNM, the reference's expression).
+python3 luma.py odd.heic odd.avif grey.heic rot270-mir.heic alpha.avif lossless.heic > luma.csv
