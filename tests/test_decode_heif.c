@@ -5,13 +5,15 @@
  * this decoder:
  *  - compat mode gives every reference hash and quality bit for bit
  *    (8-bit HEIC and AVIF, odd sides, lossless RGB, monochrome, alpha,
- *    a thumbnail item, irot/imir transforms, the 512x512 resize);
+ *    a thumbnail item, irot/imir transforms, the 512x512 resize, grids as
+ *    iPhones write them: hidden tiles, cropped output, a rotated grid);
  *  - the one named difference: the 10-bit p10.heic, compared with the
  *    reference's hash of `convert p10.heic -depth 8` (ref-depth8.csv), and
  *    checked to differ from the shipped reference's low-byte noise
  *    (ref-10bit-as-shipped.csv), so a change of that choice is seen;
  *  - fast mode within 10 bits of the reference for quality >= 80.
- * No grid (tiled) image: heif-enc 1.15 cannot write one (make.sh).
+ * heif-enc 1.15 writes no grids or transforms: make.sh adds them by box
+ * surgery (grid.py, transform.py), and the reference reads them as shown.
  * Robustness: every truncation of a file gives an error or a hash, never a
  * crash; limits refuse before decoding; a decoder reused after errors and
  * other files gives the same answer (fresh state per file). */
@@ -111,6 +113,10 @@ static void test_reference(void)
     imt_hash_result r;
     hash_path(compat, "rot90.heic", &r);
     CHECKF(r.width == 200 && r.height == 320, "rot90: %ux%u", r.width, r.height);
+    hash_path(compat, "grid-rot90.heic", &r);
+    CHECKF(r.width == 480 && r.height == 640, "grid-rot90: %ux%u", r.width, r.height);
+    hash_path(compat, "grid-crop.heic", &r);
+    CHECKF(r.width == 601 && r.height == 455, "grid-crop: %ux%u", r.width, r.height);
     hash_path(compat, "orient.heic", &r);
     CHECKF(r.width == 320 && r.height == 200, "orient: %ux%u", r.width, r.height);
     imt_hasher_free(compat);
@@ -190,6 +196,16 @@ static void test_truncation_limits_state(void)
     CHECK(l.rows == 512 && l.cols == 512);
     REQUIRE(decode(d, a, na, &lim, &l, detail) == IMT_OK);
     CHECK(sum_plane(&l) == sa);
+
+    /* A grid declaring 60000x60000 over 'ispe' 128x128: refused from the
+     * grid header, before libheif allocates. */
+    size_t ng = 0;
+    uint8_t *g = tu_read_file(DATA "bomb-grid-60000.heic", &ng);
+    REQUIRE(g != NULL);
+    CHECK(decode(d, g, ng, &lim, &l, detail) == IMT_E_TOO_LARGE);
+    CHECKF(strstr(detail, "grid claims 60000x60000") != NULL, "detail: %s", detail);
+    CHECK(l.width == 60000 && l.height == 60000);
+    free(g);
     imt__decoder_free(d);
     free(a);
     free(b);

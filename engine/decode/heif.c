@@ -122,6 +122,180 @@ static imt_err slurp(imt_heif_state *st, const imt_reader *r, size_t *n, char *d
     return IMT_OK;
 }
 
+/* ---- the primary item's grid header, read before libheif decodes -------
+ * libheif 1.15 allocates a grid's output at the size its 'grid' data
+ * declares, which the 'ispe' property need not agree with (a 640x480 'ispe'
+ * over a 10000x10000 grid decoded to 10000x10000), and its public API does
+ * not show the grid data. So the boxes that lead to it are read here:
+ * meta -> pitm (the primary id), iinf (its type), iloc (where its data is:
+ * the file, or idat). Every read is bounds-checked; anything malformed
+ * returns 0 (not a grid we can read) and libheif then judges the file. */
+typedef struct bmff {
+    const uint8_t *p;
+    size_t n;
+} bmff;
+
+static uint64_t be(const uint8_t *p, int k)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < k; i++) v = v << 8 | p[i];
+    return v;
+}
+
+/* The box at off within [0, end): its type, payload start and end. */
+static int next_box(const bmff *f, size_t off, size_t end, char type[5], size_t *pay,
+                    size_t *bend)
+{
+    if (end > f->n || off > end || end - off < 8) return 0;
+    uint64_t size = be(f->p + off, 4);
+    size_t hdr = 8;
+    memcpy(type, f->p + off + 4, 4);
+    type[4] = '\0';
+    if (size == 1) {
+        if (end - off < 16) return 0;
+        size = be(f->p + off + 8, 8);
+        hdr = 16;
+    } else if (size == 0) {
+        size = end - off;
+    }
+    if (size < hdr || size > end - off) return 0;
+    *pay = off + hdr;
+    *bend = off + (size_t)size;
+    return 1;
+}
+
+static int find_box(const bmff *f, size_t off, size_t end, const char *want, size_t *pay,
+                    size_t *bend)
+{
+    char t[5];
+    size_t p, e;
+    while (next_box(f, off, end, t, &p, &e)) {
+        if (!memcmp(t, want, 4)) {
+            *pay = p;
+            *bend = e;
+            return 1;
+        }
+        off = e;
+    }
+    return 0;
+}
+
+#define NEED(k) do { if (q > end || end - q < (size_t)(k)) return 0; } while (0)
+
+/* 1 and the output size when the primary item is a grid or an overlay
+ * ('iovl', whose canvas libheif allocates the same way) whose header is
+ * readable; *ntiles: the grid's tiles (0 for an overlay). */
+static int primary_grid_size(const bmff *f, uint64_t *w, uint64_t *h, uint32_t *ntiles)
+{
+    size_t mp, me, p, e, q, end;
+    if (!find_box(f, 0, f->n, "meta", &mp, &me) || me - mp < 4) return 0;
+    mp += 4; /* full box */
+    /* pitm */
+    if (!find_box(f, mp, me, "pitm", &p, &e) || e - p < 6) return 0;
+    uint32_t primary = f->p[p] == 0 ? (uint32_t)be(f->p + p + 4, 2)
+                       : (e - p >= 8 ? (uint32_t)be(f->p + p + 4, 4) : 0);
+    /* iinf: the primary's type */
+    if (!find_box(f, mp, me, "iinf", &p, &e) || e - p < 6) return 0;
+    q = p + 4 + (f->p[p] == 0 ? 2 : 4);
+    end = e;
+    int is_grid = 0, is_iovl = 0, found = 0;
+    char t[5];
+    size_t ip, ie;
+    while (!found && next_box(f, q, end, t, &ip, &ie)) {
+        q = ie;
+        if (memcmp(t, "infe", 4) || ie - ip < 4) continue;
+        int v = f->p[ip];
+        size_t r = ip + 4;
+        uint32_t id;
+        if (v == 2 && ie - r >= 8) {
+            id = (uint32_t)be(f->p + r, 2);
+            r += 4;
+        } else if (v == 3 && ie - r >= 10) {
+            id = (uint32_t)be(f->p + r, 4);
+            r += 6;
+        } else {
+            continue;
+        }
+        if (id == primary) {
+            found = 1;
+            is_grid = !memcmp(f->p + r, "grid", 4);
+            is_iovl = !memcmp(f->p + r, "iovl", 4);
+        }
+    }
+    if (!is_grid && !is_iovl) return 0;
+    /* iloc: the primary's data */
+    if (!find_box(f, mp, me, "iloc", &p, &e) || e - p < 8) return 0;
+    int v = f->p[p];
+    if (v > 2) return 0;
+    q = p + 4;
+    end = e;
+    NEED(2);
+    int osz = f->p[q] >> 4, lsz = f->p[q] & 15, bsz = f->p[q + 1] >> 4;
+    int isz = v >= 1 ? (f->p[q + 1] & 15) : 0;
+    if (osz > 8 || lsz > 8 || bsz > 8 || isz > 8) return 0;
+    q += 2;
+    uint32_t count;
+    NEED(v < 2 ? 2 : 4);
+    count = (uint32_t)be(f->p + q, v < 2 ? 2 : 4);
+    q += v < 2 ? 2 : 4;
+    for (uint32_t i = 0; i < count; i++) {
+        NEED(v < 2 ? 2 : 4);
+        uint32_t id = (uint32_t)be(f->p + q, v < 2 ? 2 : 4);
+        q += v < 2 ? 2 : 4;
+        int cm = 0;
+        if (v >= 1) {
+            NEED(2);
+            cm = (int)(be(f->p + q, 2) & 15);
+            q += 2;
+        }
+        NEED(2 + bsz + 2);
+        uint64_t base = be(f->p + q + 2, bsz);
+        q += 2 + (size_t)bsz;
+        uint32_t ne = (uint32_t)be(f->p + q, 2);
+        q += 2;
+        uint64_t off0 = 0, len0 = 0;
+        for (uint32_t k = 0; k < ne; k++) {
+            NEED(isz + osz + lsz);
+            uint64_t off = be(f->p + q + isz, osz), len = be(f->p + q + isz + osz, lsz);
+            if (k == 0) {
+                off0 = off;
+                len0 = len;
+            }
+            q += (size_t)(isz + osz + lsz);
+        }
+        if (id != primary) continue;
+        if (ne < 1) return 0;
+        const uint8_t *src;
+        uint64_t avail;
+        if (cm == 0) {
+            src = f->p;
+            avail = f->n;
+        } else if (cm == 1) {
+            size_t dp, de;
+            if (!find_box(f, mp, me, "idat", &dp, &de)) return 0;
+            src = f->p + dp;
+            avail = de - dp;
+        } else {
+            return 0;
+        }
+        uint64_t at = base + off0;
+        if (at < base || at > avail || avail - at < 8 || (len0 && len0 < 8)) return 0;
+        const uint8_t *g = src + at;
+        if (g[0] != 0) return 0;
+        int wide = g[1] & 1;
+        /* grid: version, flags, rows-1, columns-1, width, height;
+         * iovl: version, flags, four 16-bit fill values, width, height */
+        size_t at_size = is_grid ? 4 : 10;
+        if (avail - at < at_size + (wide ? 8 : 4)) return 0;
+        *ntiles = is_grid ? ((uint32_t)g[2] + 1) * ((uint32_t)g[3] + 1) : 0;
+        *w = be(g + at_size, wide ? 4 : 2);
+        *h = be(g + at_size + (wide ? 4 : 2), wide ? 4 : 2);
+        return 1;
+    }
+    return 0;
+}
+#undef NEED
+
 /* libheif's error as ours. */
 static imt_err heif_err(struct heif_error he, const char *what, char *detail, size_t cap)
 {
@@ -290,13 +464,33 @@ imt_err imt__heif_decode(imt_heif_state **stp, const imt_reader *r, imt_pdq_mode
         goto cleanup;
     }
     {
-        /* libheif checks width*height against this squared, per image and
-         * grid, while parsing: a side limit that also bounds the pixels. */
-        uint64_t px = IMT_HEIF_MAX_PIXELS;
-        if (lim->max_pixels && lim->max_pixels < px) px = lim->max_pixels;
-        uint64_t side = 1;
-        while ((side + 1) * (side + 1) <= px) side++;
-        heif_context_set_maximum_image_size_limit(ctx, (int)side);
+        /* libheif's own limit is per side (it refuses a side at or over it
+         * in every 'ispe' and grid while parsing and decoding), a second
+         * line behind the pixel checks below: the largest side allowed. */
+        uint64_t side = lim->max_dimension ? lim->max_dimension : 100000;
+        if (side > 65535) side = 65535;
+        heif_context_set_maximum_image_size_limit(ctx, (int)side + 1);
+    }
+    {
+        /* A grid's (or overlay's) declared output size, before libheif
+         * allocates it: a canvas over its limit made libheif 1.15 crash
+         * (an unchecked allocation) rather than fail. */
+        bmff f = {st->file, len};
+        uint64_t gw = 0, gh = 0;
+        uint32_t nt = 0; /* tiles: libheif decodes them one by one */
+        if (primary_grid_size(&f, &gw, &gh, &nt)) {
+            out->width = gw > UINT32_MAX ? UINT32_MAX : (uint32_t)gw;
+            out->height = gh > UINT32_MAX ? UINT32_MAX : (uint32_t)gh;
+            IMT_TRY(imt__check_dims(gw, gh, lim, "HEIF grid", detail, cap));
+            if (gw * gh > IMT_HEIF_MAX_PIXELS) {
+                imt__set_detail(detail, cap,
+                                "HEIF grid claims %llux%llu pixels, over the %llu pixels "
+                                "decoded at once", (unsigned long long)gw,
+                                (unsigned long long)gh, (unsigned long long)IMT_HEIF_MAX_PIXELS);
+                err = IMT_E_TOO_LARGE;
+                goto cleanup;
+            }
+        }
     }
     he = heif_context_read_from_memory_without_copy(ctx, st->file, len, NULL);
     if (he.code != heif_error_Ok) {

@@ -5,8 +5,8 @@
 # against Debian's ImageMagick (REF=path/to/pdq-photo-hasher).
 #
 # heif-enc 1.15 cannot write grid (tiled) images, irot/imir transforms or
-# 10-bit AVIF (aom 3.6 asserts): transform.py adds irot/imir by hand; there
-# is no grid image here (see tests/test_decode_heif.c).
+# 10-bit AVIF (aom 3.6 asserts): grid.py and transform.py add grids and
+# irot/imir by hand (box surgery on heif-enc's output); no 10-bit AVIF.
 set -euo pipefail
 cd "$(dirname "$0")"
 REF=${REF:-/work/notes/ref/pdq/cpp/pdq-photo-hasher}
@@ -23,7 +23,7 @@ convert -size 120x90 -seed 13 plasma: -depth 8 "$t/small.png"
 heif-enc -q 50 "$t/p8.png" -o p8.heic                        # > 512: the 512x512 resize
 heif-enc -A -q 50 "$t/p8.png" -o p8.avif
 heif-enc -q 50 "$t/p16.png" -o p10.heic                      # 10-bit HEVC
-heif-enc -q 90 "$t/odd.png" -o odd.heic                      # odd sides (chroma rounding)
+heif-enc -q 70 "$t/odd.png" -o odd.heic                      # odd sides (chroma rounding)
 heif-enc -A -q 90 "$t/odd.png" -o odd.avif
 heif-enc -L -p chroma=444 --matrix_coefficients=0 "$t/small.png" -o lossless.heic
 heif-enc -A -L -p chroma=444 --matrix_coefficients=0 "$t/small.png" -o lossless.avif
@@ -36,7 +36,26 @@ python3 transform.py orient.heic rot90.heic --irot 1
 python3 transform.py orient.heic rot270-mir.heic --irot 3 --imir 1
 python3 transform.py orient.heic mir.heic --imir 0
 python3 transform.py p8.heic p8-rot90.heic --irot 1
-files=(p8.heic p8.avif odd.heic odd.avif lossless.heic lossless.avif grey.heic alpha.heic
+# Grids (heif-enc writes the tiles as separate images; grid.py joins them as
+# iPhones do: hidden tiles, a 'grid' primary item).
+convert -size 640x480 -seed 21 plasma: -depth 8 "$t/big.png"
+convert "$t/big.png" -crop 320x240 +repage -depth 8 "$t/tile_%d.png"
+heif-enc -q 30 "$t"/tile_{0,1,2,3}.png -o "$t/tiles.heic"
+python3 grid.py "$t/tiles.heic" grid.heic 2 2 640 480
+python3 grid.py "$t/tiles.heic" grid-crop.heic 2 2 601 455     # output cropped
+python3 transform.py grid.heic grid-rot90.heic --irot 1
+convert -size 400x300 -seed 23 plasma: -depth 8 "$t/mid.png"
+convert "$t/mid.png" -crop 200x150 +repage -depth 8 "$t/mtile_%d.png"
+heif-enc -q 50 "$t"/mtile_{0,1,2,3}.png -o "$t/mtiles.heic"
+python3 grid.py "$t/mtiles.heic" grid-small.heic 2 2 390 290   # <= 512: luma.csv
+# Bombs (tests/test_bombs.c): four 64x64 tiles under grids that declare
+# 60000x60000 and 10000x10000 while their 'ispe' says 128x128.
+convert -size 128x128 -seed 25 plasma: -depth 8 "$t/b.png"
+convert "$t/b.png" -crop 64x64 +repage -depth 8 "$t/btile_%d.png"
+heif-enc -q 30 "$t"/btile_{0,1,2,3}.png -o "$t/btiles.heic"
+python3 grid.py "$t/btiles.heic" bomb-grid-60000.heic 2 2 60000 60000 128 128
+python3 grid.py "$t/btiles.heic" bomb-grid-10000.heic 2 2 10000 10000 128 128
+files=(grid.heic grid-crop.heic grid-rot90.heic grid-small.heic p8.heic p8.avif odd.heic odd.avif lossless.heic lossless.avif grey.heic alpha.heic
        alpha.avif thumb.heic orient.heic rot90.heic rot270-mir.heic mir.heic p8-rot90.heic)
 ( cd . && "$REF" "${files[@]}" ) > ref.csv
 # 10-bit: the reference writes a maxval-1023 PNM whose low bytes CImg keeps
@@ -47,4 +66,4 @@ convert p10.heic -depth 8 "$t/p10.ppm"
 "$REF" p10.heic > ref-10bit-as-shipped.csv
 # The reference's float luma planes (images of at most 512x512): a check
 # finer than the hash (luma.py: ImageMagick's PNM, the reference's expression).
-python3 luma.py odd.heic odd.avif grey.heic rot270-mir.heic alpha.avif lossless.heic > luma.csv
+python3 luma.py grid-small.heic odd.heic odd.avif grey.heic rot270-mir.heic alpha.avif lossless.heic > luma.csv
