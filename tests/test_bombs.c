@@ -30,6 +30,16 @@
  *                                                             (both modes: fast mode decodes
  *                                                             it at 3/8, every scan read)
  *   timeout        a 1 ms budget on the no-limit JPEG      -> timeout, reported per file
+ *   heif-grid-60000 a HEIC grid of four 64x64 tiles declaring a 60000x60000 canvas
+ *                  under a 128x128 'ispe' (tests/data/heif/make.sh)
+ *                                                          -> too-large from the grid
+ *                                                             header, with and without
+ *                                                             limits, no allocation
+ *   heif-grid-10000 the same declaring 10000x10000 (under the limits): libheif
+ *                  decodes the canvas whole (it cannot stream)
+ *                                                          -> hashes, peak under
+ *                                                             IMT_HEIF_MAX_PIXELS' bound;
+ *                                                             too-large at --max-dimension 5000
  */
 #include "imgtriage.h"
 #include "testutil.h"
@@ -596,6 +606,27 @@ int main(int argc, char **argv)
         free(j3.p);
         free(j4.p);
         free(j5.p);
+    }
+
+    /* ---- HEIF grids ---------------------------------------------------------- */
+    {
+        const char *g60 = IMT_SOURCE_DIR "/tests/data/heif/bomb-grid-60000.heic";
+        const char *g10 = IMT_SOURCE_DIR "/tests/data/heif/bomb-grid-10000.heic";
+        require_decodes(IMT_SOURCE_DIR "/tests/data/heif/odd.heic");
+        for (int m = 0; m < 2; m++) {
+            bomb("heif-grid-60000", g60, modes[m], defpx, defdim, 60000, "too-large",
+                 "grid claims 60000x60000", 60000.0 * 60000.0 * 1.5 / 1048576.0);
+            bomb("heif-grid-60000", g60, modes[m], 0, 0, 60000, "too-large",
+                 "grid claims 60000x60000", 60000.0 * 60000.0 * 1.5 / 1048576.0);
+            bomb("heif-grid-10000", g10, modes[m], defpx, 5000, 60000, "too-large",
+                 "grid claims 10000x10000", 1e8 * 1.5 / 1048576.0);
+        }
+        /* Within the limits: decoded whole by libheif (4:2:0 canvas plus the
+         * tiles), ~165 MB at 100 Mpixels; IMT_HEIF_MAX_PIXELS (2^27) bounds it. */
+        g_extra_mb = 256;
+        bomb("heif-grid-10000", g10, "compat", defpx, defdim, 60000, "ok", NULL,
+             1e8 * 1.5 / 1048576.0);
+        g_extra_mb = 0;
     }
 
     /* Clean up the temporary files. */

@@ -255,6 +255,13 @@ int imt_fuzz_png(const uint8_t *data, size_t len)
     return image_target(data, len);
 }
 
+/* HEIF/HEIC and AVIF: libheif behind heif.c, and heif.c's own reading of
+ * the primary item's grid header (pitm/iinf/iloc/idat) before it. */
+int imt_fuzz_heif(const uint8_t *data, size_t len)
+{
+    return image_target(data, len);
+}
+
 /* Format sniffing, and the whole pipeline on bytes of any format: dispatch,
  * the not-an-image and unsupported paths, digests of every byte. */
 int imt_fuzz_sniff(const uint8_t *data, size_t len)
@@ -547,6 +554,7 @@ int imt_fuzz_index_pagecheck(const uint8_t *data, size_t len)
 const imt_fuzz_target imt_fuzz_targets[] = {
     {"jpeg", imt_fuzz_jpeg},
     {"png", imt_fuzz_png},
+    {"heif", imt_fuzz_heif},
     {"sniff", imt_fuzz_sniff},
     {"list_auto", imt_fuzz_list_auto},
     {"list_pdq_csv", imt_fuzz_list_pdq_csv},
