@@ -1,9 +1,10 @@
 /*
  * imgtriage.h -- the one public header of libimgtriage.
  *
- * imgtriage triages seized media for known imagery: it decodes JPEG and PNG
- * files, computes PDQ perceptual hashes (256 bits, Meta's open standard) and
- * cryptographic digests (MD5, SHA-1, SHA-256) of the file bytes, and matches
+ * imgtriage triages seized media for known imagery: it decodes JPEG, PNG,
+ * HEIF/HEIC and AVIF files, computes PDQ perceptual hashes (256 bits, Meta's
+ * open standard) and cryptographic digests (MD5, SHA-1, SHA-256) of the file
+ * bytes, and matches
  * them against an index of known hashes.
  *
  * Conventions (see STYLE.md):
@@ -126,7 +127,7 @@ IMT_API imt_format imt_sniff(const void *data, size_t len);
 /** "jpeg", "png", "gif", ... ; "unknown" for IMT_FMT_UNKNOWN. Never NULL. */
 IMT_API const char *imt_format_name(imt_format fmt);
 
-/** Non-zero when this build decodes fmt (JPEG and PNG). */
+/** Non-zero when this build decodes fmt (JPEG, PNG, HEIF, AVIF). */
 IMT_API int imt_format_decodable(imt_format fmt);
 
 /* ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ static void usage(FILE *f)
 "Compute PDQ perceptual hashes (and optionally MD5/SHA-1/SHA-256 digests) of\n"
 "image files. Directories are recursed (symbolic links inside them are not\n"
 "followed). The format is sniffed from the bytes, never the file name.\n"
+"Decoded formats: JPEG, PNG, HEIF/HEIC, AVIF.\n"
 "\n"
 "Options:\n"
 "  -m, --mode MODE        fast (default): decode only what the hash needs;\n"
