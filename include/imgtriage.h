@@ -4,8 +4,7 @@
  * imgtriage triages seized media for known imagery: it decodes JPEG, PNG,
  * HEIF/HEIC and AVIF files, computes PDQ perceptual hashes (256 bits, Meta's
  * open standard) and cryptographic digests (MD5, SHA-1, SHA-256) of the file
- * bytes, and matches
- * them against an index of known hashes.
+ * bytes, and matches them against an index of known hashes.
  *
  * Conventions (see STYLE.md):
  *  - every function that can fail returns an imt_err; IMT_OK is 0;
