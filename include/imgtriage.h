@@ -71,7 +71,7 @@ typedef enum imt_err {
     IMT_E_NOT_HEX = 23,      /* a hash in a list has a character that is not hex */
     IMT_E_JSON_SHAPE = 24,   /* valid JSON, but not the structure the format needs */
     IMT_E_BUSY = 25,         /* the index has open cursors (import needs none) */
-    IMT_E_INDEX_CHANGED = 26,/* a writer changed an index opened without a lock */
+    IMT_E_INDEX_CHANGED = 26,/* the index changed since it was opened: open it again */
     IMT_E_WRITE = 27,        /* an output (a report) could not be written */
     IMT_E__COUNT             /* not an error: the number of codes */
 } imt_err;
@@ -371,6 +371,10 @@ typedef struct imt_match {
     size_t query;            /* index of the query in a batch (0 for single) */
 } imt_match;
 
+/** A reader of idx for one thread at a time, on the handle's snapshot:
+ *  IMT_E_INDEX_CHANGED if another process has committed to the index since
+ *  idx was opened (open it again); a cursor opened before keeps answering
+ *  from the snapshot. Close with imt_cursor_close before imt_index_close. */
 IMT_API imt_err imt_cursor_open(imt_cursor **out, imt_index *idx);
 IMT_API void imt_cursor_close(imt_cursor *c);
 

@@ -89,6 +89,16 @@ check 'tail -n 1 "$tmp/big.jsonl" | grep -q "\"complete\":false,\"scan_status\":
 check '! grep -q "\"record\":\"file\"" "$tmp/big.jsonl"' "SIGTERM: the file in progress has no record"
 rm -f "$tmp/big/huge.bin"
 
+# `hash` walks with the scan engine's walker (issue 10 item 3): a file whose
+# path is over PATH_MAX (4096) is hashed (hash's own walk failed past it).
+deep="$tmp/deep"; mkdir -p "$deep"; d="$deep"
+n200=$(printf 'n%.0s' $(seq 1 200))
+( cd "$deep" && for i in $(seq 1 22); do mkdir "$n200" && cd "$n200"; done && printf 'deep' > deep.txt )
+"$CLI" hash --crypto --format jsonl "$deep" > "$tmp/deep.jsonl" 2>"$tmp/deep.err"
+st=$?
+check 'grep -q "\"md5\":\"6627415e807ee33c7302917216e7da68\"" "$tmp/deep.jsonl"' "hash: a path over PATH_MAX is read (exit $st: $(head -c 200 "$tmp/deep.err"))"
+rm -rf "$deep"
+
 # A tree of many small files (a scan of it takes a while).
 mkdir -p "$tmp/ev"
 for d in $(seq 1 40); do

@@ -587,6 +587,26 @@ static void bad_formats(void)
     CHECK(imt_index_import(idx, data("bad/vics_md5len.json"), &io, &st) == IMT_OK);
     CHECK(st.records == 1 && st.bad == 1);
     CHECK(imt_index_list_count(idx) == 4);
+    /* a file name longer than a membership keeps: refused at its line,
+     * never cut (it was cut to 65534 bytes silently) */
+    {
+        char lp[400];
+        snprintf(lp, sizeof lp, "%s/longname.md5", tmp);
+        FILE *lf = fopen(lp, "w");
+        REQUIRE(lf);
+        fprintf(lf, "00000000000000000000000000000007  short\n00000000000000000000000000000008  ");
+        for (int i = 0; i < 70000; i++) fputc('n', lf);
+        fputc('\n', lf);
+        fclose(lf);
+        imt_import_opts_init(&io);
+        char idl0[65], idl1[65];
+        imt_index_identity(idx, idl0);
+        imt_err le = imt_index_import(idx, lp, &io, &st);
+        imt_index_identity(idx, idl1);
+        CHECKF(le == IMT_E_PARSE && strstr(imt_index_last_error(idx), "longname.md5:2: a name or id of 70000 bytes"),
+               "long name: %s (%s)", imt_err_name(le), imt_index_last_error(idx));
+        CHECK(!strcmp(idl0, idl1));
+    }
     /* a corrupt (not truncated) database: a named error, no crash */
     memset(db + 4096, 0xA5, n - 4096);
     f = fopen(trunc, "wb");

@@ -224,6 +224,10 @@ static void shared_readonly(void)
 
 /* In a child that opened the index (as 'nobody': without a lock; as root:
  * with one), after the parent committed an import. */
+/* The hash each commit adds a membership to (query_all does not probe it;
+ * after the first round it has more than one). */
+#define TWICE 20
+
 static int child_after_commit(const char *dir, int lockfree, int to_parent, int from_parent)
 {
     if (lockfree && st_drop_root() != 0) return 90;
@@ -232,31 +236,62 @@ static int child_after_commit(const char *dir, int lockfree, int to_parent, int 
     if (query_all(idx)) return 21;
     imt_cursor *c = NULL;
     if (imt_cursor_open(&c, idx) != IMT_OK) return 22;
+    const imt_match *m = NULL;
+    size_t n = 0;
+    if (imt_query_pdq(c, &known[TWICE], 1, 0, &m, &n) != IMT_OK || n != 1) return 22;
+    size_t members = m[0].n_members;
     char b = 'o';
     if (write(to_parent, &b, 1) != 1 || read(from_parent, &b, 1) != 1 || b != 'g') return 23;
+    /* the cursor opened before the commit: with a lock it keeps reading
+     * the snapshot (known[TWICE] lacks the new list's membership) */
     imt_err want = lockfree ? IMT_E_INDEX_CHANGED : IMT_OK;
-    const imt_match *m = NULL;
-    size_t n = 99;
-    imt_err e = imt_query_pdq(c, &known[7], 1, 0, &m, &n);
-    if (e != want || (e == IMT_OK) != (n == 1)) return 24;
+    n = 99;
+    imt_err e = imt_query_pdq(c, &known[TWICE], 1, 0, &m, &n);
+    if (e != want || (e == IMT_OK) != (n == 1) || (n == 1 && m[0].n_members != members)) return 24;
     uint8_t md5[16];
     for (int i = 0; i < 16; i++) sscanf(md5_hex + 2 * i, "%2hhx", &md5[i]);
     e = imt_query_digest(c, IMT_KIND_MD5, md5, &m, &n);
     if (e != want || (e == IMT_OK) != (n == 1)) return 25;
     imt_cursor_close(c);
+    /* a cursor opened after the commit would read the new version beside
+     * the handle's snapshot (its PDQ arrays, lists and identity): refused,
+     * with a lock or without */
     c = NULL;
     e = imt_cursor_open(&c, idx);
-    if (e != want || (e != IMT_OK) != (c == NULL)) return 26;
-    imt_cursor_close(c);
+    if (e == IMT_OK) {
+        /* what it would answer: a membership of a list the handle's
+         * inventory (and the report's header) does not have */
+        int stray = 0;
+        if (imt_query_pdq(c, &known[TWICE], 1, 0, &m, &n) == IMT_OK && n == 1)
+            for (size_t k = 0; k < m[0].n_members; k++) {
+                int found = 0;
+                for (size_t l = 0; l < imt_index_list_count(idx); l++) {
+                    imt_list_info li;
+                    if (imt_index_list_get(idx, l, &li) == IMT_OK && li.id == m[0].members[k].list_id)
+                        found = 1;
+                }
+                stray += !found;
+            }
+        imt_cursor_close(c);
+        return stray ? 29 : 26;
+    }
+    if (e != IMT_E_INDEX_CHANGED || c) return 26;
     if (imt_index_verify(idx) != want) return 27;
+    /* export reads the handle's snapshot: kept with a lock, void without */
+    int nul = open("/dev/null", O_WRONLY);
+    if (nul < 0) return 30;
+    e = imt_index_export(idx, nul, NULL);
+    close(nul);
+    if (e != want) return 31;
     if (lockfree && !strstr(imt_index_last_error(idx), "changed")) return 28;
     imt_index_close(idx);
     return 0;
 }
 
 /* A writer commits while a reader has the index open. With a lock (the
- * reader may write lock.mdb) the reader keeps its snapshot and answers as
- * before; without one, every later query, cursor and verify fails with
+ * reader may write lock.mdb) the reader's open cursors keep its snapshot
+ * and answer as before, and a new cursor is refused (it would read the new
+ * version); without one, every later query, cursor and verify fails with
  * IMT_E_INDEX_CHANGED. */
 static void writer_commits(int lockfree)
 {
@@ -297,12 +332,14 @@ static void writer_commits(int lockfree)
         REQUIRE(imt_index_open(&idx, dir, &o) == IMT_OK);
         imt_import_opts io;
         imt_import_opts_init(&io);
-        io.format = "sha1sum";
+        /* a new list holding known[TWICE]: the entry gains a membership */
+        io.format = "pdq-csv";
         io.again = 1; /* the same list each round: only the commit matters */
-        snprintf(path, sizeof path, "%s/more.sha1", tmpdir);
+        snprintf(path, sizeof path, "%s/more.csv", tmpdir);
         FILE *f = fopen(path, "w");
         REQUIRE(f != NULL);
-        fprintf(f, "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8  a.txt\n");
+        for (int i = 0; i < 32; i++) fprintf(f, "%02x", known[TWICE].bytes[i]);
+        fprintf(f, ",90,again\n");
         REQUIRE(fclose(f) == 0);
         CHECKF(imt_index_import(idx, path, &io, NULL) == IMT_OK, "%s", imt_index_last_error(idx));
         imt_index_close(idx);
@@ -466,6 +503,21 @@ static void content_check(void)
         e = imt_index_verify(idx);
         CHECKF(e == IMT_E_INDEX_CORRUPT, "%s flipped: verify gave %s", t[i].what,
                imt_err_name(e));
+        if (i == 0) {
+            /* `index verify` names the bad record, not the open's checksum
+             * sentence (it opens without the content check) */
+            char cmd[800];
+            snprintf(cmd, sizeof cmd, "'%s' index verify '%s' 2>&1", IMT_CLI, bad);
+            FILE *pf = popen(cmd, "r");
+            REQUIRE(pf != NULL);
+            char out[2048];
+            size_t nr = fread(out, 1, sizeof out - 1, pf);
+            out[nr] = '\0';
+            int st = pclose(pf);
+            CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 2 && strstr(out, "entry 5") &&
+                   strstr(out, "differs from the entry's"),
+                   "index verify on a flipped PDQ hash: status %d, '%s'", st, out);
+        }
         if (t[i].hash != SIZE_MAX) {
             /* what the check prevents: the known hash is no longer found */
             imt_cursor *c = NULL;

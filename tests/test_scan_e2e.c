@@ -447,6 +447,107 @@ static void test_cli_unprivileged(void)
     free(r.text);
 }
 
+/* A list made from the reference hasher's own output (an independent
+ * source: Meta's pdq-photo-hasher with ImageMagick, over the reference
+ * images), matched by a compat-mode scan of those images: every JPEG and PNG
+ * the reference hashed with quality >= 50 must match its listed hash at
+ * distance 0 as itself (variant original); lower quality ones are kept but
+ * not matched; WebP (not decoded here) and the reference's all-zero failure
+ * rows match nothing. */
+static void test_reference_list(void)
+{
+    const char *csv = tu_shared("vectors/pdq/observed/cpp-shipped-imagemagick.csv");
+    const char *images = tu_shared("vectors/pdq/images");
+    if (!csv || !images) {
+        st_subskip("the reference hasher's CSV and images (../shared/vectors/pdq) are missing");
+        return;
+    }
+    char list[600], refidx[600], line[512];
+    snprintf(list, sizeof list, "%s/reference.csv", root);
+    snprintf(refidx, sizeof refidx, "%s/refidx", root);
+    typedef struct row { char hash[65], name[256]; int quality; } row;
+    static row rows[128];
+    int n = 0;
+    FILE *in = fopen(csv, "r"), *out = fopen(list, "w");
+    REQUIRE(in && out);
+    while (n < 128 && fgets(line, sizeof line, in)) {
+        row *r = &rows[n];
+        if (sscanf(line, "%64[0-9a-f],%d,%255[^\n]", r->hash, &r->quality, r->name) != 3) continue;
+        n++;
+        if (!strcmp(r->hash, "0000000000000000000000000000000000000000000000000000000000000000"))
+            continue; /* the reference's "could not hash" */
+        int dup = 0; /* the same hash twice in a list is a duplicate record */
+        for (int i = 0; i < n - 1; i++) dup |= !strcmp(rows[i].hash, r->hash);
+        if (!dup) fprintf(out, "%s,%d,%s\n", r->hash, r->quality, r->name);
+    }
+    fclose(in);
+    REQUIRE(fclose(out) == 0);
+    CHECKF(n == 50, "%d reference rows", n);
+
+    imt_index_opts io;
+    imt_index_opts_init(&io);
+    io.read_only = 0;
+    io.create = 1;
+    imt_index *idx = NULL;
+    REQUIRE(imt_index_open(&idx, refidx, &io) == IMT_OK);
+    imt_import_opts im;
+    imt_import_opts_init(&im);
+    im.name = "reference";
+    im.format = "pdq-csv";
+    CHECKF(imt_index_import(idx, list, &im, NULL) == IMT_OK, "%s", imt_index_last_error(idx));
+    imt_index_close(idx);
+    imt_index_opts_init(&io);
+    REQUIRE(imt_index_open(&idx, refidx, &io) == IMT_OK);
+
+    const char *paths[] = {images};
+    st_report r;
+    memset(&r, 0, sizeof r);
+    FILE *f = open_memstream(&r.text, &r.len);
+    imt_report *rep = NULL;
+    REQUIRE(imt_report_create(&rep, f, NULL) == IMT_OK);
+    imt_scan_opts so;
+    imt_scan_opts_init(&so);
+    so.threads = 2;
+    so.hash.mode = IMT_PDQ_COMPAT;
+    REQUIRE(imt_report_begin(rep, idx, paths, 1, &so) == IMT_OK);
+    CHECK(imt_scan_run(idx, paths, 1, &so, imt_report_record, rep, NULL, 0) == IMT_OK);
+    CHECK(imt_report_end(rep, IMT_OK, &r.sum) == IMT_OK);
+    imt_report_free(rep);
+    fclose(f);
+    imt_index_close(idx);
+
+    int matched = 0, lowq = 0, undecoded = 0;
+    for (int i = 0; i < n; i++) {
+        char lit[800];
+        snprintf(lit, sizeof lit, "\"%s/%s\"", images, rows[i].name);
+        const char *l = st_line(&r, lit);
+        CHECKF(l != NULL, "no record for %s", rows[i].name);
+        if (!l) continue;
+        const char *ext = strrchr(rows[i].name, '.');
+        if (!strcmp(rows[i].hash, "0000000000000000000000000000000000000000000000000000000000000000") ||
+            !strcmp(ext, ".webp")) {
+            CHECKF(st_has(l, "\"matches\":[]"), "%s matched", rows[i].name);
+            undecoded++;
+        } else if (rows[i].quality < 50) {
+            CHECKF(st_has(l, "\"pdq_matching\":\"skipped: quality") && st_has(l, "\"matches\":[]"),
+                   "%s (quality %d) was matched", rows[i].name, rows[i].quality);
+            lowq++;
+        } else {
+            char want[200];
+            snprintf(want, sizeof want, "\"pdq\":\"%s\"", rows[i].hash);
+            CHECKF(st_has(l, want), "%s: the compat hash is not the reference's %s",
+                   rows[i].name, rows[i].hash);
+            CHECKF(st_has(l, "\"kind\":\"pdq\",\"distance\":0,\"variant\":\"original\"") &&
+                   st_has(l, "\"list\":\"reference\""),
+                   "%s does not match the reference list at distance 0", rows[i].name);
+            matched++;
+        }
+    }
+    CHECKF(matched == 41 && lowq == 3 && undecoded == 6, "matched %d, low quality %d, other %d",
+           matched, lowq, undecoded);
+    free(r.text);
+}
+
 int main(void)
 {
     build();
@@ -503,6 +604,7 @@ int main(void)
     free(res.text);
     free(fr.text);
     imt_index_close(idx);
+    test_reference_list();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s'; rm -rf '%s'", root, root);
     if (getenv("IMT_KEEP_TMP")) printf("kept %s\n", root);

@@ -1,15 +1,15 @@
-/* tools/cmd_hash.c -- `imgtriage hash`: PDQ hashes and digests of files. */
+/* tools/cmd_hash.c -- `imgtriage hash`: PDQ hashes and digests of files.
+ *
+ * Walking, reading and the worker threads are the scan engine's
+ * (imt_scan_run without an index): one walker for both commands, so hash
+ * gets its descriptor-relative walk (no PATH_MAX limit), bounded memory (no
+ * list of the whole tree) and its loop handling. Only the output is here. */
 #include "cli.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#ifdef IMT_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 static void usage(FILE *f)
 {
@@ -17,7 +17,9 @@ static void usage(FILE *f)
 "Usage: imgtriage hash [OPTIONS] PATH...\n"
 "Compute PDQ perceptual hashes (and optionally MD5/SHA-1/SHA-256 digests) of\n"
 "image files. Directories are recursed (symbolic links inside them are not\n"
-"followed). The format is sniffed from the bytes, never the file name.\n"
+"followed; every name of a hard-linked file is printed) with the walker of\n"
+"'imgtriage scan': no path-length limit, a PATH given twice or inside another\n"
+"is read once. The format is sniffed from the bytes, never the file name.\n"
 "Decoded formats: JPEG, PNG, HEIF/HEIC, AVIF.\n"
 "\n"
 "Options:\n"
@@ -50,85 +52,6 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 every file was hashed; 1 some files could not be hashed;\n"
 "2 usage error or no input could be read.\n");
-}
-
-/* ---- collecting paths ------------------------------------------------- */
-typedef struct pathlist {
-    char **v;
-    size_t n, cap;
-} pathlist;
-
-static int pl_add(pathlist *pl, const char *p)
-{
-    if (pl->n == pl->cap) {
-        size_t nc = pl->cap ? pl->cap * 2 : 256;
-        char **nv = realloc(pl->v, nc * sizeof *nv);
-        if (!nv) return -1;
-        pl->v = nv;
-        pl->cap = nc;
-    }
-    if (!(pl->v[pl->n] = strdup(p))) return -1;
-    pl->n++;
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Append regular files under dir, sorted by name at every level. */
-static int walk(pathlist *pl, const char *dir, int *errors)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        cli_err("%s: cannot open directory: %s", dir, strerror(errno));
-        (*errors)++;
-        return 0;
-    }
-    pathlist names = {0};
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        if (pl_add(&names, e->d_name)) {
-            closedir(d);
-            return -1;
-        }
-    }
-    closedir(d);
-    if (names.n) qsort(names.v, names.n, sizeof *names.v, cmp_str);
-    int rc = 0;
-    for (size_t i = 0; i < names.n && rc == 0; i++) {
-        size_t len = strlen(dir) + strlen(names.v[i]) + 2;
-        char *p = malloc(len);
-        if (!p) { rc = -1; break; }
-        snprintf(p, len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", names.v[i]);
-        struct stat st;
-        if (lstat(p, &st) != 0) {
-            cli_err("%s: %s", p, strerror(errno));
-            (*errors)++;
-        } else if (S_ISDIR(st.st_mode)) {
-            rc = walk(pl, p, errors);
-        } else if (S_ISREG(st.st_mode)) {
-            rc = pl_add(pl, p);
-        } /* symlinks, FIFOs, sockets, devices: skipped */
-        free(p);
-    }
-    for (size_t i = 0; i < names.n; i++) free(names.v[i]);
-    free(names.v);
-    return rc;
-}
-
-static int add_arg(pathlist *pl, const char *p, int *errors)
-{
-    struct stat st;
-    if (stat(p, &st) != 0) {
-        cli_err("%s: %s", p, strerror(errno));
-        (*errors)++;
-        return 0;
-    }
-    if (S_ISDIR(st.st_mode)) return walk(pl, p, errors);
-    return pl_add(pl, p);
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -189,6 +112,114 @@ static void print_jsonl(FILE *f, const char *path, const imt_hash_result *r,
     fputs("}\n", f);
 }
 
+/* ---- records from the scan engine ------------------------------------- */
+typedef struct out_ctx {
+    int jsonl;
+    const char *mode;
+    const imt_hash_opts *opts;
+    imt_hasher *again;          /* for the second name of a hard link */
+    size_t files, failed, errors;
+    const char *const *args;
+    size_t n_args;
+} out_ctx;
+
+static void print_result(out_ctx *oc, const char *p, const imt_hash_result *r)
+{
+    oc->files++;
+    if (r->status != IMT_OK) {
+        oc->failed++;
+        cli_err("%s: %s: %s", p, imt_err_name(r->status), r->detail);
+    }
+    if (oc->jsonl) print_jsonl(stdout, p, r, oc->mode);
+    else if (r->has_pdq) print_csv(stdout, p, r);
+}
+
+static int is_arg(const out_ctx *oc, const char *p)
+{
+    for (size_t i = 0; i < oc->n_args; i++)
+        if (!strcmp(oc->args[i], p)) return 1;
+    return 0;
+}
+
+static int on_record(void *ctx, const imt_scan_record *rec)
+{
+    out_ctx *oc = ctx;
+    if (rec->hash) { /* a regular file, read */
+        print_result(oc, rec->path, rec->hash);
+        return 0;
+    }
+    switch (rec->type) {
+    case IMT_ENTRY_FILE:
+        if (rec->status == IMT_OK) {
+            /* A PATH repeated or inside another: read once, there. */
+            cli_err("%s: %s", rec->path, rec->detail);
+        } else {
+            /* Could not be opened: a result without bytes, as imt_hash_file gives. */
+            imt_hash_result r;
+            memset(&r, 0, sizeof r);
+            r.status = rec->status;
+            snprintf(r.detail, sizeof r.detail, "%s", rec->detail);
+            print_result(oc, rec->path, &r);
+        }
+        return 0;
+    case IMT_ENTRY_HARDLINK: {
+        /* Every name is printed, as the first one was: hash it again. */
+        imt_hash_result r;
+        if (!oc->again && imt_hasher_create(&oc->again, oc->opts) != IMT_OK) return 1;
+        imt_hash_file(oc->again, rec->path, &r);
+        print_result(oc, rec->path, &r);
+        return 0;
+    }
+    case IMT_ENTRY_SYMLINK: case IMT_ENTRY_FIFO: case IMT_ENTRY_SOCKET:
+    case IMT_ENTRY_CHARDEV: case IMT_ENTRY_BLOCKDEV:
+        /* Not regular files: skipped inside folders; named as a PATH, an error. */
+        if (is_arg(oc, rec->path)) {
+            imt_hash_result r;
+            memset(&r, 0, sizeof r);
+            r.status = IMT_E_IO;
+            snprintf(r.detail, sizeof r.detail, "not a regular file");
+            print_result(oc, rec->path, &r);
+        }
+        return 0;
+    default: /* folders and entries that could not be read */
+        if (rec->status != IMT_OK) {
+            oc->errors++;
+            cli_err("%s: %s", rec->path, rec->detail);
+        }
+        return 0;
+    }
+}
+
+static void flush_progress(void *ctx, const imt_scan_progress *p)
+{
+    (void)ctx;
+    (void)p;
+    fflush(stdout);
+}
+
+static int push_path_owned(char ***v, size_t *n, size_t *cap, char *p)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        char **nv = realloc(*v, nc * sizeof *nv);
+        if (!nv) return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = p;
+    return 0;
+}
+
+static int push_path(char ***v, size_t *n, size_t *cap, const char *p)
+{
+    char *d = strdup(p);
+    if (!d || push_path_owned(v, n, cap, d) != 0) {
+        free(d);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- main ------------------------------------------------------------- */
 int cmd_hash(int argc, char **argv)
 {
@@ -246,69 +277,66 @@ int cmd_hash(int argc, char **argv)
         return CLI_EXIT_ERROR;
     }
 
-    pathlist pl = {0};
-    int errors = 0;
+    /* The PATHs: arguments, then --files-from lines. */
+    size_t n_paths = 0, cap_paths = 0;
+    char **paths = NULL;
+    int rc = CLI_EXIT_ERROR;
     for (int i = optind; i < argc; i++)
-        if (add_arg(&pl, argv[i], &errors)) { cli_err("out of memory"); return CLI_EXIT_ERROR; }
+        if (push_path(&paths, &n_paths, &cap_paths, argv[i]) != 0) {
+            cli_err("out of memory");
+            goto done;
+        }
     if (files_from) {
         FILE *in = strcmp(files_from, "-") ? fopen(files_from, "r") : stdin;
-        if (!in) { cli_err("%s: %s", files_from, strerror(errno)); return CLI_EXIT_ERROR; }
+        if (!in) {
+            cli_err("%s: %s", files_from, strerror(errno));
+            goto done;
+        }
         char *line = NULL;
         size_t cap = 0;
         ssize_t n;
-        while ((n = getline(&line, &cap, in)) > 0) {
+        int oom = 0;
+        while (!oom && (n = getline(&line, &cap, in)) > 0) {
             while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-            if (n && add_arg(&pl, line, &errors)) { cli_err("out of memory"); return CLI_EXIT_ERROR; }
+            if (n) oom = push_path(&paths, &n_paths, &cap_paths, line) != 0;
         }
         free(line);
         if (in != stdin) fclose(in);
+        if (oom) {
+            cli_err("out of memory");
+            goto done;
+        }
     }
-    if (pl.n == 0) return errors ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+    if (n_paths == 0) {
+        rc = CLI_EXIT_OK;
+        goto done;
+    }
 
-#ifdef IMT_HAVE_OPENMP
-    if (threads == 0) threads = omp_get_max_threads();
-#else
-    threads = 1;
-#endif
-    imt_hasher **hs = calloc((size_t)threads, sizeof *hs);
-    const size_t batch = 1024;
-    imt_hash_result *res = malloc(batch * sizeof *res);
-    if (!hs || !res) { cli_err("out of memory"); return CLI_EXIT_ERROR; }
-    for (int t = 0; t < threads; t++) {
-        imt_err e = imt_hasher_create(&hs[t], &opts);
-        if (e) { cli_err("cannot create hasher: %s", imt_strerror(e)); return CLI_EXIT_ERROR; }
+    imt_scan_opts so;
+    imt_scan_opts_init(&so);
+    so.hash = opts;
+    so.threads = threads;
+    so.progress = flush_progress;
+    out_ctx oc = {jsonl, opts.mode == IMT_PDQ_COMPAT ? "compat" : "fast", &opts, NULL, 0, 0, 0,
+                  (const char *const *)paths, n_paths};
+    so.ctx = &oc;
+    char detail[256];
+    imt_err e = imt_scan_run(NULL, (const char *const *)paths, n_paths, &so, on_record, &oc,
+                             detail, sizeof detail);
+    imt_hasher_free(oc.again);
+    if (e != IMT_OK) {
+        cli_err("hash: %s", detail[0] ? detail : imt_strerror(e));
+        goto done;
     }
-    const char *mode = opts.mode == IMT_PDQ_COMPAT ? "compat" : "fast";
-    size_t failed = 0;
-    for (size_t base = 0; base < pl.n; base += batch) {
-        long cnt = (long)(pl.n - base < batch ? pl.n - base : batch);
-#ifdef IMT_HAVE_OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-#endif
-        for (long i = 0; i < cnt; i++) {
-            int t = 0;
-#ifdef IMT_HAVE_OPENMP
-            t = omp_get_thread_num();
-#endif
-            imt_hash_file(hs[t], pl.v[base + (size_t)i], &res[i]);
-        }
-        for (long i = 0; i < cnt; i++) {
-            const char *p = pl.v[base + (size_t)i];
-            const imt_hash_result *r = &res[i];
-            if (r->status != IMT_OK) {
-                failed++;
-                cli_err("%s: %s: %s", p, imt_err_name(r->status), r->detail);
-            }
-            if (jsonl) print_jsonl(stdout, p, r, mode);
-            else if (r->has_pdq) print_csv(stdout, p, r);
-        }
-        fflush(stdout);
+    fflush(stdout);
+    if (ferror(stdout)) {
+        cli_err("error writing output");
+        goto done;
     }
-    for (int t = 0; t < threads; t++) imt_hasher_free(hs[t]);
-    free(hs);
-    free(res);
-    for (size_t i = 0; i < pl.n; i++) free(pl.v[i]);
-    free(pl.v);
-    if (ferror(stdout)) { cli_err("error writing output"); return CLI_EXIT_ERROR; }
-    return (failed || errors) ? 1 : CLI_EXIT_OK;
+    if (oc.files == 0 && oc.errors) rc = CLI_EXIT_ERROR; /* no input could be read */
+    else rc = (oc.failed || oc.errors) ? 1 : CLI_EXIT_OK;
+done:
+    for (size_t i = 0; i < n_paths; i++) free(paths[i]);
+    free(paths);
+    return rc;
 }

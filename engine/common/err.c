@@ -35,7 +35,7 @@ static const struct {
     [IMT_E_JSON_SHAPE] = {"json-shape", "the JSON does not have the expected structure"},
     [IMT_E_BUSY] = {"busy", "the index has open cursors"},
     [IMT_E_INDEX_CHANGED] = {"index-changed",
-                             "the index changed while it was open without a lock; open it again"},
+                             "the index changed since it was opened; open it again"},
     [IMT_E_WRITE] = {"write-failed", "the output could not be written"},
 };
 

@@ -298,6 +298,12 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
         idx_set_err(idx, "export: write error: %s", strerror(o->failed));
         err = IMT_E_IO;
     }
+    if (err == IMT_OK && idx_unchanged(idx) != IMT_OK) {
+        /* read without a lock: a commit since the open may have recycled
+         * the snapshot's pages under this export (index.h) */
+        idx_set_err(idx, "%s: the index changed while it was exported; export again", idx->path);
+        err = IMT_E_INDEX_CHANGED;
+    }
 cleanup:
     if (cur) mdb_cursor_close(cur);
     imt__free(o);

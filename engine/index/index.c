@@ -1,5 +1,5 @@
 /* engine/index/index.c -- opening an index, its snapshot (header, list
- * inventory, search view, content check), entry records and the MIH plan. */
+ * inventory, search view, content check) and entry records. */
 #include "index.h"
 
 #include <errno.h>
@@ -210,7 +210,7 @@ int idx_member_next(const idx_entry *e, size_t *pos, uint32_t *list, int32_t *ca
     return 1;
 }
 
-/* ---- MIH parameters and plan ------------------------------------------- */
+/* ---- MIH parameters ------------------------------------------- */
 int idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES])
 {
     /* m = 256 / log2(n) substrings of about log2(n) bits, so that a bucket
@@ -222,57 +222,6 @@ int idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES])
     int base = 256 / m, extra = 256 % m;
     for (int t = 0; t < m; t++) bits[t] = (uint8_t)(base + (t < extra ? 1 : 0));
     return m;
-}
-
-/* Relative costs, in units of one hash compared by a blocked scan (about
- * 0.3 ns with AVX-512): a bucket probe and a candidate are random accesses
- * into the map, about 15-20 ns each once pipelined (bench_index at 1M and
- * 10M on a 2-vCPU AVX-512 machine). */
-#define COST_PROBE 50.0
-#define COST_CAND 50.0
-
-static double binom(int n, int k)
-{
-    if (k < 0 || k > n) return 0;
-    double r = 1;
-    for (int i = 1; i <= k; i++) r = r * (n - k + i) / i;
-    return r;
-}
-
-/* For each radius, the per-table radii: a hash within r of q has, in some
- * table t, substring distance <= r_t whenever sum(r_t + 1) >= r + 1 (the
- * pigeonhole rule, refined: Norouzi et al. 2014). Which tables get the
- * larger radii is chosen greedily by marginal cost, so uneven widths get
- * what is cheapest; the marginal costs grow with r_t, so greedy is optimal. */
-static imt_err build_plan(idx_view *v)
-{
-    v->plan = imt__calloc(257, sizeof *v->plan);
-    v->mih_cost = imt__calloc(257, sizeof *v->mih_cost);
-    if (!v->plan || !v->mih_cost) return IMT_E_NOMEM;
-    int rt[IDX_MAX_TABLES];
-    double per_bucket[IDX_MAX_TABLES];
-    for (int t = 0; t < v->m; t++) {
-        rt[t] = -1;
-        per_bucket[t] = COST_PROBE + COST_CAND * (double)v->main_n / ldexp(1.0, v->bits[t]);
-    }
-    double cost = 0;
-    for (int r = 0; r <= 256; r++) {
-        /* raise one table's radius (r + 1 increments in all) */
-        int best = -1;
-        double bc = 0;
-        for (int t = 0; t < v->m; t++) {
-            if (rt[t] >= v->bits[t]) continue;
-            double c = binom(v->bits[t], rt[t] + 1) * per_bucket[t];
-            if (best < 0 || c < bc) { best = t; bc = c; }
-        }
-        if (best >= 0) {
-            rt[best]++;
-            cost += bc;
-        }
-        for (int t = 0; t < v->m; t++) v->plan[r][t] = (int8_t)rt[t];
-        v->mih_cost[r] = cost;
-    }
-    return IMT_OK;
 }
 
 /* ---- the search view --------------------------------------------------- */
@@ -298,8 +247,6 @@ void idx_view_free(idx_view *v)
     if (!v) return;
     for (size_t i = 0; i < v->nowned; i++) imt__free(v->owned[i]);
     imt__free(v->owned);
-    imt__free(v->plan);
-    imt__free(v->mih_cost);
     imt__free(v->dpdq);
     imt__free(v->dent);
     imt__free(v->dcount);
@@ -385,7 +332,6 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
                 goto cleanup;
             }
         }
-        IMT_TRY(build_plan(v));
     }
     v->delta_n = h->delta_n;
     if (v->delta_n) {

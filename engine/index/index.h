@@ -59,10 +59,6 @@ typedef struct idx_view {
     int start[IDX_MAX_TABLES];   /* first bit of each substring */
     const uint32_t *off[IDX_MAX_TABLES]; /* 2^bits + 1 offsets */
     const uint32_t *ids[IDX_MAX_TABLES]; /* main_n positions, by bucket */
-    /* per-radius plan: radius of each table (-1: not probed) and whether
-     * MIH or the scan is expected to be cheaper */
-    int8_t (*plan)[IDX_MAX_TABLES]; /* [257][m] */
-    double *mih_cost;               /* [257], in scanned-hash units */
     uint32_t delta_n;
     size_t nchunks;
     const uint8_t **dpdq;        /* per chunk: count x 32 bytes */
@@ -117,6 +113,10 @@ struct imt_cursor {
     uint16_t *tmpd;
     const struct idx_kernels *kern; /* distance kernels, chosen at open (scan.c) */
     struct probe *probe;         /* MIH probing scratch (query.c) */
+    /* the MIH plan (query.c: build_plan): per radius, the radius of each
+     * table (-1: not probed) and the expected cost, to choose MIH or scan */
+    int8_t (*plan)[IDX_MAX_TABLES]; /* [257][m] */
+    double *mih_cost;               /* [257], in scanned-hash units */
     struct idx_entry *ents;      /* decoded records of the current results */
     size_t capents;
     imt_query_counters cnt;
@@ -142,9 +142,8 @@ typedef struct idx_rec {
     int8_t quality;              /* -1: unknown */
     int32_t category;            /* of idx_sink_add's one membership */
     uint64_t line;
-    uint32_t mem, nmem;          /* its memberships in the sink (set by it) */
-    uint8_t pdq[32], md5[16], sha1[20], sha256[32];
-} idx_rec;
+    uint8_t pdq[32], md5[16], sha1[20], sha256[32]; /* of kinds only */
+} idx_rec;                       /* a parser's record (the sink keeps less) */
 
 typedef struct idx_sink idx_sink;
 
@@ -172,6 +171,9 @@ typedef struct idx_member_in {
  * error to stop with. Both set the sink's error text. */
 imt_err idx_sink_add(idx_sink *s, const idx_rec *r, const char *label,
                      const char *ext);
+/* Longest label or external id (file name, MediaID) a membership keeps: a
+ * longer one is a bad record (parse), never cut. */
+#define IDX_MAX_STR 65534u
 /* A record with n (1..65535) memberships, in their order. */
 imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_member_in *m);
 /* Declare the next list of an export's inventory (slots 0, 1, ... in
@@ -200,6 +202,120 @@ void idx_sink_set_version(idx_sink *s, const char *version);
 
 /* Hex digits -> bytes; returns IMT_OK, IMT_E_HASH_LENGTH or IMT_E_NOT_HEX. */
 imt_err idx_parse_hex(const char *s, size_t len, uint8_t *out, size_t nbytes);
+
+/* ---- import internals ----------------------------------------------------
+ * Files and calls, one way (no cycles):
+ *   import.c -> detect.c, parse*.c, dedup.c, writer.c, compact.c, sink.c
+ *   parse*.c -> sink.c, detect.c        (never the writer: fuzzable alone)
+ *   detect.c, dedup.c -> sink.c
+ *   compact.c -> writer.c;  writer.c -> dedup.c, sink.c
+ * The sink's fields are read by dedup/writer/import; parsers use only the
+ * functions above. */
+
+/* A stored record: only the hashes of the kinds it has, in the sink's hash
+ * bytes at `hash`, in the order PDQ, MD5, SHA-1, SHA-256. */
+typedef struct idx_srec {
+    uint64_t line;
+    uint64_t hash;
+    uint32_t mem;                /* first membership in the sink */
+    uint16_t nmem;
+    uint8_t kinds;
+    int8_t quality;
+} idx_srec;
+
+/* A stored membership: list slot, category, string arena offsets. */
+typedef struct idx_smem {
+    uint32_t slot;
+    int32_t category;
+    uint32_t label, ext;
+} idx_smem;
+
+struct idx_sink {
+    imt_index *idx;              /* the importer's (the sink never calls it) */
+    char *err;                   /* where error text goes: the index's */
+    size_t errcap;
+    const char *path;
+    idx_srec *recs;
+    size_t n, cap;
+    uint8_t *hb;                 /* hash bytes */
+    size_t nhb, caphb;
+    idx_smem *mem;
+    size_t nmem, capmem;
+    idx_list_meta *lists;        /* an export's inventory; NULL: none */
+    size_t nlists;
+    char *str;                   /* string arena; offset 0 is "" */
+    size_t nstr, capstr;
+    uint32_t last_label, last_ext;
+    int skip_bad;
+    int32_t def_cat;
+    uint64_t bad;
+    char examples[IMT_IMPORT_BAD_EXAMPLES][256];
+    char version[256];
+    void (*progress)(void *, uint64_t);
+    void *progress_opaque;
+};
+
+void idx_sink_free(idx_sink *s);
+/* The hash of kind (KB_*) of r and its length; NULL if r has none. */
+const uint8_t *idx_srec_hash(const idx_sink *s, const idx_srec *r, unsigned kind, size_t *len);
+/* The string at arena offset off ("" for 0). */
+const char *idx_sink_str(const idx_sink *s, uint32_t off);
+
+/* dedup.c: (first 8 bytes of a hash, record) pairs, sorted by the whole
+ * hash then record index; in-list duplicates. */
+typedef struct idx_kv {
+    uint64_t key;
+    uint32_t idx;
+    uint32_t pad;                /* free for the caller (the writer: entry id) */
+} idx_kv;
+uint64_t idx_key64(const uint8_t *h);
+imt_err idx_sort_by_hash(const idx_sink *s, unsigned kind, idx_kv *a, size_t n);
+/* Mark records whose hash of some kind repeats an earlier record's: with
+ * skip_bad they are counted and dropped, else the first is the error
+ * (unless an earlier bad line, before_line, was found already). */
+imt_err idx_find_duplicates(idx_sink *s, uint64_t before_line);
+
+/* writer.c: one LMDB write transaction of an import or a compaction. */
+typedef struct idx_buf {
+    uint8_t *p;
+    size_t n, cap;
+} idx_buf;
+typedef struct idx_pdq_ent {
+    uint8_t pdq[32];
+    uint32_t entry;
+} idx_pdq_ent;
+typedef struct idx_writer {
+    imt_index *idx;
+    MDB_txn *txn;
+    idx_header h;
+    idx_view v;                  /* the write txn's view before this import */
+    idx_pdq_ent *delta_old;      /* existing delta, sorted by hash */
+    size_t ndelta_old;
+    idx_pdq_ent *newpdq;         /* PDQ hashes to add to the delta */
+    size_t nnew, capnew;
+    idx_kv *dig[3];              /* new digest keys -> entry: md5, sha1, sha256 */
+    size_t ndig[3];
+    idx_buf rec, mem;
+} idx_writer;
+/* IMT_OK if idx may be written now, else IMT_E_READONLY or IMT_E_BUSY. */
+imt_err idx_writable(imt_index *idx);
+imt_err idx_writer_begin(imt_index *idx, idx_writer *w);
+/* Write the header and commit; stage (if any) hears "commit" just before. */
+imt_err idx_writer_commit(imt_index *idx, idx_writer *w, void (*stage)(void *, const char *),
+                          void *opaque);
+void idx_writer_free(idx_writer *w);
+/* IMT_E_DUPLICATE when a list's file SHA-256 is on a list already. */
+imt_err idx_writer_check_new(idx_writer *w, const idx_list_meta *m, size_t nm, const char *path);
+/* Merge every record of s into entries (lists first_list + slot); counts
+ * memberships per slot. */
+imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t first_list,
+                         uint64_t *per_slot, imt_import_stats *st);
+imt_err idx_writer_digests(idx_writer *w, const idx_sink *s);
+imt_err idx_writer_delta(idx_writer *w);
+imt_err idx_writer_list(idx_writer *w, const imt_list_info *li);
+
+/* compact.c: rebuild the compacted segment from itself and the delta. */
+imt_err idx_compact(idx_writer *w);
 
 /* Formats. Each parser reads the whole file and feeds the sink. */
 typedef enum idx_format {
@@ -314,11 +430,6 @@ static inline uint32_t idx_substr(const uint8_t *h, int start, int bits)
 
 /* MIH parameters for n hashes: tables and widths (sum 256, each <= 32). */
 int idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES]);
-
-/* Search of the view for queries q[0..nq) at radius; appends hits (query
- * index qi for all). Each (entry, variant) at most once. */
-imt_err idx_search(imt_cursor *c, const idx_view *v, const imt_pdq *q, int nq,
-                   int radius, uint32_t qi);
 
 /* ---- distance kernels (scan*.c), chosen once ---------------------------- */
 /* For each of the n hashes at arr (32 bytes each), and each of the nq

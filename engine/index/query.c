@@ -4,7 +4,7 @@
  * Punjani, Fleet: "Fast exact search in Hamming space with multi-index
  * hashing", 2014): the 256 bits are cut into m substrings; each table maps a
  * substring value to the positions holding it (CSR: offsets + ids). A hash
- * within r of q is within r_t of q in some table t (index.c: build_plan), so
+ * within r of q is within r_t of q in some table t (build_plan), so
  * probing every bucket within r_t in each table and verifying the full
  * distance finds everything. A hit is counted only in the first table whose
  * substring is within that table's radius, so no hash is reported twice and
@@ -13,6 +13,7 @@
  * segment is always scanned. */
 #include "index.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,59 @@ struct probe {
 };
 typedef struct probe probe;
 
+/* ---- the MIH cost plan ------------------------------------------------- */
+/* Relative costs, in units of one hash compared by a blocked scan (about
+ * 0.3 ns with AVX-512): a bucket probe and a candidate are random accesses
+ * into the map, about 15-20 ns each once pipelined (bench_index at 1M and
+ * 10M on a 2-vCPU AVX-512 machine). */
+#define COST_PROBE 50.0
+#define COST_CAND 50.0
+
+static double binom(int n, int k)
+{
+    if (k < 0 || k > n) return 0;
+    double r = 1;
+    for (int i = 1; i <= k; i++) r = r * (n - k + i) / i;
+    return r;
+}
+
+/* The MIH cost plan of a cursor, from its index's search view: for each radius, the per-table radii: a hash within r of q has, in some
+ * table t, substring distance <= r_t whenever sum(r_t + 1) >= r + 1 (the
+ * pigeonhole rule, refined: Norouzi et al. 2014). Which tables get the
+ * larger radii is chosen greedily by marginal cost, so uneven widths get
+ * what is cheapest; the marginal costs grow with r_t, so greedy is optimal. */
+static imt_err build_plan(imt_cursor *c, const idx_view *v)
+{
+    c->plan = imt__calloc(257, sizeof *c->plan);
+    c->mih_cost = imt__calloc(257, sizeof *c->mih_cost);
+    if (!c->plan || !c->mih_cost) return IMT_E_NOMEM;
+    int rt[IDX_MAX_TABLES];
+    double per_bucket[IDX_MAX_TABLES];
+    for (int t = 0; t < v->m; t++) {
+        rt[t] = -1;
+        per_bucket[t] = COST_PROBE + COST_CAND * (double)v->main_n / ldexp(1.0, v->bits[t]);
+    }
+    double cost = 0;
+    for (int r = 0; r <= 256; r++) {
+        /* raise one table's radius (r + 1 increments in all) */
+        int best = -1;
+        double bc = 0;
+        for (int t = 0; t < v->m; t++) {
+            if (rt[t] >= v->bits[t]) continue;
+            double mc = binom(v->bits[t], rt[t] + 1) * per_bucket[t];
+            if (best < 0 || mc < bc) { best = t; bc = mc; }
+        }
+        if (best >= 0) {
+            rt[best]++;
+            cost += bc;
+        }
+        for (int t = 0; t < v->m; t++) c->plan[r][t] = (int8_t)rt[t];
+        c->mih_cost[r] = cost;
+    }
+    return IMT_OK;
+}
+
+/* ---- cursors ----------------------------------------------------------- */
 imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
 {
     imt_err err = IMT_OK;
@@ -45,12 +99,22 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
         err = IMT_E_NOMEM;
         goto cleanup;
     }
+    /* the handle's view cannot change while a cursor is open (an import
+     * needs none), so the plan made here stays right */
+    if (idx->view.main_n) IMT_TRY(build_plan(c, &idx->view));
     int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &c->txn);
     if (rc) {
         err = rc == MDB_READERS_FULL ? IMT_E_BUSY : IMT_E_DB;
         goto cleanup;
     }
-    if (idx_unchanged(idx) != IMT_OK) {
+    /* The cursor's transaction reads the entry records and digest tables;
+     * the handle's snapshot gave the PDQ arrays, the list inventory and the
+     * identity. After a commit by another process they would be of two
+     * versions (a membership of a list the inventory lacks, taken as
+     * alerting), so the cursor must start on the handle's snapshot. Once
+     * open, LMDB keeps its snapshot (with a lock; without one, every query
+     * checks again). */
+    if (mdb_txn_id(c->txn) != idx->snap_txnid || idx_unchanged(idx) != IMT_OK) {
         err = IMT_E_INDEX_CHANGED;
         goto cleanup;
     }
@@ -60,6 +124,8 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
 cleanup:
     if (c) {
         if (c->txn) mdb_txn_abort(c->txn);
+        imt__free(c->plan);
+        imt__free(c->mih_cost);
         imt__free(c->tmp);
         imt__free(c->tmpd);
         imt__free(c->probe);
@@ -80,6 +146,8 @@ void imt_cursor_close(imt_cursor *c)
     imt__free(c->tmpd);
     imt__free(c->probe);
     imt__free(c->ents);
+    imt__free(c->plan);
+    imt__free(c->mih_cost);
     imt__free(c);
 }
 
@@ -224,7 +292,7 @@ static imt_err mih_one(imt_cursor *c, const idx_view *v, const uint8_t *q, int r
 {
     imt_err err = IMT_OK;
     uint32_t subq[IDX_MAX_TABLES];
-    const int8_t *plan = v->plan[radius];
+    const int8_t *plan = c->plan[radius];
     probe *pr = c->probe;
     for (int t = 0; t < v->m; t++) subq[t] = idx_substr(q, v->start[t], v->bits[t]);
     for (int t = 0; t < v->m; t++) {
@@ -264,7 +332,7 @@ static int use_mih(const imt_cursor *c, const idx_view *v, int nq, int radius, i
     if (c->method == IMT_SEARCH_MIH) return 1;
     if (c->method == IMT_SEARCH_SCAN || !v->m) return 0;
     double per_hash = batch ? (double)nq : (nq > 8 ? (double)nq : 8.0);
-    return v->mih_cost[radius] * nq < (double)v->main_n * per_hash;
+    return c->mih_cost[radius] * nq < (double)v->main_n * per_hash;
 }
 
 /* The scan for a batch of queries: each block of hashes is compared with
@@ -307,8 +375,11 @@ cleanup:
     return err;
 }
 
-imt_err idx_search(imt_cursor *c, const idx_view *v, const imt_pdq *q, int nq, int radius,
-                   uint32_t qi)
+/* Search of the view for queries q[0..nq) (the variants of one query) at
+ * radius; appends hits, query index qi for all. Each (entry, variant) at
+ * most once. */
+static imt_err search(imt_cursor *c, const idx_view *v, const imt_pdq *q, int nq, int radius,
+                      uint32_t qi)
 {
     imt_err err = IMT_OK;
     c->cnt.queries += (uint64_t)nq;
@@ -453,7 +524,7 @@ imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nqueries, in
         IMT_TRY(scan_batch(c, v, q, nqueries, nvar, radius));
     } else {
         for (size_t i = 0; i < nqueries; i++)
-            IMT_TRY(idx_search(c, v, q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
+            IMT_TRY(search(c, v, q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
     }
     if (c->nhits > 1) {
         /* one hit per (query, entry): the smallest distance, then the first

@@ -394,8 +394,12 @@ static int list_target(const char *format, const uint8_t *data, size_t len)
     imt_import_opts o;
     imt_import_opts_init(&o);
     o.format = format;
-    o.name = "fuzz";
-    o.import_time = 1700000000;
+    /* per-list options are refused for an export of several lists */
+    if (strcmp(format, "jsonl") && strcmp(format, "auto")) {
+        o.name = "fuzz";
+        o.import_time = 1700000000;
+    }
+    o.again = 1; /* the same input again merges: keep exercising that path */
     o.skip_bad = (int)(len & 1);          /* both bad-record policies */
     o.compact = len % 3 == 0 ? 1 : -1;    /* and the compaction path */
     imt_import_stats st;
@@ -428,6 +432,43 @@ static int list_target(const char *format, const uint8_t *data, size_t len)
     e = imt_query_digest(c, IMT_KIND_MD5, dig, &m, &n);
     FUZZ_CHECK(e == IMT_OK, "digest query: %s", imt_err_name(e));
     imt_cursor_close(c);
+    return 0;
+}
+
+/* Category policies (policy.c): the text of --alert/--info/--ignore and of
+ * an export's inventory. Over every scheme's default: a policy is refused
+ * or resolves to a canonical, complete one that resolves to itself, and
+ * every category gets one of the three dispositions. */
+int imt_fuzz_policy(const uint8_t *data, size_t len)
+{
+    char text[1024], out[IDX_POLICY_MAX], again[IDX_POLICY_MAX], msg[160];
+    size_t n = len < sizeof text - 1 ? len : sizeof text - 1;
+    memcpy(text, data, n);
+    text[n] = '\0';
+    static const int32_t cats[] = {-1, 0, 1, 2, 3, 4, 7, 8, 99, 100, 65535, INT32_MAX};
+    const char *bases[4] = {idx_policy_default("projectvic", 0), idx_policy_default("caid", 0),
+                            idx_policy_default("custom", 0), idx_policy_default(NULL, 1)};
+    for (int b = 0; b < 4; b++) {
+        FUZZ_CHECK(idx_policy_valid(bases[b]), "default %s is not canonical", bases[b]);
+        imt_err e = idx_policy_resolve(bases[b], text, out, sizeof out, msg, sizeof msg);
+        FUZZ_CHECK(e == IMT_OK || e == IMT_E_INVALID, "resolve: %s", imt_err_name(e));
+        if (e != IMT_OK) {
+            FUZZ_CHECK(msg[0] != '\0', "refused without a reason");
+            continue;
+        }
+        FUZZ_CHECK(idx_policy_valid(out), "'%s' is not canonical", out);
+        e = idx_policy_resolve(out, NULL, again, sizeof again, msg, sizeof msg);
+        FUZZ_CHECK(e == IMT_OK && !strcmp(again, out), "'%s' resolves to '%s'", out, again);
+        for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
+            imt_disposition d = idx_policy_eval(out, cats[i]);
+            FUZZ_CHECK(d == IMT_DISP_ALERT || d == IMT_DISP_INFO || d == IMT_DISP_IGNORE,
+                       "disposition %d", (int)d);
+        }
+    }
+    if (idx_policy_valid(text)) {
+        imt_err e = idx_policy_resolve(text, NULL, again, sizeof again, msg, sizeof msg);
+        FUZZ_CHECK(e == IMT_OK && !strcmp(again, text), "valid '%s' resolves to '%s'", text, again);
+    }
     return 0;
 }
 
@@ -567,6 +608,7 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"list_nsrl", imt_fuzz_list_nsrl},
     {"index_open", imt_fuzz_index_open},
     {"index_pagecheck", imt_fuzz_index_pagecheck},
+    {"policy", imt_fuzz_policy},
     {NULL, NULL},
 };
 

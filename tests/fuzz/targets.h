@@ -26,6 +26,8 @@ int imt_fuzz_list_nsrl(const uint8_t *data, size_t len);
 int imt_fuzz_index_open(const uint8_t *data, size_t len);
 /* The same input through the page-graph check alone (no LMDB). */
 int imt_fuzz_index_pagecheck(const uint8_t *data, size_t len);
+/* Category policy text (policy.c), over every scheme's default. */
+int imt_fuzz_policy(const uint8_t *data, size_t len);
 /* Write generated seeds for target into outdir (index_open and
  * index_pagecheck have some). */
 void imt_fuzz_make_seeds(const char *target, const char *outdir);

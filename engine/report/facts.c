@@ -1,0 +1,146 @@
+/* engine/report/facts.c -- the facts of one record, taken from a scan
+ * record or read back from the JSONL line record.c wrote for it.
+ *
+ * Why one definition: a resumed report must count its old records exactly
+ * as the run that wrote them did. Each fact below is read from the member
+ * put_record_json writes for it, and tests/test_report.c checks the round
+ * trip record -> line -> facts for every kind of record. */
+#include "report.h"
+
+#include <string.h>
+
+void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f)
+{
+    memset(f, 0, sizeof *f);
+    f->type = rec->type;
+    f->status = rec->status;
+    f->scan_error = rec->scan_error;
+    f->have_mtime = rec->have_stat;
+    f->mtime_s = rec->mtime_s;
+    f->mtime_ns = rec->mtime_ns;
+    if (rec->hash) {
+        f->read = 1;
+        f->read_bytes = rec->hash->file_size;
+        f->has_pdq = rec->hash->has_pdq;
+    }
+    f->known_good = rec->known_good;
+    /* Written (and so counted) only for a file that was read. */
+    f->low_quality = rec->pdq_low_quality && rec->hash && !rec->known_good;
+    f->matches = rec->matches;
+    f->n_matches = rec->n_matches;
+}
+
+static yajl_val member(yajl_val o, const char *key, yajl_type t)
+{
+    const char *p[] = {key, NULL};
+    return yajl_tree_get(o, p, t);
+}
+
+/* yajl decodes our \udcXX (a byte that is not UTF-8, text.c) to the UTF-8
+ * form of U+DCXX: ED B2/B3 xx, which valid UTF-8 never holds. Turn it back
+ * into the byte, in place, so names and labels read back are the bytes that
+ * were written (a resumed summary must not split a label in two). */
+static char *unescape(char *s)
+{
+    unsigned char *r = (unsigned char *)s, *w = r;
+    while (*r) {
+        if (r[0] == 0xED && (r[1] == 0xB2 || r[1] == 0xB3) && (r[2] & 0xC0) == 0x80) {
+            *w++ = (unsigned char)(((r[1] & 0x03) << 6) | (r[2] & 0x3F));
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return s;
+}
+
+static const char *str_member(yajl_val o, const char *key)
+{
+    yajl_val v = member(o, key, yajl_t_string);
+    return v ? unescape(v->u.string) : NULL;
+}
+
+static int true_member(yajl_val o, const char *key)
+{
+    yajl_val v = member(o, key, yajl_t_any);
+    return v && YAJL_IS_TRUE(v);
+}
+
+/* "2024-01-02T03:04:05.123456789Z", as imt__buf_time writes it. */
+static int parse_time(const char *t, int64_t *s, int32_t *ns)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int nsec = 0;
+    if (!t || sscanf(t, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &nsec) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *s = (int64_t)timegm(&tm);
+    *ns = (int32_t)nsec;
+    return 1;
+}
+
+imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
+{
+    memset(f, 0, sizeof *f);
+    *out = NULL;
+    const char *type = str_member(v, "type"), *status = str_member(v, "status");
+    if (!type || !status) return IMT_E_PARSE;
+    for (int t = 0; t < IMT_ENTRY__COUNT; t++)
+        if (!strcmp(type, imt_entry_type_name((imt_entry_type)t))) f->type = (imt_entry_type)t;
+    for (int e = 0; e < IMT_E__COUNT; e++)
+        if (!strcmp(status, imt_err_name((imt_err)e))) f->status = (imt_err)e;
+    f->scan_error = true_member(v, "scan_error");
+    f->have_mtime = parse_time(str_member(v, "mtime"), &f->mtime_s, &f->mtime_ns);
+    yajl_val rb = member(v, "read_bytes", yajl_t_number);
+    if (rb) { /* written for every file that was read */
+        f->read = 1;
+        f->read_bytes = (uint64_t)YAJL_GET_INTEGER(rb);
+        f->has_pdq = str_member(v, "pdq") != NULL; /* written iff has_pdq */
+    }
+    f->known_good = true_member(v, "known_good");
+    const char *pm = str_member(v, "pdq_matching");
+    f->low_quality = pm && !strncmp(pm, IMT__LOWQ_PREFIX, strlen(IMT__LOWQ_PREFIX));
+    yajl_val arr = member(v, "matches", yajl_t_array);
+    if (!arr) return IMT_E_PARSE;
+    size_t n = arr->u.array.len;
+    if (!n) return IMT_OK;
+    imt_scan_match *ms = imt__calloc(n, sizeof *ms);
+    if (!ms) return IMT_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        yajl_val m = arr->u.array.values[i];
+        imt_scan_match *o = &ms[i];
+        const char *kind = str_member(m, "kind"), *var = str_member(m, "variant");
+        for (int k = IMT_KIND_PDQ; kind && k <= IMT_KIND_SHA256; k++)
+            if (!strcmp(kind, imt_hash_kind_name((imt_hash_kind)k))) o->kind = (imt_hash_kind)k;
+        for (int d = 0; var && d < IMT_DIH__COUNT; d++)
+            if (!strcmp(var, imt_dihedral_name((imt_dihedral)d))) o->variant = (imt_dihedral)d;
+        yajl_val x = member(m, "distance", yajl_t_number);
+        o->distance = x ? (int)YAJL_GET_INTEGER(x) : 0;
+        x = member(m, "entry", yajl_t_number);
+        o->entry = x ? (uint64_t)YAJL_GET_INTEGER(x) : 0;
+        x = member(m, "list_id", yajl_t_number);
+        o->list_id = x ? (uint32_t)YAJL_GET_INTEGER(x) : 0;
+        x = member(m, "category", yajl_t_number);
+        o->category = x ? (int32_t)YAJL_GET_INTEGER(x) : -1;
+        const char *s;
+        o->list = (s = str_member(m, "list")) ? s : "";
+        o->list_version = (s = str_member(m, "list_version")) ? s : "";
+        o->scheme = (s = str_member(m, "scheme")) ? s : "";
+        o->category_label = (s = str_member(m, "category_label")) ? s : "";
+        o->external_id = (s = str_member(m, "external_id")) ? s : "";
+        o->known_good = true_member(m, "known_good");
+        const char *dp = str_member(m, "disposition");
+        o->disposition = !dp && o->known_good ? IMT_DISP_IGNORE : IMT_DISP_ALERT;
+        for (int d = 0; dp && d < 3; d++)
+            if (!strcmp(dp, imt_disposition_name((imt_disposition)d)))
+                o->disposition = (imt_disposition)d;
+    }
+    f->matches = ms;
+    f->n_matches = n;
+    *out = ms;
+    return IMT_OK;
+}

@@ -1,0 +1,209 @@
+/* engine/report/record.c -- one line per entry: the JSONL record (every
+ * fact facts.c reads back, under the member it reads it from) and the CSV
+ * rows (one per match), and imt_report_record, which counts the record's
+ * facts and writes it. A line is built whole, then written with one fwrite
+ * and flushed, so a killed scan leaves whole lines. */
+#include "report.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void put_match_json(imt__buf *b, const imt_scan_match *m)
+{
+    imt__buf_printf(b, "{\"kind\":\"%s\"", imt_hash_kind_name(m->kind));
+    if (m->kind == IMT_KIND_PDQ)
+        imt__buf_printf(b, ",\"distance\":%d,\"variant\":\"%s\"", m->distance,
+                        imt_dihedral_name(m->variant));
+    imt__buf_printf(b, ",\"list_id\":%u,\"list\":", (unsigned)m->list_id);
+    imt__buf_json_str(b, m->list);
+    imt__buf_puts(b, ",\"list_version\":");
+    imt__buf_json_str(b, m->list_version);
+    imt__buf_puts(b, ",\"scheme\":");
+    imt__buf_json_str(b, m->scheme);
+    if (m->category >= 0) imt__buf_printf(b, ",\"category\":%d", (int)m->category);
+    else imt__buf_puts(b, ",\"category\":null");
+    if (m->category_label && m->category_label[0]) {
+        imt__buf_puts(b, ",\"category_label\":");
+        imt__buf_json_str(b, m->category_label);
+    }
+    if (m->external_id && m->external_id[0]) {
+        imt__buf_puts(b, ",\"external_id\":");
+        imt__buf_json_str(b, m->external_id);
+    }
+    imt__buf_printf(b, ",\"known_good\":%s,\"disposition\":\"%s\",\"entry\":%llu}",
+                    m->known_good ? "true" : "false", imt_disposition_name(m->disposition),
+                    (unsigned long long)m->entry);
+}
+
+static void put_record_json(imt__buf *b, const imt_scan_record *rec)
+{
+    imt__buf_printf(b, "{\"record\":\"file\",\"seq\":%llu,\"path\":",
+                    (unsigned long long)rec->seq);
+    imt__buf_json_str(b, rec->path);
+    imt__buf_printf(b, ",\"type\":\"%s\",\"status\":\"%s\"", imt_entry_type_name(rec->type),
+                    imt_err_name(rec->status));
+    if (rec->scan_error) imt__buf_puts(b, ",\"scan_error\":true");
+    if (rec->detail && rec->detail[0]) {
+        imt__buf_puts(b, ",\"detail\":");
+        imt__buf_json_str(b, rec->detail);
+    }
+    if (rec->have_stat) {
+        imt__buf_printf(b, ",\"size\":%llu,\"mtime\":", (unsigned long long)rec->size);
+        imt__buf_time(b, rec->mtime_s, rec->mtime_ns);
+        imt__buf_puts(b, ",\"ctime\":");
+        imt__buf_time(b, rec->ctime_s, rec->ctime_ns);
+        imt__buf_printf(b, ",\"mode\":\"%04o\",\"uid\":%u,\"gid\":%u,\"inode\":%llu,"
+                        "\"nlink\":%u", (unsigned)(rec->mode & 07777), (unsigned)rec->uid,
+                        (unsigned)rec->gid, (unsigned long long)rec->inode,
+                        (unsigned)rec->nlink);
+    }
+    if (rec->link_target) {
+        imt__buf_puts(b, ",\"link_target\":");
+        imt__buf_json_str(b, rec->link_target);
+    }
+    if (rec->hardlink_of) {
+        imt__buf_puts(b, ",\"hardlink_of\":");
+        imt__buf_json_str(b, rec->hardlink_of);
+    }
+    const imt_hash_result *h = rec->hash;
+    if (h) {
+        imt__buf_printf(b, ",\"format\":\"%s\",\"read_bytes\":%llu", imt_format_name(h->format),
+                        (unsigned long long)h->file_size);
+        if (h->width) imt__buf_printf(b, ",\"width\":%u,\"height\":%u", h->width, h->height);
+        if (h->digests & IMT_DIGEST_MD5) {
+            imt__buf_puts(b, ",\"md5\":\"");
+            imt__buf_hex(b, h->md5, 16);
+            imt__buf_puts(b, "\"");
+        }
+        if (h->digests & IMT_DIGEST_SHA1) {
+            imt__buf_puts(b, ",\"sha1\":\"");
+            imt__buf_hex(b, h->sha1, 20);
+            imt__buf_puts(b, "\"");
+        }
+        if (h->digests & IMT_DIGEST_SHA256) {
+            imt__buf_puts(b, ",\"sha256\":\"");
+            imt__buf_hex(b, h->sha256, 32);
+            imt__buf_puts(b, "\"");
+        }
+        if (h->has_pdq) {
+            char hx[IMT_PDQ_HEX_LEN + 1];
+            imt_pdq_to_hex(&h->pdq[0], hx);
+            imt__buf_printf(b, ",\"pdq\":\"%s\",\"quality\":%d", hx, h->quality);
+            if (h->partial) imt__buf_puts(b, ",\"partial\":true");
+        }
+        if (h->changed) imt__buf_puts(b, ",\"changed_during_read\":true");
+    }
+    if (rec->known_good)
+        imt__buf_puts(b, ",\"known_good\":true,\"pdq_matching\":\"" IMT__KNOWN_GOOD_SKIP "\"");
+    else if (rec->pdq_low_quality && h)
+        imt__buf_printf(b, ",\"pdq_matching\":\"" IMT__LOWQ_PREFIX "%d is below the minimum\"",
+                        h->quality);
+    imt__buf_puts(b, ",\"matches\":[");
+    for (size_t i = 0; i < rec->n_matches; i++) {
+        if (i) imt__buf_puts(b, ",");
+        put_match_json(b, &rec->matches[i]);
+    }
+    imt__buf_puts(b, "]");
+    if (rec->matches_omitted)
+        imt__buf_printf(b, ",\"matches_omitted\":%llu", (unsigned long long)rec->matches_omitted);
+    imt__buf_puts(b, "}\n");
+}
+
+static void put_record_csv(imt__buf *b, const imt_scan_record *rec)
+{
+    size_t rows = rec->n_matches ? rec->n_matches : 1;
+    const imt_hash_result *h = rec->hash;
+    for (size_t i = 0; i < rows; i++) {
+        imt__buf_csv_str(b, rec->path);
+        imt__buf_printf(b, ",%s,%s,", imt_entry_type_name(rec->type), imt_err_name(rec->status));
+        imt__buf_csv_str(b, rec->detail);
+        imt__buf_puts(b, ",");
+        if (rec->have_stat) {
+            imt__buf_printf(b, "%llu,", (unsigned long long)rec->size);
+            imt__buf_time(b, rec->mtime_s, rec->mtime_ns);
+            imt__buf_puts(b, ",");
+            imt__buf_time(b, rec->ctime_s, rec->ctime_ns);
+        } else {
+            imt__buf_puts(b, ",,");
+        }
+        if (h) {
+            imt__buf_printf(b, ",%s,", imt_format_name(h->format));
+            if (h->width) imt__buf_printf(b, "%u,%u", h->width, h->height);
+            else imt__buf_puts(b, ",");
+            imt__buf_puts(b, ",");
+            if (h->digests & IMT_DIGEST_MD5) imt__buf_hex(b, h->md5, 16);
+            imt__buf_puts(b, ",");
+            if (h->digests & IMT_DIGEST_SHA1) imt__buf_hex(b, h->sha1, 20);
+            imt__buf_puts(b, ",");
+            if (h->digests & IMT_DIGEST_SHA256) imt__buf_hex(b, h->sha256, 32);
+            imt__buf_puts(b, ",");
+            if (h->has_pdq) {
+                char hx[IMT_PDQ_HEX_LEN + 1];
+                imt_pdq_to_hex(&h->pdq[0], hx);
+                imt__buf_printf(b, "%s,%d", hx, h->quality);
+            } else {
+                imt__buf_puts(b, ",");
+            }
+        } else {
+            imt__buf_puts(b, ",,,,,,,,");
+        }
+        imt__buf_printf(b, ",%d,", rec->known_good ? 1 : 0);
+        if (rec->n_matches) {
+            const imt_scan_match *m = &rec->matches[i];
+            imt__buf_printf(b, "%s,", imt_hash_kind_name(m->kind));
+            imt__buf_csv_str(b, m->list);
+            imt__buf_puts(b, ",");
+            imt__buf_csv_str(b, m->scheme);
+            if (m->category >= 0) imt__buf_printf(b, ",%d,", (int)m->category);
+            else imt__buf_puts(b, ",,");
+            imt__buf_csv_str(b, m->category_label);
+            imt__buf_puts(b, ",");
+            imt__buf_csv_str(b, m->external_id);
+            if (m->kind == IMT_KIND_PDQ)
+                imt__buf_printf(b, ",%d,%s,", m->distance, imt_dihedral_name(m->variant));
+            else
+                imt__buf_puts(b, ",0,,");
+        } else {
+            imt__buf_puts(b, ",,,,,,,,");
+        }
+        if (rec->hardlink_of) imt__buf_csv_str(b, rec->hardlink_of);
+        imt__buf_puts(b, ",");
+        if (rec->link_target) imt__buf_csv_str(b, rec->link_target);
+        imt__buf_puts(b, "\n");
+    }
+}
+
+static int has_hit(const imt_scan_record *rec)
+{
+    for (size_t i = 0; i < rec->n_matches; i++)
+        if (rec->matches[i].disposition == IMT_DISP_ALERT) return 1;
+    return 0;
+}
+
+int imt_report_record(void *report, const imt_scan_record *rec)
+{
+    imt_report *r = report;
+    imt_err err = IMT_OK;
+    if (!r || !rec || !r->began || r->ended) return 1;
+    if (rec->skipped) return imt__resume_emit(r) != IMT_OK;
+    imt__buf *t = &r->tmp;
+    t->len = 0;
+    imt__buf_json_str(t, rec->path);
+    if (t->oom) {
+        imt__report_fail(r, IMT_E_NOMEM, "out of memory%s", NULL);
+        return 1;
+    }
+    imt__rfacts f;
+    imt__facts_from_record(rec, &f);
+    err = imt__report_account(r, &f, t->p);
+    if (err) {
+        imt__report_fail(r, err, "cannot count a record: %s", imt_strerror(err));
+        return 1;
+    }
+    if (r->o.hits_only && !has_hit(rec)) return 0;
+    if (r->o.format == IMT_REPORT_CSV) put_record_csv(&r->line, rec);
+    else put_record_json(&r->line, rec);
+    return imt__report_flush(r) != IMT_OK;
+}
+

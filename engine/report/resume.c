@@ -1,0 +1,186 @@
+/* engine/report/resume.c -- continuing an interrupted report.
+ *
+ * Resume works on the report alone: the walk order is deterministic, so the
+ * records of the interrupted run are the prefix of a full run's records.
+ * imt_report_skip claims each walked entry whose path equals the next old
+ * record's path; that record is then copied verbatim, and counted in the
+ * summary from the facts read back from its members (facts.c), when the
+ * scan emits the entry. */
+#include "report.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Read the next old file record into next_line; old_eof at the end, at the
+ * summary, or at a torn last line (a killed scan). */
+static imt_err old_advance(imt_report *r)
+{
+    if (r->next_line || r->old_eof) return IMT_OK;
+    size_t cap = 0;
+    char *line = NULL;
+    ssize_t n = getline(&line, &cap, r->old);
+    if (n <= 0 || line[n - 1] != '\n' || strncmp(line, "{\"record\":\"file\"", 16) != 0) {
+        free(line);
+        r->old_eof = 1;
+        return IMT_OK;
+    }
+    r->next_line = line;
+    r->next_len = (size_t)n;
+    return IMT_OK;
+}
+
+/* The raw JSON literal of the "path" member of one of our record lines. */
+static int path_literal(const char *line, const char **start, size_t *len)
+{
+    const char *p = strstr(line, ",\"path\":\"");
+    if (!p) return 0;
+    p += 8;
+    const char *q = p + 1;
+    while (*q && *q != '"') q += (*q == '\\' && q[1]) ? 2 : 1;
+    if (*q != '"') return 0;
+    *start = p;
+    *len = (size_t)(q + 1 - p);
+    return 1;
+}
+
+imt_err imt_report_resume(imt_report *r, const char *path)
+{
+    if (!r || !path || r->began || r->old) return IMT_E_INVALID;
+    imt_err err = IMT_OK;
+    char *line = NULL;
+    size_t cap = 0;
+    char ebuf[256];
+    r->old = fopen(path, "r");
+    if (!r->old) return imt__report_fail(r, IMT_E_IO, "cannot open the report to resume: %s", strerror(errno));
+    r->old_path = imt__strdup(path);
+    if (!r->old_path) { err = IMT_E_NOMEM; goto cleanup; }
+    ssize_t n = getline(&line, &cap, r->old);
+    if (n <= 0) {
+        err = imt__report_fail(r, IMT_E_PARSE, "cannot resume: %s holds no report header", path);
+        goto cleanup;
+    }
+    r->old_header = yajl_tree_parse(line, ebuf, sizeof ebuf);
+    const char *kp[] = {"record", NULL}, *fp[] = {"report_format", NULL},
+               *hp[] = {"options", "hits_only", NULL}, *op[] = {"options", "format", NULL};
+    yajl_val rec = r->old_header ? yajl_tree_get(r->old_header, kp, yajl_t_string) : NULL;
+    yajl_val fmt = r->old_header ? yajl_tree_get(r->old_header, fp, yajl_t_number) : NULL;
+    if (!rec || strcmp(rec->u.string, "header") != 0 || !fmt ||
+        YAJL_GET_INTEGER(fmt) != IMT__REPORT_FORMAT_VERSION) {
+        err = imt__report_fail(r, IMT_E_PARSE,
+                   "cannot resume: %s does not start with an imgtriage JSONL report header",
+                   path);
+        goto cleanup;
+    }
+    yajl_val ho = yajl_tree_get(r->old_header, hp, yajl_t_any);
+    yajl_val of = yajl_tree_get(r->old_header, op, yajl_t_string);
+    if ((ho && YAJL_IS_TRUE(ho)) || !of || strcmp(of->u.string, "jsonl") != 0) {
+        err = imt__report_fail(r, IMT_E_INVALID,
+                   "cannot resume from %s: only a full JSONL report (no --hits-only) can be "
+                   "resumed", path);
+        goto cleanup;
+    }
+    err = old_advance(r);
+cleanup:
+    free(line);
+    return err;
+}
+
+int imt_report_skip(void *report, const char *path, imt_entry_type type)
+{
+    imt_report *r = report;
+    (void)type;
+    if (!r || !r->old) return 0;
+    if (old_advance(r) != IMT_OK || !r->next_line) return 0;
+    const char *lit;
+    size_t litlen;
+    if (!path_literal(r->next_line, &lit, &litlen)) return 0;
+    imt__buf *t = &r->tmp;
+    t->len = 0;
+    imt__buf_json_str(t, path);
+    if (t->oom || t->len != litlen || memcmp(t->p, lit, litlen) != 0) return 0;
+    if (r->q_len == r->q_cap) {
+        size_t nc = r->q_cap ? r->q_cap * 2 : 64, bytes;
+        if (!imt__mul_ok(nc, sizeof *r->queue, &bytes)) return 0;
+        imt__pending *nq = imt__malloc(bytes);
+        if (!nq) return 0;
+        for (size_t i = 0; i < r->q_len; i++) nq[i] = r->queue[(r->q_head + i) % r->q_cap];
+        imt__free(r->queue);
+        r->queue = nq;
+        r->q_head = 0;
+        r->q_cap = nc;
+    }
+    r->queue[(r->q_head + r->q_len++) % r->q_cap] = (imt__pending){r->next_line, r->next_len};
+    r->next_line = NULL;
+    return 1;
+}
+
+void imt__resume_free(imt_report *r)
+{
+    if (r->old) fclose(r->old);
+    imt__free(r->old_path);
+    yajl_tree_free(r->old_header);
+    free(r->next_line); /* from getline() */
+    for (size_t i = 0; i < r->q_len; i++) free(r->queue[(r->q_head + i) % r->q_cap].line);
+    imt__free(r->queue);
+    r->old = NULL;
+    r->old_path = NULL;
+    r->old_header = NULL;
+    r->next_line = NULL;
+    r->queue = NULL;
+    r->q_len = r->q_cap = r->q_head = 0;
+}
+
+/* Count an old line's facts, read back from its members. */
+static imt_err account_old(imt_report *r, const char *line)
+{
+    imt_err err = IMT_OK;
+    char ebuf[128];
+    imt_scan_match *ms = NULL;
+    yajl_val v = yajl_tree_parse(line, ebuf, sizeof ebuf);
+    if (!v)
+        return imt__report_fail(r, IMT_E_PARSE, "cannot parse a record of the resumed report: %s",
+                                 ebuf);
+    imt__rfacts f;
+    err = imt__facts_from_json(v, &f, &ms);
+    if (err) {
+        imt__report_fail(r, err, "a record of the resumed report is not one of ours: %s",
+                         imt_strerror(err));
+        goto cleanup;
+    }
+    const char *lit;
+    size_t litlen;
+    if (!path_literal(line, &lit, &litlen)) {
+        err = imt__report_fail(r, IMT_E_PARSE, "a record of the resumed report has no path%s",
+                               NULL);
+        goto cleanup;
+    }
+    imt__buf *t = &r->tmp;
+    t->len = 0;
+    imt__buf_put(t, lit, litlen);
+    if (t->oom) { err = IMT_E_NOMEM; goto cleanup; }
+    IMT_TRY(imt__report_account(r, &f, t->p));
+cleanup:
+    imt__free(ms);
+    yajl_tree_free(v);
+    return err;
+}
+
+imt_err imt__resume_emit(imt_report *r)
+{
+    if (!r->q_len)
+        return imt__report_fail(r, IMT_E_INTERNAL, "a resumed entry has no old record%s", NULL);
+    imt__pending p = r->queue[r->q_head];
+    r->q_head = (r->q_head + 1) % r->q_cap;
+    r->q_len--;
+    r->resumed++;
+    imt_err err = account_old(r, p.line);
+    if (!err) {
+        /* Verbatim: the options check made sure the format is the same
+         * (full JSONL), so this is the line an uninterrupted run writes. */
+        imt__buf_put(&r->line, p.line, p.len);
+        err = imt__report_flush(r);
+    }
+    free(p.line);
+    return err;
+}

@@ -1,0 +1,207 @@
+/* engine/report/summary.c -- the device summary as a pure function of the
+ * records' facts: counts, hits per list, distinct known items and the
+ * priority score. No I/O and no clock (the caller passes the time of a
+ * hit), so tests/test_report.c checks it on made-up facts. */
+#include "report.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void imt__summary_free(imt__summary *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->n_cats; i++) {
+        imt__free(s->cats[i].list);
+        imt__free(s->cats[i].scheme);
+        imt__free(s->cats[i].label);
+    }
+    imt__free(s->cats);
+    imt__free(s->items);
+    imt__free(s->first_hit);
+    memset(s, 0, sizeof *s);
+}
+
+/* Severity weight of an alerting membership. The Project VIC (VICS) and
+ * CAID schemes put their gravest category first; lists of other schemes
+ * weigh 1 per item. The table is in README. */
+int imt__severity(const char *scheme, int32_t cat)
+{
+    if (scheme && !strcmp(scheme, "projectvic")) {
+        switch (cat) {
+        case 0: return 0;  /* non-pertinent */
+        case 1: return 10;
+        case 2: return 5;
+        case 3: return 2;
+        default: return 1;
+        }
+    }
+    if (scheme && !strcmp(scheme, "caid")) {
+        switch (cat) {
+        case 1: return 10; /* category A */
+        case 2: return 7;  /* B */
+        case 3: return 4;  /* C */
+        default: return 1;
+        }
+    }
+    return 1;
+}
+
+static imt_err note_item(imt__summary *r, uint64_t entry, int weight)
+{
+    if ((r->n_items + 1) * 2 > r->items_cap) {
+        size_t nc = r->items_cap ? r->items_cap * 2 : 64;
+        imt__item *ni = imt__calloc(nc, sizeof *ni);
+        if (!ni) return IMT_E_NOMEM;
+        for (size_t i = 0; i < r->items_cap; i++) {
+            if (!r->items[i].used) continue;
+            size_t k = (size_t)(r->items[i].entry * 0x9E3779B97F4A7C15ull >> 7) & (nc - 1);
+            while (ni[k].used) k = (k + 1) & (nc - 1);
+            ni[k] = r->items[i];
+        }
+        imt__free(r->items);
+        r->items = ni;
+        r->items_cap = nc;
+    }
+    size_t mask = r->items_cap - 1;
+    size_t k = (size_t)(entry * 0x9E3779B97F4A7C15ull >> 7) & mask;
+    while (r->items[k].used && r->items[k].entry != entry) k = (k + 1) & mask;
+    if (!r->items[k].used) {
+        r->items[k].used = 1;
+        r->items[k].entry = entry;
+        r->items[k].weight = weight;
+        r->n_items++;
+    } else if (weight > r->items[k].weight) {
+        r->items[k].weight = weight;
+    }
+    return IMT_OK;
+}
+
+static imt_err note_cat(imt__summary *r, const imt_scan_match *m)
+{
+    const char *label = m->category_label ? m->category_label : "";
+    for (size_t i = 0; i < r->n_cats; i++) {
+        imt__hitcat *c = &r->cats[i];
+        if (c->list_id == m->list_id && c->category == m->category &&
+            !strcmp(c->label, label)) {
+            c->files++;
+            return IMT_OK;
+        }
+    }
+    size_t bytes;
+    if (!imt__mul_ok(r->n_cats + 1, sizeof *r->cats, &bytes)) return IMT_E_NOMEM;
+    imt__hitcat *nc = imt__realloc(r->cats, bytes);
+    if (!nc) return IMT_E_NOMEM;
+    r->cats = nc;
+    imt__hitcat *c = &r->cats[r->n_cats];
+    memset(c, 0, sizeof *c);
+    c->list = imt__strdup(m->list ? m->list : "");
+    c->scheme = imt__strdup(m->scheme ? m->scheme : "");
+    c->label = imt__strdup(label);
+    if (!c->list || !c->scheme || !c->label) {
+        imt__free(c->list);
+        imt__free(c->scheme);
+        imt__free(c->label);
+        return IMT_E_NOMEM;
+    }
+    c->list_id = m->list_id;
+    c->category = m->category;
+    c->known_good = m->known_good;
+    c->files = 1;
+    r->n_cats++;
+    return IMT_OK;
+}
+
+static int hitcat_cmp(const void *a, const void *b)
+{
+    const imt__hitcat *x = a, *y = b;
+    if (x->list_id != y->list_id) return x->list_id < y->list_id ? -1 : 1;
+    if (x->category != y->category) return x->category < y->category ? -1 : 1;
+    return strcmp(x->label, y->label);
+}
+
+void imt__summary_sort(imt__summary *s)
+{
+    if (s->n_cats) qsort(s->cats, s->n_cats, sizeof *s->cats, hitcat_cmp);
+}
+
+int imt__is_plain_outcome(imt_err e)
+{
+    return e == IMT_OK || e == IMT_E_NOT_IMAGE || e == IMT_E_EMPTY;
+}
+
+imt_err imt__summary_add(imt__summary *r, const imt__rfacts *f, const char *path_json,
+                         double now_s)
+{
+    imt_err err = IMT_OK;
+    r->entries++;
+    if ((unsigned)f->type < IMT_ENTRY__COUNT) r->by_type[f->type]++;
+    if ((unsigned)f->status < IMT_E__COUNT)
+        (f->scan_error ? r->err_by_status : r->find_by_status)[f->status]++;
+    if (f->scan_error) r->errors++;
+    if (f->read) {
+        r->files++;
+        r->bytes += f->read_bytes;
+        if (f->has_pdq) r->images++;
+    }
+    if (f->known_good) r->known_good_files++;
+    if (f->low_quality) r->low_quality++;
+    int hit = 0;
+    for (size_t i = 0; i < f->n_matches; i++) {
+        const imt_scan_match *m = &f->matches[i];
+        /* One file counts once per (list, category) however many entries. */
+        int seen = 0;
+        for (size_t j = 0; j < i; j++) {
+            const imt_scan_match *p = &f->matches[j];
+            if (p->list_id == m->list_id && p->category == m->category &&
+                !strcmp(p->category_label, m->category_label))
+                seen = 1;
+        }
+        if (!seen) IMT_TRY(note_cat(r, m));
+        if (m->disposition != IMT_DISP_ALERT) continue;
+        hit = 1;
+        IMT_TRY(note_item(r, m->entry, imt__severity(m->scheme, m->category)));
+    }
+    if (hit) {
+        r->hit_files++;
+        if (!r->first_hit) {
+            r->first_hit = imt__strdup(path_json);
+            if (!r->first_hit) return IMT_E_NOMEM;
+            r->first_hit_after = now_s;
+        }
+        if (f->have_mtime &&
+            (!r->have_hit_mtime || f->mtime_s < r->earliest_hit_mtime ||
+             (f->mtime_s == r->earliest_hit_mtime && f->mtime_ns < r->earliest_hit_mtime_ns))) {
+            r->have_hit_mtime = 1;
+            r->earliest_hit_mtime = f->mtime_s;
+            r->earliest_hit_mtime_ns = f->mtime_ns;
+        }
+    }
+cleanup:
+    return err;
+}
+
+double imt__priority(const imt__summary *r, imt__buf *b)
+{
+    uint64_t by_w[11] = {0}, sum = 0;
+    for (size_t i = 0; i < r->items_cap; i++) {
+        if (!r->items[i].used) continue;
+        int w = r->items[i].weight;
+        if (w >= 0 && w <= 10) by_w[w]++;
+        sum += (uint64_t)(w > 0 ? w : 0);
+    }
+    double density = r->files ? (double)r->hit_files / (double)r->files : 0.0;
+    double p = (double)sum + density;
+    imt__buf_printf(b, "priority %.3f = %llu (sum over %llu distinct known items of their "
+                    "category severity weight:", p, (unsigned long long)sum,
+                    (unsigned long long)r->n_items);
+    int any = 0;
+    for (int w = 10; w >= 0; w--) {
+        if (!by_w[w]) continue;
+        imt__buf_printf(b, "%s %llu x %d", any ? " +" : "", (unsigned long long)by_w[w], w);
+        any = 1;
+    }
+    if (!any) imt__buf_puts(b, " none");
+    imt__buf_printf(b, ") + %.3f (hit density: %llu files with hits / %llu files read)",
+                    density, (unsigned long long)r->hit_files, (unsigned long long)r->files);
+    return p;
+}
