@@ -204,12 +204,50 @@ typedef struct imt_hash_opts {
     const volatile int *stop;/* when non-NULL and *stop becomes non-zero (a signal
                                 handler may set it), hashing stops before the next
                                 256 KiB chunk with IMT_E_INTERRUPTED; default NULL */
+    int embedded;            /* non-zero: also hash the pictures embedded in the file
+                                (imt_subitem); default 1 */
 } imt_hash_opts;
 
 /** Fill opts with the defaults documented above. */
 IMT_API void imt_hash_opts_init(imt_hash_opts *opts);
 
-/** Result of hashing one file. Caller-owned value; no pointers inside. */
+/** A picture inside a file, hashed as a sub-item of it. The one list of
+ *  sub-items for every kind: embedded thumbnails and previews now; pages,
+ *  frames, cache entries and archive members use the same struct (kinds are
+ *  appended, values fixed once released). A match on a sub-item is a match
+ *  on its file. Plain value, no pointers. */
+typedef enum imt_subitem_kind {
+    IMT_SUB_EXIF_THUMBNAIL = 1, /* JPEG APP1 Exif: IFD1's JPEGInterchangeFormat */
+    IMT_SUB_MPF_IMAGE = 2       /* JPEG APP2 MPF: a further image (large preview, ...) */
+} imt_subitem_kind;
+
+/** "exif-thumbnail", "mpf-image"; "unknown" otherwise. Never NULL. */
+IMT_API const char *imt_subitem_kind_name(imt_subitem_kind k);
+
+/** The most sub-items one result holds; more are counted in sub_omitted. */
+#define IMT_MAX_SUBITEMS 8
+
+typedef struct imt_subitem {
+    imt_subitem_kind kind;
+    uint32_t index;          /* MPF: its MP entry (1 = the second image); else 0 */
+    uint64_t offset, size;   /* its bytes within the file */
+    imt_format format;       /* sniffed from those bytes */
+    imt_err status;          /* IMT_OK when hashed; else detail says why */
+    uint32_t width, height;
+    int has_pdq;             /* pdq[] and quality valid */
+    imt_pdq pdq[IMT_DIH__COUNT]; /* always all 8 dihedral variants */
+    int quality;
+    int distance;            /* least distance from any of its 8 variants to the
+                                file's own hash; -1 when either has none */
+    int differs;             /* distance > IMT_PDQ_MATCH_DISTANCE: the picture
+                                shows something else than the file (edited after
+                                the thumbnail was made, or a planted preview) */
+    char detail[128];
+} imt_subitem;
+
+/** Result of hashing one file. Caller-owned value; its one pointer, sub,
+ *  is borrowed from the hasher and valid until the next call on it: copy
+ *  the imt_subitem values to keep them. */
 typedef struct imt_hash_result {
     imt_err status;          /* IMT_OK if the PDQ hash (when asked) was made */
     imt_format format;       /* sniffed format */
@@ -233,6 +271,11 @@ typedef struct imt_hash_result {
                                 digests cover exactly file_size bytes, the
                                 size when it was opened (or fewer if it shrank);
                                 detail says so (after any other reason) */
+    const imt_subitem *sub;  /* embedded pictures (imt_hash_opts.embedded), in
+                                file order; NULL when none. Borrowed: see above */
+    size_t n_sub;
+    size_t sub_omitted;      /* found beyond IMT_MAX_SUBITEMS */
+    int thumbnail_differs;   /* some sub-item has differs set */
 } imt_hash_result;
 
 /** A per-thread hashing context: holds decoder state and scratch buffers

@@ -78,6 +78,20 @@ imt_err imt__heif_decode(imt_heif_state **st, const imt_reader *r, imt_pdq_mode 
                          char *detail, size_t cap);
 void imt__heif_state_free(imt_heif_state *st);
 
+/* ---- embedded pictures (embedded.c) ---- */
+typedef struct imt_embedded_ref {
+    imt_subitem_kind kind;
+    uint32_t index;
+    uint64_t offset, size;   /* within the file; size >= 4 */
+} imt_embedded_ref;
+
+/* The pictures a JPEG's leading marker segments point to (EXIF IFD1
+ * thumbnail, MPF images after the first), from the file's first n bytes
+ * p[0..n) (segments past n are not read). At most max; returns the count.
+ * Ranges may lie beyond n (MPF images follow the main image) and beyond
+ * the file: the caller checks what it can collect. */
+size_t imt__jpeg_embedded(const uint8_t *p, size_t n, imt_embedded_ref *out, size_t max);
+
 /* ---- leaf helpers the format decoders share (limits.c, resample.c) ---- */
 
 /* The PDQ stage's least side (hash.h: IMT_E_TOO_SMALL below it); decode
