@@ -633,6 +633,10 @@ typedef struct imt_scan_match {
     const char *category_label;/* "" when none */
     const char *external_id;   /* "" when none */
     imt_disposition disposition; /* only IMT_DISP_ALERT makes a hit */
+    int32_t subitem;           /* -1: the file's own hash or digests; else the
+                                  index in hash->sub of the embedded picture
+                                  whose PDQ matched (a hit on it is a hit on
+                                  the file) */
 } imt_scan_match;
 
 /** The record of one walked entry. Everything it points to is borrowed:

@@ -227,7 +227,7 @@ imt_err imt_report_begin(imt_report *r, const imt_index *idx, const char *const 
         imt__buf_puts(b, "path,type,status,detail,size,mtime,ctime,format,width,height,"
                          "md5,sha1,sha256,pdq,quality,known_good,match_kind,list,scheme,"
                          "category,category_label,external_id,distance,variant,"
-                         "hardlink_of,link_target\n");
+                         "hardlink_of,link_target,flags,embedded\n");
     IMT_TRY(imt__report_flush(r));
 cleanup:
     return err;
