@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import sys
 
-MAX_SEED = {"jpeg": 256 << 10, "png": 256 << 10, "heif": 64 << 10, "sniff": 16 << 10}
+MAX_SEED = {"jpeg": 256 << 10, "png": 256 << 10, "heif": 64 << 10, "jpeg_embedded": 64 << 10, "sniff": 16 << 10}
 
 
 def wanted(target, path, head):
@@ -24,6 +24,8 @@ def wanted(target, path, head):
     if target == "png":
         return head[:8] == b"\x89PNG\r\n\x1a\n" or name.endswith(".png") \
             or "/go_fuzz_corpus/png/" in name
+    if target == "jpeg_embedded":
+        return head[:3] == b"\xff\xd8\xff"
     if target == "heif":
         return (head[4:8] == b"ftyp") or name.endswith((".heic", ".heif", ".avif"))
     if target == "sniff":

@@ -11,6 +11,7 @@
 int imt_fuzz_jpeg(const uint8_t *data, size_t len);
 int imt_fuzz_png(const uint8_t *data, size_t len);
 int imt_fuzz_heif(const uint8_t *data, size_t len);
+int imt_fuzz_jpeg_embedded(const uint8_t *data, size_t len);
 int imt_fuzz_sniff(const uint8_t *data, size_t len);
 /* Hash lists, through imt_index_import of a file holding the input. */
 int imt_fuzz_list_auto(const uint8_t *data, size_t len);
