@@ -35,10 +35,10 @@
  *                                                          -> too-large from the grid
  *                                                             header, with and without
  *                                                             limits, no allocation
- *   heif-grid-10000 the same declaring 10000x10000 (under the limits): libheif
- *                  decodes the canvas whole (it cannot stream)
- *                                                          -> hashes, peak under
- *                                                             IMT_HEIF_MAX_PIXELS' bound;
+ *   heif-grid-10000 the same declaring 10000x10000 (under the limits; libheif would
+ *                  allocate the canvas and leave all but the tiles uninitialised)
+ *                                                          -> corrupt "tiles cover 128x128"
+ *                                                             from the headers, no allocation;
  *                                                             too-large at --max-dimension 5000
  */
 #include "imgtriage.h"
@@ -621,12 +621,12 @@ int main(int argc, char **argv)
             bomb("heif-grid-10000", g10, modes[m], defpx, 5000, 60000, "too-large",
                  "grid claims 10000x10000", 1e8 * 1.5 / 1048576.0);
         }
-        /* Within the limits: decoded whole by libheif (4:2:0 canvas plus the
-         * tiles), ~165 MB at 100 Mpixels; IMT_HEIF_MAX_PIXELS (2^27) bounds it. */
-        g_extra_mb = 256;
-        bomb("heif-grid-10000", g10, "compat", defpx, defdim, 60000, "ok", NULL,
-             1e8 * 1.5 / 1048576.0);
-        g_extra_mb = 0;
+        /* Within the limits, but four 64x64 tiles cannot cover 10000x10000:
+         * refused from the headers (it decoded at 165 MB to a canvas of
+         * uninitialised memory before). */
+        for (int m = 0; m < 2; m++)
+            bomb("heif-grid-10000", g10, modes[m], defpx, defdim, 60000, "corrupt",
+                 "tiles cover 128x128", 1e8 * 1.5 / 1048576.0);
     }
 
     /* Clean up the temporary files. */

@@ -182,10 +182,74 @@ static int find_box(const bmff *f, size_t off, size_t end, const char *want, siz
 
 #define NEED(k) do { if (q > end || end - q < (size_t)(k)) return 0; } while (0)
 
+/* The 'ispe' size of item id (meta payload [mp, me)): ipma -> ipco.
+ * 0 when not found. */
+static int item_ispe(const bmff *f, size_t mp, size_t me, uint32_t id, uint64_t *w, uint64_t *h)
+{
+    size_t ip, ie, cp, ce, ap, ae, q, end;
+    if (!find_box(f, mp, me, "iprp", &ip, &ie)) return 0;
+    if (!find_box(f, ip, ie, "ipco", &cp, &ce) || !find_box(f, ip, ie, "ipma", &ap, &ae))
+        return 0;
+    if (ae - ap < 8) return 0;
+    int v = f->p[ap], wide = f->p[ap + 3] & 1;
+    uint32_t count = (uint32_t)be(f->p + ap + 4, 4);
+    q = ap + 8;
+    end = ae;
+#define NEED2(k) do { if (q > end || end - q < (size_t)(k)) return 0; } while (0)
+    for (uint32_t i = 0; i < count; i++) {
+        NEED2(v < 1 ? 3 : 5);
+        uint32_t iid = (uint32_t)be(f->p + q, v < 1 ? 2 : 4);
+        q += v < 1 ? 2 : 4;
+        unsigned na = f->p[q++];
+        NEED2((size_t)na * (wide ? 2 : 1));
+        for (unsigned a = 0; a < na; a++) {
+            uint32_t idx = wide ? (uint32_t)(be(f->p + q, 2) & 0x7FFF) : (uint32_t)(f->p[q] & 0x7F);
+            q += wide ? 2 : 1;
+            if (iid != id || idx == 0) continue;
+            /* the idx-th (1-based) property in ipco */
+            size_t pp, pe, at = cp;
+            char t[5];
+            uint32_t k = 0;
+            while (next_box(f, at, ce, t, &pp, &pe)) {
+                if (++k == idx) {
+                    if (!memcmp(t, "ispe", 4) && pe - pp >= 12) {
+                        *w = be(f->p + pp + 4, 4);
+                        *h = be(f->p + pp + 8, 4);
+                        return 1;
+                    }
+                    break;
+                }
+                at = pe;
+            }
+        }
+    }
+#undef NEED2
+    return 0;
+}
+
+/* The first item a 'dimg' reference of from points to; 0 when none. */
+static uint32_t first_dimg(const bmff *f, size_t mp, size_t me, uint32_t from)
+{
+    size_t rp, re, p, e;
+    char t[5];
+    if (!find_box(f, mp, me, "iref", &rp, &re) || re - rp < 4) return 0;
+    int v = f->p[rp];
+    size_t idsz = v == 0 ? 2 : 4, at = rp + 4;
+    while (next_box(f, at, re, t, &p, &e)) {
+        at = e;
+        if (memcmp(t, "dimg", 4) || e - p < idsz + 2 + idsz) continue;
+        if ((uint32_t)be(f->p + p, (int)idsz) != from) continue;
+        if (be(f->p + p + idsz, 2) == 0) return 0;
+        return (uint32_t)be(f->p + p + idsz + 2, (int)idsz);
+    }
+    return 0;
+}
+
 /* 1 and the output size when the primary item is a grid or an overlay
  * ('iovl', whose canvas libheif allocates the same way) whose header is
  * readable; *ntiles: the grid's tiles (0 for an overlay). */
-static int primary_grid_size(const bmff *f, uint64_t *w, uint64_t *h, uint32_t *ntiles)
+static int primary_grid_size(const bmff *f, uint64_t *w, uint64_t *h, uint32_t *ntiles,
+                             uint64_t *cover_w, uint64_t *cover_h)
 {
     size_t mp, me, p, e, q, end;
     if (!find_box(f, 0, f->n, "meta", &mp, &me) || me - mp < 4) return 0;
@@ -290,6 +354,14 @@ static int primary_grid_size(const bmff *f, uint64_t *w, uint64_t *h, uint32_t *
         *ntiles = is_grid ? ((uint32_t)g[2] + 1) * ((uint32_t)g[3] + 1) : 0;
         *w = be(g + at_size, wide ? 4 : 2);
         *h = be(g + at_size + (wide ? 4 : 2), wide ? 4 : 2);
+        /* What the tiles cover: libheif sizes every tile as the first. */
+        *cover_w = *cover_h = 0;
+        uint64_t tw = 0, th = 0;
+        uint32_t t0 = is_grid ? first_dimg(f, mp, me, primary) : 0;
+        if (t0 && item_ispe(f, mp, me, t0, &tw, &th)) {
+            *cover_w = tw * ((uint64_t)g[3] + 1);
+            *cover_h = th * ((uint64_t)g[2] + 1);
+        }
         return 1;
     }
     return 0;
@@ -477,8 +549,9 @@ imt_err imt__heif_decode(imt_heif_state **stp, const imt_reader *r, imt_pdq_mode
          * (an unchecked allocation) rather than fail. */
         bmff f = {st->file, len};
         uint64_t gw = 0, gh = 0;
+        uint64_t cw = 0, ch = 0;
         uint32_t nt = 0; /* tiles: libheif decodes them one by one */
-        if (primary_grid_size(&f, &gw, &gh, &nt)) {
+        if (primary_grid_size(&f, &gw, &gh, &nt, &cw, &ch)) {
             out->width = gw > UINT32_MAX ? UINT32_MAX : (uint32_t)gw;
             out->height = gh > UINT32_MAX ? UINT32_MAX : (uint32_t)gh;
             IMT_TRY(imt__check_dims(gw, gh, lim, "HEIF grid", detail, cap));
@@ -488,6 +561,17 @@ imt_err imt__heif_decode(imt_heif_state **stp, const imt_reader *r, imt_pdq_mode
                                 "decoded at once", (unsigned long long)gw,
                                 (unsigned long long)gh, (unsigned long long)IMT_HEIF_MAX_PIXELS);
                 err = IMT_E_TOO_LARGE;
+                goto cleanup;
+            }
+            /* libheif 1.15 leaves the canvas outside the tiles as it was
+             * allocated: uninitialised memory, and a hash that would depend
+             * on what the process did before. */
+            if (nt && cw && ch && (gw > cw || gh > ch)) {
+                imt__set_detail(detail, cap,
+                                "HEIF grid of %llux%llu pixels, but its tiles cover %llux%llu",
+                                (unsigned long long)gw, (unsigned long long)gh,
+                                (unsigned long long)cw, (unsigned long long)ch);
+                err = IMT_E_CORRUPT;
                 goto cleanup;
             }
         }
