@@ -33,6 +33,16 @@
  * low byte of each sample, which is noise. We hash the 8-bit samples, what
  * `convert FILE -depth 8 pnm:-` writes.
  *
+ * Known defect (libde265 1.0.11 under libheif 1.15): a damaged HEVC stream
+ * can leave coding blocks libde265 never decodes, and their pixels are
+ * whatever the heap held (libde265 decodes into an internal picture when
+ * SAO is on and copies it out; no error or warning is reported, and the
+ * allocation hooks libde265 offers do not reach that picture). Such a
+ * file's hash can differ between runs: tests/fuzz/known/
+ * heif-libde265-uninit.heic (a mutated grey.heic; the heif fuzz target
+ * finds it). A grid whose tiles do not cover its canvas had the same
+ * effect through libheif and is refused below.
+ *
  * Fast mode gives the same plane as compat. libheif 1.15 has no scaled
  * decode (heif_decoding_options has no scale), the HEVC/AV1 decode is
  * nearly all of the time, and the embedded thumbnail is not used in its
