@@ -218,10 +218,12 @@ IMT_API void imt_hash_opts_init(imt_hash_opts *opts);
  *  on its file. Plain value, no pointers. */
 typedef enum imt_subitem_kind {
     IMT_SUB_EXIF_THUMBNAIL = 1, /* JPEG APP1 Exif: IFD1's JPEGInterchangeFormat */
-    IMT_SUB_MPF_IMAGE = 2       /* JPEG APP2 MPF: a further image (large preview, ...) */
+    IMT_SUB_MPF_IMAGE = 2,      /* JPEG APP2 MPF: a further image (large preview, ...) */
+    IMT_SUB_HEIF_THUMBNAIL = 3  /* HEIF/AVIF: a 'thmb' item of the primary image */
 } imt_subitem_kind;
 
-/** "exif-thumbnail", "mpf-image"; "unknown" otherwise. Never NULL. */
+/** "exif-thumbnail", "mpf-image", "heif-thumbnail"; "unknown" otherwise.
+ *  Never NULL. */
 IMT_API const char *imt_subitem_kind_name(imt_subitem_kind k);
 
 /** The most sub-items one result holds; more are counted in sub_omitted. */
@@ -229,8 +231,10 @@ IMT_API const char *imt_subitem_kind_name(imt_subitem_kind k);
 
 typedef struct imt_subitem {
     imt_subitem_kind kind;
-    uint32_t index;          /* MPF: its MP entry (1 = the second image); else 0 */
-    uint64_t offset, size;   /* its bytes within the file */
+    uint32_t index;          /* MPF: its MP entry (1 = the second image); HEIF:
+                                the thumbnail's number (0 = the first); else 0 */
+    uint64_t offset, size;   /* its bytes within the file; 0, 0 when it is not one
+                                byte range (a HEIF thumbnail item) */
     imt_format format;       /* sniffed from those bytes */
     imt_err status;          /* IMT_OK when hashed; else detail says why */
     uint32_t width, height;

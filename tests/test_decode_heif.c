@@ -119,6 +119,34 @@ static void test_reference(void)
     CHECKF(r.width == 601 && r.height == 455, "grid-crop: %ux%u", r.width, r.height);
     hash_path(compat, "orient.heic", &r);
     CHECKF(r.width == 320 && r.height == 200, "orient: %ux%u", r.width, r.height);
+    CHECK(r.n_sub == 0 && !r.thumbnail_differs);
+
+    /* Thumbnails ('thmb' items) are sub-items: thumb-differs.heic's is
+     * another picture, whose reference hash is that of the same bitstream
+     * alone (thumb-alone.heic); thumb.heic's is heif-enc's scaled copy. */
+    for (int m = 0; m < 2; m++) {
+        imt_hasher *hh = m ? fast : compat;
+        hash_path(hh, "thumb-differs.heic", &r);
+        REQUIRE(r.status == IMT_OK && r.n_sub == 1);
+        const imt_subitem *u = &r.sub[0];
+        CHECK(u->kind == IMT_SUB_HEIF_THUMBNAIL && u->index == 0 && u->status == IMT_OK);
+        CHECK(u->width == 160 && u->height == 120);
+        const row *ta = NULL;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(rows[i].file, "thumb-alone.heic")) ta = &rows[i];
+        REQUIRE(ta != NULL);
+        char got[65];
+        imt_pdq_to_hex(&u->pdq[0], got);
+        CHECKF(!strcmp(got, ta->hex) && u->quality == ta->quality, "thumbnail %s,%d", got,
+               u->quality);
+        CHECKF(u->differs && r.thumbnail_differs && u->distance > IMT_PDQ_MATCH_DISTANCE,
+               "thumb-differs: distance %d", u->distance);
+        hash_path(hh, "thumb.heic", &r);
+        REQUIRE(r.status == IMT_OK && r.n_sub == 1);
+        CHECKF(r.sub[0].status == IMT_OK && !r.sub[0].differs && !r.thumbnail_differs &&
+                   r.sub[0].distance >= 0,
+               "thumb.heic: distance %d", r.sub[0].distance);
+    }
     imt_hasher_free(compat);
     imt_hasher_free(fast);
 }

@@ -53,3 +53,21 @@ imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,
         return IMT_E_UNSUPPORTED;
     }
 }
+
+int imt__decode_thumbnail_count(imt_decoder *d, imt_format fmt)
+{
+    if (!d || (fmt != IMT_FMT_HEIF && fmt != IMT_FMT_AVIF) || !d->heif) return 0;
+    return imt__heif_thumbnail_count(d->heif);
+}
+
+imt_err imt__decode_thumbnail(imt_decoder *d, imt_format fmt, int index,
+                              const imt_decode_limits *lim, imt_luma *out, char *detail,
+                              size_t cap)
+{
+    if (!d || !lim || !out) return IMT_E_INVALID;
+    if ((fmt != IMT_FMT_HEIF && fmt != IMT_FMT_AVIF) || !d->heif) {
+        imt__set_detail(detail, cap, "no thumbnails in %s files", imt_format_name(fmt));
+        return IMT_E_UNSUPPORTED;
+    }
+    return imt__heif_thumbnail_luma(d->heif, index, lim, out, detail, cap);
+}

@@ -153,6 +153,7 @@ const char *imt_subitem_kind_name(imt_subitem_kind k)
     switch (k) {
     case IMT_SUB_EXIF_THUMBNAIL: return "exif-thumbnail";
     case IMT_SUB_MPF_IMAGE: return "mpf-image";
+    case IMT_SUB_HEIF_THUMBNAIL: return "heif-thumbnail";
     }
     return "unknown";
 }

@@ -75,6 +75,8 @@ struct imt_heif_state {
     size_t pix_cap;
     int xmap[512], ymap[512];
     int inited;             /* heif_init succeeded */
+    size_t file_len;        /* the last file read (its thumbnails are read
+                               from it until the next decode); 0: none */
 };
 
 static imt_err grow(void **p, size_t *cap, size_t bytes)
@@ -532,7 +534,9 @@ imt_err imt__heif_decode(imt_heif_state **stp, const imt_reader *r, imt_pdq_mode
         (*stp)->inited = 1;
     }
     imt_heif_state *st = *stp;
+    st->file_len = 0;
     IMT_TRY(slurp(st, r, &len, detail, cap));
+    st->file_len = len;
     if (len == 0) {
         imt__set_detail(detail, cap, "empty HEIF file");
         err = IMT_E_TRUNCATED;
@@ -660,6 +664,119 @@ cleanup:
         out->pix = NULL;
         out->rows = out->cols = 0;
         out->partial = 0;
+    }
+    return err;
+}
+
+/* ---- thumbnails of the last file decoded ---------------------------------
+ * The primary image's 'thmb' items: decoded as the primary is (same libheif
+ * options, same colour conversion and resize), each hashed by the caller as
+ * a sub-item. The file's bytes are still in the state; a fresh context. */
+
+static imt_err thumb_open(imt_heif_state *st, struct heif_context **ctx,
+                          struct heif_image_handle **hd, char *detail, size_t cap)
+{
+    *ctx = NULL;
+    *hd = NULL;
+    if (!st || !st->file_len) return IMT_E_INVALID;
+    *ctx = heif_context_alloc();
+    if (!*ctx) {
+        imt__set_detail(detail, cap, "libheif: out of memory");
+        return IMT_E_NOMEM;
+    }
+    heif_context_set_maximum_image_size_limit(*ctx, 65536);
+    struct heif_error he = heif_context_read_from_memory_without_copy(*ctx, st->file,
+                                                                      st->file_len, NULL);
+    if (he.code == heif_error_Ok) he = heif_context_get_primary_image_handle(*ctx, hd);
+    if (he.code != heif_error_Ok) return heif_err(he, "reading the file", detail, cap);
+    return IMT_OK;
+}
+
+int imt__heif_thumbnail_count(imt_heif_state *st)
+{
+    struct heif_context *ctx;
+    struct heif_image_handle *hd;
+    char d[8];
+    int n = 0;
+    if (thumb_open(st, &ctx, &hd, d, sizeof d) == IMT_OK)
+        n = heif_image_handle_get_number_of_thumbnails(hd);
+    if (hd) heif_image_handle_release(hd);
+    if (ctx) heif_context_free(ctx);
+    return n > 0 ? n : 0;
+}
+
+imt_err imt__heif_thumbnail_luma(imt_heif_state *st, int index, const imt_decode_limits *lim,
+                                 imt_luma *out, char *detail, size_t cap)
+{
+    imt_err err = IMT_OK;
+    struct heif_context *ctx = NULL;
+    struct heif_image_handle *hd = NULL, *th = NULL;
+    struct heif_image *img = NULL;
+    struct heif_decoding_options *dopt = NULL;
+    struct heif_error he;
+    out->pix = NULL;
+    out->rows = out->cols = 0;
+    out->width = out->height = 0;
+    out->partial = 0;
+    IMT_TRY(thumb_open(st, &ctx, &hd, detail, cap));
+    heif_item_id ids[16];
+    int n = heif_image_handle_get_list_of_thumbnail_IDs(hd, ids, 16);
+    if (index < 0 || index >= n) {
+        imt__set_detail(detail, cap, "no thumbnail %d", index);
+        err = IMT_E_INVALID;
+        goto cleanup;
+    }
+    he = heif_image_handle_get_thumbnail(hd, ids[index], &th);
+    if (he.code != heif_error_Ok) {
+        err = heif_err(he, "thumbnail", detail, cap);
+        goto cleanup;
+    }
+    {
+        int w = heif_image_handle_get_width(th), h = heif_image_handle_get_height(th);
+        out->width = w > 0 ? (uint32_t)w : 0;
+        out->height = h > 0 ? (uint32_t)h : 0;
+        if (w <= 0 || h <= 0) {
+            imt__set_detail(detail, cap, "HEIF thumbnail of %dx%d pixels", w, h);
+            err = IMT_E_CORRUPT;
+            goto cleanup;
+        }
+        IMT_TRY(imt__check_dims((uint64_t)w, (uint64_t)h, lim, "HEIF thumbnail", detail, cap));
+        if ((uint64_t)w * (uint64_t)h > IMT_HEIF_MAX_PIXELS) {
+            imt__set_detail(detail, cap, "HEIF thumbnail of %dx%d pixels", w, h);
+            err = IMT_E_TOO_LARGE;
+            goto cleanup;
+        }
+    }
+    dopt = heif_decoding_options_alloc();
+    if (!dopt) {
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    dopt->convert_hdr_to_8bit = 1;
+    he = heif_decode_image(th, &img, heif_colorspace_YCbCr, heif_chroma_420, dopt);
+    if (he.code != heif_error_Ok) {
+        err = heif_err(he, "decoding the thumbnail", detail, cap);
+        goto cleanup;
+    }
+    {
+        int w = heif_image_get_width(img, heif_channel_Y);
+        int h = heif_image_get_height(img, heif_channel_Y);
+        if (w <= 0 || h <= 0 || (uint64_t)w * (uint64_t)h > IMT_HEIF_MAX_PIXELS) {
+            imt__set_detail(detail, cap, "libheif returned a %dx%d thumbnail", w, h);
+            err = IMT_E_CORRUPT;
+            goto cleanup;
+        }
+    }
+    err = make_plane(st, img, out, detail, cap);
+cleanup:
+    if (img) heif_image_release(img);
+    if (dopt) heif_decoding_options_free(dopt);
+    if (th) heif_image_handle_release(th);
+    if (hd) heif_image_handle_release(hd);
+    if (ctx) heif_context_free(ctx);
+    if (err != IMT_OK) {
+        out->pix = NULL;
+        out->rows = out->cols = 0;
     }
     return err;
 }

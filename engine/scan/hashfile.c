@@ -326,6 +326,65 @@ static imt_err memrd_pull(void *ctx, const uint8_t **d, size_t *l)
     return IMT_OK;
 }
 
+/* A decoded sub-item: its hash (all 8 variants), status, and distance
+ * from the file's own hash. */
+static void sub_finish(imt_hasher *h, imt_subitem *u, imt_err e, const imt_luma *luma,
+                       char *detail, imt_hash_result *res)
+{
+    u->width = luma->width;
+    u->height = luma->height;
+    if (e == IMT_OK) {
+        e = imt__pdq_hash_luma(h->pdq, luma->pix, luma->rows, luma->cols, 1, u->pdq,
+                               &u->quality);
+        if (e == IMT_E_TOO_SMALL) imt__set_detail(detail, 256, "below PDQ's 5x5 minimum");
+    }
+    u->status = e;
+    if (e != IMT_OK) {
+        imt__set_detail(u->detail, sizeof u->detail, "%s", detail[0] ? detail : imt_strerror(e));
+        return;
+    }
+    u->has_pdq = 1;
+    if (luma->partial) imt__set_detail(u->detail, sizeof u->detail, "%s", detail);
+    if (res->has_pdq) {
+        int best = 256;
+        for (int d = 0; d < IMT_DIH__COUNT; d++) {
+            int x = imt_pdq_distance(&u->pdq[d], &res->pdq[0]);
+            if (x < best) best = x;
+        }
+        u->distance = best;
+        u->differs = best > IMT_PDQ_MATCH_DISTANCE;
+        if (u->differs) res->thumbnail_differs = 1;
+    }
+}
+
+/* HEIF/AVIF: the primary image's thumbnail items, from the file the
+ * decoder just read. */
+static void heif_thumbs(imt_hasher *h, imt_hash_result *res, const imt_decode_limits *lim)
+{
+    int n = imt__decode_thumbnail_count(h->dec, res->format);
+    if (n <= 0) return;
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        if (k == IMT_MAX_SUBITEMS) {
+            res->sub_omitted++;
+            continue;
+        }
+        imt_subitem *u = &h->sub[k++];
+        memset(u, 0, sizeof *u);
+        u->kind = IMT_SUB_HEIF_THUMBNAIL;
+        u->index = (uint32_t)i;
+        u->format = res->format;
+        u->distance = -1;
+        imt_luma luma;
+        char detail[256] = "";
+        imt_err e = imt__decode_thumbnail(h->dec, res->format, i, lim, &luma, detail,
+                                          sizeof detail);
+        sub_finish(h, u, e, &luma, detail, res);
+    }
+    res->sub = h->sub;
+    res->n_sub = k;
+}
+
 /* Decode and hash every collected picture; compare it with the file's own
  * hash (all 8 of its variants against the file's original). */
 static void emb_hash(imt_hasher *h, imt_hash_result *res, const imt_decode_limits *lim)
@@ -356,31 +415,7 @@ static void emb_hash(imt_hasher *h, imt_hash_result *res, const imt_decode_limit
         char detail[256] = "";
         imt_err e = imt__decode_luma(h->dec, u->format, &rd, h->opts.mode, lim, &luma, detail,
                                      sizeof detail);
-        u->width = luma.width;
-        u->height = luma.height;
-        if (e == IMT_OK) {
-            e = imt__pdq_hash_luma(h->pdq, luma.pix, luma.rows, luma.cols, 1, u->pdq,
-                                   &u->quality);
-            if (e == IMT_E_TOO_SMALL)
-                imt__set_detail(detail, sizeof detail, "below PDQ's 5x5 minimum");
-        }
-        u->status = e;
-        if (e != IMT_OK) {
-            imt__set_detail(u->detail, sizeof u->detail, "%s", detail[0] ? detail : imt_strerror(e));
-            continue;
-        }
-        u->has_pdq = 1;
-        if (luma.partial) imt__set_detail(u->detail, sizeof u->detail, "%s", detail);
-        if (res->has_pdq) {
-            int best = 256;
-            for (int d = 0; d < IMT_DIH__COUNT; d++) {
-                int x = imt_pdq_distance(&u->pdq[d], &res->pdq[0]);
-                if (x < best) best = x;
-            }
-            u->distance = best;
-            u->differs = best > IMT_PDQ_MATCH_DISTANCE;
-            if (u->differs) res->thumbnail_differs = 1;
-        }
+        sub_finish(h, u, e, &luma, detail, res);
     }
     if (h->n_emb) {
         res->sub = h->sub;
@@ -474,6 +509,9 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
         }
     }
     if (h->n_emb) emb_hash(h, res, &lim);
+    if (o->embedded && o->pdq && (res->format == IMT_FMT_HEIF || res->format == IMT_FMT_AVIF) &&
+        res->width)
+        heif_thumbs(h, res, &lim);
     goto done;
 
 read_failed:

@@ -55,7 +55,15 @@ convert "$t/b.png" -crop 64x64 +repage -depth 8 "$t/btile_%d.png"
 heif-enc -q 30 "$t"/btile_{0,1,2,3}.png -o "$t/btiles.heic"
 python3 grid.py "$t/btiles.heic" bomb-grid-60000.heic 2 2 60000 60000 128 128
 python3 grid.py "$t/btiles.heic" bomb-grid-10000.heic 2 2 10000 10000 128 128
-files=(grid.heic grid-crop.heic grid-rot90.heic grid-small.heic p8.heic p8.avif odd.heic odd.avif lossless.heic lossless.avif grey.heic alpha.heic
+# A HEIC whose thumbnail ('thmb' item) is another picture than the image,
+# as after an edit that kept the old thumbnail (thumbnail.py), and that
+# thumbnail encoded alone (the same bitstream: heif-enc is deterministic).
+convert -size 320x240 -seed 41 plasma: -depth 8 "$t/m.png"
+convert -size 320x240 -seed 43 plasma: -depth 8 -resize 160x120 "$t/tb.png"
+heif-enc -q 60 "$t/m.png" "$t/tb.png" -o "$t/two.heic"
+python3 thumbnail.py "$t/two.heic" thumb-differs.heic
+heif-enc -q 60 "$t/tb.png" -o thumb-alone.heic
+files=(thumb-differs.heic thumb-alone.heic grid.heic grid-crop.heic grid-rot90.heic grid-small.heic p8.heic p8.avif odd.heic odd.avif lossless.heic lossless.avif grey.heic alpha.heic
        alpha.avif thumb.heic orient.heic rot90.heic rot270-mir.heic mir.heic p8-rot90.heic)
 ( cd . && "$REF" "${files[@]}" ) > ref.csv
 # 10-bit: the reference writes a maxval-1023 PNM whose low bytes CImg keeps
