@@ -1,10 +1,10 @@
 /*
  * imgtriage.h -- the one public header of libimgtriage.
  *
- * imgtriage triages seized media for known imagery: it decodes JPEG and PNG
- * files, computes PDQ perceptual hashes (256 bits, Meta's open standard) and
- * cryptographic digests (MD5, SHA-1, SHA-256) of the file bytes, and matches
- * them against an index of known hashes.
+ * imgtriage triages seized media for known imagery: it decodes JPEG, PNG,
+ * HEIF/HEIC and AVIF files, computes PDQ perceptual hashes (256 bits, Meta's
+ * open standard) and cryptographic digests (MD5, SHA-1, SHA-256) of the file
+ * bytes, and matches them against an index of known hashes.
  *
  * Conventions (see STYLE.md):
  *  - every function that can fail returns an imt_err; IMT_OK is 0;
@@ -126,7 +126,7 @@ IMT_API imt_format imt_sniff(const void *data, size_t len);
 /** "jpeg", "png", "gif", ... ; "unknown" for IMT_FMT_UNKNOWN. Never NULL. */
 IMT_API const char *imt_format_name(imt_format fmt);
 
-/** Non-zero when this build decodes fmt (JPEG and PNG). */
+/** Non-zero when this build decodes fmt (JPEG, PNG, HEIF, AVIF). */
 IMT_API int imt_format_decodable(imt_format fmt);
 
 /* ------------------------------------------------------------------------
@@ -211,12 +211,54 @@ typedef struct imt_hash_opts {
     const volatile int *stop;/* when non-NULL and *stop becomes non-zero (a signal
                                 handler may set it), hashing stops before the next
                                 256 KiB chunk with IMT_E_INTERRUPTED; default NULL */
+    int embedded;            /* non-zero: also hash the pictures embedded in the file
+                                (imt_subitem); default 1 */
 } imt_hash_opts;
 
 /** Fill opts with the defaults documented above. */
 IMT_API void imt_hash_opts_init(imt_hash_opts *opts);
 
-/** Result of hashing one file. Caller-owned value; no pointers inside. */
+/** A picture inside a file, hashed as a sub-item of it. The one list of
+ *  sub-items for every kind: embedded thumbnails and previews now; pages,
+ *  frames, cache entries and archive members use the same struct (kinds are
+ *  appended, values fixed once released). A match on a sub-item is a match
+ *  on its file. Plain value, no pointers. */
+typedef enum imt_subitem_kind {
+    IMT_SUB_EXIF_THUMBNAIL = 1, /* JPEG APP1 Exif: IFD1's JPEGInterchangeFormat */
+    IMT_SUB_MPF_IMAGE = 2,      /* JPEG APP2 MPF: a further image (large preview, ...) */
+    IMT_SUB_HEIF_THUMBNAIL = 3  /* HEIF/AVIF: a 'thmb' item of the primary image */
+} imt_subitem_kind;
+
+/** "exif-thumbnail", "mpf-image", "heif-thumbnail"; "unknown" otherwise.
+ *  Never NULL. */
+IMT_API const char *imt_subitem_kind_name(imt_subitem_kind k);
+
+/** The most sub-items one result holds; more are counted in sub_omitted. */
+#define IMT_MAX_SUBITEMS 8
+
+typedef struct imt_subitem {
+    imt_subitem_kind kind;
+    uint32_t index;          /* MPF: its MP entry (1 = the second image); HEIF:
+                                the thumbnail's number (0 = the first); else 0 */
+    uint64_t offset, size;   /* its bytes within the file; 0, 0 when it is not one
+                                byte range (a HEIF thumbnail item) */
+    imt_format format;       /* sniffed from those bytes */
+    imt_err status;          /* IMT_OK when hashed; else detail says why */
+    uint32_t width, height;
+    int has_pdq;             /* pdq[] and quality valid */
+    imt_pdq pdq[IMT_DIH__COUNT]; /* always all 8 dihedral variants */
+    int quality;
+    int distance;            /* least distance from any of its 8 variants to the
+                                file's own hash; -1 when either has none */
+    int differs;             /* distance > IMT_PDQ_MATCH_DISTANCE: the picture
+                                shows something else than the file (edited after
+                                the thumbnail was made, or a planted preview) */
+    char detail[128];
+} imt_subitem;
+
+/** Result of hashing one file. Caller-owned value; its one pointer, sub,
+ *  is borrowed from the hasher and valid until the next call on it: copy
+ *  the imt_subitem values to keep them. */
 typedef struct imt_hash_result {
     imt_err status;          /* IMT_OK if the PDQ hash (when asked) was made */
     imt_format format;       /* sniffed format */
@@ -240,6 +282,11 @@ typedef struct imt_hash_result {
                                 digests cover exactly file_size bytes, the
                                 size when it was opened (or fewer if it shrank);
                                 detail says so (after any other reason) */
+    const imt_subitem *sub;  /* embedded pictures (imt_hash_opts.embedded), in
+                                file order; NULL when none. Borrowed: see above */
+    size_t n_sub;
+    size_t sub_omitted;      /* found beyond IMT_MAX_SUBITEMS */
+    int thumbnail_differs;   /* some sub-item has differs set */
 } imt_hash_result;
 
 /** A per-thread hashing context: holds decoder state and scratch buffers
@@ -613,6 +660,10 @@ typedef struct imt_scan_match {
     const char *category_label;/* "" when none */
     const char *external_id;   /* "" when none */
     imt_disposition disposition; /* only IMT_DISP_ALERT makes a hit */
+    int32_t subitem;           /* -1: the file's own hash or digests; else the
+                                  index in hash->sub of the embedded picture
+                                  whose PDQ matched (a hit on it is a hit on
+                                  the file) */
 } imt_scan_match;
 
 /** The record of one walked entry. Everything it points to is borrowed:

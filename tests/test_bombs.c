@@ -56,6 +56,16 @@
  *                                                             output, 805 MB); fast: scaled,
  *                                                             streams: truncated/corrupt
  *   webp-lossless-dims a lossless header claiming 16384x16384 -> too-large, both modes
+ *   heif-grid-60000 a HEIC grid of four 64x64 tiles declaring a 60000x60000 canvas
+ *                  under a 128x128 'ispe' (tests/data/heif/make.sh)
+ *                                                          -> too-large from the grid
+ *                                                             header, with and without
+ *                                                             limits, no allocation
+ *   heif-grid-10000 the same declaring 10000x10000 (under the limits; libheif would
+ *                  allocate the canvas and leave all but the tiles uninitialised)
+ *                                                          -> corrupt "tiles cover 128x128"
+ *                                                             from the headers, no allocation;
+ *                                                             too-large at --max-dimension 5000
  */
 #include "imgtriage.h"
 #include "testutil.h"
@@ -975,6 +985,25 @@ int main(int argc, char **argv)
         free(w2.p);
         free(w3.p);
         free(w4.p);
+    /* ---- HEIF grids ---------------------------------------------------------- */
+    {
+        const char *g60 = IMT_SOURCE_DIR "/tests/data/heif/bomb-grid-60000.heic";
+        const char *g10 = IMT_SOURCE_DIR "/tests/data/heif/bomb-grid-10000.heic";
+        require_decodes(IMT_SOURCE_DIR "/tests/data/heif/odd.heic");
+        for (int m = 0; m < 2; m++) {
+            bomb("heif-grid-60000", g60, modes[m], defpx, defdim, 60000, "too-large",
+                 "grid claims 60000x60000", 60000.0 * 60000.0 * 1.5 / 1048576.0);
+            bomb("heif-grid-60000", g60, modes[m], 0, 0, 60000, "too-large",
+                 "grid claims 60000x60000", 60000.0 * 60000.0 * 1.5 / 1048576.0);
+            bomb("heif-grid-10000", g10, modes[m], defpx, 5000, 60000, "too-large",
+                 "grid claims 10000x10000", 1e8 * 1.5 / 1048576.0);
+        }
+        /* Within the limits, but four 64x64 tiles cannot cover 10000x10000:
+         * refused from the headers (it decoded at 165 MB to a canvas of
+         * uninitialised memory before). */
+        for (int m = 0; m < 2; m++)
+            bomb("heif-grid-10000", g10, modes[m], defpx, defdim, 60000, "corrupt",
+                 "tiles cover 128x128", 1e8 * 1.5 / 1048576.0);
     }
 
     /* Clean up the temporary files. */

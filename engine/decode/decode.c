@@ -12,6 +12,7 @@ struct imt_decoder {
     imt_tiff_state *tiff;
     imt_webp_state *webp;
     imt_gif_state *gif;
+    imt_heif_state *heif;
 };
 
 imt_err imt__decoder_create(imt_decoder **out)
@@ -30,6 +31,7 @@ void imt__decoder_free(imt_decoder *d)
     imt__tiff_state_free(d->tiff);
     imt__webp_state_free(d->webp);
     imt__gif_state_free(d->gif);
+    imt__heif_state_free(d->heif);
     imt__free(d);
 }
 
@@ -55,6 +57,9 @@ imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,
         return imt__webp_decode(&d->webp, r, mode, lim, out, detail, cap);
     case IMT_FMT_GIF:
         return imt__gif_decode(&d->gif, r, mode, lim, out, detail, cap);
+    case IMT_FMT_HEIF:
+    case IMT_FMT_AVIF:
+        return imt__heif_decode(&d->heif, r, mode, lim, out, detail, cap);
     case IMT_FMT_UNKNOWN:
         imt__set_detail(detail, cap, "no known image signature");
         return IMT_E_NOT_IMAGE;
@@ -63,4 +68,22 @@ imt_err imt__decode_luma(imt_decoder *d, imt_format fmt, const imt_reader *r,
                         imt_format_name(fmt));
         return IMT_E_UNSUPPORTED;
     }
+}
+
+int imt__decode_thumbnail_count(imt_decoder *d, imt_format fmt)
+{
+    if (!d || (fmt != IMT_FMT_HEIF && fmt != IMT_FMT_AVIF) || !d->heif) return 0;
+    return imt__heif_thumbnail_count(d->heif);
+}
+
+imt_err imt__decode_thumbnail(imt_decoder *d, imt_format fmt, int index,
+                              const imt_decode_limits *lim, imt_luma *out, char *detail,
+                              size_t cap)
+{
+    if (!d || !lim || !out) return IMT_E_INVALID;
+    if ((fmt != IMT_FMT_HEIF && fmt != IMT_FMT_AVIF) || !d->heif) {
+        imt__set_detail(detail, cap, "no thumbnails in %s files", imt_format_name(fmt));
+        return IMT_E_UNSUPPORTED;
+    }
+    return imt__heif_thumbnail_luma(d->heif, index, lim, out, detail, cap);
 }

@@ -92,6 +92,40 @@ imt_err imt__gif_decode(imt_gif_state **st, const imt_reader *r, imt_pdq_mode mo
                         const imt_decode_limits *lim, imt_luma *out,
                         char *detail, size_t cap);
 void imt__gif_state_free(imt_gif_state *st);
+typedef struct imt_heif_state imt_heif_state; /* HEIF/HEIC and AVIF (heif.c) */
+imt_err imt__heif_decode(imt_heif_state **st, const imt_reader *r, imt_pdq_mode mode,
+                         const imt_decode_limits *lim, imt_luma *out,
+                         char *detail, size_t cap);
+void imt__heif_state_free(imt_heif_state *st);
+/* The primary image's thumbnails in the file the last imt__heif_decode read
+ * (whatever it returned); 0 when none or unreadable. */
+int imt__heif_thumbnail_count(imt_heif_state *st);
+/* Thumbnail index of that file as a luma plane, as imt__heif_decode gives
+ * the primary (same contract; out->pix valid until the next decode). */
+imt_err imt__heif_thumbnail_luma(imt_heif_state *st, int index, const imt_decode_limits *lim,
+                                 imt_luma *out, char *detail, size_t cap);
+
+/* Dispatch for the formats that keep thumbnails as items (HEIF/AVIF): the
+ * count in the file the last imt__decode_luma of fmt read, and one as a
+ * luma plane. 0 / IMT_E_UNSUPPORTED for other formats. */
+int imt__decode_thumbnail_count(imt_decoder *d, imt_format fmt);
+imt_err imt__decode_thumbnail(imt_decoder *d, imt_format fmt, int index,
+                              const imt_decode_limits *lim, imt_luma *out, char *detail,
+                              size_t cap);
+
+/* ---- embedded pictures (embedded.c) ---- */
+typedef struct imt_embedded_ref {
+    imt_subitem_kind kind;
+    uint32_t index;
+    uint64_t offset, size;   /* within the file; size >= 4 */
+} imt_embedded_ref;
+
+/* The pictures a JPEG's leading marker segments point to (EXIF IFD1
+ * thumbnail, MPF images after the first), from the file's first n bytes
+ * p[0..n) (segments past n are not read). At most max; returns the count.
+ * Ranges may lie beyond n (MPF images follow the main image) and beyond
+ * the file: the caller checks what it can collect. */
+size_t imt__jpeg_embedded(const uint8_t *p, size_t n, imt_embedded_ref *out, size_t max);
 
 /* ---- leaf helpers the format decoders share (limits.c, resample.c) ---- */
 

@@ -54,5 +54,6 @@ const char *imt_format_name(imt_format fmt)
 int imt_format_decodable(imt_format fmt)
 {
     return fmt == IMT_FMT_JPEG || fmt == IMT_FMT_PNG || fmt == IMT_FMT_BMP ||
-           fmt == IMT_FMT_TIFF || fmt == IMT_FMT_WEBP || fmt == IMT_FMT_GIF;
+           fmt == IMT_FMT_TIFF || fmt == IMT_FMT_WEBP || fmt == IMT_FMT_GIF ||
+           fmt == IMT_FMT_HEIF || fmt == IMT_FMT_AVIF;
 }

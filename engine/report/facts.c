@@ -127,6 +127,8 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
         o->list_id = x ? (uint32_t)YAJL_GET_INTEGER(x) : 0;
         x = member(m, "category", yajl_t_number);
         o->category = x ? (int32_t)YAJL_GET_INTEGER(x) : -1;
+        x = member(m, "embedded", yajl_t_number);
+        o->subitem = x ? (int32_t)YAJL_GET_INTEGER(x) : -1;
         const char *s;
         o->list = (s = str_member(m, "list")) ? s : "";
         o->list_version = (s = str_member(m, "list_version")) ? s : "";

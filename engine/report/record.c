@@ -31,9 +31,54 @@ static void put_match_json(imt__buf *b, const imt_scan_match *m)
         imt__buf_puts(b, ",\"external_id\":");
         imt__buf_json_str(b, m->external_id);
     }
-    imt__buf_printf(b, ",\"known_good\":%s,\"disposition\":\"%s\",\"entry\":%llu}",
+    imt__buf_printf(b, ",\"known_good\":%s,\"disposition\":\"%s\",\"entry\":%llu",
                     m->known_good ? "true" : "false", imt_disposition_name(m->disposition),
                     (unsigned long long)m->entry);
+    if (m->subitem >= 0) imt__buf_printf(b, ",\"embedded\":%d", (int)m->subitem);
+    imt__buf_puts(b, "}");
+}
+
+/* The embedded pictures (sub-items) of a file: where, what, their hash, how
+ * far it is from the file's own, and the matches of each (also in the
+ * record's "matches", tagged "embedded": i). */
+static void put_embedded_json(imt__buf *b, const imt_scan_record *rec)
+{
+    const imt_hash_result *h = rec->hash;
+    imt__buf_puts(b, ",\"embedded\":[");
+    for (size_t i = 0; i < h->n_sub; i++) {
+        const imt_subitem *u = &h->sub[i];
+        if (i) imt__buf_puts(b, ",");
+        imt__buf_printf(b, "{\"kind\":\"%s\",\"index\":%u,\"offset\":%llu,\"size\":%llu,"
+                        "\"status\":\"%s\"", imt_subitem_kind_name(u->kind), (unsigned)u->index,
+                        (unsigned long long)u->offset, (unsigned long long)u->size,
+                        imt_err_name(u->status));
+        if (u->detail[0]) {
+            imt__buf_puts(b, ",\"detail\":");
+            imt__buf_json_str(b, u->detail);
+        }
+        if (u->format) imt__buf_printf(b, ",\"format\":\"%s\"", imt_format_name(u->format));
+        if (u->width) imt__buf_printf(b, ",\"width\":%u,\"height\":%u", u->width, u->height);
+        if (u->has_pdq) {
+            char hx[IMT_PDQ_HEX_LEN + 1];
+            imt_pdq_to_hex(&u->pdq[0], hx);
+            imt__buf_printf(b, ",\"pdq\":\"%s\",\"quality\":%d", hx, u->quality);
+        }
+        if (u->distance >= 0)
+            imt__buf_printf(b, ",\"distance\":%d,\"differs\":%s", u->distance,
+                            u->differs ? "true" : "false");
+        imt__buf_puts(b, ",\"matches\":[");
+        int first = 1;
+        for (size_t k = 0; k < rec->n_matches; k++) {
+            if (rec->matches[k].subitem != (int32_t)i) continue;
+            if (!first) imt__buf_puts(b, ",");
+            first = 0;
+            put_match_json(b, &rec->matches[k]);
+        }
+        imt__buf_puts(b, "]}");
+    }
+    imt__buf_puts(b, "]");
+    if (h->sub_omitted)
+        imt__buf_printf(b, ",\"embedded_omitted\":%llu", (unsigned long long)h->sub_omitted);
 }
 
 void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
@@ -93,6 +138,8 @@ void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
             if (h->partial) imt__buf_puts(b, ",\"partial\":true");
         }
         if (h->changed) imt__buf_puts(b, ",\"changed_during_read\":true");
+        if (h->thumbnail_differs) imt__buf_puts(b, ",\"flags\":[\"thumbnail-differs\"]");
+        if (h->n_sub) put_embedded_json(b, rec);
     }
     if (rec->known_good)
         imt__buf_puts(b, ",\"known_good\":true,\"pdq_matching\":\"" IMT__KNOWN_GOOD_SKIP "\"");
@@ -170,6 +217,14 @@ void imt__put_record_csv(imt__buf *b, const imt_scan_record *rec)
         if (rec->hardlink_of) imt__buf_csv_str(b, rec->hardlink_of);
         imt__buf_puts(b, ",");
         if (rec->link_target) imt__buf_csv_str(b, rec->link_target);
+        /* flags; and for a match on an embedded picture, which one */
+        imt__buf_puts(b, h && h->thumbnail_differs ? ",thumbnail-differs," : ",,");
+        if (rec->n_matches && rec->matches[i].subitem >= 0 && h &&
+            (size_t)rec->matches[i].subitem < h->n_sub) {
+            const imt_subitem *u = &h->sub[rec->matches[i].subitem];
+            imt__buf_printf(b, "%s#%u@%llu", imt_subitem_kind_name(u->kind), (unsigned)u->index,
+                            (unsigned long long)u->offset);
+        }
         imt__buf_puts(b, "\n");
     }
 }

@@ -37,7 +37,8 @@
 #define IMT__CSV_COLUMNS                                                        \
     "path,type,status,detail,size,mtime,ctime,format,width,height,md5,sha1,"    \
     "sha256,pdq,quality,known_good,match_kind,list,scheme,category,"            \
-    "category_label,external_id,distance,variant,hardlink_of,link_target\n"
+    "category_label,external_id,distance,variant,hardlink_of,link_target,flags,"   \
+    "embedded\n"
 #define IMT__KNOWN_GOOD_SKIP "skipped: known-good file"
 
 /* ---- facts: what the summary needs of one record ----------------------- */

@@ -31,6 +31,10 @@
 
 #define CHUNK (256u * 1024u)
 
+/* The most bytes of one embedded picture collected (a camera's MPF
+ * preview is a few MB); a larger one is too-large, not read. */
+#define SUB_MAX_BYTES ((size_t)16 << 20)
+
 struct imt_hasher {
     imt_hash_opts opts;
     imt_decoder *dec;
@@ -38,6 +42,15 @@ struct imt_hasher {
     imt_digest *dig;
     uint8_t *buf;
     char last_error[256];
+    /* embedded pictures of the current file: where, and their bytes as the
+     * stream passes them (buffers reused across files) */
+    size_t n_emb;
+    imt_embedded_ref emb[IMT_MAX_SUBITEMS];
+    uint8_t *emb_buf[IMT_MAX_SUBITEMS];
+    size_t emb_cap[IMT_MAX_SUBITEMS];
+    uint64_t emb_got[IMT_MAX_SUBITEMS];
+    int emb_want[IMT_MAX_SUBITEMS]; /* being collected */
+    imt_subitem sub[IMT_MAX_SUBITEMS];
 };
 
 /* What a hole of a sparse file reads as. */
@@ -81,6 +94,27 @@ static void locate(source *s)
     } else {
         s->data_end = OFF_T_MAX;     /* at the end (or unknown): read to EOF */
     }
+}
+
+/* Copy the part of the stream bytes [at, at+len) that belongs to an
+ * embedded picture being collected. Bytes arrive in order, once each. */
+static void collect(imt_hasher *h, uint64_t at, const uint8_t *d, size_t len)
+{
+    for (size_t i = 0; i < h->n_emb; i++) {
+        if (!h->emb_want[i]) continue;
+        uint64_t lo = h->emb[i].offset, hi = lo + h->emb[i].size;
+        uint64_t a = at > lo ? at : lo, b = at + len < hi ? at + len : hi;
+        if (a >= b) continue;
+        memcpy(h->emb_buf[i] + (a - lo), d + (a - at), (size_t)(b - a));
+        h->emb_got[i] += b - a;
+    }
+}
+
+static int emb_pending(const imt_hasher *h)
+{
+    for (size_t i = 0; i < h->n_emb; i++)
+        if (h->emb_want[i] && h->emb_got[i] < h->emb[i].size) return 1;
+    return 0;
 }
 
 /* Read the next chunk from the underlying file and digest it. */
@@ -137,6 +171,7 @@ static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
         *len = (size_t)n;
     }
     if (*len == 0) s->eof = 1;
+    if (s->h->n_emb) collect(s->h, s->total, *data, *len);
     imt__digest_update(s->h->dig, *data, *len);
     s->total += *len;
     return IMT_OK;
@@ -177,6 +212,7 @@ void imt_hash_opts_init(imt_hash_opts *o)
     o->max_pixels = (uint64_t)1 << 30;
     o->max_dimension = 100000;
     o->time_budget_ms = 60000;
+    o->embedded = 1;
 }
 
 imt_err imt_hasher_create(imt_hasher **out, const imt_hash_opts *opts)
@@ -215,6 +251,7 @@ void imt_hasher_free(imt_hasher *h)
     imt__pdq_ctx_free(h->pdq);
     imt__digest_free(h->dig);
     imt__free(h->buf);
+    for (size_t i = 0; i < IMT_MAX_SUBITEMS; i++) imt__free(h->emb_buf[i]);
     imt__free(h);
 }
 
@@ -241,11 +278,173 @@ static imt_err finish(imt_hasher *h, imt_hash_result *res, imt_err st)
     return st;
 }
 
+/* The embedded pictures a JPEG's first chunk points to: set up their
+ * collection (the bytes of the first chunk itself are taken here, the rest
+ * as the stream passes). */
+static void emb_begin(imt_hasher *h, const uint8_t *first, size_t first_len,
+                      imt_hash_result *res)
+{
+    imt_embedded_ref found[2 * IMT_MAX_SUBITEMS];
+    size_t n = imt__jpeg_embedded(first, first_len, found, 2 * IMT_MAX_SUBITEMS);
+    if (n > IMT_MAX_SUBITEMS) {
+        res->sub_omitted = n - IMT_MAX_SUBITEMS;
+        n = IMT_MAX_SUBITEMS;
+    }
+    for (size_t i = 0; i < n; i++) {
+        imt_subitem *u = &h->sub[i];
+        memset(u, 0, sizeof *u);
+        h->emb[i] = found[i];
+        h->emb_got[i] = 0;
+        h->emb_want[i] = 0;
+        u->kind = found[i].kind;
+        u->index = found[i].index;
+        u->offset = found[i].offset;
+        u->size = found[i].size;
+        u->distance = -1;
+        if (found[i].size > SUB_MAX_BYTES) {
+            u->status = IMT_E_TOO_LARGE;
+            imt__set_detail(u->detail, sizeof u->detail,
+                            "embedded picture of %llu bytes, over the %zu collected",
+                            (unsigned long long)found[i].size, SUB_MAX_BYTES);
+            continue;
+        }
+        if (h->emb_cap[i] < found[i].size) {
+            uint8_t *b = imt__realloc(h->emb_buf[i], (size_t)found[i].size);
+            if (!b) {
+                u->status = IMT_E_NOMEM;
+                imt__set_detail(u->detail, sizeof u->detail, "out of memory");
+                continue;
+            }
+            h->emb_buf[i] = b;
+            h->emb_cap[i] = (size_t)found[i].size;
+        }
+        h->emb_want[i] = 1;
+    }
+    h->n_emb = n;
+    collect(h, 0, first, first_len);
+}
+
+typedef struct memrd {
+    const uint8_t *p;
+    size_t n, pos;
+} memrd;
+
+static imt_err memrd_pull(void *ctx, const uint8_t **d, size_t *l)
+{
+    memrd *m = ctx;
+    size_t k = m->n - m->pos;
+    if (k > CHUNK) k = CHUNK;
+    *d = m->p + m->pos;
+    *l = k;
+    m->pos += k;
+    return IMT_OK;
+}
+
+/* A decoded sub-item: its hash (all 8 variants), status, and distance
+ * from the file's own hash. */
+static void sub_finish(imt_hasher *h, imt_subitem *u, imt_err e, const imt_luma *luma,
+                       char *detail, imt_hash_result *res)
+{
+    u->width = luma->width;
+    u->height = luma->height;
+    if (e == IMT_OK) {
+        e = imt__pdq_hash_luma(h->pdq, luma->pix, luma->rows, luma->cols, 1, u->pdq,
+                               &u->quality);
+        if (e == IMT_E_TOO_SMALL) imt__set_detail(detail, 256, "below PDQ's 5x5 minimum");
+    }
+    u->status = e;
+    if (e != IMT_OK) {
+        imt__set_detail(u->detail, sizeof u->detail, "%s", detail[0] ? detail : imt_strerror(e));
+        return;
+    }
+    u->has_pdq = 1;
+    if (luma->partial) imt__set_detail(u->detail, sizeof u->detail, "%s", detail);
+    if (res->has_pdq) {
+        int best = 256;
+        for (int d = 0; d < IMT_DIH__COUNT; d++) {
+            int x = imt_pdq_distance(&u->pdq[d], &res->pdq[0]);
+            if (x < best) best = x;
+        }
+        u->distance = best;
+        u->differs = best > IMT_PDQ_MATCH_DISTANCE;
+        if (u->differs) res->thumbnail_differs = 1;
+    }
+}
+
+/* HEIF/AVIF: the primary image's thumbnail items, from the file the
+ * decoder just read. */
+static void heif_thumbs(imt_hasher *h, imt_hash_result *res, const imt_decode_limits *lim)
+{
+    int n = imt__decode_thumbnail_count(h->dec, res->format);
+    if (n <= 0) return;
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        if (k == IMT_MAX_SUBITEMS) {
+            res->sub_omitted++;
+            continue;
+        }
+        imt_subitem *u = &h->sub[k++];
+        memset(u, 0, sizeof *u);
+        u->kind = IMT_SUB_HEIF_THUMBNAIL;
+        u->index = (uint32_t)i;
+        u->format = res->format;
+        u->distance = -1;
+        imt_luma luma;
+        char detail[256] = "";
+        imt_err e = imt__decode_thumbnail(h->dec, res->format, i, lim, &luma, detail,
+                                          sizeof detail);
+        sub_finish(h, u, e, &luma, detail, res);
+    }
+    res->sub = h->sub;
+    res->n_sub = k;
+}
+
+/* Decode and hash every collected picture; compare it with the file's own
+ * hash (all 8 of its variants against the file's original). */
+static void emb_hash(imt_hasher *h, imt_hash_result *res, const imt_decode_limits *lim)
+{
+    for (size_t i = 0; i < h->n_emb; i++) {
+        imt_subitem *u = &h->sub[i];
+        if (!h->emb_want[i]) continue;
+        if (h->emb_got[i] < h->emb[i].size) {
+            u->status = IMT_E_TRUNCATED;
+            imt__set_detail(u->detail, sizeof u->detail,
+                            "the file ends %llu bytes into this %llu-byte picture",
+                            (unsigned long long)h->emb_got[i], (unsigned long long)u->size);
+            continue;
+        }
+        const uint8_t *b = h->emb_buf[i];
+        size_t n = (size_t)u->size;
+        u->format = imt_sniff(b, n);
+        if (!imt_format_decodable(u->format)) {
+            u->status = u->format == IMT_FMT_UNKNOWN ? IMT_E_NOT_IMAGE : IMT_E_UNSUPPORTED;
+            imt__set_detail(u->detail, sizeof u->detail, "%s",
+                            u->format == IMT_FMT_UNKNOWN ? "no known image signature"
+                                                         : "format not decoded");
+            continue;
+        }
+        memrd m = {b, n, 0};
+        imt_reader rd = {memrd_pull, &m};
+        imt_luma luma;
+        char detail[256] = "";
+        imt_err e = imt__decode_luma(h->dec, u->format, &rd, h->opts.mode, lim, &luma, detail,
+                                     sizeof detail);
+        sub_finish(h, u, e, &luma, detail, res);
+    }
+    if (h->n_emb) {
+        res->sub = h->sub;
+        res->n_sub = h->n_emb;
+    }
+}
+
 static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result *res)
 {
     const imt_hash_opts *o = &h->opts;
     imt_err st = IMT_OK, e;
     imt__digest_begin(h->dig, o->digests);
+    h->n_emb = 0;
+    imt_decode_limits lim = {o->max_pixels, o->max_dimension, 0};
+    if (o->time_budget_ms) lim.deadline_ms = imt__now_ms() + o->time_budget_ms;
 
     /* First chunk: enough to sniff. A short read of a regular file is fine:
      * the sniffer needs IMT_SNIFF_BYTES and a chunk is far more. */
@@ -272,8 +471,7 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
                             (unsigned long long)size_hint,
                             (unsigned long long)o->max_file_bytes);
         } else {
-            imt_decode_limits lim = {o->max_pixels, o->max_dimension, 0};
-            if (o->time_budget_ms) lim.deadline_ms = imt__now_ms() + o->time_budget_ms;
+            if (o->embedded && res->format == IMT_FMT_JPEG) emb_begin(h, first, first_len, res);
             s->first = first;
             s->first_len = first_len;
             imt_reader rd = {src_pull, s};
@@ -313,13 +511,28 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
         } while (n);
         if (imt__digest_end(h->dig, res->md5, res->sha1, res->sha256) == IMT_OK)
             res->digests = o->digests;
+    } else if (h->n_emb) {
+        /* Embedded pictures past what the decoder read (MPF images follow
+         * the main one): read on until they are complete. */
+        const uint8_t *d;
+        size_t n;
+        s->first = NULL;
+        while (emb_pending(h) && !s->eof) {
+            e = src_fetch(s, &d, &n);
+            if (e) goto read_failed;
+        }
     }
+    if (h->n_emb) emb_hash(h, res, &lim);
+    if (o->embedded && o->pdq && (res->format == IMT_FMT_HEIF || res->format == IMT_FMT_AVIF) &&
+        res->width)
+        heif_thumbs(h, res, &lim);
     goto done;
 
 read_failed:
     st = e;
     res->has_pdq = 0;
     res->n_pdq = 0;
+    h->n_emb = 0;
     if (e == IMT_E_INTERRUPTED)
         imt__set_detail(res->detail, sizeof res->detail, "stopped on request after %llu bytes",
                         (unsigned long long)s->total);

@@ -28,6 +28,7 @@ typedef struct slot {
     const char *detail;      /* into e.detail or res.detail */
     imt_hash_result res;
     int known_good, low_quality;
+    imt_subitem *subs;       /* res.sub copied (the hasher's is reused) */
     imt_scan_match *matches; /* strings: list fields borrowed from the index,
                                 label and external id owned (strs) */
     char **strs;
@@ -73,6 +74,7 @@ static void slot_clear(slot *s)
     for (size_t i = 0; i < s->n_matches; i++) imt__free(s->strs[i]);
     imt__free(s->matches);
     imt__free(s->strs);
+    imt__free(s->subs);
     memset(s, 0, sizeof *s);
 }
 
@@ -140,6 +142,7 @@ static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t 
             o->category_label = str;
             o->external_id = str + ll + 1;
             o->disposition = mb->disposition;
+            o->subitem = -1;
         }
     }
     return IMT_OK;
@@ -161,14 +164,26 @@ static imt_err match(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts
         IMT_TRY(imt_query_digest(c, dk[k].kind, d, &m, &n));
         IMT_TRY(add_matches(s, L, m, n, o->max_matches));
     }
-    if (!r->has_pdq || s->known_good) return IMT_OK;
-    if (r->quality < o->min_quality) {
-        s->low_quality = 1;
-        return IMT_OK;
+    if (s->known_good) return IMT_OK;
+    if (r->has_pdq) {
+        if (r->quality < o->min_quality) {
+            s->low_quality = 1;
+        } else if (c) {
+            IMT_TRY(imt_query_pdq(c, r->pdq, r->n_pdq, o->pdq_distance, &m, &n));
+            IMT_TRY(add_matches(s, L, m, n, o->max_matches));
+        }
     }
-    if (c) {
-        IMT_TRY(imt_query_pdq(c, r->pdq, r->n_pdq, o->pdq_distance, &m, &n));
+    /* Embedded pictures: each matched with all 8 variants, its matches
+     * tagged with its index; only the file's digests make it known-good. */
+    for (size_t i = 0; c && i < r->n_sub; i++) {
+        const imt_subitem *u = &r->sub[i];
+        if (!u->has_pdq || u->quality < o->min_quality) continue;
+        size_t from = s->n_matches;
+        int kg = s->known_good;
+        IMT_TRY(imt_query_pdq(c, u->pdq, IMT_DIH__COUNT, o->pdq_distance, &m, &n));
         IMT_TRY(add_matches(s, L, m, n, o->max_matches));
+        s->known_good = kg;
+        for (size_t k = from; k < s->n_matches; k++) s->matches[k].subitem = (int32_t)i;
     }
 cleanup:
     return err;
@@ -208,6 +223,13 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
     imt_hash_fd(h, fd, &s->res);
     close(fd);
     if (s->res.status == IMT_E_INTERRUPTED) return 0;
+    if (s->res.n_sub) {
+        /* res.sub is the hasher's, reused by its next file: keep a copy */
+        s->subs = imt__malloc(s->res.n_sub * sizeof *s->subs);
+        if (s->subs) memcpy(s->subs, s->res.sub, s->res.n_sub * sizeof *s->subs);
+        else s->res.n_sub = 0;
+        s->res.sub = s->subs;
+    }
     s->read = 1;
     s->status = s->res.status;
     s->detail = s->res.detail;

@@ -14,7 +14,8 @@ import sqlite3
 import sys
 
 MAX_SEED = {"jpeg": 256 << 10, "png": 256 << 10, "bmp": 256 << 10, "tiff": 256 << 10,
-            "webp": 256 << 10, "gif": 256 << 10, "sniff": 16 << 10}
+            "webp": 256 << 10, "gif": 256 << 10, "heif": 64 << 10, "jpeg_embedded": 64 << 10,
+            "sniff": 16 << 10}
 
 
 def wanted(target, path, head):
@@ -36,6 +37,10 @@ def wanted(target, path, head):
     if target == "gif":
         return head[:6] in (b"GIF87a", b"GIF89a") or name.endswith(".gif") \
             or "/go_fuzz_corpus/gif/" in name
+    if target == "jpeg_embedded":
+        return head[:3] == b"\xff\xd8\xff"
+    if target == "heif":
+        return (head[4:8] == b"ftyp") or name.endswith((".heic", ".heif", ".avif"))
     if target == "sniff":
         return True
     # hash-list targets take their seeds from tests/fuzz/seeds/ only

@@ -287,6 +287,47 @@ int imt_fuzz_gif(const uint8_t *data, size_t len)
     return 0;
 }
 
+/* HEIF/HEIC and AVIF: libheif behind heif.c, and heif.c's own reading of
+ * the primary item's grid header (pitm/iinf/iloc/idat) before it. */
+int imt_fuzz_heif(const uint8_t *data, size_t len)
+{
+    return image_target(data, len);
+}
+
+/* The embedded-picture finder alone (embedded.c): every EXIF thumbnail it
+ * reports lies inside the input and starts with SOI; kinds and counts are
+ * sane. Then the pipeline, which collects and hashes them. */
+int imt_fuzz_jpeg_embedded(const uint8_t *data, size_t len)
+{
+    imt_embedded_ref r[8];
+    size_t n = imt__jpeg_embedded(data, len, r, 8);
+    FUZZ_CHECK(n <= 8, "%zu refs", n);
+    for (size_t i = 0; i < n; i++) {
+        FUZZ_CHECK(r[i].kind == IMT_SUB_EXIF_THUMBNAIL || r[i].kind == IMT_SUB_MPF_IMAGE,
+                   "kind %d", (int)r[i].kind);
+        FUZZ_CHECK(r[i].size >= 4, "size %llu", (unsigned long long)r[i].size);
+        if (r[i].kind == IMT_SUB_EXIF_THUMBNAIL)
+            FUZZ_CHECK(r[i].offset + r[i].size <= len && data[r[i].offset] == 0xFF &&
+                           data[r[i].offset + 1] == 0xD8,
+                       "thumbnail at %llu+%llu of %zu bytes", (unsigned long long)r[i].offset,
+                       (unsigned long long)r[i].size, len);
+    }
+    imt_hash_result res;
+    imt_err e = imt_hash_memory(hasher(&g_compat, IMT_PDQ_COMPAT, 1, 0), data, len, &res);
+    check_result(&res, e, data, len, 0);
+    FUZZ_CHECK(res.n_sub <= IMT_MAX_SUBITEMS, "%zu sub-items", res.n_sub);
+    for (size_t i = 0; i < res.n_sub; i++) {
+        const imt_subitem *u = &res.sub[i];
+        FUZZ_CHECK(u->has_pdq == (u->status == IMT_OK), "sub %zu: has_pdq %d, %s", i,
+                   u->has_pdq, imt_err_name(u->status));
+        FUZZ_CHECK(memchr(u->detail, 0, sizeof u->detail) != NULL, "detail unterminated");
+        FUZZ_CHECK(u->differs == (u->distance > IMT_PDQ_MATCH_DISTANCE), "differs %d at %d",
+                   u->differs, u->distance);
+        if (u->differs) FUZZ_CHECK(res.thumbnail_differs, "differs not flagged");
+    }
+    return 0;
+}
+
 /* Format sniffing, and the whole pipeline on bytes of any format: dispatch,
  * the not-an-image and unsupported paths, digests of every byte. */
 int imt_fuzz_sniff(const uint8_t *data, size_t len)
@@ -674,6 +715,8 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"tiff", imt_fuzz_tiff},
     {"webp", imt_fuzz_webp},
     {"gif", imt_fuzz_gif},
+    {"heif", imt_fuzz_heif},
+    {"jpeg_embedded", imt_fuzz_jpeg_embedded},
     {"sniff", imt_fuzz_sniff},
     {"list_auto", imt_fuzz_list_auto},
     {"list_pdq_csv", imt_fuzz_list_pdq_csv},

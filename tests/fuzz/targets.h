@@ -14,6 +14,8 @@ int imt_fuzz_bmp(const uint8_t *data, size_t len);
 int imt_fuzz_tiff(const uint8_t *data, size_t len);
 int imt_fuzz_webp(const uint8_t *data, size_t len);
 int imt_fuzz_gif(const uint8_t *data, size_t len);
+int imt_fuzz_heif(const uint8_t *data, size_t len);
+int imt_fuzz_jpeg_embedded(const uint8_t *data, size_t len);
 int imt_fuzz_sniff(const uint8_t *data, size_t len);
 /* Hash lists, through imt_index_import of a file holding the input. */
 int imt_fuzz_list_auto(const uint8_t *data, size_t len);
