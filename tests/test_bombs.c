@@ -985,6 +985,8 @@ int main(int argc, char **argv)
         free(w2.p);
         free(w3.p);
         free(w4.p);
+    }
+
     /* ---- HEIF grids ---------------------------------------------------------- */
     {
         const char *g60 = IMT_SOURCE_DIR "/tests/data/heif/bomb-grid-60000.heic";
