@@ -190,13 +190,138 @@ cleanup:
     return err;
 }
 
-/* Merge every record; new entries are appended in id order. */
-imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uint64_t *per_slot,
-                         imt_import_stats *st)
+/* ---- the batch table: hashes indexed by this batch --------------------- */
+static uint64_t bt_key(const uint8_t *h, int k)
+{
+    return (idx_key64(h) & ~(uint64_t)3) | (uint64_t)k;
+}
+
+static size_t bt_slot(const idx_writer *w, uint64_t key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (w->btcap - 1);
+}
+
+/* kinds 0..3: PDQ, MD5, SHA-1, SHA-256 (bit 1 << k) */
+static int bt_find(const idx_writer *w, const idx_sink *s, int k, const uint8_t *h, uint32_t *entry)
+{
+    uint64_t key = bt_key(h, k);
+    size_t len;
+    for (size_t i = bt_slot(w, key);; i = (i + 1) & (w->btcap - 1)) {
+        const idx_kv *e = &w->bt[i];
+        if (!e->idx) return 0;
+        if (e->key != key) continue;
+        const uint8_t *he = idx_srec_hash(s, &s->recs[e->idx - 1], 1u << k, &len);
+        if (memcmp(he, h, len) == 0) {
+            *entry = e->pad;
+            return 1;
+        }
+    }
+}
+
+static void bt_put(idx_writer *w, int k, const uint8_t *h, uint32_t rec, uint32_t entry)
+{
+    uint64_t key = bt_key(h, k);
+    size_t i = bt_slot(w, key);
+    while (w->bt[i].idx) i = (i + 1) & (w->btcap - 1);
+    w->bt[i].key = key;
+    w->bt[i].idx = rec + 1;
+    w->bt[i].pad = entry;
+}
+
+/* In-list repeats: record r (line) found entry `old`, which already names
+ * one of r's lists. Rebuilds the memberships into w->mem: a membership of
+ * one of r's lists takes the more severe of the two category/label pairs by
+ * the list's policy (the earlier on a tie; the earlier external id stays),
+ * r's other memberships are appended. *added: memberships appended. */
+static imt_err merge_repeat(idx_writer *w, idx_sink *s, const idx_srec *r, const idx_entry *old,
+                            uint32_t first_list, const idx_list_meta *metas, size_t nmeta,
+                            uint64_t *per_slot, imt_import_stats *st, unsigned *added, int *changed)
+{
+    imt_err err = IMT_OK;
+    size_t pos = 0;
+    uint32_t list;
+    int32_t cat;
+    const char *label, *ext;
+    int rc, conflict = 0;
+    *added = 0;
+    *changed = 0;
+    w->mem.n = 0;
+    while ((rc = idx_member_next(old, &pos, &list, &cat, &label, &ext)) == 1) {
+        const idx_smem *m = NULL;
+        for (uint32_t j = 0; j < r->nmem && !m; j++)
+            if (first_list + s->mem[r->mem + j].slot == list) m = &s->mem[r->mem + j];
+        if (m && (m->category != cat || strcmp(idx_sink_str(s, m->label), label) != 0)) {
+            const char *pol = metas[m->slot < nmeta ? m->slot : 0].policy;
+            imt_disposition d0 = idx_policy_eval(pol, cat), d1 = idx_policy_eval(pol, m->category);
+            if (!conflict && st->conflicts < 1)
+                snprintf(st->conflict_example, sizeof st->conflict_example,
+                         "%s:%llu: repeats an earlier record of the list with category %d "
+                         "(%s) where it had %d (%s); kept %d", s->path,
+                         (unsigned long long)r->line, (int)m->category, imt_disposition_name(d1),
+                         (int)cat, imt_disposition_name(d0), (int)(d1 < d0 ? m->category : cat));
+            conflict = 1;
+            if (d1 < d0) { /* ALERT < INFO < IGNORE: the new one is more severe */
+                cat = m->category;
+                label = idx_sink_str(s, m->label);
+                *changed = 1;
+            }
+        }
+        IMT_TRY(add_member(&w->mem, list, cat, label, ext));
+    }
+    if (rc < 0) {
+        idx_set_err(w->idx, "%s: an entry's memberships are malformed", w->idx->path);
+        return IMT_E_INDEX_CORRUPT;
+    }
+    for (uint32_t j = 0; j < r->nmem; j++) {
+        const idx_smem *m = &s->mem[r->mem + j];
+        int seen = 0;
+        pos = 0;
+        while (!seen && idx_member_next(old, &pos, &list, &cat, &label, &ext) == 1)
+            seen = list == first_list + m->slot;
+        if (seen) continue;
+        IMT_TRY(add_member(&w->mem, first_list + m->slot, m->category, idx_sink_str(s, m->label),
+                           idx_sink_str(s, m->ext)));
+        per_slot[m->slot]++;
+        (*added)++;
+        *changed = 1;
+    }
+    st->duplicates++;
+    st->conflicts += (uint64_t)conflict;
+cleanup:
+    return err;
+}
+
+/* Does entry `old` name one of r's lists already? */
+static int names_list(const idx_sink *s, const idx_srec *r, const idx_entry *old, uint32_t first_list)
+{
+    size_t pos = 0;
+    uint32_t list;
+    int32_t cat;
+    const char *label, *ext;
+    while (idx_member_next(old, &pos, &list, &cat, &label, &ext) == 1)
+        for (uint32_t j = 0; j < r->nmem; j++)
+            if (list == first_list + s->mem[r->mem + j].slot) return 1;
+    return 0;
+}
+
+/* Merge every record of the batch; new entries are appended in id order. */
+imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx_list_meta *metas,
+                         size_t nmeta, uint64_t *per_slot, imt_import_stats *st)
 {
     imt_err err = IMT_OK;
     MDB_cursor *ec = NULL;
-    IMT_TRY(load_delta_sorted(w));
+    if (!w->delta_loaded) {
+        IMT_TRY(load_delta_sorted(w));
+        w->delta_loaded = 1;
+    }
+    /* the batch table: at most 3/4 full */
+    size_t nh = 0, cap = 64;
+    for (size_t i = 0; i < s->n; i++) nh += (size_t)__builtin_popcount(s->recs[i].kinds);
+    while (cap < nh + nh / 3 + 1) cap *= 2;
+    imt__free(w->bt);
+    w->bt = imt__calloc(cap, sizeof *w->bt);
+    if (!w->bt) return IMT_E_NOMEM;
+    w->btcap = cap;
     int rc = mdb_cursor_open(w->txn, w->idx->db_entries, &ec);
     if (rc) return idx_mdb_err(w->idx, rc, "opening the entries");
     for (size_t i = 0; i < s->n; i++) {
@@ -206,20 +331,22 @@ imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uin
         const uint8_t *dg[3] = {idx_srec_hash(s, r, KB_MD5, &hl), idx_srec_hash(s, r, KB_SHA1, &hl),
                                 idx_srec_hash(s, r, KB_SHA256, &hl)};
         static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
-        uint32_t found_entry = 0, e;
+        uint32_t found_entry = 0, e = 0, ent_of[3] = {0, 0, 0}, pdq_ent = 0;
         int found = 0, have[3] = {0, 0, 0}, have_pdq = 0;
         for (int k = 2; k >= 0; k--) {
             if (!(r->kinds & kb[k])) continue;
-            int f;
-            IMT_TRY(dig_lookup(w, k, dg[k], &e, &f));
+            int f = bt_find(w, s, k + 1, dg[k], &e);
+            if (!f) IMT_TRY(dig_lookup(w, k, dg[k], &e, &f));
             have[k] = f;
+            ent_of[k] = e;
             if (f && !found) {
                 found = 1;
                 found_entry = e;
             }
         }
-        if ((r->kinds & KB_PDQ) && pdq_lookup(w, rpdq, &e)) {
+        if ((r->kinds & KB_PDQ) && (bt_find(w, s, 0, rpdq, &e) || pdq_lookup(w, rpdq, &e))) {
             have_pdq = 1;
+            pdq_ent = e;
             if (!found) {
                 found = 1;
                 found_entry = e;
@@ -246,13 +373,20 @@ imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uin
                 goto cleanup;
             }
             for (int k2 = 0; k2 < 3; k2++)
-                if (r->kinds & kb[k2]) IMT_TRY(dig_add(w, k2, (uint32_t)i, id, s->n));
-            if (r->kinds & KB_PDQ) IMT_TRY(newpdq_add(w, rpdq, id));
+                if (r->kinds & kb[k2]) {
+                    IMT_TRY(dig_add(w, k2, (uint32_t)i, id, s->n));
+                    bt_put(w, k2 + 1, dg[k2], (uint32_t)i, id);
+                }
+            if (r->kinds & KB_PDQ) {
+                IMT_TRY(newpdq_add(w, rpdq, id));
+                bt_put(w, 0, rpdq, (uint32_t)i, id);
+            }
             w->h.n_pdq += (r->kinds & KB_PDQ) ? 1 : 0;
             w->h.n_md5 += (r->kinds & KB_MD5) ? 1 : 0;
             w->h.n_sha1 += (r->kinds & KB_SHA1) ? 1 : 0;
             w->h.n_sha256 += (r->kinds & KB_SHA256) ? 1 : 0;
             st->new_entries++;
+            w->h.n_members += r->nmem;
         } else {
             /* join the entry: one more membership, and the hashes of kinds it
              * lacks (a hash indexed under another entry stays there) */
@@ -277,11 +411,43 @@ imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uin
             unsigned kinds = old.kinds;
             const uint8_t *pdq = old.pdq, *md5 = old.md5, *sha1 = old.sha1, *sha256 = old.sha256;
             int quality = old.quality;
+            if (names_list(s, r, &old, list_id)) {
+                /* the list named this entry already: a repeat when every
+                 * hash of r is this entry's, else a bad record */
+                int same = !(r->kinds & KB_PDQ) || (have_pdq && pdq_ent == found_entry);
+                for (int k2 = 0; k2 < 3; k2++)
+                    if ((r->kinds & kb[k2]) && !(have[k2] && ent_of[k2] == found_entry)) same = 0;
+                if (!same) {
+                    err = idx_sink_bad(s, r->line, IMT_E_DUPLICATE,
+                                       "duplicate: holds a hash of an earlier record of this list "
+                                       "(entry %u) and a hash that record lacks",
+                                       (unsigned)found_entry);
+                    if (err) goto cleanup;
+                    continue;
+                }
+                unsigned added;
+                int changed;
+                IMT_TRY(merge_repeat(w, s, r, &old, list_id, metas, nmeta, per_slot, st, &added,
+                                     &changed));
+                if (changed) {
+                    IMT_TRY(encode_entry(&w->rec, kinds, quality, pdq, md5, sha1, sha256,
+                                         old.n_members + added, w->mem.p, w->mem.n));
+                    MDB_val nd = {w->rec.n, w->rec.p};
+                    rc = mdb_put(w->txn, w->idx->db_entries, &k, &nd, 0);
+                    if (rc) {
+                        err = idx_mdb_err(w->idx, rc, "updating an entry");
+                        goto cleanup;
+                    }
+                }
+                w->h.n_members += added;
+                continue;
+            }
             if ((r->kinds & KB_PDQ) && !(kinds & KB_PDQ) && !have_pdq) {
                 kinds |= KB_PDQ;
                 pdq = rpdq;
                 quality = r->quality;
                 IMT_TRY(newpdq_add(w, rpdq, found_entry));
+                bt_put(w, 0, rpdq, (uint32_t)i, found_entry);
                 w->h.n_pdq++;
             }
             const uint8_t **dst[3] = {&md5, &sha1, &sha256};
@@ -290,6 +456,7 @@ imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uin
                 kinds |= kb[k2];
                 *dst[k2] = dg[k2];
                 IMT_TRY(dig_add(w, k2, (uint32_t)i, found_entry, s->n));
+                bt_put(w, k2 + 1, dg[k2], (uint32_t)i, found_entry);
                 if (k2 == 0) w->h.n_md5++;
                 else if (k2 == 1) w->h.n_sha1++;
                 else w->h.n_sha256++;
@@ -306,8 +473,8 @@ imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uin
                 goto cleanup;
             }
             st->merged++;
+            w->h.n_members += r->nmem;
         }
-        w->h.n_members += r->nmem;
     }
 cleanup:
     mdb_cursor_close(ec);
@@ -347,6 +514,14 @@ imt_err idx_writer_digests(idx_writer *w, const idx_sink *s)
         }
     }
 cleanup:
+    for (int k = 0; k < 3; k++) {
+        imt__free(w->dig[k]);
+        w->dig[k] = NULL;
+        w->ndig[k] = 0;
+    }
+    imt__free(w->bt); /* the digests are in their tables now */
+    w->bt = NULL;
+    w->btcap = 0;
     return err;
 }
 
@@ -399,6 +574,24 @@ imt_err idx_writer_delta(idx_writer *w)
         total += (uint32_t)add;
     }
     w->h.delta_n = total;
+    /* later batches look the new hashes up in delta_old: merge them in */
+    qsort(w->newpdq, w->nnew, sizeof *w->newpdq, cmp_pdq_ent);
+    size_t n = w->ndelta_old + w->nnew, bytes;
+    idx_pdq_ent *m = NULL;
+    if (!imt__mul_ok(n, sizeof *m, &bytes) || !(m = imt__malloc(bytes))) {
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    size_t a = 0, b = 0, o = 0;
+    while (a < w->ndelta_old || b < w->nnew)
+        m[o++] = b == w->nnew || (a < w->ndelta_old &&
+                                  memcmp(w->delta_old[a].pdq, w->newpdq[b].pdq, 32) < 0)
+                     ? w->delta_old[a++]
+                     : w->newpdq[b++];
+    imt__free(w->delta_old);
+    w->delta_old = m;
+    w->ndelta_old = n;
+    w->nnew = 0;
 cleanup:
     imt__free(tmp);
     return err;
@@ -432,6 +625,7 @@ void idx_writer_free(idx_writer *w)
     idx_view_free(&w->v);
     imt__free(w->delta_old);
     imt__free(w->newpdq);
+    imt__free(w->bt);
     for (int k = 0; k < 3; k++) imt__free(w->dig[k]);
     imt__free(w->rec.p);
     imt__free(w->mem.p);
