@@ -162,6 +162,42 @@ static imt_err dig_lookup(idx_writer *w, int k, const uint8_t *d, uint32_t *entr
     return IMT_OK;
 }
 
+/* The batch's digests of kind k looked up in their table in key order (the
+ * tables are written only after the merge, so the answers hold for all of
+ * it): pre[i] the entry of record i's digest, UINT32_MAX when absent or
+ * when r has none. In key order the B-tree pages are met in order, not at
+ * random: a later batch's lookups in a large table cost about a sequential
+ * pass instead of a cache miss per level per record. */
+static imt_err prelookup(idx_writer *w, const idx_sink *s, int k, uint32_t *pre)
+{
+    static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
+    imt_err err = IMT_OK;
+    idx_kv *a = NULL;
+    size_t m = 0, len, bytes;
+    for (size_t i = 0; i < s->n; i++) pre[i] = UINT32_MAX;
+    MDB_stat ms;
+    if (mdb_stat(w->txn, dig_dbi(w, k), &ms) != 0 || ms.ms_entries == 0) return IMT_OK;
+    if (!imt__mul_ok(s->n, sizeof *a, &bytes) || !(a = imt__malloc(bytes ? bytes : 1)))
+        return IMT_E_NOMEM;
+    for (size_t i = 0; i < s->n; i++) {
+        if (!(s->recs[i].kinds & kb[k])) continue;
+        a[m].key = idx_key64(idx_srec_hash(s, &s->recs[i], kb[k], &len));
+        a[m].idx = (uint32_t)i;
+        a[m].pad = 0;
+        m++;
+    }
+    IMT_TRY(idx_sort_by_hash(s, kb[k], a, m));
+    for (size_t i = 0; i < m; i++) {
+        uint32_t e;
+        int f;
+        IMT_TRY(dig_lookup(w, k, idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len), &e, &f));
+        if (f) pre[a[i].idx] = e;
+    }
+cleanup:
+    imt__free(a);
+    return err;
+}
+
 static imt_err dig_add(idx_writer *w, int k, uint32_t rec_idx, uint32_t entry, size_t cap)
 {
     if (!w->dig[k]) {
@@ -310,6 +346,7 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
 {
     imt_err err = IMT_OK;
     MDB_cursor *ec = NULL;
+    uint32_t *pre[3] = {NULL, NULL, NULL};
     if (!w->delta_loaded) {
         IMT_TRY(load_delta_sorted(w));
         w->delta_loaded = 1;
@@ -324,6 +361,14 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
     w->btcap = cap;
     int rc = mdb_cursor_open(w->txn, w->idx->db_entries, &ec);
     if (rc) return idx_mdb_err(w->idx, rc, "opening the entries");
+    for (int k = 0; k < 3; k++) {
+        pre[k] = imt__malloc((s->n ? s->n : 1) * sizeof *pre[k]);
+        if (!pre[k]) {
+            err = IMT_E_NOMEM;
+            goto cleanup;
+        }
+        IMT_TRY(prelookup(w, s, k, pre[k]));
+    }
     for (size_t i = 0; i < s->n; i++) {
         const idx_srec *r = &s->recs[i];
         size_t hl;
@@ -336,7 +381,10 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
         for (int k = 2; k >= 0; k--) {
             if (!(r->kinds & kb[k])) continue;
             int f = bt_find(w, s, k + 1, dg[k], &e);
-            if (!f) IMT_TRY(dig_lookup(w, k, dg[k], &e, &f));
+            if (!f && pre[k][i] != UINT32_MAX) {
+                f = 1;
+                e = pre[k][i];
+            }
             have[k] = f;
             ent_of[k] = e;
             if (f && !found) {
@@ -478,6 +526,7 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
     }
 cleanup:
     mdb_cursor_close(ec);
+    for (int k = 0; k < 3; k++) imt__free(pre[k]);
     return err;
 }
 
