@@ -117,6 +117,7 @@ typedef struct imp {
     uint64_t *per_slot;
     uint32_t list_id;
     uint64_t merge_bad;          /* bad records the merge found */
+    int parsed;                  /* the parse ended: this batch is the last */
     imt_import_stats *st;
 } imp;
 
@@ -179,7 +180,8 @@ static imt_err imp_flush(void *opaque, idx_sink *s)
     uint64_t bad0 = s->bad;
     IMT_TRY(idx_writer_merge(&c->w, s, c->list_id, c->metas, c->nmeta, c->per_slot, c->st));
     c->merge_bad += s->bad - bad0;
-    IMT_TRY(idx_writer_digests(&c->w, s));
+    /* a batch before the last one: its digests go to a sorted run */
+    IMT_TRY(idx_writer_digests(&c->w, s, !c->parsed));
     IMT_TRY(idx_writer_delta(&c->w));
     c->st->batches++;
 cleanup:
@@ -295,7 +297,9 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     }
     STAGE(&c, "parsed");
     uint64_t good = s.total;
+    c.parsed = 1;
     IMT_TRY(imp_flush(&c, &s));
+    if (c.begun) IMT_TRY(idx_writer_runs(&c.w));
     if (!c.begun || good == c.merge_bad) {
         if (s.bad) idx_set_err(idx, "%s: no valid record (%llu bad)", path, (unsigned long long)s.bad);
         else idx_set_err(idx, "%s: the list holds no hash", path);

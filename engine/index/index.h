@@ -325,6 +325,11 @@ typedef struct idx_writer {
     idx_kv *bt;
     size_t btcap;
     int delta_loaded;            /* delta_old read (first batch) */
+    /* digest runs: with more than one batch, each batch's new digests,
+     * sorted, go to an unnamed temporary file (key bytes + entry id, u32
+     * LE), merged into the tables in key order at the end */
+    int *runs[3];
+    size_t nruns[3];
 } idx_writer;
 /* IMT_OK if idx may be written now, else IMT_E_READONLY or IMT_E_BUSY. */
 imt_err idx_writable(imt_index *idx);
@@ -348,7 +353,9 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t first_list,
                          imt_import_stats *st);
 /* Write the batch's new digests (sorted) and its new PDQ hashes (to the
  * delta; kept sorted in delta_old for later batches), then forget them. */
-imt_err idx_writer_digests(idx_writer *w, const idx_sink *s);
+imt_err idx_writer_digests(idx_writer *w, const idx_sink *s, int spill);
+/* Merge the digest runs into the tables (a no-op without runs). */
+imt_err idx_writer_runs(idx_writer *w);
 imt_err idx_writer_delta(idx_writer *w);
 imt_err idx_writer_list(idx_writer *w, const imt_list_info *li);
 
