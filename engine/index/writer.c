@@ -487,6 +487,13 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
     for (size_t i = 0; i < s->n; i++) {
         const idx_srec *r = &s->recs[i];
         size_t hl;
+        if (i + 8 < s->n) {
+            /* the batch table is a random access per hash: fetch ahead */
+            const idx_srec *r8 = &s->recs[i + 8];
+            for (int k = 0; k < 4; k++)
+                if (r8->kinds & (1u << k))
+                    __builtin_prefetch(&w->bt[bt_slot(w, bt_key(idx_srec_hash(s, r8, 1u << k, &hl), k))]);
+        }
         const uint8_t *rpdq = idx_srec_hash(s, r, KB_PDQ, &hl);
         const uint8_t *dg[3] = {idx_srec_hash(s, r, KB_MD5, &hl), idx_srec_hash(s, r, KB_SHA1, &hl),
                                 idx_srec_hash(s, r, KB_SHA256, &hl)};
