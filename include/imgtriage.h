@@ -473,9 +473,13 @@ typedef struct imt_import_opts {
     /* Bytes the import's own buffers may hold (records read, not yet
      * merged, and the batch's sort and lookup arrays): the list is read and
      * merged in batches of about a quarter of it, all in the one write
-     * transaction. Not counted: LMDB's dirty pages (it writes them to the
-     * file past 512 MiB) and 36 bytes per new PDQ hash. 0: the default,
-     * IMT_IMPORT_MEMORY_DEFAULT (1 GiB); at least IMT_IMPORT_MEMORY_MIN. */
+     * transaction; the digests of every batch but the last are sorted into
+     * runs in unnamed temporary files in $TMPDIR (else /tmp), merged at the
+     * end. The result is the same for every budget. Not counted: LMDB's
+     * dirty pages (it writes them to the file past 512 MiB) and 36 bytes
+     * per new PDQ hash. With more than one batch "begin" comes before
+     * "parsed". 0: the default, IMT_IMPORT_MEMORY_DEFAULT (1 GiB); at
+     * least IMT_IMPORT_MEMORY_MIN. */
     uint64_t memory_budget;
 } imt_import_opts;
 #define IMT_IMPORT_MEMORY_DEFAULT (1ull << 30)
