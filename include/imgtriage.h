@@ -524,7 +524,20 @@ typedef struct imt_import_opts {
      * commit: until the commit returns, a crash leaves the index as it
      * was), then "done". NULL: none. */
     void (*stage)(void *opaque, const char *step);
+    /* Bytes the import's own buffers may hold (records read, not yet
+     * merged, and the batch's sort and lookup arrays): the list is read and
+     * merged in batches of about a quarter of it, all in the one write
+     * transaction; the digests of every batch but the last are sorted into
+     * runs in unnamed temporary files in $TMPDIR (else /tmp), merged at the
+     * end. The result is the same for every budget. Not counted: LMDB's
+     * dirty pages (it writes them to the file past 512 MiB) and 36 bytes
+     * per new PDQ hash. With more than one batch "begin" comes before
+     * "parsed". 0: the default, IMT_IMPORT_MEMORY_DEFAULT (1 GiB); at
+     * least IMT_IMPORT_MEMORY_MIN. */
+    uint64_t memory_budget;
 } imt_import_opts;
+#define IMT_IMPORT_MEMORY_DEFAULT (1ull << 30)
+#define IMT_IMPORT_MEMORY_MIN (4ull << 20)
 
 IMT_API void imt_import_opts_init(imt_import_opts *opts);
 
@@ -541,6 +554,14 @@ typedef struct imt_import_stats {
     uint64_t bad;           /* bad records skipped (skip_bad) */
     char bad_examples[IMT_IMPORT_BAD_EXAMPLES][256]; /* "file:line: reason" */
     int compacted;          /* non-zero: the PDQ segments were rebuilt */
+    /* Records repeating an earlier record of the same list (every hash the
+     * same): one membership, not an error. The first category and label
+     * stay unless the repeat's are more severe by the list's policy
+     * (alert > info > ignore); the first external id stays. */
+    uint64_t duplicates;
+    uint64_t conflicts;     /* of those, with another category or label */
+    char conflict_example[256]; /* the first conflict, "file:line: ..." */
+    uint64_t batches;       /* batches merged (1 unless over the budget) */
 } imt_import_stats;
 
 /** Import the hash list at path into idx (opened with read_only = 0) as one

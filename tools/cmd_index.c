@@ -1,6 +1,7 @@
 /* tools/cmd_index.c -- `imgtriage index create|import|stats|verify|export|query`. */
 #include "cli.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -71,6 +72,11 @@ static void usage_import(FILE *f)
 "      --compact       rebuild the search tables now (delta segment emptied)\n"
 "      --no-compact    never rebuild during this import\n"
 "      --create        create the index if it does not exist\n"
+"      --memory-budget BYTES  memory for the list's records while importing\n"
+"                      (suffix K, M, G; default 1G, at least 4M): a larger\n"
+"                      list is merged in batches, still in one transaction,\n"
+"                      with sorted runs in unnamed files in $TMPDIR (or /tmp);\n"
+"                      LMDB adds up to 512 MiB of pages, PDQ 36 B per hash\n"
 "  -q, --quiet         no summary line\n"
 "\n"
 "Formats: pdq-csv (hash,quality[,...] as pdq-photo-hasher and HMA print,\n"
@@ -81,7 +87,13 @@ static void usage_import(FILE *f)
 "jsonl (this tool's export: its lists come back with every field). A file\n"
 "already imported (same SHA-256) is refused unless --again. A bad record\n"
 "stops the import with FILE:LINE and the reason (hash-length, not-hex,\n"
-"duplicate, parse, json-shape, ...).\n"
+"duplicate, parse, json-shape, ...). A record repeating an earlier record\n"
+"of the same list (the same hashes) is one membership, counted in the summary:\n"
+"when their categories or labels differ the most severe by the list's policy\n"
+"stays (alert, then info, then ignore; the earlier on a tie), and the first\n"
+"conflict is printed; the earlier name or MediaID stays. A record sharing\n"
+"some hashes of an earlier record of the list but not all is a bad record\n"
+"(duplicate).\n"
 "\n"
 "Default category policies ('index stats' shows each list's):\n"
 "  projectvic  alert=none,1-2 info=3+ ignore=0   (VIC 0 non-pertinent)\n"
@@ -194,14 +206,14 @@ static int do_create(int argc, char **argv)
 static int do_import(int argc, char **argv)
 {
     enum { O_NAME = 256, O_VERSION, O_SCHEME, O_CATEGORY, O_GOOD, O_BAD, O_SKIP, O_COMPACT,
-           O_NOCOMPACT, O_CREATE, O_ALERT, O_INFO, O_IGNORE, O_AGAIN };
+           O_NOCOMPACT, O_CREATE, O_ALERT, O_INFO, O_IGNORE, O_AGAIN, O_MEMORY };
     static const struct option lo[] = {
         {"format", 1, 0, 'f'},      {"name", 1, 0, O_NAME},         {"version", 1, 0, O_VERSION},
         {"scheme", 1, 0, O_SCHEME}, {"category", 1, 0, O_CATEGORY}, {"known-good", 0, 0, O_GOOD},
         {"known-bad", 0, 0, O_BAD}, {"skip-bad", 0, 0, O_SKIP},     {"compact", 0, 0, O_COMPACT},
         {"no-compact", 0, 0, O_NOCOMPACT}, {"create", 0, 0, O_CREATE}, {"quiet", 0, 0, 'q'},
         {"alert", 1, 0, O_ALERT},   {"info", 1, 0, O_INFO},         {"ignore", 1, 0, O_IGNORE},
-        {"again", 0, 0, O_AGAIN},
+        {"again", 0, 0, O_AGAIN},   {"memory-budget", 1, 0, O_MEMORY},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     imt_import_opts io;
     imt_import_opts_init(&io);
@@ -242,6 +254,22 @@ static int do_import(int argc, char **argv)
         case O_BAD: io.known_good = 0; break;
         case O_SKIP: io.skip_bad = 1; break;
         case O_AGAIN: io.again = 1; break;
+        case O_MEMORY: {
+            char *end;
+            errno = 0;
+            unsigned long long b = strtoull(optarg, &end, 10), mul = 1;
+            if (*end == 'K' || *end == 'k') mul = 1ull << 10;
+            else if (*end == 'M' || *end == 'm') mul = 1ull << 20;
+            else if (*end == 'G' || *end == 'g') mul = 1ull << 30;
+            if (mul > 1) end++;
+            if (errno || end == optarg || *end || optarg[0] == '-' || b > UINT64_MAX / mul ||
+                b * mul < IMT_IMPORT_MEMORY_MIN) {
+                cli_err("--memory-budget: '%s' is not a size of at least 4M", optarg);
+                return CLI_EXIT_ERROR;
+            }
+            io.memory_budget = b * mul;
+            break;
+        }
         case O_COMPACT: io.compact = 1; break;
         case O_NOCOMPACT: io.compact = 0; break;
         case O_CREATE: create = 1; break;
@@ -282,9 +310,15 @@ static int do_import(int argc, char **argv)
             printf("format %s, %llu records, %llu new entries, %llu merged", st.format,
                    (unsigned long long)st.records, (unsigned long long)st.new_entries,
                    (unsigned long long)st.merged);
+            if (st.duplicates)
+                printf(", %llu repeated earlier records of the list (one membership each)",
+                       (unsigned long long)st.duplicates);
             if (st.compacted) printf(", compacted");
             printf("\n");
         }
+        if (st.conflicts)
+            cli_err("%s: %llu repeated records gave another category or label; the first: %s",
+                    argv[i], (unsigned long long)st.conflicts, st.conflict_example);
         if (st.bad) {
             cli_err("%s: skipped %llu bad records; the first:", argv[i], (unsigned long long)st.bad);
             for (int k = 0; k < IMT_IMPORT_BAD_EXAMPLES && (uint64_t)k < st.bad; k++)

@@ -1,8 +1,9 @@
-/* engine/index/import.c -- imt_index_import: a list is read whole into
- * the sink first (records + a string arena; bad records and in-list
- * duplicates rejected or skipped), then merged into the index inside ONE
- * LMDB write transaction (writer.c): on any error, crash or SIGKILL
- * nothing of it is visible. New PDQ hashes go to the delta segment
+/* engine/index/import.c -- imt_index_import: a list is read into the sink
+ * in batches bounded by the memory budget (records + a string arena; bad
+ * records rejected or skipped); each batch is merged into the index inside
+ * ONE LMDB write transaction, begun with the first batch (writer.c): on
+ * any error, crash or SIGKILL nothing of it is visible. In-list repeats
+ * are merged (writer.c). New PDQ hashes go to the delta segment
  * (scanned linearly); when it grows past IDX_DELTA_MAX, or on request, the
  * compacted segment is rebuilt from both in the same transaction
  * (compact.c). */
@@ -94,11 +95,97 @@ static imt_err inventory_lists(idx_sink *s, const imt_import_opts *o, idx_list_m
             return IMT_E_INVALID;
         }
     }
-    *out = s->lists;
+    /* a copy: the sink keeps its inventory to check later records' slots */
+    *out = imt__malloc(s->nlists * sizeof **out);
+    if (!*out) return IMT_E_NOMEM;
+    memcpy(*out, s->lists, s->nlists * sizeof **out);
     *nout = s->nlists;
-    s->lists = NULL; /* now the caller's */
-    s->nlists = 0;
     return IMT_OK;
+}
+
+/* One import: what the batches share. */
+typedef struct imp {
+    imt_index *idx;
+    const imt_import_opts *o;
+    const char *path;
+    idx_format f;
+    const char *sha;
+    idx_writer w;
+    int begun;
+    idx_list_meta *metas;
+    size_t nmeta;
+    uint64_t *per_slot;
+    uint32_t list_id;
+    uint64_t merge_bad;          /* bad records the merge found */
+    int parsed;                  /* the parse ended: this batch is the last */
+    imt_import_stats *st;
+} imp;
+
+#define STAGE(c, name) do { if ((c)->o->stage) (c)->o->stage((c)->o->progress_opaque, name); } while (0)
+
+/* The lists to create (the export's inventory, or one from the options)
+ * and the write transaction. Format and version are set after the parse. */
+static imt_err imp_begin(imp *c, idx_sink *s)
+{
+    imt_err err = IMT_OK;
+    const imt_import_opts *o = c->o;
+    char pmsg[160];
+    if (s->nlists) {
+        IMT_TRY(inventory_lists(s, o, &c->metas, &c->nmeta));
+    } else {
+        c->metas = imt__calloc(1, sizeof *c->metas);
+        if (!c->metas) return IMT_E_NOMEM;
+        c->nmeta = 1;
+        idx_list_meta *m = &c->metas[0];
+        if (o->name && *o->name) snprintf(m->name, sizeof m->name, "%s", o->name);
+        else {
+            const char *b = strrchr(c->path, '/');
+            snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : c->path);
+        }
+        snprintf(m->file_sha256, sizeof m->file_sha256, "%s", c->sha);
+        snprintf(m->scheme, sizeof m->scheme, "%s",
+                 o->scheme && *o->scheme ? o->scheme : (c->f == IF_VICS ? "projectvic" : "custom"));
+        m->import_time = o->import_time ? o->import_time : (int64_t)time(NULL);
+        m->known_good = o->known_good >= 0 ? o->known_good : (c->f == IF_NSRL);
+        if (idx_policy_resolve(idx_policy_default(m->scheme, m->known_good), o->policy, m->policy,
+                               sizeof m->policy, pmsg, sizeof pmsg) != IMT_OK) {
+            idx_set_err(c->idx, "category policy: %s", pmsg);
+            return IMT_E_INVALID;
+        }
+    }
+    c->per_slot = imt__calloc(c->nmeta, sizeof *c->per_slot);
+    if (!c->per_slot) return IMT_E_NOMEM;
+    idx_snapshot_end(c->idx);
+    c->begun = 1;
+    IMT_TRY(idx_writer_begin(c->idx, &c->w));
+    STAGE(c, "begin");
+    if (!o->again) IMT_TRY(idx_writer_check_new(&c->w, c->metas, c->nmeta, c->path));
+    c->list_id = c->w.h.next_list;
+    if ((uint64_t)c->w.h.next_list + c->nmeta > UINT32_MAX) {
+        idx_set_err(c->idx, "%s: too many lists", c->idx->path);
+        return IMT_E_TOO_LARGE;
+    }
+    c->w.h.next_list += (uint32_t)c->nmeta;
+cleanup:
+    return err;
+}
+
+/* Merge the sink's batch into the write transaction (begun on the first). */
+static imt_err imp_flush(void *opaque, idx_sink *s)
+{
+    imt_err err = IMT_OK;
+    imp *c = opaque;
+    if (!s->n) return IMT_OK;
+    if (!c->begun) IMT_TRY(imp_begin(c, s));
+    uint64_t bad0 = s->bad;
+    IMT_TRY(idx_writer_merge(&c->w, s, c->list_id, c->metas, c->nmeta, c->per_slot, c->st));
+    c->merge_bad += s->bad - bad0;
+    /* a batch before the last one: its digests go to a sorted run */
+    IMT_TRY(idx_writer_digests(&c->w, s, !c->parsed));
+    IMT_TRY(idx_writer_delta(&c->w));
+    c->st->batches++;
+cleanup:
+    return err;
 }
 
 imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts *opts,
@@ -108,21 +195,29 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     imt_import_opts o;
     imt_import_stats st;
     idx_sink s;
-    idx_writer w;
-    int fd = -1, snap_closed = 0;
+    imp c;
+    int fd = -1;
     char sha[65] = {0}, fmtname[24] = {0}, policy[IDX_POLICY_MAX], pmsg[160];
-    idx_list_meta *metas = NULL;
-    size_t nmeta = 0;
-    uint64_t *per_slot = NULL;
     memset(&s, 0, sizeof s);
     memset(&st, 0, sizeof st);
-    memset(&w, 0, sizeof w);
+    memset(&c, 0, sizeof c);
     if (!idx || !path) return IMT_E_INVALID;
     if (opts) o = *opts;
     else imt_import_opts_init(&o);
     err = idx_writable(idx);
     if (err) return err;
     idx->err[0] = '\0';
+    uint64_t budget = o.memory_budget ? o.memory_budget : IMT_IMPORT_MEMORY_DEFAULT;
+    if (budget < IMT_IMPORT_MEMORY_MIN) {
+        idx_set_err(idx, "an import memory budget of %llu bytes: at least %llu",
+                    (unsigned long long)budget, (unsigned long long)IMT_IMPORT_MEMORY_MIN);
+        return IMT_E_INVALID;
+    }
+    c.idx = idx;
+    c.o = &o;
+    c.path = path;
+    c.sha = sha;
+    c.st = &st;
     s.idx = idx;
     s.err = idx->err;
     s.errcap = sizeof idx->err;
@@ -131,6 +226,11 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     s.def_cat = o.category;
     s.progress = o.progress;
     s.progress_opaque = o.progress_opaque;
+    /* a quarter for the batch's records; the merge's arrays (digest keys,
+     * the batch table) take about as much again */
+    s.batch_bytes = (size_t)(budget / 4 < SIZE_MAX ? budget / 4 : SIZE_MAX);
+    s.flush = imp_flush;
+    s.flush_opaque = &c;
     idx_format f = IF_AUTO;
     if (o.format && *o.format && !idx_format_by_name(o.format, &f)) {
         idx_set_err(idx, "unknown format '%s'", o.format);
@@ -164,12 +264,12 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     }
     IMT_TRY(file_sha256(&s, fd, sha));
     IMT_TRY(idx_detect(&s, fd, &f)); /* detect.c: AUTO stays only for blank text */
+    c.f = f;
     if (lseek(fd, 0, SEEK_SET) < 0) {
         err = idx_sink_fail(&s, IMT_E_IO, "cannot seek: %s", strerror(errno));
         goto cleanup;
     }
     imt_err perr;
-    uint64_t bad_line = 0;
     if (f == IF_NSRL) {
         perr = idx_parse_nsrl(&s, path);
         snprintf(fmtname, sizeof fmtname, "nsrl-rdsv3");
@@ -181,106 +281,63 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         snprintf(fmtname, sizeof fmtname, "%s", idx_format_name(actual));
     }
     if (perr != IMT_OK) {
-        /* the parser stopped at a bad line: an earlier duplicate wins */
-        bad_line = s.n ? s.recs[s.n - 1].line + 1 : 1;
-        char saved[512];
-        memcpy(saved, idx->err, sizeof saved);
-        imt_err d = idx_find_duplicates(&s, bad_line);
-        if (d == IMT_E_DUPLICATE) err = d;
-        else {
-            memcpy(idx->err, saved, sizeof saved);
-            err = perr;
-        }
+        /* the parser stopped at a bad line (or a batch's merge failed): a
+         * conflicting duplicate before that line wins */
+        if (s.n && !s.flush_failed) {
+            char saved[512];
+            memcpy(saved, idx->err, sizeof saved);
+            imt_err d = imp_flush(&c, &s);
+            if (d == IMT_E_DUPLICATE) err = d;
+            else {
+                memcpy(idx->err, saved, sizeof saved);
+                err = perr;
+            }
+        } else err = perr;
         goto cleanup;
     }
-    IMT_TRY(idx_find_duplicates(&s, 0));
-    if (!s.n) {
+    STAGE(&c, "parsed");
+    uint64_t good = s.total;
+    c.parsed = 1;
+    IMT_TRY(imp_flush(&c, &s));
+    if (c.begun) IMT_TRY(idx_writer_runs(&c.w));
+    if (!c.begun || good == c.merge_bad) {
         if (s.bad) idx_set_err(idx, "%s: no valid record (%llu bad)", path, (unsigned long long)s.bad);
         else idx_set_err(idx, "%s: the list holds no hash", path);
         err = IMT_E_EMPTY;
         goto cleanup;
     }
-    st.records = s.n;
+    st.records = good - c.merge_bad;
     st.bad = s.bad;
     memcpy(st.bad_examples, s.examples, sizeof st.bad_examples);
     snprintf(st.format, sizeof st.format, "%s", fmtname);
-
-    /* the lists to create: the export's inventory, or one from the options */
-    if (s.nlists) {
-        IMT_TRY(inventory_lists(&s, &o, &metas, &nmeta));
-    } else {
-        metas = imt__calloc(1, sizeof *metas);
-        if (!metas) {
-            err = IMT_E_NOMEM;
-            goto cleanup;
-        }
-        nmeta = 1;
-        idx_list_meta *m = &metas[0];
-        if (o.name && *o.name) snprintf(m->name, sizeof m->name, "%s", o.name);
-        else {
-            const char *b = strrchr(path, '/');
-            snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : path);
-        }
+    if (!s.nlists) {
+        idx_list_meta *m = &c.metas[0];
         snprintf(m->version, sizeof m->version, "%s", o.version && *o.version ? o.version : s.version);
         snprintf(m->format, sizeof m->format, "%s", fmtname);
-        snprintf(m->file_sha256, sizeof m->file_sha256, "%s", sha);
-        snprintf(m->scheme, sizeof m->scheme, "%s",
-                 o.scheme && *o.scheme ? o.scheme : (f == IF_VICS ? "projectvic" : "custom"));
-        m->import_time = o.import_time ? o.import_time : (int64_t)time(NULL);
-        m->known_good = o.known_good >= 0 ? o.known_good : (f == IF_NSRL);
-        if (idx_policy_resolve(idx_policy_default(m->scheme, m->known_good), o.policy, m->policy,
-                               sizeof m->policy, pmsg, sizeof pmsg) != IMT_OK) {
-            idx_set_err(idx, "category policy: %s", pmsg);
-            err = IMT_E_INVALID;
-            goto cleanup;
-        }
     }
-    per_slot = imt__calloc(nmeta, sizeof *per_slot);
-    if (!per_slot) {
-        err = IMT_E_NOMEM;
-        goto cleanup;
-    }
-
-    /* the write transaction: everything below is atomic */
-#define STAGE(name) do { if (o.stage) o.stage(o.progress_opaque, name); } while (0)
-    STAGE("parsed");
-    idx_snapshot_end(idx);
-    snap_closed = 1;
-    IMT_TRY(idx_writer_begin(idx, &w));
-    STAGE("begin");
-    if (!o.again) IMT_TRY(idx_writer_check_new(&w, metas, nmeta, path));
-    uint32_t list_id = w.h.next_list;
-    if ((uint64_t)w.h.next_list + nmeta > UINT32_MAX) {
-        idx_set_err(idx, "%s: too many lists", idx->path);
-        err = IMT_E_TOO_LARGE;
-        goto cleanup;
-    }
-    w.h.next_list += (uint32_t)nmeta;
-    IMT_TRY(idx_writer_merge(&w, &s, list_id, per_slot, &st));
-    STAGE("entries");
-    IMT_TRY(idx_writer_digests(&w, &s));
-    STAGE("digests");
-    IMT_TRY(idx_writer_delta(&w));
-    STAGE("delta");
-    int do_compact = o.compact > 0 || (o.compact < 0 && w.h.delta_n > IDX_DELTA_MAX) ||
-                     (o.compact < 0 && w.h.delta_n > 4096 && w.h.main_n == 0);
-    if (do_compact && (w.h.delta_n || o.compact > 0)) {
-        IMT_TRY(idx_compact(&w));
+    idx_writer *w = &c.w;
+    STAGE(&c, "entries");
+    STAGE(&c, "digests");
+    STAGE(&c, "delta");
+    int do_compact = o.compact > 0 || (o.compact < 0 && w->h.delta_n > IDX_DELTA_MAX) ||
+                     (o.compact < 0 && w->h.delta_n > 4096 && w->h.main_n == 0);
+    if (do_compact && (w->h.delta_n || o.compact > 0)) {
+        IMT_TRY(idx_compact(w));
         st.compacted = 1;
-        STAGE("compact");
+        STAGE(&c, "compact");
     }
-    for (size_t i = 0; i < nmeta; i++) {
-        const idx_list_meta *m = &metas[i];
-        if (s.nlists && !s.bad && per_slot[i] != m->entries) {
+    for (size_t i = 0; i < c.nmeta; i++) {
+        const idx_list_meta *m = &c.metas[i];
+        if (s.nlists && !s.bad && c.per_slot[i] != m->entries) {
             idx_set_err(idx, "%s: list %u of the export says it has %llu entries, %llu name it",
                         path, (unsigned)m->src_id, (unsigned long long)m->entries,
-                        (unsigned long long)per_slot[i]);
+                        (unsigned long long)c.per_slot[i]);
             err = IMT_E_PARSE;
             goto cleanup;
         }
         imt_list_info li;
         memset(&li, 0, sizeof li);
-        li.id = list_id + (uint32_t)i;
+        li.id = c.list_id + (uint32_t)i;
         li.name = m->name;
         li.version = m->version;
         li.format = m->format;
@@ -289,17 +346,16 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         li.import_time = m->import_time;
         li.known_good = m->known_good;
         li.policy = m->policy;
-        li.entries = per_slot[i];
-        IMT_TRY(idx_writer_list(&w, &li));
+        li.entries = c.per_slot[i];
+        IMT_TRY(idx_writer_list(w, &li));
     }
-    IMT_TRY(idx_writer_commit(idx, &w, o.stage, o.progress_opaque));
-    st.list_id = list_id; /* committed: non-zero tells the caller so */
-    st.lists = (uint32_t)nmeta;
-    STAGE("done");
-#undef STAGE
+    IMT_TRY(idx_writer_commit(idx, w, o.stage, o.progress_opaque));
+    st.list_id = c.list_id; /* committed: non-zero tells the caller so */
+    st.lists = (uint32_t)c.nmeta;
+    STAGE(&c, "done");
 cleanup:
-    idx_writer_free(&w);
-    if (snap_closed) {
+    idx_writer_free(&c.w);
+    if (c.begun) {
         /* re-read the handle's snapshot; after a commit, a failure here
          * must not read as "nothing imported" */
         imt_err e2 = idx_snapshot_begin(idx);
@@ -311,9 +367,8 @@ cleanup:
     }
     if (fd >= 0) close(fd);
     idx_sink_free(&s);
-    imt__free(metas);
-    imt__free(per_slot);
+    imt__free(c.metas);
+    imt__free(c.per_slot);
     if (stats) *stats = st;
     return err;
 }
-

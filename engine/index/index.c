@@ -644,7 +644,22 @@ const char *imt_index_open_error(void)
     return imt__open_error_buf();
 }
 
+static imt_err open_once(imt_index **out, const char *path, const imt_index_opts *opts);
+
+/* A writer committing while this opens can change data.mdb between the
+ * page check and LMDB's open, or (without a lock) during the snapshot's
+ * reads: nothing was answered yet, so open again, a few times. */
 imt_err imt_index_open(imt_index **out, const char *path, const imt_index_opts *opts)
+{
+    imt_err err = IMT_E_INDEX_CHANGED;
+    for (int i = 0; i < 8 && err == IMT_E_INDEX_CHANGED; i++) {
+        if (i) usleep(1000u << (i < 6 ? i : 6));
+        err = open_once(out, path, opts);
+    }
+    return err;
+}
+
+static imt_err open_once(imt_index **out, const char *path, const imt_index_opts *opts)
 {
     imt_err err = IMT_OK;
     imt_index_opts o;
@@ -737,8 +752,9 @@ imt_err imt_index_open(imt_index **out, const char *path, const imt_index_opts *
     }
     if (!fresh && !pci.empty && (es.ms_psize != pci.psize || (uint64_t)ei.me_last_pgno != pci.last_pgno)) {
         /* the file changed between the check and mdb_env_open */
-        idx_set_err(idx, "%s: data.mdb changed while it was being opened", path);
-        err = IMT_E_INDEX_CORRUPT;
+        idx_set_err(idx, "%s: data.mdb changed while it was being opened (a writer "
+                    "committed; tried again 8 times)", path);
+        err = IMT_E_INDEX_CHANGED;
         goto cleanup;
     }
     int dead = 0;

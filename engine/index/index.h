@@ -251,9 +251,24 @@ struct idx_sink {
     char version[256];
     void (*progress)(void *, uint64_t);
     void *progress_opaque;
+    /* Bounded memory: when the batch's buffers (records, hash bytes,
+     * memberships, strings; their allocated capacity) reach batch_bytes,
+     * flush(flush_opaque, s) takes the batch (the importer merges it into
+     * its write transaction) and idx_sink_reset empties it. A pointer,
+     * not a call: the sink stays below the writer. NULL: never. */
+    imt_err (*flush)(void *, idx_sink *);
+    void *flush_opaque;
+    size_t batch_bytes;
+    int flush_failed;            /* the error came from flush */
+    uint64_t total;              /* records added, every batch */
 };
 
 void idx_sink_free(idx_sink *s);
+/* Empty the batch (records, memberships, strings), keeping the buffers;
+ * the list inventory, counters and error state stay. */
+void idx_sink_reset(idx_sink *s);
+/* Bytes the batch's buffers hold allocated. */
+size_t idx_sink_bytes(const idx_sink *s);
 /* The hash of kind (KB_*, one bit) of r and its length; NULL if r has none.
  * Inline: the sort and the merge call it several times per record. */
 static inline const uint8_t *idx_srec_hash(const idx_sink *s, const idx_srec *r, unsigned kind,
@@ -280,10 +295,7 @@ typedef struct idx_kv {
 } idx_kv;
 uint64_t idx_key64(const uint8_t *h);
 imt_err idx_sort_by_hash(const idx_sink *s, unsigned kind, idx_kv *a, size_t n);
-/* Mark records whose hash of some kind repeats an earlier record's: with
- * skip_bad they are counted and dropped, else the first is the error
- * (unless an earlier bad line, before_line, was found already). */
-imt_err idx_find_duplicates(idx_sink *s, uint64_t before_line);
+
 
 /* writer.c: one LMDB write transaction of an import or a compaction. */
 typedef struct idx_buf {
@@ -306,6 +318,16 @@ typedef struct idx_writer {
     idx_kv *dig[3];              /* new digest keys -> entry: md5, sha1, sha256 */
     size_t ndig[3];
     idx_buf rec, mem;
+    /* the hashes the current batch indexed, not yet in the digest tables
+     * or the delta: open addressing, (record index + 1, entry id) */
+    idx_kv *bt;
+    size_t btcap;
+    int delta_loaded;            /* delta_old read (first batch) */
+    /* digest runs: with more than one batch, each batch's new digests,
+     * sorted, go to an unnamed temporary file (key bytes + entry id, u32
+     * LE), merged into the tables in key order at the end */
+    int *runs[3];
+    size_t nruns[3];
 } idx_writer;
 /* IMT_OK if idx may be written now, else IMT_E_READONLY or IMT_E_BUSY. */
 imt_err idx_writable(imt_index *idx);
@@ -316,11 +338,22 @@ imt_err idx_writer_commit(imt_index *idx, idx_writer *w, void (*stage)(void *, c
 void idx_writer_free(idx_writer *w);
 /* IMT_E_DUPLICATE when a list's file SHA-256 is on a list already. */
 imt_err idx_writer_check_new(idx_writer *w, const idx_list_meta *m, size_t nm, const char *path);
-/* Merge every record of s into entries (lists first_list + slot); counts
- * memberships per slot. */
-imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t first_list,
-                         uint64_t *per_slot, imt_import_stats *st);
-imt_err idx_writer_digests(idx_writer *w, const idx_sink *s);
+/* Merge every record of the batch s into entries (lists first_list +
+ * slot, metas[slot] their policies); counts new memberships per slot. A
+ * record repeating an earlier record of the same list (every hash held by
+ * the entry that already names the list) is merged into that membership
+ * (st->duplicates; another category or label: st->conflicts, the most
+ * severe disposition kept); one holding a hash of such an entry and
+ * another hash is a bad record (duplicate). Records are seen in order,
+ * earlier batches included, so batching changes no result. */
+imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t first_list,
+                         const idx_list_meta *metas, size_t nmeta, uint64_t *per_slot,
+                         imt_import_stats *st);
+/* Write the batch's new digests (sorted) and its new PDQ hashes (to the
+ * delta; kept sorted in delta_old for later batches), then forget them. */
+imt_err idx_writer_digests(idx_writer *w, const idx_sink *s, int spill);
+/* Merge the digest runs into the tables (a no-op without runs). */
+imt_err idx_writer_runs(idx_writer *w);
 imt_err idx_writer_delta(idx_writer *w);
 imt_err idx_writer_list(idx_writer *w, const imt_list_info *li);
 

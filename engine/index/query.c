@@ -104,6 +104,12 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
      * needs none), so the plan made here stays right */
     if (idx->view.main_n) IMT_TRY(build_plan(c, &idx->view));
     int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &c->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* a writer grew the file past the read-only map: it committed
+         * since the handle's snapshot, so this is a changed snapshot */
+        err = IMT_E_INDEX_CHANGED;
+        goto cleanup;
+    }
     if (rc) {
         err = rc == MDB_READERS_FULL ? IMT_E_BUSY : IMT_E_DB;
         goto cleanup;

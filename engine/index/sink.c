@@ -78,6 +78,25 @@ imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_
                                 ll > IDX_MAX_STR ? "label" : "name or id", ll > IDX_MAX_STR ? ll : el,
                                 IDX_MAX_STR);
     }
+    if (s->flush && s->n) {
+        /* flush before a buffer would grow past the batch's budget: the
+         * capacities then settle, and the batch never holds more */
+        size_t grow = 0, sl = 0;
+        for (size_t i = 0; i < n; i++)
+            sl += (m[i].label ? strlen(m[i].label) + 1 : 0) + (m[i].ext ? strlen(m[i].ext) + 1 : 0);
+        if (s->n == s->cap) grow += s->cap * sizeof *s->recs;
+        if (s->nmem + n > s->capmem) grow += (s->capmem > n ? s->capmem : n) * sizeof *s->mem;
+        if (s->nhb + 100 > s->caphb) grow += s->caphb;
+        if (s->nstr + sl + 1 > s->capstr) grow += s->capstr > sl ? s->capstr : sl;
+        if (grow && idx_sink_bytes(s) + grow > s->batch_bytes) {
+            err = s->flush(s->flush_opaque, s);
+            if (err) {
+                s->flush_failed = 1;
+                return err;
+            }
+            idx_sink_reset(s);
+        }
+    }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024, bytes;
         if (!imt__mul_ok(cap, sizeof *s->recs, &bytes)) return IMT_E_NOMEM;
@@ -132,7 +151,8 @@ imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_
     s->nhb += hn;
     s->nmem += n;
     s->n++;
-    if (s->progress && (s->n & 65535) == 0) s->progress(s->progress_opaque, s->n);
+    s->total++;
+    if (s->progress && (s->total & 65535) == 0) s->progress(s->progress_opaque, s->total);
 cleanup:
     return err;
 }
@@ -140,6 +160,21 @@ cleanup:
 const char *idx_sink_str(const idx_sink *s, uint32_t off)
 {
     return off && s->str ? s->str + off : "";
+}
+
+size_t idx_sink_bytes(const idx_sink *s)
+{
+    return s->cap * sizeof *s->recs + s->caphb + s->capmem * sizeof *s->mem + s->capstr;
+}
+
+void idx_sink_reset(idx_sink *s)
+{
+    s->n = 0;
+    s->nhb = 0;
+    s->nmem = 0;
+    s->nstr = 0;
+    s->last_label = 0;
+    s->last_ext = 0;
 }
 
 void idx_sink_free(idx_sink *s)

@@ -6,9 +6,12 @@
  * commits by switching meta pages). */
 #include "index.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 imt_err idx_writable(imt_index *idx)
 {
@@ -162,6 +165,154 @@ static imt_err dig_lookup(idx_writer *w, int k, const uint8_t *d, uint32_t *entr
     return IMT_OK;
 }
 
+/* ---- digest runs ---------------------------------------------------------- */
+static const size_t dig_len[3] = {16, 20, 32};
+
+/* A buffered sequential reader of one run. */
+typedef struct run_rd {
+    int fd;
+    uint8_t *buf;
+    size_t n, pos, rl;
+    int eof;
+} run_rd;
+
+#define RUN_BUF (256u * 1024u)
+
+static imt_err rd_open(run_rd *r, int fd, size_t rl)
+{
+    memset(r, 0, sizeof *r);
+    r->fd = fd;
+    r->rl = rl;
+    r->buf = imt__malloc(RUN_BUF - RUN_BUF % rl);
+    if (!r->buf) return IMT_E_NOMEM;
+    if (lseek(fd, 0, SEEK_SET) < 0) return IMT_E_IO;
+    return IMT_OK;
+}
+
+/* The next record, or NULL at the end (*err set on a read error). */
+static const uint8_t *rd_next(run_rd *r, imt_err *err)
+{
+    if (r->pos + r->rl <= r->n) {
+        const uint8_t *p = r->buf + r->pos;
+        r->pos += r->rl;
+        return p;
+    }
+    if (r->eof) return NULL;
+    size_t cap = RUN_BUF - RUN_BUF % r->rl;
+    r->n = 0;
+    r->pos = 0;
+    while (r->n < cap) {
+        ssize_t k = read(r->fd, r->buf + r->n, cap - r->n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            *err = IMT_E_IO;
+            return NULL;
+        }
+        if (k == 0) {
+            r->eof = 1;
+            break;
+        }
+        r->n += (size_t)k;
+    }
+    if (r->n % r->rl) {
+        *err = IMT_E_IO;
+        return NULL;
+    }
+    return rd_next(r, err);
+}
+
+static void rd_close(run_rd *r)
+{
+    imt__free(r->buf);
+    r->buf = NULL;
+}
+
+/* An unnamed file in $TMPDIR (else /tmp): nothing stays on any exit. */
+static int run_create(idx_writer *w)
+{
+    const char *d = getenv("TMPDIR");
+    if (!d || !*d) d = "/tmp";
+    int fd = open(d, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/imgtriage-run-XXXXXX", d);
+        fd = mkostemp(p, O_CLOEXEC);
+        if (fd >= 0) unlink(p);
+    }
+    if (fd < 0)
+        idx_set_err(w->idx, "cannot create a temporary file in %s for the import's sorted runs: %s",
+                    d, strerror(errno));
+    return fd;
+}
+
+static imt_err write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return IMT_E_IO;
+        p += k;
+        n -= (size_t)k;
+    }
+    return IMT_OK;
+}
+
+/* The batch's digests of kind k looked up in their table in key order (the
+ * tables are written only after the merge, so the answers hold for all of
+ * it): pre[i] the entry of record i's digest, UINT32_MAX when absent or
+ * when r has none. In key order the B-tree pages are met in order, not at
+ * random: a later batch's lookups in a large table cost about a sequential
+ * pass instead of a cache miss per level per record. */
+static imt_err prelookup(idx_writer *w, const idx_sink *s, int k, uint32_t *pre)
+{
+    static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
+    imt_err err = IMT_OK;
+    idx_kv *a = NULL;
+    size_t m = 0, len, bytes;
+    for (size_t i = 0; i < s->n; i++) pre[i] = UINT32_MAX;
+    MDB_stat ms;
+    if (mdb_stat(w->txn, dig_dbi(w, k), &ms) != 0) ms.ms_entries = 1;
+    if (ms.ms_entries == 0 && w->nruns[k] == 0) return IMT_OK;
+    if (!imt__mul_ok(s->n, sizeof *a, &bytes) || !(a = imt__malloc(bytes ? bytes : 1)))
+        return IMT_E_NOMEM;
+    for (size_t i = 0; i < s->n; i++) {
+        if (!(s->recs[i].kinds & kb[k])) continue;
+        a[m].key = idx_key64(idx_srec_hash(s, &s->recs[i], kb[k], &len));
+        a[m].idx = (uint32_t)i;
+        a[m].pad = 0;
+        m++;
+    }
+    IMT_TRY(idx_sort_by_hash(s, kb[k], a, m));
+    if (ms.ms_entries)
+        for (size_t i = 0; i < m; i++) {
+            uint32_t e;
+            int f;
+            const uint8_t *h = idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
+            IMT_TRY(dig_lookup(w, k, h, &e, &f));
+            if (f) pre[a[i].idx] = e;
+        }
+    /* the earlier batches' runs: a merge join, one sequential pass each */
+    for (size_t r = 0; r < w->nruns[k]; r++) {
+        run_rd rd;
+        err = rd_open(&rd, w->runs[k][r], dig_len[k] + 4);
+        const uint8_t *p = err ? NULL : rd_next(&rd, &err);
+        for (size_t i = 0; p && i < m; i++) {
+            const uint8_t *h = idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
+            int c = 1;
+            while (p && (c = memcmp(p, h, len)) < 0) p = rd_next(&rd, &err);
+            if (p && c == 0) pre[a[i].idx] = idx_get_u32(p + len);
+        }
+        rd_close(&rd);
+        if (err) {
+            idx_set_err(w->idx, "reading the import's temporary runs failed");
+            goto cleanup;
+        }
+    }
+cleanup:
+    imt__free(a);
+    return err;
+}
+
 static imt_err dig_add(idx_writer *w, int k, uint32_t rec_idx, uint32_t entry, size_t cap)
 {
     if (!w->dig[k]) {
@@ -190,36 +341,182 @@ cleanup:
     return err;
 }
 
-/* Merge every record; new entries are appended in id order. */
-imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uint64_t *per_slot,
-                         imt_import_stats *st)
+/* ---- the batch table: hashes indexed by this batch --------------------- */
+static uint64_t bt_key(const uint8_t *h, int k)
+{
+    return (idx_key64(h) & ~(uint64_t)3) | (uint64_t)k;
+}
+
+static size_t bt_slot(const idx_writer *w, uint64_t key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (w->btcap - 1);
+}
+
+/* kinds 0..3: PDQ, MD5, SHA-1, SHA-256 (bit 1 << k) */
+static int bt_find(const idx_writer *w, const idx_sink *s, int k, const uint8_t *h, uint32_t *entry)
+{
+    uint64_t key = bt_key(h, k);
+    size_t len;
+    for (size_t i = bt_slot(w, key);; i = (i + 1) & (w->btcap - 1)) {
+        const idx_kv *e = &w->bt[i];
+        if (!e->idx) return 0;
+        if (e->key != key) continue;
+        const uint8_t *he = idx_srec_hash(s, &s->recs[e->idx - 1], 1u << k, &len);
+        if (memcmp(he, h, len) == 0) {
+            *entry = e->pad;
+            return 1;
+        }
+    }
+}
+
+static void bt_put(idx_writer *w, int k, const uint8_t *h, uint32_t rec, uint32_t entry)
+{
+    uint64_t key = bt_key(h, k);
+    size_t i = bt_slot(w, key);
+    while (w->bt[i].idx) i = (i + 1) & (w->btcap - 1);
+    w->bt[i].key = key;
+    w->bt[i].idx = rec + 1;
+    w->bt[i].pad = entry;
+}
+
+/* In-list repeats: record r (line) found entry `old`, which already names
+ * one of r's lists. Rebuilds the memberships into w->mem: a membership of
+ * one of r's lists takes the more severe of the two category/label pairs by
+ * the list's policy (the earlier on a tie; the earlier external id stays),
+ * r's other memberships are appended. *added: memberships appended. */
+static imt_err merge_repeat(idx_writer *w, idx_sink *s, const idx_srec *r, const idx_entry *old,
+                            uint32_t first_list, const idx_list_meta *metas, size_t nmeta,
+                            uint64_t *per_slot, imt_import_stats *st, unsigned *added, int *changed)
+{
+    imt_err err = IMT_OK;
+    size_t pos = 0;
+    uint32_t list;
+    int32_t cat;
+    const char *label, *ext;
+    int rc, conflict = 0;
+    *added = 0;
+    *changed = 0;
+    w->mem.n = 0;
+    while ((rc = idx_member_next(old, &pos, &list, &cat, &label, &ext)) == 1) {
+        const idx_smem *m = NULL;
+        for (uint32_t j = 0; j < r->nmem && !m; j++)
+            if (first_list + s->mem[r->mem + j].slot == list) m = &s->mem[r->mem + j];
+        if (m && (m->category != cat || strcmp(idx_sink_str(s, m->label), label) != 0)) {
+            const char *pol = metas[m->slot < nmeta ? m->slot : 0].policy;
+            imt_disposition d0 = idx_policy_eval(pol, cat), d1 = idx_policy_eval(pol, m->category);
+            if (!conflict && st->conflicts < 1)
+                snprintf(st->conflict_example, sizeof st->conflict_example,
+                         "%s:%llu: repeats an earlier record of the list with category %d "
+                         "(%s) where it had %d (%s); kept %d", s->path,
+                         (unsigned long long)r->line, (int)m->category, imt_disposition_name(d1),
+                         (int)cat, imt_disposition_name(d0), (int)(d1 < d0 ? m->category : cat));
+            conflict = 1;
+            if (d1 < d0) { /* ALERT < INFO < IGNORE: the new one is more severe */
+                cat = m->category;
+                label = idx_sink_str(s, m->label);
+                *changed = 1;
+            }
+        }
+        IMT_TRY(add_member(&w->mem, list, cat, label, ext));
+    }
+    if (rc < 0) {
+        idx_set_err(w->idx, "%s: an entry's memberships are malformed", w->idx->path);
+        return IMT_E_INDEX_CORRUPT;
+    }
+    for (uint32_t j = 0; j < r->nmem; j++) {
+        const idx_smem *m = &s->mem[r->mem + j];
+        int seen = 0;
+        pos = 0;
+        while (!seen && idx_member_next(old, &pos, &list, &cat, &label, &ext) == 1)
+            seen = list == first_list + m->slot;
+        if (seen) continue;
+        IMT_TRY(add_member(&w->mem, first_list + m->slot, m->category, idx_sink_str(s, m->label),
+                           idx_sink_str(s, m->ext)));
+        per_slot[m->slot]++;
+        (*added)++;
+        *changed = 1;
+    }
+    st->duplicates++;
+    st->conflicts += (uint64_t)conflict;
+cleanup:
+    return err;
+}
+
+/* Does entry `old` name one of r's lists already? */
+static int names_list(const idx_sink *s, const idx_srec *r, const idx_entry *old, uint32_t first_list)
+{
+    size_t pos = 0;
+    uint32_t list;
+    int32_t cat;
+    const char *label, *ext;
+    while (idx_member_next(old, &pos, &list, &cat, &label, &ext) == 1)
+        for (uint32_t j = 0; j < r->nmem; j++)
+            if (list == first_list + s->mem[r->mem + j].slot) return 1;
+    return 0;
+}
+
+/* Merge every record of the batch; new entries are appended in id order. */
+imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx_list_meta *metas,
+                         size_t nmeta, uint64_t *per_slot, imt_import_stats *st)
 {
     imt_err err = IMT_OK;
     MDB_cursor *ec = NULL;
-    IMT_TRY(load_delta_sorted(w));
+    uint32_t *pre[3] = {NULL, NULL, NULL};
+    if (!w->delta_loaded) {
+        IMT_TRY(load_delta_sorted(w));
+        w->delta_loaded = 1;
+    }
+    /* the batch table: at most 3/4 full */
+    size_t nh = 0, cap = 64;
+    for (size_t i = 0; i < s->n; i++) nh += (size_t)__builtin_popcount(s->recs[i].kinds);
+    while (cap < nh + nh / 3 + 1) cap *= 2;
+    imt__free(w->bt);
+    w->bt = imt__calloc(cap, sizeof *w->bt);
+    if (!w->bt) return IMT_E_NOMEM;
+    w->btcap = cap;
     int rc = mdb_cursor_open(w->txn, w->idx->db_entries, &ec);
     if (rc) return idx_mdb_err(w->idx, rc, "opening the entries");
+    for (int k = 0; k < 3; k++) {
+        pre[k] = imt__malloc((s->n ? s->n : 1) * sizeof *pre[k]);
+        if (!pre[k]) {
+            err = IMT_E_NOMEM;
+            goto cleanup;
+        }
+        IMT_TRY(prelookup(w, s, k, pre[k]));
+    }
     for (size_t i = 0; i < s->n; i++) {
         const idx_srec *r = &s->recs[i];
         size_t hl;
+        if (i + 8 < s->n) {
+            /* the batch table is a random access per hash: fetch ahead */
+            const idx_srec *r8 = &s->recs[i + 8];
+            for (int k = 0; k < 4; k++)
+                if (r8->kinds & (1u << k))
+                    __builtin_prefetch(&w->bt[bt_slot(w, bt_key(idx_srec_hash(s, r8, 1u << k, &hl), k))]);
+        }
         const uint8_t *rpdq = idx_srec_hash(s, r, KB_PDQ, &hl);
         const uint8_t *dg[3] = {idx_srec_hash(s, r, KB_MD5, &hl), idx_srec_hash(s, r, KB_SHA1, &hl),
                                 idx_srec_hash(s, r, KB_SHA256, &hl)};
         static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
-        uint32_t found_entry = 0, e;
+        uint32_t found_entry = 0, e = 0, ent_of[3] = {0, 0, 0}, pdq_ent = 0;
         int found = 0, have[3] = {0, 0, 0}, have_pdq = 0;
         for (int k = 2; k >= 0; k--) {
             if (!(r->kinds & kb[k])) continue;
-            int f;
-            IMT_TRY(dig_lookup(w, k, dg[k], &e, &f));
+            int f = bt_find(w, s, k + 1, dg[k], &e);
+            if (!f && pre[k][i] != UINT32_MAX) {
+                f = 1;
+                e = pre[k][i];
+            }
             have[k] = f;
+            ent_of[k] = e;
             if (f && !found) {
                 found = 1;
                 found_entry = e;
             }
         }
-        if ((r->kinds & KB_PDQ) && pdq_lookup(w, rpdq, &e)) {
+        if ((r->kinds & KB_PDQ) && (bt_find(w, s, 0, rpdq, &e) || pdq_lookup(w, rpdq, &e))) {
             have_pdq = 1;
+            pdq_ent = e;
             if (!found) {
                 found = 1;
                 found_entry = e;
@@ -246,13 +543,20 @@ imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uin
                 goto cleanup;
             }
             for (int k2 = 0; k2 < 3; k2++)
-                if (r->kinds & kb[k2]) IMT_TRY(dig_add(w, k2, (uint32_t)i, id, s->n));
-            if (r->kinds & KB_PDQ) IMT_TRY(newpdq_add(w, rpdq, id));
+                if (r->kinds & kb[k2]) {
+                    IMT_TRY(dig_add(w, k2, (uint32_t)i, id, s->n));
+                    bt_put(w, k2 + 1, dg[k2], (uint32_t)i, id);
+                }
+            if (r->kinds & KB_PDQ) {
+                IMT_TRY(newpdq_add(w, rpdq, id));
+                bt_put(w, 0, rpdq, (uint32_t)i, id);
+            }
             w->h.n_pdq += (r->kinds & KB_PDQ) ? 1 : 0;
             w->h.n_md5 += (r->kinds & KB_MD5) ? 1 : 0;
             w->h.n_sha1 += (r->kinds & KB_SHA1) ? 1 : 0;
             w->h.n_sha256 += (r->kinds & KB_SHA256) ? 1 : 0;
             st->new_entries++;
+            w->h.n_members += r->nmem;
         } else {
             /* join the entry: one more membership, and the hashes of kinds it
              * lacks (a hash indexed under another entry stays there) */
@@ -277,11 +581,43 @@ imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uin
             unsigned kinds = old.kinds;
             const uint8_t *pdq = old.pdq, *md5 = old.md5, *sha1 = old.sha1, *sha256 = old.sha256;
             int quality = old.quality;
+            if (names_list(s, r, &old, list_id)) {
+                /* the list named this entry already: a repeat when every
+                 * hash of r is this entry's, else a bad record */
+                int same = !(r->kinds & KB_PDQ) || (have_pdq && pdq_ent == found_entry);
+                for (int k2 = 0; k2 < 3; k2++)
+                    if ((r->kinds & kb[k2]) && !(have[k2] && ent_of[k2] == found_entry)) same = 0;
+                if (!same) {
+                    err = idx_sink_bad(s, r->line, IMT_E_DUPLICATE,
+                                       "duplicate: holds a hash of an earlier record of this list "
+                                       "(entry %u) and a hash that record lacks",
+                                       (unsigned)found_entry);
+                    if (err) goto cleanup;
+                    continue;
+                }
+                unsigned added;
+                int changed;
+                IMT_TRY(merge_repeat(w, s, r, &old, list_id, metas, nmeta, per_slot, st, &added,
+                                     &changed));
+                if (changed) {
+                    IMT_TRY(encode_entry(&w->rec, kinds, quality, pdq, md5, sha1, sha256,
+                                         old.n_members + added, w->mem.p, w->mem.n));
+                    MDB_val nd = {w->rec.n, w->rec.p};
+                    rc = mdb_put(w->txn, w->idx->db_entries, &k, &nd, 0);
+                    if (rc) {
+                        err = idx_mdb_err(w->idx, rc, "updating an entry");
+                        goto cleanup;
+                    }
+                }
+                w->h.n_members += added;
+                continue;
+            }
             if ((r->kinds & KB_PDQ) && !(kinds & KB_PDQ) && !have_pdq) {
                 kinds |= KB_PDQ;
                 pdq = rpdq;
                 quality = r->quality;
                 IMT_TRY(newpdq_add(w, rpdq, found_entry));
+                bt_put(w, 0, rpdq, (uint32_t)i, found_entry);
                 w->h.n_pdq++;
             }
             const uint8_t **dst[3] = {&md5, &sha1, &sha256};
@@ -290,6 +626,7 @@ imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uin
                 kinds |= kb[k2];
                 *dst[k2] = dg[k2];
                 IMT_TRY(dig_add(w, k2, (uint32_t)i, found_entry, s->n));
+                bt_put(w, k2 + 1, dg[k2], (uint32_t)i, found_entry);
                 if (k2 == 0) w->h.n_md5++;
                 else if (k2 == 1) w->h.n_sha1++;
                 else w->h.n_sha256++;
@@ -306,16 +643,101 @@ imt_err idx_writer_merge(idx_writer *w, const idx_sink *s, uint32_t list_id, uin
                 goto cleanup;
             }
             st->merged++;
+            w->h.n_members += r->nmem;
         }
-        w->h.n_members += r->nmem;
     }
 cleanup:
     mdb_cursor_close(ec);
+    for (int k = 0; k < 3; k++) imt__free(pre[k]);
     return err;
 }
 
 /* Insert the new digests in key order (fast B-tree appends). */
-imt_err idx_writer_digests(idx_writer *w, const idx_sink *s)
+/* Write the batch's sorted digests of kind k (a[0..n)) to a new run. */
+static imt_err spill_run(idx_writer *w, const idx_sink *s, int k, const idx_kv *a, size_t n)
+{
+    static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
+    imt_err err = IMT_OK;
+    size_t len, rl = dig_len[k] + 4, cap = RUN_BUF - RUN_BUF % rl, o = 0;
+    uint8_t *buf = imt__malloc(cap);
+    int *nr = imt__realloc(w->runs[k], (w->nruns[k] + 1) * sizeof *nr);
+    if (!buf || !nr) {
+        imt__free(buf);
+        if (nr) w->runs[k] = nr;
+        return IMT_E_NOMEM;
+    }
+    w->runs[k] = nr;
+    int fd = run_create(w);
+    if (fd < 0) {
+        imt__free(buf);
+        return IMT_E_IO;
+    }
+    w->runs[k][w->nruns[k]++] = fd;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *h = idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
+        memcpy(buf + o, h, len);
+        memcpy(buf + o + len, &a[i].pad, 4);
+        o += rl;
+        if (o == cap || i + 1 == n) {
+            if (write_all(fd, buf, o) != IMT_OK) {
+                idx_set_err(w->idx, "writing the import's temporary runs failed: %s", strerror(errno));
+                err = IMT_E_IO;
+                break;
+            }
+            o = 0;
+        }
+    }
+    imt__free(buf);
+    return err;
+}
+
+imt_err idx_writer_runs(idx_writer *w)
+{
+    imt_err err = IMT_OK;
+    for (int k = 0; k < 3; k++) {
+        size_t nr = w->nruns[k], len = dig_len[k];
+        if (!nr) continue;
+        run_rd *rd = imt__calloc(nr, sizeof *rd);
+        const uint8_t **cur = imt__calloc(nr, sizeof *cur);
+        if (!rd || !cur) {
+            imt__free(rd);
+            imt__free(cur);
+            return IMT_E_NOMEM;
+        }
+        for (size_t r = 0; r < nr && !err; r++) {
+            err = rd_open(&rd[r], w->runs[k][r], len + 4);
+            if (!err) cur[r] = rd_next(&rd[r], &err);
+        }
+        MDB_stat ms;
+        mdb_stat(w->txn, dig_dbi(w, k), &ms);
+        unsigned flags = ms.ms_entries ? 0 : MDB_APPEND;
+        while (!err) {
+            /* the smallest head: few runs (list size / a quarter of the
+             * budget), so a linear pick is enough */
+            size_t best = nr;
+            for (size_t r = 0; r < nr; r++)
+                if (cur[r] && (best == nr || memcmp(cur[r], cur[best], len) < 0)) best = r;
+            if (best == nr) break;
+            MDB_val key = {len, (void *)cur[best]};
+            uint32_t e = idx_get_u32(cur[best] + len);
+            MDB_val val = {4, &e};
+            int rc = mdb_put(w->txn, dig_dbi(w, k), &key, &val, flags | MDB_NOOVERWRITE);
+            if (rc) {
+                err = idx_mdb_err(w->idx, rc, "writing a digest");
+                break;
+            }
+            cur[best] = rd_next(&rd[best], &err);
+        }
+        if (err == IMT_E_IO) idx_set_err(w->idx, "reading the import's temporary runs failed");
+        for (size_t r = 0; r < nr; r++) rd_close(&rd[r]);
+        imt__free(rd);
+        imt__free(cur);
+        if (err) return err;
+    }
+    return IMT_OK;
+}
+
+imt_err idx_writer_digests(idx_writer *w, const idx_sink *s, int spill)
 {
     imt_err err = IMT_OK;
     static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
@@ -327,6 +749,10 @@ imt_err idx_writer_digests(idx_writer *w, const idx_sink *s)
         /* sort_by_hash orders by record index inside equal hashes; the
          * entry rides in pad */
         IMT_TRY(idx_sort_by_hash(s, kb[k], a, n));
+        if (spill || w->nruns[k]) {
+            IMT_TRY(spill_run(w, s, k, a, n));
+            continue;
+        }
         MDB_stat ms;
         mdb_stat(w->txn, dig_dbi(w, k), &ms);
         unsigned flags = ms.ms_entries ? 0 : MDB_APPEND;
@@ -347,6 +773,14 @@ imt_err idx_writer_digests(idx_writer *w, const idx_sink *s)
         }
     }
 cleanup:
+    for (int k = 0; k < 3; k++) {
+        imt__free(w->dig[k]);
+        w->dig[k] = NULL;
+        w->ndig[k] = 0;
+    }
+    imt__free(w->bt); /* the digests are in their tables now */
+    w->bt = NULL;
+    w->btcap = 0;
     return err;
 }
 
@@ -399,6 +833,24 @@ imt_err idx_writer_delta(idx_writer *w)
         total += (uint32_t)add;
     }
     w->h.delta_n = total;
+    /* later batches look the new hashes up in delta_old: merge them in */
+    qsort(w->newpdq, w->nnew, sizeof *w->newpdq, cmp_pdq_ent);
+    size_t n = w->ndelta_old + w->nnew, bytes;
+    idx_pdq_ent *m = NULL;
+    if (!imt__mul_ok(n, sizeof *m, &bytes) || !(m = imt__malloc(bytes))) {
+        err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    size_t a = 0, b = 0, o = 0;
+    while (a < w->ndelta_old || b < w->nnew)
+        m[o++] = b == w->nnew || (a < w->ndelta_old &&
+                                  memcmp(w->delta_old[a].pdq, w->newpdq[b].pdq, 32) < 0)
+                     ? w->delta_old[a++]
+                     : w->newpdq[b++];
+    imt__free(w->delta_old);
+    w->delta_old = m;
+    w->ndelta_old = n;
+    w->nnew = 0;
 cleanup:
     imt__free(tmp);
     return err;
@@ -432,7 +884,14 @@ void idx_writer_free(idx_writer *w)
     idx_view_free(&w->v);
     imt__free(w->delta_old);
     imt__free(w->newpdq);
-    for (int k = 0; k < 3; k++) imt__free(w->dig[k]);
+    imt__free(w->bt);
+    for (int k = 0; k < 3; k++) {
+        imt__free(w->dig[k]);
+        for (size_t r = 0; r < w->nruns[k]; r++) close(w->runs[k][r]);
+        imt__free(w->runs[k]);
+        w->runs[k] = NULL;
+        w->nruns[k] = 0;
+    }
     imt__free(w->rec.p);
     imt__free(w->mem.p);
     if (w->txn) mdb_txn_abort(w->txn);
