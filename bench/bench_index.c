@@ -174,7 +174,7 @@ static res run_brute(const uint8_t *arr, size_t n, const imt_pdq *q, size_t nq, 
                      int threads)
 {
     res r = {0, 0, 0, 0, 0};
-    idx_scan_fn scan = idx_scan_impl();
+    imt__idx_scan_fn scan = imt__idx_scan_impl();
     uint64_t matches = 0;
     double t0 = now();
     size_t nbatches = (nq + QB - 1) / QB;
@@ -296,7 +296,7 @@ opened:
            (double)s.entries, (unsigned long long)s.file_bytes, s.mih_tables);
     for (int t = 0; t < s.mih_tables; t++) printf(" %d", s.mih_bits[t]);
     printf(" bits\nopen: %.3f ms\n", to * 1e3);
-    const idx_view *v = &idx->view;
+    const imt__idx_view *v = &idx->view;
     printf("%-6s %-8s %-12s %12s %12s %14s %12s %10s %8s\n", "radius", "threads", "method",
            "queries/s", "per core", "cand./query", "buckets/q", "matches/q", "scanned");
     int radii[2] = {31, 63};

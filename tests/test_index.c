@@ -191,7 +191,7 @@ static void run_dataset(const char *name, imt_pdq *all, size_t nbase, size_t nex
      * start on a 64-byte boundary of the map, so no hash straddles two
      * cache lines (index.h: IDX_SEG_LEAD) */
     if (nbase >= 1024) {
-        const idx_view *v = &idx->view;
+        const imt__idx_view *v = &idx->view;
         CHECKF(((uintptr_t)v->pdq & 63) == 0 && ((uintptr_t)v->off[0] & 63) == 0,
                "%s: compacted arrays at %u, %u mod 64", name, (unsigned)((uintptr_t)v->pdq & 63),
                (unsigned)((uintptr_t)v->off[0] & 63));
@@ -354,12 +354,12 @@ static void kernels(void)
         memcpy(q + 32 * j, t.bytes, 32);
     }
     unsigned f = imt__cpu_features();
-    idx_scan_fn fns[2] = {(f & IMT_CPU_AVX2) ? idx_scan_avx2 : NULL,
-                          (f & IMT_CPU_AVX512) ? idx_scan_avx512 : NULL};
+    imt__idx_scan_fn fns[2] = {(f & IMT_CPU_AVX2) ? imt__idx_scan_avx2 : NULL,
+                          (f & IMT_CPU_AVX512) ? imt__idx_scan_avx512 : NULL};
     int tested = 0;
     for (int r = 0; r <= 256; r += (r < 140 ? 7 : 58)) {
         for (int nq = 1; nq <= 8; nq += 7) {
-            size_t k0 = idx_scan_portable(arr, n - 3, q, nq, r, i0, d0);
+            size_t k0 = imt__idx_scan_portable(arr, n - 3, q, nq, r, i0, d0);
             /* as sets of (idx, dq) */
             uint64_t s0 = 0, x0 = 0;
             for (size_t i = 0; i < k0; i++) {
@@ -382,9 +382,9 @@ static void kernels(void)
     /* the verify-step kernel */
     uint32_t ids[300];
     for (int i = 0; i < 300; i++) ids[i] = (uint32_t)(rnd() % n);
-    idx_dist_portable(arr, ids, 300, q, d0);
+    imt__idx_dist_portable(arr, ids, 300, q, d0);
     if (f & IMT_CPU_AVX2) {
-        idx_dist_avx2(arr, ids, 300, q, d1);
+        imt__idx_dist_avx2(arr, ids, 300, q, d1);
         CHECK(memcmp(d0, d1, 300 * 2) == 0);
     }
     printf("kernels: %d SIMD comparisons (features %u)\n", tested, f);

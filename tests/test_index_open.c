@@ -543,7 +543,7 @@ static void content_check(void)
     size_t flen = 0;
     unsigned char *file = tu_read_file(path, &flen);
     REQUIRE(file != NULL);
-    const idx_view *v = &idx->view;
+    const imt__idx_view *v = &idx->view;
     REQUIRE(v->main_n == NMAIN && v->nchunks == 1 && v->m > 0);
     struct {
         const char *what;

@@ -61,7 +61,7 @@ struct imt_bmp_state {
     uint8_t *idx;     /* RLE: the whole index plane */
     uint8_t *px;      /* output samples, 3 per pixel */
     float *plane;
-    size_t row_cap, idx_cap, px_cap, plane_cap;
+    size_t row_cap, imt__idx_cap, px_cap, plane_cap;
     int xmap[COMPAT_SIDE];
 };
 
@@ -524,7 +524,7 @@ static imt_err decode(bctx *c, imt_luma *out, char *detail, size_t cap)
     IMT_TRY(grow((void **)&st->row, &st->row_cap, rb + 3 * (size_t)w));
     IMT_TRY(grow((void **)&st->px, &st->px_cap, 3 * n));
     IMT_TRY(grow((void **)&st->plane, &st->plane_cap, n * sizeof(float)));
-    if (rle) IMT_TRY(grow((void **)&st->idx, &st->idx_cap, (size_t)w * (size_t)h));
+    if (rle) IMT_TRY(grow((void **)&st->idx, &st->imt__idx_cap, (size_t)w * (size_t)h));
     uint8_t *raw = st->row, *rgb = st->row + rb;
     c->all_grey = c->all_mono = 1;
 

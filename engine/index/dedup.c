@@ -7,14 +7,14 @@
 #include <string.h>
 
 /* ---- sorting: LSD radix sort of (64-bit key, index) pairs -------------- */
-static imt_err radix_sort(idx_kv *a, size_t n)
+static imt_err radix_sort(imt__idx_kv *a, size_t n)
 {
     if (n < 2) return IMT_OK;
     size_t bytes;
     if (!imt__mul_ok(n, sizeof *a, &bytes)) return IMT_E_NOMEM;
-    idx_kv *tmp = imt__malloc(bytes);
+    imt__idx_kv *tmp = imt__malloc(bytes);
     if (!tmp) return IMT_E_NOMEM;
-    idx_kv *src = a, *dst = tmp;
+    imt__idx_kv *src = a, *dst = tmp;
     for (int pass = 0; pass < 8; pass++) {
         size_t cnt[256] = {0};
         int sh = pass * 8;
@@ -30,7 +30,7 @@ static imt_err radix_sort(idx_kv *a, size_t n)
             sum += c;
         }
         for (size_t i = 0; i < n; i++) dst[cnt[(src[i].key >> sh) & 255]++] = src[i];
-        idx_kv *t = src;
+        imt__idx_kv *t = src;
         src = dst;
         dst = t;
     }
@@ -39,7 +39,7 @@ static imt_err radix_sort(idx_kv *a, size_t n)
     return IMT_OK;
 }
 
-uint64_t idx_key64(const uint8_t *h)
+uint64_t imt__idx_key64(const uint8_t *h)
 {
     uint64_t k = 0;
     for (int i = 0; i < 8; i++) k = k << 8 | h[i];
@@ -48,7 +48,7 @@ uint64_t idx_key64(const uint8_t *h)
 
 /* Sort by (full hash, line): kv keys give the first 8 bytes; runs of equal
  * keys are finished with an insertion sort on the whole hash. */
-imt_err idx_sort_by_hash(const idx_sink *s, unsigned kind, idx_kv *a, size_t n)
+imt_err imt__idx_sort_by_hash(const imt__idx_sink *s, unsigned kind, imt__idx_kv *a, size_t n)
 {
     imt_err err = radix_sort(a, n);
     if (err) return err;
@@ -57,11 +57,11 @@ imt_err idx_sort_by_hash(const idx_sink *s, unsigned kind, idx_kv *a, size_t n)
         size_t j = i + 1;
         while (j < n && a[j].key == a[i].key) j++;
         for (size_t x = i + 1; x < j; x++) {
-            idx_kv v = a[x];
-            const uint8_t *hv = idx_srec_hash(s, &s->recs[v.idx], kind, &len);
+            imt__idx_kv v = a[x];
+            const uint8_t *hv = imt__idx_srec_hash(s, &s->recs[v.idx], kind, &len);
             size_t y = x;
             while (y > i) {
-                const uint8_t *hy = idx_srec_hash(s, &s->recs[a[y - 1].idx], kind, &len);
+                const uint8_t *hy = imt__idx_srec_hash(s, &s->recs[a[y - 1].idx], kind, &len);
                 int c = memcmp(hy, hv, len);
                 if (c < 0 || (c == 0 && a[y - 1].idx < v.idx)) break;
                 a[y] = a[y - 1];

@@ -28,16 +28,16 @@ const char *const *imt_index_formats(void)
     return format_names;
 }
 
-const char *idx_format_name(idx_format f)
+const char *imt__idx_format_name(imt__idx_format f)
 {
     return (unsigned)f < IF__COUNT ? format_names[f] : "unknown";
 }
 
-int idx_format_by_name(const char *n, idx_format *f)
+int imt__idx_format_by_name(const char *n, imt__idx_format *f)
 {
     for (int i = 0; i < IF__COUNT; i++)
         if (!strcmp(n, format_names[i])) {
-            *f = (idx_format)i;
+            *f = (imt__idx_format)i;
             return 1;
         }
     /* aliases */
@@ -78,7 +78,7 @@ static int is_quality(const char *s, size_t n)
     return v <= 100;
 }
 
-imt_err idx_detect_line(idx_sink *s, const char *line, uint64_t lineno, idx_format *f)
+imt_err imt__idx_detect_line(imt__idx_sink *s, const char *line, uint64_t lineno, imt__idx_format *f)
 {
     if (!strncmp(line, "%%%% HASHDEEP", 13)) {
         *f = IF_HASHDEEP;
@@ -102,7 +102,7 @@ imt_err idx_detect_line(idx_sink *s, const char *line, uint64_t lineno, idx_form
             *f = IF_PDQ_CSV;
             return IMT_OK;
         }
-        return idx_sink_fail_at(s, lineno, IMT_E_PARSE,
+        return imt__idx_sink_fail_at(s, lineno, IMT_E_PARSE,
                                 "64 hex digits and a comma, but no PDQ quality (0..100) after "
                                 "it: PDQ or SHA-256? name the format with --format");
     }
@@ -114,7 +114,7 @@ imt_err idx_detect_line(idx_sink *s, const char *line, uint64_t lineno, idx_form
             *f = IF_SHA256SUM;
             return IMT_OK;
         }
-        return idx_sink_fail_at(s, lineno, IMT_E_PARSE,
+        return imt__idx_sink_fail_at(s, lineno, IMT_E_PARSE,
                                 "64 hex digits followed by %s: a PDQ list (hash, quality, name) "
                                 "or a SHA-256 list? name it with --format (pdq-csv reads comma- "
                                 "and tab-separated PDQ lists; sha256sum needs '<hash>  <name>')",
@@ -126,7 +126,7 @@ imt_err idx_detect_line(idx_sink *s, const char *line, uint64_t lineno, idx_form
             if (h == 32) *f = IF_MD5SUM;
             else if (h == 40) *f = IF_SHA1SUM;
             else
-                return idx_sink_fail_at(s, lineno, IMT_E_HASH_LENGTH,
+                return imt__idx_sink_fail_at(s, lineno, IMT_E_HASH_LENGTH,
                                         "a %zu-digit hash followed by a name: not md5sum, "
                                         "sha1sum or sha256sum output", h);
             return IMT_OK;
@@ -136,20 +136,20 @@ imt_err idx_detect_line(idx_sink *s, const char *line, uint64_t lineno, idx_form
         if (h == 32) *f = IF_MD5_HEX;
         else if (h == 40) *f = IF_SHA1_HEX;
         else if (h == 64)
-            return idx_sink_fail_at(s, lineno, IMT_E_PARSE,
+            return imt__idx_sink_fail_at(s, lineno, IMT_E_PARSE,
                                     "a list of 64-digit hex hashes may be PDQ or SHA-256; "
                                     "name it with --format pdq-hex or sha256-hex");
         else
-            return idx_sink_fail_at(s, lineno, IMT_E_HASH_LENGTH,
+            return imt__idx_sink_fail_at(s, lineno, IMT_E_HASH_LENGTH,
                                     "a %zu-digit hex hash is none of PDQ (64), MD5 (32), "
                                     "SHA-1 (40), SHA-256 (64)", h);
         return IMT_OK;
     }
-    return idx_sink_fail_at(s, lineno, IMT_E_PARSE, "cannot tell the list format; name it with --format");
+    return imt__idx_sink_fail_at(s, lineno, IMT_E_PARSE, "cannot tell the list format; name it with --format");
 }
 
 /* SQLite, JSON (VICS, or our export by its first key), else text (AUTO). */
-static idx_format sniff(const uint8_t *b, size_t n)
+static imt__idx_format sniff(const uint8_t *b, size_t n)
 {
     if (n >= 16 && memcmp(b, "SQLite format 3", 16) == 0) return IF_NSRL;
     size_t i = 0;
@@ -164,7 +164,7 @@ static idx_format sniff(const uint8_t *b, size_t n)
     return IF_AUTO;
 }
 
-imt_err idx_detect(idx_sink *s, int fd, idx_format *f)
+imt_err imt__idx_detect(imt__idx_sink *s, int fd, imt__idx_format *f)
 {
     imt_err err = IMT_OK;
     if (*f != IF_AUTO) return IMT_OK;
@@ -175,7 +175,7 @@ imt_err idx_detect(idx_sink *s, int fd, idx_format *f)
         ssize_t r = pread(fd, head + n, DETECT_HEAD - n, (off_t)n);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            err = idx_sink_fail(s, IMT_E_IO, "read error: %s", strerror(errno));
+            err = imt__idx_sink_fail(s, IMT_E_IO, "read error: %s", strerror(errno));
             goto cleanup;
         }
         if (r == 0) break;
@@ -195,7 +195,7 @@ imt_err idx_detect(idx_sink *s, int fd, idx_format *f)
         if (e > p && e[-1] == '\r') e--;
         *e = '\0';
         if (memchr(p, '\0', (size_t)(e - p))) {
-            err = idx_sink_fail_at(s, lineno, IMT_E_PARSE, "the line holds a NUL byte: not a text list");
+            err = imt__idx_sink_fail_at(s, lineno, IMT_E_PARSE, "the line holds a NUL byte: not a text list");
             goto cleanup;
         }
         char *t = p;
@@ -207,7 +207,7 @@ imt_err idx_detect(idx_sink *s, int fd, idx_format *f)
         while (tl && (t[tl - 1] == ' ' || t[tl - 1] == '\t')) t[--tl] = '\0';
         p = nl ? nl + 1 : end;
         if (!*t || *t == '#') continue;
-        err = idx_detect_line(s, t, lineno, f);
+        err = imt__idx_detect_line(s, t, lineno, f);
         goto cleanup;
     }
     if (lineno == 0 || p >= end) {
@@ -215,7 +215,7 @@ imt_err idx_detect(idx_sink *s, int fd, idx_format *f)
         *f = IF_AUTO;
         goto cleanup;
     }
-    err = idx_sink_fail(s, IMT_E_PARSE, "no hash in the first %u bytes; name the format with --format",
+    err = imt__idx_sink_fail(s, IMT_E_PARSE, "no hash in the first %u bytes; name the format with --format",
                         DETECT_HEAD);
 cleanup:
     imt__free(head);

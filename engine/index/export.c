@@ -104,7 +104,7 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
     else imt_export_opts_init(&eo);
     int fmt = export_format(eo.format ? eo.format : "jsonl");
     if (fmt < 0) {
-        idx_set_err(idx, "unknown export format '%s'", eo.format);
+        imt__idx_set_err(idx, "unknown export format '%s'", eo.format);
         return IMT_E_INVALID;
     }
     const imt_list_info *list = NULL;
@@ -112,7 +112,7 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
         for (size_t i = 0; i < idx->nlists; i++)
             if ((int64_t)idx->lists[i].id == eo.list_id) list = &idx->lists[i];
         if (!list) {
-            idx_set_err(idx, "%s: no list with id %lld", idx->path, (long long)eo.list_id);
+            imt__idx_set_err(idx, "%s: no list with id %lld", idx->path, (long long)eo.list_id);
             return IMT_E_NOT_FOUND;
         }
     }
@@ -162,19 +162,19 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
     }
     int rc = mdb_cursor_open(txn, idx->db_entries, &cur);
     if (rc) {
-        err = idx_mdb_err(idx, rc, "reading the entries");
+        err = imt__idx_mdb_err(idx, rc, "reading the entries");
         goto cleanup;
     }
     MDB_val k, d;
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0 && !o->failed;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        idx_entry e;
-        if (k.mv_size != 4 || idx_entry_decode(d.mv_data, d.mv_size, &e) != IMT_OK) {
-            idx_set_err(idx, "%s: an entry record is malformed", idx->path);
+        imt__idx_entry e;
+        if (k.mv_size != 4 || imt__idx_entry_decode(d.mv_data, d.mv_size, &e) != IMT_OK) {
+            imt__idx_set_err(idx, "%s: an entry record is malformed", idx->path);
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
         }
-        uint32_t id = idx_get_be32(k.mv_data);
+        uint32_t id = imt__idx_get_be32(k.mv_data);
         /* the membership this export speaks for: the list's, or the first */
         size_t mp = 0;
         uint32_t ml = 0;
@@ -184,7 +184,7 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
         uint32_t l2;
         int32_t c2;
         const char *lab2, *ext2;
-        while ((r = idx_member_next(&e, &mp, &l2, &c2, &lab2, &ext2)) == 1) {
+        while ((r = imt__idx_member_next(&e, &mp, &l2, &c2, &lab2, &ext2)) == 1) {
             if (!list || l2 == list->id) {
                 if (!found) {
                     ml = l2;
@@ -197,7 +197,7 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
             }
         }
         if (r < 0) {
-            idx_set_err(idx, "%s: entry %u has malformed memberships", idx->path, (unsigned)id);
+            imt__idx_set_err(idx, "%s: entry %u has malformed memberships", idx->path, (unsigned)id);
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
         }
@@ -228,7 +228,7 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
             puts_(o, ",\"lists\":[");
             size_t p2 = 0;
             int first = 1;
-            while (idx_member_next(&e, &p2, &l2, &c2, &lab2, &ext2) == 1) {
+            while (imt__idx_member_next(&e, &p2, &l2, &c2, &lab2, &ext2) == 1) {
                 if (list && l2 != list->id) continue;
                 puts_(o, first ? "{\"list\":" : ",{\"list\":");
                 first = 0;
@@ -290,18 +290,18 @@ imt_err imt_index_export(imt_index *idx, int fd, const imt_export_opts *opts)
         }
     }
     if (rc != 0 && rc != MDB_NOTFOUND) {
-        err = idx_mdb_err(idx, rc, "reading the entries");
+        err = imt__idx_mdb_err(idx, rc, "reading the entries");
         goto cleanup;
     }
     flush(o);
     if (o->failed) {
-        idx_set_err(idx, "export: write error: %s", strerror(o->failed));
+        imt__idx_set_err(idx, "export: write error: %s", strerror(o->failed));
         err = IMT_E_IO;
     }
-    if (err == IMT_OK && idx_unchanged(idx) != IMT_OK) {
+    if (err == IMT_OK && imt__idx_unchanged(idx) != IMT_OK) {
         /* read without a lock: a commit since the open may have recycled
          * the snapshot's pages under this export (index.h) */
-        idx_set_err(idx, "%s: the index changed while it was exported; export again", idx->path);
+        imt__idx_set_err(idx, "%s: the index changed while it was exported; export again", idx->path);
         err = IMT_E_INDEX_CHANGED;
     }
 cleanup:

@@ -22,7 +22,7 @@
  * scans the delta linearly: 64k hashes = 2 MiB, about 0.1 ms per query. */
 #define IDX_DELTA_MAX 65536u
 
-static imt_err file_sha256(idx_sink *s, int fd, char out[65])
+static imt_err file_sha256(imt__idx_sink *s, int fd, char out[65])
 {
     imt_err err = IMT_OK;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -33,14 +33,14 @@ static imt_err file_sha256(idx_sink *s, int fd, char out[65])
     }
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     if (lseek(fd, 0, SEEK_SET) < 0) {
-        err = idx_sink_fail(s, IMT_E_IO, "cannot seek: %s", strerror(errno));
+        err = imt__idx_sink_fail(s, IMT_E_IO, "cannot seek: %s", strerror(errno));
         goto cleanup;
     }
     for (;;) {
         ssize_t r = read(fd, buf, 1 << 20);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            err = idx_sink_fail(s, IMT_E_IO, "read error: %s", strerror(errno));
+            err = imt__idx_sink_fail(s, IMT_E_IO, "read error: %s", strerror(errno));
             goto cleanup;
         }
         if (r == 0) break;
@@ -66,18 +66,18 @@ void imt_import_opts_init(imt_import_opts *o)
 
 /* The lists of an export's inventory, with the options over them: they name
  * one list, so they apply only to an export of one. */
-static imt_err inventory_lists(idx_sink *s, const imt_import_opts *o, idx_list_meta **out,
+static imt_err inventory_lists(imt__idx_sink *s, const imt_import_opts *o, imt__idx_list_meta **out,
                                size_t *nout)
 {
     int over = (o->name && *o->name) || (o->version && *o->version) || (o->scheme && *o->scheme) ||
                o->policy || o->known_good >= 0 || o->category >= 0 || o->import_time;
     if (over && s->nlists > 1) {
-        idx_set_err(s->idx, "%s: an export of %zu lists: --name, --version, --scheme, "
+        imt__idx_set_err(s->idx, "%s: an export of %zu lists: --name, --version, --scheme, "
                     "--category, --known-good/--known-bad and policies name one list",
                     s->path, s->nlists);
         return IMT_E_INVALID;
     }
-    idx_list_meta *m = s->lists;
+    imt__idx_list_meta *m = s->lists;
     if (s->nlists == 1) {
         char msg[160];
         int redefault = (o->scheme && *o->scheme) || o->known_good >= 0;
@@ -88,10 +88,10 @@ static imt_err inventory_lists(idx_sink *s, const imt_import_opts *o, idx_list_m
         if (o->import_time) m->import_time = o->import_time;
         char base[IDX_POLICY_MAX];
         snprintf(base, sizeof base, "%s",
-                 redefault ? idx_policy_default(m->scheme, m->known_good) : m->policy);
-        if (idx_policy_resolve(base, o->policy, m->policy, sizeof m->policy, msg, sizeof msg) !=
+                 redefault ? imt__idx_policy_default(m->scheme, m->known_good) : m->policy);
+        if (imt__idx_policy_resolve(base, o->policy, m->policy, sizeof m->policy, msg, sizeof msg) !=
             IMT_OK) {
-            idx_set_err(s->idx, "category policy: %s", msg);
+            imt__idx_set_err(s->idx, "category policy: %s", msg);
             return IMT_E_INVALID;
         }
     }
@@ -108,11 +108,11 @@ typedef struct imp {
     imt_index *idx;
     const imt_import_opts *o;
     const char *path;
-    idx_format f;
+    imt__idx_format f;
     const char *sha;
-    idx_writer w;
+    imt__idx_writer w;
     int begun;
-    idx_list_meta *metas;
+    imt__idx_list_meta *metas;
     size_t nmeta;
     uint64_t *per_slot;
     uint32_t list_id;
@@ -125,7 +125,7 @@ typedef struct imp {
 
 /* The lists to create (the export's inventory, or one from the options)
  * and the write transaction. Format and version are set after the parse. */
-static imt_err imp_begin(imp *c, idx_sink *s)
+static imt_err imp_begin(imp *c, imt__idx_sink *s)
 {
     imt_err err = IMT_OK;
     const imt_import_opts *o = c->o;
@@ -136,7 +136,7 @@ static imt_err imp_begin(imp *c, idx_sink *s)
         c->metas = imt__calloc(1, sizeof *c->metas);
         if (!c->metas) return IMT_E_NOMEM;
         c->nmeta = 1;
-        idx_list_meta *m = &c->metas[0];
+        imt__idx_list_meta *m = &c->metas[0];
         if (o->name && *o->name) snprintf(m->name, sizeof m->name, "%s", o->name);
         else {
             const char *b = strrchr(c->path, '/');
@@ -147,22 +147,22 @@ static imt_err imp_begin(imp *c, idx_sink *s)
                  o->scheme && *o->scheme ? o->scheme : (c->f == IF_VICS ? "projectvic" : "custom"));
         m->import_time = o->import_time ? o->import_time : (int64_t)time(NULL);
         m->known_good = o->known_good >= 0 ? o->known_good : (c->f == IF_NSRL);
-        if (idx_policy_resolve(idx_policy_default(m->scheme, m->known_good), o->policy, m->policy,
+        if (imt__idx_policy_resolve(imt__idx_policy_default(m->scheme, m->known_good), o->policy, m->policy,
                                sizeof m->policy, pmsg, sizeof pmsg) != IMT_OK) {
-            idx_set_err(c->idx, "category policy: %s", pmsg);
+            imt__idx_set_err(c->idx, "category policy: %s", pmsg);
             return IMT_E_INVALID;
         }
     }
     c->per_slot = imt__calloc(c->nmeta, sizeof *c->per_slot);
     if (!c->per_slot) return IMT_E_NOMEM;
-    idx_snapshot_end(c->idx);
+    imt__idx_snapshot_end(c->idx);
     c->begun = 1;
-    IMT_TRY(idx_writer_begin(c->idx, &c->w));
+    IMT_TRY(imt__idx_writer_begin(c->idx, &c->w));
     STAGE(c, "begin");
-    if (!o->again) IMT_TRY(idx_writer_check_new(&c->w, c->metas, c->nmeta, c->path));
+    if (!o->again) IMT_TRY(imt__idx_writer_check_new(&c->w, c->metas, c->nmeta, c->path));
     c->list_id = c->w.h.next_list;
     if ((uint64_t)c->w.h.next_list + c->nmeta > UINT32_MAX) {
-        idx_set_err(c->idx, "%s: too many lists", c->idx->path);
+        imt__idx_set_err(c->idx, "%s: too many lists", c->idx->path);
         return IMT_E_TOO_LARGE;
     }
     c->w.h.next_list += (uint32_t)c->nmeta;
@@ -171,18 +171,18 @@ cleanup:
 }
 
 /* Merge the sink's batch into the write transaction (begun on the first). */
-static imt_err imp_flush(void *opaque, idx_sink *s)
+static imt_err imp_flush(void *opaque, imt__idx_sink *s)
 {
     imt_err err = IMT_OK;
     imp *c = opaque;
     if (!s->n) return IMT_OK;
     if (!c->begun) IMT_TRY(imp_begin(c, s));
     uint64_t bad0 = s->bad;
-    IMT_TRY(idx_writer_merge(&c->w, s, c->list_id, c->metas, c->nmeta, c->per_slot, c->st));
+    IMT_TRY(imt__idx_writer_merge(&c->w, s, c->list_id, c->metas, c->nmeta, c->per_slot, c->st));
     c->merge_bad += s->bad - bad0;
     /* a batch before the last one: its digests go to a sorted run */
-    IMT_TRY(idx_writer_digests(&c->w, s, !c->parsed));
-    IMT_TRY(idx_writer_delta(&c->w));
+    IMT_TRY(imt__idx_writer_digests(&c->w, s, !c->parsed));
+    IMT_TRY(imt__idx_writer_delta(&c->w));
     c->st->batches++;
 cleanup:
     return err;
@@ -194,7 +194,7 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     imt_err err = IMT_OK;
     imt_import_opts o;
     imt_import_stats st;
-    idx_sink s;
+    imt__idx_sink s;
     imp c;
     int fd = -1;
     char sha[65] = {0}, fmtname[24] = {0}, policy[IDX_POLICY_MAX], pmsg[160];
@@ -204,12 +204,12 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     if (!idx || !path) return IMT_E_INVALID;
     if (opts) o = *opts;
     else imt_import_opts_init(&o);
-    err = idx_writable(idx);
+    err = imt__idx_writable(idx);
     if (err) return err;
     idx->err[0] = '\0';
     uint64_t budget = o.memory_budget ? o.memory_budget : IMT_IMPORT_MEMORY_DEFAULT;
     if (budget < IMT_IMPORT_MEMORY_MIN) {
-        idx_set_err(idx, "an import memory budget of %llu bytes: at least %llu",
+        imt__idx_set_err(idx, "an import memory budget of %llu bytes: at least %llu",
                     (unsigned long long)budget, (unsigned long long)IMT_IMPORT_MEMORY_MIN);
         return IMT_E_INVALID;
     }
@@ -231,54 +231,54 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     s.batch_bytes = (size_t)(budget / 4 < SIZE_MAX ? budget / 4 : SIZE_MAX);
     s.flush = imp_flush;
     s.flush_opaque = &c;
-    idx_format f = IF_AUTO;
-    if (o.format && *o.format && !idx_format_by_name(o.format, &f)) {
-        idx_set_err(idx, "unknown format '%s'", o.format);
+    imt__idx_format f = IF_AUTO;
+    if (o.format && *o.format && !imt__idx_format_by_name(o.format, &f)) {
+        imt__idx_set_err(idx, "unknown format '%s'", o.format);
         err = IMT_E_INVALID;
         goto cleanup;
     }
     /* the policy is checked before the file is read (a typo costs nothing),
      * and resolved over its default once the format is known */
-    if (idx_policy_resolve(idx_policy_default(NULL, 0), o.policy, policy, sizeof policy, pmsg,
+    if (imt__idx_policy_resolve(imt__idx_policy_default(NULL, 0), o.policy, policy, sizeof policy, pmsg,
                            sizeof pmsg) != IMT_OK) {
-        idx_set_err(idx, "category policy: %s", pmsg);
+        imt__idx_set_err(idx, "category policy: %s", pmsg);
         err = IMT_E_INVALID;
         goto cleanup;
     }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        idx_set_err(idx, "%s: %s", path, strerror(errno));
+        imt__idx_set_err(idx, "%s: %s", path, strerror(errno));
         err = errno == ENOENT ? IMT_E_NOT_FOUND : IMT_E_IO;
         goto cleanup;
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        idx_set_err(idx, "%s: not a regular file", path);
+        imt__idx_set_err(idx, "%s: not a regular file", path);
         err = IMT_E_IO;
         goto cleanup;
     }
     if (sb.st_size == 0) {
-        idx_set_err(idx, "%s: the file is empty", path);
+        imt__idx_set_err(idx, "%s: the file is empty", path);
         err = IMT_E_EMPTY;
         goto cleanup;
     }
     IMT_TRY(file_sha256(&s, fd, sha));
-    IMT_TRY(idx_detect(&s, fd, &f)); /* detect.c: AUTO stays only for blank text */
+    IMT_TRY(imt__idx_detect(&s, fd, &f)); /* detect.c: AUTO stays only for blank text */
     c.f = f;
     if (lseek(fd, 0, SEEK_SET) < 0) {
-        err = idx_sink_fail(&s, IMT_E_IO, "cannot seek: %s", strerror(errno));
+        err = imt__idx_sink_fail(&s, IMT_E_IO, "cannot seek: %s", strerror(errno));
         goto cleanup;
     }
     imt_err perr;
     if (f == IF_NSRL) {
-        perr = idx_parse_nsrl(&s, path);
+        perr = imt__idx_parse_nsrl(&s, path);
         snprintf(fmtname, sizeof fmtname, "nsrl-rdsv3");
     } else if (f == IF_VICS || f == IF_JSONL) {
-        perr = idx_parse_vics(&s, fd, f, fmtname, sizeof fmtname);
+        perr = imt__idx_parse_vics(&s, fd, f, fmtname, sizeof fmtname);
     } else {
-        idx_format actual = f;
-        perr = idx_parse_text(&s, fd, f, &actual);
-        snprintf(fmtname, sizeof fmtname, "%s", idx_format_name(actual));
+        imt__idx_format actual = f;
+        perr = imt__idx_parse_text(&s, fd, f, &actual);
+        snprintf(fmtname, sizeof fmtname, "%s", imt__idx_format_name(actual));
     }
     if (perr != IMT_OK) {
         /* the parser stopped at a bad line (or a batch's merge failed): a
@@ -299,10 +299,10 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     uint64_t good = s.total;
     c.parsed = 1;
     IMT_TRY(imp_flush(&c, &s));
-    if (c.begun) IMT_TRY(idx_writer_runs(&c.w));
+    if (c.begun) IMT_TRY(imt__idx_writer_runs(&c.w));
     if (!c.begun || good == c.merge_bad) {
-        if (s.bad) idx_set_err(idx, "%s: no valid record (%llu bad)", path, (unsigned long long)s.bad);
-        else idx_set_err(idx, "%s: the list holds no hash", path);
+        if (s.bad) imt__idx_set_err(idx, "%s: no valid record (%llu bad)", path, (unsigned long long)s.bad);
+        else imt__idx_set_err(idx, "%s: the list holds no hash", path);
         err = IMT_E_EMPTY;
         goto cleanup;
     }
@@ -311,25 +311,25 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     memcpy(st.bad_examples, s.examples, sizeof st.bad_examples);
     snprintf(st.format, sizeof st.format, "%s", fmtname);
     if (!s.nlists) {
-        idx_list_meta *m = &c.metas[0];
+        imt__idx_list_meta *m = &c.metas[0];
         snprintf(m->version, sizeof m->version, "%s", o.version && *o.version ? o.version : s.version);
         snprintf(m->format, sizeof m->format, "%s", fmtname);
     }
-    idx_writer *w = &c.w;
+    imt__idx_writer *w = &c.w;
     STAGE(&c, "entries");
     STAGE(&c, "digests");
     STAGE(&c, "delta");
     int do_compact = o.compact > 0 || (o.compact < 0 && w->h.delta_n > IDX_DELTA_MAX) ||
                      (o.compact < 0 && w->h.delta_n > 4096 && w->h.main_n == 0);
     if (do_compact && (w->h.delta_n || o.compact > 0)) {
-        IMT_TRY(idx_compact(w));
+        IMT_TRY(imt__idx_compact(w));
         st.compacted = 1;
         STAGE(&c, "compact");
     }
     for (size_t i = 0; i < c.nmeta; i++) {
-        const idx_list_meta *m = &c.metas[i];
+        const imt__idx_list_meta *m = &c.metas[i];
         if (s.nlists && !s.bad && c.per_slot[i] != m->entries) {
-            idx_set_err(idx, "%s: list %u of the export says it has %llu entries, %llu name it",
+            imt__idx_set_err(idx, "%s: list %u of the export says it has %llu entries, %llu name it",
                         path, (unsigned)m->src_id, (unsigned long long)m->entries,
                         (unsigned long long)c.per_slot[i]);
             err = IMT_E_PARSE;
@@ -347,26 +347,26 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         li.known_good = m->known_good;
         li.policy = m->policy;
         li.entries = c.per_slot[i];
-        IMT_TRY(idx_writer_list(w, &li));
+        IMT_TRY(imt__idx_writer_list(w, &li));
     }
-    IMT_TRY(idx_writer_commit(idx, w, o.stage, o.progress_opaque));
+    IMT_TRY(imt__idx_writer_commit(idx, w, o.stage, o.progress_opaque));
     st.list_id = c.list_id; /* committed: non-zero tells the caller so */
     st.lists = (uint32_t)c.nmeta;
     STAGE(&c, "done");
 cleanup:
-    idx_writer_free(&c.w);
+    imt__idx_writer_free(&c.w);
     if (c.begun) {
         /* re-read the handle's snapshot; after a commit, a failure here
          * must not read as "nothing imported" */
-        imt_err e2 = idx_snapshot_begin(idx);
+        imt_err e2 = imt__idx_snapshot_begin(idx);
         if (e2 != IMT_OK && st.list_id)
-            idx_set_err(idx, "%s: imported as list %u (committed), but re-reading the index "
+            imt__idx_set_err(idx, "%s: imported as list %u (committed), but re-reading the index "
                         "failed (%s): close and reopen it", path, (unsigned)st.list_id,
                         imt_strerror(e2));
         if (err == IMT_OK) err = e2;
     }
     if (fd >= 0) close(fd);
-    idx_sink_free(&s);
+    imt__idx_sink_free(&s);
     imt__free(c.metas);
     imt__free(c.per_slot);
     if (stats) *stats = st;

@@ -17,7 +17,7 @@
 #define DEFAULT_MAP_SIZE (64ull << 30)
 
 /* ---- errors ------------------------------------------------------------ */
-void idx_set_err(imt_index *idx, const char *fmt, ...)
+void imt__idx_set_err(imt_index *idx, const char *fmt, ...)
 {
     if (!idx) return;
     va_list ap;
@@ -26,26 +26,26 @@ void idx_set_err(imt_index *idx, const char *fmt, ...)
     va_end(ap);
 }
 
-imt_err idx_mdb_err(imt_index *idx, int rc, const char *what)
+imt_err imt__idx_mdb_err(imt_index *idx, int rc, const char *what)
 {
     if (rc == MDB_MAP_FULL) {
-        idx_set_err(idx, "%s: %s: the index map is full; open it with a larger map_size",
+        imt__idx_set_err(idx, "%s: %s: the index map is full; open it with a larger map_size",
                     idx->path, what);
         return IMT_E_TOO_LARGE;
     }
     if (rc == ENOMEM) {
-        idx_set_err(idx, "%s: %s: out of memory", idx->path, what);
+        imt__idx_set_err(idx, "%s: %s: out of memory", idx->path, what);
         return IMT_E_NOMEM;
     }
     if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND) {
-        idx_set_err(idx, "%s: %s: LMDB: %s", idx->path, what, mdb_strerror(rc));
+        imt__idx_set_err(idx, "%s: %s: LMDB: %s", idx->path, what, mdb_strerror(rc));
         return IMT_E_INDEX_CORRUPT;
     }
     if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
-        idx_set_err(idx, "%s: not an imgtriage index (LMDB: %s)", idx->path, mdb_strerror(rc));
+        imt__idx_set_err(idx, "%s: not an imgtriage index (LMDB: %s)", idx->path, mdb_strerror(rc));
         return IMT_E_INDEX_FORMAT;
     }
-    idx_set_err(idx, "%s: %s: LMDB: %s", idx->path, what, mdb_strerror(rc));
+    imt__idx_set_err(idx, "%s: %s: LMDB: %s", idx->path, what, mdb_strerror(rc));
     return IMT_E_DB;
 }
 
@@ -72,27 +72,27 @@ void imt_index_opts_init(imt_index_opts *o)
 }
 
 /* ---- header ------------------------------------------------------------ */
-imt_err idx_read_header(imt_index *idx, MDB_txn *txn, idx_header *h)
+imt_err imt__idx_read_header(imt_index *idx, MDB_txn *txn, imt__idx_header *h)
 {
     MDB_val k = {6, (void *)"header"}, d;
     int rc = mdb_get(txn, idx->db_meta, &k, &d);
     if (rc == MDB_NOTFOUND) {
-        idx_set_err(idx, "%s: not an imgtriage index (no header record)", idx->path);
+        imt__idx_set_err(idx, "%s: not an imgtriage index (no header record)", idx->path);
         return IMT_E_INDEX_FORMAT;
     }
-    if (rc) return idx_mdb_err(idx, rc, "reading the header");
+    if (rc) return imt__idx_mdb_err(idx, rc, "reading the header");
     if (d.mv_size < 12 || memcmp(d.mv_data, IDX_MAGIC, 8) != 0) {
-        idx_set_err(idx, "%s: not an imgtriage index (bad header magic)", idx->path);
+        imt__idx_set_err(idx, "%s: not an imgtriage index (bad header magic)", idx->path);
         return IMT_E_INDEX_FORMAT;
     }
-    uint32_t fmt = idx_get_u32((const uint8_t *)d.mv_data + 8);
+    uint32_t fmt = imt__idx_get_u32((const uint8_t *)d.mv_data + 8);
     if (fmt < IDX_FORMAT_MIN || fmt > IDX_FORMAT_VERSION) {
-        idx_set_err(idx, "%s: index format version %u; this build reads versions %u to %u",
+        imt__idx_set_err(idx, "%s: index format version %u; this build reads versions %u to %u",
                     idx->path, (unsigned)fmt, IDX_FORMAT_MIN, IDX_FORMAT_VERSION);
         return IMT_E_INDEX_FORMAT;
     }
     if (d.mv_size != sizeof *h) {
-        idx_set_err(idx, "%s: header record has %zu bytes, expected %zu", idx->path,
+        imt__idx_set_err(idx, "%s: header record has %zu bytes, expected %zu", idx->path,
                     d.mv_size, sizeof *h);
         return IMT_E_INDEX_CORRUPT;
     }
@@ -100,20 +100,20 @@ imt_err idx_read_header(imt_index *idx, MDB_txn *txn, idx_header *h)
     h->tool[sizeof h->tool - 1] = '\0';
     if (h->mih_m > IDX_MAX_TABLES || h->main_n > IDX_MAX_ENTRIES ||
         (h->main_n && !h->mih_m)) {
-        idx_set_err(idx, "%s: header has impossible values", idx->path);
+        imt__idx_set_err(idx, "%s: header has impossible values", idx->path);
         return IMT_E_INDEX_CORRUPT;
     }
     int sum = 0;
     for (uint32_t t = 0; t < h->mih_m; t++) {
         if (h->mih_bits[t] < 1 || h->mih_bits[t] > 32) {
-            idx_set_err(idx, "%s: header has a table width of %u bits", idx->path,
+            imt__idx_set_err(idx, "%s: header has a table width of %u bits", idx->path,
                         (unsigned)h->mih_bits[t]);
             return IMT_E_INDEX_CORRUPT;
         }
         sum += h->mih_bits[t];
     }
     if (h->mih_m && sum != 256) {
-        idx_set_err(idx, "%s: header table widths sum to %d, not 256", idx->path, sum);
+        imt__idx_set_err(idx, "%s: header table widths sum to %d, not 256", idx->path, sum);
         return IMT_E_INDEX_CORRUPT;
     }
     return IMT_OK;
@@ -123,39 +123,39 @@ imt_err idx_read_header(imt_index *idx, MDB_txn *txn, idx_header *h)
  * the meta record "dsum" (the compacted segment's sum is in the header,
  * set by compaction). O(delta), which an import reads anyway. A separate
  * record, so that the header keeps its layout and format. */
-imt_err idx_write_header(imt_index *idx, MDB_txn *txn, const idx_header *h)
+imt_err imt__idx_write_header(imt_index *idx, MDB_txn *txn, const imt__idx_header *h)
 {
     imt_err err = IMT_OK;
     uint8_t sum[32];
-    idx_view v;
-    IMT_TRY(idx_view_load(idx, txn, h, &v));
-    err = idx_delta_sum(&v, sum);
-    idx_view_free(&v);
+    imt__idx_view v;
+    IMT_TRY(imt__idx_view_load(idx, txn, h, &v));
+    err = imt__idx_delta_sum(&v, sum);
+    imt__idx_view_free(&v);
     if (err) goto cleanup;
     MDB_val k = {6, (void *)"header"}, d = {sizeof *h, (void *)h};
     int rc = mdb_put(txn, idx->db_meta, &k, &d, 0);
     if (rc) {
-        err = idx_mdb_err(idx, rc, "writing the header");
+        err = imt__idx_mdb_err(idx, rc, "writing the header");
         goto cleanup;
     }
     MDB_val dk = {4, (void *)"dsum"}, dd = {32, sum};
     rc = mdb_put(txn, idx->db_meta, &dk, &dd, 0);
-    if (rc) err = idx_mdb_err(idx, rc, "writing the delta checksum");
+    if (rc) err = imt__idx_mdb_err(idx, rc, "writing the delta checksum");
 cleanup:
     return err;
 }
 
 /* The "dsum" record of txn's snapshot: *present 0 when an index written
  * before it existed (format 2 builds) lacks it. */
-imt_err idx_read_delta_sum(imt_index *idx, MDB_txn *txn, uint8_t out[32], int *present)
+imt_err imt__idx_read_delta_sum(imt_index *idx, MDB_txn *txn, uint8_t out[32], int *present)
 {
     MDB_val k = {4, (void *)"dsum"}, d;
     *present = 0;
     int rc = mdb_get(txn, idx->db_meta, &k, &d);
     if (rc == MDB_NOTFOUND) return IMT_OK;
-    if (rc) return idx_mdb_err(idx, rc, "reading the delta checksum");
+    if (rc) return imt__idx_mdb_err(idx, rc, "reading the delta checksum");
     if (d.mv_size != 32) {
-        idx_set_err(idx, "%s: the delta checksum record has %zu bytes", idx->path, d.mv_size);
+        imt__idx_set_err(idx, "%s: the delta checksum record has %zu bytes", idx->path, d.mv_size);
         return IMT_E_INDEX_CORRUPT;
     }
     memcpy(out, d.mv_data, 32);
@@ -164,7 +164,7 @@ imt_err idx_read_delta_sum(imt_index *idx, MDB_txn *txn, uint8_t out[32], int *p
 }
 
 /* ---- entry records ----------------------------------------------------- */
-imt_err idx_entry_decode(const void *data, size_t len, idx_entry *e)
+imt_err imt__idx_entry_decode(const void *data, size_t len, imt__idx_entry *e)
 {
     const uint8_t *p = data;
     if (len < 4) return IMT_E_INDEX_CORRUPT;
@@ -186,15 +186,15 @@ imt_err idx_entry_decode(const void *data, size_t len, idx_entry *e)
     return IMT_OK;
 }
 
-int idx_member_next(const idx_entry *e, size_t *pos, uint32_t *list, int32_t *cat,
+int imt__idx_member_next(const imt__idx_entry *e, size_t *pos, uint32_t *list, int32_t *cat,
                     const char **label, const char **ext)
 {
     size_t o = *pos, n = e->members_len;
     if (o == n) return 0;
     if (n - o < 10) return -1;
     const uint8_t *p = e->members;
-    *list = idx_get_u32(p + o);
-    uint32_t c = idx_get_u32(p + o + 4);
+    *list = imt__idx_get_u32(p + o);
+    uint32_t c = imt__idx_get_u32(p + o + 4);
     *cat = (int32_t)c;
     o += 8;
     const void *z = memchr(p + o, 0, n - o);
@@ -211,7 +211,7 @@ int idx_member_next(const idx_entry *e, size_t *pos, uint32_t *list, int32_t *ca
 }
 
 /* ---- MIH parameters ------------------------------------------- */
-int idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES])
+int imt__idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES])
 {
     /* m = 256 / log2(n) substrings of about log2(n) bits, so that a bucket
      * holds about one hash (Norouzi et al.); at least 8 (widths <= 32). */
@@ -225,7 +225,7 @@ int idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES])
 }
 
 /* ---- the search view --------------------------------------------------- */
-static imt_err keep_aligned(idx_view *v, const void *p, size_t len, const void **out)
+static imt_err keep_aligned(imt__idx_view *v, const void *p, size_t len, const void **out)
 {
     if (((uintptr_t)p & 3) == 0) {
         *out = p;
@@ -242,7 +242,7 @@ static imt_err keep_aligned(idx_view *v, const void *p, size_t len, const void *
     return IMT_OK;
 }
 
-void idx_view_free(idx_view *v)
+void imt__idx_view_free(imt__idx_view *v)
 {
     if (!v) return;
     for (size_t i = 0; i < v->nowned; i++) imt__free(v->owned[i]);
@@ -259,10 +259,10 @@ static imt_err seg_get(imt_index *idx, MDB_txn *txn, const void *key, size_t kle
     MDB_val k = {klen, (void *)key};
     int rc = mdb_get(txn, idx->db_seg, &k, d);
     if (rc == MDB_NOTFOUND) {
-        idx_set_err(idx, "%s: the %s is missing", idx->path, what);
+        imt__idx_set_err(idx, "%s: the %s is missing", idx->path, what);
         return IMT_E_INDEX_CORRUPT;
     }
-    return rc ? idx_mdb_err(idx, rc, what) : IMT_OK;
+    return rc ? imt__idx_mdb_err(idx, rc, what) : IMT_OK;
 }
 
 /* An array of the compacted segment: skip its lead (index.h: IDX_SEG_LEAD). */
@@ -272,7 +272,7 @@ static imt_err seg_get_array(imt_index *idx, MDB_txn *txn, const char *key, MDB_
     imt_err err = seg_get(idx, txn, key, strlen(key), d, what);
     if (err) return err;
     if (d->mv_size < IDX_SEG_LEAD) {
-        idx_set_err(idx, "%s: the %s has %zu bytes", idx->path, what, d->mv_size);
+        imt__idx_set_err(idx, "%s: the %s has %zu bytes", idx->path, what, d->mv_size);
         return IMT_E_INDEX_CORRUPT;
     }
     d->mv_size -= IDX_SEG_LEAD;
@@ -280,7 +280,7 @@ static imt_err seg_get_array(imt_index *idx, MDB_txn *txn, const char *key, MDB_
     return IMT_OK;
 }
 
-imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_view *v)
+imt_err imt__idx_view_load(imt_index *idx, MDB_txn *txn, const imt__idx_header *h, imt__idx_view *v)
 {
     imt_err err = IMT_OK;
     MDB_val d;
@@ -296,7 +296,7 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
     if (v->main_n) {
         IMT_TRY(seg_get_array(idx, txn, "pdq", &d, "compacted PDQ array"));
         if (d.mv_size != (size_t)v->main_n * 32) {
-            idx_set_err(idx, "%s: the PDQ array has %zu bytes, expected %zu", idx->path,
+            imt__idx_set_err(idx, "%s: the PDQ array has %zu bytes, expected %zu", idx->path,
                         d.mv_size, (size_t)v->main_n * 32);
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
@@ -304,7 +304,7 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
         v->pdq = d.mv_data;
         IMT_TRY(seg_get_array(idx, txn, "ent", &d, "entry id array"));
         if (d.mv_size != (size_t)v->main_n * 4) {
-            idx_set_err(idx, "%s: the entry id array has the wrong size", idx->path);
+            imt__idx_set_err(idx, "%s: the entry id array has the wrong size", idx->path);
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
         }
@@ -317,7 +317,7 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
             IMT_TRY(seg_get_array(idx, txn, key, &d, "MIH table"));
             size_t nb = ((size_t)1 << v->bits[t]) + 1;
             if (d.mv_size != (nb + v->main_n) * 4) {
-                idx_set_err(idx, "%s: MIH table %d has %zu bytes, expected %zu", idx->path,
+                imt__idx_set_err(idx, "%s: MIH table %d has %zu bytes, expected %zu", idx->path,
                             t, d.mv_size, (nb + v->main_n) * 4);
                 err = IMT_E_INDEX_CORRUPT;
                 goto cleanup;
@@ -326,7 +326,7 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
             v->off[t] = p;
             v->ids[t] = (const uint32_t *)p + nb;
             if (v->off[t][nb - 1] != v->main_n) {
-                idx_set_err(idx, "%s: MIH table %d does not end at %u", idx->path, t,
+                imt__idx_set_err(idx, "%s: MIH table %d does not end at %u", idx->path, t,
                             (unsigned)v->main_n);
                 err = IMT_E_INDEX_CORRUPT;
                 goto cleanup;
@@ -347,10 +347,10 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
         uint64_t total = 0;
         for (size_t c = 0; c < nc; c++) {
             uint8_t key[5] = {'d'};
-            idx_put_be32(key + 1, (uint32_t)c);
+            imt__idx_put_be32(key + 1, (uint32_t)c);
             IMT_TRY(seg_get(idx, txn, key, 5, &d, "delta chunk"));
             if (d.mv_size % 36 || d.mv_size / 36 > IDX_DELTA_CHUNK || !d.mv_size) {
-                idx_set_err(idx, "%s: delta chunk %zu has %zu bytes", idx->path, c, d.mv_size);
+                imt__idx_set_err(idx, "%s: delta chunk %zu has %zu bytes", idx->path, c, d.mv_size);
                 err = IMT_E_INDEX_CORRUPT;
                 goto cleanup;
             }
@@ -360,14 +360,14 @@ imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_vie
             total += v->dcount[c];
         }
         if (total != v->delta_n) {
-            idx_set_err(idx, "%s: delta chunks hold %llu hashes, header says %u", idx->path,
+            imt__idx_set_err(idx, "%s: delta chunks hold %llu hashes, header says %u", idx->path,
                         (unsigned long long)total, (unsigned)v->delta_n);
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
         }
     }
 cleanup:
-    if (err != IMT_OK) idx_view_free(v);
+    if (err != IMT_OK) imt__idx_view_free(v);
     return err;
 }
 
@@ -375,7 +375,7 @@ cleanup:
 static imt_err decode_list(const uint8_t *p, size_t len, imt_list_info *li, char **strs)
 {
     if (len < 24) return IMT_E_INDEX_CORRUPT;
-    li->id = idx_get_u32(p);
+    li->id = imt__idx_get_u32(p);
     li->known_good = p[4];
     int64_t t;
     uint64_t n;
@@ -391,7 +391,7 @@ static imt_err decode_list(const uint8_t *p, size_t len, imt_list_info *li, char
                               &li->scheme, &li->policy};
     for (int i = 0; i < 6; i++) {
         if (i == 5 && !left) {
-            li->policy = idx_policy_default(li->scheme, li->known_good);
+            li->policy = imt__idx_policy_default(li->scheme, li->known_good);
             strs[i] = NULL;
             break;
         }
@@ -402,7 +402,7 @@ static imt_err decode_list(const uint8_t *p, size_t len, imt_list_info *li, char
         left -= (size_t)(z - s) + 1;
         s = z + 1;
     }
-    if (left || !idx_policy_valid(li->policy)) return IMT_E_INDEX_CORRUPT;
+    if (left || !imt__idx_policy_valid(li->policy)) return IMT_E_INDEX_CORRUPT;
     return IMT_OK;
 }
 
@@ -413,14 +413,14 @@ static imt_err load_lists(imt_index *idx, MDB_txn *txn, EVP_MD_CTX *md)
     MDB_val k, d;
     size_t n = 0, bytes = 0;
     int rc = mdb_cursor_open(txn, idx->db_lists, &cur);
-    if (rc) return idx_mdb_err(idx, rc, "reading the lists");
+    if (rc) return imt__idx_mdb_err(idx, rc, "reading the lists");
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
         n++;
         bytes += d.mv_size;
     }
     if (rc != MDB_NOTFOUND) {
-        err = idx_mdb_err(idx, rc, "reading the lists");
+        err = imt__idx_mdb_err(idx, rc, "reading the lists");
         goto cleanup;
     }
     idx->lists = imt__calloc(n ? n : 1, sizeof *idx->lists);
@@ -435,8 +435,8 @@ static imt_err load_lists(imt_index *idx, MDB_txn *txn, EVP_MD_CTX *md)
         memcpy(idx->listbuf + o, d.mv_data, d.mv_size);
         char *strs[6];
         if (decode_list((uint8_t *)idx->listbuf + o, d.mv_size, &idx->lists[i], strs) != IMT_OK ||
-            k.mv_size != 4 || idx_get_be32(k.mv_data) != idx->lists[i].id) {
-            idx_set_err(idx, "%s: list record %zu is malformed", idx->path, i);
+            k.mv_size != 4 || imt__idx_get_be32(k.mv_data) != idx->lists[i].id) {
+            imt__idx_set_err(idx, "%s: list record %zu is malformed", idx->path, i);
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
         }
@@ -477,9 +477,9 @@ cleanup:
     return err;
 }
 
-void idx_snapshot_end(imt_index *idx)
+void imt__idx_snapshot_end(imt_index *idx)
 {
-    idx_view_free(&idx->view);
+    imt__idx_view_free(&idx->view);
     imt__free(idx->lists);
     imt__free(idx->listbuf);
     idx->lists = NULL;
@@ -489,7 +489,7 @@ void idx_snapshot_end(imt_index *idx)
     idx->rtxn = NULL;
 }
 
-imt_err idx_unchanged(const imt_index *idx)
+imt_err imt__idx_unchanged(const imt_index *idx)
 {
     if (!idx->nolock) return IMT_OK;
     MDB_envinfo ei;
@@ -512,7 +512,7 @@ static void advise(const void *p, size_t len, int advice)
  * page at a time: 19 s instead of 2.7 s for the arrays of a 10M index
  * (bench_index, evicted from the page cache). Read the ranges as a
  * sequence, then give them back LMDB's advice. */
-static void advise_arrays(const idx_view *v, int advice)
+static void advise_arrays(const imt__idx_view *v, int advice)
 {
     if (!v->main_n) return;
     advise(v->pdq, (size_t)v->main_n * 32, advice);
@@ -531,26 +531,26 @@ static void advise_arrays(const idx_view *v, int advice)
 static imt_err check_content(imt_index *idx)
 {
     imt_err err = IMT_OK;
-    const idx_view *v = &idx->view;
+    const imt__idx_view *v = &idx->view;
     uint8_t sum[32];
     if (v->main_n) {
         advise_arrays(v, MADV_SEQUENTIAL);
         advise_arrays(v, MADV_WILLNEED);
-        err = idx_main_sum(v, sum);
+        err = imt__idx_main_sum(v, sum);
         advise_arrays(v, MADV_RANDOM);
         if (err) goto cleanup;
         if (memcmp(sum, idx->hdr.main_sum, 32) != 0) {
-            idx_set_err(idx, "%s: the compacted PDQ segment (hashes, entry ids or MIH tables) "
+            imt__idx_set_err(idx, "%s: the compacted PDQ segment (hashes, entry ids or MIH tables) "
                         "does not match the checksum in the header: the index is damaged "
                         "('imgtriage index verify' names the first problem)", idx->path);
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
         }
     }
-    IMT_TRY(idx_delta_sum(v, sum));
+    IMT_TRY(imt__idx_delta_sum(v, sum));
     if (idx->has_delta_sum) {
         if (memcmp(sum, idx->delta_sum, 32) != 0) {
-            idx_set_err(idx, "%s: the delta PDQ segment (hashes or entry ids) does not match "
+            imt__idx_set_err(idx, "%s: the delta PDQ segment (hashes or entry ids) does not match "
                         "its checksum: the index is damaged ('imgtriage index verify' names "
                         "the first problem)", idx->path);
             err = IMT_E_INDEX_CORRUPT;
@@ -567,25 +567,25 @@ cleanup:
     return err;
 }
 
-imt_err idx_snapshot_begin(imt_index *idx)
+imt_err imt__idx_snapshot_begin(imt_index *idx)
 {
     imt_err err = IMT_OK;
     int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &idx->rtxn);
-    if (rc) return idx_mdb_err(idx, rc, "starting a read transaction");
+    if (rc) return imt__idx_mdb_err(idx, rc, "starting a read transaction");
     idx->snap_txnid = mdb_txn_id(idx->rtxn);
-    IMT_TRY(idx_read_header(idx, idx->rtxn, &idx->hdr));
-    IMT_TRY(idx_read_delta_sum(idx, idx->rtxn, idx->delta_sum, &idx->has_delta_sum));
+    IMT_TRY(imt__idx_read_header(idx, idx->rtxn, &idx->hdr));
+    IMT_TRY(imt__idx_read_delta_sum(idx, idx->rtxn, idx->delta_sum, &idx->has_delta_sum));
     IMT_TRY(compute_identity(idx, idx->rtxn));
-    IMT_TRY(idx_view_load(idx, idx->rtxn, &idx->hdr, &idx->view));
+    IMT_TRY(imt__idx_view_load(idx, idx->rtxn, &idx->hdr, &idx->view));
     idx->content_verified = 0;
     if (idx->check_content) IMT_TRY(check_content(idx));
-    if (idx_unchanged(idx) != IMT_OK) {
-        idx_set_err(idx, "%s: the index changed while it was being opened (it is read "
+    if (imt__idx_unchanged(idx) != IMT_OK) {
+        imt__idx_set_err(idx, "%s: the index changed while it was being opened (it is read "
                     "without a lock: no write access to lock.mdb)", idx->path);
         err = IMT_E_INDEX_CHANGED;
     }
 cleanup:
-    if (err != IMT_OK) idx_snapshot_end(idx);
+    if (err != IMT_OK) imt__idx_snapshot_end(idx);
     return err;
 }
 
@@ -600,10 +600,10 @@ static imt_err open_dbis(imt_index *idx, MDB_txn *txn, unsigned flags)
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         int rc = mdb_dbi_open(txn, t[i].name, flags, t[i].dbi);
         if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
-            idx_set_err(idx, "%s: not an imgtriage index (no '%s' table)", idx->path, t[i].name);
+            imt__idx_set_err(idx, "%s: not an imgtriage index (no '%s' table)", idx->path, t[i].name);
             return IMT_E_INDEX_FORMAT;
         }
-        if (rc) return idx_mdb_err(idx, rc, "opening the tables");
+        if (rc) return imt__idx_mdb_err(idx, rc, "opening the tables");
     }
     return IMT_OK;
 }
@@ -614,7 +614,7 @@ static imt_err open_dbis(imt_index *idx, MDB_txn *txn, unsigned flags)
  * A shared index may not allow it: root-owned with files 0644, a read-only
  * folder without lock.mdb, read-only media. Such an index is opened with
  * MDB_NOLOCK instead: it reads the same snapshot, but a writer cannot see
- * it, so idx_unchanged() turns any later commit into IMT_E_INDEX_CHANGED.
+ * it, so imt__idx_unchanged() turns any later commit into IMT_E_INDEX_CHANGED.
  * 1: open without a lock; 0: LMDB can use the lock (or will report why not). */
 static int lock_unwritable(const char *path)
 {
@@ -687,43 +687,43 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
     int fresh = 0;
     if (stat(path, &st) != 0) {
         if (errno != ENOENT || !o.create) {
-            idx_set_err(idx, "%s: %s", path, strerror(errno));
+            imt__idx_set_err(idx, "%s: %s", path, strerror(errno));
             err = errno == ENOENT ? IMT_E_NOT_FOUND : IMT_E_IO;
             goto cleanup;
         }
         if (mkdir(path, 0777) != 0) {
-            idx_set_err(idx, "%s: cannot create the directory: %s", path, strerror(errno));
+            imt__idx_set_err(idx, "%s: cannot create the directory: %s", path, strerror(errno));
             err = IMT_E_IO;
             goto cleanup;
         }
         fresh = 1;
     } else if (!S_ISDIR(st.st_mode)) {
-        idx_set_err(idx, "%s: not an imgtriage index (not a directory)", path);
+        imt__idx_set_err(idx, "%s: not an imgtriage index (not a directory)", path);
         err = IMT_E_INDEX_FORMAT;
         goto cleanup;
     } else if (stat(data, &st) != 0) {
         if (!o.create) {
-            idx_set_err(idx, "%s: not an imgtriage index (no data.mdb)", path);
+            imt__idx_set_err(idx, "%s: not an imgtriage index (no data.mdb)", path);
             err = IMT_E_INDEX_FORMAT;
             goto cleanup;
         }
         fresh = 1;
     } else if (o.create && o.exclusive) {
-        idx_set_err(idx, "%s: an index exists there already", path);
+        imt__idx_set_err(idx, "%s: an index exists there already", path);
         err = IMT_E_EXISTS;
         goto cleanup;
     }
-    idx_pagecheck_info pci;
+    imt__idx_pagecheck_info pci;
     memset(&pci, 0, sizeof pci);
     if (!fresh) {
         /* LMDB 0.9 trusts the page numbers, offsets and sizes in the file
          * and would fault (SIGBUS, SIGSEGV) or abort on a damaged one:
          * check every page it can reach before it maps the file. */
-        IMT_TRY(idx_pagecheck(path, !idx->read_only, &pci, idx->err, sizeof idx->err));
+        IMT_TRY(imt__idx_pagecheck(path, !idx->read_only, &pci, idx->err, sizeof idx->err));
     }
     int rc = mdb_env_create(&idx->env);
     if (rc) {
-        err = idx_mdb_err(idx, rc, "creating the environment");
+        err = imt__idx_mdb_err(idx, rc, "creating the environment");
         goto cleanup;
     }
     mdb_env_set_maxdbs(idx->env, 8);
@@ -739,20 +739,20 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
                      (idx->nolock ? MDB_NOLOCK : 0);
     rc = mdb_env_open(idx->env, path, flags, 0666);
     if (rc) {
-        err = idx_mdb_err(idx, rc, "opening");
+        err = imt__idx_mdb_err(idx, rc, "opening");
         if (rc == EACCES) err = IMT_E_IO;
         goto cleanup;
     }
     MDB_envinfo ei;
     MDB_stat es;
     if (mdb_env_info(idx->env, &ei) != 0 || mdb_env_stat(idx->env, &es) != 0) {
-        idx_set_err(idx, "%s: cannot read the environment's parameters", path);
+        imt__idx_set_err(idx, "%s: cannot read the environment's parameters", path);
         err = IMT_E_DB;
         goto cleanup;
     }
     if (!fresh && !pci.empty && (es.ms_psize != pci.psize || (uint64_t)ei.me_last_pgno != pci.last_pgno)) {
         /* the file changed between the check and mdb_env_open */
-        idx_set_err(idx, "%s: data.mdb changed while it was being opened (a writer "
+        imt__idx_set_err(idx, "%s: data.mdb changed while it was being opened (a writer "
                     "committed; tried again 8 times)", path);
         err = IMT_E_INDEX_CHANGED;
         goto cleanup;
@@ -761,7 +761,7 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
     mdb_reader_check(idx->env, &dead);
     rc = mdb_txn_begin(idx->env, NULL, idx->read_only ? MDB_RDONLY : 0, &txn);
     if (rc) {
-        err = idx_mdb_err(idx, rc, "starting a transaction");
+        err = imt__idx_mdb_err(idx, rc, "starting a transaction");
         goto cleanup;
     }
     IMT_TRY(open_dbis(idx, txn, idx->read_only ? 0 : MDB_CREATE));
@@ -772,30 +772,30 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
             MDB_stat ms;
             mdb_stat(txn, idx->db_entries, &ms);
             if (!fresh && ms.ms_entries) {
-                idx_set_err(idx, "%s: not an imgtriage index (data but no header)", path);
+                imt__idx_set_err(idx, "%s: not an imgtriage index (data but no header)", path);
                 err = IMT_E_INDEX_FORMAT;
                 goto cleanup;
             }
-            idx_header h;
+            imt__idx_header h;
             memset(&h, 0, sizeof h);
             memcpy(h.magic, IDX_MAGIC, 8);
             h.format = IDX_FORMAT_VERSION;
             h.created = (int64_t)time(NULL);
             h.next_list = 1;
             snprintf(h.tool, sizeof h.tool, "imgtriage %s", IMT_VERSION_STRING);
-            IMT_TRY(idx_write_header(idx, txn, &h));
+            IMT_TRY(imt__idx_write_header(idx, txn, &h));
         } else if (rc) {
-            err = idx_mdb_err(idx, rc, "reading the header");
+            err = imt__idx_mdb_err(idx, rc, "reading the header");
             goto cleanup;
         }
     }
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc) {
-        err = idx_mdb_err(idx, rc, "committing");
+        err = imt__idx_mdb_err(idx, rc, "committing");
         goto cleanup;
     }
-    IMT_TRY(idx_snapshot_begin(idx));
+    IMT_TRY(imt__idx_snapshot_begin(idx));
     *out = idx;
     idx = NULL;
 cleanup:
@@ -813,7 +813,7 @@ cleanup:
 void imt_index_close(imt_index *idx)
 {
     if (!idx) return;
-    idx_snapshot_end(idx);
+    imt__idx_snapshot_end(idx);
     if (idx->env) mdb_env_close(idx->env);
     imt__free(idx->path);
     imt__free(idx);
@@ -843,10 +843,10 @@ const char *imt_disposition_name(imt_disposition d)
 
 /* The lists are few (one per import): a linear search. A membership of a
  * list not in the inventory alerts (verify reports it). */
-imt_disposition idx_disposition(const imt_index *idx, uint32_t list, int32_t cat)
+imt_disposition imt__idx_disposition(const imt_index *idx, uint32_t list, int32_t cat)
 {
     for (size_t i = 0; i < idx->nlists; i++)
-        if (idx->lists[i].id == list) return idx_policy_eval(idx->lists[i].policy, cat);
+        if (idx->lists[i].id == list) return imt__idx_policy_eval(idx->lists[i].policy, cat);
     return IMT_DISP_ALERT;
 }
 
@@ -861,7 +861,7 @@ imt_err imt_index_stats_get(const imt_index *idx, imt_index_stats *s)
 {
     if (!idx || !s) return IMT_E_INVALID;
     memset(s, 0, sizeof *s);
-    const idx_header *h = &idx->hdr;
+    const imt__idx_header *h = &idx->hdr;
     s->format_version = h->format;
     s->tool_version = h->tool;
     s->created = h->created;

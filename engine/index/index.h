@@ -32,7 +32,7 @@
 #define KB_SHA256 8u
 
 /* The header record ("meta"/"header"), little-endian fixed layout. */
-typedef struct idx_header {
+typedef struct imt__idx_header {
     char magic[8];
     uint32_t format;
     uint32_t mih_m;          /* tables of the compacted segment; 0 if empty */
@@ -46,11 +46,11 @@ typedef struct idx_header {
     uint8_t mih_bits[IDX_MAX_TABLES];
     char tool[32];           /* imgtriage version that created the index */
     uint8_t main_sum[32];    /* SHA-256 over the compacted arrays and tables */
-} idx_header;
+} imt__idx_header;
 
 /* The search view of a snapshot: zero-copy pointers into the map (or copies
  * when LMDB stored a small value unaligned). */
-typedef struct idx_view {
+typedef struct imt__idx_view {
     uint32_t main_n;
     const uint8_t *pdq;          /* main_n x 32 bytes */
     const uint32_t *ent;         /* main_n entry ids */
@@ -66,7 +66,7 @@ typedef struct idx_view {
     uint32_t *dcount;
     void **owned;                /* copies to free */
     size_t nowned;
-} idx_view;
+} imt__idx_view;
 
 struct imt_index {
     MDB_env *env;
@@ -80,8 +80,8 @@ struct imt_index {
     int has_delta_sum;           /* the snapshot has a "dsum" meta record */
     uint8_t delta_sum[32];       /* ... holding this */
     char *path;
-    idx_header hdr;
-    idx_view view;
+    imt__idx_header hdr;
+    imt__idx_view view;
     imt_list_info *lists;        /* strings point into listbuf */
     size_t nlists;
     char *listbuf;
@@ -91,19 +91,19 @@ struct imt_index {
 };
 
 /* A per-thread hit while searching. */
-typedef struct idx_hit {
+typedef struct imt__idx_hit {
     uint32_t entry;
     uint16_t dist;
     uint8_t variant;
     uint8_t pad;
     uint32_t query;
-} idx_hit;
+} imt__idx_hit;
 
 struct imt_cursor {
     imt_index *idx;
     MDB_txn *txn;
     imt_search_method method;
-    idx_hit *hits;
+    imt__idx_hit *hits;
     size_t nhits, caphits;
     imt_match *matches;
     size_t capmatches;
@@ -111,13 +111,13 @@ struct imt_cursor {
     size_t capmem;
     uint32_t *tmp;               /* scan output scratch */
     uint16_t *tmpd;
-    const struct idx_kernels *kern; /* distance kernels, chosen at open (scan.c) */
+    const struct imt__idx_kernels *kern; /* distance kernels, chosen at open (scan.c) */
     struct probe *probe;         /* MIH probing scratch (query.c) */
     /* the MIH plan (query.c: build_plan): per radius, the radius of each
      * table (-1: not probed) and the expected cost, to choose MIH or scan */
     int8_t (*plan)[IDX_MAX_TABLES]; /* [257][m] */
     double *mih_cost;               /* [257], in scanned-hash units */
-    struct idx_entry *ents;      /* decoded records of the current results */
+    struct imt__idx_entry *ents;      /* decoded records of the current results */
     size_t capents;
     imt_query_counters cnt;
 };
@@ -125,80 +125,80 @@ struct imt_cursor {
 /* ---- category policy (policy.c) ---------------------------------------- */
 #define IDX_POLICY_MAX 512 /* bytes of a stored policy text, NUL included */
 /* The default policy of a scheme (canonical text, static). */
-const char *idx_policy_default(const char *scheme, int known_good);
+const char *imt__idx_policy_default(const char *scheme, int known_good);
 /* base with the terms of over (may be NULL) painted over it, in canonical
  * form into out; IMT_E_INVALID with the reason in msg. */
-imt_err idx_policy_resolve(const char *base, const char *over, char *out, size_t cap,
+imt_err imt__idx_policy_resolve(const char *base, const char *over, char *out, size_t cap,
                            char *msg, size_t msgcap);
 /* Non-zero when text is a complete policy in canonical form. */
-int idx_policy_valid(const char *text);
+int imt__idx_policy_valid(const char *text);
 /* The disposition of category cat (-1: none) under a policy text; ALERT
  * for anything the text does not cover. */
-imt_disposition idx_policy_eval(const char *text, int32_t cat);
+imt_disposition imt__idx_policy_eval(const char *text, int32_t cat);
 
 /* ---- parsed list records --------------------------------------------- */
-typedef struct idx_rec {
+typedef struct imt__idx_rec {
     uint8_t kinds;
     int8_t quality;              /* -1: unknown */
-    int32_t category;            /* of idx_sink_add's one membership */
+    int32_t category;            /* of imt__idx_sink_add's one membership */
     uint64_t line;
     uint8_t pdq[32], md5[16], sha1[20], sha256[32]; /* of kinds only */
-} idx_rec;                       /* a parser's record (the sink keeps less) */
+} imt__idx_rec;                       /* a parser's record (the sink keeps less) */
 
-typedef struct idx_sink idx_sink;
+typedef struct imt__idx_sink imt__idx_sink;
 
 /* A list an import creates. One, from the options, unless the input is an
- * export carrying its index's list inventory (idx_sink_add_list). */
-typedef struct idx_list_meta {
+ * export carrying its index's list inventory (imt__idx_sink_add_list). */
+typedef struct imt__idx_list_meta {
     char name[512], version[256], format[24], scheme[64], file_sha256[65];
     char policy[IDX_POLICY_MAX];
     int known_good;
     int64_t import_time;
     uint32_t src_id;             /* the list's id in the exported index */
     uint64_t entries;            /* memberships the export says it has */
-} idx_list_meta;
+} imt__idx_list_meta;
 
 /* One membership of a record: slot is the list's index among those added
- * with idx_sink_add_list (0 without an inventory). */
-typedef struct idx_member_in {
+ * with imt__idx_sink_add_list (0 without an inventory). */
+typedef struct imt__idx_member_in {
     uint32_t slot;
     int32_t category;
     const char *label, *ext;
-} idx_member_in;
+} imt__idx_member_in;
 
 /* A parser hands records and bad lines to the sink. add() copies strings.
  * bad() records a bad record; it returns IMT_OK to go on (skip_bad) or the
  * error to stop with. Both set the sink's error text. */
-imt_err idx_sink_add(idx_sink *s, const idx_rec *r, const char *label,
+imt_err imt__idx_sink_add(imt__idx_sink *s, const imt__idx_rec *r, const char *label,
                      const char *ext);
 /* Longest label or external id (file name, MediaID) a membership keeps: a
  * longer one is a bad record (parse), never cut. */
 #define IDX_MAX_STR 65534u
 /* A record with n (1..65535) memberships, in their order. */
-imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_member_in *m);
+imt_err imt__idx_sink_add_members(imt__idx_sink *s, const imt__idx_rec *r, size_t n, const imt__idx_member_in *m);
 /* Declare the next list of an export's inventory (slots 0, 1, ... in
  * order); IMT_E_TOO_LARGE past IDX_MAX_LISTS. */
 #define IDX_MAX_LISTS 4096
-imt_err idx_sink_add_list(idx_sink *s, const idx_list_meta *m);
-imt_err idx_sink_bad(idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
+imt_err imt__idx_sink_add_list(imt__idx_sink *s, const imt__idx_list_meta *m);
+imt_err imt__idx_sink_bad(imt__idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
 /* A fatal error not tied to a record (I/O, SQLite): always stops. */
-imt_err idx_sink_fail(idx_sink *s, imt_err e, const char *fmt, ...)
+imt_err imt__idx_sink_fail(imt__idx_sink *s, imt_err e, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* The same for a fatal error at a line: "file:line: reason". */
-imt_err idx_sink_fail_at(idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
+imt_err imt__idx_sink_fail_at(imt__idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-const char *idx_sink_path(const idx_sink *s);
-void idx_sink_set_version(idx_sink *s, const char *version);
+const char *imt__idx_sink_path(const imt__idx_sink *s);
+void imt__idx_sink_set_version(imt__idx_sink *s, const char *version);
 
 
 /* ---- import internals ----------------------------------------------------
@@ -212,34 +212,34 @@ void idx_sink_set_version(idx_sink *s, const char *version);
 
 /* A stored record: only the hashes of the kinds it has, in the sink's hash
  * bytes at `hash`, in the order PDQ, MD5, SHA-1, SHA-256. */
-typedef struct idx_srec {
+typedef struct imt__idx_srec {
     uint64_t line;
     uint64_t hash;
     uint32_t mem;                /* first membership in the sink */
     uint16_t nmem;
     uint8_t kinds;
     int8_t quality;
-} idx_srec;
+} imt__idx_srec;
 
 /* A stored membership: list slot, category, string arena offsets. */
-typedef struct idx_smem {
+typedef struct imt__idx_smem {
     uint32_t slot;
     int32_t category;
     uint32_t label, ext;
-} idx_smem;
+} imt__idx_smem;
 
-struct idx_sink {
+struct imt__idx_sink {
     imt_index *idx;              /* the importer's (the sink never calls it) */
     char *err;                   /* where error text goes: the index's */
     size_t errcap;
     const char *path;
-    idx_srec *recs;
+    imt__idx_srec *recs;
     size_t n, cap;
     uint8_t *hb;                 /* hash bytes */
     size_t nhb, caphb;
-    idx_smem *mem;
+    imt__idx_smem *mem;
     size_t nmem, capmem;
-    idx_list_meta *lists;        /* an export's inventory; NULL: none */
+    imt__idx_list_meta *lists;        /* an export's inventory; NULL: none */
     size_t nlists;
     char *str;                   /* string arena; offset 0 is "" */
     size_t nstr, capstr;
@@ -254,24 +254,24 @@ struct idx_sink {
     /* Bounded memory: when the batch's buffers (records, hash bytes,
      * memberships, strings; their allocated capacity) reach batch_bytes,
      * flush(flush_opaque, s) takes the batch (the importer merges it into
-     * its write transaction) and idx_sink_reset empties it. A pointer,
+     * its write transaction) and imt__idx_sink_reset empties it. A pointer,
      * not a call: the sink stays below the writer. NULL: never. */
-    imt_err (*flush)(void *, idx_sink *);
+    imt_err (*flush)(void *, imt__idx_sink *);
     void *flush_opaque;
     size_t batch_bytes;
     int flush_failed;            /* the error came from flush */
     uint64_t total;              /* records added, every batch */
 };
 
-void idx_sink_free(idx_sink *s);
+void imt__idx_sink_free(imt__idx_sink *s);
 /* Empty the batch (records, memberships, strings), keeping the buffers;
  * the list inventory, counters and error state stay. */
-void idx_sink_reset(idx_sink *s);
+void imt__idx_sink_reset(imt__idx_sink *s);
 /* Bytes the batch's buffers hold allocated. */
-size_t idx_sink_bytes(const idx_sink *s);
+size_t imt__idx_sink_bytes(const imt__idx_sink *s);
 /* The hash of kind (KB_*, one bit) of r and its length; NULL if r has none.
  * Inline: the sort and the merge call it several times per record. */
-static inline const uint8_t *idx_srec_hash(const idx_sink *s, const idx_srec *r, unsigned kind,
+static inline const uint8_t *imt__idx_srec_hash(const imt__idx_sink *s, const imt__idx_srec *r, unsigned kind,
                                            size_t *len)
 {
     /* bytes before kind k's hash: the lengths of the lower kinds present */
@@ -284,43 +284,43 @@ static inline const uint8_t *idx_srec_hash(const idx_sink *s, const idx_srec *r,
     return s->hb + r->hash + off;
 }
 /* The string at arena offset off ("" for 0). */
-const char *idx_sink_str(const idx_sink *s, uint32_t off);
+const char *imt__idx_sink_str(const imt__idx_sink *s, uint32_t off);
 
 /* dedup.c: (first 8 bytes of a hash, record) pairs, sorted by the whole
  * hash then record index; in-list duplicates. */
-typedef struct idx_kv {
+typedef struct imt__idx_kv {
     uint64_t key;
     uint32_t idx;
     uint32_t pad;                /* free for the caller (the writer: entry id) */
-} idx_kv;
-uint64_t idx_key64(const uint8_t *h);
-imt_err idx_sort_by_hash(const idx_sink *s, unsigned kind, idx_kv *a, size_t n);
+} imt__idx_kv;
+uint64_t imt__idx_key64(const uint8_t *h);
+imt_err imt__idx_sort_by_hash(const imt__idx_sink *s, unsigned kind, imt__idx_kv *a, size_t n);
 
 
 /* writer.c: one LMDB write transaction of an import or a compaction. */
-typedef struct idx_buf {
+typedef struct imt__idx_buf {
     uint8_t *p;
     size_t n, cap;
-} idx_buf;
-typedef struct idx_pdq_ent {
+} imt__idx_buf;
+typedef struct imt__idx_pdq_ent {
     uint8_t pdq[32];
     uint32_t entry;
-} idx_pdq_ent;
-typedef struct idx_writer {
+} imt__idx_pdq_ent;
+typedef struct imt__idx_writer {
     imt_index *idx;
     MDB_txn *txn;
-    idx_header h;
-    idx_view v;                  /* the write txn's view before this import */
-    idx_pdq_ent *delta_old;      /* existing delta, sorted by hash */
+    imt__idx_header h;
+    imt__idx_view v;                  /* the write txn's view before this import */
+    imt__idx_pdq_ent *delta_old;      /* existing delta, sorted by hash */
     size_t ndelta_old;
-    idx_pdq_ent *newpdq;         /* PDQ hashes to add to the delta */
+    imt__idx_pdq_ent *newpdq;         /* PDQ hashes to add to the delta */
     size_t nnew, capnew;
-    idx_kv *dig[3];              /* new digest keys -> entry: md5, sha1, sha256 */
+    imt__idx_kv *dig[3];              /* new digest keys -> entry: md5, sha1, sha256 */
     size_t ndig[3];
-    idx_buf rec, mem;
+    imt__idx_buf rec, mem;
     /* the hashes the current batch indexed, not yet in the digest tables
      * or the delta: open addressing, (record index + 1, entry id) */
-    idx_kv *bt;
+    imt__idx_kv *bt;
     size_t btcap;
     int delta_loaded;            /* delta_old read (first batch) */
     /* digest runs: with more than one batch, each batch's new digests,
@@ -328,16 +328,16 @@ typedef struct idx_writer {
      * LE), merged into the tables in key order at the end */
     int *runs[3];
     size_t nruns[3];
-} idx_writer;
+} imt__idx_writer;
 /* IMT_OK if idx may be written now, else IMT_E_READONLY or IMT_E_BUSY. */
-imt_err idx_writable(imt_index *idx);
-imt_err idx_writer_begin(imt_index *idx, idx_writer *w);
+imt_err imt__idx_writable(imt_index *idx);
+imt_err imt__idx_writer_begin(imt_index *idx, imt__idx_writer *w);
 /* Write the header and commit; stage (if any) hears "commit" just before. */
-imt_err idx_writer_commit(imt_index *idx, idx_writer *w, void (*stage)(void *, const char *),
+imt_err imt__idx_writer_commit(imt_index *idx, imt__idx_writer *w, void (*stage)(void *, const char *),
                           void *opaque);
-void idx_writer_free(idx_writer *w);
+void imt__idx_writer_free(imt__idx_writer *w);
 /* IMT_E_DUPLICATE when a list's file SHA-256 is on a list already. */
-imt_err idx_writer_check_new(idx_writer *w, const idx_list_meta *m, size_t nm, const char *path);
+imt_err imt__idx_writer_check_new(imt__idx_writer *w, const imt__idx_list_meta *m, size_t nm, const char *path);
 /* Merge every record of the batch s into entries (lists first_list +
  * slot, metas[slot] their policies); counts new memberships per slot. A
  * record repeating an earlier record of the same list (every hash held by
@@ -346,53 +346,53 @@ imt_err idx_writer_check_new(idx_writer *w, const idx_list_meta *m, size_t nm, c
  * severe disposition kept); one holding a hash of such an entry and
  * another hash is a bad record (duplicate). Records are seen in order,
  * earlier batches included, so batching changes no result. */
-imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t first_list,
-                         const idx_list_meta *metas, size_t nmeta, uint64_t *per_slot,
+imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t first_list,
+                         const imt__idx_list_meta *metas, size_t nmeta, uint64_t *per_slot,
                          imt_import_stats *st);
 /* Write the batch's new digests (sorted) and its new PDQ hashes (to the
  * delta; kept sorted in delta_old for later batches), then forget them. */
-imt_err idx_writer_digests(idx_writer *w, const idx_sink *s, int spill);
+imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int spill);
 /* Merge the digest runs into the tables (a no-op without runs). */
-imt_err idx_writer_runs(idx_writer *w);
-imt_err idx_writer_delta(idx_writer *w);
-imt_err idx_writer_list(idx_writer *w, const imt_list_info *li);
+imt_err imt__idx_writer_runs(imt__idx_writer *w);
+imt_err imt__idx_writer_delta(imt__idx_writer *w);
+imt_err imt__idx_writer_list(imt__idx_writer *w, const imt_list_info *li);
 
 /* compact.c: rebuild the compacted segment from itself and the delta. */
-imt_err idx_compact(idx_writer *w);
+imt_err imt__idx_compact(imt__idx_writer *w);
 
 /* Formats. Each parser reads the whole file and feeds the sink. */
-typedef enum idx_format {
+typedef enum imt__idx_format {
     IF_AUTO = 0, IF_PDQ_CSV, IF_TE, IF_MD5SUM, IF_SHA1SUM, IF_SHA256SUM,
     IF_HASHDEEP, IF_HEX, IF_PDQ_HEX, IF_MD5_HEX, IF_SHA1_HEX, IF_SHA256_HEX,
     IF_VICS, IF_NSRL, IF_JSONL, IF__COUNT
-} idx_format;
+} imt__idx_format;
 
 /* ---- the one format detector (detect.c) --------------------------------- */
-const char *idx_format_name(idx_format f);
+const char *imt__idx_format_name(imt__idx_format f);
 /* The format named n (aliases too); 0 if none. */
-int idx_format_by_name(const char *n, idx_format *f);
+int imt__idx_format_by_name(const char *n, imt__idx_format *f);
 /* When *f is IF_AUTO: the format of the file at fd, from its head (SQLite,
  * JSON, or the first data line of a text list), never a guess: ambiguous
  * input fails with a file:line reason asking for --format. *f stays
  * IF_AUTO only for text without any data line. */
-imt_err idx_detect(idx_sink *s, int fd, idx_format *f);
+imt_err imt__idx_detect(imt__idx_sink *s, int fd, imt__idx_format *f);
 /* The text format of one data line (trimmed); the same rules. */
-imt_err idx_detect_line(idx_sink *s, const char *line, uint64_t lineno, idx_format *f);
-imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual);
-imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t cap);
-imt_err idx_parse_nsrl(idx_sink *s, const char *path);
+imt_err imt__idx_detect_line(imt__idx_sink *s, const char *line, uint64_t lineno, imt__idx_format *f);
+imt_err imt__idx_parse_text(imt__idx_sink *s, int fd, imt__idx_format f, imt__idx_format *actual);
+imt_err imt__idx_parse_vics(imt__idx_sink *s, int fd, imt__idx_format f, char *actual, size_t cap);
+imt_err imt__idx_parse_nsrl(imt__idx_sink *s, const char *path);
 
 /* ---- records and keys -------------------------------------------------- */
-static inline void idx_put_be32(uint8_t *p, uint32_t v)
+static inline void imt__idx_put_be32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
-static inline uint32_t idx_get_be32(const uint8_t *p)
+static inline uint32_t imt__idx_get_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
-static inline uint32_t idx_get_u32(const void *p)
+static inline uint32_t imt__idx_get_u32(const void *p)
 {
     uint32_t v;
     __builtin_memcpy(&v, p, 4);
@@ -400,40 +400,40 @@ static inline uint32_t idx_get_u32(const void *p)
 }
 
 /* A decoded entry record: pointers into the record bytes. */
-typedef struct idx_entry {
+typedef struct imt__idx_entry {
     unsigned kinds;
     int quality;
     unsigned n_members;
     const uint8_t *pdq, *md5, *sha1, *sha256;
     const uint8_t *members;      /* n_members encoded memberships */
     size_t members_len;
-} idx_entry;
+} imt__idx_entry;
 
 /* Decode an entry record; IMT_E_INDEX_CORRUPT when malformed. */
-imt_err idx_entry_decode(const void *data, size_t len, idx_entry *e);
+imt_err imt__idx_entry_decode(const void *data, size_t len, imt__idx_entry *e);
 /* Walk memberships: *pos starts at 0; fills list id, category, label and
  * external id (NUL-terminated, inside the record). 0 at the end, -1 bad. */
-int idx_member_next(const idx_entry *e, size_t *pos, uint32_t *list, int32_t *cat,
+int imt__idx_member_next(const imt__idx_entry *e, size_t *pos, uint32_t *list, int32_t *cat,
                     const char **label, const char **ext);
 
 /* What a membership of list `list` with category `cat` means (index.c). */
-imt_disposition idx_disposition(const imt_index *idx, uint32_t list, int32_t cat);
+imt_disposition imt__idx_disposition(const imt_index *idx, uint32_t list, int32_t cat);
 
 /* ---- database helpers (index.c) ---------------------------------------- */
-imt_err idx_mdb_err(imt_index *idx, int rc, const char *what);
-void idx_set_err(imt_index *idx, const char *fmt, ...)
+imt_err imt__idx_mdb_err(imt_index *idx, int rc, const char *what);
+void imt__idx_set_err(imt_index *idx, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 /* ---- page graph check (pagecheck.c) ------------------------------------ */
-typedef struct idx_pagecheck_info {
+typedef struct imt__idx_pagecheck_info {
     uint64_t file_size;
     int empty;                   /* 0 bytes: LMDB will initialise it */
     unsigned psize;
     uint64_t last_pgno;          /* of the meta page LMDB reads */
     uint64_t pages_read;         /* branch and leaf pages checked */
-} idx_pagecheck_info;
+} imt__idx_pagecheck_info;
 /* Before mdb_env_open on an existing dir/data.mdb: check with pread that
  * every page LMDB can reach keeps its reads inside the file (pagecheck.c
  * tells what is checked). write: also the free-page DB. A function of the
@@ -441,24 +441,24 @@ typedef struct idx_pagecheck_info {
  * IMT_E_INDEX_FORMAT (not an LMDB file), IMT_E_INDEX_CORRUPT, IMT_E_IO,
  * IMT_E_NOT_FOUND, IMT_E_TOO_LARGE, IMT_E_NOMEM; on an error a sentence
  * starting with dir (page and cause when corrupt) in err[0..errlen). */
-imt_err idx_pagecheck(const char *dir, int write, idx_pagecheck_info *info, char *err,
+imt_err imt__idx_pagecheck(const char *dir, int write, imt__idx_pagecheck_info *info, char *err,
                       size_t errlen);
-imt_err idx_read_header(imt_index *idx, MDB_txn *txn, idx_header *h);
-imt_err idx_write_header(imt_index *idx, MDB_txn *txn, const idx_header *h);
+imt_err imt__idx_read_header(imt_index *idx, MDB_txn *txn, imt__idx_header *h);
+imt_err imt__idx_write_header(imt_index *idx, MDB_txn *txn, const imt__idx_header *h);
 /* Load the search view of txn's snapshot. */
-imt_err idx_view_load(imt_index *idx, MDB_txn *txn, const idx_header *h, idx_view *v);
-void idx_view_free(idx_view *v);
+imt_err imt__idx_view_load(imt_index *idx, MDB_txn *txn, const imt__idx_header *h, imt__idx_view *v);
+void imt__idx_view_free(imt__idx_view *v);
 /* IMT_OK, or IMT_E_INDEX_CHANGED when the handle runs without a lock and
  * a writer has committed since its snapshot was taken: pages the snapshot
  * uses may have been recycled, so nothing read since may be trusted. Every
  * reader calls it after reading (a committed transaction id only grows). */
-imt_err idx_unchanged(const imt_index *idx);
+imt_err imt__idx_unchanged(const imt_index *idx);
 /* Load the list inventory and identity of the handle's snapshot. */
-imt_err idx_snapshot_begin(imt_index *idx);
-void idx_snapshot_end(imt_index *idx);
+imt_err imt__idx_snapshot_begin(imt_index *idx);
+void imt__idx_snapshot_end(imt_index *idx);
 
 /* Substring t of a 256-bit hash (big-endian bit order). */
-static inline uint32_t idx_substr(const uint8_t *h, int start, int bits)
+static inline uint32_t imt__idx_substr(const uint8_t *h, int start, int bits)
 {
     /* read the 8 bytes covering [start, start+bits) */
     int b0 = start >> 3;
@@ -472,40 +472,40 @@ static inline uint32_t idx_substr(const uint8_t *h, int start, int bits)
 }
 
 /* MIH parameters for n hashes: tables and widths (sum 256, each <= 32). */
-int idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES]);
+int imt__idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES]);
 
 /* ---- distance kernels (scan*.c), chosen once ---------------------------- */
 /* For each of the n hashes at arr (32 bytes each), and each of the nq
  * queries, report (index, distance, query) of those within radius. out
  * holds room for n * nq hits; returns the count. Hits are in index order,
  * then query order. */
-typedef size_t (*idx_scan_fn)(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+typedef size_t (*imt__idx_scan_fn)(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
                               int radius, uint32_t *out_idx, uint16_t *out_dq);
 /* Distances of the hashes at arr[ids[i]] to q (verify step of MIH). */
-typedef void (*idx_dist_fn)(const uint8_t *arr, const uint32_t *ids, size_t n,
+typedef void (*imt__idx_dist_fn)(const uint8_t *arr, const uint32_t *ids, size_t n,
                             const uint8_t *q, uint16_t *out);
 /* One table per ISA level; common.h's dispatch picks one per cursor when it
- * is opened (idx_kernels_for(imt__simd_level())). */
-typedef struct idx_kernels {
+ * is opened (imt__idx_kernels_for(imt__simd_level())). */
+typedef struct imt__idx_kernels {
     const char *name;
-    idx_scan_fn scan;
-    idx_dist_fn dist;
-} idx_kernels;
-const idx_kernels *idx_kernels_for(imt_simd level);
+    imt__idx_scan_fn scan;
+    imt__idx_dist_fn dist;
+} imt__idx_kernels;
+const imt__idx_kernels *imt__idx_kernels_for(imt_simd level);
 /* Make cursor c use k (tests, benches; NULL: the process's choice). */
-void idx_cursor_use_kernels(imt_cursor *c, const idx_kernels *k);
+void imt__idx_cursor_use_kernels(imt_cursor *c, const imt__idx_kernels *k);
 /* The process's choice, for callers without a cursor (benches). */
-idx_scan_fn idx_scan_impl(void);
-idx_dist_fn idx_dist_impl(void);
-size_t idx_scan_portable(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+imt__idx_scan_fn imt__idx_scan_impl(void);
+imt__idx_dist_fn imt__idx_dist_impl(void);
+size_t imt__idx_scan_portable(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
                          int radius, uint32_t *out_idx, uint16_t *out_dq);
-void idx_dist_portable(const uint8_t *arr, const uint32_t *ids, size_t n,
+void imt__idx_dist_portable(const uint8_t *arr, const uint32_t *ids, size_t n,
                        const uint8_t *q, uint16_t *out);
-size_t idx_scan_avx2(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+size_t imt__idx_scan_avx2(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
                      int radius, uint32_t *out_idx, uint16_t *out_dq);
-void idx_dist_avx2(const uint8_t *arr, const uint32_t *ids, size_t n,
+void imt__idx_dist_avx2(const uint8_t *arr, const uint32_t *ids, size_t n,
                    const uint8_t *q, uint16_t *out);
-size_t idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+size_t imt__idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
                        int radius, uint32_t *out_idx, uint16_t *out_dq);
 /* Block size of one scan call: n <= IDX_SCAN_BLOCK, nq <= 8. */
 #define IDX_SCAN_BLOCK 4096
@@ -514,11 +514,11 @@ size_t idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
 /* Checksum of the compacted segment: SHA-256 over the PDQ array, the entry
  * ids, then each MIH table (offsets, positions); compaction stores it in
  * the header (main_sum). */
-imt_err idx_main_sum(const idx_view *v, uint8_t out[32]);
+imt_err imt__idx_main_sum(const imt__idx_view *v, uint8_t out[32]);
 /* Checksum of the delta segment: SHA-256 over its chunks' values in order;
- * idx_write_header stores it in the meta record "dsum". */
-imt_err idx_delta_sum(const idx_view *v, uint8_t out[32]);
+ * imt__idx_write_header stores it in the meta record "dsum". */
+imt_err imt__idx_delta_sum(const imt__idx_view *v, uint8_t out[32]);
 /* Read "dsum" (index.c); *present 0 if the index has none (older builds). */
-imt_err idx_read_delta_sum(imt_index *idx, MDB_txn *txn, uint8_t out[32], int *present);
+imt_err imt__idx_read_delta_sum(imt_index *idx, MDB_txn *txn, uint8_t out[32], int *present);
 
 #endif

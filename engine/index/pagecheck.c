@@ -438,7 +438,7 @@ static imt_err pc_meta(pc *c, int i, uint64_t off, const uint8_t **out)
     return IMT_OK;
 }
 
-imt_err idx_pagecheck(const char *dir, int write, idx_pagecheck_info *info, char *errbuf,
+imt_err imt__idx_pagecheck(const char *dir, int write, imt__idx_pagecheck_info *info, char *errbuf,
                       size_t errlen)
 {
     imt_err err = IMT_OK;

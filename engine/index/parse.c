@@ -22,7 +22,7 @@ typedef struct lines {
 
 /* Next line (NUL-terminated, CR/LF stripped) or NULL at the end; *err set
  * on a read error or an over-long line. */
-static char *next_line(lines *l, idx_sink *s, imt_err *err)
+static char *next_line(lines *l, imt__idx_sink *s, imt_err *err)
 {
     *err = IMT_OK;
     for (;;) {
@@ -35,7 +35,7 @@ static char *next_line(lines *l, idx_sink *s, imt_err *err)
             *end = '\0';
             l->lineno++;
             if (memchr(start, '\0', (size_t)(end - start))) {
-                *err = idx_sink_fail_at(s, l->lineno, IMT_E_PARSE, "the line holds a NUL byte: not a text list");
+                *err = imt__idx_sink_fail_at(s, l->lineno, IMT_E_PARSE, "the line holds a NUL byte: not a text list");
                 return NULL;
             }
             return start;
@@ -48,7 +48,7 @@ static char *next_line(lines *l, idx_sink *s, imt_err *err)
         }
         if (l->len + 1 >= l->cap) {
             if (l->cap >= MAX_LINE) {
-                *err = idx_sink_fail_at(s, l->lineno + 1, IMT_E_PARSE, "the line is longer than %u bytes",
+                *err = imt__idx_sink_fail_at(s, l->lineno + 1, IMT_E_PARSE, "the line is longer than %u bytes",
                                         MAX_LINE);
                 return NULL;
             }
@@ -64,7 +64,7 @@ static char *next_line(lines *l, idx_sink *s, imt_err *err)
         ssize_t r = read(l->fd, l->buf + l->len, l->cap - l->len);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            *err = idx_sink_fail(s, IMT_E_IO, "read error: %s", strerror(errno));
+            *err = imt__idx_sink_fail(s, IMT_E_IO, "read error: %s", strerror(errno));
             return NULL;
         }
         if (r == 0) l->eof = 1;
@@ -86,20 +86,20 @@ static char *trim(char *s)
 }
 
 /* Report a hex field error with its kind's expected length. */
-static imt_err bad_hex(idx_sink *s, uint64_t line, imt_err e, const char *what,
+static imt_err bad_hex(imt__idx_sink *s, uint64_t line, imt_err e, const char *what,
                        const char *tok, size_t len, size_t nbytes)
 {
     if (e == IMT_E_HASH_LENGTH)
-        return idx_sink_bad(s, line, e, "%s must have %zu hex digits, '%.*s' has %zu", what,
+        return imt__idx_sink_bad(s, line, e, "%s must have %zu hex digits, '%.*s' has %zu", what,
                             2 * nbytes, (int)(len > 80 ? 80 : len), tok, len);
     size_t i = 0;
     while (i < len && is_hex(tok[i])) i++;
-    return idx_sink_bad(s, line, e, "%s '%.*s': character %zu is not a hex digit", what,
+    return imt__idx_sink_bad(s, line, e, "%s '%.*s': character %zu is not a hex digit", what,
                         (int)(len > 80 ? 80 : len), tok, i + 1);
 }
 
 /* Parse one hex hash of nbytes into out; on error report and return it. */
-static imt_err hex_field(idx_sink *s, uint64_t line, const char *what, const char *tok,
+static imt_err hex_field(imt__idx_sink *s, uint64_t line, const char *what, const char *tok,
                          size_t len, uint8_t *out, size_t nbytes, int *ok)
 {
     imt_err e = imt_hex_decode(out, nbytes, tok, len);
@@ -109,8 +109,8 @@ static imt_err hex_field(idx_sink *s, uint64_t line, const char *what, const cha
 }
 
 /* One hash field of kind k (KB_*) into its slot of r, named in errors. */
-static imt_err kind_field(idx_sink *s, uint64_t line, unsigned k, const char *tok,
-                          size_t len, idx_rec *r, int *ok)
+static imt_err kind_field(imt__idx_sink *s, uint64_t line, unsigned k, const char *tok,
+                          size_t len, imt__idx_rec *r, int *ok)
 {
     r->kinds = k;
     switch (k) {
@@ -133,7 +133,7 @@ typedef struct hdspec {
 /* Parse a column line into *out; *out changes only when the line is valid
  * (with --skip-bad a bad column line is skipped and the previous spec, if
  * any, stays in force). */
-static imt_err hashdeep_spec(idx_sink *s, char *line, uint64_t lineno, hdspec *out, int *valid)
+static imt_err hashdeep_spec(imt__idx_sink *s, char *line, uint64_t lineno, hdspec *out, int *valid)
 {
     /* "%%%% size,md5,sha256,filename" */
     char *p = trim(line + 4);
@@ -146,7 +146,7 @@ static imt_err hashdeep_spec(idx_sink *s, char *line, uint64_t lineno, hdspec *o
         if (c) *c = '\0';
         char *t = trim(p);
         if (sp->n == HD_MAXCOL)
-            return idx_sink_bad(s, lineno, IMT_E_PARSE, "too many hashdeep columns");
+            return imt__idx_sink_bad(s, lineno, IMT_E_PARSE, "too many hashdeep columns");
         int k;
         if (!strcmp(t, "size")) k = HD_SIZE;
         else if (!strcmp(t, "md5")) k = HD_MD5, have_hash = 1;
@@ -154,22 +154,22 @@ static imt_err hashdeep_spec(idx_sink *s, char *line, uint64_t lineno, hdspec *o
         else if (!strcmp(t, "sha256")) k = HD_SHA256, have_hash = 1;
         else if (!strcmp(t, "filename")) k = HD_NAME, have_name = 1;
         else if (!strcmp(t, "tiger") || !strcmp(t, "whirlpool")) k = HD_OTHER;
-        else return idx_sink_bad(s, lineno, IMT_E_PARSE, "unknown hashdeep column '%s'", t);
+        else return imt__idx_sink_bad(s, lineno, IMT_E_PARSE, "unknown hashdeep column '%s'", t);
         sp->col[sp->n++] = k;
         if (!c) break;
         p = c + 1;
     }
     if (!have_name || !have_hash || sp->col[sp->n - 1] != HD_NAME)
-        return idx_sink_bad(s, lineno, IMT_E_PARSE,
+        return imt__idx_sink_bad(s, lineno, IMT_E_PARSE,
                             "hashdeep column line needs md5, sha1 or sha256 and ends with filename");
     *out = spec;
     *valid = 1;
     return IMT_OK;
 }
 
-static imt_err hashdeep_line(idx_sink *s, char *line, uint64_t lineno, const hdspec *sp)
+static imt_err hashdeep_line(imt__idx_sink *s, char *line, uint64_t lineno, const hdspec *sp)
 {
-    idx_rec r;
+    imt__idx_rec r;
     memset(&r, 0, sizeof r);
     r.quality = -1;
     r.category = -1;
@@ -182,7 +182,7 @@ static imt_err hashdeep_line(idx_sink *s, char *line, uint64_t lineno, const hds
         }
         char *c = strchr(p, ',');
         if (!c)
-            return idx_sink_bad(s, lineno, IMT_E_PARSE, "%d fields expected, found %d", sp->n, i + 1);
+            return imt__idx_sink_bad(s, lineno, IMT_E_PARSE, "%d fields expected, found %d", sp->n, i + 1);
         *c = '\0';
         int ok = 1;
         imt_err e = IMT_OK;
@@ -192,7 +192,7 @@ static imt_err hashdeep_line(idx_sink *s, char *line, uint64_t lineno, const hds
             errno = 0;
             (void)strtoull(p, &end, 10);
             if (!*p || *end || errno)
-                return idx_sink_bad(s, lineno, IMT_E_PARSE, "file size '%.40s' is not a number", p);
+                return imt__idx_sink_bad(s, lineno, IMT_E_PARSE, "file size '%.40s' is not a number", p);
             break;
         }
         case HD_MD5:
@@ -212,13 +212,13 @@ static imt_err hashdeep_line(idx_sink *s, char *line, uint64_t lineno, const hds
         if (!ok) return e;
         p = c + 1;
     }
-    return idx_sink_add(s, &r, "", name);
+    return imt__idx_sink_add(s, &r, "", name);
 }
 
 /* ---- one data line of the other formats -------------------------------- */
-static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
+static imt_err data_line(imt__idx_sink *s, char *line, uint64_t lineno, imt__idx_format f)
 {
-    idx_rec r;
+    imt__idx_rec r;
     memset(&r, 0, sizeof r);
     r.quality = -1;
     r.category = -1;
@@ -238,7 +238,7 @@ static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
         hash = trim(hash);
         e = hex_field(s, lineno, "a PDQ hash", hash, strlen(hash), r.pdq, 32, &ok);
         if (!ok) return e;
-        if (!c1) return idx_sink_bad(s, lineno, IMT_E_PARSE, "expected 'hash,quality', no quality");
+        if (!c1) return imt__idx_sink_bad(s, lineno, IMT_E_PARSE, "expected 'hash,quality', no quality");
         char *q = c1 + 1, *c2 = strchr(q, sep);
         if (c2) *c2 = '\0';
         q = trim(q);
@@ -246,7 +246,7 @@ static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
         errno = 0;
         long qv = strtol(q, &end, 10);
         if (!*q || *end || errno || qv < 0 || qv > 100)
-            return idx_sink_bad(s, lineno, IMT_E_PARSE, "quality '%.40s' is not an integer 0..100", q);
+            return imt__idx_sink_bad(s, lineno, IMT_E_PARSE, "quality '%.40s' is not an integer 0..100", q);
         r.quality = (int8_t)qv;
         r.kinds = KB_PDQ;
         if (c2) ext = c2 + 1;
@@ -255,7 +255,7 @@ static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
     case IF_TE: {
         char *p = trim(line);
         if (strncasecmp(p, "pdq", 3) || (p[3] != ' ' && p[3] != '\t'))
-            return idx_sink_bad(s, lineno, IMT_E_PARSE, "expected 'pdq <64 hex digits>'");
+            return imt__idx_sink_bad(s, lineno, IMT_E_PARSE, "expected 'pdq <64 hex digits>'");
         p = trim(p + 4);
         size_t n = strcspn(p, " \t");
         char *rest = p[n] ? trim(p + n + 1) : p + n;
@@ -277,7 +277,7 @@ static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
         }
         size_t n = strcspn(p, " \t");
         if (!p[n]) {
-            return idx_sink_bad(s, lineno, IMT_E_PARSE, "expected '<hash>  <file name>'");
+            return imt__idx_sink_bad(s, lineno, IMT_E_PARSE, "expected '<hash>  <file name>'");
         }
         char *name = p + n + 1;
         p[n] = '\0';
@@ -316,10 +316,10 @@ static imt_err data_line(idx_sink *s, char *line, uint64_t lineno, idx_format f)
     default:
         return IMT_E_INTERNAL;
     }
-    return idx_sink_add(s, &r, "", ext);
+    return imt__idx_sink_add(s, &r, "", ext);
 }
 
-imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
+imt_err imt__idx_parse_text(imt__idx_sink *s, int fd, imt__idx_format f, imt__idx_format *actual)
 {
     imt_err err = IMT_OK;
     lines l;
@@ -338,12 +338,12 @@ imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
         char *tt = trim(t);
         if (!*tt) continue;
         if (tt[0] == '#') continue; /* comments (hashdeep's "##" lines too) */
-        if (f == IF_AUTO) IMT_TRY(idx_detect_line(s, tt, l.lineno, &f)); /* detect.c */
+        if (f == IF_AUTO) IMT_TRY(imt__idx_detect_line(s, tt, l.lineno, &f)); /* detect.c */
         if (f == IF_HEX) { /* length-typed: 32 md5, 40 sha1 */
-            idx_format g;
-            IMT_TRY(idx_detect_line(s, tt, l.lineno, &g));
+            imt__idx_format g;
+            IMT_TRY(imt__idx_detect_line(s, tt, l.lineno, &g));
             if (g != IF_MD5_HEX && g != IF_SHA1_HEX) {
-                err = idx_sink_fail_at(s, l.lineno, IMT_E_PARSE, "not a plain hex hash");
+                err = imt__idx_sink_fail_at(s, l.lineno, IMT_E_PARSE, "not a plain hex hash");
                 goto cleanup;
             }
             f = g;
@@ -358,7 +358,7 @@ imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
             }
             if (!strncmp(tt, "##", 2)) continue;
             if (!have_spec) {
-                IMT_TRY(idx_sink_bad(s, l.lineno, IMT_E_PARSE,
+                IMT_TRY(imt__idx_sink_bad(s, l.lineno, IMT_E_PARSE,
                                      "hashdeep data before the '%%%%%%%% size,...' column line"));
                 continue;
             }
@@ -376,7 +376,7 @@ imt_err idx_parse_text(idx_sink *s, int fd, idx_format f, idx_format *actual)
     }
     if (err != IMT_OK) goto cleanup;
     if (f == IF_AUTO) {
-        err = idx_sink_fail(s, IMT_E_EMPTY, "the list holds no hash (only blank lines)");
+        err = imt__idx_sink_fail(s, IMT_E_EMPTY, "the list holds no hash (only blank lines)");
         goto cleanup;
     }
 cleanup:

@@ -15,46 +15,46 @@
 #include <unistd.h>
 
 /* The file must be as long as its header says (page size x page count). */
-static imt_err check_header(idx_sink *s, const char *path)
+static imt_err check_header(imt__idx_sink *s, const char *path)
 {
     imt_err err = IMT_OK;
     uint8_t h[100];
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return idx_sink_fail(s, IMT_E_IO, "%s", strerror(errno));
+    if (fd < 0) return imt__idx_sink_fail(s, IMT_E_IO, "%s", strerror(errno));
     if (fstat(fd, &st) != 0) {
-        err = idx_sink_fail(s, IMT_E_IO, "%s", strerror(errno));
+        err = imt__idx_sink_fail(s, IMT_E_IO, "%s", strerror(errno));
         goto cleanup;
     }
     ssize_t r = pread(fd, h, sizeof h, 0);
     if (r < (ssize_t)sizeof h) {
-        err = idx_sink_fail(s, IMT_E_TRUNCATED, "truncated SQLite file: %lld bytes, shorter than "
+        err = imt__idx_sink_fail(s, IMT_E_TRUNCATED, "truncated SQLite file: %lld bytes, shorter than "
                             "its 100-byte header", (long long)st.st_size);
         goto cleanup;
     }
     if (memcmp(h, "SQLite format 3", 16) != 0) {
-        err = idx_sink_fail(s, IMT_E_PARSE, "not an SQLite database");
+        err = imt__idx_sink_fail(s, IMT_E_PARSE, "not an SQLite database");
         goto cleanup;
     }
     uint32_t ps = (uint32_t)h[16] << 8 | h[17];
     if (ps == 1) ps = 65536;
     if (ps < 512 || (ps & (ps - 1))) {
-        err = idx_sink_fail(s, IMT_E_DB, "SQLite header has an invalid page size %u", (unsigned)ps);
+        err = imt__idx_sink_fail(s, IMT_E_DB, "SQLite header has an invalid page size %u", (unsigned)ps);
         goto cleanup;
     }
-    uint32_t pages = idx_get_be32(h + 28);
-    uint32_t change = idx_get_be32(h + 24), valid_for = idx_get_be32(h + 92);
+    uint32_t pages = imt__idx_get_be32(h + 28);
+    uint32_t change = imt__idx_get_be32(h + 24), valid_for = imt__idx_get_be32(h + 92);
     if (pages && change == valid_for) {
         uint64_t need = (uint64_t)pages * ps;
         if ((uint64_t)st.st_size < need) {
-            err = idx_sink_fail(s, IMT_E_TRUNCATED,
+            err = imt__idx_sink_fail(s, IMT_E_TRUNCATED,
                                 "truncated SQLite file: %lld bytes, its header says %llu",
                                 (long long)st.st_size, (unsigned long long)need);
             goto cleanup;
         }
     }
     if ((uint64_t)st.st_size % ps) {
-        err = idx_sink_fail(s, IMT_E_TRUNCATED,
+        err = imt__idx_sink_fail(s, IMT_E_TRUNCATED,
                             "truncated SQLite file: %lld bytes is not a whole number of %u-byte pages",
                             (long long)st.st_size, (unsigned)ps);
         goto cleanup;
@@ -64,12 +64,12 @@ cleanup:
     return err;
 }
 
-static imt_err sql_err(idx_sink *s, sqlite3 *db, int rc, const char *what)
+static imt_err sql_err(imt__idx_sink *s, sqlite3 *db, int rc, const char *what)
 {
     int code = rc & 0xff;
     imt_err e = (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) ? IMT_E_CORRUPT
                 : code == SQLITE_NOMEM ? IMT_E_NOMEM : IMT_E_DB;
-    return idx_sink_fail(s, e, "SQLite: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return imt__idx_sink_fail(s, e, "SQLite: %s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
 static int has_table(sqlite3 *db, const char *name)
@@ -89,7 +89,7 @@ static int has_table(sqlite3 *db, const char *name)
 
 /* One hex column; NULL or "" is absent. Returns 1 set, 0 absent, -1 bad
  * (reported). */
-static int col_hash(idx_sink *s, sqlite3_stmt *st, int col, uint64_t row, uint8_t *out,
+static int col_hash(imt__idx_sink *s, sqlite3_stmt *st, int col, uint64_t row, uint8_t *out,
                     size_t nb, const char *what, imt_err *err)
 {
     *err = IMT_OK;
@@ -100,15 +100,15 @@ static int col_hash(idx_sink *s, sqlite3_stmt *st, int col, uint64_t row, uint8_
     imt_err e = imt_hex_decode(out, nb, t, (size_t)n);
     if (e == IMT_OK) return 1;
     if (e == IMT_E_HASH_LENGTH)
-        *err = idx_sink_bad(s, row, e, "row %llu: %s must have %zu hex digits, '%.80s' has %d",
+        *err = imt__idx_sink_bad(s, row, e, "row %llu: %s must have %zu hex digits, '%.80s' has %d",
                             (unsigned long long)row, what, 2 * nb, t, n);
     else
-        *err = idx_sink_bad(s, row, e, "row %llu: %s '%.80s' has a character that is not hex",
+        *err = imt__idx_sink_bad(s, row, e, "row %llu: %s '%.80s' has a character that is not hex",
                             (unsigned long long)row, what, t);
     return -1;
 }
 
-imt_err idx_parse_nsrl(idx_sink *s, const char *path)
+imt_err imt__idx_parse_nsrl(imt__idx_sink *s, const char *path)
 {
     imt_err err = IMT_OK;
     sqlite3 *db = NULL;
@@ -147,7 +147,7 @@ imt_err idx_parse_nsrl(idx_sink *s, const char *path)
     if (hv) {
         rc = sqlite3_prepare_v2(db, "SELECT version FROM VERSION LIMIT 1", -1, &st, NULL);
         if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-            idx_sink_set_version(s, (const char *)sqlite3_column_text(st, 0));
+            imt__idx_sink_set_version(s, (const char *)sqlite3_column_text(st, 0));
         sqlite3_finalize(st);
         st = NULL;
     }
@@ -156,7 +156,7 @@ imt_err idx_parse_nsrl(idx_sink *s, const char *path)
     if (hd > 0) sql = "SELECT sha256, sha1, md5 FROM DISTINCT_HASH";
     else if (hf > 0) sql = "SELECT DISTINCT sha256, sha1, md5 FROM FILE";
     else {
-        err = idx_sink_fail(s, IMT_E_PARSE, "not an NSRL RDSv3 database: no DISTINCT_HASH or FILE table");
+        err = imt__idx_sink_fail(s, IMT_E_PARSE, "not an NSRL RDSv3 database: no DISTINCT_HASH or FILE table");
         goto cleanup;
     }
     rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -167,7 +167,7 @@ imt_err idx_parse_nsrl(idx_sink *s, const char *path)
     uint64_t row = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         row++;
-        idx_rec r;
+        imt__idx_rec r;
         memset(&r, 0, sizeof r);
         r.quality = -1;
         r.category = -1;
@@ -183,10 +183,10 @@ imt_err idx_parse_nsrl(idx_sink *s, const char *path)
         if (b) r.kinds |= KB_SHA1;
         if (c) r.kinds |= KB_MD5;
         if (!r.kinds) {
-            IMT_TRY(idx_sink_bad(s, row, IMT_E_PARSE, "row %llu has no hash", (unsigned long long)row));
+            IMT_TRY(imt__idx_sink_bad(s, row, IMT_E_PARSE, "row %llu has no hash", (unsigned long long)row));
             continue;
         }
-        IMT_TRY(idx_sink_add(s, &r, "", ""));
+        IMT_TRY(imt__idx_sink_add(s, &r, "", ""));
     }
     if (rc != SQLITE_DONE) {
         err = sql_err(s, db, rc, "reading the hashes");

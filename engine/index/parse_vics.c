@@ -56,11 +56,11 @@ typedef struct memb {
 } memb;
 
 typedef struct vstate {
-    idx_sink *s;
+    imt__idx_sink *s;
     int inventory;          /* the export's header carried "lists" */
     uint32_t src[IDX_MAX_LISTS]; /* exported ids of the inventory's lists */
     size_t nsrc;
-    idx_list_meta lm;       /* the inventory list being read */
+    imt__idx_list_meta lm;       /* the inventory list being read */
     uint32_t lm_seen;       /* bit per field read */
     memb *mb;               /* the current entry's memberships */
     size_t nmb, capmb;
@@ -99,7 +99,7 @@ static media *cur_media(vstate *v)
 static int shape(vstate *v, const char *fmt, const char *a)
 {
     if (v->err == IMT_OK)
-        v->err = idx_sink_fail_at(v->s, v->line, IMT_E_JSON_SHAPE, "%s%s", fmt, a ? a : "");
+        v->err = imt__idx_sink_fail_at(v->s, v->line, IMT_E_JSON_SHAPE, "%s%s", fmt, a ? a : "");
     return 0;
 }
 
@@ -142,7 +142,7 @@ static int take_str(vstate *v, char *dst, size_t cap, const char *txt, size_t n,
 {
     if (unesc(dst, cap, (const unsigned char *)txt, n) >= 0) return 1;
     if (v->err == IMT_OK)
-        v->err = idx_sink_bad(v->s, v->line, IMT_E_PARSE, "%s is longer than %zu bytes", what, cap - 1);
+        v->err = imt__idx_sink_bad(v->s, v->line, IMT_E_PARSE, "%s is longer than %zu bytes", what, cap - 1);
     return v->err == IMT_OK;
 }
 
@@ -169,8 +169,8 @@ static int mstr_add(vstate *v, const char *txt, size_t n, size_t *off)
 /* ---- emitting a media object ------------------------------------------ */
 static imt_err emit(vstate *v, media *m)
 {
-    idx_sink *s = v->s;
-    idx_rec r;
+    imt__idx_sink *s = v->s;
+    imt__idx_rec r;
     memset(&r, 0, sizeof r);
     r.quality = (int8_t)m->quality;
     r.category = m->category;
@@ -186,28 +186,28 @@ static imt_err emit(vstate *v, media *m)
         size_t n = strlen(f[i].txt);
         imt_err e = imt_hex_decode(f[i].out, f[i].nb, f[i].txt, n);
         if (e == IMT_E_HASH_LENGTH)
-            return idx_sink_bad(s, f[i].line, e, "%s must have %zu hex digits, '%.80s' has %zu",
+            return imt__idx_sink_bad(s, f[i].line, e, "%s must have %zu hex digits, '%.80s' has %zu",
                                 f[i].what, 2 * f[i].nb, f[i].txt, n);
         if (e != IMT_OK)
-            return idx_sink_bad(s, f[i].line, e, "%s '%.80s' has a character that is not hex",
+            return imt__idx_sink_bad(s, f[i].line, e, "%s '%.80s' has a character that is not hex",
                                 f[i].what, f[i].txt);
         r.kinds |= (uint8_t)f[i].kb;
     }
     if (!r.kinds)
-        return idx_sink_bad(s, m->line, IMT_E_JSON_SHAPE,
+        return imt__idx_sink_bad(s, m->line, IMT_E_JSON_SHAPE,
                             "a media object without MD5, SHA1, SHA256 or PDQ");
-    if (!v->inventory) return idx_sink_add(s, &r, m->label, m->id);
+    if (!v->inventory) return imt__idx_sink_add(s, &r, m->label, m->id);
     /* an export with its inventory: the memberships are in lists[] */
     if (!v->nmb || v->nmb > 65535)
-        return idx_sink_bad(s, m->line, IMT_E_JSON_SHAPE, "an entry needs 1 to 65535 lists[] memberships");
-    idx_member_in *in = imt__malloc(v->nmb * sizeof *in);
+        return imt__idx_sink_bad(s, m->line, IMT_E_JSON_SHAPE, "an entry needs 1 to 65535 lists[] memberships");
+    imt__idx_member_in *in = imt__malloc(v->nmb * sizeof *in);
     if (!in) return IMT_E_NOMEM;
     for (size_t i = 0; i < v->nmb; i++) {
         size_t slot = 0;
         while (slot < v->nsrc && v->src[slot] != v->mb[i].list) slot++;
         if (slot == v->nsrc) {
             imt__free(in);
-            return idx_sink_bad(s, m->line, IMT_E_JSON_SHAPE,
+            return imt__idx_sink_bad(s, m->line, IMT_E_JSON_SHAPE,
                                 "a membership names list %lld, not in the export's \"lists\"",
                                 (long long)v->mb[i].list);
         }
@@ -216,7 +216,7 @@ static imt_err emit(vstate *v, media *m)
         in[i].label = v->mstr + v->mb[i].label;
         in[i].ext = v->mstr + v->mb[i].id;
     }
-    imt_err e = idx_sink_add_members(s, &r, v->nmb, in);
+    imt_err e = imt__idx_sink_add_members(s, &r, v->nmb, in);
     imt__free(in);
     return e;
 }
@@ -235,7 +235,7 @@ static void media_begin(vstate *v, media *m)
 static int inv_scalar(vstate *v, int f, const char *txt, size_t n, int is_string, int is_int,
                       long long iv)
 {
-    idx_list_meta *l = &v->lm;
+    imt__idx_list_meta *l = &v->lm;
     struct { int f; char *dst; size_t cap; } strs[] = {
         {F_L_NAME, l->name, sizeof l->name},       {F_L_VERSION, l->version, sizeof l->version},
         {F_L_FORMAT, l->format, sizeof l->format}, {F_L_SCHEME, l->scheme, sizeof l->scheme},
@@ -266,20 +266,20 @@ static int inv_scalar(vstate *v, int f, const char *txt, size_t n, int is_string
 /* The end of one list of the inventory: complete, or the import stops. */
 static int inv_end(vstate *v)
 {
-    idx_list_meta *l = &v->lm;
+    imt__idx_list_meta *l = &v->lm;
     uint32_t all = 0;
     for (int f = F_L_ID; f <= F_L_ENTRIES; f++) all |= 1u << (f - F_L_ID);
     if ((v->lm_seen & all) != all)
         return shape(v, "a list of the inventory needs id, name, version, format, scheme, "
                         "known_good, policy, file_sha256, import_time and entries", NULL);
-    if (!idx_policy_valid(l->policy)) return shape(v, "a list's policy is not a canonical policy: ", l->policy);
+    if (!imt__idx_policy_valid(l->policy)) return shape(v, "a list's policy is not a canonical policy: ", l->policy);
     size_t hl = strlen(l->file_sha256);
     if (hl != 64 || strspn(l->file_sha256, "0123456789abcdef") != 64)
         return shape(v, "a list's file_sha256 must be 64 lowercase hex digits", NULL);
     for (size_t i = 0; i < v->nsrc; i++)
         if (v->src[i] == l->src_id) return shape(v, "the inventory names a list id twice", NULL);
     if (v->nsrc >= IDX_MAX_LISTS) return shape(v, "too many lists in the inventory", NULL);
-    imt_err e = idx_sink_add_list(v->s, l);
+    imt_err e = imt__idx_sink_add_list(v->s, l);
     if (e != IMT_OK) {
         if (v->err == IMT_OK) v->err = e;
         return 0;
@@ -345,7 +345,7 @@ static int scalar(vstate *v, const char *txt, size_t n, int is_string, int is_in
     case F_QUALITY:
         if (!is_int || iv < 0 || iv > 100) {
             if (v->err == IMT_OK)
-                v->err = idx_sink_bad(v->s, v->line, IMT_E_PARSE, "quality '%s' is not 0..100", tmp);
+                v->err = imt__idx_sink_bad(v->s, v->line, IMT_E_PARSE, "quality '%s' is not 0..100", tmp);
             return v->err == IMT_OK;
         }
         m->quality = (int)iv;
@@ -354,7 +354,7 @@ static int scalar(vstate *v, const char *txt, size_t n, int is_string, int is_in
         if (is_int) {
             if (iv < 0 || iv > INT32_MAX) {
                 if (v->err == IMT_OK)
-                    v->err = idx_sink_bad(v->s, v->line, IMT_E_PARSE, "category %s is out of range", tmp);
+                    v->err = imt__idx_sink_bad(v->s, v->line, IMT_E_PARSE, "category %s is out of range", tmp);
                 return v->err == IMT_OK;
             }
             m->category = (int32_t)iv;
@@ -365,7 +365,7 @@ static int scalar(vstate *v, const char *txt, size_t n, int is_string, int is_in
             else copy_str(m->label, sizeof m->label, (const unsigned char *)txt, n);
         } else if (n != 4 || memcmp(txt, "null", 4)) {
             if (v->err == IMT_OK)
-                v->err = idx_sink_bad(v->s, v->line, IMT_E_PARSE, "category '%s' is not a number", tmp);
+                v->err = imt__idx_sink_bad(v->s, v->line, IMT_E_PARSE, "category '%s' is not a number", tmp);
             return v->err == IMT_OK;
         }
         return 1;
@@ -382,7 +382,7 @@ static int scalar(vstate *v, const char *txt, size_t n, int is_string, int is_in
             return shape(v, "\"imgtriage-export\" must be a version number", NULL);
         if (iv > EXPORT_VERSION) {
             if (v->err == IMT_OK)
-                v->err = idx_sink_fail_at(v->s, v->line, IMT_E_PARSE,
+                v->err = imt__idx_sink_fail_at(v->s, v->line, IMT_E_PARSE,
                                           "export version %lld is newer than this build reads (%d)",
                                           iv, EXPORT_VERSION);
             return 0;
@@ -635,7 +635,7 @@ static const yajl_callbacks callbacks = {
     cb_null, cb_bool, NULL, NULL, cb_number, cb_string,
     cb_start_map, cb_key, cb_end_map, cb_start_array, cb_end_array};
 
-imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t cap)
+imt_err imt__idx_parse_vics(imt__idx_sink *s, int fd, imt__idx_format f, char *actual, size_t cap)
 {
     imt_err err = IMT_OK;
     vstate *v = imt__calloc(1, sizeof *v);
@@ -671,7 +671,7 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
             ssize_t r = read(fd, buf + len, 65536 - len);
             if (r < 0 && errno == EINTR) continue;
             if (r < 0) {
-                err = idx_sink_fail(s, IMT_E_IO, "read error: %s", strerror(errno));
+                err = imt__idx_sink_fail(s, IMT_E_IO, "read error: %s", strerror(errno));
                 goto cleanup;
             }
             if (r == 0) eof = 1;
@@ -700,7 +700,7 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
                 size_t ml = strlen(mm);
                 while (ml && (mm[ml - 1] == '\n' || mm[ml - 1] == ' ')) mm[--ml] = '\0';
             }
-            err = idx_sink_fail_at(s, v->line, IMT_E_PARSE, "invalid JSON: %s", mm ? mm : "?");
+            err = imt__idx_sink_fail_at(s, v->line, IMT_E_PARSE, "invalid JSON: %s", mm ? mm : "?");
             if (msg) yajl_free_error(y, msg);
             goto cleanup;
         }
@@ -710,7 +710,7 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
     }
     if (yajl_complete_parse(y) != yajl_status_ok) {
         if (v->err != IMT_OK) err = v->err;
-        else err = idx_sink_fail_at(s, v->line > 1 && ended_nl ? v->line - 1 : v->line, IMT_E_PARSE, "the JSON ends early");
+        else err = imt__idx_sink_fail_at(s, v->line > 1 && ended_nl ? v->line - 1 : v->line, IMT_E_PARSE, "the JSON ends early");
         goto cleanup;
     }
     if (v->err != IMT_OK) {
@@ -718,7 +718,7 @@ imt_err idx_parse_vics(idx_sink *s, int fd, idx_format f, char *actual, size_t c
         goto cleanup;
     }
     if (!v->jsonl && !v->saw_value) {
-        err = idx_sink_fail(s, IMT_E_JSON_SHAPE,
+        err = imt__idx_sink_fail(s, IMT_E_JSON_SHAPE,
                             "no \"value\" array: not a VICS file (1.x: odata.metadata + value[] "
                             "of cases with Media[]; 2.0: @odata.context + value[] of media)");
         goto cleanup;

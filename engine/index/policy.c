@@ -224,7 +224,7 @@ static int format_pol(const pol *p, char *out, size_t cap)
     return 1;
 }
 
-const char *idx_policy_default(const char *scheme, int known_good)
+const char *imt__idx_policy_default(const char *scheme, int known_good)
 {
     if (known_good) return "ignore=none,0+";
     if (scheme && !strcmp(scheme, "projectvic")) return "alert=none,1-2 info=3+ ignore=0";
@@ -232,7 +232,7 @@ const char *idx_policy_default(const char *scheme, int known_good)
     return "alert=none,0+";
 }
 
-imt_err idx_policy_resolve(const char *base, const char *over, char *out, size_t cap,
+imt_err imt__idx_policy_resolve(const char *base, const char *over, char *out, size_t cap,
                            char *msg, size_t msgcap)
 {
     pol p;
@@ -251,7 +251,7 @@ imt_err idx_policy_resolve(const char *base, const char *over, char *out, size_t
     return IMT_OK;
 }
 
-int idx_policy_valid(const char *text)
+int imt__idx_policy_valid(const char *text)
 {
     pol p;
     char msg[8], canon[IDX_POLICY_MAX];
@@ -261,7 +261,7 @@ int idx_policy_valid(const char *text)
     return format_pol(&p, canon, sizeof canon) && !strcmp(canon, text);
 }
 
-imt_disposition idx_policy_eval(const char *text, int32_t cat)
+imt_disposition imt__idx_policy_eval(const char *text, int32_t cat)
 {
     pol p;
     char msg[8];

@@ -52,7 +52,7 @@ static double binom(int n, int k)
  * pigeonhole rule, refined: Norouzi et al. 2014). Which tables get the
  * larger radii is chosen greedily by marginal cost, so uneven widths get
  * what is cheapest; the marginal costs grow with r_t, so greedy is optimal. */
-static imt_err build_plan(imt_cursor *c, const idx_view *v)
+static imt_err build_plan(imt_cursor *c, const imt__idx_view *v)
 {
     c->plan = imt__calloc(257, sizeof *c->plan);
     c->mih_cost = imt__calloc(257, sizeof *c->mih_cost);
@@ -92,7 +92,7 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
     imt_cursor *c = imt__calloc(1, sizeof *c);
     if (!c) return IMT_E_NOMEM;
     c->idx = idx;
-    idx_cursor_use_kernels(c, NULL);
+    imt__idx_cursor_use_kernels(c, NULL);
     c->tmp = imt__malloc(TMP_CAP * sizeof *c->tmp);
     c->tmpd = imt__malloc(TMP_CAP * sizeof *c->tmpd);
     c->probe = imt__malloc(sizeof *c->probe);
@@ -121,7 +121,7 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
      * alerting), so the cursor must start on the handle's snapshot. Once
      * open, LMDB keeps its snapshot (with a lock; without one, every query
      * checks again). */
-    if (mdb_txn_id(c->txn) != idx->snap_txnid || idx_unchanged(idx) != IMT_OK) {
+    if (mdb_txn_id(c->txn) != idx->snap_txnid || imt__idx_unchanged(idx) != IMT_OK) {
         err = IMT_E_INDEX_CHANGED;
         goto cleanup;
     }
@@ -184,7 +184,7 @@ static imt_err hits_reserve(imt_cursor *c, size_t more)
         cap *= 2;
     }
     if (!imt__mul_ok(cap, sizeof *c->hits, &bytes)) return IMT_E_NOMEM;
-    idx_hit *h = imt__realloc(c->hits, bytes);
+    imt__idx_hit *h = imt__realloc(c->hits, bytes);
     if (!h) return IMT_E_NOMEM;
     c->hits = h;
     c->caphits = cap;
@@ -198,7 +198,7 @@ static imt_err scan_array(imt_cursor *c, const uint8_t *arr, size_t n, const uin
                           uint32_t qi)
 {
     imt_err err = IMT_OK;
-    idx_scan_fn scan = c->kern->scan;
+    imt__idx_scan_fn scan = c->kern->scan;
     for (size_t b = 0; b < n; b += IDX_SCAN_BLOCK) {
         size_t bn = n - b < IDX_SCAN_BLOCK ? n - b : IDX_SCAN_BLOCK;
         size_t k = scan(arr + b * 32, bn, q[0].bytes, nq, radius, c->tmp, c->tmpd);
@@ -206,8 +206,8 @@ static imt_err scan_array(imt_cursor *c, const uint8_t *arr, size_t n, const uin
         IMT_TRY(hits_reserve(c, k));
         for (size_t i = 0; i < k; i++) {
             size_t pos = b + c->tmp[i];
-            idx_hit *h = &c->hits[c->nhits++];
-            h->entry = ent ? ent[pos] : idx_get_u32(dent + 4 * pos);
+            imt__idx_hit *h = &c->hits[c->nhits++];
+            h->entry = ent ? ent[pos] : imt__idx_get_u32(dent + 4 * pos);
             h->dist = (uint16_t)(c->tmpd[i] & 511);
             h->variant = (uint8_t)(c->tmpd[i] >> 9);
             h->pad = 0;
@@ -225,7 +225,7 @@ cleanup:
 
 /* Verify pr->cand[0..n) against q: full distance, then the rule that a
  * hash counts only in the first table whose substring is within radius. */
-static imt_err verify_cands(imt_cursor *c, const idx_view *v, probe *pr, size_t n,
+static imt_err verify_cands(imt_cursor *c, const imt__idx_view *v, probe *pr, size_t n,
                             const uint8_t *q, int radius, int t, const uint32_t *subq,
                             const int8_t *plan, int j, uint32_t qi)
 {
@@ -239,12 +239,12 @@ static imt_err verify_cands(imt_cursor *c, const idx_view *v, probe *pr, size_t 
         int earlier = 0;
         for (int u = 0; u < t && !earlier; u++) {
             if (plan[u] < 0) continue;
-            uint32_t sx = idx_substr(x, v->start[u], v->bits[u]);
+            uint32_t sx = imt__idx_substr(x, v->start[u], v->bits[u]);
             if (__builtin_popcount(sx ^ subq[u]) <= plan[u]) earlier = 1;
         }
         if (earlier) continue;
         IMT_TRY(hits_reserve(c, 1));
-        idx_hit *h = &c->hits[c->nhits++];
+        imt__idx_hit *h = &c->hits[c->nhits++];
         h->entry = v->ent[pos];
         h->dist = pr->dist[i];
         h->variant = (uint8_t)j;
@@ -256,7 +256,7 @@ cleanup:
 }
 
 /* Probe the nb buckets in pr->b of table t. */
-static imt_err probe_chunk(imt_cursor *c, const idx_view *v, probe *pr, size_t nb,
+static imt_err probe_chunk(imt_cursor *c, const imt__idx_view *v, probe *pr, size_t nb,
                            const uint8_t *q, int radius, int t, const uint32_t *subq,
                            const int8_t *plan, int j, uint32_t qi)
 {
@@ -294,14 +294,14 @@ cleanup:
     return err;
 }
 
-static imt_err mih_one(imt_cursor *c, const idx_view *v, const uint8_t *q, int radius, int j,
+static imt_err mih_one(imt_cursor *c, const imt__idx_view *v, const uint8_t *q, int radius, int j,
                        uint32_t qi)
 {
     imt_err err = IMT_OK;
     uint32_t subq[IDX_MAX_TABLES];
     const int8_t *plan = c->plan[radius];
     probe *pr = c->probe;
-    for (int t = 0; t < v->m; t++) subq[t] = idx_substr(q, v->start[t], v->bits[t]);
+    for (int t = 0; t < v->m; t++) subq[t] = imt__idx_substr(q, v->start[t], v->bits[t]);
     for (int t = 0; t < v->m; t++) {
         int rt = plan[t], w = v->bits[t];
         uint64_t lim = (uint64_t)1 << w;
@@ -334,7 +334,7 @@ cleanup:
  * block is compared with many queries while in cache): one unit per hash
  * and variant; a lone query's pass is bound by memory bandwidth, about 8
  * units per hash, which the extra variants share. */
-static int use_mih(const imt_cursor *c, const idx_view *v, int nq, int radius, int batch)
+static int use_mih(const imt_cursor *c, const imt__idx_view *v, int nq, int radius, int batch)
 {
     if (c->method == IMT_SEARCH_MIH) return 1;
     if (c->method == IMT_SEARCH_SCAN || !v->m) return 0;
@@ -344,11 +344,11 @@ static int use_mih(const imt_cursor *c, const idx_view *v, int nq, int radius, i
 
 /* The scan for a batch of queries: each block of hashes is compared with
  * every query while it sits in cache. */
-static imt_err scan_batch(imt_cursor *c, const idx_view *v, const imt_pdq *q, size_t nqueries,
+static imt_err scan_batch(imt_cursor *c, const imt__idx_view *v, const imt_pdq *q, size_t nqueries,
                           int nvar, int radius)
 {
     imt_err err = IMT_OK;
-    idx_scan_fn scan = c->kern->scan;
+    imt__idx_scan_fn scan = c->kern->scan;
     c->cnt.queries += (uint64_t)nqueries * (uint64_t)nvar;
     c->cnt.scans += (uint64_t)nqueries * (uint64_t)nvar;
     c->cnt.candidates += (uint64_t)v->main_n * nqueries * (uint64_t)nvar;
@@ -364,7 +364,7 @@ static imt_err scan_batch(imt_cursor *c, const idx_view *v, const imt_pdq *q, si
             if (!k) continue;
             IMT_TRY(hits_reserve(c, k));
             for (size_t x = 0; x < k; x++) {
-                idx_hit *h = &c->hits[c->nhits++];
+                imt__idx_hit *h = &c->hits[c->nhits++];
                 unsigned j = c->tmpd[x] >> 9;
                 h->entry = v->ent[b + c->tmp[x]];
                 h->dist = (uint16_t)(c->tmpd[x] & 511);
@@ -385,7 +385,7 @@ cleanup:
 /* Search of the view for queries q[0..nq) (the variants of one query) at
  * radius; appends hits, query index qi for all. Each (entry, variant) at
  * most once. */
-static imt_err search(imt_cursor *c, const idx_view *v, const imt_pdq *q, int nq, int radius,
+static imt_err search(imt_cursor *c, const imt__idx_view *v, const imt_pdq *q, int nq, int radius,
                       uint32_t qi)
 {
     imt_err err = IMT_OK;
@@ -407,7 +407,7 @@ cleanup:
 /* ---- results ----------------------------------------------------------- */
 static int cmp_hit_entry(const void *a, const void *b)
 {
-    const idx_hit *x = a, *y = b;
+    const imt__idx_hit *x = a, *y = b;
     if (x->query != y->query) return x->query < y->query ? -1 : 1;
     if (x->entry != y->entry) return x->entry < y->entry ? -1 : 1;
     if (x->dist != y->dist) return x->dist < y->dist ? -1 : 1;
@@ -416,22 +416,22 @@ static int cmp_hit_entry(const void *a, const void *b)
 
 static int cmp_hit_dist(const void *a, const void *b)
 {
-    const idx_hit *x = a, *y = b;
+    const imt__idx_hit *x = a, *y = b;
     if (x->query != y->query) return x->query < y->query ? -1 : 1;
     if (x->dist != y->dist) return x->dist < y->dist ? -1 : 1;
     if (x->entry != y->entry) return x->entry < y->entry ? -1 : 1;
     return 0;
 }
 
-static imt_err get_entry(imt_cursor *c, uint32_t id, idx_entry *e)
+static imt_err get_entry(imt_cursor *c, uint32_t id, imt__idx_entry *e)
 {
     uint8_t key[4];
-    idx_put_be32(key, id);
+    imt__idx_put_be32(key, id);
     MDB_val k = {4, key}, d;
     int rc = mdb_get(c->txn, c->idx->db_entries, &k, &d);
     if (rc == MDB_NOTFOUND) return IMT_E_INDEX_CORRUPT;
     if (rc) return IMT_E_DB;
-    return idx_entry_decode(d.mv_data, d.mv_size, e);
+    return imt__idx_entry_decode(d.mv_data, d.mv_size, e);
 }
 
 /* Turn c->hits[0..n) (unique) into matches with memberships. */
@@ -449,7 +449,7 @@ static imt_err build_matches(imt_cursor *c, imt_hash_kind kind, const imt_match 
     }
     if (n > c->capents) {
         if (!imt__mul_ok(n, sizeof *c->ents, &bytes)) return IMT_E_NOMEM;
-        idx_entry *p = imt__realloc(c->ents, bytes);
+        imt__idx_entry *p = imt__realloc(c->ents, bytes);
         if (!p) return IMT_E_NOMEM;
         c->ents = p;
         c->capents = n;
@@ -468,7 +468,7 @@ static imt_err build_matches(imt_cursor *c, imt_hash_kind kind, const imt_match 
     }
     size_t mi = 0;
     for (size_t i = 0; i < n; i++) {
-        const idx_entry e = c->ents[i];
+        const imt__idx_entry e = c->ents[i];
         imt_match *m = &c->matches[i];
         memset(m, 0, sizeof *m);
         m->kind = kind;
@@ -484,14 +484,14 @@ static imt_err build_matches(imt_cursor *c, imt_hash_kind kind, const imt_match 
         int32_t cat;
         const char *label, *ext;
         int r;
-        while ((r = idx_member_next(&e, &pos, &list, &cat, &label, &ext)) == 1) {
+        while ((r = imt__idx_member_next(&e, &pos, &list, &cat, &label, &ext)) == 1) {
             if (mi >= total) return IMT_E_INDEX_CORRUPT;
             imt_membership *ms = &c->mem[mi++];
             ms->list_id = list;
             ms->category = cat;
             ms->category_label = label;
             ms->external_id = ext;
-            ms->disposition = idx_disposition(c->idx, list, cat);
+            ms->disposition = imt__idx_disposition(c->idx, list, cat);
             m->n_members++;
         }
         if (r < 0 || m->n_members != e.n_members) return IMT_E_INDEX_CORRUPT;
@@ -503,10 +503,10 @@ cleanup:
 }
 
 /* The end of every query: without a lock, a commit since the handle's
- * snapshot voids what was read (index.h: idx_unchanged). */
+ * snapshot voids what was read (index.h: imt__idx_unchanged). */
 static imt_err finish(const imt_cursor *c, imt_err err, const imt_match **out, size_t *n)
 {
-    imt_err e = idx_unchanged(c->idx);
+    imt_err e = imt__idx_unchanged(c->idx);
     if (e != IMT_OK) err = e;
     if (err != IMT_OK) {
         *out = NULL;
@@ -526,7 +526,7 @@ imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nqueries, in
         radius > 256 || nqueries > UINT32_MAX)
         return IMT_E_INVALID;
     c->nhits = 0;
-    const idx_view *v = &c->idx->view;
+    const imt__idx_view *v = &c->idx->view;
     if (nqueries > 1 && v->main_n && !use_mih(c, v, nvar, radius, 1)) {
         IMT_TRY(scan_batch(c, v, q, nqueries, nvar, radius));
     } else {
@@ -588,7 +588,7 @@ imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind, const uint8_t *diges
         goto cleanup;
     }
     IMT_TRY(hits_reserve(c, 1));
-    c->hits[0].entry = idx_get_u32(d.mv_data);
+    c->hits[0].entry = imt__idx_get_u32(d.mv_data);
     c->hits[0].dist = 0;
     c->hits[0].variant = 0;
     c->hits[0].query = 0;

@@ -4,14 +4,14 @@
 
 /* ---- the dispatch (common.h): one table per level --------------------- */
 
-static const idx_kernels k_portable = {"portable", idx_scan_portable, idx_dist_portable};
+static const imt__idx_kernels k_portable = {"portable", imt__idx_scan_portable, imt__idx_dist_portable};
 #if defined(__x86_64__)
-static const idx_kernels k_avx2 = {"avx2", idx_scan_avx2, idx_dist_avx2};
+static const imt__idx_kernels k_avx2 = {"avx2", imt__idx_scan_avx2, imt__idx_dist_avx2};
 /* the verify step has no AVX-512 kernel: scalar popcnt is as fast there */
-static const idx_kernels k_avx512 = {"avx512-vpopcntdq", idx_scan_avx512, idx_dist_avx2};
+static const imt__idx_kernels k_avx512 = {"avx512-vpopcntdq", imt__idx_scan_avx512, imt__idx_dist_avx2};
 #endif
 
-const idx_kernels *idx_kernels_for(imt_simd level)
+const imt__idx_kernels *imt__idx_kernels_for(imt_simd level)
 {
 #if defined(__x86_64__)
     if (level >= IMT_SIMD_AVX512) return &k_avx512;
@@ -22,11 +22,11 @@ const idx_kernels *idx_kernels_for(imt_simd level)
     return &k_portable;
 }
 
-void idx_cursor_use_kernels(imt_cursor *c, const idx_kernels *k)
+void imt__idx_cursor_use_kernels(imt_cursor *c, const imt__idx_kernels *k)
 {
-    c->kern = k ? k : idx_kernels_for(imt__simd_level());
+    c->kern = k ? k : imt__idx_kernels_for(imt__simd_level());
 }
 
-idx_scan_fn idx_scan_impl(void) { return idx_kernels_for(imt__simd_level())->scan; }
+imt__idx_scan_fn imt__idx_scan_impl(void) { return imt__idx_kernels_for(imt__simd_level())->scan; }
 
-idx_dist_fn idx_dist_impl(void) { return idx_kernels_for(imt__simd_level())->dist; }
+imt__idx_dist_fn imt__idx_dist_impl(void) { return imt__idx_kernels_for(imt__simd_level())->dist; }

@@ -24,7 +24,7 @@ static inline __m256i popcnt_sad(__m256i x, __m256i lut, __m256i low)
     return _mm256_sad_epu8(c, _mm256_setzero_si256());
 }
 
-size_t idx_scan_avx2(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+size_t imt__idx_scan_avx2(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
                      int radius, uint32_t *out_idx, uint16_t *out_dq)
 {
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
@@ -61,14 +61,14 @@ size_t idx_scan_avx2(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
         }
     }
     if (i < n) {
-        size_t t = idx_scan_portable(arr + i * 32, n - i, q, nq, radius, out_idx + k, out_dq + k);
+        size_t t = imt__idx_scan_portable(arr + i * 32, n - i, q, nq, radius, out_idx + k, out_dq + k);
         for (size_t x = 0; x < t; x++) out_idx[k + x] += (uint32_t)i;
         k += t;
     }
     return k;
 }
 
-void idx_dist_avx2(const uint8_t *arr, const uint32_t *ids, size_t n,
+void imt__idx_dist_avx2(const uint8_t *arr, const uint32_t *ids, size_t n,
                    const uint8_t *q, uint16_t *out)
 {
     size_t i = 0;
@@ -82,5 +82,5 @@ void idx_dist_avx2(const uint8_t *arr, const uint32_t *ids, size_t n,
     for (; i < n; i++) out[i] = (uint16_t)dist32(arr + (size_t)ids[i] * 32, q);
 }
 #else
-typedef int idx_scan_avx2_unused;
+typedef int imt__idx_scan_avx2_unused;
 #endif

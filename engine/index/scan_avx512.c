@@ -6,7 +6,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-size_t idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+size_t imt__idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
                        int radius, uint32_t *out_idx, uint16_t *out_dq)
 {
     __m512i qv[8];
@@ -48,12 +48,12 @@ size_t idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
         }
     }
     if (i < n) {
-        size_t t = idx_scan_portable(arr + i * 32, n - i, q, nq, radius, out_idx + k, out_dq + k);
+        size_t t = imt__idx_scan_portable(arr + i * 32, n - i, q, nq, radius, out_idx + k, out_dq + k);
         for (size_t x = 0; x < t; x++) out_idx[k + x] += (uint32_t)i;
         k += t;
     }
     return k;
 }
 #else
-typedef int idx_scan_avx512_unused;
+typedef int imt__idx_scan_avx512_unused;
 #endif

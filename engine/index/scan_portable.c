@@ -1,5 +1,5 @@
 /* engine/index/scan_portable.c -- the portable distance kernels (a leaf:
- * the SIMD kernels call idx_scan_portable for their tails, scan.c's tables
+ * the SIMD kernels call imt__idx_scan_portable for their tails, scan.c's tables
  * point at both). A scan compares a block of hashes with up to 8 queries at
  * once (the 8 dihedral variants of one image), so each hash is loaded once. */
 #include "index.h"
@@ -22,7 +22,7 @@ static inline int dist32(const uint8_t *a, const uint8_t *b)
            __builtin_popcountll(load64(a + 24) ^ load64(b + 24));
 }
 
-size_t idx_scan_portable(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
+size_t imt__idx_scan_portable(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
                          int radius, uint32_t *out_idx, uint16_t *out_dq)
 {
     size_t k = 0;
@@ -40,7 +40,7 @@ size_t idx_scan_portable(const uint8_t *arr, size_t n, const uint8_t *q, int nq,
     return k;
 }
 
-void idx_dist_portable(const uint8_t *arr, const uint32_t *ids, size_t n,
+void imt__idx_dist_portable(const uint8_t *arr, const uint32_t *ids, size_t n,
                        const uint8_t *q, uint16_t *out)
 {
     for (size_t i = 0; i < n; i++)

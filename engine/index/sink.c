@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-imt_err idx_sink_fail_at(idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
+imt_err imt__idx_sink_fail_at(imt__idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -20,17 +20,17 @@ imt_err idx_sink_fail_at(idx_sink *s, uint64_t line, imt_err e, const char *fmt,
     return e;
 }
 
-const char *idx_sink_path(const idx_sink *s)
+const char *imt__idx_sink_path(const imt__idx_sink *s)
 {
     return s->path;
 }
 
-void idx_sink_set_version(idx_sink *s, const char *v)
+void imt__idx_sink_set_version(imt__idx_sink *s, const char *v)
 {
     snprintf(s->version, sizeof s->version, "%s", v);
 }
 
-static imt_err arena_add(idx_sink *s, const char *str, uint32_t *off, uint32_t *last)
+static imt_err arena_add(imt__idx_sink *s, const char *str, uint32_t *off, uint32_t *last)
 {
     if (!str || !*str) {
         *off = 0;
@@ -66,7 +66,7 @@ static imt_err arena_add(idx_sink *s, const char *str, uint32_t *off, uint32_t *
 
 static const size_t kind_len[4] = {32, 16, 20, 32}; /* PDQ, MD5, SHA-1, SHA-256 */
 
-imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_member_in *m)
+imt_err imt__idx_sink_add_members(imt__idx_sink *s, const imt__idx_rec *r, size_t n, const imt__idx_member_in *m)
 {
     imt_err err = IMT_OK;
     if (!n || n > 65535) return IMT_E_INTERNAL;
@@ -74,7 +74,7 @@ imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_
     for (size_t i = 0; i < n; i++) {
         size_t ll = m[i].label ? strlen(m[i].label) : 0, el = m[i].ext ? strlen(m[i].ext) : 0;
         if (ll > IDX_MAX_STR || el > IDX_MAX_STR)
-            return idx_sink_bad(s, r->line, IMT_E_PARSE, "a %s of %zu bytes: longer than %u",
+            return imt__idx_sink_bad(s, r->line, IMT_E_PARSE, "a %s of %zu bytes: longer than %u",
                                 ll > IDX_MAX_STR ? "label" : "name or id", ll > IDX_MAX_STR ? ll : el,
                                 IDX_MAX_STR);
     }
@@ -88,19 +88,19 @@ imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_
         if (s->nmem + n > s->capmem) grow += (s->capmem > n ? s->capmem : n) * sizeof *s->mem;
         if (s->nhb + 100 > s->caphb) grow += s->caphb;
         if (s->nstr + sl + 1 > s->capstr) grow += s->capstr > sl ? s->capstr : sl;
-        if (grow && idx_sink_bytes(s) + grow > s->batch_bytes) {
+        if (grow && imt__idx_sink_bytes(s) + grow > s->batch_bytes) {
             err = s->flush(s->flush_opaque, s);
             if (err) {
                 s->flush_failed = 1;
                 return err;
             }
-            idx_sink_reset(s);
+            imt__idx_sink_reset(s);
         }
     }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024, bytes;
         if (!imt__mul_ok(cap, sizeof *s->recs, &bytes)) return IMT_E_NOMEM;
-        idx_srec *p = imt__realloc(s->recs, bytes);
+        imt__idx_srec *p = imt__realloc(s->recs, bytes);
         if (!p) return IMT_E_NOMEM;
         s->recs = p;
         s->cap = cap;
@@ -109,7 +109,7 @@ imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_
         size_t cap = s->capmem ? s->capmem : 1024, bytes;
         while (cap < s->nmem + n) cap *= 2;
         if (!imt__mul_ok(cap, sizeof *s->mem, &bytes)) return IMT_E_NOMEM;
-        idx_smem *p = imt__realloc(s->mem, bytes);
+        imt__idx_smem *p = imt__realloc(s->mem, bytes);
         if (!p) return IMT_E_NOMEM;
         s->mem = p;
         s->capmem = cap;
@@ -126,7 +126,7 @@ imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_
         s->caphb = cap;
     }
     if (s->n >= IDX_MAX_ENTRIES || s->nmem + n > UINT32_MAX) return IMT_E_TOO_LARGE;
-    idx_srec *d = &s->recs[s->n];
+    imt__idx_srec *d = &s->recs[s->n];
     d->line = r->line;
     d->kinds = r->kinds;
     d->quality = r->quality;
@@ -141,7 +141,7 @@ imt_err idx_sink_add_members(idx_sink *s, const idx_rec *r, size_t n, const idx_
             hn += kind_len[k];
         }
     for (size_t i = 0; i < n; i++) {
-        idx_smem *sm = &s->mem[s->nmem + i];
+        imt__idx_smem *sm = &s->mem[s->nmem + i];
         if (m[i].slot >= (s->nlists ? s->nlists : 1)) return IMT_E_INTERNAL;
         sm->slot = m[i].slot;
         sm->category = m[i].category < 0 ? s->def_cat : m[i].category;
@@ -157,17 +157,17 @@ cleanup:
     return err;
 }
 
-const char *idx_sink_str(const idx_sink *s, uint32_t off)
+const char *imt__idx_sink_str(const imt__idx_sink *s, uint32_t off)
 {
     return off && s->str ? s->str + off : "";
 }
 
-size_t idx_sink_bytes(const idx_sink *s)
+size_t imt__idx_sink_bytes(const imt__idx_sink *s)
 {
     return s->cap * sizeof *s->recs + s->caphb + s->capmem * sizeof *s->mem + s->capstr;
 }
 
-void idx_sink_reset(idx_sink *s)
+void imt__idx_sink_reset(imt__idx_sink *s)
 {
     s->n = 0;
     s->nhb = 0;
@@ -177,7 +177,7 @@ void idx_sink_reset(idx_sink *s)
     s->last_ext = 0;
 }
 
-void idx_sink_free(idx_sink *s)
+void imt__idx_sink_free(imt__idx_sink *s)
 {
     imt__free(s->recs);
     imt__free(s->hb);
@@ -191,17 +191,17 @@ void idx_sink_free(idx_sink *s)
     s->str = NULL;
 }
 
-imt_err idx_sink_add(idx_sink *s, const idx_rec *r, const char *label, const char *ext)
+imt_err imt__idx_sink_add(imt__idx_sink *s, const imt__idx_rec *r, const char *label, const char *ext)
 {
-    idx_member_in m = {0, r->category, label, ext};
-    return idx_sink_add_members(s, r, 1, &m);
+    imt__idx_member_in m = {0, r->category, label, ext};
+    return imt__idx_sink_add_members(s, r, 1, &m);
 }
 
-imt_err idx_sink_add_list(idx_sink *s, const idx_list_meta *m)
+imt_err imt__idx_sink_add_list(imt__idx_sink *s, const imt__idx_list_meta *m)
 {
     if (s->nlists >= IDX_MAX_LISTS) return IMT_E_TOO_LARGE;
     if ((s->nlists & (s->nlists - 1)) == 0) { /* 0, 1, 2, 4, ...: double */
-        idx_list_meta *p = imt__realloc(s->lists, (s->nlists ? 2 * s->nlists : 1) * sizeof *p);
+        imt__idx_list_meta *p = imt__realloc(s->lists, (s->nlists ? 2 * s->nlists : 1) * sizeof *p);
         if (!p) return IMT_E_NOMEM;
         s->lists = p;
     }
@@ -209,7 +209,7 @@ imt_err idx_sink_add_list(idx_sink *s, const idx_list_meta *m)
     return IMT_OK;
 }
 
-static imt_err sink_badv(idx_sink *s, uint64_t line, imt_err e, const char *fmt, va_list ap)
+static imt_err sink_badv(imt__idx_sink *s, uint64_t line, imt_err e, const char *fmt, va_list ap)
 {
     char msg[256];
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -228,7 +228,7 @@ static imt_err sink_badv(idx_sink *s, uint64_t line, imt_err e, const char *fmt,
     return IMT_OK;
 }
 
-imt_err idx_sink_bad(idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
+imt_err imt__idx_sink_bad(imt__idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -237,7 +237,7 @@ imt_err idx_sink_bad(idx_sink *s, uint64_t line, imt_err e, const char *fmt, ...
     return r;
 }
 
-imt_err idx_sink_fail(idx_sink *s, imt_err e, const char *fmt, ...)
+imt_err imt__idx_sink_fail(imt__idx_sink *s, imt_err e, const char *fmt, ...)
 {
     char msg[400];
     va_list ap;

@@ -7,7 +7,7 @@
 
 #include <openssl/evp.h>
 
-imt_err idx_main_sum(const idx_view *v, uint8_t out[32])
+imt_err imt__idx_main_sum(const imt__idx_view *v, uint8_t out[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (!md) return IMT_E_NOMEM;
@@ -24,7 +24,7 @@ imt_err idx_main_sum(const idx_view *v, uint8_t out[32])
     return IMT_OK;
 }
 
-imt_err idx_delta_sum(const idx_view *v, uint8_t out[32])
+imt_err imt__idx_delta_sum(const imt__idx_view *v, uint8_t out[32])
 {
     imt_err err = IMT_OK;
     EVP_MD_CTX *md = EVP_MD_CTX_new();

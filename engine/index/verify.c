@@ -6,7 +6,7 @@
 
 #define FAIL(...)                                   \
     do {                                            \
-        idx_set_err(idx, __VA_ARGS__);              \
+        imt__idx_set_err(idx, __VA_ARGS__);              \
         err = IMT_E_INDEX_CORRUPT;                  \
         goto cleanup;                               \
     } while (0)
@@ -31,8 +31,8 @@ imt_err imt_index_verify(imt_index *idx)
     imt_err err = IMT_OK;
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    idx_view v;
-    idx_header h;
+    imt__idx_view v;
+    imt__idx_header h;
     uint64_t *loc = NULL;      /* per entry: 0 none, else 1 + position (delta after main) */
     uint64_t *members = NULL;  /* per list index: memberships counted */
     uint8_t *seen = NULL;
@@ -41,9 +41,9 @@ imt_err imt_index_verify(imt_index *idx)
     if (!idx) return IMT_E_INVALID;
     const char *p = idx->path;
     int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
-    if (rc) return idx_mdb_err(idx, rc, "starting a read transaction");
-    IMT_TRY(idx_read_header(idx, txn, &h));
-    IMT_TRY(idx_view_load(idx, txn, &h, &v));
+    if (rc) return imt__idx_mdb_err(idx, rc, "starting a read transaction");
+    IMT_TRY(imt__idx_read_header(idx, txn, &h));
+    IMT_TRY(imt__idx_view_load(idx, txn, &h, &v));
     if (h.next_list < 1) FAIL("%s: header: next list id is 0", p);
     if ((uint64_t)h.main_n + h.delta_n != h.n_pdq)
         FAIL("%s: header: %u compacted + %u delta PDQ hashes, but %llu entries hold PDQ", p,
@@ -62,7 +62,7 @@ imt_err imt_index_verify(imt_index *idx)
     }
     rc = mdb_cursor_open(txn, idx->db_lists, &cur);
     if (rc) {
-        err = idx_mdb_err(idx, rc, "reading the lists");
+        err = imt__idx_mdb_err(idx, rc, "reading the lists");
         goto cleanup;
     }
     MDB_val k, d;
@@ -71,11 +71,11 @@ imt_err imt_index_verify(imt_index *idx)
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT), li++) {
         const uint8_t *b = d.mv_data;
         if (k.mv_size != 4 || d.mv_size < 24) FAIL("%s: list record %zu is malformed", p, li);
-        lists[li].id = idx_get_u32(b);
+        lists[li].id = imt__idx_get_u32(b);
         memcpy(&lists[li].entries, b + 16, 8);
         size_t zeros = 0;
         for (size_t i = 24; i < d.mv_size; i++) zeros += b[i] == 0;
-        if (idx_get_be32(k.mv_data) != lists[li].id || lists[li].id == 0 ||
+        if (imt__idx_get_be32(k.mv_data) != lists[li].id || lists[li].id == 0 ||
             lists[li].id >= h.next_list || (zeros != 5 && zeros != 6) || b[d.mv_size - 1] != 0) {
             FAIL("%s: list record %zu (id %u) is malformed", p, li, (unsigned)lists[li].id);
         }
@@ -106,7 +106,7 @@ imt_err imt_index_verify(imt_index *idx)
     }
     for (size_t c = 0; c < v.nchunks; c++)
         for (uint32_t i = 0; i < v.dcount[c]; i++, pos++) {
-            uint32_t e = idx_get_u32(v.dent[c] + 4 * (size_t)i);
+            uint32_t e = imt__idx_get_u32(v.dent[c] + 4 * (size_t)i);
             if (e >= ne || loc[e]) {
                 FAIL("%s: delta hash %llu names entry %u (%s)", p, (unsigned long long)pos,
                      (unsigned)e, e >= ne ? "no such entry" : "twice");
@@ -118,17 +118,17 @@ imt_err imt_index_verify(imt_index *idx)
     uint64_t cnt[4] = {0, 0, 0, 0}, nmem = 0, n = 0;
     rc = mdb_cursor_open(txn, idx->db_entries, &cur);
     if (rc) {
-        err = idx_mdb_err(idx, rc, "reading the entries");
+        err = imt__idx_mdb_err(idx, rc, "reading the entries");
         goto cleanup;
     }
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT), n++) {
-        if (k.mv_size != 4 || idx_get_be32(k.mv_data) != n) {
+        if (k.mv_size != 4 || imt__idx_get_be32(k.mv_data) != n) {
             FAIL("%s: entry ids are not 0..%llu in order (at %llu)", p,
                  (unsigned long long)ne, (unsigned long long)n);
         }
-        idx_entry e;
-        if (n >= ne || idx_entry_decode(d.mv_data, d.mv_size, &e) != IMT_OK) {
+        imt__idx_entry e;
+        if (n >= ne || imt__idx_entry_decode(d.mv_data, d.mv_size, &e) != IMT_OK) {
             FAIL("%s: entry %llu is malformed or beyond the header's count", p, (unsigned long long)n);
         }
         size_t mp = 0, nm = 0, at;
@@ -136,7 +136,7 @@ imt_err imt_index_verify(imt_index *idx)
         int32_t cat;
         const char *lab, *ext;
         int r;
-        while ((r = idx_member_next(&e, &mp, &list, &cat, &lab, &ext)) == 1) {
+        while ((r = imt__idx_member_next(&e, &mp, &list, &cat, &lab, &ext)) == 1) {
             if (!list_known(lists, nl, list, &at)) {
                 FAIL("%s: entry %llu names list %u, which does not exist", p,
                      (unsigned long long)n, (unsigned)list);
@@ -157,7 +157,7 @@ imt_err imt_index_verify(imt_index *idx)
             cnt[t + 1]++;
             MDB_val kk = {dl[t], (void *)dg[t]}, vv;
             rc = mdb_get(txn, dbs[t], &kk, &vv);
-            if (rc || vv.mv_size != 4 || idx_get_u32(vv.mv_data) != n) {
+            if (rc || vv.mv_size != 4 || imt__idx_get_u32(vv.mv_data) != n) {
                 FAIL("%s: entry %llu: its %s is not in the %s table (or names another entry)", p,
                      (unsigned long long)n, dn[t], dn[t]);
             }
@@ -230,33 +230,33 @@ imt_err imt_index_verify(imt_index *idx)
                         FAIL("%s: MIH table %d: position %u is invalid or listed twice", p, t,
                              (unsigned)ps);
                     seen[ps >> 3] |= (uint8_t)(1u << (ps & 7));
-                    if (idx_substr(v.pdq + (size_t)ps * 32, v.start[t], v.bits[t]) != b)
+                    if (imt__idx_substr(v.pdq + (size_t)ps * 32, v.start[t], v.bits[t]) != b)
                         FAIL("%s: MIH table %d: position %u is in bucket %zu, not its own", p, t,
                              (unsigned)ps, b);
                 }
             }
         }
         uint8_t sum[32];
-        IMT_TRY(idx_main_sum(&v, sum));
+        IMT_TRY(imt__idx_main_sum(&v, sum));
         if (memcmp(sum, h.main_sum, 32) != 0)
             FAIL("%s: the checksum of the compacted segment differs from the header's", p);
     }
     {
         uint8_t sum[32], want[32];
         int present = 0;
-        IMT_TRY(idx_read_delta_sum(idx, txn, want, &present));
-        IMT_TRY(idx_delta_sum(&v, sum));
+        IMT_TRY(imt__idx_read_delta_sum(idx, txn, want, &present));
+        IMT_TRY(imt__idx_delta_sum(&v, sum));
         if (present && memcmp(sum, want, 32) != 0)
             FAIL("%s: the checksum of the delta segment differs from its record's", p);
     }
-    if (idx_unchanged(idx) != IMT_OK) {
+    if (imt__idx_unchanged(idx) != IMT_OK) {
         /* read without a lock: what was read may be recycled pages */
-        idx_set_err(idx, "%s: the index changed while it was being verified; verify again", p);
+        imt__idx_set_err(idx, "%s: the index changed while it was being verified; verify again", p);
         err = IMT_E_INDEX_CHANGED;
     }
 cleanup:
     if (cur) mdb_cursor_close(cur);
-    idx_view_free(&v);
+    imt__idx_view_free(&v);
     if (txn) mdb_txn_abort(txn);
     imt__free(loc);
     imt__free(members);

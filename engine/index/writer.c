@@ -13,21 +13,21 @@
 #include <string.h>
 #include <unistd.h>
 
-imt_err idx_writable(imt_index *idx)
+imt_err imt__idx_writable(imt_index *idx)
 {
     if (idx->read_only) {
-        idx_set_err(idx, "%s: the index is open read-only", idx->path);
+        imt__idx_set_err(idx, "%s: the index is open read-only", idx->path);
         return IMT_E_READONLY;
     }
     if (__atomic_load_n(&idx->open_cursors, __ATOMIC_SEQ_CST)) {
-        idx_set_err(idx, "%s: close every cursor before writing", idx->path);
+        imt__idx_set_err(idx, "%s: close every cursor before writing", idx->path);
         return IMT_E_BUSY;
     }
     return IMT_OK;
 }
 
 /* A growable byte buffer for records. */
-static imt_err buf_add(idx_buf *b, const void *data, size_t len)
+static imt_err buf_add(imt__idx_buf *b, const void *data, size_t len)
 {
     if (b->n + len > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -42,7 +42,7 @@ static imt_err buf_add(idx_buf *b, const void *data, size_t len)
     return IMT_OK;
 }
 
-static imt_err add_member(idx_buf *b, uint32_t list, int32_t cat, const char *label, const char *ext)
+static imt_err add_member(imt__idx_buf *b, uint32_t list, int32_t cat, const char *label, const char *ext)
 {
     imt_err err = IMT_OK;
     uint32_t c = (uint32_t)cat;
@@ -55,7 +55,7 @@ cleanup:
 }
 
 /* Encode a new entry record. */
-static imt_err encode_entry(idx_buf *b, unsigned kinds, int quality, const uint8_t *pdq,
+static imt_err encode_entry(imt__idx_buf *b, unsigned kinds, int quality, const uint8_t *pdq,
                             const uint8_t *md5, const uint8_t *sha1, const uint8_t *sha256,
                             unsigned n_members, const void *members, size_t mlen)
 {
@@ -75,10 +75,10 @@ cleanup:
 
 /* Exact PDQ lookup in the compacted segment (radius 0 through table 0..m:
  * the hash's own bucket in table 0 holds it if present). */
-static int main_lookup(const idx_view *v, const uint8_t *q, uint32_t *entry)
+static int main_lookup(const imt__idx_view *v, const uint8_t *q, uint32_t *entry)
 {
     if (!v->main_n) return 0;
-    uint32_t b = idx_substr(q, v->start[0], v->bits[0]);
+    uint32_t b = imt__idx_substr(q, v->start[0], v->bits[0]);
     for (uint32_t i = v->off[0][b]; i < v->off[0][b + 1]; i++) {
         uint32_t pos = v->ids[0][i];
         if (memcmp(v->pdq + (size_t)pos * 32, q, 32) == 0) {
@@ -94,12 +94,12 @@ static int cmp_pdq_ent(const void *a, const void *b)
     return memcmp(a, b, 32);
 }
 
-static imt_err newpdq_add(idx_writer *w, const uint8_t *pdq, uint32_t entry)
+static imt_err newpdq_add(imt__idx_writer *w, const uint8_t *pdq, uint32_t entry)
 {
     if (w->nnew == w->capnew) {
         size_t cap = w->capnew ? w->capnew * 2 : 1024, bytes;
         if (!imt__mul_ok(cap, sizeof *w->newpdq, &bytes)) return IMT_E_NOMEM;
-        idx_pdq_ent *p = imt__realloc(w->newpdq, bytes);
+        imt__idx_pdq_ent *p = imt__realloc(w->newpdq, bytes);
         if (!p) return IMT_E_NOMEM;
         w->newpdq = p;
         w->capnew = cap;
@@ -110,7 +110,7 @@ static imt_err newpdq_add(idx_writer *w, const uint8_t *pdq, uint32_t entry)
     return IMT_OK;
 }
 
-static imt_err load_delta_sorted(idx_writer *w)
+static imt_err load_delta_sorted(imt__idx_writer *w)
 {
     size_t n = w->v.delta_n, bytes;
     if (!n) return IMT_OK;
@@ -121,20 +121,20 @@ static imt_err load_delta_sorted(idx_writer *w)
     for (size_t c = 0; c < w->v.nchunks; c++)
         for (uint32_t i = 0; i < w->v.dcount[c]; i++, k++) {
             memcpy(w->delta_old[k].pdq, w->v.dpdq[c] + (size_t)i * 32, 32);
-            w->delta_old[k].entry = idx_get_u32(w->v.dent[c] + 4 * (size_t)i);
+            w->delta_old[k].entry = imt__idx_get_u32(w->v.dent[c] + 4 * (size_t)i);
         }
     w->ndelta_old = k;
     qsort(w->delta_old, k, sizeof *w->delta_old, cmp_pdq_ent);
     return IMT_OK;
 }
 
-static int pdq_lookup(idx_writer *w, const uint8_t *q, uint32_t *entry)
+static int pdq_lookup(imt__idx_writer *w, const uint8_t *q, uint32_t *entry)
 {
     if (main_lookup(&w->v, q, entry)) return 1;
     if (w->ndelta_old) {
-        idx_pdq_ent key;
+        imt__idx_pdq_ent key;
         memcpy(key.pdq, q, 32);
-        const idx_pdq_ent *f = bsearch(&key, w->delta_old, w->ndelta_old, sizeof key, cmp_pdq_ent);
+        const imt__idx_pdq_ent *f = bsearch(&key, w->delta_old, w->ndelta_old, sizeof key, cmp_pdq_ent);
         if (f) {
             *entry = f->entry;
             return 1;
@@ -143,24 +143,24 @@ static int pdq_lookup(idx_writer *w, const uint8_t *q, uint32_t *entry)
     return 0;
 }
 
-static MDB_dbi dig_dbi(const idx_writer *w, int k)
+static MDB_dbi dig_dbi(const imt__idx_writer *w, int k)
 {
     return k == 0 ? w->idx->db_md5 : k == 1 ? w->idx->db_sha1 : w->idx->db_sha256;
 }
 
-static imt_err dig_lookup(idx_writer *w, int k, const uint8_t *d, uint32_t *entry, int *found)
+static imt_err dig_lookup(imt__idx_writer *w, int k, const uint8_t *d, uint32_t *entry, int *found)
 {
     static const size_t len[3] = {16, 20, 32};
     MDB_val key = {len[k], (void *)d}, val;
     int rc = mdb_get(w->txn, dig_dbi(w, k), &key, &val);
     *found = 0;
     if (rc == MDB_NOTFOUND) return IMT_OK;
-    if (rc) return idx_mdb_err(w->idx, rc, "looking up a digest");
+    if (rc) return imt__idx_mdb_err(w->idx, rc, "looking up a digest");
     if (val.mv_size != 4) {
-        idx_set_err(w->idx, "%s: a digest record is malformed", w->idx->path);
+        imt__idx_set_err(w->idx, "%s: a digest record is malformed", w->idx->path);
         return IMT_E_INDEX_CORRUPT;
     }
-    *entry = idx_get_u32(val.mv_data);
+    *entry = imt__idx_get_u32(val.mv_data);
     *found = 1;
     return IMT_OK;
 }
@@ -228,7 +228,7 @@ static void rd_close(run_rd *r)
 }
 
 /* An unnamed file in $TMPDIR (else /tmp): nothing stays on any exit. */
-static int run_create(idx_writer *w)
+static int run_create(imt__idx_writer *w)
 {
     const char *d = getenv("TMPDIR");
     if (!d || !*d) d = "/tmp";
@@ -240,7 +240,7 @@ static int run_create(idx_writer *w)
         if (fd >= 0) unlink(p);
     }
     if (fd < 0)
-        idx_set_err(w->idx, "cannot create a temporary file in %s for the import's sorted runs: %s",
+        imt__idx_set_err(w->idx, "cannot create a temporary file in %s for the import's sorted runs: %s",
                     d, strerror(errno));
     return fd;
 }
@@ -263,11 +263,11 @@ static imt_err write_all(int fd, const uint8_t *p, size_t n)
  * when r has none. In key order the B-tree pages are met in order, not at
  * random: a later batch's lookups in a large table cost about a sequential
  * pass instead of a cache miss per level per record. */
-static imt_err prelookup(idx_writer *w, const idx_sink *s, int k, uint32_t *pre)
+static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint32_t *pre)
 {
     static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
     imt_err err = IMT_OK;
-    idx_kv *a = NULL;
+    imt__idx_kv *a = NULL;
     size_t m = 0, len, bytes;
     for (size_t i = 0; i < s->n; i++) pre[i] = UINT32_MAX;
     MDB_stat ms;
@@ -277,17 +277,17 @@ static imt_err prelookup(idx_writer *w, const idx_sink *s, int k, uint32_t *pre)
         return IMT_E_NOMEM;
     for (size_t i = 0; i < s->n; i++) {
         if (!(s->recs[i].kinds & kb[k])) continue;
-        a[m].key = idx_key64(idx_srec_hash(s, &s->recs[i], kb[k], &len));
+        a[m].key = imt__idx_key64(imt__idx_srec_hash(s, &s->recs[i], kb[k], &len));
         a[m].idx = (uint32_t)i;
         a[m].pad = 0;
         m++;
     }
-    IMT_TRY(idx_sort_by_hash(s, kb[k], a, m));
+    IMT_TRY(imt__idx_sort_by_hash(s, kb[k], a, m));
     if (ms.ms_entries)
         for (size_t i = 0; i < m; i++) {
             uint32_t e;
             int f;
-            const uint8_t *h = idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
+            const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
             IMT_TRY(dig_lookup(w, k, h, &e, &f));
             if (f) pre[a[i].idx] = e;
         }
@@ -297,14 +297,14 @@ static imt_err prelookup(idx_writer *w, const idx_sink *s, int k, uint32_t *pre)
         err = rd_open(&rd, w->runs[k][r], dig_len[k] + 4);
         const uint8_t *p = err ? NULL : rd_next(&rd, &err);
         for (size_t i = 0; p && i < m; i++) {
-            const uint8_t *h = idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
+            const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
             int c = 1;
             while (p && (c = memcmp(p, h, len)) < 0) p = rd_next(&rd, &err);
-            if (p && c == 0) pre[a[i].idx] = idx_get_u32(p + len);
+            if (p && c == 0) pre[a[i].idx] = imt__idx_get_u32(p + len);
         }
         rd_close(&rd);
         if (err) {
-            idx_set_err(w->idx, "reading the import's temporary runs failed");
+            imt__idx_set_err(w->idx, "reading the import's temporary runs failed");
             goto cleanup;
         }
     }
@@ -313,13 +313,13 @@ cleanup:
     return err;
 }
 
-static imt_err dig_add(idx_writer *w, int k, uint32_t rec_idx, uint32_t entry, size_t cap)
+static imt_err dig_add(imt__idx_writer *w, int k, uint32_t rec_idx, uint32_t entry, size_t cap)
 {
     if (!w->dig[k]) {
         w->dig[k] = imt__calloc(cap ? cap : 1, sizeof *w->dig[k]);
         if (!w->dig[k]) return IMT_E_NOMEM;
     }
-    idx_kv *e = &w->dig[k][w->ndig[k]++];
+    imt__idx_kv *e = &w->dig[k][w->ndig[k]++];
     e->idx = rec_idx;
     e->pad = entry;
     return IMT_OK;
@@ -327,14 +327,14 @@ static imt_err dig_add(idx_writer *w, int k, uint32_t rec_idx, uint32_t entry, s
 
 /* The memberships of record r, for list ids first_list + slot, into w->mem;
  * counts them per slot. */
-static imt_err rec_members(idx_writer *w, const idx_sink *s, const idx_srec *r, uint32_t first_list,
+static imt_err rec_members(imt__idx_writer *w, const imt__idx_sink *s, const imt__idx_srec *r, uint32_t first_list,
                            uint64_t *per_slot)
 {
     imt_err err = IMT_OK;
     for (uint32_t j = 0; j < r->nmem; j++) {
-        const idx_smem *m = &s->mem[r->mem + j];
-        IMT_TRY(add_member(&w->mem, first_list + m->slot, m->category, idx_sink_str(s, m->label),
-                           idx_sink_str(s, m->ext)));
+        const imt__idx_smem *m = &s->mem[r->mem + j];
+        IMT_TRY(add_member(&w->mem, first_list + m->slot, m->category, imt__idx_sink_str(s, m->label),
+                           imt__idx_sink_str(s, m->ext)));
         per_slot[m->slot]++;
     }
 cleanup:
@@ -344,24 +344,24 @@ cleanup:
 /* ---- the batch table: hashes indexed by this batch --------------------- */
 static uint64_t bt_key(const uint8_t *h, int k)
 {
-    return (idx_key64(h) & ~(uint64_t)3) | (uint64_t)k;
+    return (imt__idx_key64(h) & ~(uint64_t)3) | (uint64_t)k;
 }
 
-static size_t bt_slot(const idx_writer *w, uint64_t key)
+static size_t bt_slot(const imt__idx_writer *w, uint64_t key)
 {
     return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (w->btcap - 1);
 }
 
 /* kinds 0..3: PDQ, MD5, SHA-1, SHA-256 (bit 1 << k) */
-static int bt_find(const idx_writer *w, const idx_sink *s, int k, const uint8_t *h, uint32_t *entry)
+static int bt_find(const imt__idx_writer *w, const imt__idx_sink *s, int k, const uint8_t *h, uint32_t *entry)
 {
     uint64_t key = bt_key(h, k);
     size_t len;
     for (size_t i = bt_slot(w, key);; i = (i + 1) & (w->btcap - 1)) {
-        const idx_kv *e = &w->bt[i];
+        const imt__idx_kv *e = &w->bt[i];
         if (!e->idx) return 0;
         if (e->key != key) continue;
-        const uint8_t *he = idx_srec_hash(s, &s->recs[e->idx - 1], 1u << k, &len);
+        const uint8_t *he = imt__idx_srec_hash(s, &s->recs[e->idx - 1], 1u << k, &len);
         if (memcmp(he, h, len) == 0) {
             *entry = e->pad;
             return 1;
@@ -369,7 +369,7 @@ static int bt_find(const idx_writer *w, const idx_sink *s, int k, const uint8_t 
     }
 }
 
-static void bt_put(idx_writer *w, int k, const uint8_t *h, uint32_t rec, uint32_t entry)
+static void bt_put(imt__idx_writer *w, int k, const uint8_t *h, uint32_t rec, uint32_t entry)
 {
     uint64_t key = bt_key(h, k);
     size_t i = bt_slot(w, key);
@@ -384,8 +384,8 @@ static void bt_put(idx_writer *w, int k, const uint8_t *h, uint32_t rec, uint32_
  * one of r's lists takes the more severe of the two category/label pairs by
  * the list's policy (the earlier on a tie; the earlier external id stays),
  * r's other memberships are appended. *added: memberships appended. */
-static imt_err merge_repeat(idx_writer *w, idx_sink *s, const idx_srec *r, const idx_entry *old,
-                            uint32_t first_list, const idx_list_meta *metas, size_t nmeta,
+static imt_err merge_repeat(imt__idx_writer *w, imt__idx_sink *s, const imt__idx_srec *r, const imt__idx_entry *old,
+                            uint32_t first_list, const imt__idx_list_meta *metas, size_t nmeta,
                             uint64_t *per_slot, imt_import_stats *st, unsigned *added, int *changed)
 {
     imt_err err = IMT_OK;
@@ -397,13 +397,13 @@ static imt_err merge_repeat(idx_writer *w, idx_sink *s, const idx_srec *r, const
     *added = 0;
     *changed = 0;
     w->mem.n = 0;
-    while ((rc = idx_member_next(old, &pos, &list, &cat, &label, &ext)) == 1) {
-        const idx_smem *m = NULL;
+    while ((rc = imt__idx_member_next(old, &pos, &list, &cat, &label, &ext)) == 1) {
+        const imt__idx_smem *m = NULL;
         for (uint32_t j = 0; j < r->nmem && !m; j++)
             if (first_list + s->mem[r->mem + j].slot == list) m = &s->mem[r->mem + j];
-        if (m && (m->category != cat || strcmp(idx_sink_str(s, m->label), label) != 0)) {
+        if (m && (m->category != cat || strcmp(imt__idx_sink_str(s, m->label), label) != 0)) {
             const char *pol = metas[m->slot < nmeta ? m->slot : 0].policy;
-            imt_disposition d0 = idx_policy_eval(pol, cat), d1 = idx_policy_eval(pol, m->category);
+            imt_disposition d0 = imt__idx_policy_eval(pol, cat), d1 = imt__idx_policy_eval(pol, m->category);
             if (!conflict && st->conflicts < 1)
                 snprintf(st->conflict_example, sizeof st->conflict_example,
                          "%s:%llu: repeats an earlier record of the list with category %d "
@@ -413,25 +413,25 @@ static imt_err merge_repeat(idx_writer *w, idx_sink *s, const idx_srec *r, const
             conflict = 1;
             if (d1 < d0) { /* ALERT < INFO < IGNORE: the new one is more severe */
                 cat = m->category;
-                label = idx_sink_str(s, m->label);
+                label = imt__idx_sink_str(s, m->label);
                 *changed = 1;
             }
         }
         IMT_TRY(add_member(&w->mem, list, cat, label, ext));
     }
     if (rc < 0) {
-        idx_set_err(w->idx, "%s: an entry's memberships are malformed", w->idx->path);
+        imt__idx_set_err(w->idx, "%s: an entry's memberships are malformed", w->idx->path);
         return IMT_E_INDEX_CORRUPT;
     }
     for (uint32_t j = 0; j < r->nmem; j++) {
-        const idx_smem *m = &s->mem[r->mem + j];
+        const imt__idx_smem *m = &s->mem[r->mem + j];
         int seen = 0;
         pos = 0;
-        while (!seen && idx_member_next(old, &pos, &list, &cat, &label, &ext) == 1)
+        while (!seen && imt__idx_member_next(old, &pos, &list, &cat, &label, &ext) == 1)
             seen = list == first_list + m->slot;
         if (seen) continue;
-        IMT_TRY(add_member(&w->mem, first_list + m->slot, m->category, idx_sink_str(s, m->label),
-                           idx_sink_str(s, m->ext)));
+        IMT_TRY(add_member(&w->mem, first_list + m->slot, m->category, imt__idx_sink_str(s, m->label),
+                           imt__idx_sink_str(s, m->ext)));
         per_slot[m->slot]++;
         (*added)++;
         *changed = 1;
@@ -443,20 +443,20 @@ cleanup:
 }
 
 /* Does entry `old` name one of r's lists already? */
-static int names_list(const idx_sink *s, const idx_srec *r, const idx_entry *old, uint32_t first_list)
+static int names_list(const imt__idx_sink *s, const imt__idx_srec *r, const imt__idx_entry *old, uint32_t first_list)
 {
     size_t pos = 0;
     uint32_t list;
     int32_t cat;
     const char *label, *ext;
-    while (idx_member_next(old, &pos, &list, &cat, &label, &ext) == 1)
+    while (imt__idx_member_next(old, &pos, &list, &cat, &label, &ext) == 1)
         for (uint32_t j = 0; j < r->nmem; j++)
             if (list == first_list + s->mem[r->mem + j].slot) return 1;
     return 0;
 }
 
 /* Merge every record of the batch; new entries are appended in id order. */
-imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx_list_meta *metas,
+imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t list_id, const imt__idx_list_meta *metas,
                          size_t nmeta, uint64_t *per_slot, imt_import_stats *st)
 {
     imt_err err = IMT_OK;
@@ -475,7 +475,7 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
     if (!w->bt) return IMT_E_NOMEM;
     w->btcap = cap;
     int rc = mdb_cursor_open(w->txn, w->idx->db_entries, &ec);
-    if (rc) return idx_mdb_err(w->idx, rc, "opening the entries");
+    if (rc) return imt__idx_mdb_err(w->idx, rc, "opening the entries");
     for (int k = 0; k < 3; k++) {
         pre[k] = imt__malloc((s->n ? s->n : 1) * sizeof *pre[k]);
         if (!pre[k]) {
@@ -485,18 +485,18 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
         IMT_TRY(prelookup(w, s, k, pre[k]));
     }
     for (size_t i = 0; i < s->n; i++) {
-        const idx_srec *r = &s->recs[i];
+        const imt__idx_srec *r = &s->recs[i];
         size_t hl;
         if (i + 8 < s->n) {
             /* the batch table is a random access per hash: fetch ahead */
-            const idx_srec *r8 = &s->recs[i + 8];
+            const imt__idx_srec *r8 = &s->recs[i + 8];
             for (int k = 0; k < 4; k++)
                 if (r8->kinds & (1u << k))
-                    __builtin_prefetch(&w->bt[bt_slot(w, bt_key(idx_srec_hash(s, r8, 1u << k, &hl), k))]);
+                    __builtin_prefetch(&w->bt[bt_slot(w, bt_key(imt__idx_srec_hash(s, r8, 1u << k, &hl), k))]);
         }
-        const uint8_t *rpdq = idx_srec_hash(s, r, KB_PDQ, &hl);
-        const uint8_t *dg[3] = {idx_srec_hash(s, r, KB_MD5, &hl), idx_srec_hash(s, r, KB_SHA1, &hl),
-                                idx_srec_hash(s, r, KB_SHA256, &hl)};
+        const uint8_t *rpdq = imt__idx_srec_hash(s, r, KB_PDQ, &hl);
+        const uint8_t *dg[3] = {imt__idx_srec_hash(s, r, KB_MD5, &hl), imt__idx_srec_hash(s, r, KB_SHA1, &hl),
+                                imt__idx_srec_hash(s, r, KB_SHA256, &hl)};
         static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
         uint32_t found_entry = 0, e = 0, ent_of[3] = {0, 0, 0}, pdq_ent = 0;
         int found = 0, have[3] = {0, 0, 0}, have_pdq = 0;
@@ -524,7 +524,7 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
         }
         if (!found) {
             if (w->h.next_entry >= IDX_MAX_ENTRIES) {
-                idx_set_err(w->idx, "%s: the index is full (%u entries)", w->idx->path,
+                imt__idx_set_err(w->idx, "%s: the index is full (%u entries)", w->idx->path,
                             (unsigned)w->h.next_entry);
                 err = IMT_E_TOO_LARGE;
                 goto cleanup;
@@ -535,11 +535,11 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
             IMT_TRY(encode_entry(&w->rec, r->kinds, r->quality, rpdq, dg[0], dg[1], dg[2], r->nmem,
                                  w->mem.p, w->mem.n));
             uint8_t key[4];
-            idx_put_be32(key, id);
+            imt__idx_put_be32(key, id);
             MDB_val k = {4, key}, d = {w->rec.n, w->rec.p};
             rc = mdb_cursor_put(ec, &k, &d, MDB_APPEND);
             if (rc) {
-                err = idx_mdb_err(w->idx, rc, "writing an entry");
+                err = imt__idx_mdb_err(w->idx, rc, "writing an entry");
                 goto cleanup;
             }
             for (int k2 = 0; k2 < 3; k2++)
@@ -561,19 +561,19 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
             /* join the entry: one more membership, and the hashes of kinds it
              * lacks (a hash indexed under another entry stays there) */
             uint8_t key[4];
-            idx_put_be32(key, found_entry);
+            imt__idx_put_be32(key, found_entry);
             MDB_val k = {4, key}, d;
             rc = mdb_get(w->txn, w->idx->db_entries, &k, &d);
             if (rc) {
-                err = rc == MDB_NOTFOUND ? IMT_E_INDEX_CORRUPT : idx_mdb_err(w->idx, rc, "reading an entry");
+                err = rc == MDB_NOTFOUND ? IMT_E_INDEX_CORRUPT : imt__idx_mdb_err(w->idx, rc, "reading an entry");
                 if (rc == MDB_NOTFOUND)
-                    idx_set_err(w->idx, "%s: entry %u is missing", w->idx->path, (unsigned)found_entry);
+                    imt__idx_set_err(w->idx, "%s: entry %u is missing", w->idx->path, (unsigned)found_entry);
                 goto cleanup;
             }
-            idx_entry old;
-            if (idx_entry_decode(d.mv_data, d.mv_size, &old) != IMT_OK ||
+            imt__idx_entry old;
+            if (imt__idx_entry_decode(d.mv_data, d.mv_size, &old) != IMT_OK ||
                 old.n_members + r->nmem > 65535) {
-                idx_set_err(w->idx, "%s: entry %u is malformed or full", w->idx->path,
+                imt__idx_set_err(w->idx, "%s: entry %u is malformed or full", w->idx->path,
                             (unsigned)found_entry);
                 err = IMT_E_INDEX_CORRUPT;
                 goto cleanup;
@@ -588,7 +588,7 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
                 for (int k2 = 0; k2 < 3; k2++)
                     if ((r->kinds & kb[k2]) && !(have[k2] && ent_of[k2] == found_entry)) same = 0;
                 if (!same) {
-                    err = idx_sink_bad(s, r->line, IMT_E_DUPLICATE,
+                    err = imt__idx_sink_bad(s, r->line, IMT_E_DUPLICATE,
                                        "duplicate: holds a hash of an earlier record of this list "
                                        "(entry %u) and a hash that record lacks",
                                        (unsigned)found_entry);
@@ -605,7 +605,7 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
                     MDB_val nd = {w->rec.n, w->rec.p};
                     rc = mdb_put(w->txn, w->idx->db_entries, &k, &nd, 0);
                     if (rc) {
-                        err = idx_mdb_err(w->idx, rc, "updating an entry");
+                        err = imt__idx_mdb_err(w->idx, rc, "updating an entry");
                         goto cleanup;
                     }
                 }
@@ -639,7 +639,7 @@ imt_err idx_writer_merge(idx_writer *w, idx_sink *s, uint32_t list_id, const idx
             MDB_val nd = {w->rec.n, w->rec.p};
             rc = mdb_put(w->txn, w->idx->db_entries, &k, &nd, 0);
             if (rc) {
-                err = idx_mdb_err(w->idx, rc, "updating an entry");
+                err = imt__idx_mdb_err(w->idx, rc, "updating an entry");
                 goto cleanup;
             }
             st->merged++;
@@ -654,7 +654,7 @@ cleanup:
 
 /* Insert the new digests in key order (fast B-tree appends). */
 /* Write the batch's sorted digests of kind k (a[0..n)) to a new run. */
-static imt_err spill_run(idx_writer *w, const idx_sink *s, int k, const idx_kv *a, size_t n)
+static imt_err spill_run(imt__idx_writer *w, const imt__idx_sink *s, int k, const imt__idx_kv *a, size_t n)
 {
     static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
     imt_err err = IMT_OK;
@@ -674,13 +674,13 @@ static imt_err spill_run(idx_writer *w, const idx_sink *s, int k, const idx_kv *
     }
     w->runs[k][w->nruns[k]++] = fd;
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *h = idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
+        const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
         memcpy(buf + o, h, len);
         memcpy(buf + o + len, &a[i].pad, 4);
         o += rl;
         if (o == cap || i + 1 == n) {
             if (write_all(fd, buf, o) != IMT_OK) {
-                idx_set_err(w->idx, "writing the import's temporary runs failed: %s", strerror(errno));
+                imt__idx_set_err(w->idx, "writing the import's temporary runs failed: %s", strerror(errno));
                 err = IMT_E_IO;
                 break;
             }
@@ -691,7 +691,7 @@ static imt_err spill_run(idx_writer *w, const idx_sink *s, int k, const idx_kv *
     return err;
 }
 
-imt_err idx_writer_runs(idx_writer *w)
+imt_err imt__idx_writer_runs(imt__idx_writer *w)
 {
     imt_err err = IMT_OK;
     for (int k = 0; k < 3; k++) {
@@ -719,16 +719,16 @@ imt_err idx_writer_runs(idx_writer *w)
                 if (cur[r] && (best == nr || memcmp(cur[r], cur[best], len) < 0)) best = r;
             if (best == nr) break;
             MDB_val key = {len, (void *)cur[best]};
-            uint32_t e = idx_get_u32(cur[best] + len);
+            uint32_t e = imt__idx_get_u32(cur[best] + len);
             MDB_val val = {4, &e};
             int rc = mdb_put(w->txn, dig_dbi(w, k), &key, &val, flags | MDB_NOOVERWRITE);
             if (rc) {
-                err = idx_mdb_err(w->idx, rc, "writing a digest");
+                err = imt__idx_mdb_err(w->idx, rc, "writing a digest");
                 break;
             }
             cur[best] = rd_next(&rd[best], &err);
         }
-        if (err == IMT_E_IO) idx_set_err(w->idx, "reading the import's temporary runs failed");
+        if (err == IMT_E_IO) imt__idx_set_err(w->idx, "reading the import's temporary runs failed");
         for (size_t r = 0; r < nr; r++) rd_close(&rd[r]);
         imt__free(rd);
         imt__free(cur);
@@ -737,18 +737,18 @@ imt_err idx_writer_runs(idx_writer *w)
     return IMT_OK;
 }
 
-imt_err idx_writer_digests(idx_writer *w, const idx_sink *s, int spill)
+imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int spill)
 {
     imt_err err = IMT_OK;
     static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
     for (int k = 0; k < 3; k++) {
         size_t n = w->ndig[k], len;
         if (!n) continue;
-        idx_kv *a = w->dig[k];
-        for (size_t i = 0; i < n; i++) a[i].key = idx_key64(idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len));
+        imt__idx_kv *a = w->dig[k];
+        for (size_t i = 0; i < n; i++) a[i].key = imt__idx_key64(imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len));
         /* sort_by_hash orders by record index inside equal hashes; the
          * entry rides in pad */
-        IMT_TRY(idx_sort_by_hash(s, kb[k], a, n));
+        IMT_TRY(imt__idx_sort_by_hash(s, kb[k], a, n));
         if (spill || w->nruns[k]) {
             IMT_TRY(spill_run(w, s, k, a, n));
             continue;
@@ -761,13 +761,13 @@ imt_err idx_writer_digests(idx_writer *w, const idx_sink *s, int spill)
              * bytes a second one: fetch both ahead */
             if (i + 16 < n) __builtin_prefetch(&s->recs[a[i + 16].idx]);
             if (i + 8 < n) __builtin_prefetch(s->hb + s->recs[a[i + 8].idx].hash);
-            const uint8_t *hk = idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
+            const uint8_t *hk = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
             MDB_val key = {len, (void *)hk};
             uint32_t e = a[i].pad;
             MDB_val val = {4, &e};
             int rc = mdb_put(w->txn, dig_dbi(w, k), &key, &val, flags | MDB_NOOVERWRITE);
             if (rc) {
-                err = idx_mdb_err(w->idx, rc, "writing a digest");
+                err = imt__idx_mdb_err(w->idx, rc, "writing a digest");
                 goto cleanup;
             }
         }
@@ -785,7 +785,7 @@ cleanup:
 }
 
 /* Append w->newpdq to the delta chunks. */
-imt_err idx_writer_delta(idx_writer *w)
+imt_err imt__idx_writer_delta(imt__idx_writer *w)
 {
     imt_err err = IMT_OK;
     uint8_t *tmp = NULL;
@@ -799,7 +799,7 @@ imt_err idx_writer_delta(idx_writer *w)
         if (add > w->nnew - done) add = w->nnew - done;
         size_t cnt = have + add;
         uint8_t key[5] = {'d'};
-        idx_put_be32(key + 1, chunk);
+        imt__idx_put_be32(key + 1, chunk);
         MDB_val k = {5, key}, d;
         imt__free(tmp);
         tmp = imt__malloc(cnt * 36);
@@ -810,7 +810,7 @@ imt_err idx_writer_delta(idx_writer *w)
         if (have) {
             int rc = mdb_get(w->txn, w->idx->db_seg, &k, &d);
             if (rc || d.mv_size != (size_t)have * 36) {
-                idx_set_err(w->idx, "%s: delta chunk %u is missing or has the wrong size",
+                imt__idx_set_err(w->idx, "%s: delta chunk %u is missing or has the wrong size",
                             w->idx->path, (unsigned)chunk);
                 err = IMT_E_INDEX_CORRUPT;
                 goto cleanup;
@@ -826,7 +826,7 @@ imt_err idx_writer_delta(idx_writer *w)
         d.mv_data = tmp;
         int rc = mdb_put(w->txn, w->idx->db_seg, &k, &d, 0);
         if (rc) {
-            err = idx_mdb_err(w->idx, rc, "writing the delta segment");
+            err = imt__idx_mdb_err(w->idx, rc, "writing the delta segment");
             goto cleanup;
         }
         done += add;
@@ -836,7 +836,7 @@ imt_err idx_writer_delta(idx_writer *w)
     /* later batches look the new hashes up in delta_old: merge them in */
     qsort(w->newpdq, w->nnew, sizeof *w->newpdq, cmp_pdq_ent);
     size_t n = w->ndelta_old + w->nnew, bytes;
-    idx_pdq_ent *m = NULL;
+    imt__idx_pdq_ent *m = NULL;
     if (!imt__mul_ok(n, sizeof *m, &bytes) || !(m = imt__malloc(bytes))) {
         err = IMT_E_NOMEM;
         goto cleanup;
@@ -856,10 +856,10 @@ cleanup:
     return err;
 }
 
-imt_err idx_writer_list(idx_writer *w, const imt_list_info *li)
+imt_err imt__idx_writer_list(imt__idx_writer *w, const imt_list_info *li)
 {
     imt_err err = IMT_OK;
-    idx_buf b = {0};
+    imt__idx_buf b = {0};
     uint8_t head[24] = {0};
     memcpy(head, &li->id, 4);
     head[4] = (uint8_t)(li->known_good != 0);
@@ -870,18 +870,18 @@ imt_err idx_writer_list(idx_writer *w, const imt_list_info *li)
                         li->policy};
     for (int i = 0; i < 6; i++) IMT_TRY(buf_add(&b, f[i], strlen(f[i]) + 1));
     uint8_t key[4];
-    idx_put_be32(key, li->id);
+    imt__idx_put_be32(key, li->id);
     MDB_val k = {4, key}, d = {b.n, b.p};
     int rc = mdb_put(w->txn, w->idx->db_lists, &k, &d, MDB_NOOVERWRITE);
-    if (rc) err = idx_mdb_err(w->idx, rc, "writing the list record");
+    if (rc) err = imt__idx_mdb_err(w->idx, rc, "writing the list record");
 cleanup:
     imt__free(b.p);
     return err;
 }
 
-void idx_writer_free(idx_writer *w)
+void imt__idx_writer_free(imt__idx_writer *w)
 {
-    idx_view_free(&w->v);
+    imt__idx_view_free(&w->v);
     imt__free(w->delta_old);
     imt__free(w->newpdq);
     imt__free(w->bt);
@@ -898,33 +898,33 @@ void idx_writer_free(idx_writer *w)
     w->txn = NULL;
 }
 
-imt_err idx_writer_begin(imt_index *idx, idx_writer *w)
+imt_err imt__idx_writer_begin(imt_index *idx, imt__idx_writer *w)
 {
     imt_err err = IMT_OK;
     memset(w, 0, sizeof *w);
     w->idx = idx;
     int rc = mdb_txn_begin(idx->env, NULL, 0, &w->txn);
-    if (rc) return idx_mdb_err(idx, rc, "starting the write transaction");
-    IMT_TRY(idx_read_header(idx, w->txn, &w->h));
-    IMT_TRY(idx_view_load(idx, w->txn, &w->h, &w->v));
+    if (rc) return imt__idx_mdb_err(idx, rc, "starting the write transaction");
+    IMT_TRY(imt__idx_read_header(idx, w->txn, &w->h));
+    IMT_TRY(imt__idx_view_load(idx, w->txn, &w->h, &w->v));
 cleanup:
     return err;
 }
 
 /* Commit w (stage, if any, hears "commit" just before). */
-imt_err idx_writer_commit(imt_index *idx, idx_writer *w, void (*stage)(void *, const char *),
+imt_err imt__idx_writer_commit(imt_index *idx, imt__idx_writer *w, void (*stage)(void *, const char *),
                           void *opaque)
 {
     imt_err err = IMT_OK;
     w->h.generation++;
     w->h.format = IDX_FORMAT_VERSION; /* a format-2 index is upgraded */
-    IMT_TRY(idx_write_header(idx, w->txn, &w->h));
-    idx_view_free(&w->v); /* its pointers die with the transaction */
+    IMT_TRY(imt__idx_write_header(idx, w->txn, &w->h));
+    imt__idx_view_free(&w->v); /* its pointers die with the transaction */
     if (stage) stage(opaque, "commit");
     int rc = mdb_txn_commit(w->txn);
     w->txn = NULL;
     if (rc) {
-        err = idx_mdb_err(idx, rc, "committing");
+        err = imt__idx_mdb_err(idx, rc, "committing");
         goto cleanup;
     }
 cleanup:
@@ -934,13 +934,13 @@ cleanup:
 /* Refuse a list whose file was imported already (same SHA-256): it would
  * double every match. Read inside the write transaction, so two importers
  * cannot both pass. */
-imt_err idx_writer_check_new(idx_writer *w, const idx_list_meta *m, size_t nm, const char *path)
+imt_err imt__idx_writer_check_new(imt__idx_writer *w, const imt__idx_list_meta *m, size_t nm, const char *path)
 {
     imt_err err = IMT_OK;
     MDB_cursor *cur = NULL;
     MDB_val k, d;
     int rc = mdb_cursor_open(w->txn, w->idx->db_lists, &cur);
-    if (rc) return idx_mdb_err(w->idx, rc, "reading the lists");
+    if (rc) return imt__idx_mdb_err(w->idx, rc, "reading the lists");
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
         const char *f[4], *p = (const char *)d.mv_data + 24, *end = (const char *)d.mv_data + d.mv_size;
         if (d.mv_size < 24) break;
@@ -952,21 +952,21 @@ imt_err idx_writer_check_new(idx_writer *w, const idx_list_meta *m, size_t nm, c
             p = z + 1;
         }
         if (i < 4) {
-            idx_set_err(w->idx, "%s: a list record is malformed", w->idx->path);
+            imt__idx_set_err(w->idx, "%s: a list record is malformed", w->idx->path);
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
         }
         for (size_t j = 0; j < nm; j++) {
             if (strcmp(f[3], m[j].file_sha256) != 0) continue;
-            idx_set_err(w->idx, "%s: %s was imported already as list %u '%.200s' (file SHA-256 %s); "
+            imt__idx_set_err(w->idx, "%s: %s was imported already as list %u '%.200s' (file SHA-256 %s); "
                         "importing it again would count its matches twice (--again to do it anyway)",
                         path, nm > 1 ? "a list of this export" : "this file",
-                        (unsigned)idx_get_u32(d.mv_data), f[0], f[3]);
+                        (unsigned)imt__idx_get_u32(d.mv_data), f[0], f[3]);
             err = IMT_E_DUPLICATE;
             goto cleanup;
         }
     }
-    if (rc && rc != MDB_NOTFOUND) err = idx_mdb_err(w->idx, rc, "reading the lists");
+    if (rc && rc != MDB_NOTFOUND) err = imt__idx_mdb_err(w->idx, rc, "reading the lists");
 cleanup:
     mdb_cursor_close(cur);
     return err;

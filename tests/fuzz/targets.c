@@ -512,27 +512,27 @@ int imt_fuzz_policy(const uint8_t *data, size_t len)
     memcpy(text, data, n);
     text[n] = '\0';
     static const int32_t cats[] = {-1, 0, 1, 2, 3, 4, 7, 8, 99, 100, 65535, INT32_MAX};
-    const char *bases[4] = {idx_policy_default("projectvic", 0), idx_policy_default("caid", 0),
-                            idx_policy_default("custom", 0), idx_policy_default(NULL, 1)};
+    const char *bases[4] = {imt__idx_policy_default("projectvic", 0), imt__idx_policy_default("caid", 0),
+                            imt__idx_policy_default("custom", 0), imt__idx_policy_default(NULL, 1)};
     for (int b = 0; b < 4; b++) {
-        FUZZ_CHECK(idx_policy_valid(bases[b]), "default %s is not canonical", bases[b]);
-        imt_err e = idx_policy_resolve(bases[b], text, out, sizeof out, msg, sizeof msg);
+        FUZZ_CHECK(imt__idx_policy_valid(bases[b]), "default %s is not canonical", bases[b]);
+        imt_err e = imt__idx_policy_resolve(bases[b], text, out, sizeof out, msg, sizeof msg);
         FUZZ_CHECK(e == IMT_OK || e == IMT_E_INVALID, "resolve: %s", imt_err_name(e));
         if (e != IMT_OK) {
             FUZZ_CHECK(msg[0] != '\0', "refused without a reason");
             continue;
         }
-        FUZZ_CHECK(idx_policy_valid(out), "'%s' is not canonical", out);
-        e = idx_policy_resolve(out, NULL, again, sizeof again, msg, sizeof msg);
+        FUZZ_CHECK(imt__idx_policy_valid(out), "'%s' is not canonical", out);
+        e = imt__idx_policy_resolve(out, NULL, again, sizeof again, msg, sizeof msg);
         FUZZ_CHECK(e == IMT_OK && !strcmp(again, out), "'%s' resolves to '%s'", out, again);
         for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
-            imt_disposition d = idx_policy_eval(out, cats[i]);
+            imt_disposition d = imt__idx_policy_eval(out, cats[i]);
             FUZZ_CHECK(d == IMT_DISP_ALERT || d == IMT_DISP_INFO || d == IMT_DISP_IGNORE,
                        "disposition %d", (int)d);
         }
     }
-    if (idx_policy_valid(text)) {
-        imt_err e = idx_policy_resolve(text, NULL, again, sizeof again, msg, sizeof msg);
+    if (imt__idx_policy_valid(text)) {
+        imt_err e = imt__idx_policy_resolve(text, NULL, again, sizeof again, msg, sizeof msg);
         FUZZ_CHECK(e == IMT_OK && !strcmp(again, text), "valid '%s' resolves to '%s'", text, again);
     }
     return 0;
@@ -632,10 +632,10 @@ int imt_fuzz_index_pagecheck(const uint8_t *data, size_t len)
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     write_file(path, data, len);
     for (int write = 0; write < 2; write++) {
-        idx_pagecheck_info info;
+        imt__idx_pagecheck_info info;
         char err[512];
         err[0] = '\0';
-        imt_err e = idx_pagecheck(dir, write, &info, err, sizeof err);
+        imt_err e = imt__idx_pagecheck(dir, write, &info, err, sizeof err);
         FUZZ_CHECK(e == IMT_OK || e == IMT_E_INDEX_FORMAT || e == IMT_E_INDEX_CORRUPT ||
                        e == IMT_E_IO || e == IMT_E_NOMEM || e == IMT_E_TOO_LARGE,
                    "pagecheck returned %s", imt_err_name(e));
