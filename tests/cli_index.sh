@@ -101,6 +101,9 @@ check 'grep -q "policy: alert=none,1-2 info=3+ ignore=0" "$T/stats"'
 "$CLI" index stats --json "$T/p" | grep -q '"policy":"alert=none,1-2 info=3+ ignore=0"'; check '[ $? -eq 0 ]'
 "$CLI" scan -q --index "$T/p" --out "$T/r.jsonl" "$T/ev" 2>"$T/sum"; rc=$?
 check '[ $rc -eq 1 ]'
+# the audit header names each list's policy and says the searched bytes were checked
+check 'head -n 1 "$T/r.jsonl" | grep -q "\"content_verified\":true,"'
+check 'head -n 1 "$T/r.jsonl" | grep -q "\"policy\":\"alert=none,1-2 info=3+ ignore=0\""'
 disp() { grep "\"path\":\"[^\"]*/$1\"" "$T/r.jsonl" | grep -o '"disposition":"[a-z]*"' | cut -d'"' -f4 | tr '\n' ' '; }
 check '[ "$(disp c0.bin)" = "ignore " ] && [ "$(disp c1.bin)" = "alert " ] && [ "$(disp c2.bin)" = "alert " ]'
 check '[ "$(disp c3.bin)" = "info " ] && [ "$(disp c8.bin)" = "info " ] && [ "$(disp cnone.bin)" = "alert " ]'

@@ -334,6 +334,12 @@ int cmd_scan(int argc, char **argv)
                     imt_index_open_error()[0] ? imt_index_open_error() : imt_strerror(e));
             goto cleanup;
         }
+        imt_index_stats ist;
+        if (imt_index_stats_get(idx, &ist) == IMT_OK && !ist.content_verified)
+            cli_err("scan: warning: the index's searched arrays could not be checked against "
+                    "their checksums (an index written before they were stored): its identity "
+                    "in the report is marked \"content_verified\":false; a new import into it "
+                    "stores them");
     }
     /* Every check before the report file is opened (and truncated). */
     if (resume && cli_check_input_path("the report to resume", resume, paths, n_paths,

@@ -127,6 +127,11 @@ static void put_scan_identity(imt__buf *b, const imt_report *r, const imt_index 
     imt__put_str_or_null(b, r->o.index_path);
     imt__buf_puts(b, ",\"identity\":");
     imt__buf_json_str(b, ident);
+    /* Whether the identity stands for the bytes searched: the open checked
+     * the searched PDQ arrays against their stored checksums. */
+    imt_index_stats st;
+    int verified = imt_index_stats_get(idx, &st) == IMT_OK && st.content_verified;
+    imt__buf_printf(b, ",\"content_verified\":%s", verified ? "true" : "false");
     imt__buf_puts(b, ",\"lists\":[");
     size_t nl = imt_index_list_count(idx);
     for (size_t i = 0; i < nl; i++) {
@@ -140,6 +145,8 @@ static void put_scan_identity(imt__buf *b, const imt_report *r, const imt_index 
         imt__buf_json_str(b, li.format);
         imt__buf_puts(b, ",\"scheme\":");
         imt__buf_json_str(b, li.scheme);
+        imt__buf_puts(b, ",\"policy\":");
+        imt__buf_json_str(b, li.policy ? li.policy : "");
         imt__buf_puts(b, ",\"file_sha256\":");
         imt__buf_json_str(b, li.file_sha256);
         imt__buf_printf(b, ",\"import_time\":%lld,\"known_good\":%s,\"entries\":%llu}",
