@@ -843,11 +843,23 @@ const char *imt_disposition_name(imt_disposition d)
 
 /* The lists are few (one per import): a linear search. A membership of a
  * list not in the inventory alerts (verify reports it). */
+size_t imt__idx_list_find(const imt_list_info *l, size_t n, uint32_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l[mid].id == id) return mid;
+        if (l[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return n;
+}
+
 imt_disposition imt__idx_disposition(const imt_index *idx, uint32_t list, int32_t cat)
 {
-    for (size_t i = 0; i < idx->nlists; i++)
-        if (idx->lists[i].id == list) return imt__idx_policy_eval(idx->lists[i].policy, cat);
-    return IMT_DISP_ALERT;
+    size_t i = imt__idx_list_find(idx->lists, idx->nlists, list);
+    if (i == idx->nlists) return IMT_DISP_ALERT; /* an unknown list never clears */
+    return imt__idx_policy_eval(idx->lists[i].policy, cat);
 }
 
 imt_err imt_index_identity(const imt_index *idx, char out[65])

@@ -417,6 +417,9 @@ int imt__idx_member_next(const imt__idx_entry *e, size_t *pos, uint32_t *list, i
                     const char **label, const char **ext);
 
 /* What a membership of list `list` with category `cat` means (index.c). */
+/* The position of list id in l[0..n), sorted by id (the lists table's key
+ * order), or n when absent: a binary search (index.c). */
+size_t imt__idx_list_find(const imt_list_info *l, size_t n, uint32_t id);
 imt_disposition imt__idx_disposition(const imt_index *idx, uint32_t list, int32_t cat);
 
 /* ---- database helpers (index.c) ---------------------------------------- */

@@ -11,21 +11,6 @@
         goto cleanup;                               \
     } while (0)
 
-static int list_known(const imt_list_info *l, size_t n, uint32_t id, size_t *at)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (l[mid].id == id) {
-            *at = mid;
-            return 1;
-        }
-        if (l[mid].id < id) lo = mid + 1;
-        else hi = mid;
-    }
-    return 0;
-}
-
 imt_err imt_index_verify(imt_index *idx)
 {
     imt_err err = IMT_OK;
@@ -137,7 +122,7 @@ imt_err imt_index_verify(imt_index *idx)
         const char *lab, *ext;
         int r;
         while ((r = imt__idx_member_next(&e, &mp, &list, &cat, &lab, &ext)) == 1) {
-            if (!list_known(lists, nl, list, &at)) {
+            if ((at = imt__idx_list_find(lists, nl, list)) == nl) {
                 FAIL("%s: entry %llu names list %u, which does not exist", p,
                      (unsigned long long)n, (unsigned)list);
             }
