@@ -61,7 +61,7 @@ struct imt_bmp_state {
     uint8_t *idx;     /* RLE: the whole index plane */
     uint8_t *px;      /* output samples, 3 per pixel */
     float *plane;
-    size_t row_cap, imt__idx_cap, px_cap, plane_cap;
+    size_t row_cap, idx_cap, px_cap, plane_cap;
     int xmap[COMPAT_SIDE];
 };
 
@@ -124,17 +124,6 @@ static uint32_t le32(const uint8_t *p)
 }
 
 static unsigned le16(const uint8_t *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
-
-static imt_err grow(void **p, size_t *cap, size_t bytes)
-{
-    if (bytes <= *cap && *p) return IMT_OK;
-    void *q = imt__malloc(bytes ? bytes : 1);
-    if (!q) return IMT_E_NOMEM;
-    imt__free(*p);
-    *p = q;
-    *cap = bytes;
-    return IMT_OK;
-}
 
 /* ---- output --------------------------------------------------------------- */
 
@@ -521,10 +510,10 @@ static imt_err decode(bctx *c, imt_luma *out, char *detail, size_t cap)
     size_t n = (size_t)c->out_cols * (size_t)c->out_rows;
     /* row: the stored row, then 3 bytes per pixel of RGB after it */
     size_t rb = (size_t)(rowbytes + align);
-    IMT_TRY(grow((void **)&st->row, &st->row_cap, rb + 3 * (size_t)w));
-    IMT_TRY(grow((void **)&st->px, &st->px_cap, 3 * n));
-    IMT_TRY(grow((void **)&st->plane, &st->plane_cap, n * sizeof(float)));
-    if (rle) IMT_TRY(grow((void **)&st->idx, &st->imt__idx_cap, (size_t)w * (size_t)h));
+    IMT_TRY(imt__grow((void **)&st->row, &st->row_cap, rb + 3 * (size_t)w));
+    IMT_TRY(imt__grow((void **)&st->px, &st->px_cap, 3 * n));
+    IMT_TRY(imt__grow((void **)&st->plane, &st->plane_cap, n * sizeof(float)));
+    if (rle) IMT_TRY(imt__grow((void **)&st->idx, &st->idx_cap, (size_t)w * (size_t)h));
     uint8_t *raw = st->row, *rgb = st->row + rb;
     c->all_grey = c->all_mono = 1;
 

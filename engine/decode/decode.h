@@ -127,7 +127,16 @@ typedef struct imt_embedded_ref {
  * the file: the caller checks what it can collect. */
 size_t imt__jpeg_embedded(const uint8_t *p, size_t n, imt_embedded_ref *out, size_t max);
 
-/* ---- leaf helpers the format decoders share (limits.c, resample.c) ---- */
+/* ---- leaf helpers the format decoders share (limits.c, resample.c,
+ * buffer.c) ---- */
+/* A scratch buffer of at least bytes: *p is replaced (its contents are not
+ * kept) when *cap is smaller or *p is NULL. IMT_E_NOMEM past SIZE_MAX. */
+imt_err imt__grow(void **p, size_t *cap, uint64_t bytes);
+/* Every byte of r into *buf (grown from first bytes by doubling; *cap its
+ * size), *n the count. IMT_E_TOO_LARGE past max bytes, IMT_E_NOMEM, or the
+ * reader's error. */
+imt_err imt__slurp(const imt_reader *r, uint8_t **buf, size_t *cap, uint64_t max,
+                   size_t first, size_t *n);
 
 /* The PDQ stage's least side (hash.h: IMT_E_TOO_SMALL below it); decode
  * does not include hash, so it is repeated here. */

@@ -123,17 +123,6 @@ typedef struct gctx {
     uint32_t rows_done;
 } gctx;
 
-static imt_err grow(void **p, size_t *cap, size_t bytes)
-{
-    if (bytes <= *cap && *p) return IMT_OK;
-    void *q = imt__malloc(bytes ? bytes : 1);
-    if (!q) return IMT_E_NOMEM;
-    imt__free(*p);
-    *p = q;
-    *cap = bytes;
-    return IMT_OK;
-}
-
 static void copy_append(gctx *c, const uint8_t *d, size_t n)
 {
     imt_gif_state *st = c->st;
@@ -411,11 +400,11 @@ static imt_err frame_pixels(gctx *c, GifFileType *gif, int kind, int check, int 
         orows = imt__compat_side(c->dy, c->dx, c->dy);
         imt__nn_map((int)c->dx, ocols, st->xmap);
         imt__nn_map((int)c->dy, orows, st->ymap);
-        IMT_TRY(grow((void **)&st->px, &st->px_cap, (size_t)ocols * (size_t)orows * 3));
+        IMT_TRY(imt__grow((void **)&st->px, &st->px_cap, (size_t)ocols * (size_t)orows * 3));
         memset(st->px, 0, (size_t)ocols * (size_t)orows * 3);
         c->all_grey0 = 1;
     }
-    IMT_TRY(grow((void **)&st->line, &st->line_cap, w));
+    IMT_TRY(imt__grow((void **)&st->line, &st->line_cap, w));
     if (lzw_start(c, gif) != GIF_OK) {
         err = gif_fail(c, gif->Error, kind ? "in a later frame's data" : "in the first frame's data",
                        detail, cap);
@@ -677,7 +666,7 @@ static imt_err decode_file(gctx *c, imt_luma *out, char *detail, size_t cap)
         c->all_grey0 = grey0;
     }
     int ocols = imt__compat_side(c->dx, c->dx, c->dy), orows = imt__compat_side(c->dy, c->dx, c->dy);
-    IMT_TRY(grow((void **)&st->plane, &st->plane_cap,
+    IMT_TRY(imt__grow((void **)&st->plane, &st->plane_cap,
                  (size_t)ocols * (size_t)orows * sizeof(float)));
     finish_plane(c, ocols, orows);
     out->pix = st->plane;

@@ -79,16 +79,6 @@ struct imt_heif_state {
                                from it until the next decode); 0: none */
 };
 
-static imt_err grow(void **p, size_t *cap, size_t bytes)
-{
-    if (bytes <= *cap) return IMT_OK;
-    void *q = imt__realloc(*p, bytes);
-    if (!q) return IMT_E_NOMEM;
-    *p = q;
-    *cap = bytes;
-    return IMT_OK;
-}
-
 void imt__heif_state_free(imt_heif_state *st)
 {
     if (!st) return;
@@ -103,35 +93,15 @@ void imt__heif_state_free(imt_heif_state *st)
 static imt_err slurp(imt_heif_state *st, const imt_reader *r, size_t *n, char *detail,
                      size_t cap)
 {
-    size_t len = 0;
-    for (;;) {
-        const uint8_t *d = NULL;
-        size_t k = 0;
-        imt_err e = r->pull(r->ctx, &d, &k);
-        if (e != IMT_OK) {
-            imt__set_detail(detail, cap, "read failed: %s", imt_strerror(e));
-            return e;
-        }
-        if (k == 0) break;
-        if ((uint64_t)len + k > IMT_HEIF_MAX_FILE) {
-            imt__set_detail(detail, cap, "HEIF file over %llu bytes (the most read into memory)",
-                            (unsigned long long)IMT_HEIF_MAX_FILE);
-            return IMT_E_TOO_LARGE;
-        }
-        if (len + k > st->file_cap) {
-            size_t want = st->file_cap ? st->file_cap : 64 * 1024;
-            while (want < len + k) want *= 2;
-            if (want > IMT_HEIF_MAX_FILE) want = (size_t)IMT_HEIF_MAX_FILE;
-            if (grow((void **)&st->file, &st->file_cap, want) != IMT_OK) {
-                imt__set_detail(detail, cap, "out of memory reading a HEIF file");
-                return IMT_E_NOMEM;
-            }
-        }
-        memcpy(st->file + len, d, k);
-        len += k;
-    }
-    *n = len;
-    return IMT_OK;
+    imt_err e = imt__slurp(r, &st->file, &st->file_cap, IMT_HEIF_MAX_FILE, 64 * 1024, n);
+    if (e == IMT_E_TOO_LARGE)
+        imt__set_detail(detail, cap, "HEIF file over %llu bytes (the most read into memory)",
+                        (unsigned long long)IMT_HEIF_MAX_FILE);
+    else if (e == IMT_E_NOMEM)
+        imt__set_detail(detail, cap, "out of memory reading a HEIF file");
+    else if (e != IMT_OK)
+        imt__set_detail(detail, cap, "read failed: %s", imt_strerror(e));
+    return e;
 }
 
 /* ---- the primary item's grid header, read before libheif decodes -------
@@ -458,8 +428,8 @@ static imt_err make_plane(imt_heif_state *st, const struct heif_image *img, imt_
     int cols = imt__compat_side((uint32_t)W, (uint32_t)W, (uint32_t)H);
     int rows = imt__compat_side((uint32_t)H, (uint32_t)W, (uint32_t)H);
     size_t n = (size_t)rows * (size_t)cols;
-    if (grow((void **)&st->keep, &st->keep_cap, n * 3) != IMT_OK ||
-        grow((void **)&st->pix, &st->pix_cap, n * sizeof(float)) != IMT_OK) {
+    if (imt__grow((void **)&st->keep, &st->keep_cap, n * 3) != IMT_OK ||
+        imt__grow((void **)&st->pix, &st->pix_cap, n * sizeof(float)) != IMT_OK) {
         imt__set_detail(detail, cap, "out of memory");
         return IMT_E_NOMEM;
     }

@@ -162,51 +162,18 @@ static int t_warning(TIFF *tif, void *user, const char *module, const char *fmt,
 
 /* ---- buffers ----------------------------------------------------------------- */
 
-static imt_err grow(void **p, size_t *cap, uint64_t bytes)
-{
-    if (bytes > SIZE_MAX) return IMT_E_NOMEM;
-    if (bytes <= *cap && *p) return IMT_OK;
-    void *q = imt__malloc(bytes ? (size_t)bytes : 1);
-    if (!q) return IMT_E_NOMEM;
-    imt__free(*p);
-    *p = q;
-    *cap = (size_t)bytes;
-    return IMT_OK;
-}
-
 /* The whole file into st->file (libtiff seeks). */
 static imt_err slurp(tctx *c, const imt_reader *r, char *detail, size_t cap)
 {
     imt_tiff_state *st = c->st;
-    uint64_t n = 0;
-    for (;;) {
-        const uint8_t *d = NULL;
-        size_t k = 0;
-        imt_err e = r->pull(r->ctx, &d, &k);
-        if (e != IMT_OK) {
-            imt__set_detail(detail, cap, "TIFF read failed: %s", imt_strerror(e));
-            return e;
-        }
-        if (k == 0) break;
-        if (n + k > IMT_TIFF_FILE_CAP) {
-            imt__set_detail(detail, cap, "TIFF file over %llu MiB (libtiff needs it all in "
-                            "memory)", (unsigned long long)(IMT_TIFF_FILE_CAP >> 20));
-            return IMT_E_TOO_LARGE;
-        }
-        if (n + k > st->file_cap) {
-            uint64_t want = st->file_cap ? (uint64_t)st->file_cap * 2 : (uint64_t)1 << 20;
-            while (want < n + k) want *= 2;
-            if (want > IMT_TIFF_FILE_CAP) want = IMT_TIFF_FILE_CAP;
-            uint8_t *q = imt__malloc((size_t)want);
-            if (!q) return IMT_E_NOMEM;
-            if (n) memcpy(q, st->file, (size_t)n);
-            imt__free(st->file);
-            st->file = q;
-            st->file_cap = (size_t)want;
-        }
-        memcpy(st->file + n, d, k);
-        n += k;
-    }
+    size_t n = 0;
+    imt_err e = imt__slurp(r, &st->file, &st->file_cap, IMT_TIFF_FILE_CAP, (size_t)1 << 20, &n);
+    if (e == IMT_E_TOO_LARGE)
+        imt__set_detail(detail, cap, "TIFF file over %llu MiB (libtiff needs it all in "
+                        "memory)", (unsigned long long)(IMT_TIFF_FILE_CAP >> 20));
+    else if (e != IMT_OK && e != IMT_E_NOMEM)
+        imt__set_detail(detail, cap, "TIFF read failed: %s", imt_strerror(e));
+    if (e != IMT_OK) return e;
     c->data = st->file;
     c->size = n;
     return IMT_OK;
@@ -529,11 +496,11 @@ static imt_err decode(tctx *c, TIFF *tif, imt_luma *out, char *detail, size_t ca
     c->out_rows = imt__compat_side(h, w, h);
     imt__nn_map((int)w, c->out_cols, st->xmap);
     size_t n = (size_t)c->out_cols * (size_t)c->out_rows;
-    IMT_TRY(grow((void **)&st->band, &st->band_cap, band_bytes ? band_bytes : row_bytes));
-    IMT_TRY(grow((void **)&st->rgb, &st->rgb_cap, (uint64_t)w * 3));
-    IMT_TRY(grow((void **)&st->px, &st->px_cap, (uint64_t)n * 3));
-    IMT_TRY(grow((void **)&st->plane, &st->plane_cap, (uint64_t)n * sizeof(float)));
-    if (piece) IMT_TRY(grow((void **)&st->plane_buf, &st->plane_buf_cap, piece));
+    IMT_TRY(imt__grow((void **)&st->band, &st->band_cap, band_bytes ? band_bytes : row_bytes));
+    IMT_TRY(imt__grow((void **)&st->rgb, &st->rgb_cap, (uint64_t)w * 3));
+    IMT_TRY(imt__grow((void **)&st->px, &st->px_cap, (uint64_t)n * 3));
+    IMT_TRY(imt__grow((void **)&st->plane, &st->plane_cap, (uint64_t)n * sizeof(float)));
+    if (piece) IMT_TRY(imt__grow((void **)&st->plane_buf, &st->plane_buf_cap, piece));
     c->all_grey = c->all_mono = 1;
     size_t bpsb = bps / 8; /* bytes per sample, for bps >= 8 */
 

@@ -78,17 +78,6 @@ typedef struct wctx {
     imt_err read_err; /* pull() failed */
 } wctx;
 
-static imt_err grow(void **p, size_t *cap, size_t bytes)
-{
-    if (bytes <= *cap && *p) return IMT_OK;
-    void *q = imt__malloc(bytes ? bytes : 1);
-    if (!q) return IMT_E_NOMEM;
-    imt__free(*p);
-    *p = q;
-    *cap = bytes;
-    return IMT_OK;
-}
-
 /* Keep contents: the input buffer. */
 static imt_err grow_keep(wctx *c, size_t bytes)
 {
@@ -178,7 +167,7 @@ static imt_err decode_rgb(imt_webp_state *st, const uint8_t *data, size_t len, i
         return IMT_E_INTERNAL;
     }
     size_t stride = (size_t)ow * 3, bytes = stride * (size_t)oh;
-    IMT_TRY(grow((void **)&st->rgb, &st->rgb_cap, bytes));
+    IMT_TRY(imt__grow((void **)&st->rgb, &st->rgb_cap, bytes));
     if (ow != w || oh != h) {
         cfg.options.use_scaling = 1;
         cfg.options.scaled_width = ow;
@@ -310,7 +299,7 @@ static imt_err decode_file(wctx *c, imt_pdq_mode mode, const imt_decode_limits *
     }
     uint64_t in_max = IMT_WEBP_IN_SLACK + px * 4;
     if (in_max > SIZE_MAX) in_max = SIZE_MAX;
-    IMT_TRY(grow((void **)&st->plane, &st->plane_cap,
+    IMT_TRY(imt__grow((void **)&st->plane, &st->plane_cap,
                  (size_t)ocols * (size_t)orows * sizeof(float)));
 
     if (!f.has_animation) {
