@@ -352,6 +352,27 @@ imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t fir
 /* Write the batch's new digests (sorted) and its new PDQ hashes (to the
  * delta; kept sorted in delta_old for later batches), then forget them. */
 imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int spill);
+/* ---- runs.c: the sorted digest runs of a batched import ---------------- */
+extern const size_t imt__idx_dig_len[3];   /* MD5, SHA-1, SHA-256 */
+static inline MDB_dbi imt__idx_dig_dbi(const imt_index *idx, int k)
+{
+    return k == 0 ? idx->db_md5 : k == 1 ? idx->db_sha1 : idx->db_sha256;
+}
+/* A buffered sequential reader of one run of rl-byte records. */
+#define IMT__IDX_RUN_BUF (256u * 1024u)
+typedef struct imt__idx_run_rd {
+    int fd;
+    uint8_t *buf;
+    size_t n, pos, rl;
+    int eof;
+} imt__idx_run_rd;
+imt_err imt__idx_run_open(imt__idx_run_rd *r, int fd, size_t rl);
+/* The next record, or NULL at the end (*err set on a read error). */
+const uint8_t *imt__idx_run_next(imt__idx_run_rd *r, imt_err *err);
+void imt__idx_run_close(imt__idx_run_rd *r);
+/* Write the batch's sorted digests of kind k (a[0..n)) to a new run. */
+imt_err imt__idx_run_spill(imt__idx_writer *w, const imt__idx_sink *s, int k,
+                           const imt__idx_kv *a, size_t n);
 /* Merge the digest runs into the tables (a no-op without runs). */
 imt_err imt__idx_writer_runs(imt__idx_writer *w);
 imt_err imt__idx_writer_delta(imt__idx_writer *w);

@@ -143,16 +143,11 @@ static int pdq_lookup(imt__idx_writer *w, const uint8_t *q, uint32_t *entry)
     return 0;
 }
 
-static MDB_dbi dig_dbi(const imt__idx_writer *w, int k)
-{
-    return k == 0 ? w->idx->db_md5 : k == 1 ? w->idx->db_sha1 : w->idx->db_sha256;
-}
-
 static imt_err dig_lookup(imt__idx_writer *w, int k, const uint8_t *d, uint32_t *entry, int *found)
 {
     static const size_t len[3] = {16, 20, 32};
     MDB_val key = {len[k], (void *)d}, val;
-    int rc = mdb_get(w->txn, dig_dbi(w, k), &key, &val);
+    int rc = mdb_get(w->txn, imt__idx_dig_dbi(w->idx, k), &key, &val);
     *found = 0;
     if (rc == MDB_NOTFOUND) return IMT_OK;
     if (rc) return imt__idx_mdb_err(w->idx, rc, "looking up a digest");
@@ -162,98 +157,6 @@ static imt_err dig_lookup(imt__idx_writer *w, int k, const uint8_t *d, uint32_t 
     }
     *entry = imt__idx_get_u32(val.mv_data);
     *found = 1;
-    return IMT_OK;
-}
-
-/* ---- digest runs ---------------------------------------------------------- */
-static const size_t dig_len[3] = {16, 20, 32};
-
-/* A buffered sequential reader of one run. */
-typedef struct run_rd {
-    int fd;
-    uint8_t *buf;
-    size_t n, pos, rl;
-    int eof;
-} run_rd;
-
-#define RUN_BUF (256u * 1024u)
-
-static imt_err rd_open(run_rd *r, int fd, size_t rl)
-{
-    memset(r, 0, sizeof *r);
-    r->fd = fd;
-    r->rl = rl;
-    r->buf = imt__malloc(RUN_BUF - RUN_BUF % rl);
-    if (!r->buf) return IMT_E_NOMEM;
-    if (lseek(fd, 0, SEEK_SET) < 0) return IMT_E_IO;
-    return IMT_OK;
-}
-
-/* The next record, or NULL at the end (*err set on a read error). */
-static const uint8_t *rd_next(run_rd *r, imt_err *err)
-{
-    if (r->pos + r->rl <= r->n) {
-        const uint8_t *p = r->buf + r->pos;
-        r->pos += r->rl;
-        return p;
-    }
-    if (r->eof) return NULL;
-    size_t cap = RUN_BUF - RUN_BUF % r->rl;
-    r->n = 0;
-    r->pos = 0;
-    while (r->n < cap) {
-        ssize_t k = read(r->fd, r->buf + r->n, cap - r->n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) {
-            *err = IMT_E_IO;
-            return NULL;
-        }
-        if (k == 0) {
-            r->eof = 1;
-            break;
-        }
-        r->n += (size_t)k;
-    }
-    if (r->n % r->rl) {
-        *err = IMT_E_IO;
-        return NULL;
-    }
-    return rd_next(r, err);
-}
-
-static void rd_close(run_rd *r)
-{
-    imt__free(r->buf);
-    r->buf = NULL;
-}
-
-/* An unnamed file in $TMPDIR (else /tmp): nothing stays on any exit. */
-static int run_create(imt__idx_writer *w)
-{
-    const char *d = getenv("TMPDIR");
-    if (!d || !*d) d = "/tmp";
-    int fd = open(d, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        char p[600];
-        snprintf(p, sizeof p, "%s/imgtriage-run-XXXXXX", d);
-        fd = mkostemp(p, O_CLOEXEC);
-        if (fd >= 0) unlink(p);
-    }
-    if (fd < 0)
-        imt__idx_set_err(w->idx, "cannot create a temporary file in %s for the import's sorted runs: %s",
-                    d, strerror(errno));
-    return fd;
-}
-
-static imt_err write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return IMT_E_IO;
-        p += k;
-        n -= (size_t)k;
-    }
     return IMT_OK;
 }
 
@@ -271,7 +174,7 @@ static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint
     size_t m = 0, len, bytes;
     for (size_t i = 0; i < s->n; i++) pre[i] = UINT32_MAX;
     MDB_stat ms;
-    if (mdb_stat(w->txn, dig_dbi(w, k), &ms) != 0) ms.ms_entries = 1;
+    if (mdb_stat(w->txn, imt__idx_dig_dbi(w->idx, k), &ms) != 0) ms.ms_entries = 1;
     if (ms.ms_entries == 0 && w->nruns[k] == 0) return IMT_OK;
     if (!imt__mul_ok(s->n, sizeof *a, &bytes) || !(a = imt__malloc(bytes ? bytes : 1)))
         return IMT_E_NOMEM;
@@ -293,16 +196,16 @@ static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint
         }
     /* the earlier batches' runs: a merge join, one sequential pass each */
     for (size_t r = 0; r < w->nruns[k]; r++) {
-        run_rd rd;
-        err = rd_open(&rd, w->runs[k][r], dig_len[k] + 4);
-        const uint8_t *p = err ? NULL : rd_next(&rd, &err);
+        imt__idx_run_rd rd;
+        err = imt__idx_run_open(&rd, w->runs[k][r], imt__idx_dig_len[k] + 4);
+        const uint8_t *p = err ? NULL : imt__idx_run_next(&rd, &err);
         for (size_t i = 0; p && i < m; i++) {
             const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
             int c = 1;
-            while (p && (c = memcmp(p, h, len)) < 0) p = rd_next(&rd, &err);
+            while (p && (c = memcmp(p, h, len)) < 0) p = imt__idx_run_next(&rd, &err);
             if (p && c == 0) pre[a[i].idx] = imt__idx_get_u32(p + len);
         }
-        rd_close(&rd);
+        imt__idx_run_close(&rd);
         if (err) {
             imt__idx_set_err(w->idx, "reading the import's temporary runs failed");
             goto cleanup;
@@ -652,91 +555,6 @@ cleanup:
     return err;
 }
 
-/* Insert the new digests in key order (fast B-tree appends). */
-/* Write the batch's sorted digests of kind k (a[0..n)) to a new run. */
-static imt_err spill_run(imt__idx_writer *w, const imt__idx_sink *s, int k, const imt__idx_kv *a, size_t n)
-{
-    static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
-    imt_err err = IMT_OK;
-    size_t len, rl = dig_len[k] + 4, cap = RUN_BUF - RUN_BUF % rl, o = 0;
-    uint8_t *buf = imt__malloc(cap);
-    int *nr = imt__realloc(w->runs[k], (w->nruns[k] + 1) * sizeof *nr);
-    if (!buf || !nr) {
-        imt__free(buf);
-        if (nr) w->runs[k] = nr;
-        return IMT_E_NOMEM;
-    }
-    w->runs[k] = nr;
-    int fd = run_create(w);
-    if (fd < 0) {
-        imt__free(buf);
-        return IMT_E_IO;
-    }
-    w->runs[k][w->nruns[k]++] = fd;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
-        memcpy(buf + o, h, len);
-        memcpy(buf + o + len, &a[i].pad, 4);
-        o += rl;
-        if (o == cap || i + 1 == n) {
-            if (write_all(fd, buf, o) != IMT_OK) {
-                imt__idx_set_err(w->idx, "writing the import's temporary runs failed: %s", strerror(errno));
-                err = IMT_E_IO;
-                break;
-            }
-            o = 0;
-        }
-    }
-    imt__free(buf);
-    return err;
-}
-
-imt_err imt__idx_writer_runs(imt__idx_writer *w)
-{
-    imt_err err = IMT_OK;
-    for (int k = 0; k < 3; k++) {
-        size_t nr = w->nruns[k], len = dig_len[k];
-        if (!nr) continue;
-        run_rd *rd = imt__calloc(nr, sizeof *rd);
-        const uint8_t **cur = imt__calloc(nr, sizeof *cur);
-        if (!rd || !cur) {
-            imt__free(rd);
-            imt__free(cur);
-            return IMT_E_NOMEM;
-        }
-        for (size_t r = 0; r < nr && !err; r++) {
-            err = rd_open(&rd[r], w->runs[k][r], len + 4);
-            if (!err) cur[r] = rd_next(&rd[r], &err);
-        }
-        MDB_stat ms;
-        mdb_stat(w->txn, dig_dbi(w, k), &ms);
-        unsigned flags = ms.ms_entries ? 0 : MDB_APPEND;
-        while (!err) {
-            /* the smallest head: few runs (list size / a quarter of the
-             * budget), so a linear pick is enough */
-            size_t best = nr;
-            for (size_t r = 0; r < nr; r++)
-                if (cur[r] && (best == nr || memcmp(cur[r], cur[best], len) < 0)) best = r;
-            if (best == nr) break;
-            MDB_val key = {len, (void *)cur[best]};
-            uint32_t e = imt__idx_get_u32(cur[best] + len);
-            MDB_val val = {4, &e};
-            int rc = mdb_put(w->txn, dig_dbi(w, k), &key, &val, flags | MDB_NOOVERWRITE);
-            if (rc) {
-                err = imt__idx_mdb_err(w->idx, rc, "writing a digest");
-                break;
-            }
-            cur[best] = rd_next(&rd[best], &err);
-        }
-        if (err == IMT_E_IO) imt__idx_set_err(w->idx, "reading the import's temporary runs failed");
-        for (size_t r = 0; r < nr; r++) rd_close(&rd[r]);
-        imt__free(rd);
-        imt__free(cur);
-        if (err) return err;
-    }
-    return IMT_OK;
-}
-
 imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int spill)
 {
     imt_err err = IMT_OK;
@@ -750,11 +568,11 @@ imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int 
          * entry rides in pad */
         IMT_TRY(imt__idx_sort_by_hash(s, kb[k], a, n));
         if (spill || w->nruns[k]) {
-            IMT_TRY(spill_run(w, s, k, a, n));
+            IMT_TRY(imt__idx_run_spill(w, s, k, a, n));
             continue;
         }
         MDB_stat ms;
-        mdb_stat(w->txn, dig_dbi(w, k), &ms);
+        mdb_stat(w->txn, imt__idx_dig_dbi(w->idx, k), &ms);
         unsigned flags = ms.ms_entries ? 0 : MDB_APPEND;
         for (size_t i = 0; i < n; i++) {
             /* in hash order the records are random accesses, and the hash
@@ -765,7 +583,7 @@ imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int 
             MDB_val key = {len, (void *)hk};
             uint32_t e = a[i].pad;
             MDB_val val = {4, &e};
-            int rc = mdb_put(w->txn, dig_dbi(w, k), &key, &val, flags | MDB_NOOVERWRITE);
+            int rc = mdb_put(w->txn, imt__idx_dig_dbi(w->idx, k), &key, &val, flags | MDB_NOOVERWRITE);
             if (rc) {
                 err = imt__idx_mdb_err(w->idx, rc, "writing a digest");
                 goto cleanup;
