@@ -102,12 +102,15 @@ for line in open(sys.argv[1], 'rb'):
     r = json.loads(line)
     if r.get('record') != 'file':
         continue
-    hits = [m for m in r.get('matches', []) if not m.get('known_good')]
+    hits = [m for m in r.get('matches', []) if m.get('disposition', 'alert') == 'alert']
+    emb = r.get('embedded', [])
     if r.get('known_good'):
         print(f"  known-good  {r['path'].replace(dev, '')}: skipped")
     for m in hits:
         how = m['kind'] if m['kind'] != 'pdq' else \
             f"pdq distance {m['distance']} ({m['variant']})"
+        if m.get('embedded') is not None and m['embedded'] < len(emb):
+            how += f" of its embedded {emb[m['embedded']].get('kind', 'picture')}"
         print(f"  HIT         {r['path'].replace(dev, '')}: {m['list']} category "
               f"{m.get('category')} by {how}")
 PY
