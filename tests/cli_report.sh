@@ -18,6 +18,7 @@ command -v convert >/dev/null || { echo "SKIP: ImageMagick convert is missing"; 
 # re-serialised; header and summary copied).
 "$CLI" report jsonl "$tmp/r.jsonl" > "$tmp/re.jsonl"
 check '[ $? -eq 0 ] && cmp -s "$tmp/r.jsonl" "$tmp/re.jsonl"' "report jsonl equals the scan's report"
+check 'grep -q "\"flags\":\[\"thumbnail-differs\"\],\"embedded\":\[{\"kind\":\"exif-thumbnail\"" "$tmp/re.jsonl"' "embedded pictures and flags are re-emitted"
 # A report of the older format 1 (made here from this one as that version
 # wrote it: no list_id, no scan_error, report_format 1): its JSONL comes
 # back byte for byte, and its CSV rows are the same as this report's.

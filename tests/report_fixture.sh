@@ -12,6 +12,9 @@ echo "plain text" > "$ev/docs/readme.txt"
 echo "known good" > "$ev/docs/good.txt"
 ln -s ../DCIM/p2.jpg "$ev/docs/link.jpg"
 ln "$ev/DCIM/p1.jpg" "$ev/docs/p1-hardlink.jpg"   # walked after DCIM/p1.jpg
+# An embedded picture: a cropped photo still holding its original's EXIF
+# thumbnail (thumbnail-differs).
+cp "$(dirname "$0")/data/embedded/cropped.jpg" "$ev/DCIM/"
 # Hostile names (issue 17): markup, a script end tag (the '/' makes a folder
 # '<'), a spreadsheet formula, terminal escapes and line breaks, bytes that
 # are not UTF-8, and a byte XML 1.0 cannot hold. p3 and p4 are known (hits).

@@ -161,6 +161,61 @@ static uint64_t u64_member(yajl_val o, const char *key, int *have)
     return x ? (uint64_t)YAJL_GET_INTEGER(x) : 0;
 }
 
+/* The "embedded" pictures of a record (record.c's put_embedded_json) into
+ * sub[0..max): what a writer needs to re-emit them; the hash is the
+ * original orientation's (the only one written). 0 on a malformed member. */
+static int embedded_from_json(yajl_val v, imt_subitem *sub, size_t max, size_t *n)
+{
+    *n = 0;
+    yajl_val arr = member(v, "embedded", yajl_t_array);
+    if (!arr) return 1;
+    for (size_t i = 0; i < arr->u.array.len && *n < max; i++) {
+        yajl_val e = arr->u.array.values[i];
+        imt_subitem *u = &sub[(*n)++];
+        memset(u, 0, sizeof *u);
+        const char *kind = str_member(e, "kind"), *st = str_member(e, "status");
+        if (!kind || !st) return 0;
+        for (int k = 1; k <= 3; k++)
+            if (!strcmp(kind, imt_subitem_kind_name((imt_subitem_kind)k)))
+                u->kind = (imt_subitem_kind)k;
+        u->status = IMT_E__COUNT;
+        for (int k = 0; k < IMT_E__COUNT; k++)
+            if (!strcmp(st, imt_err_name((imt_err)k))) u->status = (imt_err)k;
+        if (!u->kind || u->status == IMT_E__COUNT) return 0;
+        u->index = (uint32_t)u64_member(e, "index", NULL);
+        u->offset = u64_member(e, "offset", NULL);
+        u->size = u64_member(e, "size", NULL);
+        const char *d = str_member(e, "detail"), *fmt = str_member(e, "format");
+        if (d) imt__set_detail(u->detail, sizeof u->detail, "%s", d);
+        for (int k = 0; fmt && k < IMT_FMT__COUNT; k++)
+            if (!strcmp(fmt, imt_format_name((imt_format)k))) u->format = (imt_format)k;
+        u->width = (uint32_t)u64_member(e, "width", NULL);
+        u->height = (uint32_t)u64_member(e, "height", NULL);
+        const char *pdq = str_member(e, "pdq");
+        if (pdq) {
+            if (imt_pdq_from_hex(&u->pdq[0], pdq, strlen(pdq)) != IMT_OK) return 0;
+            u->has_pdq = 1;
+            u->quality = (int)u64_member(e, "quality", NULL);
+        }
+        int have;
+        u->distance = (int)u64_member(e, "distance", &have);
+        if (!have) u->distance = -1;
+        u->differs = true_member(e, "differs");
+    }
+    return 1;
+}
+
+/* Whether the record's "flags" hold flag. */
+static int has_flag(yajl_val v, const char *flag)
+{
+    yajl_val arr = member(v, "flags", yajl_t_array);
+    for (size_t i = 0; arr && i < arr->u.array.len; i++) {
+        yajl_val x = arr->u.array.values[i];
+        if (YAJL_IS_STRING(x) && !strcmp(x->u.string, flag)) return 1;
+    }
+    return 0;
+}
+
 imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
 {
     memset(out, 0, sizeof *out);
@@ -225,6 +280,10 @@ imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
             h->partial = true_member(v, "partial");
         }
         h->changed = true_member(v, "changed_during_read");
+        if (!embedded_from_json(v, out->sub, IMT_MAX_SUBITEMS, &h->n_sub)) goto bad;
+        h->sub = out->sub;
+        h->sub_omitted = (size_t)u64_member(v, "embedded_omitted", NULL);
+        h->thumbnail_differs = has_flag(v, "thumbnail-differs");
     }
     r->known_good = f.known_good;
     r->pdq_low_quality = f.low_quality;

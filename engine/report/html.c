@@ -184,8 +184,15 @@ static imt_err html_record(imt__conv *c, const imt_scan_record *r)
             imt__buf *b = &s->rows;
             imt__buf_puts(b, "<tr><td class=\"p\">");
             esc(b, r->path);
-            imt__buf_printf(b, "</td><td>%s</td><td>%s</td>", imt_err_name(r->status),
+            imt__buf_printf(b, "</td><td>%s</td><td>%s", imt_err_name(r->status),
                             imt_hash_kind_name(m->kind));
+            /* a match on an embedded picture (EXIF thumbnail, MPF image) */
+            if (m->subitem >= 0 && r->hash && (size_t)m->subitem < r->hash->n_sub)
+                imt__buf_printf(b, " of its %s",
+                                imt_subitem_kind_name(r->hash->sub[m->subitem].kind));
+            else if (m->subitem >= 0)
+                imt__buf_puts(b, " of an embedded picture");
+            imt__buf_puts(b, "</td>");
             if (m->kind == IMT_KIND_PDQ)
                 imt__buf_printf(b, "<td class=\"n\">%d</td><td>%s</td>", m->distance,
                                 imt_dihedral_name(m->variant));

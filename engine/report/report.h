@@ -71,6 +71,7 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **ms);
 typedef struct imt__jrecord {
     imt_scan_record rec;
     imt_hash_result hash;      /* rec.hash points here for a file that was read */
+    imt_subitem sub[IMT_MAX_SUBITEMS]; /* hash.sub points here: "embedded" */
     imt_scan_match *ms;
 } imt__jrecord;
 
