@@ -164,4 +164,18 @@ check '[ $(wc -l < "$tmp/h.jsonl") -eq 2 ]' "hits-only without hits: header and 
 "$CLI" scan --no-index --quiet --device phone1 "$tmp/ev/d1" 2>"$tmp/sum" >/dev/null
 check 'grep -q "device phone1: scan complete" "$tmp/sum" && grep -q "priority" "$tmp/sum"' "summary on stderr"
 
+# hash --format jsonl lists a file's embedded pictures as the scan report
+# does: the cropped photo's EXIF thumbnail hashes (compat) to the reference
+# hasher's hash of the thumbnail alone (tests/data/embedded/ref.csv), and
+# the file is flagged thumbnail-differs.
+EMB=$(dirname "$0")/data/embedded
+"$CLI" hash --mode compat --format jsonl "$EMB/cropped.jpg" > "$tmp/emb.jsonl"
+want=$(grep ',thumb.jpg$' "$EMB/ref.csv" | cut -d, -f1)
+check 'python3 -c "
+import json, sys
+o = json.loads(open(sys.argv[1]).readline())
+e = o[\"embedded\"][0]
+sys.exit(0 if o[\"flags\"] == [\"thumbnail-differs\"] and e[\"kind\"] == \"exif-thumbnail\" and e[\"pdq\"] == sys.argv[2] and e[\"differs\"] else 1)
+" "$tmp/emb.jsonl" "$want"' "hash jsonl lists the embedded EXIF thumbnail with the reference's hash"
+
 exit $fail

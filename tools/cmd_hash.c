@@ -112,6 +112,35 @@ static void print_jsonl(FILE *f, const char *path, const imt_hash_result *r,
     if (r->digests & IMT_DIGEST_MD5) { fputs(",\"md5\":\"", f); hex(f, r->md5, 16); fputc('"', f); }
     if (r->digests & IMT_DIGEST_SHA1) { fputs(",\"sha1\":\"", f); hex(f, r->sha1, 20); fputc('"', f); }
     if (r->digests & IMT_DIGEST_SHA256) { fputs(",\"sha256\":\"", f); hex(f, r->sha256, 32); fputc('"', f); }
+    /* As the scan report writes them: a partial decode, a file that changed
+     * while read, and the embedded pictures with their hashes. */
+    if (r->status == IMT_OK && (r->partial || r->changed) && r->detail[0]) {
+        if (r->partial) fputs(",\"partial\":true", f);
+        if (r->changed) fputs(",\"changed_during_read\":true", f);
+        fputs(",\"detail\":", f);
+        cli_json_str(f, r->detail);
+    }
+    if (r->thumbnail_differs) fputs(",\"flags\":[\"thumbnail-differs\"]", f);
+    if (r->n_sub) {
+        fputs(",\"embedded\":[", f);
+        for (size_t i = 0; i < r->n_sub; i++) {
+            const imt_subitem *u = &r->sub[i];
+            fprintf(f, "%s{\"kind\":\"%s\",\"index\":%u,\"offset\":%llu,\"size\":%llu,"
+                       "\"status\":\"%s\"", i ? "," : "", imt_subitem_kind_name(u->kind),
+                    (unsigned)u->index, (unsigned long long)u->offset,
+                    (unsigned long long)u->size, imt_err_name(u->status));
+            if (u->width) fprintf(f, ",\"width\":%u,\"height\":%u", u->width, u->height);
+            if (u->has_pdq) {
+                imt_pdq_to_hex(&u->pdq[0], hx);
+                fprintf(f, ",\"pdq\":\"%s\",\"quality\":%d", hx, u->quality);
+            }
+            if (u->distance >= 0)
+                fprintf(f, ",\"distance\":%d,\"differs\":%s", u->distance,
+                        u->differs ? "true" : "false");
+            fputc('}', f);
+        }
+        fputc(']', f);
+    }
     fputs("}\n", f);
 }
 
