@@ -168,6 +168,20 @@ static int xml_forbidden(const unsigned char *s, int n)
     return n == 3 && s[0] == 0xEF && s[1] == 0xBF && (s[2] == 0xBE || s[2] == 0xBF);
 }
 
+/* The five characters markup gives meaning to, as entities (XML and HTML
+ * alike). Returns 1 when c was one of them and was written. */
+static int put_markup_entity(imt__buf *b, unsigned c)
+{
+    const char *e = c == '<'    ? "&lt;"
+                    : c == '>'  ? "&gt;"
+                    : c == '&'  ? "&amp;"
+                    : c == '"'  ? "&quot;"
+                    : c == '\'' ? "&#39;"
+                                : NULL;
+    if (e) imt__buf_puts(b, e);
+    return e != NULL;
+}
+
 int imt__buf_xml_str(imt__buf *b, const char *str)
 {
     const unsigned char *s = (const unsigned char *)(str ? str : "");
@@ -181,19 +195,12 @@ int imt__buf_xml_str(imt__buf *b, const char *str)
             s += n ? n : 1;
             continue;
         }
-        switch (c) {
-        case '<': imt__buf_puts(b, "&lt;"); break;
-        case '>': imt__buf_puts(b, "&gt;"); break;
-        case '&': imt__buf_puts(b, "&amp;"); break;
-        case '"': imt__buf_puts(b, "&quot;"); break;
-        case '\'': imt__buf_puts(b, "&#39;"); break;
-        /* as references, so that parsers keep them (attribute values and
-         * CR are normalised otherwise) */
-        case '\t': imt__buf_puts(b, "&#9;"); break;
-        case '\n': imt__buf_puts(b, "&#10;"); break;
-        case '\r': imt__buf_puts(b, "&#13;"); break;
-        default: imt__buf_put(b, s, (size_t)n);
-        }
+        if (c == '\t' || c == '\n' || c == '\r')
+            /* as references, so that parsers keep them (attribute values
+             * and CR are normalised otherwise) */
+            imt__buf_printf(b, "&#%u;", c);
+        else if (!put_markup_entity(b, c))
+            imt__buf_put(b, s, (size_t)n);
         s += n;
     }
     return lossy;
@@ -210,15 +217,10 @@ void imt__buf_html_str(imt__buf *b, const char *str)
             s++;
             continue;
         }
-        switch (c) {
-        case '<': imt__buf_puts(b, "&lt;"); break;
-        case '>': imt__buf_puts(b, "&gt;"); break;
-        case '&': imt__buf_puts(b, "&amp;"); break;
-        case '"': imt__buf_puts(b, "&quot;"); break;
-        case '\'': imt__buf_puts(b, "&#39;"); break;
-        case '\\': imt__buf_puts(b, "\\\\"); break;
-        default: imt__buf_put(b, s, (size_t)n);
-        }
+        if (c == '\\')
+            imt__buf_puts(b, "\\\\");
+        else if (!put_markup_entity(b, c))
+            imt__buf_put(b, s, (size_t)n);
         s += n;
     }
 }
