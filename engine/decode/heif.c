@@ -477,6 +477,48 @@ static imt_err make_plane(imt_heif_state *st, const struct heif_image *img, imt_
     return IMT_OK;
 }
 
+/* Decode the image of handle (the primary image, or a thumbnail, which the
+ * sentences name) as ImageMagick asks libheif for it:
+ * 8-bit YCbCr 4:2:0; then check what libheif returned and make the plane.
+ * A deadline (0: none) is checked after the decode. */
+static imt_err decode_handle(imt_heif_state *st, struct heif_image_handle *handle,
+                             int thumbnail, uint64_t deadline_ms, imt_luma *out,
+                             char *detail, size_t cap)
+{
+    imt_err err = IMT_OK;
+    struct heif_image *img = NULL;
+    struct heif_decoding_options *dopt = heif_decoding_options_alloc();
+    if (!dopt) {
+        imt__set_detail(detail, cap, "libheif: out of memory");
+        return IMT_E_NOMEM;
+    }
+    dopt->convert_hdr_to_8bit = 1;
+    struct heif_error he =
+        heif_decode_image(handle, &img, heif_colorspace_YCbCr, heif_chroma_420, dopt);
+    if (he.code != heif_error_Ok) {
+        err = heif_err(he, thumbnail ? "decoding the thumbnail" : "decoding", detail, cap);
+        goto cleanup;
+    }
+    if (deadline_ms && imt__now_ms() > deadline_ms) {
+        imt__set_detail(detail, cap, "HEIF decoding over the time budget");
+        err = IMT_E_TIMEOUT;
+        goto cleanup;
+    }
+    int w = heif_image_get_width(img, heif_channel_Y);
+    int h = heif_image_get_height(img, heif_channel_Y);
+    if (w <= 0 || h <= 0 || (uint64_t)w * (uint64_t)h > IMT_HEIF_MAX_PIXELS) {
+        imt__set_detail(detail, cap, "libheif returned a %dx%d %s", w, h,
+                        thumbnail ? "thumbnail" : "image");
+        err = IMT_E_CORRUPT;
+        goto cleanup;
+    }
+    err = make_plane(st, img, out, detail, cap);
+cleanup:
+    if (img) heif_image_release(img);
+    heif_decoding_options_free(dopt);
+    return err;
+}
+
 imt_err imt__heif_decode(imt_heif_state **stp, const imt_reader *r, imt_pdq_mode mode,
                          const imt_decode_limits *lim, imt_luma *out, char *detail,
                          size_t cap)
@@ -484,8 +526,6 @@ imt_err imt__heif_decode(imt_heif_state **stp, const imt_reader *r, imt_pdq_mode
     imt_err err = IMT_OK;
     struct heif_context *ctx = NULL;
     struct heif_image_handle *hd = NULL;
-    struct heif_image *img = NULL;
-    struct heif_decoding_options *dopt = NULL;
     struct heif_error he;
     size_t len = 0;
     (void)mode; /* both modes give the same plane: see the file comment */
@@ -597,37 +637,9 @@ imt_err imt__heif_decode(imt_heif_state **stp, const imt_reader *r, imt_pdq_mode
         err = IMT_E_TIMEOUT;
         goto cleanup;
     }
-    dopt = heif_decoding_options_alloc();
-    if (!dopt) {
-        imt__set_detail(detail, cap, "libheif: out of memory");
-        err = IMT_E_NOMEM;
-        goto cleanup;
-    }
-    dopt->convert_hdr_to_8bit = 1;
-    he = heif_decode_image(hd, &img, heif_colorspace_YCbCr, heif_chroma_420, dopt);
-    if (he.code != heif_error_Ok) {
-        err = heif_err(he, "decoding", detail, cap);
-        goto cleanup;
-    }
-    if (lim->deadline_ms && imt__now_ms() > lim->deadline_ms) {
-        imt__set_detail(detail, cap, "HEIF decoding over the time budget");
-        err = IMT_E_TIMEOUT;
-        goto cleanup;
-    }
-    {
-        int w = heif_image_get_width(img, heif_channel_Y);
-        int h = heif_image_get_height(img, heif_channel_Y);
-        if (w <= 0 || h <= 0 || (uint64_t)w * (uint64_t)h > IMT_HEIF_MAX_PIXELS) {
-            imt__set_detail(detail, cap, "libheif returned a %dx%d image", w, h);
-            err = IMT_E_CORRUPT;
-            goto cleanup;
-        }
-    }
-    err = make_plane(st, img, out, detail, cap);
+    err = decode_handle(st, hd, 0, lim->deadline_ms, out, detail, cap);
 
 cleanup:
-    if (img) heif_image_release(img);
-    if (dopt) heif_decoding_options_free(dopt);
     if (hd) heif_image_handle_release(hd);
     if (ctx) heif_context_free(ctx);
     if (err != IMT_OK) {
@@ -681,8 +693,6 @@ imt_err imt__heif_thumbnail_luma(imt_heif_state *st, int index, const imt_decode
     imt_err err = IMT_OK;
     struct heif_context *ctx = NULL;
     struct heif_image_handle *hd = NULL, *th = NULL;
-    struct heif_image *img = NULL;
-    struct heif_decoding_options *dopt = NULL;
     struct heif_error he;
     out->pix = NULL;
     out->rows = out->cols = 0;
@@ -717,30 +727,8 @@ imt_err imt__heif_thumbnail_luma(imt_heif_state *st, int index, const imt_decode
             goto cleanup;
         }
     }
-    dopt = heif_decoding_options_alloc();
-    if (!dopt) {
-        err = IMT_E_NOMEM;
-        goto cleanup;
-    }
-    dopt->convert_hdr_to_8bit = 1;
-    he = heif_decode_image(th, &img, heif_colorspace_YCbCr, heif_chroma_420, dopt);
-    if (he.code != heif_error_Ok) {
-        err = heif_err(he, "decoding the thumbnail", detail, cap);
-        goto cleanup;
-    }
-    {
-        int w = heif_image_get_width(img, heif_channel_Y);
-        int h = heif_image_get_height(img, heif_channel_Y);
-        if (w <= 0 || h <= 0 || (uint64_t)w * (uint64_t)h > IMT_HEIF_MAX_PIXELS) {
-            imt__set_detail(detail, cap, "libheif returned a %dx%d thumbnail", w, h);
-            err = IMT_E_CORRUPT;
-            goto cleanup;
-        }
-    }
-    err = make_plane(st, img, out, detail, cap);
+    err = decode_handle(st, th, 1, 0, out, detail, cap);
 cleanup:
-    if (img) heif_image_release(img);
-    if (dopt) heif_decoding_options_free(dopt);
     if (th) heif_image_handle_release(th);
     if (hd) heif_image_handle_release(hd);
     if (ctx) heif_context_free(ctx);
