@@ -8,7 +8,6 @@
 #include "imgtriage.h"
 #include "testutil.h"
 
-#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -45,25 +44,10 @@ static void one(const char *path, const char *name)
     nfiles++;
 }
 
-static void walk(const char *dir)
+static void one_file(const char *p, const char *name, void *ctx)
 {
-    struct dirent **ents;
-    int n = scandir(dir, &ents, NULL, alphasort);
-    REQUIRE(n >= 0);
-    for (int i = 0; i < n; i++) {
-        const char *nm = ents[i]->d_name;
-        if (strcmp(nm, ".") && strcmp(nm, "..")) {
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", dir, nm);
-            struct stat st;
-            if (lstat(p, &st) == 0) {
-                if (S_ISDIR(st.st_mode)) walk(p);
-                else if (S_ISREG(st.st_mode)) one(p, nm);
-            }
-        }
-        free(ents[i]);
-    }
-    free(ents);
+    (void)ctx;
+    one(p, name);
 }
 
 int main(void)
@@ -80,8 +64,8 @@ int main(void)
         o.time_budget_ms = 20000;
         REQUIRE(imt_hasher_create(&hs[m], &o) == IMT_OK);
     }
-    walk(mal);
-    walk(same);
+    tu_walk(mal, one_file, NULL);
+    tu_walk(same, one_file, NULL);
     imt_hasher_free(hs[0]);
     imt_hasher_free(hs[1]);
     printf("%d files: %d hashed;", nfiles, nok);

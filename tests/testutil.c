@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include <dirent.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -57,4 +59,26 @@ unsigned char *tu_read_file(const char *path, size_t *len)
     fclose(f);
     if (p) *len = n;
     return p;
+}
+
+void tu_walk(const char *dir, void (*fn)(const char *path, const char *name, void *ctx),
+             void *ctx)
+{
+    struct dirent **ents;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    REQUIRE(n >= 0);
+    for (int i = 0; i < n; i++) {
+        const char *nm = ents[i]->d_name;
+        if (strcmp(nm, ".") && strcmp(nm, "..")) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", dir, nm);
+            struct stat st;
+            if (lstat(p, &st) == 0) {
+                if (S_ISDIR(st.st_mode)) tu_walk(p, fn, ctx);
+                else if (S_ISREG(st.st_mode)) fn(p, nm, ctx);
+            }
+        }
+        free(ents[i]);
+    }
+    free(ents);
 }

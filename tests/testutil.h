@@ -50,5 +50,9 @@ int tu_skip(const char *why);
 int tu_done(const char *name);
 /* Read a whole file into a malloc'd buffer (NULL on error). */
 unsigned char *tu_read_file(const char *path, size_t *len);
+/* Every regular file below dir, depth first in sorted order (no links
+ * followed): fn(path, name, ctx). */
+void tu_walk(const char *dir, void (*fn)(const char *path, const char *name, void *ctx),
+             void *ctx);
 
 #endif
