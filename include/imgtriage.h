@@ -312,6 +312,25 @@ IMT_API imt_err imt_hash_fd(imt_hasher *h, int fd, imt_hash_result *res);
 IMT_API imt_err imt_hash_memory(imt_hasher *h, const void *data, size_t len,
                                 imt_hash_result *res);
 
+/** A pull stream of bytes to hash: a file inside a disk image, a member of
+ *  an archive, anything that is not a descriptor. read fills buf with up to
+ *  cap bytes and sets *got (0 at the end); it returns IMT_OK, or the error
+ *  that ended the stream (IMT_E_IO for a failed read; the hash result then
+ *  says "read failed after N bytes"). It is called on the hasher's thread
+ *  only, never with cap above 256 KiB. */
+typedef struct imt_stream {
+    imt_err (*read)(void *ctx, void *buf, size_t cap, size_t *got);
+    void *ctx;
+    uint64_t size;           /* the bytes the stream should hold; 0 = unknown.
+                                When set, no more are read (limits use it
+                                before decoding), and a stream that ends
+                                early is flagged partial with a note */
+} imt_stream;
+
+/** As imt_hash_file, over a stream (read to its end or size). */
+IMT_API imt_err imt_hash_stream(imt_hasher *h, const imt_stream *stream,
+                                imt_hash_result *res);
+
 /** The last error of h as a sentence naming the cause; "" if none. Valid
  *  until the next call on h. Never NULL. */
 IMT_API const char *imt_hasher_last_error(const imt_hasher *h);

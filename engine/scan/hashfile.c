@@ -56,10 +56,11 @@ struct imt_hasher {
 /* What a hole of a sparse file reads as. */
 static const uint8_t zeros[CHUNK];
 
-/* The source behind the reader: an fd or a memory block. */
+/* The source behind the reader: an fd, a memory block or a caller's stream. */
 typedef struct source {
     imt_hasher *h;
-    int fd;                /* -1 for memory */
+    int fd;                /* -1 for memory and streams */
+    const imt_stream *stream; /* non-NULL: read through it */
     int sparse;            /* a regular file with holes: pread, holes not read */
     off_t pos;             /* sparse: the next offset to read */
     off_t zero_end;        /* sparse: [pos, zero_end) is a hole */
@@ -153,6 +154,19 @@ static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
             *len = (size_t)n; /* 0: the end (the file may have shrunk) */
         }
         s->pos += (off_t)*len;
+    } else if (s->stream) {
+        size_t got = 0;
+        imt_err e = s->stream->read(s->stream->ctx, s->h->buf, room, &got);
+        if (e) {
+            s->read_errno = 0;
+            return s->err = e;
+        }
+        if (got > room) {
+            s->read_errno = 0;
+            return s->err = IMT_E_INTERNAL; /* the stream broke its contract */
+        }
+        *data = s->h->buf;
+        *len = got;
     } else if (s->fd < 0) {
         size_t n = s->mem_len - s->mem_pos;
         if (n > CHUNK) n = CHUNK;
@@ -536,9 +550,12 @@ read_failed:
     if (e == IMT_E_INTERRUPTED)
         imt__set_detail(res->detail, sizeof res->detail, "stopped on request after %llu bytes",
                         (unsigned long long)s->total);
-    else
+    else if (s->read_errno)
         imt__set_detail(res->detail, sizeof res->detail, "read failed after %llu bytes: %s",
                         (unsigned long long)s->total, strerror(s->read_errno));
+    else
+        imt__set_detail(res->detail, sizeof res->detail, "read failed after %llu bytes: %s",
+                        (unsigned long long)s->total, imt_strerror(e));
     imt__digest_end(h->dig, res->md5, res->sha1, res->sha256); /* discard */
     memset(res->md5, 0, sizeof res->md5);
     memset(res->sha1, 0, sizeof res->sha1);
@@ -598,6 +615,25 @@ imt_err imt_hash_memory(imt_hasher *h, const void *data, size_t len, imt_hash_re
     if (!h || (!data && len)) return res->status = IMT_E_INVALID;
     source s = {.h = h, .fd = -1, .mem = data, .mem_len = len};
     return run(h, &s, len, res);
+}
+
+imt_err imt_hash_stream(imt_hasher *h, const imt_stream *st, imt_hash_result *res)
+{
+    if (!res) return IMT_E_INVALID;
+    res_reset(res);
+    if (!h || !st || !st->read) return res->status = IMT_E_INVALID;
+    source s = {.h = h, .fd = -1, .stream = st, .limit = st->size};
+    imt_err r = run(h, &s, st->size, res);
+    if (r != IMT_E_INTERRUPTED && st->size && res->file_size < st->size && res->digests) {
+        /* fewer bytes than announced: the digests cover what there was */
+        size_t used = strlen(res->detail);
+        imt__set_detail(res->detail + used, sizeof res->detail - used,
+                        "%sthe stream ended after %llu of %llu bytes: digests cover those",
+                        used ? "; " : "", (unsigned long long)res->file_size,
+                        (unsigned long long)st->size);
+        res->partial = 1;
+    }
+    return r;
 }
 
 imt_err imt_hash_file(imt_hasher *h, const char *path, imt_hash_result *res)
