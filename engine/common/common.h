@@ -26,6 +26,20 @@ static inline int imt__mul_ok(size_t a, size_t b, size_t *out)
     return 1;
 }
 
+/* Random access to one item's bytes, whatever holds them: a file in a
+ * folder (pread on its descriptor), a file or unallocated run in a disk
+ * image (engine/source), a buffered archive member (engine/container).
+ * pread reads up to cap bytes at off into buf, sets *got (0 at or past the
+ * end) and returns IMT_OK or the error (IMT_E_IO for a failed read; the
+ * caller names the item). size is the item's size. Each item gets its own
+ * io; one io is used by one thread at a time. Containers, the carver and
+ * video demuxers take this; imt_stream (public) is its sequential view. */
+typedef struct imt__io {
+    imt_err (*pread)(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got);
+    void *ctx;
+    uint64_t size;
+} imt__io;
+
 /* Forward a non-OK error to the function's cleanup label. */
 #define IMT_TRY(expr)                   \
     do {                                \
