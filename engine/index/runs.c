@@ -114,6 +114,14 @@ imt_err imt__idx_run_spill(imt__idx_writer *w, const imt__idx_sink *s, int k, co
     }
     w->runs[k][w->nruns[k]++] = fd;
     for (size_t i = 0; i < n; i++) {
+        /* in hash order the records, their hash bytes and classes are
+         * random accesses: fetch them ahead (this loop was a fifth of a
+         * digest list's import) */
+        if (i + 16 < n) {
+            __builtin_prefetch(&s->recs[a[i + 16].idx]);
+            __builtin_prefetch(&w->cls_of[a[i + 16].idx]);
+        }
+        if (i + 8 < n) __builtin_prefetch(s->hb + s->recs[a[i + 8].idx].hash);
         const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
         memcpy(buf + o, h, len);
         uint32_t cls = imt__idx_value_cls(w, a[i].pad, w->cls_of[a[i].idx]);

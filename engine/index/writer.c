@@ -206,6 +206,8 @@ static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint
         err = imt__idx_run_open(&rd, w->runs[k][r], imt__idx_dig_len[k] + 8);
         const uint8_t *p = err ? NULL : imt__idx_run_next(&rd, &err);
         for (size_t i = 0; p && i < m; i++) {
+            if (i + 16 < m) __builtin_prefetch(&s->recs[a[i + 16].idx]);
+            if (i + 8 < m) __builtin_prefetch(s->hb + s->recs[a[i + 8].idx].hash);
             const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
             int c = 1;
             while (p && (c = memcmp(p, h, len)) < 0) p = imt__idx_run_next(&rd, &err);
@@ -775,7 +777,10 @@ imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int 
         for (size_t i = 0; i < n; i++) {
             /* in hash order the records are random accesses, and the hash
              * bytes a second one: fetch both ahead */
-            if (i + 16 < n) __builtin_prefetch(&s->recs[a[i + 16].idx]);
+            if (i + 16 < n) {
+                __builtin_prefetch(&s->recs[a[i + 16].idx]);
+                __builtin_prefetch(&w->cls_of[a[i + 16].idx]);
+            }
             if (i + 8 < n) __builtin_prefetch(s->hb + s->recs[a[i + 8].idx].hash);
             const uint8_t *hk = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
             MDB_val key = {len, (void *)hk};
