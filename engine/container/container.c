@@ -46,7 +46,9 @@ typedef struct xstate {
     const imt__csink *sink;
     uint64_t members, bytes;   /* member records and bytes so far */
     uint64_t buffered;         /* bytes held in nested buffers now */
-    unsigned trip;             /* TOTAL_BYTES / MEMBERS: everything stops */
+    unsigned trip;             /* TOTAL_BYTES / MEMBERS: everything stops;
+                                  RATIO: up to ratio_at */
+    const void *ratio_at;      /* the frame whose ratio tripped */
 } xstate;
 
 /* One container being expanded. */
@@ -54,7 +56,8 @@ typedef struct cframe {
     imt_container_info ci;
     char note[256];
     uint64_t own_size;         /* the container's bytes (for the ratio) */
-    uint64_t bytes;            /* its direct members' bytes so far */
+    uint64_t bytes;            /* its members' bytes so far, all depths */
+    struct cframe *up;         /* the container holding it; NULL: the walked file */
 } cframe;
 
 static void note(cframe *f, const char *fmt, const char *a, const char *b)
@@ -245,7 +248,15 @@ static imt_err ms_read(void *ctx, void *buf, size_t cap, size_t *got)
         return IMT_OK;
     }
     m->xs->bytes += (uint64_t)n;
-    m->f->bytes += (uint64_t)n;
+    /* The ratio of every container around: a nested bomb (42.zip) amplifies
+     * by layers, each modest alone; the walked file sees the product. */
+    cframe *over = NULL;
+    for (cframe *c = m->f; c; c = c->up) {
+        c->bytes += (uint64_t)n;
+        if (!over && o->max_ratio && c->bytes > RATIO_FLOOR && c->own_size &&
+            c->bytes / c->own_size >= o->max_ratio)
+            over = c;
+    }
     char why[200];
     if (m->xs->bytes > o->max_total_bytes) {
         imt__set_detail(why, sizeof why, "expansion stopped: the members of this walked file "
@@ -254,12 +265,17 @@ static imt_err ms_read(void *ctx, void *buf, size_t cap, size_t *got)
         cut(m, IMT_CLIMIT_TOTAL_BYTES, why);
         return IMT_E_TOO_LARGE;
     }
-    if (o->max_ratio && m->f->bytes > RATIO_FLOOR && m->f->own_size &&
-        m->f->bytes / m->f->own_size >= o->max_ratio) {
-        imt__set_detail(why, sizeof why, "expansion stopped: the members hold over %u times "
-                        "the container's %llu bytes (--max-ratio): digests not made",
-                        (unsigned)o->max_ratio, (unsigned long long)m->f->own_size);
+    if (over) {
+        imt__set_detail(why, sizeof why, "expansion stopped: the members%s hold over %u "
+                        "times the %llu bytes of %s (--max-ratio): digests not made",
+                        over == m->f ? "" : " (all depths)", (unsigned)o->max_ratio,
+                        (unsigned long long)over->own_size,
+                        over == m->f ? "the container" : "a container around it");
         cut(m, IMT_CLIMIT_RATIO, why);
+        if (over != m->f) {
+            m->xs->trip |= IMT_CLIMIT_RATIO; /* stop the layers up to it */
+            m->xs->ratio_at = over;
+        }
         return IMT_E_TOO_LARGE;
     }
     hold_bytes(m, buf, (size_t)n, 0);
@@ -315,6 +331,7 @@ static imt_err give(xstate *xs, cframe *f, imt__member *mb, mstream *ms)
     if (ms->hold == HOLD_KEEP && ms->eof && !ms->cut[0]) {
         cframe sub;
         memset(&sub, 0, sizeof sub);
+        sub.up = f;
         memio mi = {ms->buf, ms->len};
         imt__io nio = {mem_pread, &mi, ms->len};
         err = expand(xs, &nio, ms->fmt, mb->path, mb->depth, &sub);
@@ -397,7 +414,7 @@ static imt_err pdf_image(void *ctx, int obj, const char *ext, imt_err status, co
     ms.hold = HOLD_DROP; /* a PDF's image is a picture, never expanded */
     imt_err err = give(p->xs, p->f, &mb, &ms);
     imt__free(path);
-    if (!err && p->xs->trip) err = PDF_STOP; /* stop: see expand_pdf */
+    if (!err && (p->xs->trip || (p->f->ci.limits & IMT_CLIMIT_RATIO))) err = PDF_STOP;
     return err;
 }
 
@@ -551,11 +568,17 @@ static imt_err expand(xstate *xs, const imt__io *io, imt_format fmt, const char 
         if (f->ci.limits & IMT_CLIMIT_RATIO) break;
     }
     if (xs->trip & ~f->ci.limits) {
-        /* a limit of the whole walked file tripped inside a nested member */
+        /* a limit tripped inside a nested member: of the whole walked file,
+         * or the ratio of this container or one around it */
         f->ci.limits |= xs->trip;
-        note(f, "expansion stopped: the %s limit of the walked file was reached in a "
-             "nested container%s", xs->trip & IMT_CLIMIT_TOTAL_BYTES ? "expanded-bytes"
-                                                                     : "member", "");
+        note(f, "expansion stopped: the %s limit was reached in a nested container%s",
+             xs->trip & IMT_CLIMIT_TOTAL_BYTES ? "expanded-bytes"
+             : xs->trip & IMT_CLIMIT_MEMBERS   ? "member"
+                                               : "ratio", "");
+    }
+    if (xs->ratio_at == f) { /* the layers below stopped for this one: done */
+        xs->trip &= ~IMT_CLIMIT_RATIO;
+        xs->ratio_at = NULL;
     }
 cleanup:
     imt__free(mpath);
