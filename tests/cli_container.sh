@@ -92,6 +92,9 @@ cp q2821.jpg secret.jpg && zip -q -X -P hunter2 "$tmp/ev/f-encrypted.zip" secret
 cd "$tmp/plain"
 zip -q -X "$tmp/ev/g-unrelated.zip" p1.jpg p2.jpg && tar czf "$tmp/ev/h-unrelated.tar.gz" p3.jpg
 cp p1.jpg "$tmp/ev/loose.jpg"
+# A gzipped text file: one member, its bytes (an earlier build let
+# libarchive take the text for an mtree spec naming a file "hello").
+printf 'hello\n' > notes.txt && gzip -9n -c notes.txt > "$tmp/ev/i-notes.txt.gz"
 cd "$tmp"
 
 "$CLI" scan --quiet --index "$tmp/idx" --out "$tmp/r.jsonl" "$tmp/ev" 2>"$tmp/r.err"
@@ -150,6 +153,10 @@ want(recs[ev + "/a.zip!photos/holiday.jpg"]["md5"] ==
 want(recs[ev + "/a.zip!photos/holiday.jpg"]["member"]["size"] == len(open(sys.argv[2] + "/../alt/q0122.jpg", "rb").read()), "member size")
 want("mtime" in recs[ev + "/a.zip!photos/holiday.jpg"]["member"], "member mtime")
 want(len([p for p in order if p.startswith(ev + "/g-unrelated.zip!")]) == 2, "unrelated zip expanded")
+g = recs.get(ev + "/i-notes.txt.gz!i-notes.txt", {})
+want(g.get("md5") == hashlib.md5(b"hello\n").hexdigest() and g.get("read_bytes") == 6 and
+     [p for p in order if p.startswith(ev + "/i-notes.txt.gz!")] == [ev + "/i-notes.txt.gz!i-notes.txt"],
+     "a gzipped text file: one member holding its bytes: %s" % g)
 for b in bad: print("FAIL:", b)
 sys.exit(1 if bad else 0)
 EOF

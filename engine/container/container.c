@@ -490,8 +490,31 @@ static imt_err expand(xstate *xs, const imt__io *io, imt_format fmt, const char 
     if (!rc || !a) { err = IMT_E_NOMEM; goto cleanup; }
     memset(rc, 0, offsetof(iorc, buf));
     rc->io = io;
-    archive_read_support_filter_all(a);
-    archive_read_support_format_all(a);
+    /* Filters libarchive has in-process (filter_all would also run external
+     * programs, lrzip, lzop, grzip, for formats it has no library for). */
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_bzip2(a);
+    archive_read_support_filter_xz(a);
+    archive_read_support_filter_lzma(a);
+    archive_read_support_filter_lzip(a);
+    archive_read_support_filter_zstd(a);
+    archive_read_support_filter_compress(a);
+    /* Every format of archive_read_support_format_all but mtree: an mtree
+     * spec is text naming files on this machine, which libarchive would
+     * open and read (and any text file holding a word parses as one). */
+    archive_read_support_format_7zip(a);
+    archive_read_support_format_ar(a);
+    archive_read_support_format_cab(a);
+    archive_read_support_format_cpio(a);
+    archive_read_support_format_empty(a);
+    archive_read_support_format_iso9660(a);
+    archive_read_support_format_lha(a);
+    archive_read_support_format_rar(a);
+    archive_read_support_format_rar5(a);
+    archive_read_support_format_tar(a);
+    archive_read_support_format_warc(a);
+    archive_read_support_format_xar(a);
+    archive_read_support_format_zip(a);
     if (compressed_only(fmt)) archive_read_support_format_raw(a);
     archive_read_set_read_callback(a, io_read);
     archive_read_set_seek_callback(a, io_seek);
