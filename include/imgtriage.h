@@ -73,6 +73,8 @@ typedef enum imt_err {
     IMT_E_BUSY = 25,         /* the index has open cursors (import needs none) */
     IMT_E_INDEX_CHANGED = 26,/* the index changed since it was opened: open it again */
     IMT_E_WRITE = 27,        /* an output (a report) could not be written */
+    IMT_E_ENCRYPTED = 28,    /* encrypted (an archive member, an archive's
+                                directory, a PDF): not examined */
     IMT_E__COUNT             /* not an error: the number of codes */
 } imt_err;
 
@@ -114,11 +116,24 @@ typedef enum imt_format {
     IMT_FMT_HEIF = 7,
     IMT_FMT_AVIF = 8,
     IMT_FMT_JXL = 9,
+    /* Containers (engine/container): never decoded as a picture; a scan
+     * expands them and makes each member an item of its own. */
+    IMT_FMT_ZIP = 10,    /* also OOXML, ODF, EPUB, UFDR, JAR, APK */
+    IMT_FMT_RAR = 11,
+    IMT_FMT_7Z = 12,
+    IMT_FMT_TAR = 13,    /* POSIX ustar / GNU: "ustar" at offset 257 */
+    IMT_FMT_GZIP = 14,
+    IMT_FMT_BZIP2 = 15,
+    IMT_FMT_XZ = 16,
+    IMT_FMT_ZSTD = 17,
+    IMT_FMT_CPIO = 18,   /* the ASCII kinds (odc, newc, crc) */
+    IMT_FMT_PDF = 19,    /* its embedded images are its members */
     IMT_FMT__COUNT
 } imt_format;
 
-/** Minimum number of leading bytes imt_sniff() needs to decide. */
-#define IMT_SNIFF_BYTES 32
+/** Minimum number of leading bytes imt_sniff() needs to decide (TAR's
+ *  magic is at offset 257). */
+#define IMT_SNIFF_BYTES 512
 
 /** Identify the format of data from its magic bytes. len may be short. */
 IMT_API imt_format imt_sniff(const void *data, size_t len);
@@ -128,6 +143,10 @@ IMT_API const char *imt_format_name(imt_format fmt);
 
 /** Non-zero when this build decodes fmt (JPEG, PNG, HEIF, AVIF). */
 IMT_API int imt_format_decodable(imt_format fmt);
+
+/** Non-zero when fmt is a container (IMT_FMT_ZIP .. IMT_FMT_PDF): hashing
+ *  one reports IMT_E_NOT_IMAGE; a scan expands it into its members. */
+IMT_API int imt_format_is_container(imt_format fmt);
 
 /* ------------------------------------------------------------------------
  * PDQ hashes.
@@ -706,6 +725,47 @@ typedef struct imt_scan_match {
                                   the file) */
 } imt_scan_match;
 
+/* Containers (engine/container): a walked file that sniffs as a container
+ * (IMT_FMT_ZIP .. IMT_FMT_PDF) is expanded, and each regular member becomes a
+ * record of its own, emitted right after its container's, in member order,
+ * with the path "outer.zip!inner/a.jpg" ("a.zip!b.7z!c.jpg" nested; a gzip,
+ * bzip2, xz or zstd file that holds no archive has one member named after
+ * the file without its suffix; a PDF's images are "doc.pdf!obj12.jpg"). */
+
+/** Bits of imt_container_info.limits: a limit of imt_container_opts that
+ *  stopped (or prevented) an expansion. */
+#define IMT_CLIMIT_TOTAL_BYTES 1u /* member bytes of one walked file, all depths */
+#define IMT_CLIMIT_MEMBERS 2u     /* member records of one walked file, all depths */
+#define IMT_CLIMIT_DEPTH 4u       /* a container nested deeper than max_depth */
+#define IMT_CLIMIT_RATIO 8u       /* member bytes over max_ratio x the container's size */
+#define IMT_CLIMIT_BUFFER 16u     /* a nested container over max_buffer bytes */
+#define IMT_CLIMIT_PDF_SIZE 32u   /* a PDF over max_buffer bytes (read whole) */
+#define IMT_CLIMIT__COUNT 6
+
+/** "total-bytes", "members", "depth", "ratio", "buffer", "pdf-size" for bit
+ *  number 0..IMT_CLIMIT__COUNT-1; "unknown" otherwise. Never NULL. */
+IMT_API const char *imt_container_limit_name(int bit);
+
+/** What a record says about containers. Zero for a plain walked file. */
+typedef struct imt_container_info {
+    /* A member's place (depth 0: an entry of the walk, the rest unused). */
+    uint32_t depth;            /* 1: a member of a walked file; 2: of a member, ... */
+    uint64_t index;            /* its position among its container's entries, from 0 */
+    uint64_t size;             /* its size as the archive states it (read_bytes
+                                  is what was read) */
+    int has_mtime;             /* mtime as the archive stores it (none: unset) */
+    int64_t mtime_s;
+    int32_t mtime_ns;
+    /* A container (walked or a member) that was expanded. */
+    int expanded;              /* it sniffed as a container: members follow */
+    uint64_t members;          /* member records that follow it (all depths) */
+    uint64_t encrypted;        /* its encrypted entries (members whose records say
+                                  "encrypted", or 1 for an encrypted directory or
+                                  PDF): their content was not examined */
+    unsigned limits;           /* IMT_CLIMIT_* bits that stopped its expansion */
+    const char *note;          /* why the expansion stopped or failed; "" */
+} imt_container_info;
+
 /** The record of one walked entry. Everything it points to is borrowed:
  *  valid during the record callback only. */
 typedef struct imt_scan_record {
@@ -742,6 +802,7 @@ typedef struct imt_scan_record {
     const imt_scan_match *matches;
     size_t n_matches;
     size_t matches_omitted;    /* matches over imt_scan_opts.max_matches */
+    imt_container_info container; /* a member's place; a container's expansion */
 } imt_scan_record;
 
 /** Progress counters, cumulative since the start of imt_scan_run. */
@@ -763,11 +824,32 @@ typedef int (*imt_scan_record_fn)(void *ctx, const imt_scan_record *rec);
 
 /** Optional: called in walk order as entries are found, before any work on
  *  them. Non-zero claims the entry: it is not read and its record comes with
- *  skipped = 1 (used to resume a scan). */
+ *  skipped = 1 (used to resume a scan). The value is the number of records
+ *  claimed: 1, or 1 + N for a container whose N member records the caller
+ *  holds too (seq then moves on by 1 + N). */
 typedef int (*imt_scan_skip_fn)(void *ctx, const char *path, imt_entry_type type);
 
 /** Optional: called after every batch of records, from the calling thread. */
 typedef void (*imt_scan_progress_fn)(void *ctx, const imt_scan_progress *p);
+
+/** Limits of container expansion (README "Containers"). Each one that trips
+ *  is reported on the container's record (imt_container_info.limits). */
+typedef struct imt_container_opts {
+    int enabled;               /* expand containers (default 1) */
+    uint32_t max_depth;        /* nesting levels expanded (default 8) */
+    uint64_t max_members;      /* member records per walked file (default 100000) */
+    uint64_t max_total_bytes;  /* member bytes read per walked file, all depths
+                                  (default 16 GiB) */
+    uint32_t max_ratio;        /* a container whose members hold more than this
+                                  times its own size (and over 64 MiB) stops
+                                  (default 200) */
+    uint64_t max_buffer;       /* a nested container is held in memory to be
+                                  expanded, a PDF is read whole: at most this
+                                  many bytes (default 64 MiB) */
+    uint64_t max_held_bytes;   /* member records held per scan until their batch
+                                  is emitted; a container that would hold more
+                                  is expanded again when emitted (default 64 MiB) */
+} imt_container_opts;
 
 typedef struct imt_scan_opts {
     int threads;               /* workers; 0 = all cores, 1 = serial (default 0) */
@@ -787,6 +869,7 @@ typedef struct imt_scan_opts {
     imt_scan_skip_fn skip;     /* optional, see above */
     imt_scan_progress_fn progress; /* optional, see above */
     void *ctx;                 /* passed to skip and progress */
+    imt_container_opts containers; /* see above */
 } imt_scan_opts;
 
 /** Fill opts with the defaults documented above. */
@@ -860,7 +943,8 @@ IMT_API imt_err imt_report_begin(imt_report *r, const imt_index *idx,
                                  const char *const *paths, size_t n_paths,
                                  const imt_scan_opts *opts);
 
-/** An imt_scan_skip_fn: pass it with the report as ctx. */
+/** An imt_scan_skip_fn: pass it with the report as ctx. A container's old
+ *  record is claimed only with all its member records (1 + N returned). */
 IMT_API int imt_report_skip(void *report, const char *path, imt_entry_type type);
 
 /** An imt_scan_record_fn: pass it with the report as ctx. Returns non-zero
