@@ -299,7 +299,13 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     uint64_t good = s.total;
     c.parsed = 1;
     IMT_TRY(imp_flush(&c, &s));
-    if (c.begun) IMT_TRY(imt__idx_writer_runs(&c.w));
+    if (c.begun) {
+        uint64_t folded;
+        IMT_TRY(imt__idx_writer_runs(&c.w));
+        /* the digest deltas into their tables when past a sixteenth (or
+         * on --compact; never with --no-compact) */
+        if (o.compact != 0) IMT_TRY(imt__idx_fold_digests(&c.w, o.compact > 0, &folded));
+    }
     if (!c.begun || good == c.merge_bad) {
         if (s.bad) imt__idx_set_err(idx, "%s: no valid record (%llu bad)", path, (unsigned long long)s.bad);
         else imt__idx_set_err(idx, "%s: the list holds no hash", path);

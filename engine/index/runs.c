@@ -158,9 +158,8 @@ imt_err imt__idx_writer_runs(imt__idx_writer *w)
             err = imt__idx_run_open(&rd[r], w->runs[k][r], len + 8);
             if (!err) cur[r] = imt__idx_run_next(&rd[r], &err);
         }
-        MDB_stat ms;
-        mdb_stat(w->txn, imt__idx_dig_dbi(w->idx, k), &ms);
-        unsigned flags = ms.ms_entries ? 0 : MDB_APPEND;
+        unsigned flags;
+        MDB_dbi dbi = imt__idx_dig_target(w->idx, w->txn, k, &flags);
         while (!err) {
             /* the smallest head: few runs (list size / a quarter of the
              * budget), so a linear pick is enough */
@@ -173,7 +172,7 @@ imt_err imt__idx_writer_runs(imt__idx_writer *w)
             uint32_t e[2] = {imt__idx_get_u32(cur[best] + len), imt__idx_get_u32(cur[best] + len + 4)};
             e[1] = imt__idx_value_cls(w, e[0], e[1]);
             MDB_val val = {e[1] == IDX_CLS_NONE ? 4 : IDX_DIG_COMPACT, e};
-            int rc = mdb_put(w->txn, imt__idx_dig_dbi(w->idx, k), &key, &val, flags | MDB_NOOVERWRITE);
+            int rc = mdb_put(w->txn, dbi, &key, &val, flags | MDB_NOOVERWRITE);
             if (rc) {
                 err = imt__idx_mdb_err(w->idx, rc, "writing a digest");
                 break;
@@ -189,3 +188,130 @@ imt_err imt__idx_writer_runs(imt__idx_writer *w)
     return IMT_OK;
 }
 
+
+MDB_dbi imt__idx_dig_target(const imt_index *idx, MDB_txn *txn, int k, unsigned *flags)
+{
+    MDB_stat ms;
+    *flags = MDB_APPEND;
+    if (mdb_stat(txn, imt__idx_dig_dbi(idx, k), &ms) != 0 || ms.ms_entries == 0)
+        return imt__idx_dig_dbi(idx, k);
+    if (mdb_stat(txn, imt__idx_dplus_dbi(idx, k), &ms) != 0 || ms.ms_entries != 0) *flags = 0;
+    return imt__idx_dplus_dbi(idx, k);
+}
+
+/* One digest table entry as a run record (key, entry id, class: NONE for a
+ * 4-byte value) into buf at *o, flushed to fd when full. */
+static imt_err fold_put(imt__idx_writer *w, int fd, uint8_t *buf, size_t cap, size_t *o, size_t len,
+                        const MDB_val *k, const MDB_val *v)
+{
+    if (k->mv_size != len || (v->mv_size != 4 && v->mv_size != IDX_DIG_COMPACT)) {
+        imt__idx_set_err(w->idx, "%s: a digest record is malformed", w->idx->path);
+        return IMT_E_INDEX_CORRUPT;
+    }
+    uint32_t cls = v->mv_size == 4 ? IDX_CLS_NONE : imt__idx_get_u32((const uint8_t *)v->mv_data + 4);
+    memcpy(buf + *o, k->mv_data, len);
+    memcpy(buf + *o + len, v->mv_data, 4);
+    memcpy(buf + *o + len + 4, &cls, 4);
+    *o += len + 8;
+    if (*o == cap) {
+        if (write_all(fd, buf, *o) != IMT_OK) {
+            imt__idx_set_err(w->idx, "writing the import's temporary runs failed: %s", strerror(errno));
+            return IMT_E_IO;
+        }
+        *o = 0;
+    }
+    return IMT_OK;
+}
+
+/* Kind k: main and delta merged in key order into a run, both emptied,
+ * the run appended into the main table. */
+static imt_err fold_one(imt__idx_writer *w, int k)
+{
+    imt_err err = IMT_OK;
+    size_t len = imt__idx_dig_len[k], rl = len + 8, cap = IMT__IDX_RUN_BUF - IMT__IDX_RUN_BUF % rl, o = 0;
+    MDB_cursor *cm = NULL, *cd = NULL;
+    imt__idx_run_rd rd = {0};
+    uint8_t *buf = imt__malloc(cap);
+    int fd = -1;
+    if (!buf) return IMT_E_NOMEM;
+    fd = run_create(w);
+    if (fd < 0) {
+        err = IMT_E_IO;
+        goto cleanup;
+    }
+    MDB_val km, vm, kd, vd;
+    int rc = mdb_cursor_open(w->txn, imt__idx_dig_dbi(w->idx, k), &cm);
+    if (!rc) rc = mdb_cursor_open(w->txn, imt__idx_dplus_dbi(w->idx, k), &cd);
+    if (rc) {
+        err = imt__idx_mdb_err(w->idx, rc, "reading the digests");
+        goto cleanup;
+    }
+    int rm = mdb_cursor_get(cm, &km, &vm, MDB_FIRST), rdl = mdb_cursor_get(cd, &kd, &vd, MDB_FIRST);
+    while (rm == 0 || rdl == 0) {
+        int c = rm ? 1 : rdl ? -1 : memcmp(km.mv_data, kd.mv_data, len < kd.mv_size ? len : kd.mv_size);
+        if (c == 0) {
+            imt__idx_set_err(w->idx, "%s: a digest is in its table and in its delta", w->idx->path);
+            err = IMT_E_INDEX_CORRUPT;
+            goto cleanup;
+        }
+        if (c < 0) {
+            IMT_TRY(fold_put(w, fd, buf, cap, &o, len, &km, &vm));
+            rm = mdb_cursor_get(cm, &km, &vm, MDB_NEXT);
+        } else {
+            IMT_TRY(fold_put(w, fd, buf, cap, &o, len, &kd, &vd));
+            rdl = mdb_cursor_get(cd, &kd, &vd, MDB_NEXT);
+        }
+    }
+    if (rm != MDB_NOTFOUND || rdl != MDB_NOTFOUND) {
+        err = imt__idx_mdb_err(w->idx, rm != MDB_NOTFOUND ? rm : rdl, "reading the digests");
+        goto cleanup;
+    }
+    if (o && write_all(fd, buf, o) != IMT_OK) {
+        imt__idx_set_err(w->idx, "writing the import's temporary runs failed: %s", strerror(errno));
+        err = IMT_E_IO;
+        goto cleanup;
+    }
+    mdb_cursor_close(cm);
+    mdb_cursor_close(cd);
+    cm = cd = NULL;
+    rc = mdb_drop(w->txn, imt__idx_dig_dbi(w->idx, k), 0);
+    if (!rc) rc = mdb_drop(w->txn, imt__idx_dplus_dbi(w->idx, k), 0);
+    if (rc) {
+        err = imt__idx_mdb_err(w->idx, rc, "emptying a digest table");
+        goto cleanup;
+    }
+    IMT_TRY(imt__idx_run_open(&rd, fd, rl));
+    const uint8_t *p;
+    while ((p = imt__idx_run_next(&rd, &err)) != NULL) {
+        uint32_t e[2] = {imt__idx_get_u32(p + len), imt__idx_get_u32(p + len + 4)};
+        MDB_val key = {len, (void *)p}, val = {e[1] == IDX_CLS_NONE ? 4 : IDX_DIG_COMPACT, e};
+        rc = mdb_put(w->txn, imt__idx_dig_dbi(w->idx, k), &key, &val, MDB_APPEND);
+        if (rc) {
+            err = imt__idx_mdb_err(w->idx, rc, "writing a digest");
+            goto cleanup;
+        }
+    }
+    if (err) imt__idx_set_err(w->idx, "reading the import's temporary runs failed");
+cleanup:
+    if (cm) mdb_cursor_close(cm);
+    if (cd) mdb_cursor_close(cd);
+    imt__idx_run_close(&rd);
+    if (fd >= 0) close(fd);
+    imt__free(buf);
+    return err;
+}
+
+imt_err imt__idx_fold_digests(imt__idx_writer *w, int force, uint64_t *folded)
+{
+    *folded = 0;
+    for (int k = 0; k < 3; k++) {
+        MDB_stat m, d;
+        if (mdb_stat(w->txn, imt__idx_dig_dbi(w->idx, k), &m) || mdb_stat(w->txn, imt__idx_dplus_dbi(w->idx, k), &d))
+            continue;
+        if (d.ms_entries == 0 || (!force && d.ms_entries * 16 <= m.ms_entries)) continue;
+        imt_err err = fold_one(w, k);
+        if (err) return err;
+        *folded += d.ms_entries;
+    }
+    return IMT_OK;
+}
