@@ -245,6 +245,28 @@ int main(void)
     CHECK(imt_index_verify(idx) == IMT_OK);
     imt_index_close(idx);
 
+    /* K: 60,000 MD5 digests sharing their first 8 bytes (the runs' block
+     * index keeps only those: equal prefixes span its blocks), then every
+     * 7th of them again, in later batches: each repeat is found */
+    {
+        char lk[400], dk[400];
+        snprintf(lk, sizeof lk, "%s/k.md5", tmp);
+        snprintf(dk, sizeof dk, "%s/idxk", tmp);
+        f = fopen(lk, "w");
+        REQUIRE(f);
+        for (uint32_t i = 0; i < 60000; i++) fprintf(f, "0123456789abcdef%016llx\n", (unsigned long long)mix(i));
+        for (uint32_t i = 0; i < 60000; i += 7) fprintf(f, "0123456789abcdef%016llx\n", (unsigned long long)mix(i));
+        fclose(f);
+        idx = open_rw(dk, 1);
+        REQUIRE(idx);
+        REQUIRE(import(idx, lk, "md5-hex", 1, 4ull << 20, &st));
+        CHECKF(st.batches > 2 && st.new_entries == 60000 && st.duplicates == (60000 + 6) / 7,
+               "K: %llu batches, %llu new entries, %llu repeats", (unsigned long long)st.batches,
+               (unsigned long long)st.new_entries, (unsigned long long)st.duplicates);
+        CHECK(imt_index_verify(idx) == IMT_OK);
+        imt_index_close(idx);
+    }
+
     /* every answer, read-only, from both indexes; then D2 (2000 more)
      * passes a sixteenth: the delta is folded into the table, and again */
     for (int round = 0; round < 2; round++) {

@@ -355,6 +355,16 @@ typedef struct imt__idx_writer {
      * LE), merged into the tables in key order at the end */
     int *runs[3];
     size_t nruns[3];
+    /* so that a batch need not read every earlier run (quadratic in the
+     * batches): each run's record count and every IMT__IDX_RUN_STRIDE-th
+     * key, and one blocked Bloom filter of
+     * every digest in a run; a batch reads only the blocks of runs that
+     * may hold a digest the filter does not rule out */
+    struct imt__idx_run_meta *rmeta[3];
+    uint64_t *bloom;                  /* 8 words (one cache line) a block */
+    size_t bloom_blocks;
+    uint64_t est_digests;             /* digests the list is expected to hold (import.c; 0: unknown) */
+    uint64_t bloom_cap;               /* most bytes the filter may take */
     /* compact entries (IDX_DIG_COMPACT) */
     uint32_t *cls_of;                 /* per batch record: the class of the compact
                                        * entry it made, IDX_CLS_NONE if none */
@@ -433,6 +443,16 @@ MDB_dbi imt__idx_dig_target(const imt_index *idx, MDB_txn *txn, int k, unsigned 
 /* Keys in kind k's main table and delta together. */
 uint64_t imt__idx_dig_count(const imt_index *idx, MDB_txn *txn, int k);
 
+#define IMT__IDX_RUN_STRIDE 64u
+struct imt__idx_run_meta {
+    uint64_t n;                  /* records */
+    uint8_t *first;              /* the keys of records 0, STRIDE, 2 STRIDE, ... */
+};
+/* For each digest of kind k of the batch's records a[0..m) (sorted by
+ * hash) the filter does not rule out, look it up in the earlier runs:
+ * pre/pcls as prelookup's (writer.c). */
+imt_err imt__idx_run_lookup(imt__idx_writer *w, const imt__idx_sink *s, int k, const imt__idx_kv *a,
+                            size_t m, uint32_t *pre, uint32_t *pcls);
 /* A buffered sequential reader of one run of rl-byte records. */
 #define IMT__IDX_RUN_BUF (256u * 1024u)
 typedef struct imt__idx_run_rd {

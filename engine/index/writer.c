@@ -199,28 +199,9 @@ static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint
                 pcls[a[i].idx] = c;
             }
         }
-    /* the earlier batches' runs: a merge join, one sequential pass each */
-    for (size_t r = 0; r < w->nruns[k]; r++) {
-        imt__idx_run_rd rd;
-        err = imt__idx_run_open(&rd, w->runs[k][r], imt__idx_dig_len[k] + 8);
-        const uint8_t *p = err ? NULL : imt__idx_run_next(&rd, &err);
-        for (size_t i = 0; p && i < m; i++) {
-            if (i + 16 < m) __builtin_prefetch(&s->recs[a[i + 16].idx]);
-            if (i + 8 < m) __builtin_prefetch(s->hb + s->recs[a[i + 8].idx].hash);
-            const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
-            int c = 1;
-            while (p && (c = memcmp(p, h, len)) < 0) p = imt__idx_run_next(&rd, &err);
-            if (p && c == 0) {
-                pre[a[i].idx] = imt__idx_get_u32(p + len);
-                pcls[a[i].idx] = imt__idx_get_u32(p + len + 4);
-            }
-        }
-        imt__idx_run_close(&rd);
-        if (err) {
-            imt__idx_set_err(w->idx, "reading the import's temporary runs failed");
-            goto cleanup;
-        }
-    }
+    /* the earlier batches' runs: only where the filter does not rule a
+     * digest out */
+    if (w->nruns[k]) IMT_TRY(imt__idx_run_lookup(w, s, k, a, m, pre, pcls));
 cleanup:
     imt__free(a);
     return err;
@@ -910,9 +891,14 @@ void imt__idx_writer_free(imt__idx_writer *w)
     imt__free(w->bt);
     for (int k = 0; k < 3; k++) {
         imt__free(w->dig[k]);
-        for (size_t r = 0; r < w->nruns[k]; r++) close(w->runs[k][r]);
+        for (size_t r = 0; r < w->nruns[k]; r++) {
+            close(w->runs[k][r]);
+            if (w->rmeta[k]) imt__free(w->rmeta[k][r].first);
+        }
         imt__free(w->runs[k]);
+        imt__free(w->rmeta[k]);
         w->runs[k] = NULL;
+        w->rmeta[k] = NULL;
         w->nruns[k] = 0;
     }
     imt__free(w->rec.p);
@@ -922,6 +908,9 @@ void imt__idx_writer_free(imt__idx_writer *w)
     imt__free(w->cls);
     imt__free(w->prom);
     imt__free(w->synth);
+    imt__free(w->bloom);
+    w->bloom = NULL;
+    w->bloom_blocks = 0;
     w->cls_of = NULL;
     w->cls = NULL;
     w->prom = NULL;
