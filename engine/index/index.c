@@ -279,6 +279,13 @@ static imt_err open_dbis(imt_index *idx, MDB_txn *txn, unsigned flags)
     int rc = mdb_dbi_open(txn, "cls", flags, &idx->db_cls);
     if (rc && rc != MDB_NOTFOUND) return imt__idx_mdb_err(idx, rc, "opening the tables");
     idx->has_cls = rc == 0;
+    static const char *dn[3] = {"md5+", "sha1+", "sha256+"};
+    idx->has_dplus = 1;
+    for (int k = 0; k < 3; k++) {
+        rc = mdb_dbi_open(txn, dn[k], flags, &idx->db_dplus[k]);
+        if (rc && rc != MDB_NOTFOUND) return imt__idx_mdb_err(idx, rc, "opening the tables");
+        if (rc) idx->has_dplus = 0;
+    }
     return IMT_OK;
 }
 
