@@ -64,6 +64,8 @@ static void usage(FILE *f)
 "      --seed N           the order within each class (default 1: a rerun reads\n"
 "                         the same files); listing spills to unnamed files in\n"
 "                         $TMPDIR (refused inside a PATH) beyond 64 MiB\n"
+"      --sample-blocks N  block sampling of one raw disk IMAGE instead: see\n"
+"                         'imgtriage scan --sample-blocks 1 --help'\n"
 "  -q, --quiet            no progress line\n"
 "  -h, --help             show this help and exit\n"
 "\n"
@@ -251,6 +253,8 @@ int cmd_scan(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
+    for (int i = 1; i < argc; i++) /* block sampling of a disk image: its own command */
+        if (!strncmp(argv[i], "--sample-blocks", 15)) return cmd_scan_sample(argc, argv);
     imt_scan_opts so;
     imt_scan_opts_init(&so);
     imt_report_opts ro;
