@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,6 +319,8 @@ cleanup:
 }
 
 /* ---- reading ----------------------------------------------------------- */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+
 struct imt_block_reader {
     imt_index *idx;
     MDB_txn *txn;
@@ -332,7 +335,29 @@ imt_err imt_block_reader_open(imt_block_reader **out, imt_index *idx)
     imt_block_reader *r = imt__calloc(1, sizeof *r);
     if (!r) return IMT_E_NOMEM;
     r->idx = idx;
-    int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &r->txn);
+    /* The table handle is made the environment's first, in a transaction
+     * of its own committed at once (under a lock): LMDB 0.9 leaks the name
+     * of a handle that two open transactions both open first. */
+    pthread_mutex_lock(&open_lock);
+    MDB_txn *t0 = NULL;
+    MDB_dbi d0;
+    int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &t0);
+    if (!rc) {
+        rc = mdb_dbi_open(t0, BLOCKS_DB, 0, &d0);
+        if (rc) mdb_txn_abort(t0);
+        else rc = mdb_txn_commit(t0);
+    }
+    pthread_mutex_unlock(&open_lock);
+    if (rc) {
+        imt__free(r);
+        if (rc == MDB_NOTFOUND) {
+            imt__idx_set_err(idx, "%s: the index holds no block hashes (index import-files "
+                             "--blocks)", idx->path);
+            return IMT_E_NOT_FOUND;
+        }
+        return imt__idx_mdb_err(idx, rc, "opening the blocks table");
+    }
+    rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &r->txn);
     if (rc) {
         imt_err e = imt__idx_mdb_err(idx, rc, "reading the blocks");
         imt__free(r);
