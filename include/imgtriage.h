@@ -1124,6 +1124,145 @@ IMT_API imt_err imt_triage_run(imt_index *idx, const char *const *paths, size_t 
                                imt_scan_record_fn on_record, void *ctx,
                                imt_preview_stats *stats, char *detail, size_t cap);
 
+/* ------------------------------------------------------------------------
+ * Block hashes of known files (engine/index/blocks.c) and block sampling of
+ * a raw disk image (engine/triage/sample.c): Garfinkel and McCarrin's
+ * method (DFRWS 2015). Known files are cut into 4 KiB blocks at their start;
+ * blocks that cannot tell one file from another (non-probative) are
+ * dropped; the rest are stored in the index's "blocks" sub-database (a key
+ * of 8 bytes of each block's MD5). A sample reads random places of an image
+ * and looks up the 4 KiB at each 512-byte alignment a file could start on.
+ * ---------------------------------------------------------------------- */
+#define IMT_BLOCK_SIZE 4096
+
+/** Why a block is not stored (IMT_BLOCK_PROBATIVE: it is). Values fixed. */
+typedef enum imt_block_verdict {
+    IMT_BLOCK_PROBATIVE = 0,
+    IMT_BLOCK_FEW_VALUES = 1,   /* fewer than 16 distinct byte values (zeros,
+                                   fill, whitespace) */
+    IMT_BLOCK_RAMP = 2,         /* 16-, 32- or 64-bit words rising or falling by
+                                   a constant step (tables, counters) */
+    IMT_BLOCK_LOW_ENTROPY = 3,  /* byte entropy below 5 bits per byte */
+    IMT_BLOCK_REPEATING = 4,    /* fewer than 64 distinct 32-bit words */
+    IMT_BLOCK_SHARED = 5,       /* in more than one known file (at commit) */
+    IMT_BLOCK__COUNT
+} imt_block_verdict;
+
+/** "probative", "few-values", "ramp", "low-entropy", "repeating", "shared". */
+IMT_API const char *imt_block_verdict_name(imt_block_verdict v);
+
+/** The verdict on one 4 KiB block by its content alone (not SHARED). */
+IMT_API imt_block_verdict imt_block_classify(const uint8_t *block);
+
+/** The lookup key of a 4 KiB block: the first 8 bytes of its MD5, big-endian. */
+IMT_API uint64_t imt_block_key(const uint8_t *block);
+
+/** Known files' blocks gathered in memory (16 bytes per kept block), then
+ *  written to an index at once (the shared ones dropped). */
+typedef struct imt_blockset imt_blockset;
+
+typedef struct imt_blockset_stats {
+    uint64_t files;             /* files added */
+    uint64_t blocks;            /* their whole 4 KiB blocks (a tail shorter than
+                                   4 KiB is not a block: slack follows it) */
+    uint64_t dropped[IMT_BLOCK__COUNT]; /* by verdict; [PROBATIVE] unused */
+    uint64_t repeats;           /* blocks repeating one kept already (in the same
+                                   file, or in a copy of it: the same MD5) */
+    uint64_t stored;            /* blocks written to the index */
+    uint64_t db_bytes;          /* pages of the "blocks" sub-database */
+    double bytes_per_block;     /* db_bytes / its records (blocks and files) */
+} imt_blockset_stats;
+
+IMT_API imt_err imt_blockset_create(imt_blockset **out);
+IMT_API void imt_blockset_free(imt_blockset *bs);
+
+/** Add known file file_id (name, digests and size for the report; read from
+ *  fd, which stays open, from offset 0 to size). IMT_E_IO when it cannot be
+ *  read. */
+IMT_API imt_err imt_blockset_add_fd(imt_blockset *bs, uint32_t file_id, const char *name,
+                                    int fd, uint64_t size, const uint8_t md5[16],
+                                    const uint8_t sha1[20]);
+
+/** Write the blockset into idx (opened for writing, no cursor open) under
+ *  list_id: blocks in more than one file dropped, the rest stored with their
+ *  file's record. One LMDB transaction. stats may be NULL. */
+IMT_API imt_err imt_index_add_blocks(imt_index *idx, imt_blockset *bs, uint32_t list_id,
+                                     imt_blockset_stats *stats);
+
+/** A stored block's place. */
+typedef struct imt_block_hit {
+    uint32_t list_id, file_id, block; /* block: its index in the file */
+} imt_block_hit;
+
+/** A known file of the blocks sub-database. name is borrowed (valid until
+ *  the next call on the reader). */
+typedef struct imt_block_file {
+    uint32_t list_id, file_id;
+    uint64_t size;
+    uint8_t md5[16], sha1[20];
+    uint32_t blocks, stored;    /* whole blocks; of them stored (probative) */
+    const char *name;
+} imt_block_file;
+
+/** Reads the blocks sub-database (its own read transaction; close it before
+ *  the index). IMT_E_NOT_FOUND when the index holds no block hashes. */
+typedef struct imt_block_reader imt_block_reader;
+IMT_API imt_err imt_block_reader_open(imt_block_reader **out, imt_index *idx);
+IMT_API void imt_block_reader_close(imt_block_reader *r);
+/** *found = 1 and *hit filled when key is stored. */
+IMT_API imt_err imt_block_lookup(imt_block_reader *r, uint64_t key, imt_block_hit *hit,
+                                 int *found);
+IMT_API imt_err imt_block_file_get(imt_block_reader *r, uint32_t list_id, uint32_t file_id,
+                                   imt_block_file *out);
+/** Files and stored blocks in the sub-database. */
+IMT_API imt_err imt_block_reader_counts(imt_block_reader *r, uint64_t *files, uint64_t *blocks);
+
+/** P(at least one of n positions drawn without replacement from P holds one
+ *  of M marked ones) = 1 - C(P - M, n) / C(P, n): the chance that n samples
+ *  of an image with P sample positions find a collection whose stored blocks
+ *  cover M of them. */
+IMT_API double imt_sample_detect_probability(uint64_t P, uint64_t M, uint64_t n);
+
+typedef struct imt_sample_opts {
+    uint64_t samples;           /* positions to read (required) */
+    uint64_t seed;              /* default 1 */
+    const volatile int *stop;   /* optional, as in imt_scan_opts */
+} imt_sample_opts;
+IMT_API void imt_sample_opts_init(imt_sample_opts *o);
+
+/** One sampled block found in the index: where, and which known block. */
+typedef struct imt_sample_hit {
+    uint64_t offset;            /* in the image, of the 4 KiB block */
+    imt_block_hit at;
+} imt_sample_hit;
+
+typedef struct imt_sample_result {
+    uint64_t image_size;
+    uint64_t positions;         /* P: 4 KiB-aligned sample positions */
+    uint64_t samples;           /* positions read */
+    uint64_t lookups;           /* blocks looked up (8 per position, fewer at the end) */
+    uint64_t bytes_read;
+    uint64_t elapsed_ms;
+    imt_sample_hit *hits;       /* in offset order; owned by the result */
+    size_t n_hits;
+} imt_sample_result;
+
+/** Sample the raw image at path (a file or block device, only read): n
+ *  distinct positions p = 4096 k drawn at random (seeded), read in offset
+ *  order; at each, the 4 KiB blocks starting at p, p + 512, ..., p + 3584
+ *  are looked up, so a known file starting on any 512-byte boundary has
+ *  each of its stored blocks found by exactly one position. Free the result
+ *  with imt_sample_result_free. detail gets a sentence on failure. */
+IMT_API imt_err imt_sample_image(imt_index *idx, const char *path, const imt_sample_opts *o,
+                                 imt_sample_result *res, char *detail, size_t cap);
+IMT_API void imt_sample_result_free(imt_sample_result *res);
+
+/** Is the whole known file (size bytes, md5) at offset start of the image
+ *  at path? *match = 1 when the MD5 of those bytes equals md5 (a contiguous
+ *  file found by a block hit, confirmed). IMT_E_IO when unreadable. */
+IMT_API imt_err imt_sample_confirm(const char *path, uint64_t start, uint64_t size,
+                                   const uint8_t md5[16], int *match);
+
 /** Mark r as the report of a preview: before imt_report_begin (the header
  *  then holds "preview" with the settings) and again, with the final stats,
  *  before imt_report_end (the summary then holds "preview" with the counts

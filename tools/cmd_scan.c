@@ -80,6 +80,8 @@ static void usage(FILE *f)
 "                         (default 64 MiB)\n"
 "      --max-held-bytes N member records held until emitted, for the whole scan\n"
 "                         (default 64 MiB; more: expanded again when emitted)\n"
+"      --sample-blocks N  block sampling of one raw disk IMAGE instead: see\n"
+"                         'imgtriage scan --sample-blocks 1 --help'\n"
 "  -q, --quiet            no progress line\n"
 "  -h, --help             show this help and exit\n"
 "\n"
@@ -276,6 +278,8 @@ int cmd_scan(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
+    for (int i = 1; i < argc; i++) /* block sampling of a disk image: its own command */
+        if (!strncmp(argv[i], "--sample-blocks", 15)) return cmd_scan_sample(argc, argv);
     imt_scan_opts so;
     imt_scan_opts_init(&so);
     imt_report_opts ro;

@@ -407,7 +407,7 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
         err = imt__idx_mdb_err(idx, rc, "creating the environment");
         goto cleanup;
     }
-    mdb_env_set_maxdbs(idx->env, 16);
+    mdb_env_set_maxdbs(idx->env, 16); /* room for additive tables (blocks.c: "blocks") */
     mdb_env_set_maxreaders(idx->env, 1022);
     if (!idx->read_only || o.map_size)
         mdb_env_set_mapsize(idx->env, (size_t)(o.map_size ? o.map_size : DEFAULT_MAP_SIZE));
