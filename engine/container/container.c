@@ -525,12 +525,21 @@ static imt_err expand(xstate *xs, const imt__io *io, imt_format fmt, const char 
              archive_error_string(a) ? archive_error_string(a) : "unknown error");
         goto cleanup;
     }
+    uint64_t failures = 0;
     for (uint64_t index = 0;; index++) {
         if (xs->stop && *xs->stop) { err = IMT_E_INTERRUPTED; break; }
         if (xs->trip) break;
         struct archive_entry *e;
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF) break;
+        /* a hostile archive must not keep us here: failed or retried
+         * entries count as entries */
+        if ((r == ARCHIVE_RETRY || r < ARCHIVE_WARN) && ++failures > xs->o->max_members) {
+            note(f, "expansion stopped: over %s entries could not be read%s", "--max-members",
+                 "");
+            break;
+        }
+        if (r == ARCHIVE_RETRY) continue;
         if (r < ARCHIVE_WARN) {
             const char *es = archive_error_string(a) ? archive_error_string(a) : "unknown error";
             if (archive_read_has_encrypted_entries(a) > 0 || strstr(es, "ncrypt")) {
