@@ -21,6 +21,7 @@
 #include "testutil.h"
 
 #include "imgtriage.h"
+#include "report/report.h"
 
 #include <string.h>
 #include <sys/resource.h>
@@ -117,6 +118,69 @@ static void one(const char *dir, const char *file, const limits *l, facts *f)
            file, f->records, f->top_members);
 }
 
+/* The container fields of a record survive record.c -> facts.c (what
+ * `imgtriage report` and --resume read back), and the summary counts them. */
+static void round_trip(void)
+{
+    imt_hash_result h;
+    memset(&h, 0, sizeof h);
+    h.format = IMT_FMT_ZIP;
+    h.file_size = 1234;
+    imt_scan_record r;
+    memset(&r, 0, sizeof r);
+    r.seq = 7;
+    r.path = "ev/a.zip!in/b.7z";
+    r.type = IMT_ENTRY_FILE;
+    r.status = IMT_E_NOT_IMAGE;
+    r.detail = "a 7z container, not an image";
+    r.hash = &h;
+    r.container.depth = 2;
+    r.container.index = 5;
+    r.container.size = 1234;
+    r.container.has_mtime = 1;
+    r.container.mtime_s = 1577836800;
+    r.container.mtime_ns = 5;
+    r.container.expanded = 1;
+    r.container.members = 9;
+    r.container.encrypted = 2;
+    r.container.limits = IMT_CLIMIT_RATIO | IMT_CLIMIT_BUFFER;
+    r.container.note = "expansion stopped: \"why\"";
+    imt__buf b = {0};
+    imt__put_record_json(&b, &r);
+    REQUIRE(!b.oom);
+    char eb[128];
+    yajl_val v = yajl_tree_parse(b.p, eb, sizeof eb);
+    REQUIRE(v);
+    imt__jrecord j;
+    REQUIRE(imt__record_from_json(v, &j) == IMT_OK);
+    const imt_container_info *c = &j.rec.container;
+    CHECK(c->depth == 2 && c->index == 5 && c->size == 1234 && c->has_mtime &&
+          c->mtime_s == 1577836800 && c->mtime_ns == 5 && c->expanded && c->members == 9 &&
+          c->encrypted == 2 && c->limits == (IMT_CLIMIT_RATIO | IMT_CLIMIT_BUFFER) &&
+          !strcmp(c->note, "expansion stopped: \"why\""));
+    imt__buf b2 = {0};
+    imt__put_record_json(&b2, &j.rec);
+    CHECKF(b2.len == b.len && !memcmp(b.p, b2.p, b.len), "re-emitted:\n%s%s", b.p, b2.p);
+    imt__rfacts f;
+    imt_scan_match *ms = NULL;
+    REQUIRE(imt__facts_from_json(v, &f, &ms) == IMT_OK);
+    imt__summary s;
+    memset(&s, 0, sizeof s);
+    REQUIRE(imt__summary_add(&s, &f, "\"x\"", 0) == IMT_OK);
+    CHECK(s.members == 1 && s.containers == 1 && s.encrypted_containers == 1 &&
+          s.limits[3] == 1 && s.limits[4] == 1 && s.limits[0] == 0);
+    imt__buf ex = {0};
+    imt__priority(&s, &ex);
+    CHECKF(ex.p && strstr(ex.p, "; 1 encrypted container not examined"), "%s", ex.p);
+    imt__buf_free(&ex);
+    imt__summary_free(&s);
+    imt__free(ms);
+    imt__free(j.ms);
+    yajl_tree_free(v);
+    imt__buf_free(&b);
+    imt__buf_free(&b2);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -129,6 +193,7 @@ int main(int argc, char **argv)
         perror("execv");
         return 1;
     }
+    round_trip();
     if (system("command -v python3 >/dev/null 2>&1") != 0) return tu_skip("python3 is missing");
     char dir[] = "/tmp/imt-cbombs-XXXXXX", cmd[8192];
     REQUIRE(mkdtemp(dir));
