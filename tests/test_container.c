@@ -181,6 +181,112 @@ static void round_trip(void)
     imt__buf_free(&b2);
 }
 
+/* ---- allocation failure N = 0, 1, 2, ... through a container scan -------
+ * (test_allocfail's discipline): every step either reports out of memory or
+ * gives exactly the records of an unfailing run, and frees every block. */
+typedef struct counting {
+    long calls, fail_at, failed, live;
+} counting;
+static counting g_cnt;
+
+static int should_fail(void)
+{
+    long n = g_cnt.calls++;
+    if (g_cnt.fail_at >= 0 && n == g_cnt.fail_at) {
+        g_cnt.failed++;
+        return 1;
+    }
+    return 0;
+}
+static void *c_malloc(void *o, size_t n)
+{
+    (void)o;
+    if (should_fail()) return NULL;
+    void *p = malloc(n);
+    if (p) g_cnt.live++;
+    return p;
+}
+static void *c_realloc(void *o, void *p, size_t n)
+{
+    (void)o;
+    if (should_fail()) return NULL;
+    void *q = realloc(p, n);
+    if (q && !p) g_cnt.live++;
+    return q;
+}
+static void c_free(void *o, void *p)
+{
+    (void)o;
+    if (p) g_cnt.live--;
+    free(p);
+}
+
+typedef struct text {
+    char *p;
+    size_t len;
+} text;
+
+static int on_rec_text(void *ctx, const imt_scan_record *r)
+{
+    text *t = ctx;
+    char line[1024], md5[33] = "";
+    if (r->hash && (r->hash->digests & IMT_DIGEST_MD5))
+        for (int i = 0; i < 16; i++) sprintf(md5 + 2 * i, "%02x", r->hash->md5[i]);
+    int n = snprintf(line, sizeof line, "%s|%s|%s|%s|%d|%u|%llu|%d|%llu|%llu|%u|%s\n", r->path,
+                     imt_err_name(r->status), r->detail, md5, r->hash ? r->hash->has_pdq : -1,
+                     (unsigned)r->container.depth, (unsigned long long)r->container.index,
+                     r->container.expanded, (unsigned long long)r->container.members,
+                     (unsigned long long)r->container.encrypted, r->container.limits,
+                     r->container.note ? r->container.note : "");
+    char *np = realloc(t->p, t->len + (size_t)n + 1);
+    if (!np) return 1;
+    memcpy(np + t->len, line, (size_t)n + 1);
+    t->p = np;
+    t->len += (size_t)n;
+    return 0;
+}
+
+static imt_err scan_text(const char *dir, uint64_t held, text *t)
+{
+    imt_scan_opts o;
+    imt_scan_opts_init(&o);
+    o.threads = 1;
+    o.containers.max_held_bytes = held;
+    t->p = NULL;
+    t->len = 0;
+    return imt_scan_run(NULL, &dir, 1, &o, on_rec_text, t, NULL, 0);
+}
+
+static void allocfail(uint64_t held)
+{
+    const char *dir = IMT_SOURCE_DIR "/tests/fuzz/seeds/container";
+    text base;
+    REQUIRE(scan_text(dir, held, &base) == IMT_OK);
+    REQUIRE(strstr(base.p, "!inner.zip!t.txt|") && strstr(base.p, "|encrypted|"));
+    imt_allocator a = {c_malloc, c_realloc, c_free, NULL};
+    long n, oom = 0;
+    for (n = 0; n < 100000; n++) {
+        memset(&g_cnt, 0, sizeof g_cnt);
+        g_cnt.fail_at = n;
+        REQUIRE(imt_set_allocator(&a) == IMT_OK);
+        text t;
+        imt_err e = scan_text(dir, held, &t);
+        imt_set_allocator(NULL);
+        CHECKF(g_cnt.live == 0, "held %llu, failing allocation %ld: %ld blocks leaked",
+               (unsigned long long)held, n, g_cnt.live);
+        int same = e == IMT_OK && t.len == base.len && !memcmp(t.p, base.p, base.len);
+        int said = e == IMT_E_NOMEM || (e == IMT_OK && t.p && strstr(t.p, "|out-of-memory|"));
+        CHECKF(same || said, "held %llu, failing allocation %ld: %s, and the records differ "
+               "without saying out-of-memory", (unsigned long long)held, n, imt_err_name(e));
+        oom += !same;
+        free(t.p);
+        if (!g_cnt.failed) break;
+    }
+    printf("allocfail (held %llu): %ld steps, %ld reported out of memory\n",
+           (unsigned long long)held, n, oom);
+    free(base.p);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -194,6 +300,8 @@ int main(int argc, char **argv)
         return 1;
     }
     round_trip();
+    allocfail(64ull << 20); /* members kept by the worker */
+    allocfail(1);           /* every container expanded again when emitted */
     if (system("command -v python3 >/dev/null 2>&1") != 0) return tu_skip("python3 is missing");
     char dir[] = "/tmp/imt-cbombs-XXXXXX", cmd[8192];
     REQUIRE(mkdtemp(dir));

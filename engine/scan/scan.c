@@ -250,6 +250,8 @@ typedef struct msink {
     uint64_t *seq;
     imt_scan_progress *prog;
     int stopped;
+    int oom;                   /* a fact could not be kept: the expansion
+                                  counts as failed for want of memory */
 } msink;
 enum { MS_KEEP, MS_FACTS, MS_EMIT };
 
@@ -259,7 +261,8 @@ static uint64_t slot_bytes(const slot *s)
            s->n_matches * (sizeof(imt_scan_match) + sizeof(char *) + 64);
 }
 
-static void set_ci(slot *s, const imt_container_info *ci)
+/* 0 when out of memory (the note could not be kept). */
+static int set_ci(slot *s, const imt_container_info *ci)
 {
     imt_container_info keep = s->ci; /* a member's place stays */
     s->ci = *ci;
@@ -272,6 +275,7 @@ static void set_ci(slot *s, const imt_container_info *ci)
     imt__free(s->ci_note);
     s->ci_note = ci->note && ci->note[0] ? imt__strdup(ci->note) : NULL;
     s->ci.note = NULL;
+    return !(ci->note && ci->note[0] && !s->ci_note);
 }
 
 static void count_record(imt_scan_progress *p, const slot *s, const imt_scan_record *rec);
@@ -328,7 +332,10 @@ static imt_err sink_member(void *ctx, const imt__member *m, size_t *id)
         if (k->next_info < k->n_infos && k->infos[k->next_info].id == *id) {
             cinfo *x = &k->infos[k->next_info++];
             set_ci(&ms, &x->ci);
-            if (x->note) ms.ci_note = imt__strdup(x->note);
+            if (x->note && !(ms.ci_note = imt__strdup(x->note))) {
+                slot_clear(&ms);
+                return IMT_E_NOMEM;
+            }
         }
         imt_scan_record rec;
         to_record(&ms, (*k->seq)++, &rec);
@@ -375,14 +382,17 @@ static void sink_info(void *ctx, size_t id, const imt_container_info *ci)
     msink *k = ctx;
     if (k->mode == MS_KEEP) {
         slot *s = id == IMT__CTOP ? k->top : id < k->top->n_members ? &k->top->members[id] : NULL;
-        if (s) set_ci(s, ci);
+        if (s && !set_ci(s, ci)) k->oom = 1;
         return;
     }
     if (k->mode != MS_FACTS) return;
     if (k->n_infos == k->infos_cap) {
         size_t nc = k->infos_cap ? k->infos_cap * 2 : 16, bytes;
         cinfo *ni = imt__mul_ok(nc, sizeof *ni, &bytes) ? imt__realloc(k->infos, bytes) : NULL;
-        if (!ni) return; /* reported: the emit pass finds fewer facts */
+        if (!ni) {
+            k->oom = 1;
+            return;
+        }
         k->infos = ni;
         k->infos_cap = nc;
     }
@@ -391,6 +401,7 @@ static void sink_info(void *ctx, size_t id, const imt_container_info *ci)
     x->ci = *ci;
     x->ci.note = NULL;
     x->note = ci->note && ci->note[0] ? imt__strdup(ci->note) : NULL;
+    if (ci->note && ci->note[0] && !x->note) k->oom = 1;
 }
 
 static int cinfo_cmp(const void *a, const void *b)
@@ -434,6 +445,7 @@ static void expand_keep(slot *s, int fd, imt_hasher *h, imt_cursor *c, const lis
     imt__csink sink = {sink_member, sink_info, &k};
     imt_err e = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop,
                                       &sink);
+    if (e == IMT_OK && k.oom) e = IMT_E_NOMEM;
     if (e == IMT_OK) return;
     /* drop what it holds: expanded again when emitted (BUSY), or no record
      * of it at all (a stop request, like a file cut short) */
@@ -615,12 +627,13 @@ static imt_err emit_deferred(slot *s, uint64_t *seq, imt_hasher *h, imt_cursor *
     k.mode = MS_FACTS;
     imt__csink sink = {sink_member, sink_info, &k};
     err = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop, &sink);
-    if (err) goto cleanup; /* stopped: no record, as for a file cut short */
+    if (!err && k.oom) err = IMT_E_NOMEM;
+    if (err) goto cleanup; /* stopped (no record, as for a file cut short), or no memory */
     if (k.n_infos) qsort(k.infos, k.n_infos, sizeof *k.infos, cinfo_cmp);
     if (k.n_infos && k.infos[k.n_infos - 1].id == IMT__CTOP) {
         cinfo *x = &k.infos[k.n_infos - 1]; /* last: never an ordinal */
         set_ci(s, &x->ci);
-        if (x->note) s->ci_note = imt__strdup(x->note);
+        if (x->note && !(s->ci_note = imt__strdup(x->note))) { err = IMT_E_NOMEM; goto cleanup; }
     }
 emit_top:;
     imt_scan_record rec;
