@@ -255,9 +255,11 @@ typedef struct msink {
 } msink;
 enum { MS_KEEP, MS_FACTS, MS_EMIT };
 
+/* What a kept member record holds beyond its slot in the array. */
 static uint64_t slot_bytes(const slot *s)
 {
-    return sizeof *s + strlen(s->e.path) + 1 + s->res.n_sub * sizeof(imt_subitem) +
+    return strlen(s->e.path) + 1 + (s->ci_note ? strlen(s->ci_note) + 1 : 0) +
+           s->res.n_sub * sizeof(imt_subitem) +
            s->n_matches * (sizeof(imt_scan_match) + sizeof(char *) + 64);
 }
 
@@ -348,32 +350,35 @@ static imt_err sink_member(void *ctx, const imt__member *m, size_t *id)
         }
         return IMT_OK;
     }
-    /* KEEP: in the worker's slot, within the shared budget */
-    uint64_t b = slot_bytes(&ms), now;
+    /* KEEP: in the worker's slot, within the shared budget (the record's
+     * own allocations, and the array of slots as it grows) */
+    slot *t = k->top;
+    size_t nc = t->members_cap, bytes = 0;
+    if (t->n_members == t->members_cap) {
+        nc = t->members_cap ? t->members_cap * 2 : 16;
+        if (!imt__mul_ok(nc, sizeof *t->members, &bytes)) nc = t->members_cap;
+    }
+    uint64_t b = slot_bytes(&ms) + (uint64_t)(nc - t->members_cap) * sizeof *t->members, now;
 #ifdef IMT_HAVE_OPENMP
 #pragma omp atomic capture
 #endif
     now = *k->held_total += b;
-    slot *t = k->top;
-    if (now > k->o->containers.max_held_bytes || t->n_members == t->members_cap) {
-        size_t nc = t->members_cap ? t->members_cap * 2 : 16, bytes;
-        slot *nm = NULL;
-        if (now <= k->o->containers.max_held_bytes && imt__mul_ok(nc, sizeof *nm, &bytes))
-            nm = imt__realloc(t->members, bytes);
-        if (!nm) { /* over the budget (or no memory): expanded again when emitted */
+    slot *nm = t->members;
+    if (now <= k->o->containers.max_held_bytes && nc != t->members_cap)
+        nm = imt__realloc(t->members, bytes);
+    if (now > k->o->containers.max_held_bytes || nc == t->n_members || !nm) {
+        /* over the budget (or no memory): expanded again when emitted */
 #ifdef IMT_HAVE_OPENMP
 #pragma omp atomic
 #endif
-            *k->held_total -= b;
-            slot_clear(&ms);
-            return IMT_E_BUSY;
-        }
-        t->members = nm;
-        t->members_cap = nc;
+        *k->held_total -= b;
+        slot_clear(&ms);
+        return IMT_E_BUSY;
     }
+    t->members = nm;
+    t->members_cap = nc;
     t->held += b;
-    slot *d = &t->members[t->n_members++];
-    *d = ms;
+    t->members[t->n_members++] = ms;
     return IMT_OK;
 }
 
