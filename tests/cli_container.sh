@@ -24,7 +24,7 @@ need() {
     exit 77
   fi
 }
-for t in zip 7z tar gzip convert python3; do need $t; done
+for t in zip 7z tar gzip convert python3 qpdf; do need $t; done
 imgs=$SHARED/vectors/pdq/images
 csv=$SHARED/vectors/pdq/observed/cpp-shipped-imagemagick.csv
 if [ ! -d "$imgs" ] || [ ! -f "$csv" ]; then
@@ -161,6 +161,36 @@ for b in bad: print("FAIL:", b)
 sys.exit(1 if bad else 0)
 EOF
 check 'grep -q "1 encrypted (not examined)" "$tmp/r.err"' "the human summary names the encrypted container"
+
+# Other encryption: a 7z whose directory is encrypted (-mhe), a 7z whose
+# data is, a PDF that needs a user password, and one with only an owner
+# password (it opens: its image is hashed).
+mkdir -p "$tmp/ev2"
+(cd "$tmp/alt" && 7z a -bd -bso0 -bsp0 -psecret -mhe=on "$tmp/ev2/hdr.7z" q1050.jpg >/dev/null &&
+ 7z a -bd -bso0 -bsp0 -psecret "$tmp/ev2/data.7z" q1050.jpg >/dev/null)
+qpdf --encrypt user owner 256 -- "$ev/e.pdf" "$tmp/ev2/locked.pdf"
+qpdf --encrypt "" owner 256 -- "$ev/e.pdf" "$tmp/ev2/owner-only.pdf"
+"$CLI" scan --quiet --index "$tmp/idx" --out "$tmp/r2.jsonl" "$tmp/ev2" 2>/dev/null
+python3 - "$tmp/r2.jsonl" "$tmp/ev2" <<'EOF' || fail=1
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+recs = {x["path"]: x for x in lines if x["record"] == "file"}
+d, bad = sys.argv[2], []
+def want(c, what):
+    if not c: bad.append(what)
+c = recs[d + "/hdr.7z"].get("container", {})
+want(c.get("encrypted") == 1 and c.get("members") == 0 and "encrypted" in c.get("note", ""), "7z -mhe: %s" % c)
+want(recs[d + "/data.7z!q1050.jpg"]["status"] == "encrypted", "7z data encrypted")
+c = recs[d + "/locked.pdf"].get("container", {})
+want(c.get("encrypted") == 1 and "password" in c.get("note", ""), "PDF with a user password: %s" % c)
+o = [x for p, x in recs.items() if p.startswith(d + "/owner-only.pdf!obj") and p.endswith(".jpg")]
+want(len(o) == 1 and any(m["list"] == "planted" for m in o[0]["matches"]),
+     "owner-password PDF (qpdf renumbers its objects): its image is found")
+want(lines[-1]["containers"]["encrypted"] == 3 and "3 encrypted containers not examined" in lines[-1]["priority_explanation"],
+     "summary: 3 encrypted containers")
+for b in bad: print("FAIL:", b)
+sys.exit(1 if bad else 0)
+EOF
 
 # The same records whatever the thread count, and when the held-records
 # budget is too small to keep any member (each container then expanded

@@ -21,6 +21,7 @@
 #include "testutil.h"
 
 #include "imgtriage.h"
+#include "report/report.h"
 
 #include <string.h>
 #include <sys/resource.h>
@@ -117,6 +118,175 @@ static void one(const char *dir, const char *file, const limits *l, facts *f)
            file, f->records, f->top_members);
 }
 
+/* The container fields of a record survive record.c -> facts.c (what
+ * `imgtriage report` and --resume read back), and the summary counts them. */
+static void round_trip(void)
+{
+    imt_hash_result h;
+    memset(&h, 0, sizeof h);
+    h.format = IMT_FMT_ZIP;
+    h.file_size = 1234;
+    imt_scan_record r;
+    memset(&r, 0, sizeof r);
+    r.seq = 7;
+    r.path = "ev/a.zip!in/b.7z";
+    r.type = IMT_ENTRY_FILE;
+    r.status = IMT_E_NOT_IMAGE;
+    r.detail = "a 7z container, not an image";
+    r.hash = &h;
+    r.container.depth = 2;
+    r.container.index = 5;
+    r.container.size = 1234;
+    r.container.has_mtime = 1;
+    r.container.mtime_s = 1577836800;
+    r.container.mtime_ns = 5;
+    r.container.expanded = 1;
+    r.container.members = 9;
+    r.container.encrypted = 2;
+    r.container.limits = IMT_CLIMIT_RATIO | IMT_CLIMIT_BUFFER;
+    r.container.note = "expansion stopped: \"why\"";
+    imt__buf b = {0};
+    imt__put_record_json(&b, &r);
+    REQUIRE(!b.oom);
+    char eb[128];
+    yajl_val v = yajl_tree_parse(b.p, eb, sizeof eb);
+    REQUIRE(v);
+    imt__jrecord j;
+    REQUIRE(imt__record_from_json(v, &j) == IMT_OK);
+    const imt_container_info *c = &j.rec.container;
+    CHECK(c->depth == 2 && c->index == 5 && c->size == 1234 && c->has_mtime &&
+          c->mtime_s == 1577836800 && c->mtime_ns == 5 && c->expanded && c->members == 9 &&
+          c->encrypted == 2 && c->limits == (IMT_CLIMIT_RATIO | IMT_CLIMIT_BUFFER) &&
+          !strcmp(c->note, "expansion stopped: \"why\""));
+    imt__buf b2 = {0};
+    imt__put_record_json(&b2, &j.rec);
+    CHECKF(b2.len == b.len && !memcmp(b.p, b2.p, b.len), "re-emitted:\n%s%s", b.p, b2.p);
+    imt__rfacts f;
+    imt_scan_match *ms = NULL;
+    REQUIRE(imt__facts_from_json(v, &f, &ms) == IMT_OK);
+    imt__summary s;
+    memset(&s, 0, sizeof s);
+    REQUIRE(imt__summary_add(&s, &f, "\"x\"", 0) == IMT_OK);
+    CHECK(s.members == 1 && s.containers == 1 && s.encrypted_containers == 1 &&
+          s.limits[3] == 1 && s.limits[4] == 1 && s.limits[0] == 0);
+    imt__buf ex = {0};
+    imt__priority(&s, &ex);
+    CHECKF(ex.p && strstr(ex.p, "; 1 encrypted container not examined"), "%s", ex.p);
+    imt__buf_free(&ex);
+    imt__summary_free(&s);
+    imt__free(ms);
+    imt__free(j.ms);
+    yajl_tree_free(v);
+    imt__buf_free(&b);
+    imt__buf_free(&b2);
+}
+
+/* ---- allocation failure N = 0, 1, 2, ... through a container scan -------
+ * (test_allocfail's discipline): every step either reports out of memory or
+ * gives exactly the records of an unfailing run, and frees every block. */
+typedef struct counting {
+    long calls, fail_at, failed, live;
+} counting;
+static counting g_cnt;
+
+static int should_fail(void)
+{
+    long n = g_cnt.calls++;
+    if (g_cnt.fail_at >= 0 && n == g_cnt.fail_at) {
+        g_cnt.failed++;
+        return 1;
+    }
+    return 0;
+}
+static void *c_malloc(void *o, size_t n)
+{
+    (void)o;
+    if (should_fail()) return NULL;
+    void *p = malloc(n);
+    if (p) g_cnt.live++;
+    return p;
+}
+static void *c_realloc(void *o, void *p, size_t n)
+{
+    (void)o;
+    if (should_fail()) return NULL;
+    void *q = realloc(p, n);
+    if (q && !p) g_cnt.live++;
+    return q;
+}
+static void c_free(void *o, void *p)
+{
+    (void)o;
+    if (p) g_cnt.live--;
+    free(p);
+}
+
+typedef struct text {
+    char *p;
+    size_t len;
+} text;
+
+static int on_rec_text(void *ctx, const imt_scan_record *r)
+{
+    text *t = ctx;
+    char line[1024], md5[33] = "";
+    if (r->hash && (r->hash->digests & IMT_DIGEST_MD5))
+        for (int i = 0; i < 16; i++) sprintf(md5 + 2 * i, "%02x", r->hash->md5[i]);
+    int n = snprintf(line, sizeof line, "%s|%s|%s|%s|%d|%u|%llu|%d|%llu|%llu|%u|%s\n", r->path,
+                     imt_err_name(r->status), r->detail, md5, r->hash ? r->hash->has_pdq : -1,
+                     (unsigned)r->container.depth, (unsigned long long)r->container.index,
+                     r->container.expanded, (unsigned long long)r->container.members,
+                     (unsigned long long)r->container.encrypted, r->container.limits,
+                     r->container.note ? r->container.note : "");
+    char *np = realloc(t->p, t->len + (size_t)n + 1);
+    if (!np) return 1;
+    memcpy(np + t->len, line, (size_t)n + 1);
+    t->p = np;
+    t->len += (size_t)n;
+    return 0;
+}
+
+static imt_err scan_text(const char *dir, uint64_t held, text *t)
+{
+    imt_scan_opts o;
+    imt_scan_opts_init(&o);
+    o.threads = 1;
+    o.containers.max_held_bytes = held;
+    t->p = NULL;
+    t->len = 0;
+    return imt_scan_run(NULL, &dir, 1, &o, on_rec_text, t, NULL, 0);
+}
+
+static void allocfail(uint64_t held)
+{
+    const char *dir = IMT_SOURCE_DIR "/tests/fuzz/seeds/container";
+    text base;
+    REQUIRE(scan_text(dir, held, &base) == IMT_OK);
+    REQUIRE(strstr(base.p, "!inner.zip!t.txt|") && strstr(base.p, "|encrypted|"));
+    imt_allocator a = {c_malloc, c_realloc, c_free, NULL};
+    long n, oom = 0;
+    for (n = 0; n < 100000; n++) {
+        memset(&g_cnt, 0, sizeof g_cnt);
+        g_cnt.fail_at = n;
+        REQUIRE(imt_set_allocator(&a) == IMT_OK);
+        text t;
+        imt_err e = scan_text(dir, held, &t);
+        imt_set_allocator(NULL);
+        CHECKF(g_cnt.live == 0, "held %llu, failing allocation %ld: %ld blocks leaked",
+               (unsigned long long)held, n, g_cnt.live);
+        int same = e == IMT_OK && t.len == base.len && !memcmp(t.p, base.p, base.len);
+        int said = e == IMT_E_NOMEM || (e == IMT_OK && t.p && strstr(t.p, "|out-of-memory|"));
+        CHECKF(same || said, "held %llu, failing allocation %ld: %s, and the records differ "
+               "without saying out-of-memory", (unsigned long long)held, n, imt_err_name(e));
+        oom += !same;
+        free(t.p);
+        if (!g_cnt.failed) break;
+    }
+    printf("allocfail (held %llu): %ld steps, %ld reported out of memory\n",
+           (unsigned long long)held, n, oom);
+    free(base.p);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -129,6 +299,9 @@ int main(int argc, char **argv)
         perror("execv");
         return 1;
     }
+    round_trip();
+    allocfail(64ull << 20); /* members kept by the worker */
+    allocfail(1);           /* every container expanded again when emitted */
     if (system("command -v python3 >/dev/null 2>&1") != 0) return tu_skip("python3 is missing");
     char dir[] = "/tmp/imt-cbombs-XXXXXX", cmd[8192];
     REQUIRE(mkdtemp(dir));

@@ -151,6 +151,7 @@ typedef struct mstream {
     size_t len, cap;
     imt_format fmt;            /* sniffed from its head */
     unsigned trip;             /* DEPTH or BUFFER: held but not expanded */
+    int oom;                   /* the held bytes could not grow */
 } mstream;
 
 static void hold_free(mstream *m)
@@ -179,8 +180,8 @@ static void hold_bytes(mstream *m, const uint8_t *d, size_t n, int at_end)
                 return;
             }
             uint8_t *nb = imt__realloc(m->buf, nc);
-            if (!nb) { /* out of memory: not expanded, said so */
-                if (m->hold == HOLD_KEEP) m->trip |= IMT_CLIMIT_BUFFER;
+            if (!nb) { /* out of memory: the expansion fails with it */
+                m->oom = 1;
                 m->hold = HOLD_DROP;
                 hold_free(m);
                 return;
@@ -319,6 +320,7 @@ static imt_err give(xstate *xs, cframe *f, imt__member *mb, mstream *ms)
     mb->cut = ms->cut;
     IMT_TRY(xs->sink->member(xs->sink->ctx, mb, &id));
     if (mb->status != IMT_OK) return IMT_OK;
+    if (ms->oom) { err = IMT_E_NOMEM; goto cleanup; }
     /* The sink may have stopped reading early (no digests): the member is
      * read to its end, so the limits count the same bytes whatever the sink
      * read (the scan's second pass reads nothing), and a held container is
@@ -328,6 +330,7 @@ static imt_err give(xstate *xs, cframe *f, imt__member *mb, mstream *ms)
         size_t got;
         if (ms_read(ms, tmp, sizeof tmp, &got) != IMT_OK) break;
     }
+    if (ms->oom) { err = IMT_E_NOMEM; goto cleanup; }
     if (ms->hold == HOLD_KEEP && ms->eof && !ms->cut[0]) {
         cframe sub;
         memset(&sub, 0, sizeof sub);
@@ -525,12 +528,21 @@ static imt_err expand(xstate *xs, const imt__io *io, imt_format fmt, const char 
              archive_error_string(a) ? archive_error_string(a) : "unknown error");
         goto cleanup;
     }
+    uint64_t failures = 0;
     for (uint64_t index = 0;; index++) {
         if (xs->stop && *xs->stop) { err = IMT_E_INTERRUPTED; break; }
         if (xs->trip) break;
         struct archive_entry *e;
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF) break;
+        /* a hostile archive must not keep us here: failed or retried
+         * entries count as entries */
+        if ((r == ARCHIVE_RETRY || r < ARCHIVE_WARN) && ++failures > xs->o->max_members) {
+            note(f, "expansion stopped: over %s entries could not be read%s", "--max-members",
+                 "");
+            break;
+        }
+        if (r == ARCHIVE_RETRY) continue;
         if (r < ARCHIVE_WARN) {
             const char *es = archive_error_string(a) ? archive_error_string(a) : "unknown error";
             if (archive_read_has_encrypted_entries(a) > 0 || strstr(es, "ncrypt")) {

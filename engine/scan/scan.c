@@ -250,16 +250,21 @@ typedef struct msink {
     uint64_t *seq;
     imt_scan_progress *prog;
     int stopped;
+    int oom;                   /* a fact could not be kept: the expansion
+                                  counts as failed for want of memory */
 } msink;
 enum { MS_KEEP, MS_FACTS, MS_EMIT };
 
+/* What a kept member record holds beyond its slot in the array. */
 static uint64_t slot_bytes(const slot *s)
 {
-    return sizeof *s + strlen(s->e.path) + 1 + s->res.n_sub * sizeof(imt_subitem) +
+    return strlen(s->e.path) + 1 + (s->ci_note ? strlen(s->ci_note) + 1 : 0) +
+           s->res.n_sub * sizeof(imt_subitem) +
            s->n_matches * (sizeof(imt_scan_match) + sizeof(char *) + 64);
 }
 
-static void set_ci(slot *s, const imt_container_info *ci)
+/* 0 when out of memory (the note could not be kept). */
+static int set_ci(slot *s, const imt_container_info *ci)
 {
     imt_container_info keep = s->ci; /* a member's place stays */
     s->ci = *ci;
@@ -272,6 +277,7 @@ static void set_ci(slot *s, const imt_container_info *ci)
     imt__free(s->ci_note);
     s->ci_note = ci->note && ci->note[0] ? imt__strdup(ci->note) : NULL;
     s->ci.note = NULL;
+    return !(ci->note && ci->note[0] && !s->ci_note);
 }
 
 static void count_record(imt_scan_progress *p, const slot *s, const imt_scan_record *rec);
@@ -328,7 +334,10 @@ static imt_err sink_member(void *ctx, const imt__member *m, size_t *id)
         if (k->next_info < k->n_infos && k->infos[k->next_info].id == *id) {
             cinfo *x = &k->infos[k->next_info++];
             set_ci(&ms, &x->ci);
-            if (x->note) ms.ci_note = imt__strdup(x->note);
+            if (x->note && !(ms.ci_note = imt__strdup(x->note))) {
+                slot_clear(&ms);
+                return IMT_E_NOMEM;
+            }
         }
         imt_scan_record rec;
         to_record(&ms, (*k->seq)++, &rec);
@@ -341,32 +350,35 @@ static imt_err sink_member(void *ctx, const imt__member *m, size_t *id)
         }
         return IMT_OK;
     }
-    /* KEEP: in the worker's slot, within the shared budget */
-    uint64_t b = slot_bytes(&ms), now;
+    /* KEEP: in the worker's slot, within the shared budget (the record's
+     * own allocations, and the array of slots as it grows) */
+    slot *t = k->top;
+    size_t nc = t->members_cap, bytes = 0;
+    if (t->n_members == t->members_cap) {
+        nc = t->members_cap ? t->members_cap * 2 : 16;
+        if (!imt__mul_ok(nc, sizeof *t->members, &bytes)) nc = t->members_cap;
+    }
+    uint64_t b = slot_bytes(&ms) + (uint64_t)(nc - t->members_cap) * sizeof *t->members, now;
 #ifdef IMT_HAVE_OPENMP
 #pragma omp atomic capture
 #endif
     now = *k->held_total += b;
-    slot *t = k->top;
-    if (now > k->o->containers.max_held_bytes || t->n_members == t->members_cap) {
-        size_t nc = t->members_cap ? t->members_cap * 2 : 16, bytes;
-        slot *nm = NULL;
-        if (now <= k->o->containers.max_held_bytes && imt__mul_ok(nc, sizeof *nm, &bytes))
-            nm = imt__realloc(t->members, bytes);
-        if (!nm) { /* over the budget (or no memory): expanded again when emitted */
+    slot *nm = t->members;
+    if (now <= k->o->containers.max_held_bytes && nc != t->members_cap)
+        nm = imt__realloc(t->members, bytes);
+    if (now > k->o->containers.max_held_bytes || nc == t->n_members || !nm) {
+        /* over the budget (or no memory): expanded again when emitted */
 #ifdef IMT_HAVE_OPENMP
 #pragma omp atomic
 #endif
-            *k->held_total -= b;
-            slot_clear(&ms);
-            return IMT_E_BUSY;
-        }
-        t->members = nm;
-        t->members_cap = nc;
+        *k->held_total -= b;
+        slot_clear(&ms);
+        return IMT_E_BUSY;
     }
+    t->members = nm;
+    t->members_cap = nc;
     t->held += b;
-    slot *d = &t->members[t->n_members++];
-    *d = ms;
+    t->members[t->n_members++] = ms;
     return IMT_OK;
 }
 
@@ -375,14 +387,17 @@ static void sink_info(void *ctx, size_t id, const imt_container_info *ci)
     msink *k = ctx;
     if (k->mode == MS_KEEP) {
         slot *s = id == IMT__CTOP ? k->top : id < k->top->n_members ? &k->top->members[id] : NULL;
-        if (s) set_ci(s, ci);
+        if (s && !set_ci(s, ci)) k->oom = 1;
         return;
     }
     if (k->mode != MS_FACTS) return;
     if (k->n_infos == k->infos_cap) {
         size_t nc = k->infos_cap ? k->infos_cap * 2 : 16, bytes;
         cinfo *ni = imt__mul_ok(nc, sizeof *ni, &bytes) ? imt__realloc(k->infos, bytes) : NULL;
-        if (!ni) return; /* reported: the emit pass finds fewer facts */
+        if (!ni) {
+            k->oom = 1;
+            return;
+        }
         k->infos = ni;
         k->infos_cap = nc;
     }
@@ -391,6 +406,7 @@ static void sink_info(void *ctx, size_t id, const imt_container_info *ci)
     x->ci = *ci;
     x->ci.note = NULL;
     x->note = ci->note && ci->note[0] ? imt__strdup(ci->note) : NULL;
+    if (ci->note && ci->note[0] && !x->note) k->oom = 1;
 }
 
 static int cinfo_cmp(const void *a, const void *b)
@@ -434,6 +450,7 @@ static void expand_keep(slot *s, int fd, imt_hasher *h, imt_cursor *c, const lis
     imt__csink sink = {sink_member, sink_info, &k};
     imt_err e = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop,
                                       &sink);
+    if (e == IMT_OK && k.oom) e = IMT_E_NOMEM;
     if (e == IMT_OK) return;
     /* drop what it holds: expanded again when emitted (BUSY), or no record
      * of it at all (a stop request, like a file cut short) */
@@ -615,12 +632,13 @@ static imt_err emit_deferred(slot *s, uint64_t *seq, imt_hasher *h, imt_cursor *
     k.mode = MS_FACTS;
     imt__csink sink = {sink_member, sink_info, &k};
     err = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop, &sink);
-    if (err) goto cleanup; /* stopped: no record, as for a file cut short */
+    if (!err && k.oom) err = IMT_E_NOMEM;
+    if (err) goto cleanup; /* stopped (no record, as for a file cut short), or no memory */
     if (k.n_infos) qsort(k.infos, k.n_infos, sizeof *k.infos, cinfo_cmp);
     if (k.n_infos && k.infos[k.n_infos - 1].id == IMT__CTOP) {
         cinfo *x = &k.infos[k.n_infos - 1]; /* last: never an ordinal */
         set_ci(s, &x->ci);
-        if (x->note) s->ci_note = imt__strdup(x->note);
+        if (x->note && !(s->ci_note = imt__strdup(x->note))) { err = IMT_E_NOMEM; goto cleanup; }
     }
 emit_top:;
     imt_scan_record rec;

@@ -431,7 +431,8 @@ int imt_fuzz_sniff(const uint8_t *data, size_t len)
         return 0;
     }
     check_result(&r, e, data, len, IMT_DIGEST_ALL);
-    if (f == IMT_FMT_UNKNOWN) FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e));
+    if (f == IMT_FMT_UNKNOWN || imt_format_is_container(f))
+        FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e)); /* containers: members are */
     else if (!imt_format_decodable(f)) FUZZ_CHECK(e == IMT_E_UNSUPPORTED, "%s", imt_err_name(e));
     return 0;
 }
