@@ -801,6 +801,9 @@ typedef struct imt_scan_record {
     const imt_scan_match *matches;
     size_t n_matches;
     size_t matches_omitted;    /* matches over imt_scan_opts.max_matches */
+    const imt_carve_hit *carved; /* a carved item (imgtriage carve): where in
+                                  path's bytes it lies, its format by structure
+                                  and how it ended; NULL for a file */
 } imt_scan_record;
 
 /** Progress counters, cumulative since the start of imt_scan_run. */
