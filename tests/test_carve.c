@@ -468,7 +468,7 @@ static void test_hostile(void)
         CHECK(st.bytes_read == n);
         CHECKF(st.examined <= 8 * (uint64_t)n, "SOI flood %zu: %llu examined for %zu", k,
                (unsigned long long)st.examined, n);
-        CHECKF(st.candidates >= n / 4, "SOI flood: %llu candidates",
+        CHECKF(st.candidates >= (k ? last / 4 : n / 2), "SOI flood: %llu candidates",
                (unsigned long long)st.candidates);
         free(p);
     }
@@ -728,7 +728,7 @@ static void test_fd_and_errors(void)
     CHECK(!strcmp(imt_carve_end_name(IMT_CARVE_MAX_LENGTH), "max-length"));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const char *vec = tu_shared("vectors/pdq/images");
     const char *csv = tu_shared("vectors/pdq/observed/cpp-shipped-imagemagick.csv");
@@ -750,5 +750,12 @@ int main(void)
     test_hash_hits(csv);
     test_fd_and_errors();
     for (size_t i = 0; i < npics; i++) free(pics[i].p);
+    /* Once more with the portable signature scan (no SSE2): the same hits. */
+    if (!getenv("IMT_FORCE_PORTABLE") && argc > 0) {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "IMT_FORCE_PORTABLE=1 '%s'", argv[0]);
+        int rc = system(cmd);
+        CHECKF(rc == 0, "the portable run failed (status %d)", rc);
+    }
     return tu_done("test_carve");
 }

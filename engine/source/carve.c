@@ -12,6 +12,9 @@
 
 #include <errno.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -472,6 +475,63 @@ static int walk_bmp(carver *c, imt_carve_hit *h)
 }
 
 /* ---- the scan ----------------------------------------------------------------- */
+/* The two leading bytes of each format's signature: every walk checks them
+ * first, so the scan only stops where both match. */
+typedef struct sigs {
+    unsigned char first[256];  /* first byte -> its format (0: none) */
+    unsigned char second[256]; /* first byte -> the byte that must follow */
+    uint8_t pair[5][2];
+    int n;
+    int vec;                   /* SSE2 scan; off with IMT_FORCE_PORTABLE=1 */
+} sigs;
+
+static void sigs_init(sigs *g, unsigned formats)
+{
+    static const struct { int fmt; uint8_t a, b; } all[] = {
+        {IMT_FMT_JPEG, 0xFF, 0xD8}, {IMT_FMT_PNG, 0x89, 'P'}, {IMT_FMT_GIF, 'G', 'I'},
+        {IMT_FMT_WEBP, 'R', 'I'}, {IMT_FMT_BMP, 'B', 'M'}};
+    memset(g, 0, sizeof *g);
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        if (!(formats & (1u << all[i].fmt))) continue;
+        g->first[all[i].a] = (unsigned char)all[i].fmt;
+        g->second[all[i].a] = all[i].b;
+        g->pair[g->n][0] = all[i].a;
+        g->pair[g->n][1] = all[i].b;
+        g->n++;
+    }
+    g->vec = imt__cpu_features() != 0;
+}
+
+/* The first i in b[0..avail) where a signature's two bytes start, or where
+ * its first byte is the window's last byte (the walk reads on); avail when
+ * there is none. */
+static size_t scan_sigs(const sigs *g, const uint8_t *b, size_t avail)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    if (g->n && g->vec) {
+        __m128i a[5], z[5];
+        for (int k = 0; k < g->n; k++) {
+            a[k] = _mm_set1_epi8((char)g->pair[k][0]);
+            z[k] = _mm_set1_epi8((char)g->pair[k][1]);
+        }
+        for (; i + 17 <= avail; i += 16) {
+            __m128i v0 = _mm_loadu_si128((const __m128i *)(b + i));
+            __m128i v1 = _mm_loadu_si128((const __m128i *)(b + i + 1));
+            __m128i m = _mm_and_si128(_mm_cmpeq_epi8(v0, a[0]), _mm_cmpeq_epi8(v1, z[0]));
+            for (int k = 1; k < g->n; k++)
+                m = _mm_or_si128(m, _mm_and_si128(_mm_cmpeq_epi8(v0, a[k]),
+                                                  _mm_cmpeq_epi8(v1, z[k])));
+            unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            if (mask) return i + (size_t)__builtin_ctz(mask);
+        }
+    }
+#endif
+    for (; i < avail; i++)
+        if (g->first[b[i]] && (i + 1 == avail || b[i + 1] == g->second[b[i]])) return i;
+    return avail;
+}
+
 imt_err imt__carve(const imt__io *range, const imt_carve_opts *opts, imt_carve_fn fn,
                    void *ctx, imt_carve_stats *stats)
 {
@@ -495,15 +555,8 @@ imt_err imt__carve(const imt__io *range, const imt_carve_opts *opts, imt_carve_f
     c.buf = imt__malloc(c.cap);
     if (!c.buf) return IMT_E_NOMEM;
 
-    /* first[b]: the formats whose signature starts with byte b */
-    unsigned char first[256];
-    memset(first, 0, sizeof first);
-    unsigned fm = opts->formats;
-    if (fm & (1u << IMT_FMT_JPEG)) first[0xFF] = IMT_FMT_JPEG;
-    if (fm & (1u << IMT_FMT_PNG)) first[0x89] = IMT_FMT_PNG;
-    if (fm & (1u << IMT_FMT_GIF)) first['G'] = IMT_FMT_GIF;
-    if (fm & (1u << IMT_FMT_WEBP)) first['R'] = IMT_FMT_WEBP;
-    if (fm & (1u << IMT_FMT_BMP)) first['B'] = IMT_FMT_BMP;
+    sigs g;
+    sigs_init(&g, opts->formats);
 
     imt_err err = IMT_OK;
     uint64_t p = 0;
@@ -515,8 +568,7 @@ imt_err imt__carve(const imt__io *range, const imt_carve_opts *opts, imt_carve_f
         size_t avail;
         const uint8_t *b = fetch(&c, p, 1, p, &avail);
         if (!b) break;
-        size_t i = 0;
-        while (i < avail && !first[b[i]]) i++;
+        size_t i = scan_sigs(&g, b, avail);
         c.st.examined += i;
         p += i;
         c.st.bytes_scanned = p;
