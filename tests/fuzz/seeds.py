@@ -15,7 +15,7 @@ import sys
 
 MAX_SEED = {"jpeg": 256 << 10, "png": 256 << 10, "bmp": 256 << 10, "tiff": 256 << 10,
             "webp": 256 << 10, "gif": 256 << 10, "heif": 64 << 10, "jpeg_embedded": 64 << 10,
-            "sniff": 16 << 10}
+            "sniff": 16 << 10, "carve": 16 << 10}
 
 
 def wanted(target, path, head):
@@ -43,6 +43,10 @@ def wanted(target, path, head):
         return (head[4:8] == b"ftyp") or name.endswith((".heic", ".heif", ".avif"))
     if target == "sniff":
         return True
+    if target == "carve":
+        return head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" \
+            or head[:6] in (b"GIF87a", b"GIF89a") or head[:2] == b"BM" \
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
     # hash-list targets take their seeds from tests/fuzz/seeds/ only
     return False
 
