@@ -573,6 +573,19 @@ imt_err imt__carve(const imt__io *range, const imt_carve_opts *opts, imt_carve_f
         p += i;
         c.st.bytes_scanned = p;
         if (i == avail) continue;
+        if (i + 1 == avail) {
+            /* A first byte at the window's end: its second byte decides, as
+             * it does inside the window (the work must not depend on where
+             * the chunks end). */
+            b = fetch(&c, p, 2, p, &avail);
+            if (!b) break;
+            i = 0;
+            if (avail < 2 || b[1] != g.second[b[0]]) {
+                c.st.examined++;
+                p++;
+                continue;
+            }
+        }
         imt_carve_hit h;
         memset(&h, 0, sizeof h);
         c.cand = p;

@@ -401,6 +401,7 @@ int imt_fuzz_carve(const uint8_t *data, size_t len)
     imt_carve_opts o;
     imt_carve_opts_init(&o);
     o.max_length = 8192;
+    o.chunk_bytes = 4096;
     fz_shortio s1 = {data, len, SIZE_MAX};
     imt__io io1 = {fz_short_pread, &s1, len};
     a.n = 0;
