@@ -96,6 +96,14 @@ EOF
 "$CLI" report jsonl "$tmp/r.jsonl" -o "$tmp/back.jsonl" 2>/dev/null
 check 'cmp -s "$tmp/r.jsonl" "$tmp/back.jsonl"' "report jsonl gives the carve report back"
 
+# Converted: DFXML says the items are not allocated, VICS that they are
+# unallocated (never the mounted-file-system defaults).
+"$CLI" report dfxml "$tmp/r.jsonl" -o "$tmp/r.xml" 2>/dev/null
+check '[ "$(grep -c "<alloc>0</alloc>" "$tmp/r.xml")" -eq 4 ] && ! grep -q "<alloc>1" "$tmp/r.xml"' \
+  "DFXML: carved items have alloc 0"
+"$CLI" report vics "$tmp/r.jsonl" -o "$tmp/r.vics" 2>/dev/null
+check '[ "$(grep -o "\"Unallocated\":true" "$tmp/r.vics" | wc -l)" -eq 4 ] && ! grep -q "\"Unallocated\":false" "$tmp/r.vics"' \
+  "VICS: carved items are Unallocated"
 # No output over the evidence; an unreadable FILE is an error record (exit 2).
 "$CLI" carve --force --out "$img" "$img" >/dev/null 2>&1
 check '[ $? -eq 2 ] && [ "$(md5sum < "$img")" = "$sum_before" ]' "--out over the FILE is refused"
