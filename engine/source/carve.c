@@ -552,6 +552,7 @@ imt_err imt__carve(const imt__io *range, const imt_carve_opts *opts, imt_carve_f
     if (c.chunk < IMT__CARVE_MIN_CHUNK) c.chunk = IMT__CARVE_MIN_CHUNK;
     if (c.chunk > ((size_t)1 << 30)) c.chunk = (size_t)1 << 30;
     c.cap = c.chunk + IMT__CARVE_LOOKAHEAD + 64;
+    if (c.cap > c.size + 64) c.cap = (size_t)c.size + 64; /* a small range: no more */
     c.buf = imt__malloc(c.cap);
     if (!c.buf) return IMT_E_NOMEM;
 
