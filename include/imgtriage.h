@@ -354,6 +354,65 @@ IMT_API imt_err imt_hash_stream(imt_hasher *h, const imt_stream *stream,
  *  until the next call on h. Never NULL. */
 IMT_API const char *imt_hasher_last_error(const imt_hasher *h);
 
+/* ------------------------------------------------------------------------
+ * Carving (engine/source/carve.c): pictures found by signature and
+ * structure in bytes no file owns (unallocated space, a memory dump).
+ * JPEG, PNG, GIF, WebP and BMP are carved; engine/source/carve.h describes
+ * each walk. Linear in the bytes: after a hit the carve goes on after its
+ * end, after a rejected signature one byte after it.
+ * ---------------------------------------------------------------------- */
+typedef struct imt_carve_opts {
+    uint64_t max_length;     /* a hit longer than this ends here, truncated;
+                                default 64 MiB */
+    size_t chunk_bytes;      /* bytes read at a time; default 4 MiB (memory:
+                                this plus 1 MiB). Results do not depend on it */
+    unsigned formats;        /* bits (1u << imt_format) to carve; default all
+                                of JPEG, PNG, GIF, WebP, BMP */
+    const volatile int *stop;/* when non-NULL and *stop becomes non-zero, the
+                                carve stops with IMT_E_INTERRUPTED */
+} imt_carve_opts;
+
+IMT_API void imt_carve_opts_init(imt_carve_opts *opts);
+
+/** How a hit ended. */
+typedef enum imt_carve_end {
+    IMT_CARVE_COMPLETE = 0,  /* its end marker (EOI, IEND, trailer, sizes) */
+    IMT_CARVE_RANGE_END = 1, /* ran off the end of the bytes carved */
+    IMT_CARVE_MAX_LENGTH = 2,/* longer than max_length: cut there */
+    IMT_CARVE_BAD_STRUCTURE = 3 /* a bad marker, chunk or CRC after a good
+                                start: ends where it begins */
+} imt_carve_end;
+
+/** "complete", "range-end", "max-length", "bad-structure". Never NULL. */
+IMT_API const char *imt_carve_end_name(imt_carve_end e);
+
+/** One carved item: offset and length within the bytes carved. */
+typedef struct imt_carve_hit {
+    uint64_t offset, length;
+    imt_format format;       /* from the structure walked */
+    int truncated;           /* end != IMT_CARVE_COMPLETE: hash it as partial */
+    imt_carve_end end;
+} imt_carve_hit;
+
+/** Work counters of one carve (a test asserts linearity on them). */
+typedef struct imt_carve_stats {
+    uint64_t bytes_scanned;  /* bytes the carve got through */
+    uint64_t bytes_read;     /* bytes read from the source (each once) */
+    uint64_t examined;       /* bytes looked at by signature checks and walks */
+    uint64_t candidates;     /* signatures walked */
+    uint64_t hits;
+} imt_carve_stats;
+
+/** Called for every hit in offset order; non-zero stops the carve. */
+typedef int (*imt_carve_fn)(void *ctx, const imt_carve_hit *hit);
+
+/** Carve the bytes of fd (read with pread, never written; offsets from its
+ *  start, size from fstat, or size when it is not 0: a device node). stats
+ *  may be NULL. IMT_OK; IMT_E_INTERRUPTED (fn or opts->stop); IMT_E_IO when
+ *  a read failed (stats->bytes_scanned says where); IMT_E_NOMEM. */
+IMT_API imt_err imt_carve_fd(int fd, uint64_t size, const imt_carve_opts *opts,
+                             imt_carve_fn fn, void *ctx, imt_carve_stats *stats);
+
 /** Tune the C library's allocator for hashing many images: with glibc,
  *  keep blocks up to 512 MiB in the heap (M_MMAP_THRESHOLD) and do not
  *  trim it below 1 GiB (M_TRIM_THRESHOLD). libjpeg allocates and frees its
@@ -803,6 +862,9 @@ typedef struct imt_scan_record {
     size_t n_matches;
     size_t matches_omitted;    /* matches over imt_scan_opts.max_matches */
     imt_container_info container; /* a member's place; a container's expansion */
+    const imt_carve_hit *carved; /* a carved item (imgtriage carve): where in
+                                  path's bytes it lies, its format by structure
+                                  and how it ended; NULL for a file */
 } imt_scan_record;
 
 /** Progress counters, cumulative since the start of imt_scan_run. */

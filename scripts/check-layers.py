@@ -7,7 +7,8 @@ engine/<module>/ it builds the graph "file A calls a function defined in file B"
 each object file defines and needs, and reports:
   - call cycles between files of one module (issue 10: each module's files form layers);
   - modules that call each other in a circle (data flows one way: scan -> container, decode -> hash ->
-    index lookup -> report; common is below everything).
+    index lookup -> report; source (disk images, carving) is below scan; common is below
+    everything).
 Exit 0 when there is none, 1 otherwise (a ctest runs it)."""
 import collections, glob, os, subprocess, sys
 

@@ -21,6 +21,7 @@ int cmd_report(int argc, char **argv);
 /* index import-files (cmd_index_files.c); scan --sample-blocks (cmd_sample.c) */
 int cmd_index_import_files(int argc, char **argv);
 int cmd_scan_sample(int argc, char **argv);
+int cmd_carve(int argc, char **argv);
 
 /* Print "imgtriage: <msg>\n" to stderr. */
 void cli_err(const char *fmt, ...)

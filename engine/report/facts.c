@@ -330,6 +330,21 @@ imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
         h->sub_omitted = (size_t)u64_member(v, "embedded_omitted", NULL);
         h->thumbnail_differs = has_flag(v, "thumbnail-differs");
     }
+    yajl_val cv = imt__jget(v, "carved", yajl_t_object);
+    if (cv) { /* a carved item: where it lies in path's bytes */
+        imt_carve_hit *c = &out->carved;
+        int ho, hl;
+        c->offset = u64_member(cv, "offset", &ho);
+        c->length = u64_member(cv, "length", &hl);
+        const char *fmt = str_member(cv, "format"), *end = str_member(cv, "end");
+        if (!ho || !hl || !fmt || !end) goto bad;
+        for (int i = 0; i < IMT_FMT__COUNT; i++)
+            if (!strcmp(fmt, imt_format_name((imt_format)i))) c->format = (imt_format)i;
+        for (int i = IMT_CARVE_COMPLETE; i <= IMT_CARVE_BAD_STRUCTURE; i++)
+            if (!strcmp(end, imt_carve_end_name((imt_carve_end)i))) c->end = (imt_carve_end)i;
+        c->truncated = true_member(cv, "truncated");
+        r->carved = c;
+    }
     r->known_good = f.known_good;
     r->pdq_low_quality = f.low_quality;
     r->matches = f.matches;

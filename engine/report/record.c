@@ -144,6 +144,13 @@ void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
         imt__buf_puts(b, ",\"hardlink_of\":");
         imt__buf_json_str(b, rec->hardlink_of);
     }
+    if (rec->carved) {
+        const imt_carve_hit *c = rec->carved;
+        imt__buf_printf(b, ",\"carved\":{\"offset\":%llu,\"length\":%llu,\"format\":\"%s\","
+                        "\"truncated\":%s,\"end\":\"%s\"}", (unsigned long long)c->offset,
+                        (unsigned long long)c->length, imt_format_name(c->format),
+                        c->truncated ? "true" : "false", imt_carve_end_name(c->end));
+    }
     const imt_hash_result *h = rec->hash;
     if (h) {
         imt__buf_printf(b, ",\"format\":\"%s\",\"read_bytes\":%llu", imt_format_name(h->format),

@@ -76,6 +76,7 @@ typedef struct imt__jrecord {
     imt_scan_record rec;
     imt_hash_result hash;      /* rec.hash points here for a file that was read */
     imt_subitem sub[IMT_MAX_SUBITEMS]; /* hash.sub points here: "embedded" */
+    imt_carve_hit carved;      /* rec.carved points here: "carved" */
     imt_scan_match *ms;
 } imt__jrecord;
 
