@@ -114,6 +114,13 @@ typedef enum imt_format {
     IMT_FMT_HEIF = 7,
     IMT_FMT_AVIF = 8,
     IMT_FMT_JXL = 9,
+    /* Video containers (engine/video, FFmpeg's libav*): hashed as vPDQ. */
+    IMT_FMT_MP4 = 10,      /* ISO-BMFF video: MP4, MOV, 3GP, M4V */
+    IMT_FMT_MATROSKA = 11, /* Matroska, WebM (EBML) */
+    IMT_FMT_AVI = 12,      /* RIFF AVI */
+    IMT_FMT_ASF = 13,      /* ASF: WMV, WMA */
+    IMT_FMT_FLV = 14,      /* Flash video */
+    IMT_FMT_MPEGTS = 15,   /* MPEG transport stream (188- or 192-byte packets) */
     IMT_FMT__COUNT
 } imt_format;
 
@@ -128,6 +135,9 @@ IMT_API const char *imt_format_name(imt_format fmt);
 
 /** Non-zero when this build decodes fmt (JPEG, PNG, HEIF, AVIF). */
 IMT_API int imt_format_decodable(imt_format fmt);
+
+/** Non-zero for the video containers (IMT_FMT_MP4 .. IMT_FMT_MPEGTS). */
+IMT_API int imt_format_is_video(imt_format fmt);
 
 /* ------------------------------------------------------------------------
  * PDQ hashes.
@@ -213,6 +223,12 @@ typedef struct imt_hash_opts {
                                 256 KiB chunk with IMT_E_INTERRUPTED; default NULL */
     int embedded;            /* non-zero: also hash the pictures embedded in the file
                                 (imt_subitem); default 1 */
+    double seconds_per_hash; /* video: one frame per this many seconds (vPDQ's
+                                --seconds-per-hash); default 1 */
+    uint32_t max_video_frames; /* video: frames hashed at most (more: the
+                                result is flagged partial); default 36000 */
+    int video_threads;       /* video: decoder threads per file; default 1 (the
+                                scan raises it when files are fewer than workers) */
 } imt_hash_opts;
 
 /** Fill opts with the defaults documented above. */
@@ -256,9 +272,18 @@ typedef struct imt_subitem {
     char detail[128];
 } imt_subitem;
 
-/** Result of hashing one file. Caller-owned value; its one pointer, sub,
- *  is borrowed from the hasher and valid until the next call on it: copy
- *  the imt_subitem values to keep them. */
+/** One sampled frame of a video (vPDQ's feature: frame number, quality,
+ *  PDQ hash, timestamp). Plain value. */
+typedef struct imt_video_frame {
+    uint64_t number;         /* frames presented before it in the stream */
+    double timestamp;        /* presentation time, seconds from the stream's start */
+    imt_pdq pdq;             /* the frame's PDQ hash (original orientation) */
+    int quality;             /* 0..100 */
+} imt_video_frame;
+
+/** Result of hashing one file. Caller-owned value; its pointers, sub and
+ *  frames, are borrowed from the hasher and valid until the next call on
+ *  it: copy the values to keep them. */
 typedef struct imt_hash_result {
     imt_err status;          /* IMT_OK if the PDQ hash (when asked) was made */
     imt_format format;       /* sniffed format */
@@ -287,6 +312,11 @@ typedef struct imt_hash_result {
     size_t n_sub;
     size_t sub_omitted;      /* found beyond IMT_MAX_SUBITEMS */
     int thumbnail_differs;   /* some sub-item has differs set */
+    const imt_video_frame *frames; /* a video's sampled frames in time order
+                                (format imt_format_is_video); NULL otherwise.
+                                Borrowed: see above. has_pdq is 0 for video */
+    size_t n_frames;
+    double duration;         /* video: seconds, from the container; 0 unknown */
 } imt_hash_result;
 
 /** A per-thread hashing context: holds decoder state and scratch buffers

@@ -29,6 +29,7 @@ typedef struct slot {
     imt_hash_result res;
     int known_good, low_quality;
     imt_subitem *subs;       /* res.sub copied (the hasher's is reused) */
+    imt_video_frame *frames; /* res.frames copied, likewise */
     imt_scan_match *matches; /* strings: list fields borrowed from the index,
                                 label and external id owned (strs) */
     char **strs;
@@ -75,6 +76,7 @@ static void slot_clear(slot *s)
     imt__free(s->matches);
     imt__free(s->strs);
     imt__free(s->subs);
+    imt__free(s->frames);
     memset(s, 0, sizeof *s);
 }
 
@@ -229,6 +231,16 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
         if (s->subs) memcpy(s->subs, s->res.sub, s->res.n_sub * sizeof *s->subs);
         else s->res.n_sub = 0;
         s->res.sub = s->subs;
+    }
+    if (s->res.n_frames) {
+        size_t b;
+        s->frames = imt__mul_ok(s->res.n_frames, sizeof *s->frames, &b) ? imt__malloc(b) : NULL;
+        if (s->frames) memcpy(s->frames, s->res.frames, b);
+        else {
+            s->res.n_frames = 0;
+            s->res.status = IMT_E_NOMEM;
+        }
+        s->res.frames = s->frames;
     }
     s->read = 1;
     s->status = s->res.status;
