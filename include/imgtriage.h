@@ -388,7 +388,8 @@ typedef enum imt_hash_kind {
     IMT_KIND_PDQ = 1,
     IMT_KIND_MD5 = 2,
     IMT_KIND_SHA1 = 3,
-    IMT_KIND_SHA256 = 4
+    IMT_KIND_SHA256 = 4,
+    IMT_KIND_VPDQ = 5        /* a known video, matched by its frames (vPDQ) */
 } imt_hash_kind;
 
 /** "pdq", "md5", "sha1", "sha256". Never NULL. */
@@ -501,6 +502,53 @@ IMT_API void imt_cursor_close(imt_cursor *c);
 IMT_API imt_err imt_query_pdq(imt_cursor *c, const imt_pdq *q, int nq, int radius,
                               const imt_match **out, size_t *n);
 
+/** Matching a video against the known videos (imported from vPDQ hash
+ *  files), as vPDQ matches: frames of quality below min_quality dropped and
+ *  exact-duplicate hashes counted once on both sides; a query frame matches
+ *  a known video when one of its frames is within distance; the query-match
+ *  % is the share of the query's frames that match the known video, the
+ *  compared-match % the share of the known video's frames matched by some
+ *  query frame; a known video is reported when both reach their thresholds.
+ *  Defaults as python-threatexchange's vPDQ index (the matcher of Meta's
+ *  Hasher-Matcher-Actioner): distance 31, quality 50, query 80 %, compared
+ *  0 %. */
+typedef struct imt_vpdq_opts {
+    int distance;            /* 0..256; default IMT_PDQ_MATCH_DISTANCE (31) */
+    int min_quality;         /* default IMT_PDQ_MIN_QUALITY (50) */
+    double query_pct;        /* default 80 */
+    double compared_pct;     /* default 0 */
+} imt_vpdq_opts;
+
+IMT_API void imt_vpdq_opts_init(imt_vpdq_opts *o);
+
+/** A known video matched by a query video. */
+typedef struct imt_vpdq_match {
+    uint32_t list_id;
+    const char *video;       /* the known video's id */
+    int32_t category;        /* its list's category for it; -1 none */
+    imt_disposition disposition;
+    uint64_t entry;          /* the lowest index entry among its matched frames */
+    uint32_t query_frames;   /* distinct query hashes of quality >= min_quality */
+    uint32_t query_matched;  /* of them, within distance of one of its frames */
+    uint32_t known_frames;   /* its distinct hashes of quality >= min_quality */
+    uint32_t known_matched;  /* of them, within distance of a query frame */
+    double query_pct, compared_pct; /* 100 * matched / frames */
+    int min_distance;        /* the closest frame pair */
+    const uint32_t *frames;  /* the query frames (indices into the query, in
+                                order) that match it */
+    size_t n_frames;
+} imt_vpdq_match;
+
+/** The known videos a video (n sampled frames, e.g. imt_hash_result.frames)
+ *  matches; every frame is looked up through the PDQ search (exact: no
+ *  frame pair within the distance is missed), then each known video holding
+ *  a matched hash is scored. opts NULL: the defaults. Results are ordered by
+ *  list id, then video id, and borrowed from the cursor until its next
+ *  query. */
+IMT_API imt_err imt_query_vpdq(imt_cursor *c, const imt_video_frame *frames, size_t n,
+                               const imt_vpdq_opts *opts, const imt_vpdq_match **out,
+                               size_t *n_out);
+
 /** Exact lookup of an MD5 (16 bytes), SHA-1 (20) or SHA-256 (32) digest. */
 IMT_API imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind,
                                  const uint8_t *digest, const imt_match **out,
@@ -584,6 +632,10 @@ typedef struct imt_import_opts {
      * "parsed". 0: the default, IMT_IMPORT_MEMORY_DEFAULT (1 GiB); at
      * least IMT_IMPORT_MEMORY_MIN. */
     uint64_t memory_budget;
+    /* vPDQ hash files (format "vpdq"): the known video's id when the path
+     * is one file; NULL (default): its file name without the extension
+     * (a folder of hash files: always each file's). */
+    const char *video_id;
 } imt_import_opts;
 #define IMT_IMPORT_MEMORY_DEFAULT (1ull << 30)
 #define IMT_IMPORT_MEMORY_MIN (4ull << 20)
@@ -734,6 +786,16 @@ typedef struct imt_scan_match {
                                   index in hash->sub of the embedded picture
                                   whose PDQ matched (a hit on it is a hit on
                                   the file) */
+    uint32_t frame;            /* a video's PDQ match on a known picture: 1 +
+                                  the index in hash->frames of the frame (the
+                                  earliest with that hash); 0 otherwise */
+    /* kind IMT_KIND_VPDQ, a known video (external_id: its id): */
+    double query_pct;          /* share of this video's frames matching it */
+    double compared_pct;       /* share of its frames this video matches */
+    const double *ranges;      /* the matched time ranges of this video, as
+                                  n_ranges [start, end] pairs in seconds (runs
+                                  of consecutive sampled frames that match) */
+    size_t n_ranges;
 } imt_scan_match;
 
 /** The record of one walked entry. Everything it points to is borrowed:
@@ -807,6 +869,10 @@ typedef struct imt_scan_opts {
     int pdq_distance;          /* PDQ match radius (default IMT_PDQ_MATCH_DISTANCE) */
     int min_quality;           /* lower PDQ quality is not matched (default
                                   IMT_PDQ_MIN_QUALITY) */
+    imt_vpdq_opts vpdq;        /* videos: matching against known videos
+                                  (imt_vpdq_opts_init's defaults); a frame
+                                  below min_quality is not matched with known
+                                  pictures either */
     size_t max_matches;        /* matches kept per file (default 100) */
     size_t batch_files;        /* files hashed per batch (default 256) */
     const volatile int *stop;  /* when non-NULL and *stop becomes non-zero (a

@@ -155,6 +155,7 @@ void imt_cursor_close(imt_cursor *c)
     imt__free(c->ents);
     imt__free(c->plan);
     imt__free(c->mih_cost);
+    if (c->vq_free) c->vq_free(c->vq);
     imt__free(c);
 }
 

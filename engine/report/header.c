@@ -94,12 +94,16 @@ static void put_options(imt__buf *b, const imt_scan_opts *o, const imt_report_op
     imt__buf_printf(b, "],\"pdq\":%s,\"pdq_distance\":%d,\"min_quality\":%d,"
                     "\"one_file_system\":%s,\"max_matches\":%llu,\"max_pixels\":%llu,"
                     "\"max_dimension\":%u,\"max_file_size\":%llu,\"time_budget_ms\":%u,"
+                    "\"seconds_per_hash\":%.6g,\"vpdq\":{\"distance\":%d,\"min_quality\":%d,"
+                    "\"query_pct\":%.6g,\"compared_pct\":%.6g},"
                     "\"hits_only\":%s,\"format\":\"%s\"}",
                     h->pdq ? "true" : "false", o->pdq_distance, o->min_quality,
                     o->one_file_system ? "true" : "false",
                     (unsigned long long)o->max_matches, (unsigned long long)h->max_pixels,
                     (unsigned)h->max_dimension, (unsigned long long)h->max_file_bytes,
-                    (unsigned)h->time_budget_ms, ro->hits_only ? "true" : "false",
+                    (unsigned)h->time_budget_ms, h->seconds_per_hash, o->vpdq.distance,
+                    o->vpdq.min_quality, o->vpdq.query_pct, o->vpdq.compared_pct,
+                    ro->hits_only ? "true" : "false",
                     ro->format == IMT_REPORT_CSV ? "csv" : "jsonl");
 }
 
