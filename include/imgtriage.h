@@ -124,8 +124,9 @@ typedef enum imt_format {
     IMT_FMT__COUNT
 } imt_format;
 
-/** Minimum number of leading bytes imt_sniff() needs to decide. */
-#define IMT_SNIFF_BYTES 32
+/** Minimum number of leading bytes imt_sniff() needs to decide (an MPEG
+ *  transport stream is told by the sync byte of three packets in a row). */
+#define IMT_SNIFF_BYTES 392
 
 /** Identify the format of data from its magic bytes. len may be short. */
 IMT_API imt_format imt_sniff(const void *data, size_t len);

@@ -228,6 +228,47 @@ static void test_limits(void)
     CHECK(imt_hasher_create(&h, &o) == IMT_E_INVALID);
 }
 
+/* A short batch gives its idle workers to the video decoders (codec
+ * threads): the frames must not change. */
+typedef struct one {
+    imt_video_frame f[64];
+    size_t n;
+    imt_err st;
+} one;
+
+static int keep_record(void *ctx, const imt_scan_record *rec)
+{
+    one *o = ctx;
+    if (!rec->hash) return 0;
+    o->st = rec->hash->status;
+    o->n = rec->hash->n_frames < 64 ? rec->hash->n_frames : 64;
+    memcpy(o->f, rec->hash->frames, o->n * sizeof o->f[0]);
+    return 0;
+}
+
+static void test_threads(void)
+{
+    static const char *const names[] = {"copy_hevc.mp4", "copy_vp9.webm", "copy_fps25.avi"};
+    imt_hasher *h;
+    REQUIRE(imt_hasher_create(&h, NULL) == IMT_OK);
+    for (size_t i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, DATA "/videos/%s", names[i]);
+        imt_hash_result r;
+        REQUIRE(imt_hash_file(h, path, &r) == IMT_OK);
+        imt_scan_opts so;
+        imt_scan_opts_init(&so);
+        so.threads = 4; /* one file, four workers: four decoder threads */
+        one o;
+        memset(&o, 0, sizeof o);
+        const char *paths[] = {path};
+        CHECK(imt_scan_run(NULL, paths, 1, &so, keep_record, &o, NULL, 0) == IMT_OK);
+        CHECKF(o.st == IMT_OK && o.n == r.n_frames && !memcmp(o.f, r.frames, o.n * sizeof o.f[0]),
+               "%s: %zu frames with decoder threads, %zu without", names[i], o.n, r.n_frames);
+    }
+    imt_hasher_free(h);
+}
+
 static void test_sniff(void)
 {
     static const struct { const char *bytes; size_t n; imt_format f; } t[] = {
@@ -267,6 +308,7 @@ int main(void)
     test_reference(h, hm);
     test_bad(h);
     test_limits();
+    test_threads();
     imt_hasher_free(h);
     imt_hasher_free(hm);
     return tu_done("test_video");

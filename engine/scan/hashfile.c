@@ -55,6 +55,7 @@ struct imt_hasher {
     /* the sampled frames of the current video (buffers reused across files) */
     imt_video_frame *frames;
     size_t n_frames, cap_frames;
+    int video_threads;           /* 0: opts.video_threads */
 };
 
 /* The largest video frame decoded (RGB24 + float luma: 7 bytes a pixel);
@@ -285,6 +286,11 @@ void imt_hasher_free(imt_hasher *h)
     for (size_t i = 0; i < IMT_MAX_SUBITEMS; i++) imt__free(h->emb_buf[i]);
     imt__free(h->frames);
     imt__free(h);
+}
+
+void imt__hasher_set_video_threads(imt_hasher *h, int n)
+{
+    if (h) h->video_threads = n < 1 ? 1 : n > 16 ? 16 : n;
 }
 
 const char *imt_hasher_last_error(const imt_hasher *h)
@@ -557,7 +563,7 @@ static imt_err video_run(imt_hasher *h, source *s, uint64_t size, const imt_deco
         .max_frames = o->max_video_frames,
         .deadline_ms = lim->deadline_ms,
         .stop = o->stop,
-        .threads = o->video_threads,
+        .threads = h->video_threads > o->video_threads ? h->video_threads : o->video_threads,
     };
     imt__video_info info;
     h->n_frames = 0;

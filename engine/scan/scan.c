@@ -518,6 +518,10 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
                 order[cnt++].slot = i;
             }
         qsort(order, (size_t)cnt, sizeof *order, job_cmp);
+        /* fewer files than workers (the last batch, a few large videos):
+         * the idle workers' share goes to the video decoders */
+        for (int t = 0; t < nt; t++)
+            imt__hasher_set_video_threads(hs[t], cnt > 0 && cnt < nt ? nt / (int)cnt : 1);
 #ifdef IMT_HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
 #endif

@@ -178,7 +178,8 @@ typedef struct vdec {
 /* Seconds from the stream's start of a timestamp in tb. */
 static double rel_seconds(const vdec *d, int64_t ts)
 {
-    return (double)(ts - d->start) * av_q2d(d->tb);
+    /* in double: a damaged stream's timestamps may be any int64 */
+    return ((double)ts - (double)d->start) * av_q2d(d->tb);
 }
 
 /* The bucket of a presentation time: the sampled times at or before it. */
@@ -286,7 +287,9 @@ static imt_err on_frame(vdec *d)
     err = d->fn(d->ctx, d->luma, h, w, (uint64_t)d->nsampled, rel);
     if (err) return err;
     d->sample_k[d->nsampled++] = d->k;
-    d->k = (uint64_t)floor(rel / sph + 1e-9) + 1;
+    double next = floor(rel / sph + 1e-9) + 1;
+    /* a timestamp past 2^63 sampled times (damaged): nothing after it */
+    d->k = next < 9.2e18 ? (uint64_t)next : UINT64_MAX;
     return IMT_OK;
 }
 
@@ -439,7 +442,7 @@ static imt_err run(vdec *d)
             d->start = ts; /* first presented packet (key frame) when the stream has no start */
         IMT_TRY(count_packet(d, ts));
         /* a packet presented before the next sampled time is never chosen */
-        int skip = d->skip_ok && d->pkt->pts != AV_NOPTS_VALUE && d->start != AV_NOPTS_VALUE &&
+        int skip = d->skip_ok && !d->v.o->no_skip && d->pkt->pts != AV_NOPTS_VALUE && d->start != AV_NOPTS_VALUE &&
                    rel_seconds(d, d->pkt->pts) + 1e-9 < (double)d->k * d->v.o->seconds_per_hash;
         d->cc->skip_frame = skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
         rc = avcodec_send_packet(d->cc, d->pkt);

@@ -26,6 +26,7 @@ typedef struct imt__video_opts {
     uint64_t deadline_ms;      /* imt__now_ms() past this: IMT_E_TIMEOUT; 0 none */
     const volatile int *stop;  /* non-zero: IMT_E_INTERRUPTED */
     int threads;               /* codec threads (1: none) */
+    int no_skip;               /* decode every frame (bench_video's comparison) */
 } imt__video_opts;
 
 typedef struct imt__video_info {
