@@ -17,7 +17,8 @@
  *
  * Asking the decoder for less: a packet whose timestamp is before the next
  * sampled time can never be chosen, so when the codec can skip frames no
- * other frame refers to (H.264, HEVC, MPEG-2/4...), those are not decoded
+ * other frame refers to (H.264, MPEG-1/2/4, single-layer HEVC: see open_decoder),
+ * those are not decoded
  * (skip_frame = AVDISCARD_NONREF for that packet only). The chosen frame
  * is never one of them, so the hashes do not depend on it. Seeking to the
  * next sampled time is not used: with the 1 s default and phone GOPs of
@@ -399,11 +400,21 @@ static imt_err open_decoder(vdec *d)
         return IMT_E_CORRUPT;
     }
     d->start = s->start_time;
-    /* codecs whose non-reference frames libavcodec can leave undecoded */
+    /* Codecs whose non-reference frames no other frame ever uses: H.264
+     * (nal_ref_idc 0), MPEG-1/2 and MPEG-4 part 2 B-frames. Not HEVC: its
+     * "non-reference" NAL types are sub-layer non-reference pictures, which
+     * pictures of a higher temporal sub-layer may still predict from (phones
+     * record temporally scalable HEVC), so skipping them could change a
+     * sampled frame's pixels -- unless the stream has one sub-layer, as its
+     * hvcC record (MP4, MKV) says: numTemporalLayers, bits 5..3 of byte 21. */
     switch (par->codec_id) {
-    case AV_CODEC_ID_H264: case AV_CODEC_ID_HEVC: case AV_CODEC_ID_MPEG1VIDEO:
-    case AV_CODEC_ID_MPEG2VIDEO: case AV_CODEC_ID_MPEG4: case AV_CODEC_ID_H263:
+    case AV_CODEC_ID_H264: case AV_CODEC_ID_MPEG1VIDEO: case AV_CODEC_ID_MPEG2VIDEO:
+    case AV_CODEC_ID_MPEG4:
         d->skip_ok = 1;
+        break;
+    case AV_CODEC_ID_HEVC:
+        d->skip_ok = par->extradata && par->extradata_size >= 23 && par->extradata[0] == 1 &&
+                     ((par->extradata[21] >> 3) & 7) == 1;
         break;
     default:
         d->skip_ok = 0;
