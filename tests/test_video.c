@@ -228,6 +228,34 @@ static void test_limits(void)
     CHECK(imt_hasher_create(&h, &o) == IMT_E_INVALID);
 }
 
+/* Variable frame rate: one frame per second by presentation time, the
+ * first at or after each whole second, its number its index among the
+ * frames; the oracle is ffprobe's list of the frames' times (ref/vfr.pts). */
+static void test_vfr(imt_hasher *h)
+{
+    FILE *f = fopen(DATA "/ref/vfr.pts", "r");
+    REQUIRE(f);
+    double pts[512];
+    size_t n = 0;
+    while (n < 512 && fscanf(f, "%lf", &pts[n]) == 1) n++;
+    fclose(f);
+    REQUIRE(n > 50);
+    imt_hash_result r;
+    REQUIRE(imt_hash_file(h, DATA "/vfr/vfr.mkv", &r) == IMT_OK);
+    size_t k = 0;
+    for (size_t sec = 0; sec < 6; sec++) {
+        size_t i = 0;
+        while (i < n && pts[i] < (double)sec - 1e-9) i++;
+        if (i == n) break;
+        REQUIRE(k < r.n_frames);
+        CHECKF(fabs(r.frames[k].timestamp - pts[i]) < 1e-6 && r.frames[k].number == i,
+               "second %zu: frame %llu at %.3f, expected %zu at %.3f", sec,
+               (unsigned long long)r.frames[k].number, r.frames[k].timestamp, i, pts[i]);
+        k++;
+    }
+    CHECKF(k == r.n_frames && k == 6, "%zu frames, expected %zu", r.n_frames, k);
+}
+
 /* A short batch gives its idle workers to the video decoders (codec
  * threads): the frames must not change. */
 typedef struct one {
@@ -309,6 +337,7 @@ int main(void)
     test_bad(h);
     test_limits();
     test_threads();
+    test_vfr(h);
     imt_hasher_free(h);
     imt_hasher_free(hm);
     return tu_done("test_video");

@@ -45,3 +45,10 @@ $FF -i known2.mp4 -c:v libvpx-vp9 -b:v 40k -deadline realtime -cpu-used 8 copy_v
 $FF -i known1.mp4 -vf scale=384:288 -c:v libx264 -preset veryfast copy_rescaled.mkv
 $FF -i known2.mp4 -t 7 -c:v libx264 -preset veryfast copy_trimmed.ts
 $FF -i known1.mp4 -vf fps=25 -c:v mpeg4 -q:v 10 copy_fps25.avi
+# variable frame rate: a test pattern with frames at irregular times (kept
+# timestamps); ref/vfr.pts is ffprobe's list of its frames' presentation
+# times (-show_entries frame=best_effort_timestamp_time), the oracle of the
+# sampling by timestamp
+$FF -f lavfi -i testsrc=size=128x96:rate=30:duration=6 \
+    -vf "select='not(mod(n\,4))+gt(t\,3)*not(mod(n\,3))'" -fps_mode vfr \
+    -c:v libx264 -preset veryfast -g 10 -bf 2 -threads 1 vfr.mkv  # committed in ../vfr/
