@@ -342,7 +342,18 @@ static imt_err open_input(vdec *d)
     }
     snprintf(d->info->container, sizeof d->info->container, "%s",
              d->fc->iformat && d->fc->iformat->name ? d->fc->iformat->name : "");
-    rc = avformat_find_stream_info(d->fc, NULL);
+    /* find_stream_info decodes a few frames itself: the pixel limit holds
+     * for those decoders too (libavcodec refuses larger frames before it
+     * allocates them) */
+    unsigned ns = d->fc->nb_streams;
+    AVDictionary **sopt = ns ? av_calloc(ns, sizeof *sopt) : NULL;
+    if (ns && !sopt) return IMT_E_NOMEM;
+    int64_t maxpx = d->v.o->max_pixels && d->v.o->max_pixels < INT64_MAX
+                        ? (int64_t)d->v.o->max_pixels : INT64_MAX;
+    for (unsigned i = 0; i < ns; i++) av_dict_set_int(&sopt[i], "max_pixels", maxpx, 0);
+    rc = avformat_find_stream_info(d->fc, sopt);
+    for (unsigned i = 0; i < ns; i++) av_dict_free(&sopt[i]);
+    av_free(sopt);
     if (rc < 0) {
         if (d->v.why) return d->v.why;
         if (d->v.ioerr) return d->v.ioerr;
