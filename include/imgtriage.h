@@ -128,11 +128,19 @@ typedef enum imt_format {
     IMT_FMT_ZSTD = 17,
     IMT_FMT_CPIO = 18,   /* the ASCII kinds (odc, newc, crc) */
     IMT_FMT_PDF = 19,    /* its embedded images are its members */
+    /* Video containers (engine/video, FFmpeg's libav*): hashed as vPDQ. */
+    IMT_FMT_MP4 = 20,      /* ISO-BMFF video: MP4, MOV, 3GP, M4V */
+    IMT_FMT_MATROSKA = 21, /* Matroska, WebM (EBML) */
+    IMT_FMT_AVI = 22,      /* RIFF AVI */
+    IMT_FMT_ASF = 23,      /* ASF: WMV, WMA */
+    IMT_FMT_FLV = 24,      /* Flash video */
+    IMT_FMT_MPEGTS = 25,   /* MPEG transport stream (188- or 192-byte packets) */
     IMT_FMT__COUNT
 } imt_format;
 
 /** Minimum number of leading bytes imt_sniff() needs to decide (TAR's
- *  magic is at offset 257). */
+ *  magic is at offset 257; an MPEG transport stream is told by the sync
+ *  byte of three packets in a row, 392 bytes with 192-byte packets). */
 #define IMT_SNIFF_BYTES 512
 
 /** Identify the format of data from its magic bytes. len may be short. */
@@ -147,6 +155,8 @@ IMT_API int imt_format_decodable(imt_format fmt);
 /** Non-zero when fmt is a container (IMT_FMT_ZIP .. IMT_FMT_PDF): hashing
  *  one reports IMT_E_NOT_IMAGE; a scan expands it into its members. */
 IMT_API int imt_format_is_container(imt_format fmt);
+/** Non-zero for the video containers (IMT_FMT_MP4 .. IMT_FMT_MPEGTS). */
+IMT_API int imt_format_is_video(imt_format fmt);
 
 /* ------------------------------------------------------------------------
  * PDQ hashes.
@@ -232,6 +242,12 @@ typedef struct imt_hash_opts {
                                 256 KiB chunk with IMT_E_INTERRUPTED; default NULL */
     int embedded;            /* non-zero: also hash the pictures embedded in the file
                                 (imt_subitem); default 1 */
+    double seconds_per_hash; /* video: one frame per this many seconds (vPDQ's
+                                --seconds-per-hash); default 1 */
+    uint32_t max_video_frames; /* video: frames hashed at most (more: the
+                                result is flagged partial); default 36000 */
+    int video_threads;       /* video: decoder threads per file; default 1 (the
+                                scan raises it when files are fewer than workers) */
 } imt_hash_opts;
 
 /** Fill opts with the defaults documented above. */
@@ -275,9 +291,18 @@ typedef struct imt_subitem {
     char detail[128];
 } imt_subitem;
 
-/** Result of hashing one file. Caller-owned value; its one pointer, sub,
- *  is borrowed from the hasher and valid until the next call on it: copy
- *  the imt_subitem values to keep them. */
+/** One sampled frame of a video (vPDQ's feature: frame number, quality,
+ *  PDQ hash, timestamp). Plain value. */
+typedef struct imt_video_frame {
+    uint64_t number;         /* frames presented before it in the stream */
+    double timestamp;        /* presentation time, seconds from the stream's start */
+    imt_pdq pdq;             /* the frame's PDQ hash (original orientation) */
+    int quality;             /* 0..100 */
+} imt_video_frame;
+
+/** Result of hashing one file. Caller-owned value; its pointers, sub and
+ *  frames, are borrowed from the hasher and valid until the next call on
+ *  it: copy the values to keep them. */
 typedef struct imt_hash_result {
     imt_err status;          /* IMT_OK if the PDQ hash (when asked) was made */
     imt_format format;       /* sniffed format */
@@ -306,6 +331,11 @@ typedef struct imt_hash_result {
     size_t n_sub;
     size_t sub_omitted;      /* found beyond IMT_MAX_SUBITEMS */
     int thumbnail_differs;   /* some sub-item has differs set */
+    const imt_video_frame *frames; /* a video's sampled frames in time order
+                                (format imt_format_is_video); NULL otherwise.
+                                Borrowed: see above. has_pdq is 0 for video */
+    size_t n_frames;
+    double duration;         /* video: seconds, from the container; 0 unknown */
 } imt_hash_result;
 
 /** A per-thread hashing context: holds decoder state and scratch buffers
@@ -436,7 +466,8 @@ typedef enum imt_hash_kind {
     IMT_KIND_PDQ = 1,
     IMT_KIND_MD5 = 2,
     IMT_KIND_SHA1 = 3,
-    IMT_KIND_SHA256 = 4
+    IMT_KIND_SHA256 = 4,
+    IMT_KIND_VPDQ = 5        /* a known video, matched by its frames (vPDQ) */
 } imt_hash_kind;
 
 /** "pdq", "md5", "sha1", "sha256". Never NULL. */
@@ -549,6 +580,53 @@ IMT_API void imt_cursor_close(imt_cursor *c);
 IMT_API imt_err imt_query_pdq(imt_cursor *c, const imt_pdq *q, int nq, int radius,
                               const imt_match **out, size_t *n);
 
+/** Matching a video against the known videos (imported from vPDQ hash
+ *  files), as vPDQ matches: frames of quality below min_quality dropped and
+ *  exact-duplicate hashes counted once on both sides; a query frame matches
+ *  a known video when one of its frames is within distance; the query-match
+ *  % is the share of the query's frames that match the known video, the
+ *  compared-match % the share of the known video's frames matched by some
+ *  query frame; a known video is reported when both reach their thresholds.
+ *  Defaults as python-threatexchange's vPDQ index (the matcher of Meta's
+ *  Hasher-Matcher-Actioner): distance 31, quality 50, query 80 %, compared
+ *  0 %. */
+typedef struct imt_vpdq_opts {
+    int distance;            /* 0..256; default IMT_PDQ_MATCH_DISTANCE (31) */
+    int min_quality;         /* default IMT_PDQ_MIN_QUALITY (50) */
+    double query_pct;        /* default 80 */
+    double compared_pct;     /* default 0 */
+} imt_vpdq_opts;
+
+IMT_API void imt_vpdq_opts_init(imt_vpdq_opts *o);
+
+/** A known video matched by a query video. */
+typedef struct imt_vpdq_match {
+    uint32_t list_id;
+    const char *video;       /* the known video's id */
+    int32_t category;        /* its list's category for it; -1 none */
+    imt_disposition disposition;
+    uint64_t entry;          /* the lowest index entry among its matched frames */
+    uint32_t query_frames;   /* distinct query hashes of quality >= min_quality */
+    uint32_t query_matched;  /* of them, within distance of one of its frames */
+    uint32_t known_frames;   /* its distinct hashes of quality >= min_quality */
+    uint32_t known_matched;  /* of them, within distance of a query frame */
+    double query_pct, compared_pct; /* 100 * matched / frames */
+    int min_distance;        /* the closest frame pair */
+    const uint32_t *frames;  /* the query frames (indices into the query, in
+                                order) that match it */
+    size_t n_frames;
+} imt_vpdq_match;
+
+/** The known videos a video (n sampled frames, e.g. imt_hash_result.frames)
+ *  matches; every frame is looked up through the PDQ search (exact: no
+ *  frame pair within the distance is missed), then each known video holding
+ *  a matched hash is scored. opts NULL: the defaults. Results are ordered by
+ *  list id, then video id, and borrowed from the cursor until its next
+ *  query. */
+IMT_API imt_err imt_query_vpdq(imt_cursor *c, const imt_video_frame *frames, size_t n,
+                               const imt_vpdq_opts *opts, const imt_vpdq_match **out,
+                               size_t *n_out);
+
 /** Exact lookup of an MD5 (16 bytes), SHA-1 (20) or SHA-256 (32) digest. */
 IMT_API imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind,
                                  const uint8_t *digest, const imt_match **out,
@@ -632,6 +710,10 @@ typedef struct imt_import_opts {
      * "parsed". 0: the default, IMT_IMPORT_MEMORY_DEFAULT (1 GiB); at
      * least IMT_IMPORT_MEMORY_MIN. */
     uint64_t memory_budget;
+    /* vPDQ hash files (format "vpdq"): the known video's id when the path
+     * is one file; NULL (default): its file name without the extension
+     * (a folder of hash files: always each file's). */
+    const char *video_id;
 } imt_import_opts;
 #define IMT_IMPORT_MEMORY_DEFAULT (1ull << 30)
 #define IMT_IMPORT_MEMORY_MIN (4ull << 20)
@@ -782,6 +864,16 @@ typedef struct imt_scan_match {
                                   index in hash->sub of the embedded picture
                                   whose PDQ matched (a hit on it is a hit on
                                   the file) */
+    uint32_t frame;            /* a video's PDQ match on a known picture: 1 +
+                                  the index in hash->frames of the frame (the
+                                  earliest with that hash); 0 otherwise */
+    /* kind IMT_KIND_VPDQ, a known video (external_id: its id): */
+    double query_pct;          /* share of this video's frames matching it */
+    double compared_pct;       /* share of its frames this video matches */
+    const double *ranges;      /* the matched time ranges of this video, as
+                                  n_ranges [start, end] pairs in seconds (runs
+                                  of consecutive sampled frames that match) */
+    size_t n_ranges;
 } imt_scan_match;
 
 /* Containers (engine/container): a walked file that sniffs as a container
@@ -921,6 +1013,10 @@ typedef struct imt_scan_opts {
     int pdq_distance;          /* PDQ match radius (default IMT_PDQ_MATCH_DISTANCE) */
     int min_quality;           /* lower PDQ quality is not matched (default
                                   IMT_PDQ_MIN_QUALITY) */
+    imt_vpdq_opts vpdq;        /* videos: matching against known videos
+                                  (imt_vpdq_opts_init's defaults); a frame
+                                  below min_quality is not matched with known
+                                  pictures either */
     size_t max_matches;        /* matches kept per file (default 100) */
     size_t batch_files;        /* files hashed per batch (default 256) */
     const volatile int *stop;  /* when non-NULL and *stop becomes non-zero (a

@@ -8,7 +8,9 @@ PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev libwebp-dev libgif
       libxml2-utils chromium
       libheif-dev libheif1 libde265-0 libaom3 libdav1d6 libheif-examples libexif-dev
       libarchive-dev libarchive-tools zip unzip p7zip-full libqpdf-dev qpdf poppler-utils
-      dosfstools mtools)
+      dosfstools mtools
+
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

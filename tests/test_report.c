@@ -65,7 +65,7 @@ static void round_trip(const char *what, const imt_scan_record *rec)
            "%s: re-emitted\n%s\ndiffers from\n%.*s", what, b.p ? b.p : "", (int)(end - line),
            line + 1);
     imt__buf_free(&b);
-    imt__free(jr.ms);
+    imt__jrecord_clear(&jr);
     yajl_tree_free(v);
     free(text);
 }
@@ -85,11 +85,11 @@ static void test_round_trip(void)
     imt_scan_match m[3];
     memset(m, 0, sizeof m);
     m[0] = (imt_scan_match){IMT_KIND_PDQ, 7, IMT_DIH_ROTATE90, 42, 3, "same name", "v1", "projectvic",
-                            0, 1, "Category 1", "ext-\xff-id", IMT_DISP_ALERT, -1};
+                            0, 1, "Category 1", "ext-\xff-id", IMT_DISP_ALERT, -1, 0, 0, 0, NULL, 0};
     m[1] = (imt_scan_match){IMT_KIND_MD5, 0, IMT_DIH_ORIGINAL, 9, 4, "same name", "", "caid",
-                            0, -1, "", "", IMT_DISP_INFO, -1};
+                            0, -1, "", "", IMT_DISP_INFO, -1, 0, 0, 0, NULL, 0};
     m[2] = (imt_scan_match){IMT_KIND_SHA1, 0, IMT_DIH_ORIGINAL, 11, 5, "nsrl", "2024.03", "custom",
-                            1, -1, "", "", IMT_DISP_IGNORE, -1};
+                            1, -1, "", "", IMT_DISP_IGNORE, -1, 0, 0, 0, NULL, 0};
     imt_scan_record rec;
     memset(&rec, 0, sizeof rec);
     rec.path = "dir/low-quality.jpg";
@@ -192,14 +192,14 @@ static void test_priority(void)
     memset(a, 0, sizeof a);
     /* File 1: entry 1 on a VIC list (cat 2) and a CAID list (cat 2): weight 7. */
     a[0] = (imt_scan_match){IMT_KIND_PDQ, 3, IMT_DIH_ORIGINAL, 1, 1, "L", "", "projectvic", 0,
-                            2, "", "", IMT_DISP_ALERT, -1};
+                            2, "", "", IMT_DISP_ALERT, -1, 0, 0, 0, NULL, 0};
     a[1] = (imt_scan_match){IMT_KIND_PDQ, 3, IMT_DIH_ORIGINAL, 1, 2, "L", "", "caid", 0, 2,
-                            "", "", IMT_DISP_ALERT, -1};
+                            "", "", IMT_DISP_ALERT, -1, 0, 0, 0, NULL, 0};
     /* File 2: entry 1 again (not a new item) and nothing else. */
     b[0] = a[0];
     /* File 3: only an informational match: not a hit. */
     c[0] = (imt_scan_match){IMT_KIND_MD5, 0, IMT_DIH_ORIGINAL, 5, 3, "info", "", "custom", 0,
-                            -1, "", "", IMT_DISP_INFO, -1};
+                            -1, "", "", IMT_DISP_INFO, -1, 0, 0, 0, NULL, 0};
     imt__summary s;
     memset(&s, 0, sizeof s);
     imt__rfacts f1 = file_facts(a, 2), f2 = file_facts(b, 1), f3 = file_facts(c, 1),

@@ -7,11 +7,12 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: imgtriage COMMAND [OPTIONS] ...\n"
-            "Triage seized media for known imagery: PDQ perceptual hashes and\n"
-            "MD5/SHA-1/SHA-256 digests, matched against an index of known hashes.\n"
+            "Triage seized media for known imagery: PDQ perceptual hashes (vPDQ for\n"
+            "videos) and MD5/SHA-1/SHA-256 digests, matched against an index of known\n"
+            "hashes.\n"
             "\n"
             "Commands:\n"
-            "  hash PATH...     hash image files (directories are recursed)\n"
+            "  hash PATH...     hash image and video files (directories are recursed)\n"
             "  index SUBCMD     build and query a known-hash index (imgtriage index --help)\n"
             "  scan PATH...     triage evidence against an index (imgtriage scan --help)\n"
             "  report FMT FILE  a scan's JSONL report as jsonl, csv, dfxml, vics or html\n"

@@ -123,8 +123,19 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
     if (!arr) return IMT_E_PARSE;
     size_t n = arr->u.array.len;
     if (!n) return IMT_OK;
-    imt_scan_match *ms = imt__calloc(n, sizeof *ms);
+    /* one block: the matches, then the time ranges of vpdq matches */
+    size_t nranges = 0, bytes;
+    for (size_t i = 0; i < n; i++) {
+        yajl_val rg = member(arr->u.array.values[i], "ranges", yajl_t_array);
+        if (rg) nranges += rg->u.array.len;
+    }
+    if (nranges > SIZE_MAX / (2 * sizeof(double)) / 2 ||
+        !imt__mul_ok(n, sizeof(imt_scan_match), &bytes) ||
+        bytes > SIZE_MAX - nranges * 2 * sizeof(double))
+        return IMT_E_NOMEM;
+    imt_scan_match *ms = imt__calloc(1, bytes + nranges * 2 * sizeof(double));
     if (!ms) return IMT_E_NOMEM;
+    double *rgs = (double *)(void *)((char *)ms + bytes);
     for (size_t i = 0; i < n; i++) {
         yajl_val m = arr->u.array.values[i];
         imt_scan_match *o = &ms[i];
@@ -152,6 +163,29 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
         o->known_good = true_member(m, "known_good");
         const char *dp = str_member(m, "disposition");
         o->disposition = !dp && o->known_good ? IMT_DISP_IGNORE : IMT_DISP_ALERT;
+        x = member(m, "frame", yajl_t_number);
+        o->frame = x && YAJL_GET_INTEGER(x) >= 0 && YAJL_GET_INTEGER(x) < UINT32_MAX
+                       ? (uint32_t)YAJL_GET_INTEGER(x) + 1 : 0;
+        if (kind && !strcmp(kind, imt_hash_kind_name(IMT_KIND_VPDQ))) {
+            o->kind = IMT_KIND_VPDQ;
+            x = member(m, "query_pct", yajl_t_number);
+            o->query_pct = x ? YAJL_GET_DOUBLE(x) : 0;
+            x = member(m, "compared_pct", yajl_t_number);
+            o->compared_pct = x ? YAJL_GET_DOUBLE(x) : 0;
+            yajl_val rg = member(m, "ranges", yajl_t_array);
+            o->ranges = rgs;
+            for (size_t k = 0; rg && k < rg->u.array.len; k++) {
+                yajl_val pr = rg->u.array.values[k];
+                if (!YAJL_IS_ARRAY(pr) || pr->u.array.len != 2 ||
+                    !YAJL_IS_NUMBER(pr->u.array.values[0]) || !YAJL_IS_NUMBER(pr->u.array.values[1])) {
+                    imt__free(ms);
+                    return IMT_E_PARSE;
+                }
+                *rgs++ = YAJL_GET_DOUBLE(pr->u.array.values[0]);
+                *rgs++ = YAJL_GET_DOUBLE(pr->u.array.values[1]);
+                o->n_ranges++;
+            }
+        }
         for (int d = 0; dp && d < 3; d++)
             if (!strcmp(dp, imt_disposition_name((imt_disposition)d)))
                 o->disposition = (imt_disposition)d;
@@ -261,6 +295,43 @@ static int has_flag(yajl_val v, const char *flag)
     return 0;
 }
 
+/* A video's "frames" (record.c's put_frames_json) into out->frames
+ * (imt__malloc'd; imt__jrecord_clear frees it). 0 on a malformed member. */
+static int frames_from_json(yajl_val v, imt__jrecord *out)
+{
+    yajl_val arr = member(v, "frames", yajl_t_array);
+    if (!arr) return 1;
+    imt_hash_result *h = &out->hash;
+    size_t n = arr->u.array.len;
+    if (!n) return 1;
+    out->frames = imt__calloc(n, sizeof *out->frames);
+    if (!out->frames) return 0;
+    for (size_t i = 0; i < n; i++) {
+        yajl_val e = arr->u.array.values[i];
+        imt_video_frame *f = &out->frames[i];
+        const char *pdq = str_member(e, "pdq");
+        yajl_val ts = member(e, "timestamp", yajl_t_number);
+        if (!pdq || !ts || imt_pdq_from_hex(&f->pdq, pdq, strlen(pdq)) != IMT_OK) return 0;
+        f->number = u64_member(e, "frame", NULL);
+        f->quality = (int)u64_member(e, "quality", NULL);
+        f->timestamp = YAJL_GET_DOUBLE(ts);
+    }
+    h->frames = out->frames;
+    h->n_frames = n;
+    yajl_val d = member(v, "duration", yajl_t_number);
+    h->duration = d ? YAJL_GET_DOUBLE(d) : 0;
+    if (!h->has_pdq) h->partial = true_member(v, "partial");
+    return 1;
+}
+
+void imt__jrecord_clear(imt__jrecord *r)
+{
+    imt__free(r->ms);
+    imt__free(r->frames);
+    r->ms = NULL;
+    r->frames = NULL;
+}
+
 imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
 {
     memset(out, 0, sizeof *out);
@@ -325,6 +396,7 @@ imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
             h->partial = true_member(v, "partial");
         }
         h->changed = true_member(v, "changed_during_read");
+        if (!frames_from_json(v, out)) goto bad;
         if (!embedded_from_json(v, out->sub, IMT_MAX_SUBITEMS, &h->n_sub)) goto bad;
         h->sub = out->sub;
         h->sub_omitted = (size_t)u64_member(v, "embedded_omitted", NULL);
@@ -353,7 +425,6 @@ imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
     if (!container_from_json(v, &r->container)) goto bad;
     return IMT_OK;
 bad:
-    imt__free(out->ms);
-    out->ms = NULL;
+    imt__jrecord_clear(out);
     return IMT_E_PARSE;
 }

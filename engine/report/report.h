@@ -78,9 +78,12 @@ typedef struct imt__jrecord {
     imt_subitem sub[IMT_MAX_SUBITEMS]; /* hash.sub points here: "embedded" */
     imt_carve_hit carved;      /* rec.carved points here: "carved" */
     imt_scan_match *ms;
+    imt_video_frame *frames;   /* hash.frames points here: "frames" */
 } imt__jrecord;
 
 imt_err imt__record_from_json(yajl_val v, imt__jrecord *out);
+/* Free what imt__record_from_json allocated (ms, frames). */
+void imt__jrecord_clear(imt__jrecord *r);
 
 /* A string yajl decoded in place: \udcXX (a byte that is not UTF-8) back
  * into its byte. Returns s. */

@@ -18,6 +18,7 @@
 #include "decode/decode.h"
 #include "hash/hash.h"
 #include "scan.h"
+#include "video/video.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,7 +52,15 @@ struct imt_hasher {
     uint64_t emb_got[IMT_MAX_SUBITEMS];
     int emb_want[IMT_MAX_SUBITEMS]; /* being collected */
     imt_subitem sub[IMT_MAX_SUBITEMS];
+    /* the sampled frames of the current video (buffers reused across files) */
+    imt_video_frame *frames;
+    size_t n_frames, cap_frames;
+    int video_threads;           /* 0: opts.video_threads */
 };
+
+/* The largest video frame decoded (RGB24 + float luma: 7 bytes a pixel);
+ * --max-pixels applies below it. 8K is 2^25. */
+#define VIDEO_MAX_PIXELS ((uint64_t)1 << 26)
 
 /* What a hole of a sparse file reads as. */
 static const uint8_t zeros[CHUNK];
@@ -73,6 +82,7 @@ typedef struct source {
                               opened: digests and size agree); 0 = to EOF */
     const uint8_t *first;  /* the already-read first chunk, replayed once */
     size_t first_len;
+    uint64_t base;         /* fd: the offset reading started at (video pread) */
     int eof;
     imt_err err;           /* sticky read error */
     int read_errno;
@@ -244,6 +254,9 @@ void imt_hash_opts_init(imt_hash_opts *o)
     o->max_dimension = 100000;
     o->time_budget_ms = 60000;
     o->embedded = 1;
+    o->seconds_per_hash = 1.0;
+    o->max_video_frames = 36000;
+    o->video_threads = 1;
 }
 
 imt_err imt_hasher_create(imt_hasher **out, const imt_hash_opts *opts)
@@ -260,6 +273,11 @@ imt_err imt_hasher_create(imt_hasher **out, const imt_hash_opts *opts)
         goto cleanup;
     }
     h->opts.digests &= IMT_DIGEST_ALL;
+    if (!(h->opts.seconds_per_hash > 0) || h->opts.seconds_per_hash > 1e9) {
+        err = IMT_E_INVALID;
+        goto cleanup;
+    }
+    if (!h->opts.max_video_frames) h->opts.max_video_frames = 1;
     IMT_TRY(imt__decoder_create(&h->dec));
     IMT_TRY(imt__pdq_ctx_create(&h->pdq));
     IMT_TRY(imt__digest_create(&h->dig));
@@ -283,7 +301,13 @@ void imt_hasher_free(imt_hasher *h)
     imt__digest_free(h->dig);
     imt__free(h->buf);
     for (size_t i = 0; i < IMT_MAX_SUBITEMS; i++) imt__free(h->emb_buf[i]);
+    imt__free(h->frames);
     imt__free(h);
+}
+
+void imt__hasher_set_video_threads(imt_hasher *h, int n)
+{
+    if (h) h->video_threads = n < 1 ? 1 : n > 16 ? 16 : n;
 }
 
 const char *imt_hasher_last_error(const imt_hasher *h)
@@ -468,6 +492,126 @@ static void emb_hash(imt_hasher *h, imt_hash_result *res, const imt_decode_limit
     }
 }
 
+/* ---- video: random access to the item, one frame per seconds_per_hash */
+
+static imt_err fd_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    const source *s = ctx;
+    *got = 0;
+    if (s->limit && off >= s->limit) return IMT_OK;
+    if (s->limit && cap > s->limit - off) cap = (size_t)(s->limit - off);
+    if (off > (uint64_t)OFF_T_MAX) return IMT_OK;
+    ssize_t n;
+    if (off > (uint64_t)OFF_T_MAX - s->base) return IMT_OK;
+    do n = pread(s->fd, buf, cap, (off_t)(s->base + off));
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return IMT_E_IO;
+    *got = (size_t)n;
+    return IMT_OK;
+}
+
+static imt_err mem_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    const source *s = ctx;
+    *got = 0;
+    if (off >= s->mem_len) return IMT_OK;
+    if (cap > s->mem_len - off) cap = (size_t)(s->mem_len - off);
+    memcpy(buf, s->mem + off, cap);
+    *got = cap;
+    return IMT_OK;
+}
+
+static imt_err video_frame(void *ctx, float *luma, int rows, int cols, uint64_t i,
+                           double timestamp)
+{
+    imt_hasher *h = ctx;
+    if (i >= h->cap_frames) {
+        size_t n = h->cap_frames ? h->cap_frames * 2 : 64;
+        if (n > h->opts.max_video_frames) n = h->opts.max_video_frames;
+        if (n <= i) return IMT_E_INTERNAL;
+        imt_video_frame *f = imt__realloc(h->frames, n * sizeof *f);
+        if (!f) return IMT_E_NOMEM;
+        h->frames = f;
+        h->cap_frames = n;
+    }
+    imt_video_frame *f = &h->frames[i];
+    memset(f, 0, sizeof *f);
+    f->timestamp = timestamp;
+    imt_pdq pdq[IMT_DIH__COUNT];
+    imt_err e = imt__pdq_hash_luma(h->pdq, luma, rows, cols, 0, pdq, &f->quality);
+    if (e) return e;
+    f->pdq = pdq[0];
+    h->n_frames = (size_t)i + 1;
+    return IMT_OK;
+}
+
+static void video_number(void *ctx, uint64_t i, uint64_t number)
+{
+    imt_hasher *h = ctx;
+    if (i < h->n_frames) h->frames[i].number = number;
+}
+
+/* A video: decode through random access to the item (the digest pass
+ * reads the bytes again, in order). */
+static imt_err video_run(imt_hasher *h, source *s, uint64_t size, const imt_decode_limits *lim,
+                         imt_hash_result *res)
+{
+    const imt_hash_opts *o = &h->opts;
+    imt__io io = {NULL, s, size};
+    if (s->fd >= 0) io.pread = fd_pread;
+    else if (!s->stream) io.pread = mem_pread;
+    else {
+        imt__set_detail(res->detail, sizeof res->detail,
+                        "%s video from a stream without random access is not decoded",
+                        imt_format_name(res->format));
+        return IMT_E_UNSUPPORTED;
+    }
+    if (s->fd >= 0 && !s->limit) {
+        /* not a regular file of known size: the decoder needs one */
+        imt__set_detail(res->detail, sizeof res->detail, "a video must be a regular file");
+        return IMT_E_UNSUPPORTED;
+    }
+    if (s->fd >= 0) io.size = s->limit;
+    imt__video_opts vo = {
+        .seconds_per_hash = o->seconds_per_hash,
+        .max_pixels = o->max_pixels && o->max_pixels < VIDEO_MAX_PIXELS ? o->max_pixels
+                                                                        : VIDEO_MAX_PIXELS,
+        .max_dimension = o->max_dimension,
+        .max_frames = o->max_video_frames,
+        .deadline_ms = lim->deadline_ms,
+        .stop = o->stop,
+        .threads = h->video_threads > o->video_threads ? h->video_threads : o->video_threads,
+    };
+    imt__video_info info;
+    h->n_frames = 0;
+    imt_err e = imt__video_decode(&io, &vo, video_frame, h, &info, video_number, res->detail,
+                                  sizeof res->detail);
+    res->width = info.width;
+    res->height = info.height;
+    res->duration = info.duration;
+    if (e == IMT_E_TOO_SMALL)
+        imt__set_detail(res->detail, sizeof res->detail,
+                        "video frames of %ux%u pixels are below PDQ's 5x5 minimum",
+                        (unsigned)info.width, (unsigned)info.height);
+    if (e != IMT_OK) {
+        h->n_frames = 0;
+        return e;
+    }
+    res->frames = h->frames;
+    res->n_frames = h->n_frames;
+    if (info.frames_capped) {
+        res->partial = 1;
+        imt__set_detail(res->detail, sizeof res->detail,
+                        "%s video: only the first %zu sampled frames were hashed",
+                        info.codec, h->n_frames);
+    } else if (info.partial) {
+        res->partial = 1; /* detail: the decoder's complaint */
+    } else {
+        res->detail[0] = '\0';
+    }
+    return IMT_OK;
+}
+
 static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result *res)
 {
     const imt_hash_opts *o = &h->opts;
@@ -487,7 +631,13 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
     else res->format = imt_sniff(first, first_len);
 
     if (o->pdq && st == IMT_OK) {
-        if (res->format == IMT_FMT_UNKNOWN) {
+        if (imt_format_is_video(res->format)) {
+            st = video_run(h, s, size_hint, &lim, res);
+            if (s->err) {
+                e = s->err;
+                goto read_failed;
+            }
+        } else if (res->format == IMT_FMT_UNKNOWN) {
             st = IMT_E_NOT_IMAGE;
             imt__set_detail(res->detail, sizeof res->detail, "no known image signature");
         } else if (imt_format_is_container(res->format)) {
@@ -566,6 +716,8 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
 read_failed:
     st = e;
     res->has_pdq = 0;
+    res->frames = NULL;
+    res->n_frames = 0;
     res->n_pdq = 0;
     h->n_emb = 0;
     if (e == IMT_E_INTERRUPTED)
@@ -600,7 +752,10 @@ imt_err imt_hash_fd(imt_hasher *h, int fd, imt_hash_result *res)
     source s = {.h = h, .fd = fd, .dn_base = -1};
     off_t at = S_ISREG(st.st_mode) ? lseek(fd, 0, SEEK_CUR) : -1;
     s.dn_base = at;
-    if (size && at >= 0 && (uint64_t)at < size) s.limit = size - (uint64_t)at;
+    if (size && at >= 0 && (uint64_t)at < size) {
+        s.limit = size - (uint64_t)at;
+        s.base = (uint64_t)at;
+    }
     /* Fewer blocks than bytes: holes (or compression) -- skip reading holes.
      * pread from the current offset, which is left after the bytes read. */
     if (size && S_ISREG(st.st_mode) && (uint64_t)st.st_blocks * 512u < size) {

@@ -104,7 +104,19 @@ static void check_result(const imt_hash_result *r, imt_err ret, const uint8_t *d
     FUZZ_CHECK(r->file_size == len, "file_size %llu for %zu bytes",
                (unsigned long long)r->file_size, len);
     FUZZ_CHECK(r->format == imt_sniff(data, len), "format %d", r->format);
-    if (r->status == IMT_OK) {
+    if (r->status == IMT_OK && imt_format_is_video(r->format)) {
+        /* a video: its sampled frames in time order, no picture hash */
+        FUZZ_CHECK(!r->has_pdq && r->n_frames >= 1 && r->frames, "video OK with %zu frames",
+                   r->n_frames);
+        for (size_t i = 0; i < r->n_frames; i++) {
+            const imt_video_frame *f = &r->frames[i];
+            FUZZ_CHECK(f->quality >= 0 && f->quality <= 100, "frame quality %d", f->quality);
+            FUZZ_CHECK(f->timestamp >= 0 && (i == 0 || (f->timestamp > r->frames[i - 1].timestamp &&
+                                                        f->number >= r->frames[i - 1].number)),
+                       "frame %zu at %f (number %llu) out of order", i, f->timestamp,
+                       (unsigned long long)f->number);
+        }
+    } else if (r->status == IMT_OK) {
         FUZZ_CHECK(r->has_pdq && (r->n_pdq == 1 || r->n_pdq == IMT_DIH__COUNT),
                    "OK without a hash (has_pdq %d, n_pdq %d)", r->has_pdq, r->n_pdq);
         FUZZ_CHECK(r->quality >= 0 && r->quality <= 100, "quality %d", r->quality);
@@ -434,7 +446,52 @@ int imt_fuzz_sniff(const uint8_t *data, size_t len)
     check_result(&r, e, data, len, IMT_DIGEST_ALL);
     if (f == IMT_FMT_UNKNOWN || imt_format_is_container(f))
         FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e)); /* containers: members are */
-    else if (!imt_format_decodable(f)) FUZZ_CHECK(e == IMT_E_UNSUPPORTED, "%s", imt_err_name(e));
+    else if (!imt_format_decodable(f) && !imt_format_is_video(f))
+        FUZZ_CHECK(e == IMT_E_UNSUPPORTED, "%s", imt_err_name(e));
+    return 0;
+}
+
+/* Video (engine/video): libavformat and libavcodec fed from memory through
+ * the same imt__io reader a folder file or a disk image gives, with lowered
+ * limits (a frame cap, a time budget: a looping or endless stream must end).
+ * Invariants: a well-formed result (frames in time order, qualities
+ * 0..100), the digests of every byte, and the same bytes hashed twice give
+ * the same frames (no state carried from one file to the next). */
+static imt_hasher *g_video;
+
+static void free_video(void)
+{
+    imt_hasher_free(g_video);
+    g_video = NULL;
+}
+
+int imt_fuzz_video(const uint8_t *data, size_t len)
+{
+    if (!g_video) {
+        imt_hash_opts o;
+        fuzz_opts(&o, IMT_PDQ_FAST, 0, IMT_DIGEST_MD5);
+        o.max_video_frames = 8;
+        o.time_budget_ms = 3000;
+        FUZZ_CHECK(imt_hasher_create(&g_video, &o) == IMT_OK, "hasher");
+        atexit(free_video);
+    }
+    imt_hash_result a;
+    imt_err e = imt_hash_memory(g_video, data, len, &a);
+    if (len == 0) return 0;
+    check_result(&a, e, data, len, IMT_DIGEST_MD5);
+    if (!imt_format_is_video(a.format) || e == IMT_E_TIMEOUT) return 0;
+    size_t n = a.n_frames;
+    imt_video_frame *keep = n ? malloc(n * sizeof *keep) : NULL;
+    FUZZ_CHECK(!n || keep, "malloc");
+    if (n) memcpy(keep, a.frames, n * sizeof *keep);
+    imt_hash_result b;
+    imt_err e2 = imt_hash_memory(g_video, data, len, &b);
+    if (e2 != IMT_E_TIMEOUT) {
+        FUZZ_CHECK(e2 == e && b.n_frames == n && (!n || !memcmp(keep, b.frames, n * sizeof *keep)),
+                   "hashed twice: %s %zu frames, then %s %zu", imt_err_name(e), n,
+                   imt_err_name(e2), b.n_frames);
+    }
+    free(keep);
     return 0;
 }
 
@@ -911,6 +968,7 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"gif", imt_fuzz_gif},
     {"heif", imt_fuzz_heif},
     {"jpeg_embedded", imt_fuzz_jpeg_embedded},
+    {"video", imt_fuzz_video},
     {"sniff", imt_fuzz_sniff},
     {"container", imt_fuzz_container},
     {"list_auto", imt_fuzz_list_auto},
