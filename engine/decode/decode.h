@@ -97,6 +97,11 @@ imt_err imt__heif_decode(imt_heif_state **st, const imt_reader *r, imt_pdq_mode 
                          const imt_decode_limits *lim, imt_luma *out,
                          char *detail, size_t cap);
 void imt__heif_state_free(imt_heif_state *st);
+/* heif_hevc.c: the HEVC decoder heif.c gives libheif (by this id): libde265
+ * with a check that every coding block was decoded. */
+#define IMT__HEIF_HEVC_ID "imgtriage-libde265"
+struct heif_decoder_plugin;
+const struct heif_decoder_plugin *imt__heif_hevc_plugin(void);
 /* The primary image's thumbnails in the file the last imt__heif_decode read
  * (whatever it returned); 0 when none or unreadable. */
 int imt__heif_thumbnail_count(imt_heif_state *st);
