@@ -37,6 +37,9 @@ imt_format imt_sniff(const void *data, size_t len)
             !memcmp(b, "mif1", 4) || !memcmp(b, "msf1", 4))
             return IMT_FMT_HEIF;
     }
+    /* Containers of pictures (hashfile.c hashes them as sub-items). */
+    if (has(p, len, 0, "CMMM", 4)) return IMT_FMT_THUMBCACHE;
+    if (has(p, len, 0, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8)) return IMT_FMT_OLE2;
     if (has(p, len, 0, "\xff\x0a", 2) ||
         has(p, len, 0, "\0\0\0\x0cJXL \r\n\x87\n", 12))
         return IMT_FMT_JXL;
@@ -46,7 +49,8 @@ imt_format imt_sniff(const void *data, size_t len)
 const char *imt_format_name(imt_format fmt)
 {
     static const char *const names[IMT_FMT__COUNT] = {
-        "unknown", "jpeg", "png", "gif", "bmp", "webp", "tiff", "heif", "avif", "jxl"};
+        "unknown", "jpeg", "png", "gif", "bmp", "webp", "tiff", "heif", "avif", "jxl",
+        "thumbcache", "ole2"};
     if ((int)fmt < 0 || fmt >= IMT_FMT__COUNT) return "unknown";
     return names[fmt];
 }
