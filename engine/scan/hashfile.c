@@ -569,14 +569,25 @@ static void cache_end(imt_hasher *h, imt_hash_result *res)
     } else {
         h->ole_on = 0;
         if (h->ole_over) {
+            imt__free(h->ole);
+            h->ole = NULL;
+            h->ole_cap = 0;
             imt__set_detail(res->detail, sizeof res->detail,
                             "OLE2 compound file over %zu bytes: a Thumbs.db's pictures are not "
                             "read from it", OLE_MAX_BYTES);
             return;
         }
         char why[128] = "";
-        if (!imt__thumbsdb_read(h->ole, h->ole_len, SUB_MAX_BYTES, thumbsdb_entry, h, why,
-                                sizeof why)) {
+        int thumbs = imt__thumbsdb_read(h->ole, h->ole_len, SUB_MAX_BYTES, thumbsdb_entry, h,
+                                        why, sizeof why);
+        /* every OLE2 file (Office documents, installers) is gathered: do not
+         * keep a large one's buffer for the next file */
+        if (h->ole_cap > ((size_t)8 << 20)) {
+            imt__free(h->ole);
+            h->ole = NULL;
+            h->ole_cap = 0;
+        }
+        if (!thumbs) {
             imt__set_detail(res->detail, sizeof res->detail,
                             "OLE2 compound file without a Thumbs.db catalog%s%s",
                             why[0] ? ": " : "", why);
