@@ -147,6 +147,14 @@ static void test_lists(void)
         check_list(CASES[c].file, &r, CASES[c].kind, CASES[c].w, CASES[c].n, 0, NULL);
         free(bytes);
     }
+    /* an OLE2 file without a catalog (an Office document, say) */
+    {
+        imt_hash_result o2;
+        imt_hash_file(hc, DATA "other.ole", &o2);
+        CHECKF(o2.format == IMT_FMT_OLE2 && o2.status == IMT_E_NOT_IMAGE && o2.n_sub == 0 &&
+                   strstr(o2.detail, "without a Thumbs.db catalog") != NULL,
+               "other.ole: %s, %zu sub-items, %s", imt_err_name(o2.status), o2.n_sub, o2.detail);
+    }
     /* embedded pictures off: the cache is not read */
     imt_hash_opts o;
     imt_hash_opts_init(&o);

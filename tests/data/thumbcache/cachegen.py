@@ -3,6 +3,7 @@
 
   cachegen.py thumbcache VERSION OUT ID=PICTURE ...   thumbcache_*.db
   cachegen.py thumbsdb OUT ID=PICTURE ...             Thumbs.db (OLE2)
+  cachegen.py ole OUT                                 an OLE2 file without a catalog
 
 thumbcache layout from Joachim Metz's "Windows Explorer Thumbnail Cache
 database format" (libwtcdb documentation): a 24-byte file header ("CMMM",
@@ -160,5 +161,8 @@ if __name__ == "__main__":
         thumbcache(int(sys.argv[2]), sys.argv[3], items(sys.argv[4:]))
     elif sys.argv[1] == "thumbsdb":
         thumbsdb(sys.argv[2], items(sys.argv[3:]))
+    elif sys.argv[1] == "ole":  # an OLE2 file that is not a Thumbs.db
+        with open(sys.argv[2], "wb") as f:
+            f.write(cfb([("WordDocument", b"\xec\xa5" + b"\0" * 600)]))
     else:
         sys.exit("usage: see the docstring")

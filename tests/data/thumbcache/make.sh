@@ -11,6 +11,7 @@
 #   thumbcache_32.db    format 20 (Vista): p2
 #   Thumbs.db           OLE2: catalog ids 1 (p1), 2 (p3 as JPEG), 5 (no
 #                       stream), 12 (p4, stream "21", a 24-byte header)
+#   other.ole           OLE2 with one "WordDocument" stream and no catalog
 set -euo pipefail
 cd "$(dirname "$0")"
 REF=${REF:-/work/notes/ref/pdq/cpp/pdq-photo-hasher}
@@ -25,6 +26,7 @@ python3 cachegen.py thumbcache 32 thumbcache_256.db 0x1111aaaa2222bbbb=p1.jpg \
 python3 cachegen.py thumbcache 21 thumbcache_96.db 0xa1=p3.bmp 0xa2=p1.jpg
 python3 cachegen.py thumbcache 20 thumbcache_32.db 0xb1=p2.png
 python3 cachegen.py thumbsdb Thumbs.db 1=p1.jpg 2=p3.jpg 5=- 12=p4.jpg
+python3 cachegen.py ole other.ole   # OLE2, no catalog: not a Thumbs.db
 "$REF" p1.jpg p2.png p3.bmp p4.jpg p3.jpg > ref.csv
 # Fuzz seeds: small caches of the same pictures.
 S=../../fuzz/seeds
