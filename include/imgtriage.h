@@ -135,6 +135,8 @@ typedef enum imt_format {
     IMT_FMT_ASF = 23,      /* ASF: WMV, WMA */
     IMT_FMT_FLV = 24,      /* Flash video */
     IMT_FMT_MPEGTS = 25,   /* MPEG transport stream (188- or 192-byte packets) */
+    IMT_FMT_THUMBCACHE = 26, /* Windows thumbcache_*.db: its pictures are sub-items */
+    IMT_FMT_OLE2 = 27,       /* OLE2 compound file (Thumbs.db: its pictures are sub-items) */
     IMT_FMT__COUNT
 } imt_format;
 
@@ -261,22 +263,41 @@ IMT_API void imt_hash_opts_init(imt_hash_opts *opts);
 typedef enum imt_subitem_kind {
     IMT_SUB_EXIF_THUMBNAIL = 1, /* JPEG APP1 Exif: IFD1's JPEGInterchangeFormat */
     IMT_SUB_MPF_IMAGE = 2,      /* JPEG APP2 MPF: a further image (large preview, ...) */
-    IMT_SUB_HEIF_THUMBNAIL = 3  /* HEIF/AVIF: a 'thmb' item of the primary image */
+    IMT_SUB_HEIF_THUMBNAIL = 3, /* HEIF/AVIF: a 'thmb' item of the primary image */
+    IMT_SUB_THUMBCACHE_ENTRY = 4, /* thumbcache_*.db: a cache entry's picture */
+    IMT_SUB_THUMBSDB_ENTRY = 5,   /* Thumbs.db: a catalogued thumbnail stream */
+    IMT_SUB_TIFF_PAGE = 6,        /* TIFF: a page after the first (index: its number,
+                                     1 = the second); not compared with the file's
+                                     own hash (distance -1, never differs) */
+    IMT_SUB__COUNT
 } imt_subitem_kind;
 
-/** "exif-thumbnail", "mpf-image", "heif-thumbnail"; "unknown" otherwise.
+/** "exif-thumbnail", "mpf-image", "heif-thumbnail", "thumbcache-entry",
+ *  "thumbsdb-entry", "tiff-page"; "unknown" otherwise.
  *  Never NULL. */
 IMT_API const char *imt_subitem_kind_name(imt_subitem_kind k);
 
 /** The most sub-items one result holds; more are counted in sub_omitted. */
 #define IMT_MAX_SUBITEMS 8
+/** The most thumbnail-cache entries (thumbcache_*.db, Thumbs.db) or TIFF
+ *  pages one result holds, in place of IMT_MAX_SUBITEMS: a cache holds
+ *  thousands of pictures.
+ *  About 0.5 KB each (8 MB at the bound, grown as found, kept by the hasher
+ *  for its next file); more, and those the time budget leaves unhashed, are
+ *  counted in sub_omitted. */
+#define IMT_MAX_CACHE_ENTRIES 16384
 
 typedef struct imt_subitem {
     imt_subitem_kind kind;
     uint32_t index;          /* MPF: its MP entry (1 = the second image); HEIF:
-                                the thumbnail's number (0 = the first); else 0 */
+                                the thumbnail's number (0 = the first); a cache:
+                                the entry's position (0 = the first); TIFF: the
+                                page (1 = the second); else 0 */
     uint64_t offset, size;   /* its bytes within the file; 0, 0 when it is not one
-                                byte range (a HEIF thumbnail item) */
+                                byte range (a HEIF thumbnail item, a Thumbs.db
+                                stream: size is the picture's bytes) */
+    uint64_t entry_id;       /* thumbcache: the entry hash (ThumbnailCacheId);
+                                Thumbs.db: the catalog id; else 0 */
     imt_format format;       /* sniffed from those bytes */
     imt_err status;          /* IMT_OK when hashed; else detail says why */
     uint32_t width, height;
@@ -329,7 +350,8 @@ typedef struct imt_hash_result {
     const imt_subitem *sub;  /* embedded pictures (imt_hash_opts.embedded), in
                                 file order; NULL when none. Borrowed: see above */
     size_t n_sub;
-    size_t sub_omitted;      /* found beyond IMT_MAX_SUBITEMS */
+    size_t sub_omitted;      /* found beyond IMT_MAX_SUBITEMS (IMT_MAX_CACHE_ENTRIES
+                                for a cache), or left unhashed by the time budget */
     int thumbnail_differs;   /* some sub-item has differs set */
     const imt_video_frame *frames; /* a video's sampled frames in time order
                                 (format imt_format_is_video); NULL otherwise.

@@ -23,6 +23,10 @@ static void usage(FILE *f)
 "Decoded: JPEG, PNG, TIFF (the first page), BMP, WebP (lossy, lossless, alpha;\n"
 "an animation's first frame), GIF (its first frame, as the reference reads it)\n"
 "and HEIF/HEIC and AVIF (libheif). JPEG XL is recognised and reported as\n"
+"unsupported-format. Pictures inside a file are hashed as its sub-items (jsonl\n"
+"\"embedded\"): EXIF thumbnails, MPF previews, HEIF thumbnails, a TIFF's later\n"
+"pages, and every picture of a Windows thumbnail cache (thumbcache_*.db, Vista\n"
+"to 11; Thumbs.db) with its cache entry id; a cache file itself is not-an-image.\n"
 "unsupported-format. Videos (MP4/MOV/3GP, MKV/WebM, AVI, WMV/ASF, FLV, MPEG-TS,\n"
 "through FFmpeg's libraries) are hashed as vPDQ: one PDQ hash per sampled frame.\n"
 "\n"
@@ -160,6 +164,11 @@ static void print_jsonl(FILE *f, const char *path, const imt_hash_result *r,
                        "\"status\":\"%s\"", i ? "," : "", imt_subitem_kind_name(u->kind),
                     (unsigned)u->index, (unsigned long long)u->offset,
                     (unsigned long long)u->size, imt_err_name(u->status));
+            if (u->entry_id) fprintf(f, ",\"entry_id\":\"%016llx\"", (unsigned long long)u->entry_id);
+            if (u->status != IMT_OK && u->detail[0]) {
+                fputs(",\"detail\":", f);
+                cli_json_str(f, u->detail);
+            }
             if (u->width) fprintf(f, ",\"width\":%u,\"height\":%u", u->width, u->height);
             if (u->has_pdq) {
                 imt_pdq_to_hex(&u->pdq[0], hx);

@@ -54,6 +54,9 @@ imt_format imt_sniff(const void *data, size_t len)
             p[lead + 2 * step] == 0x47)
             return IMT_FMT_MPEGTS;
     }
+    /* Containers of pictures (hashfile.c hashes them as sub-items). */
+    if (has(p, len, 0, "CMMM", 4)) return IMT_FMT_THUMBCACHE;
+    if (has(p, len, 0, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8)) return IMT_FMT_OLE2;
     if (has(p, len, 0, "\xff\x0a", 2) ||
         has(p, len, 0, "\0\0\0\x0cJXL \r\n\x87\n", 12))
         return IMT_FMT_JXL;
@@ -81,8 +84,8 @@ const char *imt_format_name(imt_format fmt)
     static const char *const names[IMT_FMT__COUNT] = {
         "unknown", "jpeg", "png", "gif", "bmp", "webp", "tiff", "heif", "avif", "jxl",
         "zip", "rar", "7z", "tar", "gzip", "bzip2", "xz", "zstd", "cpio", "pdf",
-        "mp4", "matroska", "avi", "asf", "flv", "mpegts"};
-
+        "mp4", "matroska", "avi", "asf", "flv", "mpegts",
+        "thumbcache", "ole2"};
     if ((int)fmt < 0 || fmt >= IMT_FMT__COUNT) return "unknown";
     return names[fmt];
 }

@@ -7,6 +7,7 @@
  * trip record -> line -> facts for every kind of record. */
 #include "report.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,7 +224,7 @@ static int embedded_from_json(yajl_val v, imt_subitem *sub, size_t max, size_t *
         memset(u, 0, sizeof *u);
         const char *kind = str_member(e, "kind"), *st = str_member(e, "status");
         if (!kind || !st) return 0;
-        for (int k = 1; k <= 3; k++)
+        for (int k = 1; k < IMT_SUB__COUNT; k++)
             if (!strcmp(kind, imt_subitem_kind_name((imt_subitem_kind)k)))
                 u->kind = (imt_subitem_kind)k;
         u->status = IMT_E__COUNT;
@@ -233,6 +234,13 @@ static int embedded_from_json(yajl_val v, imt_subitem *sub, size_t max, size_t *
         u->index = (uint32_t)u64_member(e, "index", NULL);
         u->offset = u64_member(e, "offset", NULL);
         u->size = u64_member(e, "size", NULL);
+        const char *id = str_member(e, "entry_id");
+        if (id) {
+            char *end = NULL;
+            unsigned long long x = strtoull(id, &end, 16);
+            if (strlen(id) != 16 || *end) return 0;
+            u->entry_id = x;
+        }
         const char *d = str_member(e, "detail"), *fmt = str_member(e, "format");
         if (d) imt__set_detail(u->detail, sizeof u->detail, "%s", d);
         for (int k = 0; fmt && k < IMT_FMT__COUNT; k++)
@@ -397,8 +405,31 @@ imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
         }
         h->changed = true_member(v, "changed_during_read");
         if (!frames_from_json(v, out)) goto bad;
-        if (!embedded_from_json(v, out->sub, IMT_MAX_SUBITEMS, &h->n_sub)) goto bad;
-        h->sub = out->sub;
+        /* A thumbnail cache lists up to IMT_MAX_CACHE_ENTRIES pictures: more
+         * than out->sub holds go after the matches in the one block out->ms
+         * (which the caller frees). */
+        imt_subitem *sub = out->sub;
+        size_t max = IMT_MAX_SUBITEMS;
+        yajl_val arr = member(v, "embedded", yajl_t_array);
+        if (arr && arr->u.array.len > IMT_MAX_SUBITEMS) {
+            max = arr->u.array.len < IMT_MAX_CACHE_ENTRIES ? arr->u.array.len
+                                                           : IMT_MAX_CACHE_ENTRIES;
+            size_t mb = f.n_matches * sizeof *f.matches;
+            mb = (mb + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+            char *blk = imt__malloc(mb + max * sizeof *sub);
+            if (!blk) {
+                imt__free(out->ms);
+                out->ms = NULL;
+                return IMT_E_NOMEM;
+            }
+            if (f.n_matches) memcpy(blk, f.matches, f.n_matches * sizeof *f.matches);
+            imt__free(out->ms);
+            out->ms = (imt_scan_match *)(void *)blk;
+            f.matches = out->ms;
+            sub = (imt_subitem *)(void *)(blk + mb);
+        }
+        if (!embedded_from_json(v, sub, max, &h->n_sub)) goto bad;
+        h->sub = sub;
         h->sub_omitted = (size_t)u64_member(v, "embedded_omitted", NULL);
         h->thumbnail_differs = has_flag(v, "thumbnail-differs");
     }

@@ -78,6 +78,7 @@ static void put_embedded_json(imt__buf *b, const imt_scan_record *rec)
                         "\"status\":\"%s\"", imt_subitem_kind_name(u->kind), (unsigned)u->index,
                         (unsigned long long)u->offset, (unsigned long long)u->size,
                         imt_err_name(u->status));
+        if (u->entry_id) imt__buf_printf(b, ",\"entry_id\":\"%016llx\"", (unsigned long long)u->entry_id);
         if (u->detail[0]) {
             imt__buf_puts(b, ",\"detail\":");
             imt__buf_json_str(b, u->detail);

@@ -35,6 +35,8 @@
 /* The most bytes of one embedded picture collected (a camera's MPF
  * preview is a few MB); a larger one is too-large, not read. */
 #define SUB_MAX_BYTES ((size_t)16 << 20)
+/* The most bytes of a Thumbs.db (an OLE2 file, read whole: thumbsdb.c) */
+#define OLE_MAX_BYTES ((size_t)64 << 20)
 
 struct imt_hasher {
     imt_hash_opts opts;
@@ -56,6 +58,18 @@ struct imt_hasher {
     imt_video_frame *frames;
     size_t n_frames, cap_frames;
     int video_threads;           /* 0: opts.video_threads */
+    /* a thumbnail cache: its entries, hashed as the stream passes them
+     * (thumbcache_*.db), or the whole file gathered (Thumbs.db) */
+    imt_tcache *tc;
+    int tc_on, ole_on;
+    uint8_t *ole;
+    size_t ole_len, ole_cap;
+    int ole_over;                  /* the file is larger than gathered */
+    imt_subitem *csub;             /* up to IMT_MAX_CACHE_ENTRIES */
+    size_t n_csub, csub_cap;
+    imt_hash_result *cres;         /* the result being filled */
+    const imt_decode_limits *clim;
+    size_t ctimeout;               /* entries the time budget left unhashed */
 };
 
 /* The largest video frame decoded (RGB24 + float luma: 7 bytes a pixel);
@@ -144,6 +158,8 @@ static int emb_pending(const imt_hasher *h)
     return 0;
 }
 
+static void cache_feed(imt_hasher *h, const uint8_t *d, size_t n);
+
 /* Read the next chunk from the underlying file and digest it. */
 static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
 {
@@ -212,6 +228,7 @@ static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
     }
     if (*len == 0) s->eof = 1;
     if (s->h->n_emb) collect(s->h, s->total, *data, *len);
+    if (s->h->tc_on || s->h->ole_on) cache_feed(s->h, *data, *len);
     imt__digest_update(s->h->dig, *data, *len);
     s->total += *len;
     if (!s->sparse || *data != zeros) drop_behind(s, *len == 0);
@@ -302,6 +319,9 @@ void imt_hasher_free(imt_hasher *h)
     imt__free(h->buf);
     for (size_t i = 0; i < IMT_MAX_SUBITEMS; i++) imt__free(h->emb_buf[i]);
     imt__free(h->frames);
+    imt__tc_free(h->tc);
+    imt__free(h->ole);
+    imt__free(h->csub);
     imt__free(h);
 }
 
@@ -400,6 +420,7 @@ static imt_err memrd_pull(void *ctx, const uint8_t **d, size_t *l)
 static void sub_finish(imt_hasher *h, imt_subitem *u, imt_err e, const imt_luma *luma,
                        char *detail, imt_hash_result *res)
 {
+    int compare = u->kind != IMT_SUB_TIFF_PAGE; /* a page is another picture */
     u->width = luma->width;
     u->height = luma->height;
     if (e == IMT_OK) {
@@ -414,7 +435,7 @@ static void sub_finish(imt_hasher *h, imt_subitem *u, imt_err e, const imt_luma 
     }
     u->has_pdq = 1;
     if (luma->partial) imt__set_detail(u->detail, sizeof u->detail, "%s", detail);
-    if (res->has_pdq) {
+    if (res->has_pdq && compare) {
         int best = 256;
         for (int d = 0; d < IMT_DIH__COUNT; d++) {
             int x = imt_pdq_distance(&u->pdq[d], &res->pdq[0]);
@@ -424,6 +445,236 @@ static void sub_finish(imt_hasher *h, imt_subitem *u, imt_err e, const imt_luma 
         u->differs = best > IMT_PDQ_MATCH_DISTANCE;
         if (u->differs) res->thumbnail_differs = 1;
     }
+}
+
+/* Decode and hash a sub-item's picture from its bytes. */
+static void decode_sub(imt_hasher *h, imt_subitem *u, const uint8_t *b, size_t n,
+                       const imt_decode_limits *lim, imt_hash_result *res)
+{
+    u->format = imt_sniff(b, n);
+    if (!imt_format_decodable(u->format)) {
+        u->status = u->format == IMT_FMT_UNKNOWN ? IMT_E_NOT_IMAGE : IMT_E_UNSUPPORTED;
+        imt__set_detail(u->detail, sizeof u->detail, "%s",
+                        u->format == IMT_FMT_UNKNOWN ? "no known image signature"
+                                                     : "format not decoded");
+        return;
+    }
+    memrd m = {b, n, 0};
+    imt_reader rd = {memrd_pull, &m};
+    imt_luma luma;
+    char detail[256] = "";
+    imt_err e = imt__decode_luma(h->dec, u->format, &rd, h->opts.mode, lim, &luma, detail,
+                                 sizeof detail);
+    sub_finish(h, u, e, &luma, detail, res);
+}
+
+/* ---- thumbnail caches ----------------------------------------------------
+ * Every cached picture is a sub-item (kind, entry id, where its bytes are),
+ * hashed like an embedded picture; the list grows up to
+ * IMT_MAX_CACHE_ENTRIES (kept by the hasher for its next file). The file's
+ * own status is not-an-image: it is a container, its detail says what
+ * it held. */
+
+/* The next cache sub-item, or NULL (counted as omitted) at the bound, out of
+ * memory or past the time budget. */
+static imt_subitem *csub_next(imt_hasher *h)
+{
+    imt_hash_result *res = h->cres;
+    if (h->clim->deadline_ms && imt__now_ms() > h->clim->deadline_ms) {
+        h->ctimeout++;
+        res->sub_omitted++;
+        return NULL;
+    }
+    if (h->n_csub == IMT_MAX_CACHE_ENTRIES) {
+        res->sub_omitted++;
+        return NULL;
+    }
+    if (h->n_csub == h->csub_cap) {
+        size_t cap = h->csub_cap ? 2 * h->csub_cap : 64;
+        if (cap > IMT_MAX_CACHE_ENTRIES) cap = IMT_MAX_CACHE_ENTRIES;
+        imt_subitem *c = imt__realloc(h->csub, cap * sizeof *c);
+        if (!c) {
+            res->sub_omitted++;
+            return NULL;
+        }
+        h->csub = c;
+        h->csub_cap = cap;
+    }
+    imt_subitem *u = &h->csub[h->n_csub++];
+    memset(u, 0, sizeof *u);
+    u->distance = -1;
+    return u;
+}
+
+/* A cache entry's picture: hashed now (its bytes are the parser's until it
+ * returns). */
+static void cache_entry(imt_hasher *h, imt_subitem_kind kind, uint32_t index, uint64_t id,
+                        uint64_t offset, uint64_t size, imt_err st, const uint8_t *data)
+{
+    imt_subitem *u = csub_next(h);
+    if (!u) return;
+    u->kind = kind;
+    u->index = index;
+    u->entry_id = id;
+    u->offset = offset;
+    u->size = size;
+    if (st != IMT_OK || !data) {
+        u->status = st != IMT_OK ? st : IMT_E_INTERNAL;
+        if (st == IMT_E_TOO_LARGE)
+            imt__set_detail(u->detail, sizeof u->detail,
+                            "cache entry of %llu bytes, over the %zu collected",
+                            (unsigned long long)size, SUB_MAX_BYTES);
+        else if (st == IMT_E_TRUNCATED)
+            imt__set_detail(u->detail, sizeof u->detail,
+                            "the file ends inside this entry's %llu bytes",
+                            (unsigned long long)size);
+        else if (st == IMT_E_NOT_FOUND)
+            imt__set_detail(u->detail, sizeof u->detail, "no stream for this catalog record");
+        else if (st == IMT_E_NOT_IMAGE)
+            imt__set_detail(u->detail, sizeof u->detail, "no JPEG in this thumbnail stream");
+        else if (st == IMT_E_CORRUPT)
+            imt__set_detail(u->detail, sizeof u->detail, "its OLE2 sector chain is broken");
+        else
+            imt__set_detail(u->detail, sizeof u->detail, "%s", imt_strerror(u->status));
+        return;
+    }
+    decode_sub(h, u, data, (size_t)size, h->clim, h->cres);
+}
+
+static void thumbsdb_entry(void *ctx, const imt_tdb_entry *e, const uint8_t *data)
+{
+    cache_entry(ctx, IMT_SUB_THUMBSDB_ENTRY, e->index, e->id, 0, e->size, e->status, data);
+}
+
+static void tc_entry(void *ctx, const imt_tc_entry *e, const uint8_t *data)
+{
+    cache_entry(ctx, IMT_SUB_THUMBCACHE_ENTRY, e->index, e->hash, e->offset, e->size, e->status,
+                data);
+}
+
+static void cache_feed(imt_hasher *h, const uint8_t *d, size_t n)
+{
+    if (h->tc_on) imt__tc_feed(h->tc, d, n);
+    if (h->ole_on && !h->ole_over) {
+        if (n > OLE_MAX_BYTES - h->ole_len) {
+            h->ole_over = 1;
+            return;
+        }
+        if (h->ole_len + n > h->ole_cap) {
+            size_t cap = h->ole_cap ? h->ole_cap : CHUNK;
+            while (cap < h->ole_len + n) cap *= 2;
+            if (cap > OLE_MAX_BYTES) cap = OLE_MAX_BYTES;
+            uint8_t *b = imt__realloc(h->ole, cap);
+            if (!b) {
+                h->ole_over = 1;
+                return;
+            }
+            h->ole = b;
+            h->ole_cap = cap;
+        }
+        memcpy(h->ole + h->ole_len, d, n);
+        h->ole_len += n;
+    }
+}
+
+/* A cache file's first chunk: start reading its entries. */
+static imt_err cache_begin(imt_hasher *h, const uint8_t *first, size_t first_len,
+                           imt_hash_result *res, const imt_decode_limits *lim)
+{
+    h->cres = res;
+    h->clim = lim;
+    h->ctimeout = 0;
+    h->n_csub = 0;
+    if (res->format == IMT_FMT_THUMBCACHE) {
+        if (!h->tc && imt__tc_create(&h->tc) != IMT_OK) return IMT_E_NOMEM;
+        imt__tc_begin(h->tc, SUB_MAX_BYTES, tc_entry, h);
+        h->tc_on = 1;
+    } else {
+        h->ole_len = 0;
+        h->ole_over = 0;
+        h->ole_on = 1;
+    }
+    cache_feed(h, first, first_len);
+    return IMT_OK;
+}
+
+/* The whole cache file has passed: finish its list and say what it held. */
+static void cache_end(imt_hasher *h, imt_hash_result *res)
+{
+    char what[128];
+    if (h->tc_on) {
+        imt__tc_end(h->tc);
+        h->tc_on = 0;
+        imt__set_detail(what, sizeof what, "Windows thumbnail cache (thumbcache, format version %u)",
+                        (unsigned)imt__tc_version(h->tc));
+    } else {
+        h->ole_on = 0;
+        if (h->ole_over) {
+            imt__free(h->ole);
+            h->ole = NULL;
+            h->ole_cap = 0;
+            imt__set_detail(res->detail, sizeof res->detail,
+                            "OLE2 compound file over %zu bytes: a Thumbs.db's pictures are not "
+                            "read from it", OLE_MAX_BYTES);
+            return;
+        }
+        char why[128] = "";
+        int thumbs = imt__thumbsdb_read(h->ole, h->ole_len, SUB_MAX_BYTES, thumbsdb_entry, h,
+                                        why, sizeof why);
+        /* every OLE2 file (Office documents, installers) is gathered: do not
+         * keep a large one's buffer for the next file */
+        if (h->ole_cap > ((size_t)8 << 20)) {
+            imt__free(h->ole);
+            h->ole = NULL;
+            h->ole_cap = 0;
+        }
+        if (!thumbs) {
+            imt__set_detail(res->detail, sizeof res->detail,
+                            "OLE2 compound file without a Thumbs.db catalog%s%s",
+                            why[0] ? ": " : "", why);
+            return;
+        }
+        imt__set_detail(what, sizeof what, "Windows Thumbs.db%s%s", why[0] ? " (" : "",
+                        why[0] ? why : "");
+        if (why[0]) imt__set_detail(what + strlen(what), sizeof what - strlen(what), ")");
+    }
+    res->sub = h->n_csub ? h->csub : NULL;
+    res->n_sub = h->n_csub;
+    imt__set_detail(res->detail, sizeof res->detail,
+                    "%s: %zu pictures, hashed as sub-items%s", what, h->n_csub + h->ctimeout,
+                    h->ctimeout ? "; the time budget ran out before the last of them" : "");
+    if (h->ctimeout)
+        imt__set_detail(res->detail + strlen(res->detail), sizeof res->detail - strlen(res->detail),
+                        " (%zu not hashed)", h->ctimeout);
+}
+
+/* TIFF: every page after the first, from the file the decoder just read,
+ * in the long list (as a cache's entries). */
+static int tiff_page(void *ctx, int page, int pages, imt_err e, const imt_luma *luma,
+                     char *detail)
+{
+    imt_hasher *h = ctx;
+    imt_subitem *u = csub_next(h);
+    if (!u) { /* the bound or the time budget: the rest are omitted */
+        h->cres->sub_omitted += (size_t)(pages - page - 1);
+        return 0;
+    }
+    u->kind = IMT_SUB_TIFF_PAGE;
+    u->index = (uint32_t)page;
+    u->format = IMT_FMT_TIFF;
+    sub_finish(h, u, e, luma, detail, h->cres);
+    return 1;
+}
+
+static void tiff_pages(imt_hasher *h, imt_hash_result *res, const imt_decode_limits *lim)
+{
+    h->cres = res;
+    h->clim = lim;
+    h->ctimeout = 0;
+    h->n_csub = 0;
+    imt__decode_pages(h->dec, res->format, lim, tiff_page, h);
+    res->sub = h->n_csub ? h->csub : NULL;
+    res->n_sub = h->n_csub;
 }
 
 /* HEIF/AVIF: the primary image's thumbnail items, from the file the
@@ -468,23 +719,7 @@ static void emb_hash(imt_hasher *h, imt_hash_result *res, const imt_decode_limit
                             (unsigned long long)h->emb_got[i], (unsigned long long)u->size);
             continue;
         }
-        const uint8_t *b = h->emb_buf[i];
-        size_t n = (size_t)u->size;
-        u->format = imt_sniff(b, n);
-        if (!imt_format_decodable(u->format)) {
-            u->status = u->format == IMT_FMT_UNKNOWN ? IMT_E_NOT_IMAGE : IMT_E_UNSUPPORTED;
-            imt__set_detail(u->detail, sizeof u->detail, "%s",
-                            u->format == IMT_FMT_UNKNOWN ? "no known image signature"
-                                                         : "format not decoded");
-            continue;
-        }
-        memrd m = {b, n, 0};
-        imt_reader rd = {memrd_pull, &m};
-        imt_luma luma;
-        char detail[256] = "";
-        imt_err e = imt__decode_luma(h->dec, u->format, &rd, h->opts.mode, lim, &luma, detail,
-                                     sizeof detail);
-        sub_finish(h, u, e, &luma, detail, res);
+        decode_sub(h, u, h->emb_buf[i], (size_t)u->size, lim, res);
     }
     if (h->n_emb) {
         res->sub = h->sub;
@@ -618,6 +853,8 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
     imt_err st = IMT_OK, e;
     imt__digest_begin(h->dig, o->digests);
     h->n_emb = 0;
+    h->tc_on = h->ole_on = 0;
+    h->n_csub = 0;
     imt_decode_limits lim = {o->max_pixels, o->max_dimension, 0};
     if (o->time_budget_ms) lim.deadline_ms = imt__now_ms() + o->time_budget_ms;
 
@@ -644,6 +881,15 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
             st = IMT_E_NOT_IMAGE; /* a scan expands it (engine/container) */
             imt__set_detail(res->detail, sizeof res->detail, "a %s container, not an image",
                             imt_format_name(res->format));
+        } else if ((res->format == IMT_FMT_THUMBCACHE || res->format == IMT_FMT_OLE2) &&
+                   !(o->max_file_bytes && size_hint > o->max_file_bytes)) {
+            /* a container: its pictures are sub-items (cache_end says) */
+            st = IMT_E_NOT_IMAGE;
+            imt__set_detail(res->detail, sizeof res->detail, "%s file (its pictures are not "
+                            "read: embedded pictures are off)", imt_format_name(res->format));
+            if (o->embedded && cache_begin(h, first, first_len, res, &lim) != IMT_OK)
+                imt__set_detail(res->detail, sizeof res->detail,
+                                "out of memory reading a thumbnail cache");
         } else if (!imt_format_decodable(res->format)) {
             st = IMT_E_UNSUPPORTED;
             imt__set_detail(res->detail, sizeof res->detail,
@@ -696,21 +942,24 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
         } while (n);
         if (imt__digest_end(h->dig, res->md5, res->sha1, res->sha256) == IMT_OK)
             res->digests = o->digests;
-    } else if (h->n_emb) {
+    } else if (h->n_emb || h->tc_on || h->ole_on) {
         /* Embedded pictures past what the decoder read (MPF images follow
-         * the main one): read on until they are complete. */
+         * the main one): read on until they are complete; a cache to its
+         * end. */
         const uint8_t *d;
         size_t n;
         s->first = NULL;
-        while (emb_pending(h) && !s->eof) {
+        while ((emb_pending(h) || h->tc_on || h->ole_on) && !s->eof) {
             e = src_fetch(s, &d, &n);
             if (e) goto read_failed;
         }
     }
+    if (h->tc_on || h->ole_on) cache_end(h, res);
     if (h->n_emb) emb_hash(h, res, &lim);
     if (o->embedded && o->pdq && (res->format == IMT_FMT_HEIF || res->format == IMT_FMT_AVIF) &&
         res->width)
         heif_thumbs(h, res, &lim);
+    if (o->embedded && o->pdq && res->format == IMT_FMT_TIFF) tiff_pages(h, res, &lim);
     goto done;
 
 read_failed:
@@ -720,6 +969,10 @@ read_failed:
     res->n_frames = 0;
     res->n_pdq = 0;
     h->n_emb = 0;
+    h->tc_on = h->ole_on = 0;
+    res->sub = NULL;
+    res->n_sub = 0;
+    res->sub_omitted = 0;
     if (e == IMT_E_INTERRUPTED)
         imt__set_detail(res->detail, sizeof res->detail, "stopped on request after %llu bytes",
                         (unsigned long long)s->total);

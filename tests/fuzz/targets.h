@@ -16,6 +16,10 @@ int imt_fuzz_webp(const uint8_t *data, size_t len);
 int imt_fuzz_gif(const uint8_t *data, size_t len);
 int imt_fuzz_heif(const uint8_t *data, size_t len);
 int imt_fuzz_jpeg_embedded(const uint8_t *data, size_t len);
+/* Windows thumbnail caches: thumbcache_*.db (thumbcache.c, in pieces and
+ * whole) and Thumbs.db (thumbsdb.c over libolecf), then the pipeline. */
+int imt_fuzz_thumbcache(const uint8_t *data, size_t len);
+int imt_fuzz_thumbsdb(const uint8_t *data, size_t len);
 int imt_fuzz_sniff(const uint8_t *data, size_t len);
 /* The input as a container (engine/container): every member hashed. */
 int imt_fuzz_container(const uint8_t *data, size_t len);
