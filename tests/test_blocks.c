@@ -189,6 +189,25 @@ static int test_image(void)
                pred, tol);
         CHECK(fabs(imt_sample_detect_probability(P, M, n) - pred) < 1e-9);
     }
+    /* A budget stops after whole rounds, dealt at random: half the places
+     * read find about half the blocks (in offset order they would be the
+     * lower half of the image, where every known file lies: all of them). */
+    {
+        char img[512];
+        snprintf(img, sizeof img, "%s/img.raw", root);
+        imt_sample_opts o;
+        imt_sample_opts_init(&o);
+        o.samples = UINT64_MAX / 2;
+        o.budget_ms = 1;
+        imt_sample_result r;
+        char det[256];
+        REQUIRE(imt_sample_image(idx, img, &o, &r, det, sizeof det) == IMT_OK);
+        CHECKF(r.budget_hit && r.samples == 1024, "budget: %llu places read",
+               (unsigned long long)r.samples);
+        CHECKF(r.n_hits > M / 4 && r.n_hits < 3 * M / 4, "budget: %zu of %llu blocks found",
+               r.n_hits, (unsigned long long)M);
+        imt_sample_result_free(&r);
+    }
     /* An image without the collection: nothing. */
     snprintf(p, sizeof p, "%s/none.raw", root);
     imt_sample_result r;
