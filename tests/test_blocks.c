@@ -215,14 +215,17 @@ static int test_image(void)
     CHECK(r.n_hits == 0 && r.samples == r.positions);
     imt_sample_result_free(&r);
 
-    /* The CLI: exit 1, the report's records. */
+    /* The CLI: exit 1, the report's records; the list import-files made
+     * flags the known files (by MD5) and none of the others in a scan. */
     snprintf(cmd, sizeof cmd,
              "cd '%s' && '%s' scan --sample-blocks 100000 --index idx --quiet -o s.jsonl damaged.raw; "
              "[ $? -eq 1 ] && [ $(grep -c '\"record\":\"known_file\"' s.jsonl) -eq %d ] && "
              "[ $(grep -c '\"confirmed\":true' s.jsonl) -eq %d ] && "
              "tail -n 1 s.jsonl | grep -q '\"blocks_hit\":%llu' && "
-             "'%s' scan --sample-blocks 100000 --index idx --quiet -o n.jsonl none.raw; [ $? -eq 0 ]",
-             root, IMT_CLI, NK, NK, (unsigned long long)M, IMT_CLI);
+             "'%s' scan --sample-blocks 100000 --index idx --quiet -o n.jsonl none.raw; [ $? -eq 0 ] && "
+             "'%s' scan --index idx --quiet -o k.jsonl known other; [ $? -eq 1 ] && "
+             "tail -n 1 k.jsonl | grep -q '\"hit_files\":%d,'",
+             root, IMT_CLI, NK, NK, (unsigned long long)M, IMT_CLI, IMT_CLI, NK);
     CHECK(sh(cmd) == 0);
     imt_block_reader_close(br);
     imt_index_close(idx);
