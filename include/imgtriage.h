@@ -1406,6 +1406,10 @@ IMT_API double imt_sample_detect_probability(uint64_t P, uint64_t M, uint64_t n)
 typedef struct imt_sample_opts {
     uint64_t samples;           /* positions to read (required) */
     uint64_t seed;              /* default 1 */
+    uint64_t budget_ms;         /* 0: none; else stop after the round that runs
+                                   past it: the positions are dealt at random
+                                   into rounds (each read in offset order), so
+                                   the rounds read are a random sample too */
     const volatile int *stop;   /* optional, as in imt_scan_opts */
 } imt_sample_opts;
 IMT_API void imt_sample_opts_init(imt_sample_opts *o);
@@ -1419,7 +1423,8 @@ typedef struct imt_sample_hit {
 typedef struct imt_sample_result {
     uint64_t image_size;
     uint64_t positions;         /* P: 4 KiB-aligned sample positions */
-    uint64_t samples;           /* positions read */
+    uint64_t samples;           /* positions read (whole rounds) */
+    int budget_hit;             /* stopped by budget_ms before all were read */
     uint64_t lookups;           /* blocks looked up (8 per position, fewer at the end) */
     uint64_t bytes_read;
     uint64_t elapsed_ms;
