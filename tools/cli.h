@@ -18,6 +18,7 @@ int cmd_hash(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_backlog(int argc, char **argv);
 
 /* Print "imgtriage: <msg>\n" to stderr. */
 void cli_err(const char *fmt, ...)
