@@ -8,7 +8,7 @@
  * baseline scan. Queries: half are indexed hashes with 0..40 bits flipped,
  * half unrelated random hashes.
  *
- * Usage: bench_index [-n N] [-q QUERIES] [-t THREADS] [-R REPS] [-d random|clustered|both|md5]
+ * Usage: bench_index [-n N] [-q QUERIES] [-t THREADS] [-R REPS] [-d random|clustered|both|md5|md5hex]
  *                    [--dir DIR] [--keep] [--reuse] [--memory-budget MIB]
  *
  * -d md5: digest-only import instead: an N-line md5sum list imported by a
@@ -339,25 +339,66 @@ static long proc_kb(const char *field)
     return v;
 }
 
-/* -d md5: an N-line md5sum list (random digests, 20-byte names) imported
- * into a fresh index by a child process for each budget: records/s, peak
- * RSS growth of the import (VmHWM), bytes per entry on disk. */
-static void digests(size_t N, const char *dir, uint64_t budget)
+static double t_import0;
+static void stage_cb(void *opaque, const char *name)
+{
+    (void)opaque;
+    if (!getenv("BENCH_STAGES")) return;
+    fprintf(stderr, "  stage %-8s at %6.2f s (VmHWM %ld MB)\n", name, now() - t_import0, proc_kb("VmHWM") / 1024);
+}
+
+/* Bytes per entry of each sub-database: pages x page size / entries. */
+static void db_bytes(imt_index *idx, FILE *f)
+{
+    static const char *names[] = {"entries", "md5", "sha1", "sha256", "cls", "seg", "lists", "meta"};
+    MDB_dbi dbis[] = {idx->db_entries, idx->db_md5, idx->db_sha1, idx->db_sha256, idx->db_cls,
+                      idx->db_seg, idx->db_lists, idx->db_meta};
+    MDB_txn *txn;
+    MDB_stat es;
+    if (mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn)) return;
+    mdb_env_stat(idx->env, &es);
+    imt_index_stats s;
+    imt_index_stats_get(idx, &s);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        MDB_stat ms;
+        if (mdb_stat(txn, dbis[i], &ms)) continue;
+        uint64_t b = (uint64_t)(ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) * es.ms_psize;
+        if (ms.ms_entries)
+            fprintf(f, "  %-8s %11zu records, %7zu branch + %9zu leaf + %7zu overflow pages: %6.2f bytes per entry\n",
+                    names[i], ms.ms_entries, ms.ms_branch_pages, ms.ms_leaf_pages, ms.ms_overflow_pages,
+                    s.entries ? (double)b / (double)s.entries : 0.0);
+    }
+    mdb_txn_abort(txn);
+}
+
+/* -d md5: an N-line md5sum list (random digests, 20-byte names); -d
+ * md5hex: N bare MD5 digests (an NSRL-like digest-only list: compact
+ * entries), generated once as DIR.hex and kept for later runs. Each is
+ * imported into a fresh index by a child process for each budget:
+ * records/s, peak RSS growth of the import (VmHWM), bytes per entry on
+ * disk (and per sub-database). BENCH_STAGES=1 prints the import's stages
+ * with their times. */
+static void digests(size_t N, const char *dir, uint64_t budget, int bare)
 {
     char list[700], cmd[800];
-    snprintf(list, sizeof list, "%s.md5", dir);
-    printf("== md5sum list: N = %zu lines\n", N);
-    FILE *f = fopen(list, "w");
-    if (!f) {
-        perror(list);
-        exit(2);
-    }
-    for (size_t i = 0; i < N; i++) {
-        uint64_t a = rnd(), b = rnd();
-        fprintf(f, "%016llx%016llx  img/%012zu.jpg\n", (unsigned long long)a,
-                (unsigned long long)b, i);
-    }
-    fclose(f);
+    snprintf(list, sizeof list, bare ? "%s.hex" : "%s.md5", dir);
+    printf("== %s list: N = %zu lines\n", bare ? "md5-hex (digest-only)" : "md5sum", N);
+    struct stat lsb;
+    if (!bare || stat(list, &lsb) != 0 || (uint64_t)lsb.st_size != (uint64_t)N * 33) {
+        FILE *f = fopen(list, "w");
+        if (!f) {
+            perror(list);
+            exit(2);
+        }
+        for (size_t i = 0; i < N; i++) {
+            uint64_t a = rnd(), b = rnd();
+            if (bare) fprintf(f, "%016llx%016llx\n", (unsigned long long)a, (unsigned long long)b);
+            else
+                fprintf(f, "%016llx%016llx  img/%012zu.jpg\n", (unsigned long long)a,
+                        (unsigned long long)b, i);
+        }
+        fclose(f);
+    } else printf("(reusing %s)\n", list);
     uint64_t budgets[2] = {budget, 0};
     for (int k = 0; k < (budget ? 2 : 1); k++) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -377,9 +418,10 @@ static void digests(size_t N, const char *dir, uint64_t budget)
             imt_import_opts io;
             imt_import_opts_init(&io);
             io.memory_budget = budgets[k];
+            io.stage = stage_cb;
             imt_import_stats st;
             long h0 = proc_kb("VmHWM");
-            double t0 = now();
+            double t0 = t_import0 = now();
             imt_err e = imt_index_import(idx, list, &io, &st);
             double ti = now() - t0;
             long h1 = proc_kb("VmHWM");
@@ -394,6 +436,7 @@ static void digests(size_t N, const char *dir, uint64_t budget)
                              ti, h0, h1, (unsigned long long)st.batches,
                              (double)s.file_bytes / (double)s.entries);
             if (write(fd[1], out, (size_t)n) != n) _exit(2);
+            db_bytes(idx, stderr);
             imt_index_close(idx);
             _exit(0);
         }
@@ -417,7 +460,7 @@ static void digests(size_t N, const char *dir, uint64_t budget)
                "batches, %.1f bytes per entry on disk\n", bud, rate, ti, (h1 - h0) / 1024, h1 / 1024,
                batches, bpe);
     }
-    unlink(list);
+    if (!bare) unlink(list);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
 }
@@ -448,7 +491,7 @@ int main(int argc, char **argv)
         case 'M': budget = strtoull(optarg, NULL, 10) << 20; break;
         default:
             fprintf(stderr, "usage: bench_index [-n N] [-q QUERIES] [-t THREADS] [-R REPS] "
-                            "[-d random|clustered|both|md5] [--dir DIR] [--keep] [--reuse] "
+                            "[-d random|clustered|both|md5|md5hex] [--dir DIR] [--keep] [--reuse] "
                             "[--memory-budget MIB]\n");
             return 2;
         }
@@ -459,7 +502,8 @@ int main(int argc, char **argv)
     unsigned f = imt__cpu_features();
     printf("bench_index: kernel %s\n", (f & IMT_CPU_AVX512) ? "avx512-vpopcntdq"
                                         : (f & IMT_CPU_AVX2) ? "avx2" : "portable");
-    if (!strcmp(dist, "md5")) digests(N, d, budget);
+    if (!strcmp(dist, "md5")) digests(N, d, budget, 0);
+    if (!strcmp(dist, "md5hex")) digests(N, d, budget, 1);
     if (!strcmp(dist, "random") || !strcmp(dist, "both")) dataset("random", N, nq, d, keep, reuse);
     if (!strcmp(dist, "clustered") || !strcmp(dist, "both")) dataset("clustered", N, nq, d, keep, reuse);
     return 0;

@@ -1056,6 +1056,126 @@ IMT_API void imt_bl_rank(imt_bl_device *v, size_t n);
  *  "csv" (a header row; strings escaped as in scan reports). */
 IMT_API imt_err imt_backlog_export(imt_backlog *bl, FILE *f, const char *format);
 
+/* ------------------------------------------------------------------------
+ * Preview (engine/triage): a time-boxed scan that reads likely places
+ * first and states what it did not read. The evidence is enumerated first
+ * (metadata only, the same walk as imt_scan_run); every regular file gets a
+ * class from its path (imt_triage_classify); classes are read in the order
+ * of imt_triage_class, and within a class in a seeded random order (a
+ * keyed hash of the path), so the files read of a class are a simple random
+ * sample of it. Each file's record is the record a full scan gives it (its
+ * seq is its walk position); records come in read order, entries that are
+ * not regular files (links, special files, unreadable folders) first.
+ * ---------------------------------------------------------------------- */
+
+/** Likelihood classes, read in this order. "media": pictures and videos by
+ *  file-name extension; "user": under a user-content folder (DCIM, Pictures,
+ *  Downloads, Desktop, Documents, messaging-app media, browser and thumbnail
+ *  caches, recycle bins); "system": under a system or program folder and
+ *  no user-content folder. Values are fixed once released. */
+typedef enum imt_triage_class {
+    IMT_CLASS_USER_MEDIA = 0,
+    IMT_CLASS_MEDIA = 1,
+    IMT_CLASS_USER_OTHER = 2,
+    IMT_CLASS_SYSTEM_MEDIA = 3,
+    IMT_CLASS_OTHER = 4,
+    IMT_CLASS_SYSTEM_OTHER = 5,
+    IMT_CLASS__COUNT
+} imt_triage_class;
+
+/** "user-media", "media", "user-other", "system-media", "other",
+ *  "system-other". Never NULL. */
+IMT_API const char *imt_triage_class_name(imt_triage_class c);
+
+/** The class of a file from its path alone (no I/O). */
+IMT_API imt_triage_class imt_triage_classify(const char *path);
+
+/** The exact one-sided upper confidence bound on K, the number of files
+ *  with known material among N, when x of a simple random sample of n of
+ *  them (without replacement) have it: the largest K with
+ *  P(X <= x | N, K, n) > 1 - confidence (hypergeometric). With x = 0 and
+ *  n << N it is close to the rule of three, 3N/n at 95%. n = N gives x;
+ *  n = 0 gives N. IMT_E_INVALID when x > n, n > N or confidence is not in
+ *  (0, 1). */
+IMT_API imt_err imt_triage_bound(uint64_t N, uint64_t n, uint64_t x, double confidence,
+                                 uint64_t *upper);
+
+/** Per class: what was listed, what was read, and the estimate. */
+typedef struct imt_preview_class_stats {
+    uint64_t enumerated;       /* regular files listed in the class */
+    uint64_t enumerated_bytes;
+    uint64_t examined;         /* of them, read: their record has the result */
+    uint64_t examined_bytes;
+    uint64_t pictures;         /* of the examined, with a PDQ hash */
+    uint64_t hit_files;        /* of the examined, with an alerting match */
+    double estimate;           /* hit_files * enumerated / examined (0 if none read) */
+    uint64_t upper95;          /* imt_triage_bound(enumerated, examined, hit_files, 0.95) */
+} imt_preview_class_stats;
+
+/** Why a preview stopped. */
+typedef enum imt_preview_stop {
+    IMT_PREVIEW_COMPLETE = 0,  /* every listed file was read */
+    IMT_PREVIEW_BUDGET = 1,    /* the time budget ran out */
+    IMT_PREVIEW_HITS = 2,      /* stop_after_hits files with hits were found */
+    IMT_PREVIEW_INTERRUPTED = 3/* stopped by *stop or the record callback */
+} imt_preview_stop;
+
+/** "complete", "budget", "hits", "interrupted". Never NULL. */
+IMT_API const char *imt_preview_stop_name(imt_preview_stop s);
+
+typedef struct imt_preview_stats {
+    imt_preview_stop stopped_by;
+    int enumeration_complete;  /* the listing ended before the budget */
+    uint64_t budget_ms;        /* 0: none */
+    uint64_t stop_after_hits;  /* 0: none */
+    uint64_t seed;
+    uint64_t enumerated_files, examined_files, examined_pictures, hit_files;
+    uint64_t files_before_first_hit; /* files read before the first file with a
+                                  hit (valid when have_first_hit) */
+    int have_first_hit;
+    uint64_t enumerate_ms, first_hit_ms, elapsed_ms;
+    double estimate;           /* sum of the classes' estimates */
+    uint64_t upper95;          /* files with known material on the device, at
+                                  most, at 95% confidence jointly: the classes
+                                  read in part each at 1 - 0.05/k (Bonferroni
+                                  over those k classes), plus the hits of the
+                                  classes read whole */
+    imt_preview_class_stats cls[IMT_CLASS__COUNT];
+} imt_preview_stats;
+
+typedef struct imt_triage_opts {
+    uint64_t budget_ms;        /* stop when this much time has passed since the
+                                  start (listing included); 0: no budget */
+    uint64_t stop_after_hits;  /* stop after this many files with hits; 0: no */
+    uint64_t seed;             /* the order within a class (default 1: a rerun
+                                  reads in the same order) */
+    size_t memory_bytes;       /* listing held in memory before it spills to
+                                  unnamed temporary files (default 64 MiB) */
+    const char *tmpdir;        /* for those files; NULL: $TMPDIR, else /tmp.
+                                  Refused (IMT_E_INVALID) inside a PATH */
+    size_t chunk_files;        /* files per read batch (default 256) */
+} imt_triage_opts;
+
+IMT_API void imt_triage_opts_init(imt_triage_opts *opts);
+
+/** Run a preview of paths (as imt_scan_run; scan->skip is not supported and
+ *  must be NULL). on_record receives every record, in read order; stats
+ *  (required) gets the counts and bounds, also when the preview stopped
+ *  early. Returns IMT_OK when it ran to its end, the budget or the hit
+ *  limit (stats->stopped_by says which), IMT_E_INTERRUPTED when stopped by
+ *  *scan->stop or on_record, or the error that prevented it. */
+IMT_API imt_err imt_triage_run(imt_index *idx, const char *const *paths, size_t n_paths,
+                               const imt_scan_opts *scan, const imt_triage_opts *topts,
+                               imt_scan_record_fn on_record, void *ctx,
+                               imt_preview_stats *stats, char *detail, size_t cap);
+
+/** Mark r as the report of a preview: before imt_report_begin (the header
+ *  then holds "preview" with the settings) and again, with the final stats,
+ *  before imt_report_end (the summary then holds "preview" with the counts
+ *  and bounds per class, and the priority says it is a preview). st is
+ *  copied. */
+IMT_API imt_err imt_report_preview(imt_report *r, const imt_preview_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -229,6 +229,7 @@ imt_err imt_report_begin(imt_report *r, const imt_index *idx, const char *const 
         imt__buf_puts(b, ",\"resumed_from\":");
         imt__buf_json_str(b, r->old_path);
     }
+    if (r->is_preview) imt__preview_header_json(b, &r->preview);
     imt__buf_puts(b, "}\n");
     if (r->o.format == IMT_REPORT_CSV)
         imt__buf_puts(b, IMT__CSV_COLUMNS);
