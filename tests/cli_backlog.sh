@@ -190,5 +190,15 @@ check 'grep -q "^state: done" "$T/show" && grep -q "12 distinct known items, pri
 check '[ "$(wc -l <"$T/exp.csv")" -eq 11 ] && head -n 1 "$T/exp.csv" | grep -q "^rank,id,case,device" && sed -n 2p "$T/exp.csv" | grep -q "^1,5,\"K3\",\"d05\""' "export csv"
 "$CLI" backlog export "$T/q.db" | python3 -c "import json,sys; v=json.load(sys.stdin); assert len(v)==10 and v[0]['scan']['priority']==10.8" 2>/dev/null
 check '[ $? -eq 0 ]' "export json"
+# the preview ('scan --budget') and its estimate are stored with the device
+check 'grep -q "^  estimate: {\"stopped_by\":" "$T/show" && head -n 1 "$R/6-K3-d06.preview.jsonl" | grep -q "\"command_line\":\"[^\"]*--budget 5m"' "the preview ran with a budget and its estimate is kept"
+"$CLI" backlog export "$T/q.db" --format jsonl | python3 -c "
+import json, sys
+for l in sys.stdin:
+    d = json.loads(l)
+    p = d['preview']['preview']
+    assert p['hit_files'] == d['preview']['hit_files'], d['device']
+    assert p['enumeration_complete'] is True, d['device']" 2>"$T/pv.err"
+check '[ $? -eq 0 ]' "each device's preview estimate is exported ($(tail -n 1 "$T/pv.err"))"
 
 exit $fail

@@ -25,10 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The preview's scan option (the preview issue's "scan --budget DURATION").
- * NULL while this build's scan has none: a preview is then a whole scan
- * (hits only). Switching is this one line. */
-#define PREVIEW_BUDGET_FLAG NULL
+/* A preview is "scan --budget DURATION --hits-only": files in order of
+ * likelihood until the budget is spent, its summary holding the priority
+ * and the estimate (README, "Preview"). A preview cannot be resumed: a
+ * restarted one starts afresh (it is short); a full scan resumes. */
+#define PREVIEW_BUDGET_FLAG "--budget"
+#define PREVIEW_BUDGET_DEFAULT "5m"
 
 static void usage(FILE *f)
 {
@@ -81,7 +83,10 @@ static void usage(FILE *f)
 "evidence) is 'failed', with the reason. On a terminal, a progress line\n"
 "(done/remaining, hits so far, ETA). Ctrl-C stops the scans cleanly and\n"
 "gives their devices back (they resume later).\n"
-"%s"
+"The preview: 'scan --budget DUR --hits-only' (default 5m): likely places\n"
+"first, its summary holding the priority and an estimate of the files with\n"
+"known material (stored, shown by 'show' and 'export'). A preview that is\n"
+"interrupted starts afresh; a full scan resumes its partial report.\n"
 "\n"
 "Slurm: submit writes each device's scan command lines and reports under\n"
 "--shared DIR (shared storage every node sees, as must be the evidence, the\n"
@@ -93,10 +98,7 @@ static void usage(FILE *f)
 "reports back (run it at any time, as often as wanted).\n"
 "\n"
 "Exit status: 0 success; 1 (run) every device is done and some hold known\n"
-"material; 2 errors (a device failed, bad usage, the database unusable).\n",
-            PREVIEW_BUDGET_FLAG ? ""
-                                : "This build's scan has no time budget yet: a preview is a whole\n"
-                                  "scan (hits only), --preview-budget is accepted and unused.\n");
+"material; 2 errors (a device failed, bad usage, the database unusable).\n");
 }
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -236,10 +238,9 @@ static void scan_argv(argv_t *a, int preview, const char *index, const char *cas
     }
     if (preview) {
         a->v[a->n++] = "--hits-only";
-        if (PREVIEW_BUDGET_FLAG && budget) {
-            a->v[a->n++] = PREVIEW_BUDGET_FLAG;
-            a->v[a->n++] = budget;
-        }
+        a->v[a->n++] = PREVIEW_BUDGET_FLAG;
+        a->v[a->n++] = budget ? budget : PREVIEW_BUDGET_DEFAULT;
+        resume = 0;
     }
     if (resume) {
         a->v[a->n++] = "--resume";
@@ -706,7 +707,7 @@ static pid_t start_scan(const run_opts *o, const imt_bl_device *d, imt_bl_phase 
     const char *report = ph == IMT_BL_PREVIEW ? d->preview_report : d->report;
     argv_t a;
     scan_argv(&a, ph == IMT_BL_PREVIEW, o->index, d->case_id, d->device, report, o->budget,
-              o->threads, resumable(report));
+              o->threads, ph == IMT_BL_SCAN && resumable(report));
     char log[PATH_MAX + 8];
     snprintf(log, sizeof log, "%s.log", report);
     return spawn(&a, (const char *const *)d->sources, d->n_sources, log);
@@ -1332,7 +1333,7 @@ static int cmd_task(int argc, char **argv)
     }
     int k = 0;
     ev[k++] = "imgtriage";
-    int resume = resumable(report);
+    int resume = scan && resumable(report);
     for (int i = 0; i < ac; i++) {
         if (resume && !strcmp(args[i], "--force")) {
             ev[k++] = "--resume";
