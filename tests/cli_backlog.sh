@@ -152,6 +152,9 @@ for d in 01 02 03 04 05 06 07 08 09 10; do
   check '[ -f "$R/$id-$c-d$d.preview.jsonl" ]' "d$d: its preview report"
 done
 
+# no scan child reported a sanitizer error or crashed (their stderr is REPORT.log)
+check '! grep -l "Sanitizer\|runtime error" "$R"/*.log >/dev/null' "scan logs: $(grep -l "Sanitizer\|runtime error" "$R"/*.log | head -n 3)"
+
 # the audit log: every transition of every device, in order
 "$CLI" backlog log "$T/q.db" --json >"$T/log.jsonl" || fail=1
 python3 - "$T/log.jsonl" >"$T/logcheck" <<'EOF'

@@ -89,6 +89,7 @@ for i in 0 1 2 3 4 5; do
   exp=$(echo "4 2 1 3 5 6" | cut -d' ' -f$((i + 1)))
   check '[ "$dev" = "$exp" ]' "scan task $i scanned device #$exp (got #$dev)"
 done
+check '! grep -l "Sanitizer\|runtime error" "$T"/shared/logs/* >/dev/null' "task logs: $(grep -l "Sanitizer\|runtime error" "$T"/shared/logs/* | head -n 3)"
 "$CLI" backlog log "$T/q.db" >"$T/log" || fail=1
 check 'grep -q "submitted to Slurm: previews as job array $j1, full scans as job array $j2" "$T/log"' "the submission is logged"
 for t in "queued -> previewed" "previewed -> done"; do

@@ -1190,9 +1190,9 @@ static int cmd_submit(int argc, char **argv)
         }
     }
     if (!rc) {
-        char what[512];
+        char what[PATH_MAX + 512];
         snprintf(what, sizeof what, "submitted to Slurm: previews as job array %s, full scans as "
-                 "job array %s (after %s), %zu devices, shared folder %.300s", job1, job2, job1,
+                 "job array %s (after %s), %zu devices, shared folder %s", job1, job2, job1,
                  tasks, sdir);
         imt_backlog_set(bl, "slurm_shared", sdir);
         imt_backlog_note(bl, who(), 0, what);
