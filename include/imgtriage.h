@@ -976,8 +976,10 @@ typedef struct imt_bl_device {
 IMT_API const char *imt_bl_state_name(imt_bl_state s);
 
 /** Open (create: make it, with its tables, if it does not exist) the
- *  backlog database at path. Refused on a network file system (NFS, CIFS:
- *  SQLite's locking is not safe there). imt_backlog_error says why. */
+ *  backlog database at path. Refused on a network file system (NFS, CIFS,
+ *  FUSE: SQLite's locking is not safe there). On a failure *out (unless
+ *  NULL for want of memory) holds a handle carrying only the reason, for
+ *  imt_backlog_error; close it with imt_backlog_close. */
 IMT_API imt_err imt_backlog_open(imt_backlog **out, const char *path, int create);
 IMT_API void imt_backlog_close(imt_backlog *bl);
 /** A sentence on the last failure (never NULL). */

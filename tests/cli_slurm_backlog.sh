@@ -55,6 +55,8 @@ jobs=$("$CLI" backlog submit "$T/q.db" --slurm --index "$T/idx" --shared "$T/sha
   --partition local --threads 1 -- --time=10 2>"$T/submit.err")
 check '[ $? -eq 0 ]' "submit ($(head -c 300 "$T/submit.err"))"
 read -r j1 j2 <<<"$jobs"
+"$CLI" backlog submit "$T/q.db" --slurm --index "$T/idx" --shared "$T/shared" 2>"$T/again.err"; rc=$?
+check '[ $rc -eq 2 ] && grep -q "submitted already" "$T/again.err"' "a second submission is refused while devices are open"
 check '[ -n "${j2:-}" ]' "two job arrays submitted (got '$jobs')"
 check 'scontrol show job "$j2" | grep -q "Dependency=afterany:${j1}"' "the scans depend on the previews"
 for i in $(seq 1 600); do

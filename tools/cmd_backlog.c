@@ -57,7 +57,7 @@ static void usage(FILE *f)
 "                              work through the backlog on this machine: preview\n"
 "                              every queued device, then full scans in rank order\n"
 "  submit DB --slurm --index IDX --shared DIR [--partition P]\n"
-"         [--preview-budget DUR] [-- SBATCH-OPTION...]\n"
+"         [--preview-budget DUR] [--threads N] [--again] [-- SBATCH-OPTION...]\n"
 "                              the same on a Slurm cluster (see Slurm)\n"
 "  sync DB                     read the Slurm tasks' reports back into DB\n"
 "\n"
@@ -95,7 +95,8 @@ static void usage(FILE *f)
 "depending on the first (afterany), whose task i scans the i-th device in\n"
 "rank order. Tasks requeued or restarted resume from their partial reports.\n"
 "The database is never touched by the tasks: 'backlog sync DB' reads their\n"
-"reports back (run it at any time, as often as wanted).\n"
+"reports back (run it at any time, as often as wanted). A second submit while\n"
+"devices are not done is refused unless --again.\n"
 "\n"
 "Exit status: 0 success; 1 (run) every device is done and some hold known\n"
 "material; 2 errors (a device failed, bad usage, the database unusable).\n");
@@ -652,6 +653,13 @@ static int cmd_export(int argc, char **argv)
 
 static volatile sig_atomic_t g_stop;
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void on_stop(int sig)
 {
     (void)sig;
@@ -773,8 +781,8 @@ static int cmd_run(int argc, char **argv)
             o.budget = optarg;
             break;
         case 'l':
-            if (!cli_parse_u64(optarg, &lease) || !lease) {
-                cli_err("--lease: seconds, at least 1");
+            if (!cli_parse_u64(optarg, &lease) || lease < 2) {
+                cli_err("--lease: seconds, at least 2");
                 return CLI_EXIT_ERROR;
             }
             break;
@@ -841,7 +849,8 @@ static int cmd_run(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     int tty = !quiet && isatty(2);
-    time_t t0 = time(NULL), last_renew = 0, last_progress = 0;
+    time_t t0 = time(NULL), last_progress = 0;
+    int64_t last_renew = mono_ms();
     int units = 0, busy = 0, done_all = 0;
     char wait_note = 0;
     if (!quiet)
@@ -888,7 +897,7 @@ static int cmd_run(int argc, char **argv)
         /* renew the leases held; a lease lost means another worker has
          * the device: stop this scan of it */
         time_t now = time(NULL);
-        if (busy && (now - last_renew) * 3000 >= o.lease_ms) {
+        if (busy && (mono_ms() - last_renew) * 3 >= o.lease_ms) {
             for (size_t i = 0; i < workers; i++) {
                 if (slots[i].pid <= 0) continue;
                 if (imt_backlog_renew(bl, slots[i].id, who(), o.lease_ms) == IMT_E_NOT_FOUND) {
@@ -896,7 +905,7 @@ static int cmd_run(int argc, char **argv)
                     kill(slots[i].pid, SIGKILL);
                 }
             }
-            last_renew = now;
+            last_renew = mono_ms();
         }
         /* claim work for idle slots */
         int64_t pending = 1;
@@ -909,6 +918,8 @@ static int cmd_run(int argc, char **argv)
             imt_err e = imt_backlog_claim(bl, who(), o.lease_ms, rdir, &d, &ph, &got, &pending);
             if (e) {
                 cli_err("%s", imt_backlog_error(bl));
+                rc = CLI_EXIT_ERROR;
+                g_stop = 1;
                 break;
             }
             if (!got) break;
@@ -1024,15 +1035,17 @@ static int cmd_submit(int argc, char **argv)
                                        {"partition", required_argument, NULL, 'p'},
                                        {"preview-budget", required_argument, NULL, 'b'},
                                        {"threads", required_argument, NULL, 't'},
+                                       {"again", no_argument, NULL, 'a'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     const char *index = NULL, *shared = NULL, *partition = NULL, *budget = NULL, *threads = NULL;
-    int slurm = 0, c;
+    int slurm = 0, again = 0, c;
     unsigned long long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "x:h", lo, NULL)) != -1) {
         switch (c) {
         case 's': slurm = 1; break;
+        case 'a': again = 1; break;
         case 'x': index = optarg; break;
         case 'S': shared = optarg; break;
         case 'p': partition = optarg; break;
@@ -1101,6 +1114,21 @@ static int cmd_submit(int argc, char **argv)
     if (e) {
         rc = db_fail(bl, e);
         goto out;
+    }
+    {
+        /* one submission at a time: its jobs may still run */
+        char *prev = NULL;
+        imt_backlog_get(bl, "slurm_jobs", &prev);
+        size_t open_n = 0;
+        for (size_t i = 0; i < n; i++) open_n += dv[i].state != IMT_BL_DONE && dv[i].state != IMT_BL_FAILED;
+        if (prev && open_n && !again) {
+            cli_err("submitted already (jobs %s) and %zu devices are not done: 'backlog sync' "
+                    "once those jobs end, or --again to submit the rest anew", prev, open_n);
+            imt_backlog_free_string(prev);
+            rc = CLI_EXIT_ERROR;
+            goto out;
+        }
+        imt_backlog_free_string(prev);
     }
     /* the devices still to be worked, previews in waiting order (their id) */
     char path[PATH_MAX + 64], list[PATH_MAX + 64];
@@ -1194,7 +1222,10 @@ static int cmd_submit(int argc, char **argv)
         snprintf(what, sizeof what, "submitted to Slurm: previews as job array %s, full scans as "
                  "job array %s (after %s), %zu devices, shared folder %s", job1, job2, job1,
                  tasks, sdir);
+        char jobs[160];
+        snprintf(jobs, sizeof jobs, "%s %s", job1, job2);
         imt_backlog_set(bl, "slurm_shared", sdir);
+        imt_backlog_set(bl, "slurm_jobs", jobs);
         imt_backlog_note(bl, who(), 0, what);
         printf("%s %s\n", job1, job2);
     }

@@ -410,24 +410,21 @@ imt_err imt_backlog_find(imt_backlog *bl, const char *case_id, const char *name,
     size_t n;
     imt_err err = imt_backlog_devices(bl, &v, &n);
     if (err) return err;
+    /* "#N" is an id; a name is matched first, and a bare number that
+     * names no device is an id too. */
     const char *num = name[0] == '#' ? name + 1 : name;
     char *end;
     long long id = strtoll(num, &end, 10);
-    int by_id = *num && !*end;
+    int is_num = *num && !*end;
     size_t hit = n, count = 0;
-    for (size_t i = 0; i < n; i++) {
-        int m = case_id ? !strcmp(v[i].case_id, case_id) && !strcmp(v[i].device, name)
-                        : !strcmp(v[i].device, name);
-        if (!m && by_id && !case_id && v[i].id == id && name[0] == '#') m = 1;
-        if (!m && by_id && !case_id && v[i].id == id && count == 0) {
-            /* a bare number is an id unless a device has that name */
-            int named = 0;
-            for (size_t j = 0; j < n; j++) named |= !strcmp(v[j].device, name);
-            m = !named;
-        }
-        if (m) {
-            hit = i;
-            count++;
+    for (int pass = name[0] == '#'; pass < 2 && count == 0; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            int m = pass ? is_num && v[i].id == id
+                         : !strcmp(v[i].device, name) && (!case_id || !strcmp(v[i].case_id, case_id));
+            if (m) {
+                hit = i;
+                count++;
+            }
         }
     }
     if (count == 1) {
