@@ -55,7 +55,8 @@ static void usage(FILE *f)
 "  run DB --index IDX [--reports DIR] [--workers N] [--preview-budget DUR]\n"
 "         [--lease SECONDS] [--threads N] [--quiet]\n"
 "                              work through the backlog on this machine: preview\n"
-"                              every queued device, then full scans in rank order\n"
+"                              every queued device, then full scans in rank order;\n"
+"                              --threads per scan (default: the cores / N)\n"
 "  submit DB --slurm --index IDX --shared DIR [--partition P]\n"
 "         [--preview-budget DUR] [--threads N] [--again] [-- SBATCH-OPTION...]\n"
 "                              the same on a Slurm cluster (see Slurm)\n"
@@ -804,6 +805,14 @@ static int cmd_run(int argc, char **argv)
     }
     const char *db = argv[optind];
     o.lease_ms = (int64_t)lease * 1000;
+    /* N scans at once share the cores: each gets its part unless told */
+    char thr[24];
+    if (!o.threads && workers > 1) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        long each = cpus > 0 ? cpus / (long)workers : 1;
+        snprintf(thr, sizeof thr, "%ld", each > 0 ? each : 1);
+        o.threads = thr;
+    }
     char defdir[PATH_MAX];
     if (!reports) {
         const char *sl = strrchr(db, '/');
