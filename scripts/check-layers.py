@@ -6,8 +6,9 @@ checkout (objects left behind by a source file that moved are ignored). For ever
 engine/<module>/ it builds the graph "file A calls a function defined in file B" from the symbols
 each object file defines and needs, and reports:
   - call cycles between files of one module (issue 10: each module's files form layers);
-  - modules that call each other in a circle (data flows one way: scan -> decode -> hash ->
-    index lookup -> report; common is below everything);
+  - modules that call each other in a circle (data flows one way: scan -> container, decode -> hash ->
+    index lookup -> report; source (disk images, carving) is below scan; common is below
+    everything);
   - a module that calls into backlog, which is above them all.
 Exit 0 when there is none, 1 otherwise (a ctest runs it)."""
 import collections, glob, os, subprocess, sys

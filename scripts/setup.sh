@@ -7,6 +7,8 @@ PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev libwebp-dev libgif
       libclang-rt-dev python3 libjpeg-turbo-progs imagemagick webp gifsicle
       libxml2-utils chromium
       libheif-dev libheif1 libde265-0 libaom3 libdav1d6 libheif-examples libexif-dev
+      libarchive-dev libarchive-tools zip unzip p7zip-full libqpdf-dev qpdf poppler-utils
+      dosfstools mtools
       sqlite3 slurm-wlm munge)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -12,6 +12,7 @@
 #include <imgtriage.h>
 
 #include <fcntl.h>
+#include <lmdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,39 @@ static void expect(imt_cursor *c, imt_hash_kind k, const uint8_t *d, size_t nw, 
                (unsigned)b->list_id, b->external_id, (int)b->category, (unsigned)lists[j], ext[j],
                (int)cat[j]);
     }
+}
+
+/* Keys in the MD5 table and in its delta ("md5+"), read with LMDB. */
+static void md5_tables(const char *dir, size_t *main_n, size_t *delta_n)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi a, b;
+    MDB_stat sa, sb;
+    *main_n = *delta_n = (size_t)-1;
+    if (mdb_env_create(&env)) return;
+    mdb_env_set_maxdbs(env, 32);
+    if (mdb_env_open(env, dir, MDB_RDONLY, 0) == 0 && mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (mdb_dbi_open(txn, "md5", 0, &a) == 0 && mdb_stat(txn, a, &sa) == 0) *main_n = sa.ms_entries;
+        if (mdb_dbi_open(txn, "md5+", 0, &b) == 0 && mdb_stat(txn, b, &sb) == 0) *delta_n = sb.ms_entries;
+        mdb_txn_abort(txn);
+    }
+    mdb_env_close(env);
+}
+
+/* List D, part `part` (0, 1): bare MD5 digests, 1000 then 2000. */
+static void write_d(const char *path, int part)
+{
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    uint8_t d[16];
+    char hx[40];
+    for (uint32_t i = part ? 1000 : 0; i < (part ? 3000u : 1000u); i++) {
+        digest(4000000 + i, d, 16);
+        hexs(d, 16, hx);
+        fprintf(f, "%s\n", hx);
+    }
+    fclose(f);
 }
 
 static int import(imt_index *idx, const char *path, const char *fmt, int known_good, uint64_t budget,
@@ -156,7 +190,17 @@ int main(void)
     REQUIRE(import(idx, lc, "md5sum", 0, 0, &st));
     CHECK(st.merged == NA / 10 && st.new_entries == 100);
     CHECK(imt_index_verify(idx) == IMT_OK);
+    /* D1: 1000 new bare digests: into the delta with C's 100 (1,100, under
+     * a sixteenth of the table: no fold) */
+    char ld[400];
+    snprintf(ld, sizeof ld, "%s/d.md5", tmp);
+    write_d(ld, 0);
+    REQUIRE(import(idx, ld, "md5-hex", 1, 0, &st));
+    CHECK(imt_index_verify(idx) == IMT_OK);
     imt_index_close(idx);
+    size_t mn, dn;
+    md5_tables(dir, &mn, &dn);
+    CHECKF(mn == NA && dn == 1100, "MD5 table %zu keys, its delta %zu: want %u and 1100", mn, dn, NA);
 
     /* J: an export of two lists (ids 1 and 2) whose list 2 names, far
      * later in the file (other batches under the smallest budget) and
@@ -201,7 +245,41 @@ int main(void)
     CHECK(imt_index_verify(idx) == IMT_OK);
     imt_index_close(idx);
 
-    /* every answer, read-only, from both indexes */
+    /* K: 60,000 MD5 digests sharing their first 8 bytes (the runs' block
+     * index keeps only those: equal prefixes span its blocks), then every
+     * 7th of them again, in later batches: each repeat is found */
+    {
+        char lk[400], dk[400];
+        snprintf(lk, sizeof lk, "%s/k.md5", tmp);
+        snprintf(dk, sizeof dk, "%s/idxk", tmp);
+        f = fopen(lk, "w");
+        REQUIRE(f);
+        for (uint32_t i = 0; i < 60000; i++) fprintf(f, "0123456789abcdef%016llx\n", (unsigned long long)mix(i));
+        for (uint32_t i = 0; i < 60000; i += 7) fprintf(f, "0123456789abcdef%016llx\n", (unsigned long long)mix(i));
+        fclose(f);
+        idx = open_rw(dk, 1);
+        REQUIRE(idx);
+        REQUIRE(import(idx, lk, "md5-hex", 1, 4ull << 20, &st));
+        CHECKF(st.batches > 2 && st.new_entries == 60000 && st.duplicates == (60000 + 6) / 7,
+               "K: %llu batches, %llu new entries, %llu repeats", (unsigned long long)st.batches,
+               (unsigned long long)st.new_entries, (unsigned long long)st.duplicates);
+        CHECK(imt_index_verify(idx) == IMT_OK);
+        imt_index_close(idx);
+    }
+
+    /* every answer, read-only, from both indexes; then D2 (2000 more)
+     * passes a sixteenth: the delta is folded into the table, and again */
+    for (int round = 0; round < 2; round++) {
+    if (round) {
+        idx = open_rw(dir, 0);
+        REQUIRE(idx);
+        write_d(ld, 1);
+        REQUIRE(import(idx, ld, "md5-hex", 1, 0, &st));
+        CHECK(imt_index_verify(idx) == IMT_OK);
+        imt_index_close(idx);
+        md5_tables(dir, &mn, &dn);
+        CHECKF(mn == NA + 3100 && dn == 0, "after the fold: MD5 table %zu keys, its delta %zu", mn, dn);
+    }
     imt_index *ia = NULL, *ij = NULL;
     REQUIRE(imt_index_open(&ia, dir, NULL) == IMT_OK);
     REQUIRE(imt_index_open(&ij, dir2, NULL) == IMT_OK);
@@ -234,6 +312,13 @@ int main(void)
         digest(2000000 + i, d, 16);
         expect(c, IMT_KIND_MD5, d, 1, lists, ext, cat, "C", i);
     }
+    for (uint32_t i = 0; i < (round ? 3000u : 1000u); i++) {
+        uint32_t lists[1] = {4u + (i >= 1000)};
+        const char *ext[1] = {""};
+        int32_t cat[1] = {-1};
+        digest(4000000 + i, d, 16);
+        expect(c, IMT_KIND_MD5, d, 1, lists, ext, cat, "D", i);
+    }
     for (uint32_t i = 0; i < NJ; i++) {
         int joined = i % 3 == 0 || (i % 5 == 0 && i + 1 < NJ);
         uint32_t lists[2] = {1, 2};
@@ -263,6 +348,7 @@ int main(void)
     free(x2);
     imt_index_close(ia);
     imt_index_close(ij);
+    }
     snprintf(line, sizeof line, "rm -rf '%s'", tmp);
     CHECK(system(line) == 0);
     return tu_done("test_index_kinds");

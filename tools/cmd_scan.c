@@ -64,6 +64,24 @@ static void usage(FILE *f)
 "      --seed N           the order within each class (default 1: a rerun reads\n"
 "                         the same files); listing spills to unnamed files in\n"
 "                         $TMPDIR (refused inside a PATH) beyond 64 MiB\n"
+"Containers (ZIP, RAR, 7z, TAR, cpio, gzip, bzip2, xz, zstd, OOXML/ODF/EPUB,\n"
+"PDF images): each member is a record of its own, \"outer.zip!inner/a.jpg\",\n"
+"right after its container's; nothing is extracted to disk. Limits, each\n"
+"reported on the container's record when it stops an expansion:\n"
+"      --no-containers    do not expand containers\n"
+"      --max-depth N      nesting levels expanded (default 8)\n"
+"      --max-members N    member records per walked file (default 100000)\n"
+"      --max-expanded-bytes N  member bytes per walked file, all depths\n"
+"                         (default 16 GiB)\n"
+"      --max-ratio N      stop a container whose members hold over N times its\n"
+"                         size, past 64 MiB (default 200)\n"
+"      --max-container-buffer N  bytes a nested container (held to be expanded)\n"
+"                         or a PDF (read whole) may take in memory, per thread\n"
+"                         (default 64 MiB)\n"
+"      --max-held-bytes N member records held until emitted, for the whole scan\n"
+"                         (default 64 MiB; more: expanded again when emitted)\n"
+"      --sample-blocks N  block sampling of one raw disk IMAGE instead: see\n"
+"                         'imgtriage scan --sample-blocks 1 --help'\n"
 "  -q, --quiet            no progress line\n"
 "  -h, --help             show this help and exit\n"
 "\n"
@@ -224,7 +242,9 @@ int cmd_scan(int argc, char **argv)
 {
     enum {
         OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
-        OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE, OPT_ALSO, OPT_PBUDGET, OPT_STOPHITS, OPT_SEED
+        OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE, OPT_ALSO, OPT_PBUDGET, OPT_STOPHITS, OPT_SEED,
+        OPT_NOCONT, OPT_CDEPTH,
+        OPT_CMEMBERS, OPT_CBYTES, OPT_CRATIO, OPT_CBUF, OPT_CHELD
     };
     static const struct option longopts[] = {
         {"index", required_argument, NULL, 'x'},
@@ -247,10 +267,19 @@ int cmd_scan(int argc, char **argv)
         {"budget", required_argument, NULL, OPT_PBUDGET},
         {"stop-after-hits", required_argument, NULL, OPT_STOPHITS},
         {"seed", required_argument, NULL, OPT_SEED},
+        {"no-containers", no_argument, NULL, OPT_NOCONT},
+        {"max-depth", required_argument, NULL, OPT_CDEPTH},
+        {"max-members", required_argument, NULL, OPT_CMEMBERS},
+        {"max-expanded-bytes", required_argument, NULL, OPT_CBYTES},
+        {"max-ratio", required_argument, NULL, OPT_CRATIO},
+        {"max-container-buffer", required_argument, NULL, OPT_CBUF},
+        {"max-held-bytes", required_argument, NULL, OPT_CHELD},
         CLI_LIMIT_LONGOPTS,
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
+    for (int i = 1; i < argc; i++) /* block sampling of a disk image: its own command */
+        if (!strncmp(argv[i], "--sample-blocks", 15)) return cmd_scan_sample(argc, argv);
     imt_scan_opts so;
     imt_scan_opts_init(&so);
     imt_report_opts ro;
@@ -343,6 +372,21 @@ int cmd_scan(int argc, char **argv)
                 to.stop_after_hits = v;
                 preview = 1;
             } else to.seed = v;
+            break;
+        case OPT_NOCONT: so.containers.enabled = 0; break;
+        case OPT_CDEPTH: case OPT_CMEMBERS: case OPT_CBYTES: case OPT_CRATIO: case OPT_CBUF:
+        case OPT_CHELD:
+            if (!cli_parse_u64(optarg, &v) ||
+                ((c == OPT_CDEPTH || c == OPT_CRATIO) && v > UINT32_MAX)) {
+                cli_err("scan: %s needs a non-negative number", argv[optind - 1]);
+                return CLI_EXIT_ERROR;
+            }
+            if (c == OPT_CDEPTH) so.containers.max_depth = (uint32_t)v;
+            else if (c == OPT_CMEMBERS) so.containers.max_members = v;
+            else if (c == OPT_CBYTES) so.containers.max_total_bytes = v;
+            else if (c == OPT_CRATIO) so.containers.max_ratio = (uint32_t)v;
+            else if (c == OPT_CBUF) so.containers.max_buffer = v;
+            else so.containers.max_held_bytes = v;
             break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;

@@ -226,8 +226,9 @@ static imt_err collect_compact(imt_index *idx, MDB_txn *txn, uint64_t lo, uint64
     MDB_cursor *c = NULL;
     MDB_val k, d;
     *n = 0;
-    for (int t = 0; t < 3; t++) {
-        int rc = mdb_cursor_open(txn, imt__idx_dig_dbi(idx, t), &c);
+    for (int tt = 0; tt < (idx->has_dplus ? 6 : 3); tt++) {
+        int t = tt % 3; /* the main tables, then their deltas */
+        int rc = mdb_cursor_open(txn, tt < 3 ? imt__idx_dig_dbi(idx, t) : imt__idx_dplus_dbi(idx, t), &c);
         if (rc) return imt__idx_mdb_err(idx, rc, "reading the digests");
         for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
             if (d.mv_size != IDX_DIG_COMPACT) continue;

@@ -92,6 +92,8 @@ struct imt_index {
     MDB_dbi db_meta, db_lists, db_entries, db_md5, db_sha1, db_sha256, db_seg;
     MDB_dbi db_cls;              /* membership classes (format 4) */
     int has_cls;                 /* 0: a read-only format 2/3 index has none */
+    MDB_dbi db_dplus[3];         /* the digest deltas "md5+", "sha1+", "sha256+" */
+    int has_dplus;               /* 0: a read-only format 2/3 index has none */
     MDB_txn *rtxn;               /* the handle's snapshot (NULL while writing) */
     size_t snap_txnid;           /* its LMDB transaction id */
     int read_only;
@@ -353,6 +355,16 @@ typedef struct imt__idx_writer {
      * LE), merged into the tables in key order at the end */
     int *runs[3];
     size_t nruns[3];
+    /* so that a batch need not read every earlier run (quadratic in the
+     * batches): each run's record count and every IMT__IDX_RUN_STRIDE-th
+     * key, and one blocked Bloom filter of
+     * every digest in a run; a batch reads only the blocks of runs that
+     * may hold a digest the filter does not rule out */
+    struct imt__idx_run_meta *rmeta[3];
+    uint64_t *bloom;                  /* 8 words (one cache line) a block */
+    size_t bloom_blocks;
+    uint64_t est_digests;             /* digests the list is expected to hold (import.c; 0: unknown) */
+    uint64_t bloom_cap;               /* most bytes the filter may take */
     /* compact entries (IDX_DIG_COMPACT) */
     uint32_t *cls_of;                 /* per batch record: the class of the compact
                                        * entry it made, IDX_CLS_NONE if none */
@@ -409,6 +421,38 @@ static inline MDB_dbi imt__idx_dig_dbi(const imt_index *idx, int k)
 {
     return k == 0 ? idx->db_md5 : k == 1 ? idx->db_sha1 : idx->db_sha256;
 }
+/* Digest tables in two parts (format 4): the main table of kind k, written
+ * in key order by appends (full pages), and its delta ("md5+", ...), which
+ * takes an import's new digests when the main table is not empty: random
+ * inserts split full pages, so they go to a small table, and an import
+ * costs time and pages proportional to its list, not to the index. A key
+ * is in one of the two. When the delta passes a sixteenth of the main
+ * table (or on --compact) the two are merged into the main table by
+ * appends (imt__idx_fold_digests). */
+static inline MDB_dbi imt__idx_dplus_dbi(const imt_index *idx, int k)
+{
+    return idx->db_dplus[k];
+}
+/* Digest d of kind k in txn: the main table, then the delta. 0 (*val
+ * set, *in_delta which), MDB_NOTFOUND, or an LMDB error. */
+int imt__idx_dig_get(const imt_index *idx, MDB_txn *txn, int k, const uint8_t *d, MDB_val *val,
+                     int *in_delta);
+/* Where an import writes new digests of kind k: the main table by appends
+ * while it is empty, else the delta (by appends while that is empty). */
+MDB_dbi imt__idx_dig_target(const imt_index *idx, MDB_txn *txn, int k, unsigned *flags);
+/* Keys in kind k's main table and delta together. */
+uint64_t imt__idx_dig_count(const imt_index *idx, MDB_txn *txn, int k);
+
+#define IMT__IDX_RUN_STRIDE 64u
+struct imt__idx_run_meta {
+    uint64_t n;                  /* records */
+    uint8_t *first;              /* the keys of records 0, STRIDE, 2 STRIDE, ... */
+};
+/* For each digest of kind k of the batch's records a[0..m) (sorted by
+ * hash) the filter does not rule out, look it up in the earlier runs:
+ * pre/pcls as prelookup's (writer.c). */
+imt_err imt__idx_run_lookup(imt__idx_writer *w, const imt__idx_sink *s, int k, const imt__idx_kv *a,
+                            size_t m, uint32_t *pre, uint32_t *pcls);
 /* A buffered sequential reader of one run of rl-byte records. */
 #define IMT__IDX_RUN_BUF (256u * 1024u)
 typedef struct imt__idx_run_rd {
@@ -432,6 +476,9 @@ imt_err imt__idx_writer_list(imt__idx_writer *w, const imt_list_info *li);
 
 /* compact.c: rebuild the compacted segment from itself and the delta. */
 imt_err imt__idx_compact(imt__idx_writer *w);
+/* runs.c: merge each digest delta into its main table when it holds more
+ * than a sixteenth of it, or always (force); *folded: keys moved. */
+imt_err imt__idx_fold_digests(imt__idx_writer *w, int force, uint64_t *folded);
 
 /* Formats. Each parser reads the whole file and feeds the sink. */
 typedef enum imt__idx_format {

@@ -198,6 +198,30 @@ imt_err imt__idx_compact_record(imt_index *idx, MDB_txn *txn, int k, const uint8
     return IMT_OK;
 }
 
+int imt__idx_dig_get(const imt_index *idx, MDB_txn *txn, int k, const uint8_t *d, MDB_val *val,
+                     int *in_delta)
+{
+    static const size_t dl[3] = {16, 20, 32};
+    MDB_val key = {dl[k], (void *)d};
+    *in_delta = 0;
+    int rc = mdb_get(txn, imt__idx_dig_dbi(idx, k), &key, val);
+    if (rc != MDB_NOTFOUND || !idx->has_dplus) return rc;
+    key.mv_size = dl[k];
+    key.mv_data = (void *)d;
+    rc = mdb_get(txn, imt__idx_dplus_dbi(idx, k), &key, val);
+    *in_delta = rc == 0;
+    return rc;
+}
+
+uint64_t imt__idx_dig_count(const imt_index *idx, MDB_txn *txn, int k)
+{
+    MDB_stat a, b;
+    uint64_t n = 0;
+    if (mdb_stat(txn, imt__idx_dig_dbi(idx, k), &a) == 0) n += a.ms_entries;
+    if (idx->has_dplus && mdb_stat(txn, imt__idx_dplus_dbi(idx, k), &b) == 0) n += b.ms_entries;
+    return n;
+}
+
 /* ---- MIH parameters ------------------------------------------- */
 int imt__idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES])
 {

@@ -569,19 +569,18 @@ imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind, const uint8_t *diges
     *out = NULL;
     *n = 0;
     if (!c || !digest) return IMT_E_INVALID;
-    MDB_dbi dbi;
-    size_t len;
     int ki;
     switch (kind) {
-    case IMT_KIND_MD5: dbi = c->idx->db_md5; len = 16; ki = 0; break;
-    case IMT_KIND_SHA1: dbi = c->idx->db_sha1; len = 20; ki = 1; break;
-    case IMT_KIND_SHA256: dbi = c->idx->db_sha256; len = 32; ki = 2; break;
+    case IMT_KIND_MD5: ki = 0; break;
+    case IMT_KIND_SHA1: ki = 1; break;
+    case IMT_KIND_SHA256: ki = 2; break;
     default: return IMT_E_INVALID;
     }
     c->cnt.queries++;
     c->nhits = 0;
-    MDB_val k = {len, (void *)digest}, d;
-    int rc = mdb_get(c->txn, dbi, &k, &d);
+    MDB_val d;
+    int in_delta;
+    int rc = imt__idx_dig_get(c->idx, c->txn, ki, digest, &d, &in_delta);
     if (rc == MDB_NOTFOUND) goto cleanup;
     if (rc) {
         err = IMT_E_DB;

@@ -78,11 +78,7 @@ imt_err imt_index_verify(imt_index *idx)
     MDB_dbi dbs[3] = {idx->db_md5, idx->db_sha1, idx->db_sha256};
     mdb_stat(txn, idx->db_entries, &ms);
     size_t nrec = ms.ms_entries;
-    for (int t = 0; t < 3; t++) {
-        MDB_stat ds;
-        mdb_stat(txn, dbs[t], &ds);
-        bound += ds.ms_entries;
-    }
+    for (int t = 0; t < 3; t++) bound += imt__idx_dig_count(idx, txn, t);
     if (nrec > ne || ne - nrec > bound)
         FAIL("%s: the header says %zu entries, the entries table holds %zu and the digest "
              "tables %llu keys", p, ne, nrec, (unsigned long long)bound);
@@ -92,16 +88,23 @@ imt_err imt_index_verify(imt_index *idx)
         err = IMT_E_NOMEM;
         goto cleanup;
     }
-    /* the compact entries: each id once, its class a membership of a list */
-    for (int t = 0; t < 3; t++) {
+    /* the compact entries: each id once, its class a membership of a list;
+     * the main tables, then their deltas (whose keys the main tables lack) */
+    for (int tt = 0; tt < (idx->has_dplus ? 6 : 3); tt++) {
+        int t = tt % 3;
         mdb_cursor_close(cur);
         cur = NULL;
-        rc = mdb_cursor_open(txn, dbs[t], &cur);
+        rc = mdb_cursor_open(txn, tt < 3 ? dbs[t] : imt__idx_dplus_dbi(idx, t), &cur);
         if (rc) {
             err = imt__idx_mdb_err(idx, rc, "reading the digests");
             goto cleanup;
         }
         for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+            if (tt >= 3) {
+                MDB_val k2 = k, d2;
+                if (mdb_get(txn, dbs[t], &k2, &d2) != MDB_NOTFOUND)
+                    FAIL("%s: a digest is in its table and in its delta", p);
+            }
             if (d.mv_size == 4) continue;
             uint32_t id = d.mv_size == IDX_DIG_COMPACT ? imt__idx_get_u32(d.mv_data) : 0;
             if (d.mv_size != IDX_DIG_COMPACT || k.mv_size != imt__idx_dig_len[t] || id >= ne ||
@@ -207,8 +210,10 @@ imt_err imt_index_verify(imt_index *idx)
         for (int t = 0; t < 3; t++) {
             if (!dg[t]) continue;
             cnt[t + 1]++;
-            MDB_val kk = {dl[t], (void *)dg[t]}, vv;
-            rc = mdb_get(txn, dbs[t], &kk, &vv);
+            MDB_val vv;
+            int in_delta;
+            (void)dl;
+            rc = imt__idx_dig_get(idx, txn, t, dg[t], &vv, &in_delta);
             if (rc || vv.mv_size != 4 || imt__idx_get_u32(vv.mv_data) != n) {
                 FAIL("%s: entry %llu: its %s is not in the %s table (or names another entry)", p,
                      (unsigned long long)n, dn[t], dn[t]);
@@ -248,10 +253,10 @@ imt_err imt_index_verify(imt_index *idx)
         FAIL("%s: the header's counts differ from the entries", p);
     }
     for (int t = 0; t < 3; t++) {
-        mdb_stat(txn, dbs[t], &ms);
-        if (ms.ms_entries != cnt[t + 1]) {
-            FAIL("%s: a digest table holds %llu keys, the entries %llu", p,
-                 (unsigned long long)ms.ms_entries, (unsigned long long)cnt[t + 1]);
+        uint64_t nk = imt__idx_dig_count(idx, txn, t);
+        if (nk != cnt[t + 1]) {
+            FAIL("%s: a digest table holds %llu keys, the entries %llu", p, (unsigned long long)nk,
+                 (unsigned long long)cnt[t + 1]);
         }
     }
     for (size_t i = 0; i < nl; i++)

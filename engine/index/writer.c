@@ -146,9 +146,9 @@ static int pdq_lookup(imt__idx_writer *w, const uint8_t *q, uint32_t *entry)
 static imt_err dig_lookup(imt__idx_writer *w, int k, const uint8_t *d, uint32_t *entry, uint32_t *cls,
                           int *found)
 {
-    static const size_t len[3] = {16, 20, 32};
-    MDB_val key = {len[k], (void *)d}, val;
-    int rc = mdb_get(w->txn, imt__idx_dig_dbi(w->idx, k), &key, &val);
+    MDB_val val;
+    int in_delta;
+    int rc = imt__idx_dig_get(w->idx, w->txn, k, d, &val, &in_delta);
     *found = 0;
     if (rc == MDB_NOTFOUND) return IMT_OK;
     if (rc) return imt__idx_mdb_err(w->idx, rc, "looking up a digest");
@@ -176,9 +176,8 @@ static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint
     imt__idx_kv *a = NULL;
     size_t m = 0, len, bytes;
     for (size_t i = 0; i < s->n; i++) pre[i] = pcls[i] = UINT32_MAX;
-    MDB_stat ms;
-    if (mdb_stat(w->txn, imt__idx_dig_dbi(w->idx, k), &ms) != 0) ms.ms_entries = 1;
-    if (ms.ms_entries == 0 && w->nruns[k] == 0) return IMT_OK;
+    uint64_t have = imt__idx_dig_count(w->idx, w->txn, k);
+    if (have == 0 && w->nruns[k] == 0) return IMT_OK;
     if (!imt__mul_ok(s->n, sizeof *a, &bytes) || !(a = imt__malloc(bytes ? bytes : 1)))
         return IMT_E_NOMEM;
     for (size_t i = 0; i < s->n; i++) {
@@ -189,7 +188,7 @@ static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint
         m++;
     }
     IMT_TRY(imt__idx_sort_by_hash(s, kb[k], a, m));
-    if (ms.ms_entries)
+    if (have)
         for (size_t i = 0; i < m; i++) {
             uint32_t e, c;
             int f;
@@ -200,28 +199,9 @@ static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint
                 pcls[a[i].idx] = c;
             }
         }
-    /* the earlier batches' runs: a merge join, one sequential pass each */
-    for (size_t r = 0; r < w->nruns[k]; r++) {
-        imt__idx_run_rd rd;
-        err = imt__idx_run_open(&rd, w->runs[k][r], imt__idx_dig_len[k] + 8);
-        const uint8_t *p = err ? NULL : imt__idx_run_next(&rd, &err);
-        for (size_t i = 0; p && i < m; i++) {
-            if (i + 16 < m) __builtin_prefetch(&s->recs[a[i + 16].idx]);
-            if (i + 8 < m) __builtin_prefetch(s->hb + s->recs[a[i + 8].idx].hash);
-            const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
-            int c = 1;
-            while (p && (c = memcmp(p, h, len)) < 0) p = imt__idx_run_next(&rd, &err);
-            if (p && c == 0) {
-                pre[a[i].idx] = imt__idx_get_u32(p + len);
-                pcls[a[i].idx] = imt__idx_get_u32(p + len + 4);
-            }
-        }
-        imt__idx_run_close(&rd);
-        if (err) {
-            imt__idx_set_err(w->idx, "reading the import's temporary runs failed");
-            goto cleanup;
-        }
-    }
+    /* the earlier batches' runs: only where the filter does not rule a
+     * digest out */
+    if (w->nruns[k]) IMT_TRY(imt__idx_run_lookup(w, s, k, a, m, pre, pcls));
 cleanup:
     imt__free(a);
     return err;
@@ -517,8 +497,12 @@ static imt_err promote(imt__idx_writer *w, uint32_t id, int k, const uint8_t *dg
         w->prom[b / 8] |= (uint8_t)(1u << (b & 7));
         return IMT_OK;
     }
-    MDB_val key = {imt__idx_dig_len[k], (void *)dg}, val = {4, &id};
-    int rc = mdb_put(w->txn, imt__idx_dig_dbi(w->idx, k), &key, &val, 0);
+    MDB_val key = {imt__idx_dig_len[k], (void *)dg}, val = {4, &id}, old;
+    int in_delta;
+    int rc = imt__idx_dig_get(w->idx, w->txn, k, dg, &old, &in_delta);
+    if (rc == 0)
+        rc = mdb_put(w->txn, in_delta ? imt__idx_dplus_dbi(w->idx, k) : imt__idx_dig_dbi(w->idx, k), &key,
+                     &val, 0);
     return rc ? imt__idx_mdb_err(w->idx, rc, "rewriting a digest") : IMT_OK;
 }
 
@@ -771,9 +755,8 @@ imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int 
             IMT_TRY(imt__idx_run_spill(w, s, k, a, n));
             continue;
         }
-        MDB_stat ms;
-        mdb_stat(w->txn, imt__idx_dig_dbi(w->idx, k), &ms);
-        unsigned flags = ms.ms_entries ? 0 : MDB_APPEND;
+        unsigned flags;
+        MDB_dbi dbi = imt__idx_dig_target(w->idx, w->txn, k, &flags);
         for (size_t i = 0; i < n; i++) {
             /* in hash order the records are random accesses, and the hash
              * bytes a second one: fetch both ahead */
@@ -786,7 +769,7 @@ imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int 
             MDB_val key = {len, (void *)hk};
             uint32_t e[2] = {a[i].pad, imt__idx_value_cls(w, a[i].pad, w->cls_of[a[i].idx])};
             MDB_val val = {e[1] == IDX_CLS_NONE ? 4 : IDX_DIG_COMPACT, e};
-            int rc = mdb_put(w->txn, imt__idx_dig_dbi(w->idx, k), &key, &val, flags | MDB_NOOVERWRITE);
+            int rc = mdb_put(w->txn, dbi, &key, &val, flags | MDB_NOOVERWRITE);
             if (rc) {
                 err = imt__idx_mdb_err(w->idx, rc, "writing a digest");
                 goto cleanup;
@@ -908,9 +891,14 @@ void imt__idx_writer_free(imt__idx_writer *w)
     imt__free(w->bt);
     for (int k = 0; k < 3; k++) {
         imt__free(w->dig[k]);
-        for (size_t r = 0; r < w->nruns[k]; r++) close(w->runs[k][r]);
+        for (size_t r = 0; r < w->nruns[k]; r++) {
+            close(w->runs[k][r]);
+            if (w->rmeta[k]) imt__free(w->rmeta[k][r].first);
+        }
         imt__free(w->runs[k]);
+        imt__free(w->rmeta[k]);
         w->runs[k] = NULL;
+        w->rmeta[k] = NULL;
         w->nruns[k] = 0;
     }
     imt__free(w->rec.p);
@@ -920,6 +908,9 @@ void imt__idx_writer_free(imt__idx_writer *w)
     imt__free(w->cls);
     imt__free(w->prom);
     imt__free(w->synth);
+    imt__free(w->bloom);
+    w->bloom = NULL;
+    w->bloom_blocks = 0;
     w->cls_of = NULL;
     w->cls = NULL;
     w->prom = NULL;

@@ -133,8 +133,9 @@ static imt_err dfxml_record(imt__conv *c, const imt_scan_record *r)
     const char *nt = name_type(r->type);
     if (nt) imt__buf_printf(b, "\n  <name_type>%s</name_type>", nt);
     if (r->have_stat) imt__buf_printf(b, "\n  <filesize>%llu</filesize>", (unsigned long long)r->size);
-    /* Walked through a mounted file system: every name found is allocated. */
-    imt__buf_puts(b, "\n  <alloc>1</alloc>");
+    /* Walked through a mounted file system: every name found is allocated;
+     * a carved item is not. */
+    imt__buf_puts(b, r->carved ? "\n  <alloc>0</alloc>" : "\n  <alloc>1</alloc>");
     if (r->have_stat) {
         imt__buf_printf(b, "\n  <inode>%llu</inode>\n  <mode>%u</mode>\n  <nlink>%u</nlink>"
                         "\n  <uid>%u</uid>\n  <gid>%u</gid>\n  ", (unsigned long long)r->inode,

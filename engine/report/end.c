@@ -91,6 +91,20 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
             first = 0;
         }
     }
+    if (r->sum.containers || r->sum.members || r->sum.encrypted_containers) {
+        imt__buf_printf(b, "},\"containers\":{\"expanded\":%llu,\"members\":%llu,"
+                        "\"encrypted\":%llu,\"limits\":{",
+                        (unsigned long long)r->sum.containers, (unsigned long long)r->sum.members,
+                        (unsigned long long)r->sum.encrypted_containers);
+        first = 1;
+        for (int i = 0; i < IMT_CLIMIT__COUNT; i++) {
+            if (!r->sum.limits[i]) continue;
+            imt__buf_printf(b, "%s\"%s\":%llu", first ? "" : ",", imt_container_limit_name(i),
+                            (unsigned long long)r->sum.limits[i]);
+            first = 0;
+        }
+        imt__buf_puts(b, "}");
+    }
     imt__buf_puts(b, "},\"hits_by_list\":[");
     imt__summary_sort(&r->sum);
     for (size_t i = 0; i < r->sum.n_cats; i++) {
@@ -148,6 +162,19 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
         imt__buf_printf(s, "%s%s %llu", first ? "\n  findings: " : ", ",
                         imt_err_name((imt_err)e), (unsigned long long)r->sum.find_by_status[e]);
         first = 0;
+    }
+    if (r->sum.containers || r->sum.members || r->sum.encrypted_containers) {
+        imt__buf_printf(s, "\n  containers: %llu expanded, %llu members, %llu encrypted "
+                        "(not examined)", (unsigned long long)r->sum.containers,
+                        (unsigned long long)r->sum.members,
+                        (unsigned long long)r->sum.encrypted_containers);
+        first = 1;
+        for (int i = 0; i < IMT_CLIMIT__COUNT; i++) {
+            if (!r->sum.limits[i]) continue;
+            imt__buf_printf(s, "%s%s %llu", first ? "; stopped by a limit: " : ", ",
+                            imt_container_limit_name(i), (unsigned long long)r->sum.limits[i]);
+            first = 0;
+        }
     }
     imt__buf_printf(s, "\n  hits: %llu files, %llu distinct seized items, %llu distinct known items\n",
                     (unsigned long long)r->sum.hit_files,

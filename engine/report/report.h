@@ -58,6 +58,10 @@ typedef struct imt__rfacts {
     uint8_t sha1[20];
     const imt_scan_match *matches; /* borrowed */
     size_t n_matches;
+    uint32_t depth;            /* a container's member (1, 2, ...) or 0 */
+    int expanded;              /* a container that was expanded */
+    uint64_t encrypted;        /* its encrypted entries */
+    unsigned limits;           /* IMT_CLIMIT_* that stopped its expansion */
 } imt__rfacts;
 
 void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f);
@@ -74,6 +78,7 @@ typedef struct imt__jrecord {
     imt_scan_record rec;
     imt_hash_result hash;      /* rec.hash points here for a file that was read */
     imt_subitem sub[IMT_MAX_SUBITEMS]; /* hash.sub points here: "embedded" */
+    imt_carve_hit carved;      /* rec.carved points here: "carved" */
     imt_scan_match *ms;
 } imt__jrecord;
 
@@ -122,6 +127,9 @@ typedef struct imt__summary {
     int64_t earliest_hit_mtime;
     int32_t earliest_hit_mtime_ns;
     int have_hit_mtime;
+    /* containers */
+    uint64_t containers, members, encrypted_containers;
+    uint64_t limits[IMT_CLIMIT__COUNT]; /* containers a limit stopped, by limit */
 } imt__summary;
 
 void imt__summary_free(imt__summary *s);

@@ -15,6 +15,7 @@
 #include "report.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +175,56 @@ cleanup:
     return err;
 }
 
+/* A container's record is followed by its members' ("container":
+ * {..."members":N}): claim it only with all N of them (a report cut inside
+ * them expands the container again), appended to next_line. Returns 0 when
+ * they are not all there (claims then stop: the walk reads the rest again). */
+static int claim_members(imt_report *r, char **linep, size_t *lenp,
+                         unsigned long long *claimed)
+{
+    *claimed = 0;
+    /* (a '"' not preceded by '\\' is never inside a string: no path or
+     * detail can hold this) */
+    const char *c = strstr(*linep, ",\"container\":{\"expanded\":");
+    const char *m = c ? strstr(c, ",\"members\":") : NULL;
+    if (!m) return 1;
+    unsigned long long n = strtoull(m + 11, NULL, 10);
+    char *all = *linep;
+    size_t len = *lenp;
+    for (unsigned long long i = 0; i < n; i++) {
+        size_t cap = 0;
+        char *line = NULL;
+        ssize_t k = getline(&line, &cap, r->old);
+        if (k <= 0 || line[k - 1] != '\n' || strncmp(line, "{\"record\":\"file\"", 16) != 0 ||
+            !strstr(line, ",\"member\":{\"depth\":")) {
+            free(line);
+            if (all != *linep) free(all);
+            r->old_eof = 1; /* stop claiming: everything from here is read again */
+            return 0;
+        }
+        char *na = malloc(len + (size_t)k + 1); /* freed as getline's lines are */
+        if (!na) {
+            free(line);
+            if (all != *linep) free(all);
+            r->old_eof = 1;
+            return 0;
+        }
+        memcpy(na, all, len);
+        memcpy(na + len, line, (size_t)k + 1);
+        if (all != *linep) free(all);
+        free(line);
+        all = na;
+        len += (size_t)k;
+    }
+    if (all != *linep) {
+        free(*linep);
+        *linep = all;
+        *lenp = len;
+    }
+    *claimed = n;
+    return 1;
+}
+
 int imt_report_skip(void *report, const char *path, imt_entry_type type)
 {
     imt_report *r = report;
@@ -182,10 +233,16 @@ int imt_report_skip(void *report, const char *path, imt_entry_type type)
     imt__buf *t = &r->tmp;
     char *pline = NULL;
     size_t plen = 0;
+    unsigned long long members;
     if (r->byhash) {
         t->len = 0;
         imt__buf_json_str(t, path);
         if (t->oom || !(pline = find_preview_line(r, t->p, t->len, &plen))) return 0;
+        /* the container's members follow its line in the old report */
+        if (!claim_members(r, &pline, &plen, &members)) {
+            free(pline);
+            return 0;
+        }
     } else {
         if (old_advance(r) != IMT_OK || !r->next_line) return 0;
         const char *lit;
@@ -194,6 +251,7 @@ int imt_report_skip(void *report, const char *path, imt_entry_type type)
         t->len = 0;
         imt__buf_json_str(t, path);
         if (t->oom || t->len != litlen || memcmp(t->p, lit, litlen) != 0) return 0;
+        if (!claim_members(r, &r->next_line, &r->next_len, &members)) return 0;
     }
     if (r->q_len == r->q_cap) {
         size_t nc = r->q_cap ? r->q_cap * 2 : 64, bytes;
@@ -214,11 +272,11 @@ int imt_report_skip(void *report, const char *path, imt_entry_type type)
     }
     if (pline) {
         r->queue[(r->q_head + r->q_len++) % r->q_cap] = (imt__pending){pline, plen};
-        return 1;
+        return members < INT_MAX ? 1 + (int)members : INT_MAX;
     }
     r->queue[(r->q_head + r->q_len++) % r->q_cap] = (imt__pending){r->next_line, r->next_len};
     r->next_line = NULL;
-    return 1;
+    return members < INT_MAX ? 1 + (int)members : INT_MAX; /* the records claimed */
 }
 
 void imt__resume_free(imt_report *r)
@@ -283,7 +341,16 @@ imt_err imt__resume_emit(imt_report *r)
     r->q_head = (r->q_head + 1) % r->q_cap;
     r->q_len--;
     r->resumed++;
-    imt_err err = account_old(r, p.line);
+    imt_err err = IMT_OK;
+    /* one line, or a container's line and its members' */
+    for (char *l = p.line; !err && l < p.line + p.len;) {
+        char *nl = memchr(l, '\n', (size_t)(p.line + p.len - l));
+        if (!nl) break;
+        *nl = '\0';
+        err = account_old(r, l);
+        *nl = '\n';
+        l = nl + 1;
+    }
     if (!err) {
         /* Verbatim: the options check made sure the format is the same
          * (full JSONL), so this is the line an uninterrupted run writes. */

@@ -156,6 +156,11 @@ imt_err imt__summary_add(imt__summary *r, const imt__rfacts *f, const char *path
         if (f->has_pdq) r->images++;
     }
     if (f->known_good) r->known_good_files++;
+    if (f->depth) r->members++;
+    if (f->expanded) r->containers++;
+    if (f->encrypted) r->encrypted_containers++;
+    for (int i = 0; i < IMT_CLIMIT__COUNT; i++)
+        if (f->limits & (1u << i)) r->limits[i]++;
     if (f->low_quality) r->low_quality++;
     int hit = 0, file_weight = 0;
     for (size_t i = 0; i < f->n_matches; i++) {
@@ -244,6 +249,11 @@ double imt__priority(const imt__summary *r, imt__buf *b)
                     "%llu distinct known items matched",
                     density, (unsigned long long)r->hit_files, (unsigned long long)r->files,
                     (unsigned long long)r->n_items);
+    /* Not in the score (nothing known was seen), but never silent. */
+    if (r->encrypted_containers)
+        imt__buf_printf(b, "; %llu encrypted %s not examined",
+                        (unsigned long long)r->encrypted_containers,
+                        r->encrypted_containers == 1 ? "container" : "containers");
     return p;
 }
 

@@ -24,6 +24,7 @@ typedef struct vmedia {
     int32_t category;          /* -1: none */
     int cat_rank;
     char **paths;
+    uint8_t *unalloc;          /* per path: a carved item (not a file) */
     size_t n_paths, cap_paths;
 } vmedia;
 
@@ -85,7 +86,7 @@ static int pt_add(vstate *s, const char *path, size_t media)
 }
 
 /* Add path to media v (index mi). */
-static imt_err add_path(vstate *s, vmedia *v, size_t mi, const char *path)
+static imt_err add_path(vstate *s, vmedia *v, size_t mi, const char *path, int unalloc)
 {
     if (v->n_paths == v->cap_paths) {
         size_t nc = v->cap_paths ? v->cap_paths * 2 : 2, bytes;
@@ -93,8 +94,12 @@ static imt_err add_path(vstate *s, vmedia *v, size_t mi, const char *path)
         char **np = imt__realloc(v->paths, bytes);
         if (!np) return IMT_E_NOMEM;
         v->paths = np;
+        uint8_t *nu = imt__realloc(v->unalloc, nc);
+        if (!nu) return IMT_E_NOMEM;
+        v->unalloc = nu;
         v->cap_paths = nc;
     }
+    v->unalloc[v->n_paths] = unalloc != 0;
     if (!(v->paths[v->n_paths] = imt__strdup(path))) return IMT_E_NOMEM;
     v->n_paths++;
     return pt_add(s, v->paths[v->n_paths - 1], mi) ? IMT_OK : IMT_E_NOMEM;
@@ -159,7 +164,7 @@ static imt_err vics_record(imt__conv *c, const imt_scan_record *r)
     if (r->type == IMT_ENTRY_HARDLINK && r->hardlink_of) {
         /* another name of a file read earlier: one more MediaFile of it */
         size_t mi = pt_find(s, r->hardlink_of);
-        return mi == (size_t)-1 ? IMT_OK : add_path(s, &s->m[mi], mi, r->path);
+        return mi == (size_t)-1 ? IMT_OK : add_path(s, &s->m[mi], mi, r->path, 0);
     }
     if (!r->hash || !make_key(r->hash, key)) return IMT_OK;
     size_t j = (size_t)key_hash(key) & (s->nslots - 1);
@@ -192,7 +197,7 @@ static imt_err vics_record(imt__conv *c, const imt_scan_record *r)
             v->category = r->matches[i].category;
         }
     }
-    return add_path(s, v, (size_t)(v - s->m), r->path);
+    return add_path(s, v, (size_t)(v - s->m), r->path, r->carved != NULL);
 }
 
 static void put_media(imt__buf *b, const vmedia *v, size_t id)
@@ -229,7 +234,7 @@ static void put_media(imt__buf *b, const vmedia *v, size_t id)
         } else {
             imt__buf_puts(b, "\"\"");
         }
-        imt__buf_puts(b, ",\"Unallocated\":false}");
+        imt__buf_puts(b, v->unalloc[i] ? ",\"Unallocated\":true}" : ",\"Unallocated\":false}");
     }
     imt__buf_puts(b, "]");
     int alt = 0;
@@ -277,6 +282,7 @@ static imt_err vics_end(imt__conv *c)
     for (size_t i = 0; i < s->n; i++) {
         for (size_t k = 0; k < s->m[i].n_paths; k++) imt__free(s->m[i].paths[k]);
         imt__free(s->m[i].paths);
+        imt__free(s->m[i].unalloc);
     }
     imt__free(s->m);
     imt__free(s->slots);

@@ -490,6 +490,10 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
         if (res->format == IMT_FMT_UNKNOWN) {
             st = IMT_E_NOT_IMAGE;
             imt__set_detail(res->detail, sizeof res->detail, "no known image signature");
+        } else if (imt_format_is_container(res->format)) {
+            st = IMT_E_NOT_IMAGE; /* a scan expands it (engine/container) */
+            imt__set_detail(res->detail, sizeof res->detail, "a %s container, not an image",
+                            imt_format_name(res->format));
         } else if (!imt_format_decodable(res->format)) {
             st = IMT_E_UNSUPPORTED;
             imt__set_detail(res->detail, sizeof res->detail,

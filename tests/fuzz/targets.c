@@ -17,10 +17,12 @@
  * tests/test_bombs.c. No time budget, so that every run is deterministic. */
 #include "targets.h"
 
+#include "container/container.h"
 #include "decode/decode.h"
 #include "hash/hash.h"
 #include "imgtriage.h"
 #include "index/index.h"
+#include "source/carve.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -330,6 +332,86 @@ int imt_fuzz_jpeg_embedded(const uint8_t *data, size_t len)
 
 /* Format sniffing, and the whole pipeline on bytes of any format: dispatch,
  * the not-an-image and unsupported paths, digests of every byte. */
+/* ---- containers: the input as a container, every member hashed --------- */
+typedef struct fz_mem {
+    const uint8_t *p;
+    size_t n;
+} fz_mem;
+
+static imt_err fz_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    const fz_mem *m = ctx;
+    *got = 0;
+    if (off >= m->n) return IMT_OK;
+    size_t k = m->n - (size_t)off < cap ? m->n - (size_t)off : cap;
+    memcpy(buf, m->p + off, k);
+    *got = k;
+    return IMT_OK;
+}
+
+typedef struct fz_sink {
+    const imt_container_opts *o;
+    size_t members, infos, top_infos;
+    uint64_t bytes;
+} fz_sink;
+
+static imt_err fz_member(void *ctx, const imt__member *m, size_t *id)
+{
+    fz_sink *k = ctx;
+    *id = k->members++;
+    FUZZ_CHECK(m->depth >= 1 && m->depth <= k->o->max_depth + 1, "depth %u", (unsigned)m->depth);
+    FUZZ_CHECK(!strncmp(m->path, "in!", 3), "path %s", m->path);
+    FUZZ_CHECK(k->members <= k->o->max_members, "%zu members", k->members);
+    FUZZ_CHECK((m->status == IMT_OK) == (m->stream != NULL), "status %s, stream %p",
+               imt_err_name(m->status), (const void *)m->stream);
+    if (m->status != IMT_OK) {
+        FUZZ_CHECK(m->detail && m->detail[0], "no reason for %s", imt_err_name(m->status));
+        return IMT_OK;
+    }
+    imt_hash_result r;
+    imt_err e = imt_hash_stream(hasher(&g_fast, IMT_PDQ_FAST, 0, IMT_DIGEST_MD5), m->stream, &r);
+    FUZZ_CHECK(e == r.status && (int)e >= 0 && e < IMT_E__COUNT, "status %d", e);
+    FUZZ_CHECK(memchr(r.detail, 0, sizeof r.detail) != NULL, "detail unterminated");
+    /* a cut member has no digests; one that is whole has them */
+    if (m->cut[0]) FUZZ_CHECK(!r.digests && !r.has_pdq, "cut member with digests: %s", m->cut);
+    k->bytes += r.file_size;
+    FUZZ_CHECK(k->bytes <= k->o->max_total_bytes, "%llu bytes", (unsigned long long)k->bytes);
+    return IMT_OK;
+}
+
+static void fz_info(void *ctx, size_t id, const imt_container_info *ci)
+{
+    fz_sink *k = ctx;
+    k->infos++;
+    if (id == IMT__CTOP) k->top_infos++;
+    else FUZZ_CHECK(id < k->members, "info for member %zu of %zu", id, k->members);
+    FUZZ_CHECK(ci->note != NULL && memchr(ci->note, 0, 4096) != NULL, "note");
+    FUZZ_CHECK(!(ci->limits & ~((1u << IMT_CLIMIT__COUNT) - 1)), "limits %#x", ci->limits);
+}
+
+int imt_fuzz_container(const uint8_t *data, size_t len)
+{
+    imt_container_opts o;
+    imt__container_opts_init(&o);
+    o.max_depth = 4;
+    o.max_members = 200;
+    o.max_total_bytes = 8u << 20;
+    o.max_buffer = 4u << 20;
+    /* the sniffed container, else ZIP (libarchive bids every format anyway) */
+    imt_format fmt = imt_sniff(data, len);
+    if (!imt_format_is_container(fmt)) fmt = IMT_FMT_ZIP;
+    fz_mem m = {data, len};
+    imt__io io = {fz_pread, &m, len};
+    fz_sink k;
+    memset(&k, 0, sizeof k);
+    k.o = &o;
+    imt__csink sink = {fz_member, fz_info, &k};
+    imt_err e = imt__container_expand(&io, fmt, "in", &o, NULL, &sink);
+    FUZZ_CHECK(e == IMT_OK, "expand: %s", imt_err_name(e));
+    FUZZ_CHECK(k.top_infos == 1, "%zu infos of the walked file", k.top_infos);
+    return 0;
+}
+
 int imt_fuzz_sniff(const uint8_t *data, size_t len)
 {
     imt_format f = imt_sniff(data, len);
@@ -350,8 +432,120 @@ int imt_fuzz_sniff(const uint8_t *data, size_t len)
         return 0;
     }
     check_result(&r, e, data, len, IMT_DIGEST_ALL);
-    if (f == IMT_FMT_UNKNOWN) FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e));
+    if (f == IMT_FMT_UNKNOWN || imt_format_is_container(f))
+        FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e)); /* containers: members are */
     else if (!imt_format_decodable(f)) FUZZ_CHECK(e == IMT_E_UNSUPPORTED, "%s", imt_err_name(e));
+    return 0;
+}
+
+/* ---- carving ------------------------------------------------------------ */
+typedef struct fz_hits {
+    imt_carve_hit h[256];
+    size_t n;
+} fz_hits;
+
+static int fz_on_hit(void *ctx, const imt_carve_hit *h)
+{
+    fz_hits *hs = ctx;
+    if (hs->n < 256) hs->h[hs->n] = *h;
+    hs->n++;
+    return 0;
+}
+
+/* An io handing out at most `most` bytes per read. */
+typedef struct fz_shortio {
+    const uint8_t *p;
+    size_t len, most;
+} fz_shortio;
+
+static imt_err fz_short_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    fz_shortio *s = ctx;
+    *got = 0;
+    if (off >= s->len) return IMT_OK;
+    size_t n = s->len - (size_t)off;
+    if (n > cap) n = cap;
+    if (n > s->most) n = s->most;
+    memcpy(buf, s->p + off, n);
+    *got = n;
+    return IMT_OK;
+}
+
+/* The carver over the input: hits in offset order, inside the input, not
+ * overlapping, well formed (a truncated hit ends at the input's end, the
+ * maximum length or a bad structure; a complete one at its end marker),
+ * each byte read once, bounded work; the same hits whatever the chunk size
+ * and read sizes; the first hits hash as streams of their exact length. */
+int imt_fuzz_carve(const uint8_t *data, size_t len)
+{
+    static fz_hits a, b;
+    imt_carve_stats sa, sb;
+    imt_carve_opts o;
+    imt_carve_opts_init(&o);
+    o.max_length = 8192;
+    o.chunk_bytes = 4096;
+    fz_shortio s1 = {data, len, SIZE_MAX};
+    imt__io io1 = {fz_short_pread, &s1, len};
+    a.n = 0;
+    imt_err e = imt__carve(&io1, &o, fz_on_hit, &a, &sa);
+    FUZZ_CHECK(e == IMT_OK, "carve: %s", imt_err_name(e));
+    FUZZ_CHECK(sa.bytes_read <= len && sa.bytes_scanned == len && sa.hits == a.n,
+               "stats: read %llu scanned %llu of %zu", (unsigned long long)sa.bytes_read,
+               (unsigned long long)sa.bytes_scanned, len);
+    FUZZ_CHECK(sa.examined <= (uint64_t)(IMT__CARVE_EXAMINE + 64) * sa.candidates + 2 * len,
+               "work: %llu examined, %llu candidates, %zu bytes",
+               (unsigned long long)sa.examined, (unsigned long long)sa.candidates, len);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < a.n && i < 256; i++) {
+        const imt_carve_hit *h = &a.h[i];
+        FUZZ_CHECK(h->length >= 1 && h->offset >= prev && h->offset + h->length <= len,
+                   "hit %zu at %llu+%llu", i, (unsigned long long)h->offset,
+                   (unsigned long long)h->length);
+        prev = h->offset + h->length;
+        FUZZ_CHECK(h->truncated == (h->end != IMT_CARVE_COMPLETE), "truncated flag");
+        FUZZ_CHECK(h->length <= o.max_length, "longer than the maximum");
+        if (h->end == IMT_CARVE_RANGE_END)
+            FUZZ_CHECK(h->offset + h->length == len, "range-end hit not at the end");
+        if (h->end == IMT_CARVE_MAX_LENGTH)
+            FUZZ_CHECK(h->length == o.max_length, "max-length hit of another length");
+        const uint8_t *p = data + h->offset;
+        int f = h->format;
+        FUZZ_CHECK((f == IMT_FMT_JPEG && p[0] == 0xFF) || (f == IMT_FMT_PNG && p[0] == 0x89) ||
+                       (f == IMT_FMT_GIF && p[0] == 'G') || (f == IMT_FMT_WEBP && p[0] == 'R') ||
+                       (f == IMT_FMT_BMP && p[0] == 'B'),
+                   "format %d at a hit starting 0x%02x", f, p[0]);
+        if (h->end == IMT_CARVE_COMPLETE && f == IMT_FMT_JPEG)
+            FUZZ_CHECK(p[h->length - 2] == 0xFF && p[h->length - 1] == 0xD9, "JPEG without EOI");
+        if (h->end == IMT_CARVE_COMPLETE && f == IMT_FMT_GIF)
+            FUZZ_CHECK(p[h->length - 1] == 0x3B, "GIF without its trailer");
+    }
+    /* The same hits with tiny chunks and reads. */
+    size_t chunk = len ? IMT__CARVE_MIN_CHUNK + data[0] % 64 : IMT__CARVE_MIN_CHUNK;
+    fz_shortio s2 = {data, len, 1 + (len > 1 ? data[1] % 13 : 0)};
+    imt__io io2 = {fz_short_pread, &s2, len};
+    o.chunk_bytes = chunk;
+    b.n = 0;
+    e = imt__carve(&io2, &o, fz_on_hit, &b, &sb);
+    FUZZ_CHECK(e == IMT_OK && b.n == a.n, "%zu hits with chunk %zu, %zu with the default",
+               b.n, chunk, a.n);
+    for (size_t i = 0; i < a.n && i < 256; i++)
+        FUZZ_CHECK(!memcmp(&a.h[i], &b.h[i], sizeof a.h[i]), "hit %zu differs with chunk %zu", i,
+                   chunk);
+    FUZZ_CHECK(sb.examined == sa.examined && sb.candidates == sa.candidates,
+               "work depends on the chunk size");
+    /* The first hits as items of their own. */
+    for (size_t i = 0; i < a.n && i < 2; i++) {
+        imt__memio mio;
+        imt__io io;
+        imt__memio_init(&mio, data, len, &io);
+        imt__slice sl;
+        imt_stream st;
+        imt__slice_init(&sl, &io, a.h[i].offset, a.h[i].length);
+        imt__carve_stream(&sl, &st);
+        imt_hash_result r;
+        e = imt_hash_stream(hasher(&g_fast, IMT_PDQ_FAST, 0, IMT_DIGEST_ALL), &st, &r);
+        check_result(&r, e, data + a.h[i].offset, (size_t)a.h[i].length, IMT_DIGEST_ALL);
+    }
     return 0;
 }
 
@@ -718,6 +912,7 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"heif", imt_fuzz_heif},
     {"jpeg_embedded", imt_fuzz_jpeg_embedded},
     {"sniff", imt_fuzz_sniff},
+    {"container", imt_fuzz_container},
     {"list_auto", imt_fuzz_list_auto},
     {"list_pdq_csv", imt_fuzz_list_pdq_csv},
     {"list_te", imt_fuzz_list_te},
@@ -731,6 +926,7 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"index_pagecheck", imt_fuzz_index_pagecheck},
     {"policy", imt_fuzz_policy},
     {"report", imt_fuzz_report},
+    {"carve", imt_fuzz_carve},
     {NULL, NULL},
 };
 

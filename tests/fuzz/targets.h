@@ -17,6 +17,8 @@ int imt_fuzz_gif(const uint8_t *data, size_t len);
 int imt_fuzz_heif(const uint8_t *data, size_t len);
 int imt_fuzz_jpeg_embedded(const uint8_t *data, size_t len);
 int imt_fuzz_sniff(const uint8_t *data, size_t len);
+/* The input as a container (engine/container): every member hashed. */
+int imt_fuzz_container(const uint8_t *data, size_t len);
 /* Hash lists, through imt_index_import of a file holding the input. */
 int imt_fuzz_list_auto(const uint8_t *data, size_t len);
 int imt_fuzz_list_pdq_csv(const uint8_t *data, size_t len);
@@ -35,6 +37,8 @@ int imt_fuzz_index_pagecheck(const uint8_t *data, size_t len);
 int imt_fuzz_policy(const uint8_t *data, size_t len);
 /* A JSONL report through imgtriage report's conversion into every format. */
 int imt_fuzz_report(const uint8_t *data, size_t len);
+/* The carver over the input (engine/source/carve.c), and its hits hashed. */
+int imt_fuzz_carve(const uint8_t *data, size_t len);
 /* Write generated seeds for target into outdir (index_open and
  * index_pagecheck have some). */
 void imt_fuzz_make_seeds(const char *target, const char *outdir);
