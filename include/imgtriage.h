@@ -1191,6 +1191,137 @@ IMT_API int imt_json_write_str(FILE *f, const char *s);
  *  drop one leading '). 0, or -1 on a write error. */
 IMT_API int imt_csv_write_str(FILE *f, const char *s);
 
+/* ---- the backlog: a queue of devices ranked by preview (engine/backlog) --
+ * A SQLite database on local disk: one row per device and an append-only
+ * log of every state change. Several processes may share it (WAL, busy
+ * timeout): a device is claimed in one transaction with a lease, renewed
+ * while it is worked on; a device whose lease expired is claimable again.
+ * The library runs no scans: the caller runs them (as child processes) and
+ * hands back their reports. An imt_backlog handle is used by one thread. */
+typedef struct imt_backlog imt_backlog;
+
+typedef enum imt_bl_state {
+    IMT_BL_QUEUED = 0,         /* waiting for its preview */
+    IMT_BL_PREVIEWING = 1,     /* a worker holds it for its preview */
+    IMT_BL_PREVIEWED = 2,      /* preview done: waiting for its full scan */
+    IMT_BL_SCANNING = 3,       /* a worker holds it for its full scan */
+    IMT_BL_DONE = 4,           /* the full scan completed */
+    IMT_BL_FAILED = 5,         /* the full scan could not complete (see error) */
+    IMT_BL__COUNT
+} imt_bl_state;
+
+typedef enum imt_bl_phase { IMT_BL_PREVIEW = 0, IMT_BL_SCAN = 1 } imt_bl_phase;
+
+/** What a report's summary says (a preview's or a full scan's). */
+typedef struct imt_bl_result {
+    int have;                  /* a summary was read */
+    int complete;
+    int64_t files, hit_files, hit_items, known_items;
+    double priority;
+    char *preview;             /* the summary's "preview" object (JSON), or NULL */
+    char *reason;              /* its "incomplete_reason", or NULL */
+} imt_bl_result;
+
+/** One device row (strings owned by the row; imt_bl_devices_free). */
+typedef struct imt_bl_device {
+    int64_t id;
+    char *case_id, *device, *received, *added;
+    char **sources;
+    size_t n_sources;
+    imt_bl_state state;
+    imt_bl_result preview, scan;
+    char *preview_report, *report; /* set when first claimed */
+    char *worker, *error;
+    int64_t lease_until_ms;    /* Unix ms; 0 when not held */
+    int attempts;              /* runs that ended without a summary */
+    int group;                 /* rank group: 0 known material, 1 unpreviewed, 2 clean */
+} imt_bl_device;
+
+IMT_API const char *imt_bl_state_name(imt_bl_state s);
+
+/** Open (create: make it, with its tables, if it does not exist) the
+ *  backlog database at path. Refused on a network file system (NFS, CIFS,
+ *  FUSE: SQLite's locking is not safe there). On a failure *out (unless
+ *  NULL for want of memory) holds a handle carrying only the reason, for
+ *  imt_backlog_error; close it with imt_backlog_close. */
+IMT_API imt_err imt_backlog_open(imt_backlog **out, const char *path, int create);
+IMT_API void imt_backlog_close(imt_backlog *bl);
+/** A sentence on the last failure (never NULL). */
+IMT_API const char *imt_backlog_error(const imt_backlog *bl);
+
+/** Add a device (state queued; logged as by who). received: an ISO 8601
+ *  date or time, or NULL for now. IMT_E_EXISTS when the case already holds
+ *  a device of that name. *id_out (may be NULL) gets its id. */
+IMT_API imt_err imt_backlog_add(imt_backlog *bl, const char *who, const char *case_id,
+                                const char *device, const char *received,
+                                const char *const *sources, size_t n_sources, int64_t *id_out);
+
+/** Every device, ranked (README, "Backlog"): devices with known material
+ *  first by priority, then those not yet previewed by waiting time, then
+ *  the previewed-clean ones by waiting time. */
+IMT_API imt_err imt_backlog_devices(imt_backlog *bl, imt_bl_device **out, size_t *n);
+/** One device by id ("3" or "#3") or by name (case_id may be NULL when the
+ *  name is unique). IMT_E_NOT_FOUND, or IMT_E_DUPLICATE when ambiguous. */
+IMT_API imt_err imt_backlog_find(imt_backlog *bl, const char *case_id, const char *name,
+                                 imt_bl_device *out);
+IMT_API void imt_bl_device_clear(imt_bl_device *d);
+IMT_API void imt_bl_devices_free(imt_bl_device *v, size_t n);
+
+/** Claim the next piece of work for who, with a lease of lease_ms: a
+ *  preview (queued devices, by waiting time) while any device waits for
+ *  one; once none does and no preview is in progress, a full scan in rank
+ *  order. A device held by a worker whose lease has expired is claimed
+ *  again (and logged so). Report paths are set under reports_dir on first
+ *  claim and kept. *got = 1 with *out filled, or 0; *pending gets the
+ *  devices not yet done or failed (0: nothing left for anyone). */
+IMT_API imt_err imt_backlog_claim(imt_backlog *bl, const char *who, int64_t lease_ms,
+                                  const char *reports_dir, imt_bl_device *out,
+                                  imt_bl_phase *phase, int *got, int64_t *pending);
+/** Extend who's lease on device id. IMT_E_NOT_FOUND when who no longer
+ *  holds it (expired and claimed by another): stop working on it. */
+IMT_API imt_err imt_backlog_renew(imt_backlog *bl, int64_t id, const char *who,
+                                  int64_t lease_ms);
+/** Give device id back unworked (interrupted): its state before the claim. */
+IMT_API imt_err imt_backlog_release(imt_backlog *bl, int64_t id, const char *who,
+                                    const char *why);
+/** The work on device id ended: read the summary of its report for phase.
+ *  Preview: previewed. Full scan: done if complete, else failed with the
+ *  summary's reason. No summary (the scan crashed): attempts + 1 and back
+ *  to the queue, failed after 3. With holder set, only while holder holds
+ *  the lease (IMT_E_NOT_FOUND otherwise); NULL (ingesting results of a
+ *  batch system: backlog sync) in any state but done. note: logged. */
+IMT_API imt_err imt_backlog_finish(imt_backlog *bl, int64_t id, const char *who,
+                                   const char *holder, imt_bl_phase phase,
+                                   const char *report, const char *note);
+
+/** Counts by state and the hits so far (files with hits, from each
+ *  device's latest result). */
+IMT_API imt_err imt_backlog_counts(imt_backlog *bl, int64_t counts[IMT_BL__COUNT],
+                                   int64_t *hit_files);
+
+/** The log (every state change, in order; device id 0: all devices) to f
+ *  as lines "TIME WHO DEVICE FROM -> TO: WHAT" (text), or JSON lines. */
+IMT_API imt_err imt_backlog_log_write(imt_backlog *bl, int64_t id, FILE *f, int json);
+/** Log a note on device id (0: the whole backlog) without a change of
+ *  state (e.g. "submitted to Slurm as job 12"). */
+IMT_API imt_err imt_backlog_note(imt_backlog *bl, const char *who, int64_t id, const char *what);
+/** A setting kept in the backlog (e.g. the Slurm shared folder): set
+ *  (value NULL removes it) and get (*out NULL when unset; imt_backlog_free_string). */
+IMT_API imt_err imt_backlog_set(imt_backlog *bl, const char *key, const char *value);
+IMT_API imt_err imt_backlog_get(imt_backlog *bl, const char *key, char **out);
+IMT_API void imt_backlog_free_string(char *s);
+/** Without a database: the summary of the JSONL report at path (r->have 0
+ *  when it has none, e.g. a scan killed mid-way; clear with
+ *  imt_bl_result_clear), and the ranking of v[0..n) in place (each
+ *  device's group set), as imt_backlog_devices ranks: for batch tasks that
+ *  work from report files on shared storage. */
+IMT_API imt_err imt_bl_read_summary(const char *path, imt_bl_result *r);
+IMT_API void imt_bl_result_clear(imt_bl_result *r);
+IMT_API void imt_bl_rank(imt_bl_device *v, size_t n);
+/** The ranked devices to f: format "json" (one JSON array), "jsonl", or
+ *  "csv" (a header row; strings escaped as in scan reports). */
+IMT_API imt_err imt_backlog_export(imt_backlog *bl, FILE *f, const char *format);
+
 /* ------------------------------------------------------------------------
  * Preview (engine/triage): a time-boxed scan that reads likely places
  * first and states what it did not read. The evidence is enumerated first

@@ -17,6 +17,8 @@ static void usage(FILE *f)
             "  scan PATH...     triage evidence against an index (imgtriage scan --help)\n"
             "  report FMT FILE  a scan's JSONL report as jsonl, csv, dfxml, vics or html\n"
             "                   (imgtriage report --help)\n"
+            "  backlog SUBCMD   a queue of devices ranked by preview, worked on one machine\n"
+            "                   or a Slurm cluster (imgtriage backlog --help)\n"
             "  carve FILE...    carve pictures out of raw bytes (disk images, memory\n"
             "                   dumps) and hash them (imgtriage carve --help)\n"
             "\n"
@@ -48,6 +50,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "index")) return cmd_index(argc - 1, argv + 1);
     if (!strcmp(cmd, "scan")) return cmd_scan(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "backlog")) return cmd_backlog(argc - 1, argv + 1);
     if (!strcmp(cmd, "carve")) return cmd_carve(argc - 1, argv + 1);
     cli_err("unknown command '%s'; try 'imgtriage --help'", cmd);
     return CLI_EXIT_ERROR;

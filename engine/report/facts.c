@@ -24,6 +24,10 @@ void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f)
         f->read = 1;
         f->read_bytes = rec->hash->file_size;
         f->has_pdq = rec->hash->has_pdq;
+        if (rec->hash->digests & IMT_DIGEST_SHA1) {
+            f->has_sha1 = 1;
+            memcpy(f->sha1, rec->hash->sha1, 20);
+        }
     }
     f->known_good = rec->known_good;
     /* Written (and so counted) only for a file that was read. */
@@ -34,6 +38,12 @@ void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f)
     f->expanded = rec->container.expanded;
     f->encrypted = rec->container.encrypted;
     f->limits = rec->container.limits;
+}
+
+/* Lowercase or uppercase hex of exactly n bytes. */
+static int unhex(const char *s, uint8_t *d, size_t n)
+{
+    return s && imt_hex_decode(d, n, s, strlen(s)) == IMT_OK;
 }
 
 /* "member" and "container" (record.c's put_container_json) into c; the
@@ -110,6 +120,7 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
         f->read = 1;
         f->read_bytes = (uint64_t)YAJL_GET_INTEGER(rb);
         f->has_pdq = str_member(v, "pdq") != NULL; /* written iff has_pdq */
+        f->has_sha1 = unhex(str_member(v, "sha1"), f->sha1, 20);
     }
     f->known_good = true_member(v, "known_good");
     const char *pm = str_member(v, "pdq_matching");
@@ -197,11 +208,6 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
     return IMT_OK;
 }
 
-/* Lowercase or uppercase hex of exactly n bytes. */
-static int unhex(const char *s, uint8_t *d, size_t n)
-{
-    return s && imt_hex_decode(d, n, s, strlen(s)) == IMT_OK;
-}
 
 static uint64_t u64_member(yajl_val o, const char *key, int *have)
 {
