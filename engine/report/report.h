@@ -73,6 +73,8 @@ typedef struct imt__jrecord {
     imt_hash_result hash;      /* rec.hash points here for a file that was read */
     imt_subitem sub[IMT_MAX_SUBITEMS]; /* hash.sub points here: "embedded" */
     imt_scan_match *ms;
+    imt_location loc;          /* rec.loc points here for a file in an image */
+    imt_byte_run runs[IMT_MAX_BYTE_RUNS];
 } imt__jrecord;
 
 imt_err imt__record_from_json(yajl_val v, imt__jrecord *out);
