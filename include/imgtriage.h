@@ -883,6 +883,11 @@ typedef struct imt_report_opts {
     const char *device;        /* device name (--device); may be NULL */
     const char *case_id;       /* case identifier (--case); may be NULL */
     const char *index_path;    /* as given by the user; may be NULL */
+    int verify_images;         /* imt_report_begin recomputes the MD5 of each
+                                  PATH that is a disk image and compares it
+                                  with the hash an E01 stores; a mismatch or
+                                  an unreadable image makes the scan
+                                  incomplete (default 0) */
 } imt_report_opts;
 
 IMT_API void imt_report_opts_init(imt_report_opts *opts);

@@ -15,7 +15,8 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     clock_gettime(CLOCK_REALTIME, &now);
     /* Complete only when nothing kept it from being so: the exit status and
      * the summary agree (issue 9 item 11). */
-    int complete = scan_status == IMT_OK && r->sum.errors == 0 && !r->write_failed;
+    int complete = scan_status == IMT_OK && r->sum.errors == 0 && !r->write_failed &&
+                   !r->image_failures;
     imt_err overall = r->write_failed        ? IMT_E_WRITE
                       : scan_status != IMT_OK ? scan_status
                       : complete              ? IMT_OK
@@ -32,6 +33,8 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     else if (r->sum.errors)
         imt__set_detail(why, sizeof why, "%llu %s could not be read",
                         (unsigned long long)r->sum.errors, r->sum.errors == 1 ? "entry" : "entries");
+    else if (r->image_failures)
+        imt__set_detail(why, sizeof why, "%s", r->image_failure);
     r->priority = imt__priority(&r->sum, &expl);
 
     imt__buf_printf(b, "%s{\"record\":\"summary\",\"complete\":%s,\"scan_status\":\"%s\",",

@@ -170,6 +170,9 @@ struct imt_report {
     imt__pending *queue;
     size_t q_head, q_len, q_cap;
     uint64_t resumed;
+    /* disk images (header.c): verification failures (verify_images) */
+    unsigned image_failures;
+    char image_failure[200];
 };
 
 /* last_error = fmt with arg (may be NULL); returns e. */

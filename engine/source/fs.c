@@ -308,6 +308,27 @@ static void fs_name(TSK_FS_TYPE_ENUM t, char *out, size_t cap)
     snprintf(out, cap, "%s", n ? n : "unknown");
 }
 
+/* Why not TSK_FS_TYPE_DETECT: it also probes for YAFFS2, which reads
+ * spare areas across the whole image (slow, and a damaged region far away
+ * then fails the partition). The types tried, in this order, are those
+ * with a superblock at a known place. APFS needs TSK's pool layer: not
+ * opened here (its partition is reported as not enumerated). */
+void *imt__fs_open(void *tsk_img, uint64_t off)
+{
+    static const TSK_FS_TYPE_ENUM types[] = {
+        TSK_FS_TYPE_NTFS_DETECT, TSK_FS_TYPE_FAT_DETECT, TSK_FS_TYPE_EXT_DETECT,
+        TSK_FS_TYPE_HFS_DETECT, TSK_FS_TYPE_ISO9660_DETECT, TSK_FS_TYPE_FFS_DETECT};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        tsk_error_reset();
+        TSK_FS_INFO *fs = tsk_fs_open_img(tsk_img, (TSK_OFF_T)off, types[i]);
+        if (fs) return fs;
+    }
+    tsk_error_reset();
+    tsk_error_set_errno(TSK_ERR_FS_UNSUPTYPE);
+    tsk_error_set_errstr("NTFS, FAT, exFAT, ext2/3/4, HFS+, ISO 9660 and UFS do not open it");
+    return NULL;
+}
+
 /* One file system at off (a partition, or the whole image). */
 static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
 {
@@ -317,7 +338,7 @@ static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
     char *le = (char *)imt__img_last_error(en->img);
     le[0] = '\0';
     tsk_error_reset();
-    en->fs = tsk_fs_open_img(ti, (TSK_OFF_T)en->part_off, TSK_FS_TYPE_DETECT);
+    en->fs = imt__fs_open(ti, en->part_off);
     if (!en->fs) {
         if (le[0])
             return push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
@@ -344,6 +365,11 @@ static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
     } else if (r) {
         ret = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
                            "enumeration stopped early: %s", le[0] ? le : tsk_msg());
+    } else if (le[0]) {
+        /* TSK went on past a metadata block it could not read: names may
+         * be missing. */
+        ret = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
+                           "enumerated, but some of its metadata could not be read: %s", le);
     }
     tsk_fs_close(en->fs);
     en->fs = NULL;

@@ -36,7 +36,6 @@ struct imt__img {
     size_t n_segs;
     libewf_handle_t *ewf;
     uint32_t bps;             /* E01 bytes per sector */
-    uint32_t ewf_errors;      /* checksum errors seen so far */
     imt__img_meta meta;
     char last_error[256];     /* the last failed read, for TSK's callers */
 };
@@ -364,17 +363,21 @@ static imt_err ewf_pread(imt__img *img, uint64_t off, uint8_t *buf, size_t len, 
         ewf_detail(&e, what, detail, cap);
         return IMT_E_IO;
     }
+    /* Every chunk whose checksum failed is listed (libewf merges repeats),
+     * and a re-read of one comes from its cache as zeros with no new entry:
+     * so check this read against the whole list, not just its growth. */
     uint32_t n = 0;
-    if (libewf_handle_get_number_of_checksum_errors(img->ewf, &n, &e) == 1 &&
-        n > img->ewf_errors) {
-        /* The newest listed error lies in this read. */
+    if (libewf_handle_get_number_of_checksum_errors(img->ewf, &n, &e) != 1) n = 0;
+    if (e) libewf_error_free(&e);
+    for (uint32_t i = 0; i < n; i++) {
         uint64_t start = 0, count = 0;
-        libewf_handle_get_checksum_error(img->ewf, n - 1, &start, &count, &e);
-        if (e) libewf_error_free(&e);
-        img->ewf_errors = n;
+        if (libewf_handle_get_checksum_error(img->ewf, i, &start, &count, &e) != 1) {
+            if (e) libewf_error_free(&e);
+            continue;
+        }
         uint64_t bad = start * img->bps, bad_end = (start + count) * img->bps;
+            if (bad_end <= off || bad >= off + (uint64_t)k) continue;
         *got = bad > off ? (size_t)(bad - off) : 0;
-        if (*got > (size_t)k) *got = (size_t)k;
         imt__set_detail(detail, cap,
                         "image bytes %llu..%llu: a corrupt E01 chunk (checksum mismatch)",
                         (unsigned long long)bad, (unsigned long long)(bad_end - 1));

@@ -74,13 +74,17 @@ static imt_err attr_read(void *ctx, void *buf, size_t cap, size_t *got)
     tsk_error_reset();
     ssize_t k = tsk_fs_attr_read(r->attr, (TSK_OFF_T)r->off, buf, cap,
                                  TSK_FS_FILE_READ_FLAG_NONE);
-    if (k == 0 && tsk_error_get_errno() == 0) {
+    /* TSK may return a full count after a failed image read (it fills the
+     * block it could not read): an error set during the call, or a failed
+     * read of ours, is a failed read whatever the count. */
+    int failed = tsk_error_get_errno() != 0 || le[0];
+    if (k == 0 && !failed) {
         /* Past NTFS's initialised size: TSK returns nothing, Windows reads
          * zeros, and so do we. */
         memset(buf, 0, cap);
         k = (ssize_t)cap;
     }
-    if (k <= 0) {
+    if (k <= 0 || failed) {
         const char *m = tsk_error_get();
         imt__set_detail(r->err, sizeof r->err, "%s", le[0] ? le : m && m[0] ? m : "read failed");
         return IMT_E_IO;

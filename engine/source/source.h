@@ -126,6 +126,10 @@ imt_err imt__enum_open(imt__enum **out, const char *path, imt__img_kind kind,
 imt_err imt__enum_next(imt__enum *en, imt__sentry **e);
 void imt__enum_close(imt__enum *en);
 
+/* The file system at byte off of a TSK image (TSK_IMG_INFO *), as a
+ * TSK_FS_INFO *, or NULL with TSK's error set. */
+void *imt__fs_open(void *tsk_img, uint64_t off);
+
 /* Unallocated space handed to the carver: an imt__io over the logical
  * concatenation of image byte runs (unallocated blocks of a file system,
  * space outside partitions), and the map back from a logical offset to the
