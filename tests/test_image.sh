@@ -30,6 +30,9 @@ for t in sfdisk mkfs.vfat mmd mcopy mdel mkfs.ext4 debugfs mkntfs ntfscp ewfacqu
          python3 xmllint ifind; do
   command -v "$t" >/dev/null || skip "$t is missing (scripts/setup.sh installs it)"
 done
+# libewf leaks the buffer of a chunk it fails to read (tests/lsan.supp):
+# not ours to fix, and it would fail the ASan build's run of the damaged E01.
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp}
 tmp=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && echo "kept $tmp"
 fail=0

@@ -308,6 +308,61 @@ static void fs_name(TSK_FS_TYPE_ENUM t, char *out, size_t cap)
     snprintf(out, cap, "%s", n ? n : "unknown");
 }
 
+/* ---- the carver's hook ---------------------------------------------------
+ * Space no file system accounts for (the volume system's unallocated
+ * parts, partitions that could not be enumerated) is handed to the carver
+ * (engine/source/carve.c, issue 12's carving half, merged separately) as
+ * an imt__io over the logical concatenation of its image runs; each hit
+ * (logical offset, length) comes back through imt__enum_carved, which maps
+ * it to image runs and queues an entry read straight from the image. Until
+ * the carver is merged, hand_to_carver hands nothing on; unallocated blocks
+ * inside file systems (tsk_fs_block_walk with TSK_FS_BLOCK_WALK_FLAG_UNALLOC,
+ * runs merged) are to be handed the same way. */
+static void hand_to_carver(imt__enum *en, const imt_byte_run *runs, size_t n)
+{
+    imt__runs_view v = {en->img, runs, n, 0};
+    for (size_t i = 0; i < n; i++) v.size += runs[i].len;
+    imt__io io = imt__runs_io(&v);
+    (void)io; /* the carver's call goes here */
+}
+
+imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, uint64_t off, uint64_t len,
+                         int truncated)
+{
+    imt__sentry *e = new_entry(en, 1, NULL, NULL, NULL);
+    if (!e) return IMT_E_NOMEM;
+    char name[64];
+    snprintf(name, sizeof name, "/carved@%llu", (unsigned long long)off);
+    size_t pl = strlen(e->path), nl = strlen(name);
+    char *np = imt__realloc(e->path, pl + nl + 1);
+    e->runs = imt__calloc(en->lim.max_runs ? en->lim.max_runs : 1, sizeof *e->runs);
+    if (!np || !e->runs) {
+        if (np) e->path = np;
+        imt__sentry_free(e);
+        return IMT_E_NOMEM;
+    }
+    e->path = np;
+    memcpy(e->path + pl, name, nl + 1);
+    size_t n = 0;
+    for (uint64_t done = 0; done < len && n < en->lim.max_runs;) {
+        uint64_t io, room = imt__runs_map(v, off + done, &io);
+        if (!room) break;
+        if (room > len - done) room = len - done;
+        e->runs[n++] = (imt_byte_run){done, io, room, 0};
+        done += room;
+    }
+    e->loc.runs = e->runs;
+    e->loc.n_runs = n;
+    e->loc.alloc = IMT_ALLOC_CARVED;
+    e->loc.first_offset = n ? (int64_t)e->runs[0].img_offset : -1;
+    e->size = len;
+    e->carved = 1;
+    e->readable = 1;
+    if (truncated)
+        imt__set_detail(e->detail, sizeof e->detail, "carved: the item ends early");
+    return push(en, e) ? IMT_E_INTERRUPTED : IMT_OK;
+}
+
 /* Why not TSK_FS_TYPE_DETECT: it also probes for YAFFS2, which reads
  * spare areas across the whole image (slow, and a damaged region far away
  * then fails the partition). The types tried, in this order, are those
@@ -340,6 +395,8 @@ static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
     tsk_error_reset();
     en->fs = imt__fs_open(ti, en->part_off);
     if (!en->fs) {
+        imt_byte_run whole = {0, en->part_off, en->part_len, 0};
+        hand_to_carver(en, &whole, 1);
         if (le[0])
             return push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
                                 "not enumerated: the file system cannot be read (%s)", le);
@@ -409,6 +466,11 @@ static void produce(imt__enum *en)
     int n = 0;
     for (TSK_PNUM_T i = 0; i < vs->part_count && !cancelled(en) && !en->err; i++) {
         const TSK_VS_PART_INFO *p = tsk_vs_part_get(vs, i);
+        if (p && (p->flags & TSK_VS_PART_FLAG_UNALLOC)) {
+            imt_byte_run r = {0, (uint64_t)p->start * vs->block_size,
+                              (uint64_t)p->len * vs->block_size, 0};
+            hand_to_carver(en, &r, 1);
+        }
         if (!p || !(p->flags & TSK_VS_PART_FLAG_ALLOC)) continue;
         en->part_no = ++n;
         en->part_off = (uint64_t)p->start * vs->block_size;

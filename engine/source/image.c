@@ -192,9 +192,8 @@ static imt_err open_ewf(imt__img *img, const char *path, char *detail, size_t ca
         err = IMT_E_IO;
         goto cleanup;
     }
-    /* A bad chunk reads as zeros and is listed; we turn it into an error. */
-    libewf_handle_set_read_zero_chunk_on_error(img->ewf, 1, &e);
-    if (e) libewf_error_free(&e);
+    /* A chunk whose checksum fails is listed; reads check the list
+     * (ewf_pread) and turn it into an error. */
     img->size = ms;
     if (img->bps == 0) img->bps = 512;
     imt__img_meta *m = &img->meta;

@@ -145,6 +145,13 @@ imt__io imt__runs_io(imt__runs_view *v);
  * the image; 0 when off is past the end. */
 uint64_t imt__runs_map(const imt__runs_view *v, uint64_t off, uint64_t *img_off);
 
+/* A carver's hit at logical offset off (len bytes) of v: queue an entry
+ * (alloc carved, image runs mapped back through v; truncated: it ends
+ * early). Called on the enumerating thread from the carver's hook in fs.c.
+ * IMT_E_INTERRUPTED when the consumer is gone. */
+imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, uint64_t off, uint64_t len,
+                         int truncated);
+
 /* ---- read.c ------------------------------------------------------------ */
 
 /* A worker's reader: its own image, TSK image and file system handles,

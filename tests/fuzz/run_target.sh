@@ -37,8 +37,13 @@ export IMT_FUZZ_SEED_DIR=$work/gen/$name
 rm -rf "$IMT_FUZZ_SEED_DIR"
 mkdir -p "$IMT_FUZZ_SEED_DIR"
 dirs+=("$IMT_FUZZ_SEED_DIR")
+if [[ $name == image_* ]]; then  # small file-system images and an E01, made by the tools
+  bash "$here/make_image_seeds.sh" "$name" "$IMT_FUZZ_SEED_DIR" || exit 1
+fi
 case $name in
   index_open|index_pagecheck) maxlen=262144 ;;
+  image_ntfs) maxlen=2097152 ;;
+  image_*) maxlen=262144 ;;
   list_*) maxlen=65536 ;;
   *) maxlen=16384 ;;
 esac
@@ -55,6 +60,8 @@ fi
 
 # Leaks are findings; halt on the first UBSan report rather than logging it.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+# libewf's own leak on a damaged chunk (tests/lsan.supp says which).
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/../lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 echo "run_target.sh: $fuzzer ${flags[*]} $* ${dirs[*]}"
 exec "$fuzzer" "${flags[@]}" "$@" "${dirs[@]}"
