@@ -27,7 +27,7 @@ REF=$SHARED/vectors/pdq/observed/cpp-shipped-imagemagick.csv
 skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
 [ -d "$V" ] && [ -f "$REF" ] || skip "the shared vectors are missing ($V)"
 for t in sfdisk mkfs.vfat mmd mcopy mdel mkfs.ext4 debugfs mkntfs ntfscp ewfacquire convert \
-         python3 xmllint ifind; do
+         python3 xmllint ifind xorriso split; do
   command -v "$t" >/dev/null || skip "$t is missing (scripts/setup.sh installs it)"
 done
 # libewf leaks the buffer of a chunk it fails to read (tests/lsan.supp):
@@ -317,6 +317,27 @@ cp disk.E01 gap.E01 && cp disk.E03 gap.E03
 scan gap.jsonl gap.E01
 check '[ $st -eq 1 ] || [ $st -eq 2 ]' "a missing segment: exit 1 or 2 (got $st)"
 check 'tail -n 1 gap.jsonl | grep -q "\"complete\":false"' "a missing segment: incomplete"
+
+# ---- other forms: split raw, a bare file system (p0), an ISO ----------------
+split -b 20M -d -a 3 --numeric-suffixes=1 disk.raw split. || exit 1
+scan split.jsonl split.001
+check 'diff <(grep "\"record\":\"file\"" raw.jsonl | sed "s/disk\.raw/IMG/g") <(grep "\"record\":\"file\"" split.jsonl | sed "s/split\.001/IMG/g") >/dev/null' \
+  "split raw (.001, .002, .003) gives the raw image's records"
+scan bare.jsonl ext.img
+check 'grep -q "\"path\":\"ext.img!p0/photos/kept.jpg\"" bare.jsonl && grep "ext.img!p0/photos/kept.jpg" bare.jsonl | grep -q "\"list\":\"ext_alloc\""' \
+  "a bare file system: IMAGE!p0/..., matched"
+mkdir -p isod/pics && cp fat_alloc.jpg isod/pics/a.jpg
+  xorriso -as mkisofs -quiet -o disc.iso isod 2>/dev/null || { echo "FAIL: xorriso"; fail=1; }
+  scan iso.jsonl disc.iso
+  check 'grep -i "disc.iso!p0/pics/a.jpg" iso.jsonl | grep -q "\"list\":\"fat_alloc\""' "an ISO 9660 image: its file found and matched"
+
+# ---- a hostile size: an inode claiming 1 TiB in an 8 MiB file system --------
+cp ext.img huge.img && debugfs -w -R "sif /photos/kept.jpg size 0x10000000000" huge.img >/dev/null 2>&1 ||
+  { echo "FAIL: debugfs sif"; fail=1; }
+timeout 60 "$CLI" scan --no-index --quiet --out huge.jsonl huge.img 2>/dev/null; st=$?
+check '[ $st -eq 2 ]' "an absurd size: the scan ends, incomplete (exit $st; 124 = it hung reading holes)"
+check 'grep "huge.img!p0/photos/kept.jpg" huge.jsonl | grep -q "more than twice its file system"' \
+  "an absurd size is a clear per-file error"
 
 # ---- DFXML with byte runs, valid against the schema ---------------------------
 "$CLI" report dfxml raw.jsonl -o raw.xml 2>/dev/null

@@ -234,6 +234,18 @@ static int push_stream(imt__enum *en, TSK_FS_FILE *f, const char *dir, const TSK
         e->has_attr = 1;
         if (take_runs(en, e, a, alloc != IMT_ALLOC_ALLOCATED)) goto nomem;
     }
+    /* A size no file system of this size can hold (beyond twice the file
+     * system: sparse files may exceed it, not by that much in evidence) is
+     * damage or hostility: reading it as holes could take hours. */
+    uint64_t fs_bytes = (uint64_t)en->fs->block_count * en->fs->block_size;
+    if (fs_bytes && e->size / 2 > fs_bytes) {
+        e->status = IMT_E_TOO_LARGE;
+        e->scan_error = 1;
+        imt__set_detail(e->detail, sizeof e->detail,
+                        "claims %llu bytes, more than twice its file system (%llu): not read",
+                        (unsigned long long)e->size, (unsigned long long)fs_bytes);
+        return push(en, e);
+    }
     e->readable = 1;
     return push(en, e);
 nomem:
