@@ -22,6 +22,7 @@
 set -u
 CLI=$1
 SHARED=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
 V=$SHARED/vectors/pdq/images
 REF=$SHARED/vectors/pdq/observed/cpp-shipped-imagemagick.csv
 skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
@@ -32,7 +33,7 @@ for t in sfdisk mkfs.vfat mmd mcopy mdel mkfs.ext4 debugfs mkntfs ntfscp ewfacqu
 done
 # libewf leaks the buffer of a chunk it fails to read (tests/lsan.supp):
 # not ours to fix, and it would fail the ASan build's run of the damaged E01.
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$HERE/lsan.supp}
 tmp=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && echo "kept $tmp"
 fail=0
@@ -338,6 +339,14 @@ timeout 60 "$CLI" scan --no-index --quiet --out huge.jsonl huge.img 2>/dev/null;
 check '[ $st -eq 2 ]' "an absurd size: the scan ends, incomplete (exit $st; 124 = it hung reading holes)"
 check 'grep "huge.img!p0/photos/kept.jpg" huge.jsonl | grep -q "more than twice its file system"' \
   "an absurd size is a clear per-file error"
+
+# A fuzzed 20 KB ext2 image (tests/regress/image_ext4) whose orphan inode
+# claims 2 GB in indirect blocks: TSK builds that block list in quadratic
+# time (45 s here) unless the size is refused before the list is loaded.
+cp "$HERE/regress/image_ext4/quadratic-runs-huge-inode.img" quad.img
+timeout 20 "$CLI" scan --no-index --quiet --out quad.jsonl quad.img 2>/dev/null; st=$?
+check '[ $st -eq 2 ] && grep -q "more than twice its file system" quad.jsonl' \
+  "a huge ext2 inode is refused before TSK lists its blocks (exit $st; 124 = over 20 s)"
 
 # ---- DFXML with byte runs, valid against the schema ---------------------------
 "$CLI" report dfxml raw.jsonl -o raw.xml 2>/dev/null

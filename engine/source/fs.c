@@ -199,6 +199,14 @@ static imt_err take_runs(imt__enum *en, imt__sentry *e, const TSK_FS_ATTR *a, in
     return IMT_OK;
 }
 
+/* A size no file system of this size can hold: beyond twice the file
+ * system (sparse files may exceed it, not by that much in evidence). */
+static int absurd_size(const imt__enum *en, TSK_OFF_T size)
+{
+    uint64_t fs_bytes = (uint64_t)en->fs->block_count * en->fs->block_size;
+    return fs_bytes && size > 0 && (uint64_t)size / 2 > fs_bytes;
+}
+
 static int is_default_stream(const TSK_FS_ATTR *a)
 {
     return !a->name || !a->name[0] || strcmp(a->name, "$Data") == 0;
@@ -238,7 +246,7 @@ static int push_stream(imt__enum *en, TSK_FS_FILE *f, const char *dir, const TSK
      * system: sparse files may exceed it, not by that much in evidence) is
      * damage or hostility: reading it as holes could take hours. */
     uint64_t fs_bytes = (uint64_t)en->fs->block_count * en->fs->block_size;
-    if (fs_bytes && e->size / 2 > fs_bytes) {
+    if (absurd_size(en, (TSK_OFF_T)e->size)) {
         e->status = IMT_E_TOO_LARGE;
         e->scan_error = 1;
         imt__set_detail(e->detail, sizeof e->detail,
@@ -292,6 +300,12 @@ static TSK_WALK_RET_ENUM walk_cb(TSK_FS_FILE *f, const char *dir, void *ptr)
     int overwritten = alloc != IMT_ALLOC_ALLOCATED && !meta_unalloc;
     int is_reg = m->type == TSK_FS_META_TYPE_REG;
     if (!is_reg && m->type != TSK_FS_META_TYPE_DIR) return TSK_WALK_CONT; /* virtual, links */
+    if (is_reg && absurd_size(en, m->size))
+        /* before TSK loads its block list: for an ext2/3 inode claiming
+         * gigabytes that list is built one block at a time, each append
+         * walking the list (quadratic: minutes for a 20 KB image) */
+        return push_stream(en, f, dir, NULL, NULL, alloc, overwritten) ? TSK_WALK_STOP
+                                                                       : TSK_WALK_CONT;
     if (TSK_FS_TYPE_ISNTFS(en->fs->ftype)) {
         int n = tsk_fs_file_attr_getsize(f);
         const TSK_FS_ATTR *def = NULL;
