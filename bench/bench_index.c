@@ -8,7 +8,7 @@
  * baseline scan. Queries: half are indexed hashes with 0..40 bits flipped,
  * half unrelated random hashes.
  *
- * Usage: bench_index [-n N] [-q QUERIES] [-t THREADS] [-R REPS] [-d random|clustered|both|md5]
+ * Usage: bench_index [-n N] [-q QUERIES] [-t THREADS] [-R REPS] [-d random|clustered|both|md5|md5hex]
  *                    [--dir DIR] [--keep] [--reuse] [--memory-budget MIB]
  *
  * -d md5: digest-only import instead: an N-line md5sum list imported by a
@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -128,6 +129,9 @@ static res run_index(imt_index *idx, const imt_pdq *q, size_t nq, int radius, in
     return r;
 }
 
+static res run_brute(const uint8_t *arr, size_t n, const imt_pdq *q, size_t nq, int radius,
+                     int threads);
+
 /* Drop data.mdb's pages from the page cache (clean pages only: the index
  * was closed and synced), so that the next open reads from the disk. */
 static int evict(const char *dir)
@@ -147,6 +151,27 @@ static int evict(const char *dir)
  * one thread. The baseline is the unchecked open in the same run. */
 static void open_costs(const char *dir, const imt_pdq *q, size_t nq)
 {
+    /* the baseline cold: read data.mdb from the disk (the hashes are in
+     * it) and scan the array for the queries */
+    {
+        char p[700];
+        snprintf(p, sizeof p, "%s/data.mdb", dir);
+        if (evict(dir) != 0) printf("(cannot evict %s from the page cache)\n", dir);
+        double t0 = now();
+        int fd = open(p, O_RDONLY);
+        static char buf[1 << 20];
+        ssize_t n;
+        uint64_t tot = 0;
+        while (fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0) tot += (uint64_t)n;
+        if (fd >= 0) close(fd);
+        double tr = now() - t0;
+        imt_index *idx = NULL;
+        if (imt_index_open(&idx, dir, NULL) != IMT_OK) exit(2);
+        res b = run_brute(idx->view.pdq, idx->view.main_n, q, nq, 31, 1);
+        printf("brute force cold: read %.0f MB in %.2f s, then %.0f queries/s: %zu queries in %.2f s "
+               "(%.0f/s, 1 thread)\n", tot / 1e6, tr, b.qps, nq, tr + nq / b.qps, nq / (tr + nq / b.qps));
+        imt_index_close(idx);
+    }
     for (int cold = 1; cold >= 0; cold--)
         for (int skip = 0; skip < 2; skip++) {
             imt_index_opts o;
@@ -279,6 +304,32 @@ static void dataset(const char *kind, size_t N, size_t nq, const char *dir, int 
         fprintf(stderr, "import: %s\n", imt_index_last_error(idx));
         exit(2);
     }
+    /* a 1% delta: N / 100 new hashes into the index just built */
+    {
+        size_t nd = N / 100;
+        f = fopen(csv, "w");
+        if (!f) exit(2);
+        for (size_t i = 0; i < nd; i++) {
+            imt_pdq h;
+            rand_hash(&h);
+            imt_pdq_to_hex(&h, hex);
+            fprintf(f, "%s,%d\n", hex, (int)(i % 101));
+        }
+        fclose(f);
+        imt_import_stats sd;
+        imt_import_opts_init(&io);
+        io.again = 1;
+        double td = now();
+        if (imt_index_import(idx, csv, &io, &sd) != IMT_OK) {
+            fprintf(stderr, "delta import: %s\n", imt_index_last_error(idx));
+            exit(2);
+        }
+        td = now() - td;
+        printf("delta import: %zu records (1%%) in %.2f s, %.0f records/s (the full import: %.0f/s); "
+               "%s\n", nd, td, (double)nd / td, (double)st.records / ti,
+               sd.compacted ? "the delta passed 65,536 hashes: compacted (a rebuild, O(N))"
+                            : "appended to the delta segment");
+    }
     imt_index_close(idx);
     unlink(csv);
 opened:
@@ -339,27 +390,171 @@ static long proc_kb(const char *field)
     return v;
 }
 
-/* -d md5: an N-line md5sum list (random digests, 20-byte names) imported
- * into a fresh index by a child process for each budget: records/s, peak
- * RSS growth of the import (VmHWM), bytes per entry on disk. */
-static void digests(size_t N, const char *dir, uint64_t budget)
+static double t_import0;
+static void stage_cb(void *opaque, const char *name)
 {
-    char list[700], cmd[800];
-    snprintf(list, sizeof list, "%s.md5", dir);
-    printf("== md5sum list: N = %zu lines\n", N);
-    FILE *f = fopen(list, "w");
-    if (!f) {
-        perror(list);
-        exit(2);
+    (void)opaque;
+    if (!getenv("BENCH_STAGES")) return;
+    fprintf(stderr, "  stage %-8s at %6.2f s (VmHWM %ld MB)\n", name, now() - t_import0, proc_kb("VmHWM") / 1024);
+}
+
+/* Bytes per entry of each sub-database: pages x page size / entries. */
+static void db_bytes(imt_index *idx, FILE *f)
+{
+    static const char *names[] = {"entries", "md5", "sha1", "sha256", "cls", "seg", "lists", "meta"};
+    MDB_dbi dbis[] = {idx->db_entries, idx->db_md5, idx->db_sha1, idx->db_sha256, idx->db_cls,
+                      idx->db_seg, idx->db_lists, idx->db_meta};
+    MDB_txn *txn;
+    MDB_stat es;
+    if (mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn)) return;
+    mdb_env_stat(idx->env, &es);
+    imt_index_stats s;
+    imt_index_stats_get(idx, &s);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        MDB_stat ms;
+        if (mdb_stat(txn, dbis[i], &ms)) continue;
+        uint64_t b = (uint64_t)(ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages) * es.ms_psize;
+        if (ms.ms_entries)
+            fprintf(f, "  %-8s %11zu records, %7zu branch + %9zu leaf + %7zu overflow pages: %6.2f bytes per entry\n",
+                    names[i], ms.ms_entries, ms.ms_branch_pages, ms.ms_leaf_pages, ms.ms_overflow_pages,
+                    s.entries ? (double)b / (double)s.entries : 0.0);
     }
-    for (size_t i = 0; i < N; i++) {
-        uint64_t a = rnd(), b = rnd();
-        fprintf(f, "%016llx%016llx  img/%012zu.jpg\n", (unsigned long long)a,
-                (unsigned long long)b, i);
+    mdb_txn_abort(txn);
+}
+
+static void evict_file(const char *p)
+{
+    int fd = open(p, O_RDONLY);
+    if (fd >= 0) {
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+}
+
+/* 1,000 digest queries (500 of the list's, 500 absent) in a fresh open,
+ * data.mdb evicted from the page cache (cold) and not (warm); the baseline
+ * is the brute force: one pass over the list file (evicted too when cold)
+ * looking each line up in a table of the queries. */
+static void digest_queries(const char *dir, const char *list, size_t N)
+{
+    enum { NQ = 1000 };
+    static uint8_t q[NQ][16];
+    FILE *f = fopen(list, "r");
+    if (!f) return;
+    char line[200];
+    for (int i = 0; i < NQ; i++) {
+        if (i & 1) {
+            for (int j = 0; j < 16; j++) q[i][j] = (uint8_t)rnd();
+            continue;
+        }
+        size_t at = (size_t)(rnd() % N);
+        if (fseeko(f, (off_t)at * 33, SEEK_SET) != 0 || !fgets(line, sizeof line, f) ||
+            imt_hex_decode(q[i], 16, line, 32) != IMT_OK)
+            memset(q[i], 0, 16);
     }
     fclose(f);
+    /* the queries in an open-addressing table for the baseline */
+    static int tab[4096];
+    memset(tab, -1, sizeof tab);
+    for (int i = 0; i < NQ; i++) {
+        uint32_t hsh;
+        memcpy(&hsh, q[i], 4);
+        size_t s = hsh & 4095;
+        while (tab[s] >= 0) s = (s + 1) & 4095;
+        tab[s] = i;
+    }
+    char dpath[700];
+    snprintf(dpath, sizeof dpath, "%s/data.mdb", dir);
+    for (int cold = 1; cold >= 0; cold--) {
+        if (cold) evict_file(dpath);
+        double t0 = now();
+        imt_index *idx = NULL;
+        if (imt_index_open(&idx, dir, NULL) != IMT_OK) return;
+        double to = now() - t0;
+        imt_cursor *c;
+        if (imt_cursor_open(&c, idx) != IMT_OK) exit(2);
+        size_t hits = 0;
+        double t1 = now();
+        for (int i = 0; i < NQ; i++) {
+            const imt_match *m;
+            size_t n;
+            if (imt_query_digest(c, IMT_KIND_MD5, q[i], &m, &n) != IMT_OK) exit(2);
+            hits += n;
+        }
+        double tq = now() - t1;
+        imt_cursor_close(c);
+        imt_index_close(idx);
+        /* the baseline */
+        if (cold) evict_file(list);
+        double t2 = now();
+        size_t bh = 0;
+        FILE *lf = fopen(list, "r");
+        static char buf[1 << 20];
+        if (lf) setvbuf(lf, buf, _IOFBF, sizeof buf);
+        while (lf && fgets(line, sizeof line, lf)) {
+            uint8_t d[16];
+            if (imt_hex_decode(d, 16, line, 32) != IMT_OK) continue;
+            uint32_t hsh;
+            memcpy(&hsh, d, 4);
+            for (size_t s = hsh & 4095; tab[s] >= 0; s = (s + 1) & 4095)
+                if (!memcmp(q[tab[s]], d, 16)) {
+                    bh++;
+                    break;
+                }
+        }
+        if (lf) fclose(lf);
+        double tb = now() - t2;
+        printf("digests %s: open %.1f ms, then %d queries in %.3f s (%.0f/s, %zu found); "
+               "open + queries %.0f/s; brute force (one pass over the list) %.2f s (%.0f/s, %zu "
+               "found): %.0fx\n", cold ? "cold" : "warm", to * 1e3, NQ, tq, NQ / tq, hits,
+               NQ / (to + tq), tb, NQ / tb, bh, tb / (to + tq));
+    }
+}
+
+/* -d md5: an N-line md5sum list (random digests, 20-byte names); -d
+ * md5hex: N bare MD5 digests (an NSRL-like digest-only list: compact
+ * entries), generated once as DIR.hex and kept for later runs. Each is
+ * imported into a fresh index by a child process for each budget:
+ * records/s, peak RSS growth of the import (VmHWM), bytes per entry on
+ * disk (and per sub-database). BENCH_STAGES=1 prints the import's stages
+ * with their times. */
+static void digests(size_t N, const char *dir, uint64_t budget, int bare)
+{
+    char list[700], cmd[800];
+    snprintf(list, sizeof list, bare ? "%s.hex" : "%s.md5", dir);
+    printf("== %s list: N = %zu lines\n", bare ? "md5-hex (digest-only)" : "md5sum", N);
+    struct stat lsb;
+    if (!bare || stat(list, &lsb) != 0 || (uint64_t)lsb.st_size != (uint64_t)N * 33) {
+        FILE *f = fopen(list, "w");
+        if (!f) {
+            perror(list);
+            exit(2);
+        }
+        for (size_t i = 0; i < N; i++) {
+            uint64_t a = rnd(), b = rnd();
+            if (bare) fprintf(f, "%016llx%016llx\n", (unsigned long long)a, (unsigned long long)b);
+            else
+                fprintf(f, "%016llx%016llx  img/%012zu.jpg\n", (unsigned long long)a,
+                        (unsigned long long)b, i);
+        }
+        fclose(f);
+    } else {
+        printf("(reusing %s)\n", list);
+        for (size_t i = 0; i < 2 * N; i++) rnd(); /* the delta below must be new digests */
+    }
+    /* the 1% delta: N / 100 new digests */
+    char dlist[720];
+    snprintf(dlist, sizeof dlist, "%s.delta", list);
+    FILE *df = fopen(dlist, "w");
+    if (!df) exit(2);
+    for (size_t i = 0; i < N / 100; i++) {
+        uint64_t a = rnd(), b = rnd();
+        fprintf(df, "%016llx%016llx\n", (unsigned long long)a, (unsigned long long)b);
+    }
+    fclose(df);
     uint64_t budgets[2] = {budget, 0};
-    for (int k = 0; k < (budget ? 2 : 1); k++) {
+    int nb = budget ? 2 : 1;
+    for (int k = 0; k < nb; k++) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd) != 0) exit(2);
         int fd[2];
@@ -377,11 +572,19 @@ static void digests(size_t N, const char *dir, uint64_t budget)
             imt_import_opts io;
             imt_import_opts_init(&io);
             io.memory_budget = budgets[k];
+            io.stage = stage_cb;
             imt_import_stats st;
             long h0 = proc_kb("VmHWM");
-            double t0 = now();
+            struct rusage ru0, ru1;
+            getrusage(RUSAGE_SELF, &ru0);
+            double t0 = t_import0 = now();
             imt_err e = imt_index_import(idx, list, &io, &st);
             double ti = now() - t0;
+            getrusage(RUSAGE_SELF, &ru1);
+            double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+                         (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1e-6;
+            fprintf(stderr, "  import CPU time (user + sys): %.2f s, %.0f records per CPU second\n", cpu,
+                    (double)st.records / cpu);
             long h1 = proc_kb("VmHWM");
             if (e) {
                 fprintf(stderr, "import: %s\n", imt_index_last_error(idx));
@@ -394,6 +597,21 @@ static void digests(size_t N, const char *dir, uint64_t budget)
                              ti, h0, h1, (unsigned long long)st.batches,
                              (double)s.file_bytes / (double)s.entries);
             if (write(fd[1], out, (size_t)n) != n) _exit(2);
+            db_bytes(idx, stderr);
+            if (k == nb - 1) {
+                imt_import_opts_init(&io);
+                io.format = bare ? "md5-hex" : NULL;
+                io.stage = NULL;
+                imt_import_stats sd;
+                double td = now();
+                if (imt_index_import(idx, dlist, &io, &sd) != IMT_OK) _exit(2);
+                td = now() - td;
+                imt_index_stats_get(idx, &s);
+                fprintf(stderr, "delta import: %llu records (1%%) in %.2f s, %.0f records/s (the full "
+                        "import: %.0f/s); then %.1f bytes per entry on disk\n",
+                        (unsigned long long)sd.records, td, (double)sd.records / td,
+                        (double)st.records / ti, (double)s.file_bytes / (double)s.entries);
+            }
             imt_index_close(idx);
             _exit(0);
         }
@@ -417,7 +635,9 @@ static void digests(size_t N, const char *dir, uint64_t budget)
                "batches, %.1f bytes per entry on disk\n", bud, rate, ti, (h1 - h0) / 1024, h1 / 1024,
                batches, bpe);
     }
-    unlink(list);
+    digest_queries(dir, list, N);
+    unlink(dlist);
+    if (!bare) unlink(list);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
 }
@@ -448,7 +668,7 @@ int main(int argc, char **argv)
         case 'M': budget = strtoull(optarg, NULL, 10) << 20; break;
         default:
             fprintf(stderr, "usage: bench_index [-n N] [-q QUERIES] [-t THREADS] [-R REPS] "
-                            "[-d random|clustered|both|md5] [--dir DIR] [--keep] [--reuse] "
+                            "[-d random|clustered|both|md5|md5hex] [--dir DIR] [--keep] [--reuse] "
                             "[--memory-budget MIB]\n");
             return 2;
         }
@@ -459,7 +679,8 @@ int main(int argc, char **argv)
     unsigned f = imt__cpu_features();
     printf("bench_index: kernel %s\n", (f & IMT_CPU_AVX512) ? "avx512-vpopcntdq"
                                         : (f & IMT_CPU_AVX2) ? "avx2" : "portable");
-    if (!strcmp(dist, "md5")) digests(N, d, budget);
+    if (!strcmp(dist, "md5")) digests(N, d, budget, 0);
+    if (!strcmp(dist, "md5hex")) digests(N, d, budget, 1);
     if (!strcmp(dist, "random") || !strcmp(dist, "both")) dataset("random", N, nq, d, keep, reuse);
     if (!strcmp(dist, "clustered") || !strcmp(dist, "both")) dataset("clustered", N, nq, d, keep, reuse);
     return 0;

@@ -73,6 +73,8 @@ typedef enum imt_err {
     IMT_E_BUSY = 25,         /* the index has open cursors (import needs none) */
     IMT_E_INDEX_CHANGED = 26,/* the index changed since it was opened: open it again */
     IMT_E_WRITE = 27,        /* an output (a report) could not be written */
+    IMT_E_ENCRYPTED = 28,    /* encrypted (an archive member, an archive's
+                                directory, a PDF): not examined */
     IMT_E__COUNT             /* not an error: the number of codes */
 } imt_err;
 
@@ -114,11 +116,24 @@ typedef enum imt_format {
     IMT_FMT_HEIF = 7,
     IMT_FMT_AVIF = 8,
     IMT_FMT_JXL = 9,
+    /* Containers (engine/container): never decoded as a picture; a scan
+     * expands them and makes each member an item of its own. */
+    IMT_FMT_ZIP = 10,    /* also OOXML, ODF, EPUB, UFDR, JAR, APK */
+    IMT_FMT_RAR = 11,
+    IMT_FMT_7Z = 12,
+    IMT_FMT_TAR = 13,    /* POSIX ustar / GNU: "ustar" at offset 257 */
+    IMT_FMT_GZIP = 14,
+    IMT_FMT_BZIP2 = 15,
+    IMT_FMT_XZ = 16,
+    IMT_FMT_ZSTD = 17,
+    IMT_FMT_CPIO = 18,   /* the ASCII kinds (odc, newc, crc) */
+    IMT_FMT_PDF = 19,    /* its embedded images are its members */
     IMT_FMT__COUNT
 } imt_format;
 
-/** Minimum number of leading bytes imt_sniff() needs to decide. */
-#define IMT_SNIFF_BYTES 32
+/** Minimum number of leading bytes imt_sniff() needs to decide (TAR's
+ *  magic is at offset 257). */
+#define IMT_SNIFF_BYTES 512
 
 /** Identify the format of data from its magic bytes. len may be short. */
 IMT_API imt_format imt_sniff(const void *data, size_t len);
@@ -128,6 +143,10 @@ IMT_API const char *imt_format_name(imt_format fmt);
 
 /** Non-zero when this build decodes fmt (JPEG, PNG, HEIF, AVIF). */
 IMT_API int imt_format_decodable(imt_format fmt);
+
+/** Non-zero when fmt is a container (IMT_FMT_ZIP .. IMT_FMT_PDF): hashing
+ *  one reports IMT_E_NOT_IMAGE; a scan expands it into its members. */
+IMT_API int imt_format_is_container(imt_format fmt);
 
 /* ------------------------------------------------------------------------
  * PDQ hashes.
@@ -765,6 +784,47 @@ typedef struct imt_scan_match {
                                   the file) */
 } imt_scan_match;
 
+/* Containers (engine/container): a walked file that sniffs as a container
+ * (IMT_FMT_ZIP .. IMT_FMT_PDF) is expanded, and each regular member becomes a
+ * record of its own, emitted right after its container's, in member order,
+ * with the path "outer.zip!inner/a.jpg" ("a.zip!b.7z!c.jpg" nested; a gzip,
+ * bzip2, xz or zstd file that holds no archive has one member named after
+ * the file without its suffix; a PDF's images are "doc.pdf!obj12.jpg"). */
+
+/** Bits of imt_container_info.limits: a limit of imt_container_opts that
+ *  stopped (or prevented) an expansion. */
+#define IMT_CLIMIT_TOTAL_BYTES 1u /* member bytes of one walked file, all depths */
+#define IMT_CLIMIT_MEMBERS 2u     /* member records of one walked file, all depths */
+#define IMT_CLIMIT_DEPTH 4u       /* a container nested deeper than max_depth */
+#define IMT_CLIMIT_RATIO 8u       /* member bytes over max_ratio x the container's size */
+#define IMT_CLIMIT_BUFFER 16u     /* a nested container over max_buffer bytes */
+#define IMT_CLIMIT_PDF_SIZE 32u   /* a PDF over max_buffer bytes (read whole) */
+#define IMT_CLIMIT__COUNT 6
+
+/** "total-bytes", "members", "depth", "ratio", "buffer", "pdf-size" for bit
+ *  number 0..IMT_CLIMIT__COUNT-1; "unknown" otherwise. Never NULL. */
+IMT_API const char *imt_container_limit_name(int bit);
+
+/** What a record says about containers. Zero for a plain walked file. */
+typedef struct imt_container_info {
+    /* A member's place (depth 0: an entry of the walk, the rest unused). */
+    uint32_t depth;            /* 1: a member of a walked file; 2: of a member, ... */
+    uint64_t index;            /* its position among its container's entries, from 0 */
+    uint64_t size;             /* its size as the archive states it (read_bytes
+                                  is what was read) */
+    int has_mtime;             /* mtime as the archive stores it (none: unset) */
+    int64_t mtime_s;
+    int32_t mtime_ns;
+    /* A container (walked or a member) that was expanded. */
+    int expanded;              /* it sniffed as a container: members follow */
+    uint64_t members;          /* member records that follow it (all depths) */
+    uint64_t encrypted;        /* its encrypted entries (members whose records say
+                                  "encrypted", or 1 for an encrypted directory or
+                                  PDF): their content was not examined */
+    unsigned limits;           /* IMT_CLIMIT_* bits that stopped its expansion */
+    const char *note;          /* why the expansion stopped or failed; "" */
+} imt_container_info;
+
 /** The record of one walked entry. Everything it points to is borrowed:
  *  valid during the record callback only. */
 typedef struct imt_scan_record {
@@ -801,6 +861,7 @@ typedef struct imt_scan_record {
     const imt_scan_match *matches;
     size_t n_matches;
     size_t matches_omitted;    /* matches over imt_scan_opts.max_matches */
+    imt_container_info container; /* a member's place; a container's expansion */
     const imt_carve_hit *carved; /* a carved item (imgtriage carve): where in
                                   path's bytes it lies, its format by structure
                                   and how it ended; NULL for a file */
@@ -825,11 +886,32 @@ typedef int (*imt_scan_record_fn)(void *ctx, const imt_scan_record *rec);
 
 /** Optional: called in walk order as entries are found, before any work on
  *  them. Non-zero claims the entry: it is not read and its record comes with
- *  skipped = 1 (used to resume a scan). */
+ *  skipped = 1 (used to resume a scan). The value is the number of records
+ *  claimed: 1, or 1 + N for a container whose N member records the caller
+ *  holds too (seq then moves on by 1 + N). */
 typedef int (*imt_scan_skip_fn)(void *ctx, const char *path, imt_entry_type type);
 
 /** Optional: called after every batch of records, from the calling thread. */
 typedef void (*imt_scan_progress_fn)(void *ctx, const imt_scan_progress *p);
+
+/** Limits of container expansion (README "Containers"). Each one that trips
+ *  is reported on the container's record (imt_container_info.limits). */
+typedef struct imt_container_opts {
+    int enabled;               /* expand containers (default 1) */
+    uint32_t max_depth;        /* nesting levels expanded (default 8) */
+    uint64_t max_members;      /* member records per walked file (default 100000) */
+    uint64_t max_total_bytes;  /* member bytes read per walked file, all depths
+                                  (default 16 GiB) */
+    uint32_t max_ratio;        /* a container whose members hold more than this
+                                  times its own size (and over 64 MiB) stops
+                                  (default 200) */
+    uint64_t max_buffer;       /* a nested container is held in memory to be
+                                  expanded, a PDF is read whole: at most this
+                                  many bytes (default 64 MiB) */
+    uint64_t max_held_bytes;   /* member records held per scan until their batch
+                                  is emitted; a container that would hold more
+                                  is expanded again when emitted (default 64 MiB) */
+} imt_container_opts;
 
 typedef struct imt_scan_opts {
     int threads;               /* workers; 0 = all cores, 1 = serial (default 0) */
@@ -849,6 +931,7 @@ typedef struct imt_scan_opts {
     imt_scan_skip_fn skip;     /* optional, see above */
     imt_scan_progress_fn progress; /* optional, see above */
     void *ctx;                 /* passed to skip and progress */
+    imt_container_opts containers; /* see above */
 } imt_scan_opts;
 
 /** Fill opts with the defaults documented above. */
@@ -922,7 +1005,8 @@ IMT_API imt_err imt_report_begin(imt_report *r, const imt_index *idx,
                                  const char *const *paths, size_t n_paths,
                                  const imt_scan_opts *opts);
 
-/** An imt_scan_skip_fn: pass it with the report as ctx. */
+/** An imt_scan_skip_fn: pass it with the report as ctx. A container's old
+ *  record is claimed only with all its member records (1 + N returned). */
 IMT_API int imt_report_skip(void *report, const char *path, imt_entry_type type);
 
 /** An imt_scan_record_fn: pass it with the report as ctx. Returns non-zero
@@ -988,6 +1072,265 @@ IMT_API int imt_json_write_str(FILE *f, const char *s);
  *  gets a leading ' so that no spreadsheet runs it as a formula (lossless:
  *  drop one leading '). 0, or -1 on a write error. */
 IMT_API int imt_csv_write_str(FILE *f, const char *s);
+
+/* ------------------------------------------------------------------------
+ * Preview (engine/triage): a time-boxed scan that reads likely places
+ * first and states what it did not read. The evidence is enumerated first
+ * (metadata only, the same walk as imt_scan_run); every regular file gets a
+ * class from its path (imt_triage_classify); classes are read in the order
+ * of imt_triage_class, and within a class in a seeded random order (a
+ * keyed hash of the path), so the files read of a class are a simple random
+ * sample of it. Each file's record is the record a full scan gives it (its
+ * seq is its walk position); records come in read order, entries that are
+ * not regular files (links, special files, unreadable folders) first.
+ * ---------------------------------------------------------------------- */
+
+/** Likelihood classes, read in this order. "media": pictures and videos by
+ *  file-name extension; "user": under a user-content folder (DCIM, Pictures,
+ *  Downloads, Desktop, Documents, messaging-app media, browser and thumbnail
+ *  caches, recycle bins); "system": under a system or program folder and
+ *  no user-content folder. Values are fixed once released. */
+typedef enum imt_triage_class {
+    IMT_CLASS_USER_MEDIA = 0,
+    IMT_CLASS_MEDIA = 1,
+    IMT_CLASS_USER_OTHER = 2,
+    IMT_CLASS_SYSTEM_MEDIA = 3,
+    IMT_CLASS_OTHER = 4,
+    IMT_CLASS_SYSTEM_OTHER = 5,
+    IMT_CLASS__COUNT
+} imt_triage_class;
+
+/** "user-media", "media", "user-other", "system-media", "other",
+ *  "system-other". Never NULL. */
+IMT_API const char *imt_triage_class_name(imt_triage_class c);
+
+/** The class of a file from its path alone (no I/O). */
+IMT_API imt_triage_class imt_triage_classify(const char *path);
+
+/** The exact one-sided upper confidence bound on K, the number of files
+ *  with known material among N, when x of a simple random sample of n of
+ *  them (without replacement) have it: the largest K with
+ *  P(X <= x | N, K, n) > 1 - confidence (hypergeometric). With x = 0 and
+ *  n << N it is close to the rule of three, 3N/n at 95%. n = N gives x;
+ *  n = 0 gives N. IMT_E_INVALID when x > n, n > N or confidence is not in
+ *  (0, 1). */
+IMT_API imt_err imt_triage_bound(uint64_t N, uint64_t n, uint64_t x, double confidence,
+                                 uint64_t *upper);
+
+/** Per class: what was listed, what was read, and the estimate. */
+typedef struct imt_preview_class_stats {
+    uint64_t enumerated;       /* regular files listed in the class */
+    uint64_t enumerated_bytes;
+    uint64_t examined;         /* of them, read: their record has the result */
+    uint64_t examined_bytes;
+    uint64_t pictures;         /* of the examined, with a PDQ hash */
+    uint64_t hit_files;        /* of the examined, with an alerting match */
+    double estimate;           /* hit_files * enumerated / examined (0 if none read) */
+    uint64_t upper95;          /* imt_triage_bound(enumerated, examined, hit_files, 0.95) */
+} imt_preview_class_stats;
+
+/** Why a preview stopped. */
+typedef enum imt_preview_stop {
+    IMT_PREVIEW_COMPLETE = 0,  /* every listed file was read */
+    IMT_PREVIEW_BUDGET = 1,    /* the time budget ran out */
+    IMT_PREVIEW_HITS = 2,      /* stop_after_hits files with hits were found */
+    IMT_PREVIEW_INTERRUPTED = 3/* stopped by *stop or the record callback */
+} imt_preview_stop;
+
+/** "complete", "budget", "hits", "interrupted". Never NULL. */
+IMT_API const char *imt_preview_stop_name(imt_preview_stop s);
+
+typedef struct imt_preview_stats {
+    imt_preview_stop stopped_by;
+    int enumeration_complete;  /* the listing ended before the budget */
+    uint64_t budget_ms;        /* 0: none */
+    uint64_t stop_after_hits;  /* 0: none */
+    uint64_t seed;
+    uint64_t enumerated_files, examined_files, examined_pictures, hit_files;
+    uint64_t files_before_first_hit; /* files read before the first file with a
+                                  hit (valid when have_first_hit) */
+    int have_first_hit;
+    uint64_t enumerate_ms, first_hit_ms, elapsed_ms;
+    double estimate;           /* sum of the classes' estimates */
+    uint64_t upper95;          /* files with known material on the device, at
+                                  most, at 95% confidence jointly: the classes
+                                  read in part each at 1 - 0.05/k (Bonferroni
+                                  over those k classes), plus the hits of the
+                                  classes read whole */
+    imt_preview_class_stats cls[IMT_CLASS__COUNT];
+} imt_preview_stats;
+
+typedef struct imt_triage_opts {
+    uint64_t budget_ms;        /* stop when this much time has passed since the
+                                  start (listing included); 0: no budget */
+    uint64_t stop_after_hits;  /* stop after this many files with hits; 0: no */
+    uint64_t seed;             /* the order within a class (default 1: a rerun
+                                  reads in the same order) */
+    size_t memory_bytes;       /* listing held in memory before it spills to
+                                  unnamed temporary files (default 64 MiB) */
+    const char *tmpdir;        /* for those files; NULL: $TMPDIR, else /tmp.
+                                  Refused (IMT_E_INVALID) inside a PATH */
+    size_t chunk_files;        /* files per read batch (default 256) */
+} imt_triage_opts;
+
+IMT_API void imt_triage_opts_init(imt_triage_opts *opts);
+
+/** Run a preview of paths (as imt_scan_run; scan->skip is not supported and
+ *  must be NULL). on_record receives every record, in read order; stats
+ *  (required) gets the counts and bounds, also when the preview stopped
+ *  early. Returns IMT_OK when it ran to its end, the budget or the hit
+ *  limit (stats->stopped_by says which), IMT_E_INTERRUPTED when stopped by
+ *  *scan->stop or on_record, or the error that prevented it. */
+IMT_API imt_err imt_triage_run(imt_index *idx, const char *const *paths, size_t n_paths,
+                               const imt_scan_opts *scan, const imt_triage_opts *topts,
+                               imt_scan_record_fn on_record, void *ctx,
+                               imt_preview_stats *stats, char *detail, size_t cap);
+
+/* ------------------------------------------------------------------------
+ * Block hashes of known files (engine/index/blocks.c) and block sampling of
+ * a raw disk image (engine/triage/sample.c): Garfinkel and McCarrin's
+ * method (DFRWS 2015). Known files are cut into 4 KiB blocks at their start;
+ * blocks that cannot tell one file from another (non-probative) are
+ * dropped; the rest are stored in the index's "blocks" sub-database (a key
+ * of 8 bytes of each block's MD5). A sample reads random places of an image
+ * and looks up the 4 KiB at each 512-byte alignment a file could start on.
+ * ---------------------------------------------------------------------- */
+#define IMT_BLOCK_SIZE 4096
+
+/** Why a block is not stored (IMT_BLOCK_PROBATIVE: it is). Values fixed. */
+typedef enum imt_block_verdict {
+    IMT_BLOCK_PROBATIVE = 0,
+    IMT_BLOCK_FEW_VALUES = 1,   /* fewer than 16 distinct byte values (zeros,
+                                   fill, whitespace) */
+    IMT_BLOCK_RAMP = 2,         /* 16-, 32- or 64-bit words rising or falling by
+                                   a constant step (tables, counters) */
+    IMT_BLOCK_LOW_ENTROPY = 3,  /* byte entropy below 5 bits per byte */
+    IMT_BLOCK_REPEATING = 4,    /* fewer than 64 distinct 32-bit words */
+    IMT_BLOCK_SHARED = 5,       /* in more than one known file (at commit) */
+    IMT_BLOCK__COUNT
+} imt_block_verdict;
+
+/** "probative", "few-values", "ramp", "low-entropy", "repeating", "shared". */
+IMT_API const char *imt_block_verdict_name(imt_block_verdict v);
+
+/** The verdict on one 4 KiB block by its content alone (not SHARED). */
+IMT_API imt_block_verdict imt_block_classify(const uint8_t *block);
+
+/** The lookup key of a 4 KiB block: the first 8 bytes of its MD5, big-endian. */
+IMT_API uint64_t imt_block_key(const uint8_t *block);
+
+/** Known files' blocks gathered in memory (16 bytes per kept block), then
+ *  written to an index at once (the shared ones dropped). */
+typedef struct imt_blockset imt_blockset;
+
+typedef struct imt_blockset_stats {
+    uint64_t files;             /* files added */
+    uint64_t blocks;            /* their whole 4 KiB blocks (a tail shorter than
+                                   4 KiB is not a block: slack follows it) */
+    uint64_t dropped[IMT_BLOCK__COUNT]; /* by verdict; [PROBATIVE] unused */
+    uint64_t repeats;           /* blocks repeating one kept already (in the same
+                                   file, or in a copy of it: the same MD5) */
+    uint64_t stored;            /* blocks written to the index */
+    uint64_t db_bytes;          /* pages of the "blocks" sub-database */
+    double bytes_per_block;     /* db_bytes / its records (blocks and files) */
+} imt_blockset_stats;
+
+IMT_API imt_err imt_blockset_create(imt_blockset **out);
+IMT_API void imt_blockset_free(imt_blockset *bs);
+
+/** Add known file file_id (name, digests and size for the report; read from
+ *  fd, which stays open, from offset 0 to size). IMT_E_IO when it cannot be
+ *  read. */
+IMT_API imt_err imt_blockset_add_fd(imt_blockset *bs, uint32_t file_id, const char *name,
+                                    int fd, uint64_t size, const uint8_t md5[16],
+                                    const uint8_t sha1[20]);
+
+/** Write the blockset into idx (opened for writing, no cursor open) under
+ *  list_id: blocks in more than one file dropped, the rest stored with their
+ *  file's record. One LMDB transaction. stats may be NULL. */
+IMT_API imt_err imt_index_add_blocks(imt_index *idx, imt_blockset *bs, uint32_t list_id,
+                                     imt_blockset_stats *stats);
+
+/** A stored block's place. */
+typedef struct imt_block_hit {
+    uint32_t list_id, file_id, block; /* block: its index in the file */
+} imt_block_hit;
+
+/** A known file of the blocks sub-database. name is borrowed (valid until
+ *  the next call on the reader). */
+typedef struct imt_block_file {
+    uint32_t list_id, file_id;
+    uint64_t size;
+    uint8_t md5[16], sha1[20];
+    uint32_t blocks, stored;    /* whole blocks; of them stored (probative) */
+    const char *name;
+} imt_block_file;
+
+/** Reads the blocks sub-database (its own read transaction; close it before
+ *  the index). IMT_E_NOT_FOUND when the index holds no block hashes. */
+typedef struct imt_block_reader imt_block_reader;
+IMT_API imt_err imt_block_reader_open(imt_block_reader **out, imt_index *idx);
+IMT_API void imt_block_reader_close(imt_block_reader *r);
+/** *found = 1 and *hit filled when key is stored. */
+IMT_API imt_err imt_block_lookup(imt_block_reader *r, uint64_t key, imt_block_hit *hit,
+                                 int *found);
+IMT_API imt_err imt_block_file_get(imt_block_reader *r, uint32_t list_id, uint32_t file_id,
+                                   imt_block_file *out);
+/** Files and stored blocks in the sub-database. */
+IMT_API imt_err imt_block_reader_counts(imt_block_reader *r, uint64_t *files, uint64_t *blocks);
+
+/** P(at least one of n positions drawn without replacement from P holds one
+ *  of M marked ones) = 1 - C(P - M, n) / C(P, n): the chance that n samples
+ *  of an image with P sample positions find a collection whose stored blocks
+ *  cover M of them. */
+IMT_API double imt_sample_detect_probability(uint64_t P, uint64_t M, uint64_t n);
+
+typedef struct imt_sample_opts {
+    uint64_t samples;           /* positions to read (required) */
+    uint64_t seed;              /* default 1 */
+    const volatile int *stop;   /* optional, as in imt_scan_opts */
+} imt_sample_opts;
+IMT_API void imt_sample_opts_init(imt_sample_opts *o);
+
+/** One sampled block found in the index: where, and which known block. */
+typedef struct imt_sample_hit {
+    uint64_t offset;            /* in the image, of the 4 KiB block */
+    imt_block_hit at;
+} imt_sample_hit;
+
+typedef struct imt_sample_result {
+    uint64_t image_size;
+    uint64_t positions;         /* P: 4 KiB-aligned sample positions */
+    uint64_t samples;           /* positions read */
+    uint64_t lookups;           /* blocks looked up (8 per position, fewer at the end) */
+    uint64_t bytes_read;
+    uint64_t elapsed_ms;
+    imt_sample_hit *hits;       /* in offset order; owned by the result */
+    size_t n_hits;
+} imt_sample_result;
+
+/** Sample the raw image at path (a file or block device, only read): n
+ *  distinct positions p = 4096 k drawn at random (seeded), read in offset
+ *  order; at each, the 4 KiB blocks starting at p, p + 512, ..., p + 3584
+ *  are looked up, so a known file starting on any 512-byte boundary has
+ *  each of its stored blocks found by exactly one position. Free the result
+ *  with imt_sample_result_free. detail gets a sentence on failure. */
+IMT_API imt_err imt_sample_image(imt_index *idx, const char *path, const imt_sample_opts *o,
+                                 imt_sample_result *res, char *detail, size_t cap);
+IMT_API void imt_sample_result_free(imt_sample_result *res);
+
+/** Is the whole known file (size bytes, md5) at offset start of the image
+ *  at path? *match = 1 when the MD5 of those bytes equals md5 (a contiguous
+ *  file found by a block hit, confirmed). IMT_E_IO when unreadable. */
+IMT_API imt_err imt_sample_confirm(const char *path, uint64_t start, uint64_t size,
+                                   const uint8_t md5[16], int *match);
+
+/** Mark r as the report of a preview: before imt_report_begin (the header
+ *  then holds "preview" with the settings) and again, with the final stats,
+ *  before imt_report_end (the summary then holds "preview" with the counts
+ *  and bounds per class, and the priority says it is a preview). st is
+ *  copied. */
+IMT_API imt_err imt_report_preview(imt_report *r, const imt_preview_stats *st);
 
 #ifdef __cplusplus
 }

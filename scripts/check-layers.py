@@ -6,7 +6,7 @@ checkout (objects left behind by a source file that moved are ignored). For ever
 engine/<module>/ it builds the graph "file A calls a function defined in file B" from the symbols
 each object file defines and needs, and reports:
   - call cycles between files of one module (issue 10: each module's files form layers);
-  - modules that call each other in a circle (data flows one way: scan -> decode -> hash ->
+  - modules that call each other in a circle (data flows one way: scan -> container, decode -> hash ->
     index lookup -> report; source (disk images, carving) is below scan; common is below
     everything).
 Exit 0 when there is none, 1 otherwise (a ctest runs it)."""

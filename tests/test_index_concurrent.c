@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +71,11 @@ static void write_list(int list, char *md5p, char *pdqp, size_t cap)
     REQUIRE(fclose(f) == 0 && fclose(g) == 0);
 }
 
+/* Reader rounds so far, shared with the writer (MAP_SHARED): the writer
+ * lets the reader run rounds between its imports, so the check that reads
+ * ran beside the writes does not depend on the machine's load. */
+static volatile long *shared_rounds;
+
 /* The writer: list L = the MD5 file then the PDQ file, as two lists;
  * list ids 2L+1 (MD5) and 2L+2 (PDQ). */
 static int writer(void)
@@ -89,6 +95,8 @@ static int writer(void)
         io.compact = l % 3 == 0 ? 1 : -1;
         if (imt_index_import(idx, b, &io, &st) != IMT_OK) return 3;
         usleep(20000);
+        /* at least two reader rounds per list imported (10 s at most) */
+        for (int w = 0; w < 1000 && *shared_rounds < 2L * l; w++) usleep(10000);
     }
     imt_index_close(idx);
     return 0;
@@ -126,6 +134,7 @@ static void round_(tally *t, unsigned seed)
         return;
     }
     t->rounds++;
+    (*shared_rounds)++;
     for (int l = 0; l <= K; l++) {
         uint32_t md5_list = (uint32_t)(2 * l + 1), pdq_list = (uint32_t)(2 * l + 2);
         int have_md5 = md5_list <= nl, have_pdq = pdq_list <= nl;
@@ -192,6 +201,10 @@ int main(void)
         REQUIRE(imt_index_import(idx, b, &io, &st) == IMT_OK);
         imt_index_close(idx);
     }
+    void *sh = mmap(NULL, sizeof(long), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(sh != MAP_FAILED);
+    shared_rounds = sh;
+    *shared_rounds = 0;
     fflush(stdout);
     pid_t pid = fork();
     REQUIRE(pid >= 0);

@@ -18,6 +18,8 @@ static void usage(FILE *f)
 "Subcommands:\n"
 "  create INDEX              make an empty index\n"
 "  import INDEX FILE...      add each FILE as one list (one transaction each)\n"
+"  import-files INDEX DIR    hash known files (PDQ, MD5, SHA-1) into one list;\n"
+"                            --blocks: also their 4 KiB block hashes\n"
 "  stats INDEX               print the meta record and the list inventory\n"
 "  verify INDEX              check every structure against the entries\n"
 "  export INDEX              write entries (JSON lines, or a list format)\n"
@@ -650,6 +652,7 @@ int cmd_index(int argc, char **argv)
     optind = 1;
     if (!strcmp(sub, "create")) return do_create(argc, argv);
     if (!strcmp(sub, "import")) return do_import(argc, argv);
+    if (!strcmp(sub, "import-files")) return cmd_index_import_files(argc, argv);
     if (!strcmp(sub, "stats")) return do_stats(argc, argv);
     if (!strcmp(sub, "verify")) return do_verify(argc, argv);
     if (!strcmp(sub, "export")) return do_export(argc, argv);

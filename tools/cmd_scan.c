@@ -51,6 +51,37 @@ static void usage(FILE *f)
 "                         (default 50, upstream's advice)\n"
 "      --max-pixels N, --max-dimension N, --max-file-size N, --time-budget MS\n"
 "                         decoding limits, as for 'imgtriage hash'\n"
+"Preview (a time-boxed triage; see README, \"Preview\"):\n"
+"      --budget DURATION  list the evidence (metadata only), then read files in\n"
+"                         order of likelihood (pictures and videos in user folders\n"
+"                         first, system folders last; a seeded random order within\n"
+"                         each class) and stop after DURATION (e.g. 300, 90s, 5m,\n"
+"                         1h; listing included). The report's records come in read\n"
+"                         order; its summary holds \"preview\": files listed and\n"
+"                         read per class, hits, and a 95%% upper bound on the files\n"
+"                         with known material (exact hypergeometric per class)\n"
+"      --stop-after-hits N  a preview that stops after N files with hits\n"
+"      --seed N           the order within each class (default 1: a rerun reads\n"
+"                         the same files); listing spills to unnamed files in\n"
+"                         $TMPDIR (refused inside a PATH) beyond 64 MiB\n"
+"Containers (ZIP, RAR, 7z, TAR, cpio, gzip, bzip2, xz, zstd, OOXML/ODF/EPUB,\n"
+"PDF images): each member is a record of its own, \"outer.zip!inner/a.jpg\",\n"
+"right after its container's; nothing is extracted to disk. Limits, each\n"
+"reported on the container's record when it stops an expansion:\n"
+"      --no-containers    do not expand containers\n"
+"      --max-depth N      nesting levels expanded (default 8)\n"
+"      --max-members N    member records per walked file (default 100000)\n"
+"      --max-expanded-bytes N  member bytes per walked file, all depths\n"
+"                         (default 16 GiB)\n"
+"      --max-ratio N      stop a container whose members hold over N times its\n"
+"                         size, past 64 MiB (default 200)\n"
+"      --max-container-buffer N  bytes a nested container (held to be expanded)\n"
+"                         or a PDF (read whole) may take in memory, per thread\n"
+"                         (default 64 MiB)\n"
+"      --max-held-bytes N member records held until emitted, for the whole scan\n"
+"                         (default 64 MiB; more: expanded again when emitted)\n"
+"      --sample-blocks N  block sampling of one raw disk IMAGE instead: see\n"
+"                         'imgtriage scan --sample-blocks 1 --help'\n"
 "  -q, --quiet            no progress line\n"
 "  -h, --help             show this help and exit\n"
 "\n"
@@ -66,7 +97,9 @@ static void usage(FILE *f)
 "1 known material was found (listed in the report; this wins over errors);\n"
 "2 errors prevented a complete scan (unreadable files or folders, a PATH that\n"
 "does not exist, interrupted, bad usage, the index or the report could not be\n"
-"used); the summary then says the scan is incomplete, and why.\n");
+"used, or a preview that stopped before reading every file); the summary\n"
+"then says the scan is incomplete, and why. A later full scan with --resume\n"
+"PREVIEW_REPORT reads only the files the preview did not.\n");
 }
 
 static volatile int g_stop = 0;
@@ -183,6 +216,21 @@ static char *join_cmdline(int argc, char **argv)
     return s;
 }
 
+/* "300", "90s", "5m", "1h", "250ms" (a whole number and a unit). */
+static int parse_duration_ms(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || *s < '0' || *s > '9') return 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno) return 0;
+    unsigned long long mul = !*end || !strcmp(end, "s") ? 1000 : !strcmp(end, "ms") ? 1
+                           : !strcmp(end, "m") ? 60000 : !strcmp(end, "h") ? 3600000 : 0;
+    if (!mul || n == 0 || n > UINT64_MAX / mul) return 0;
+    *out = n * mul;
+    return 1;
+}
+
 static int same_file(const char *a, const char *b)
 {
     struct stat sa, sb;
@@ -194,7 +242,9 @@ int cmd_scan(int argc, char **argv)
 {
     enum {
         OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
-        OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE, OPT_ALSO
+        OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE, OPT_ALSO, OPT_PBUDGET, OPT_STOPHITS, OPT_SEED,
+        OPT_NOCONT, OPT_CDEPTH,
+        OPT_CMEMBERS, OPT_CBYTES, OPT_CRATIO, OPT_CBUF, OPT_CHELD
     };
     static const struct option longopts[] = {
         {"index", required_argument, NULL, 'x'},
@@ -214,10 +264,22 @@ int cmd_scan(int argc, char **argv)
         {"one-file-system", no_argument, NULL, OPT_ONEFS},
         {"distance", required_argument, NULL, OPT_DIST},
         {"min-quality", required_argument, NULL, OPT_MINQ},
+        {"budget", required_argument, NULL, OPT_PBUDGET},
+        {"stop-after-hits", required_argument, NULL, OPT_STOPHITS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"no-containers", no_argument, NULL, OPT_NOCONT},
+        {"max-depth", required_argument, NULL, OPT_CDEPTH},
+        {"max-members", required_argument, NULL, OPT_CMEMBERS},
+        {"max-expanded-bytes", required_argument, NULL, OPT_CBYTES},
+        {"max-ratio", required_argument, NULL, OPT_CRATIO},
+        {"max-container-buffer", required_argument, NULL, OPT_CBUF},
+        {"max-held-bytes", required_argument, NULL, OPT_CHELD},
         CLI_LIMIT_LONGOPTS,
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
+    for (int i = 1; i < argc; i++) /* block sampling of a disk image: its own command */
+        if (!strncmp(argv[i], "--sample-blocks", 15)) return cmd_scan_sample(argc, argv);
     imt_scan_opts so;
     imt_scan_opts_init(&so);
     imt_report_opts ro;
@@ -229,6 +291,9 @@ int cmd_scan(int argc, char **argv)
     size_t n_also = 0;
     memset(also, 0, sizeof also);
     unsigned long long v;
+    imt_triage_opts to;
+    imt_triage_opts_init(&to);
+    int preview = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "x:o:f:t:m:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -289,6 +354,40 @@ int cmd_scan(int argc, char **argv)
                 so.min_quality = (int)v;
             } else cli_set_limit(&so.hash, c, v);
             break;
+        case OPT_PBUDGET:
+            if (!parse_duration_ms(optarg, &to.budget_ms)) {
+                cli_err("scan: --budget needs a duration such as 300, 90s, 5m or 1h, not '%s'",
+                        optarg);
+                return CLI_EXIT_ERROR;
+            }
+            preview = 1;
+            break;
+        case OPT_STOPHITS: case OPT_SEED:
+            if (!cli_parse_u64(optarg, &v) || (c == OPT_STOPHITS && v == 0)) {
+                cli_err("scan: %s needs a %s number", argv[optind - 1],
+                        c == OPT_STOPHITS ? "positive" : "non-negative");
+                return CLI_EXIT_ERROR;
+            }
+            if (c == OPT_STOPHITS) {
+                to.stop_after_hits = v;
+                preview = 1;
+            } else to.seed = v;
+            break;
+        case OPT_NOCONT: so.containers.enabled = 0; break;
+        case OPT_CDEPTH: case OPT_CMEMBERS: case OPT_CBYTES: case OPT_CRATIO: case OPT_CBUF:
+        case OPT_CHELD:
+            if (!cli_parse_u64(optarg, &v) ||
+                ((c == OPT_CDEPTH || c == OPT_CRATIO) && v > UINT32_MAX)) {
+                cli_err("scan: %s needs a non-negative number", argv[optind - 1]);
+                return CLI_EXIT_ERROR;
+            }
+            if (c == OPT_CDEPTH) so.containers.max_depth = (uint32_t)v;
+            else if (c == OPT_CMEMBERS) so.containers.max_members = v;
+            else if (c == OPT_CBYTES) so.containers.max_total_bytes = v;
+            else if (c == OPT_CRATIO) so.containers.max_ratio = (uint32_t)v;
+            else if (c == OPT_CBUF) so.containers.max_buffer = v;
+            else so.containers.max_held_bytes = v;
+            break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: usage(stderr); return CLI_EXIT_ERROR;
@@ -308,6 +407,11 @@ int cmd_scan(int argc, char **argv)
     }
     if (n_also && (!out_path || ro.format != IMT_REPORT_JSONL)) {
         cli_err("scan: --also converts the JSONL report: it needs --out FILE and --format jsonl");
+        return CLI_EXIT_ERROR;
+    }
+    if (preview && resume) {
+        cli_err("scan: a preview (--budget, --stop-after-hits) cannot --resume; a full scan "
+                "can --resume a preview's report");
         return CLI_EXIT_ERROR;
     }
     const char *const *paths = (const char *const *)(argv + optind);
@@ -400,6 +504,12 @@ int cmd_scan(int argc, char **argv)
         e = imt_report_resume(rep, resume);
         if (e) { cli_err("scan: %s", imt_report_last_error(rep)); goto cleanup; }
     }
+    imt_preview_stats pst;
+    memset(&pst, 0, sizeof pst);
+    pst.budget_ms = to.budget_ms;
+    pst.stop_after_hits = to.stop_after_hits;
+    pst.seed = to.seed;
+    if (preview) imt_report_preview(rep, &pst);
     e = imt_report_begin(rep, idx, paths, n_paths, &so);
     if (e) { cli_err("scan: %s", imt_report_last_error(rep)); goto cleanup; }
 
@@ -423,11 +533,14 @@ int cmd_scan(int argc, char **argv)
     }
     so.stop = &g_stop;
     so.progress = on_progress;
-    so.skip = skip_fn;
+    so.skip = preview ? NULL : skip_fn;
     so.ctx = &pr;
     char detail[256];
-    imt_err st = imt_scan_run(idx, paths, n_paths, &so, imt_report_record, rep, detail,
-                              sizeof detail);
+    imt_err st = preview ? imt_triage_run(idx, paths, n_paths, &so, &to, imt_report_record, rep,
+                                          &pst, detail, sizeof detail)
+                         : imt_scan_run(idx, paths, n_paths, &so, imt_report_record, rep, detail,
+                                        sizeof detail);
+    if (preview) imt_report_preview(rep, &pst);
     if (pr.printed && pr.tty) fputc('\n', stderr);
     if (st == IMT_E_INTERRUPTED && imt_report_last_error(rep)[0]) {
         cli_err("scan: %s", imt_report_last_error(rep)); /* the report's end says it too */
@@ -475,7 +588,7 @@ int cmd_scan(int argc, char **argv)
         }
     }
     if (sum.hit_files) rc = CLI_EXIT_FOUND;
-    else if (st != IMT_OK || e != IMT_OK || sum.errors) rc = CLI_EXIT_ERROR;
+    else if (st != IMT_OK || e != IMT_OK || sum.errors || !sum.complete) rc = CLI_EXIT_ERROR;
     else rc = CLI_EXIT_OK;
 
 cleanup:

@@ -37,6 +37,7 @@ static const struct {
     [IMT_E_INDEX_CHANGED] = {"index-changed",
                              "the index changed since it was opened; open it again"},
     [IMT_E_WRITE] = {"write-failed", "the output could not be written"},
+    [IMT_E_ENCRYPTED] = {"encrypted", "encrypted: not examined"},
 };
 
 const char *imt_strerror(imt_err err)

@@ -40,13 +40,30 @@ imt_format imt_sniff(const void *data, size_t len)
     if (has(p, len, 0, "\xff\x0a", 2) ||
         has(p, len, 0, "\0\0\0\x0cJXL \r\n\x87\n", 12))
         return IMT_FMT_JXL;
+    /* Containers (expanded by engine/container). */
+    if (has(p, len, 0, "PK\3\4", 4) || has(p, len, 0, "PK\5\6", 4) ||
+        has(p, len, 0, "PK\7\x08", 4))
+        return IMT_FMT_ZIP;
+    if (has(p, len, 0, "Rar!\x1a\x07\x00", 7) || has(p, len, 0, "Rar!\x1a\x07\x01\x00", 8))
+        return IMT_FMT_RAR;
+    if (has(p, len, 0, "7z\xbc\xaf\x27\x1c", 6)) return IMT_FMT_7Z;
+    if (has(p, len, 0, "\x1f\x8b\x08", 3)) return IMT_FMT_GZIP;
+    if (has(p, len, 0, "BZh", 3) && len >= 4 && p[3] >= '1' && p[3] <= '9') return IMT_FMT_BZIP2;
+    if (has(p, len, 0, "\xfd" "7zXZ\0", 6)) return IMT_FMT_XZ;
+    if (has(p, len, 0, "\x28\xb5\x2f\xfd", 4)) return IMT_FMT_ZSTD;
+    if (has(p, len, 0, "070707", 6) || has(p, len, 0, "070701", 6) ||
+        has(p, len, 0, "070702", 6))
+        return IMT_FMT_CPIO;
+    if (has(p, len, 0, "%PDF-", 5)) return IMT_FMT_PDF;
+    if (has(p, len, 257, "ustar", 5)) return IMT_FMT_TAR;
     return IMT_FMT_UNKNOWN;
 }
 
 const char *imt_format_name(imt_format fmt)
 {
     static const char *const names[IMT_FMT__COUNT] = {
-        "unknown", "jpeg", "png", "gif", "bmp", "webp", "tiff", "heif", "avif", "jxl"};
+        "unknown", "jpeg", "png", "gif", "bmp", "webp", "tiff", "heif", "avif", "jxl",
+        "zip", "rar", "7z", "tar", "gzip", "bzip2", "xz", "zstd", "cpio", "pdf"};
     if ((int)fmt < 0 || fmt >= IMT_FMT__COUNT) return "unknown";
     return names[fmt];
 }
@@ -56,4 +73,9 @@ int imt_format_decodable(imt_format fmt)
     return fmt == IMT_FMT_JPEG || fmt == IMT_FMT_PNG || fmt == IMT_FMT_BMP ||
            fmt == IMT_FMT_TIFF || fmt == IMT_FMT_WEBP || fmt == IMT_FMT_GIF ||
            fmt == IMT_FMT_HEIF || fmt == IMT_FMT_AVIF;
+}
+
+int imt_format_is_container(imt_format fmt)
+{
+    return fmt >= IMT_FMT_ZIP && fmt <= IMT_FMT_PDF;
 }

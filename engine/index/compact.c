@@ -144,6 +144,8 @@ imt_err imt_index_compact(imt_index *idx)
     imt__idx_snapshot_end(idx);
     IMT_TRY(imt__idx_writer_begin(idx, &w));
     if (w.h.main_n + w.h.delta_n) IMT_TRY(imt__idx_compact(&w));
+    uint64_t folded;
+    IMT_TRY(imt__idx_fold_digests(&w, 1, &folded)); /* the digest deltas too */
     IMT_TRY(imt__idx_writer_commit(idx, &w, NULL, NULL));
 cleanup:
     imt__idx_writer_free(&w);

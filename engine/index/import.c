@@ -119,6 +119,9 @@ typedef struct imp {
     uint64_t merge_bad;          /* bad records the merge found */
     int parsed;                  /* the parse ended: this batch is the last */
     imt_import_stats *st;
+    int fd;                      /* the list (text and JSON parsers read it in order) */
+    uint64_t fsize, ndig;        /* its size; digests in the batches so far */
+    uint64_t budget;
 } imp;
 
 #define STAGE(c, name) do { if ((c)->o->stage) (c)->o->stage((c)->o->progress_opaque, name); } while (0)
@@ -180,6 +183,14 @@ static imt_err imp_flush(void *opaque, imt__idx_sink *s)
     uint64_t bad0 = s->bad;
     IMT_TRY(imt__idx_writer_merge(&c->w, s, c->list_id, c->metas, c->nmeta, c->per_slot, c->st));
     c->merge_bad += s->bad - bad0;
+    /* the digests the list holds, from the part read so far, for the
+     * filter of the runs (runs.c; at the first run): 0 when the parser
+     * does not read the descriptor (NSRL: SQLite does) */
+    for (size_t i = 0; i < s->n; i++) c->ndig += (uint64_t)__builtin_popcount(s->recs[i].kinds & ~KB_PDQ);
+    off_t pos = c->fd >= 0 ? lseek(c->fd, 0, SEEK_CUR) : -1;
+    c->w.est_digests = pos > 0 && c->fsize > (uint64_t)pos
+                           ? (uint64_t)((double)c->ndig * (double)c->fsize / (double)pos * 1.25) : 0;
+    c->w.bloom_cap = c->budget / 4;
     /* a batch before the last one: its digests go to a sorted run */
     IMT_TRY(imt__idx_writer_digests(&c->w, s, !c->parsed));
     IMT_TRY(imt__idx_writer_delta(&c->w));
@@ -214,6 +225,8 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         return IMT_E_INVALID;
     }
     c.idx = idx;
+    c.fd = -1;
+    c.budget = budget;
     c.o = &o;
     c.path = path;
     c.sha = sha;
@@ -262,6 +275,8 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         err = IMT_E_EMPTY;
         goto cleanup;
     }
+    c.fd = fd;
+    c.fsize = (uint64_t)sb.st_size;
     IMT_TRY(file_sha256(&s, fd, sha));
     IMT_TRY(imt__idx_detect(&s, fd, &f)); /* detect.c: AUTO stays only for blank text */
     c.f = f;
@@ -299,7 +314,13 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     uint64_t good = s.total;
     c.parsed = 1;
     IMT_TRY(imp_flush(&c, &s));
-    if (c.begun) IMT_TRY(imt__idx_writer_runs(&c.w));
+    if (c.begun) {
+        uint64_t folded;
+        IMT_TRY(imt__idx_writer_runs(&c.w));
+        /* the digest deltas into their tables when past a sixteenth (or
+         * on --compact; never with --no-compact) */
+        if (o.compact != 0) IMT_TRY(imt__idx_fold_digests(&c.w, o.compact > 0, &folded));
+    }
     if (!c.begun || good == c.merge_bad) {
         if (s.bad) imt__idx_set_err(idx, "%s: no valid record (%llu bad)", path, (unsigned long long)s.bad);
         else imt__idx_set_err(idx, "%s: the list holds no hash", path);

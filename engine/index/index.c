@@ -274,6 +274,18 @@ static imt_err open_dbis(imt_index *idx, MDB_txn *txn, unsigned flags)
         }
         if (rc) return imt__idx_mdb_err(idx, rc, "opening the tables");
     }
+    /* the membership classes: absent in a format 2/3 index opened read-only
+     * (it has no compact entries); a writable open creates the table */
+    int rc = mdb_dbi_open(txn, "cls", flags, &idx->db_cls);
+    if (rc && rc != MDB_NOTFOUND) return imt__idx_mdb_err(idx, rc, "opening the tables");
+    idx->has_cls = rc == 0;
+    static const char *dn[3] = {"md5+", "sha1+", "sha256+"};
+    idx->has_dplus = 1;
+    for (int k = 0; k < 3; k++) {
+        rc = mdb_dbi_open(txn, dn[k], flags, &idx->db_dplus[k]);
+        if (rc && rc != MDB_NOTFOUND) return imt__idx_mdb_err(idx, rc, "opening the tables");
+        if (rc) idx->has_dplus = 0;
+    }
     return IMT_OK;
 }
 
@@ -395,7 +407,7 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
         err = imt__idx_mdb_err(idx, rc, "creating the environment");
         goto cleanup;
     }
-    mdb_env_set_maxdbs(idx->env, 8);
+    mdb_env_set_maxdbs(idx->env, 16); /* room for additive tables (blocks.c: "blocks") */
     mdb_env_set_maxreaders(idx->env, 1022);
     if (!idx->read_only || o.map_size)
         mdb_env_set_mapsize(idx->env, (size_t)(o.map_size ? o.map_size : DEFAULT_MAP_SIZE));

@@ -9,8 +9,12 @@
 
 /* ---- on-disk constants ------------------------------------------------- */
 /* 3: list records end with their category policy (policy.c). Format 2
- * (no policy: the scheme's default) is read, and upgraded by a write. */
-#define IDX_FORMAT_VERSION 3u
+ * (no policy: the scheme's default) is read, and upgraded by a write.
+ * 4: digest-only entries stored by kind (a digest's value holds the entry
+ * id and a membership class, no entry record: see IDX_DIG_COMPACT); a
+ * format 2 or 3 index is a format 4 index without such entries, so it is
+ * read, and a write upgrades it. Older builds refuse format 4. */
+#define IDX_FORMAT_VERSION 4u
 #define IDX_FORMAT_MIN 2u
 #define IDX_MAGIC "IMTINDEX"
 #define IDX_MAX_TABLES 32
@@ -24,6 +28,21 @@
  * random access, so that cost one cache miss in three. Correctness never
  * depends on the alignment (a small value in a leaf page has none). */
 #define IDX_SEG_LEAD 48u
+
+/* A digest's value in the md5/sha1/sha256 tables: the entry id (u32), 4
+ * bytes, for an entry with a record in "entries"; or 8 bytes, the entry id
+ * and a membership class id (u32 LE each), for a COMPACT entry: a
+ * digest-only entry of one kind, quality unknown, with one membership
+ * without an external id, whose list, category and label are the class's
+ * record in "cls". A compact entry has no record in "entries" (it costs
+ * its digest's key and value only). A later record that changes it
+ * (another list, another hash) writes its record and turns the value into
+ * 4 bytes ("promotion"). */
+#define IDX_DIG_COMPACT 8u
+#define IDX_CLS_NONE UINT32_MAX
+/* Classes one import may create (its digest-only records with more
+ * distinct (list, category, label) triples get entry records). */
+#define IDX_MAX_CLASSES 65536u
 
 /* Kinds held by an entry (bit set in its record). */
 #define KB_PDQ 1u
@@ -71,6 +90,10 @@ typedef struct imt__idx_view {
 struct imt_index {
     MDB_env *env;
     MDB_dbi db_meta, db_lists, db_entries, db_md5, db_sha1, db_sha256, db_seg;
+    MDB_dbi db_cls;              /* membership classes (format 4) */
+    int has_cls;                 /* 0: a read-only format 2/3 index has none */
+    MDB_dbi db_dplus[3];         /* the digest deltas "md5+", "sha1+", "sha256+" */
+    int has_dplus;               /* 0: a read-only format 2/3 index has none */
     MDB_txn *rtxn;               /* the handle's snapshot (NULL while writing) */
     size_t snap_txnid;           /* its LMDB transaction id */
     int read_only;
@@ -119,6 +142,10 @@ struct imt_cursor {
     double *mih_cost;               /* [257], in scanned-hash units */
     struct imt__idx_entry *ents;      /* decoded records of the current results */
     size_t capents;
+    uint8_t *synth;              /* a compact entry's record, made by a digest query */
+    size_t capsynth, nsynth;
+    uint32_t synth_id;           /* its entry id; synth_on while it is current */
+    int synth_on;
     imt_query_counters cnt;
 };
 
@@ -328,7 +355,43 @@ typedef struct imt__idx_writer {
      * LE), merged into the tables in key order at the end */
     int *runs[3];
     size_t nruns[3];
+    /* so that a batch need not read every earlier run (quadratic in the
+     * batches): each run's record count and every IMT__IDX_RUN_STRIDE-th
+     * key, and one blocked Bloom filter of
+     * every digest in a run; a batch reads only the blocks of runs that
+     * may hold a digest the filter does not rule out */
+    struct imt__idx_run_meta *rmeta[3];
+    uint64_t *bloom;                  /* 8 words (one cache line) a block */
+    size_t bloom_blocks;
+    uint64_t est_digests;             /* digests the list is expected to hold (import.c; 0: unknown) */
+    uint64_t bloom_cap;               /* most bytes the filter may take */
+    /* compact entries (IDX_DIG_COMPACT) */
+    uint32_t *cls_of;                 /* per batch record: the class of the compact
+                                       * entry it made, IDX_CLS_NONE if none */
+    size_t capcls_of;
+    struct imt__idx_cls *cls;         /* this import's classes, open addressing */
+    size_t ncls, capcls;
+    uint32_t next_cls;
+    uint32_t first_new;               /* the first entry id this transaction makes */
+    uint8_t *prom;                    /* bit id - first_new: a compact entry this
+                                       * transaction made and then promoted */
+    size_t capprom;                   /* bytes */
+    uint8_t *synth;                   /* a compact entry's record (load_old) */
+    size_t capsynth;
 } imt__idx_writer;
+/* Has this transaction promoted compact entry id (made by it)? */
+static inline int imt__idx_promoted(const imt__idx_writer *w, uint32_t id)
+{
+    if (id < w->first_new) return 0;
+    size_t b = id - w->first_new;
+    return b / 8 < w->capprom && (w->prom[b / 8] >> (b & 7)) & 1;
+}
+/* The value a new digest of entry `entry` gets: its class unless
+ * promoted since. */
+static inline uint32_t imt__idx_value_cls(const imt__idx_writer *w, uint32_t entry, uint32_t cls)
+{
+    return cls != IDX_CLS_NONE && imt__idx_promoted(w, entry) ? IDX_CLS_NONE : cls;
+}
 /* IMT_OK if idx may be written now, else IMT_E_READONLY or IMT_E_BUSY. */
 imt_err imt__idx_writable(imt_index *idx);
 imt_err imt__idx_writer_begin(imt_index *idx, imt__idx_writer *w);
@@ -358,6 +421,38 @@ static inline MDB_dbi imt__idx_dig_dbi(const imt_index *idx, int k)
 {
     return k == 0 ? idx->db_md5 : k == 1 ? idx->db_sha1 : idx->db_sha256;
 }
+/* Digest tables in two parts (format 4): the main table of kind k, written
+ * in key order by appends (full pages), and its delta ("md5+", ...), which
+ * takes an import's new digests when the main table is not empty: random
+ * inserts split full pages, so they go to a small table, and an import
+ * costs time and pages proportional to its list, not to the index. A key
+ * is in one of the two. When the delta passes a sixteenth of the main
+ * table (or on --compact) the two are merged into the main table by
+ * appends (imt__idx_fold_digests). */
+static inline MDB_dbi imt__idx_dplus_dbi(const imt_index *idx, int k)
+{
+    return idx->db_dplus[k];
+}
+/* Digest d of kind k in txn: the main table, then the delta. 0 (*val
+ * set, *in_delta which), MDB_NOTFOUND, or an LMDB error. */
+int imt__idx_dig_get(const imt_index *idx, MDB_txn *txn, int k, const uint8_t *d, MDB_val *val,
+                     int *in_delta);
+/* Where an import writes new digests of kind k: the main table by appends
+ * while it is empty, else the delta (by appends while that is empty). */
+MDB_dbi imt__idx_dig_target(const imt_index *idx, MDB_txn *txn, int k, unsigned *flags);
+/* Keys in kind k's main table and delta together. */
+uint64_t imt__idx_dig_count(const imt_index *idx, MDB_txn *txn, int k);
+
+#define IMT__IDX_RUN_STRIDE 64u
+struct imt__idx_run_meta {
+    uint64_t n;                  /* records */
+    uint8_t *first;              /* the keys of records 0, STRIDE, 2 STRIDE, ... */
+};
+/* For each digest of kind k of the batch's records a[0..m) (sorted by
+ * hash) the filter does not rule out, look it up in the earlier runs:
+ * pre/pcls as prelookup's (writer.c). */
+imt_err imt__idx_run_lookup(imt__idx_writer *w, const imt__idx_sink *s, int k, const imt__idx_kv *a,
+                            size_t m, uint32_t *pre, uint32_t *pcls);
 /* A buffered sequential reader of one run of rl-byte records. */
 #define IMT__IDX_RUN_BUF (256u * 1024u)
 typedef struct imt__idx_run_rd {
@@ -370,7 +465,8 @@ imt_err imt__idx_run_open(imt__idx_run_rd *r, int fd, size_t rl);
 /* The next record, or NULL at the end (*err set on a read error). */
 const uint8_t *imt__idx_run_next(imt__idx_run_rd *r, imt_err *err);
 void imt__idx_run_close(imt__idx_run_rd *r);
-/* Write the batch's sorted digests of kind k (a[0..n)) to a new run. */
+/* Write the batch's sorted digests of kind k (a[0..n)) to a new run:
+ * key bytes, entry id, class (u32 LE each; IDX_CLS_NONE: a full entry). */
 imt_err imt__idx_run_spill(imt__idx_writer *w, const imt__idx_sink *s, int k,
                            const imt__idx_kv *a, size_t n);
 /* Merge the digest runs into the tables (a no-op without runs). */
@@ -380,6 +476,9 @@ imt_err imt__idx_writer_list(imt__idx_writer *w, const imt_list_info *li);
 
 /* compact.c: rebuild the compacted segment from itself and the delta. */
 imt_err imt__idx_compact(imt__idx_writer *w);
+/* runs.c: merge each digest delta into its main table when it holds more
+ * than a sixteenth of it, or always (force); *folded: keys moved. */
+imt_err imt__idx_fold_digests(imt__idx_writer *w, int force, uint64_t *folded);
 
 /* Formats. Each parser reads the whole file and feeds the sink. */
 typedef enum imt__idx_format {
@@ -436,6 +535,15 @@ imt_err imt__idx_entry_decode(const void *data, size_t len, imt__idx_entry *e);
  * external id (NUL-terminated, inside the record). 0 at the end, -1 bad. */
 int imt__idx_member_next(const imt__idx_entry *e, size_t *pos, uint32_t *list, int32_t *cat,
                     const char **label, const char **ext);
+
+/* The record of compact entry (digest d of kind k, 0..2: MD5, SHA-1,
+ * SHA-256) with class cls, built from the class's record in txn into
+ * *buf (grown as needed; *len its length), as imt__idx_entry_decode reads
+ * it: kinds, quality -1, one membership (the class's list, category and
+ * label; no external id). IMT_E_INDEX_CORRUPT when the class is missing
+ * or malformed, IMT_E_DB, IMT_E_NOMEM; sets no error text (cursors). */
+imt_err imt__idx_compact_record(imt_index *idx, MDB_txn *txn, int k, const uint8_t *d, uint32_t cls,
+                                uint8_t **buf, size_t *cap, size_t *len);
 
 /* What a membership of list `list` with category `cat` means (index.c). */
 /* The position of list id in l[0..n), sorted by id (the lists table's key

@@ -163,6 +163,65 @@ int imt__idx_member_next(const imt__idx_entry *e, size_t *pos, uint32_t *list, i
     return 1;
 }
 
+imt_err imt__idx_compact_record(imt_index *idx, MDB_txn *txn, int k, const uint8_t *dg, uint32_t cls,
+                                uint8_t **buf, size_t *cap, size_t *len)
+{
+    static const uint8_t kb[3] = {KB_MD5, KB_SHA1, KB_SHA256}, dl[3] = {16, 20, 32};
+    uint8_t key[4];
+    imt__idx_put_be32(key, cls);
+    MDB_val kk = {4, key}, d;
+    int rc = idx->has_cls ? mdb_get(txn, idx->db_cls, &kk, &d) : MDB_NOTFOUND;
+    /* list id, category, the label and its NUL: exactly one NUL, last */
+    if (rc == 0 && (d.mv_size < 9 || ((const uint8_t *)d.mv_data)[d.mv_size - 1] != 0 ||
+                    memchr((const uint8_t *)d.mv_data + 8, 0, d.mv_size - 8) !=
+                        (const uint8_t *)d.mv_data + d.mv_size - 1))
+        rc = MDB_CORRUPTED;
+    /* no error text: cursors of one handle run on several threads */
+    if (rc == MDB_NOTFOUND || rc == MDB_CORRUPTED) return IMT_E_INDEX_CORRUPT;
+    if (rc) return IMT_E_DB;
+    size_t n = 4 + dl[k] + d.mv_size + 1;
+    if (n > *cap) {
+        uint8_t *p = imt__realloc(*buf, n);
+        if (!p) return IMT_E_NOMEM;
+        *buf = p;
+        *cap = n;
+    }
+    uint8_t *p = *buf;
+    p[0] = kb[k];
+    p[1] = 0xFF; /* quality -1 */
+    p[2] = 1;    /* one membership */
+    p[3] = 0;
+    memcpy(p + 4, dg, dl[k]);
+    memcpy(p + 4 + dl[k], d.mv_data, d.mv_size);
+    p[n - 1] = 0; /* no external id */
+    *len = n;
+    return IMT_OK;
+}
+
+int imt__idx_dig_get(const imt_index *idx, MDB_txn *txn, int k, const uint8_t *d, MDB_val *val,
+                     int *in_delta)
+{
+    static const size_t dl[3] = {16, 20, 32};
+    MDB_val key = {dl[k], (void *)d};
+    *in_delta = 0;
+    int rc = mdb_get(txn, imt__idx_dig_dbi(idx, k), &key, val);
+    if (rc != MDB_NOTFOUND || !idx->has_dplus) return rc;
+    key.mv_size = dl[k];
+    key.mv_data = (void *)d;
+    rc = mdb_get(txn, imt__idx_dplus_dbi(idx, k), &key, val);
+    *in_delta = rc == 0;
+    return rc;
+}
+
+uint64_t imt__idx_dig_count(const imt_index *idx, MDB_txn *txn, int k)
+{
+    MDB_stat a, b;
+    uint64_t n = 0;
+    if (mdb_stat(txn, imt__idx_dig_dbi(idx, k), &a) == 0) n += a.ms_entries;
+    if (idx->has_dplus && mdb_stat(txn, imt__idx_dplus_dbi(idx, k), &b) == 0) n += b.ms_entries;
+    return n;
+}
+
 /* ---- MIH parameters ------------------------------------------- */
 int imt__idx_mih_params(uint32_t n, uint8_t bits[IDX_MAX_TABLES])
 {

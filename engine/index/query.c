@@ -153,6 +153,7 @@ void imt_cursor_close(imt_cursor *c)
     imt__free(c->tmpd);
     imt__free(c->probe);
     imt__free(c->ents);
+    imt__free(c->synth);
     imt__free(c->plan);
     imt__free(c->mih_cost);
     imt__free(c);
@@ -426,6 +427,8 @@ static int cmp_hit_dist(const void *a, const void *b)
 static imt_err get_entry(imt_cursor *c, uint32_t id, imt__idx_entry *e)
 {
     uint8_t key[4];
+    if (c->synth_on && id == c->synth_id) /* the compact entry of a digest query */
+        return imt__idx_entry_decode(c->synth, c->nsynth, e);
     imt__idx_put_be32(key, id);
     MDB_val k = {4, key}, d;
     int rc = mdb_get(c->txn, c->idx->db_entries, &k, &d);
@@ -566,34 +569,43 @@ imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind, const uint8_t *diges
     *out = NULL;
     *n = 0;
     if (!c || !digest) return IMT_E_INVALID;
-    MDB_dbi dbi;
-    size_t len;
+    int ki;
     switch (kind) {
-    case IMT_KIND_MD5: dbi = c->idx->db_md5; len = 16; break;
-    case IMT_KIND_SHA1: dbi = c->idx->db_sha1; len = 20; break;
-    case IMT_KIND_SHA256: dbi = c->idx->db_sha256; len = 32; break;
+    case IMT_KIND_MD5: ki = 0; break;
+    case IMT_KIND_SHA1: ki = 1; break;
+    case IMT_KIND_SHA256: ki = 2; break;
     default: return IMT_E_INVALID;
     }
     c->cnt.queries++;
     c->nhits = 0;
-    MDB_val k = {len, (void *)digest}, d;
-    int rc = mdb_get(c->txn, dbi, &k, &d);
+    MDB_val d;
+    int in_delta;
+    int rc = imt__idx_dig_get(c->idx, c->txn, ki, digest, &d, &in_delta);
     if (rc == MDB_NOTFOUND) goto cleanup;
     if (rc) {
         err = IMT_E_DB;
         goto cleanup;
     }
-    if (d.mv_size != 4) {
+    if (d.mv_size != 4 && d.mv_size != IDX_DIG_COMPACT) {
         err = IMT_E_INDEX_CORRUPT;
         goto cleanup;
     }
     IMT_TRY(hits_reserve(c, 1));
     c->hits[0].entry = imt__idx_get_u32(d.mv_data);
+    if (d.mv_size == IDX_DIG_COMPACT) {
+        /* a compact entry: its record is made from the digest and its class */
+        uint32_t cls = imt__idx_get_u32((const uint8_t *)d.mv_data + 4);
+        IMT_TRY(imt__idx_compact_record(c->idx, c->txn, ki, digest, cls, &c->synth, &c->capsynth,
+                                        &c->nsynth));
+        c->synth_id = c->hits[0].entry;
+        c->synth_on = 1;
+    }
     c->hits[0].dist = 0;
     c->hits[0].variant = 0;
     c->hits[0].query = 0;
     c->nhits = 1;
     IMT_TRY(build_matches(c, kind, out, n));
 cleanup:
+    c->synth_on = 0;
     return finish(c, err, out, n);
 }

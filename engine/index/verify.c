@@ -21,6 +21,9 @@ imt_err imt_index_verify(imt_index *idx)
     uint64_t *loc = NULL;      /* per entry: 0 none, else 1 + position (delta after main) */
     uint64_t *members = NULL;  /* per list index: memberships counted */
     uint8_t *seen = NULL;
+    uint8_t *cseen = NULL;     /* per entry id: a compact entry (IDX_DIG_COMPACT) */
+    uint8_t *synth = NULL;
+    size_t capsynth = 0;
     imt_list_info *lists = NULL;
     memset(&v, 0, sizeof v);
     if (!idx) return IMT_E_INVALID;
@@ -68,18 +71,81 @@ imt_err imt_index_verify(imt_index *idx)
     mdb_cursor_close(cur);
     cur = NULL;
 
-    /* where each entry's PDQ hash sits; the entries table's record count
-     * (checked against its pages at open) bounds the allocation */
+    /* the record counts of the entries and digest tables (checked against
+     * their pages at open) bound the allocations */
     size_t ne = h.next_entry;
+    uint64_t bound = 0, ncompact = 0, cnt[4] = {0, 0, 0, 0}, nmem = 0;
+    MDB_dbi dbs[3] = {idx->db_md5, idx->db_sha1, idx->db_sha256};
     mdb_stat(txn, idx->db_entries, &ms);
-    if (ms.ms_entries != ne)
-        FAIL("%s: the header says %zu entries, the entries table holds %zu", p, ne,
-             (size_t)ms.ms_entries);
+    size_t nrec = ms.ms_entries;
+    for (int t = 0; t < 3; t++) bound += imt__idx_dig_count(idx, txn, t);
+    if (nrec > ne || ne - nrec > bound)
+        FAIL("%s: the header says %zu entries, the entries table holds %zu and the digest "
+             "tables %llu keys", p, ne, nrec, (unsigned long long)bound);
     loc = imt__calloc(ne ? ne : 1, sizeof *loc);
-    if (!loc) {
+    cseen = imt__calloc(ne / 8 + 1, 1);
+    if (!loc || !cseen) {
         err = IMT_E_NOMEM;
         goto cleanup;
     }
+    /* the compact entries: each id once, its class a membership of a list;
+     * the main tables, then their deltas (whose keys the main tables lack) */
+    for (int tt = 0; tt < (idx->has_dplus ? 6 : 3); tt++) {
+        int t = tt % 3;
+        mdb_cursor_close(cur);
+        cur = NULL;
+        rc = mdb_cursor_open(txn, tt < 3 ? dbs[t] : imt__idx_dplus_dbi(idx, t), &cur);
+        if (rc) {
+            err = imt__idx_mdb_err(idx, rc, "reading the digests");
+            goto cleanup;
+        }
+        for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+            if (tt >= 3) {
+                MDB_val k2 = k, d2;
+                if (mdb_get(txn, dbs[t], &k2, &d2) != MDB_NOTFOUND)
+                    FAIL("%s: a digest is in its table and in its delta", p);
+            }
+            if (d.mv_size == 4) continue;
+            uint32_t id = d.mv_size == IDX_DIG_COMPACT ? imt__idx_get_u32(d.mv_data) : 0;
+            if (d.mv_size != IDX_DIG_COMPACT || k.mv_size != imt__idx_dig_len[t] || id >= ne ||
+                (cseen[id / 8] >> (id & 7) & 1))
+                FAIL("%s: a digest's value is malformed or names entry %u twice or beyond the "
+                     "header's count", p, (unsigned)id);
+            cseen[id / 8] |= (uint8_t)(1u << (id & 7));
+            size_t len, at;
+            imt__idx_entry e;
+            uint32_t list;
+            int32_t cat;
+            const char *lab, *ext;
+            size_t mp = 0;
+            imt_err e2 = imt__idx_compact_record(idx, txn, t, k.mv_data,
+                                                 imt__idx_get_u32((const uint8_t *)d.mv_data + 4), &synth,
+                                                 &capsynth, &len);
+            if (e2 == IMT_E_NOMEM) {
+                err = e2;
+                goto cleanup;
+            }
+            if (e2 || imt__idx_entry_decode(synth, len, &e) != IMT_OK ||
+                imt__idx_member_next(&e, &mp, &list, &cat, &lab, &ext) != 1)
+                FAIL("%s: compact entry %u: its membership class is missing or malformed", p, (unsigned)id);
+            if ((at = imt__idx_list_find(lists, nl, list)) == nl)
+                FAIL("%s: compact entry %u names list %u, which does not exist", p, (unsigned)id,
+                     (unsigned)list);
+            members[at]++;
+            nmem++;
+            cnt[t + 1]++;
+            ncompact++;
+        }
+        if (rc != MDB_NOTFOUND) {
+            err = imt__idx_mdb_err(idx, rc, "reading the digests");
+            goto cleanup;
+        }
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if (nrec + ncompact != ne)
+        FAIL("%s: the header says %zu entries, the entries table holds %zu and the digest tables "
+             "%llu compact ones", p, ne, nrec, (unsigned long long)ncompact);
     uint64_t pos = 0;
     for (uint32_t i = 0; i < v.main_n; i++, pos++) {
         uint32_t e = v.ent[i];
@@ -99,17 +165,22 @@ imt_err imt_index_verify(imt_index *idx)
             loc[e] = pos + 1;
         }
 
-    /* every entry record */
-    uint64_t cnt[4] = {0, 0, 0, 0}, nmem = 0, n = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (loc[i] && (cseen[i / 8] >> (i & 7) & 1))
+            FAIL("%s: compact entry %zu has no PDQ hash but a segment holds one for it", p, i);
+
+    /* every entry record: the ids 0..ne-1 that are not compact, in order */
+    uint64_t n = 0, nr = 0;
     rc = mdb_cursor_open(txn, idx->db_entries, &cur);
     if (rc) {
         err = imt__idx_mdb_err(idx, rc, "reading the entries");
         goto cleanup;
     }
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT), n++) {
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT), n++, nr++) {
+        while (n < ne && (cseen[n / 8] >> (n & 7) & 1)) n++;
         if (k.mv_size != 4 || imt__idx_get_be32(k.mv_data) != n) {
-            FAIL("%s: entry ids are not 0..%llu in order (at %llu)", p,
+            FAIL("%s: entry ids are not 0..%llu in order, less the compact ones (at %llu)", p,
                  (unsigned long long)ne, (unsigned long long)n);
         }
         imt__idx_entry e;
@@ -134,14 +205,15 @@ imt_err imt_index_verify(imt_index *idx)
         }
         nmem += nm;
         const uint8_t *dg[3] = {e.md5, e.sha1, e.sha256};
-        MDB_dbi dbs[3] = {idx->db_md5, idx->db_sha1, idx->db_sha256};
         static const size_t dl[3] = {16, 20, 32};
         static const char *dn[3] = {"MD5", "SHA-1", "SHA-256"};
         for (int t = 0; t < 3; t++) {
             if (!dg[t]) continue;
             cnt[t + 1]++;
-            MDB_val kk = {dl[t], (void *)dg[t]}, vv;
-            rc = mdb_get(txn, dbs[t], &kk, &vv);
+            MDB_val vv;
+            int in_delta;
+            (void)dl;
+            rc = imt__idx_dig_get(idx, txn, t, dg[t], &vv, &in_delta);
             if (rc || vv.mv_size != 4 || imt__idx_get_u32(vv.mv_data) != n) {
                 FAIL("%s: entry %llu: its %s is not in the %s table (or names another entry)", p,
                      (unsigned long long)n, dn[t], dn[t]);
@@ -172,20 +244,19 @@ imt_err imt_index_verify(imt_index *idx)
     }
     mdb_cursor_close(cur);
     cur = NULL;
-    if (n != ne) {
-        FAIL("%s: %llu entry records, the header says %llu", p, (unsigned long long)n,
-             (unsigned long long)ne);
+    if (nr != nrec) {
+        FAIL("%s: %llu entry records, the table says %llu", p, (unsigned long long)nr,
+             (unsigned long long)nrec);
     }
     if (cnt[0] != h.n_pdq || cnt[1] != h.n_md5 || cnt[2] != h.n_sha1 || cnt[3] != h.n_sha256 ||
         nmem != h.n_members) {
         FAIL("%s: the header's counts differ from the entries", p);
     }
-    MDB_dbi dbs[3] = {idx->db_md5, idx->db_sha1, idx->db_sha256};
     for (int t = 0; t < 3; t++) {
-        mdb_stat(txn, dbs[t], &ms);
-        if (ms.ms_entries != cnt[t + 1]) {
-            FAIL("%s: a digest table holds %llu keys, the entries %llu", p,
-                 (unsigned long long)ms.ms_entries, (unsigned long long)cnt[t + 1]);
+        uint64_t nk = imt__idx_dig_count(idx, txn, t);
+        if (nk != cnt[t + 1]) {
+            FAIL("%s: a digest table holds %llu keys, the entries %llu", p, (unsigned long long)nk,
+                 (unsigned long long)cnt[t + 1]);
         }
     }
     for (size_t i = 0; i < nl; i++)
@@ -246,6 +317,8 @@ cleanup:
     imt__free(loc);
     imt__free(members);
     imt__free(seen);
+    imt__free(cseen);
+    imt__free(synth);
     imt__free(lists);
     return err;
 }

@@ -143,19 +143,21 @@ static int pdq_lookup(imt__idx_writer *w, const uint8_t *q, uint32_t *entry)
     return 0;
 }
 
-static imt_err dig_lookup(imt__idx_writer *w, int k, const uint8_t *d, uint32_t *entry, int *found)
+static imt_err dig_lookup(imt__idx_writer *w, int k, const uint8_t *d, uint32_t *entry, uint32_t *cls,
+                          int *found)
 {
-    static const size_t len[3] = {16, 20, 32};
-    MDB_val key = {len[k], (void *)d}, val;
-    int rc = mdb_get(w->txn, imt__idx_dig_dbi(w->idx, k), &key, &val);
+    MDB_val val;
+    int in_delta;
+    int rc = imt__idx_dig_get(w->idx, w->txn, k, d, &val, &in_delta);
     *found = 0;
     if (rc == MDB_NOTFOUND) return IMT_OK;
     if (rc) return imt__idx_mdb_err(w->idx, rc, "looking up a digest");
-    if (val.mv_size != 4) {
+    if (val.mv_size != 4 && val.mv_size != IDX_DIG_COMPACT) {
         imt__idx_set_err(w->idx, "%s: a digest record is malformed", w->idx->path);
         return IMT_E_INDEX_CORRUPT;
     }
     *entry = imt__idx_get_u32(val.mv_data);
+    *cls = val.mv_size == 4 ? IDX_CLS_NONE : imt__idx_get_u32((const uint8_t *)val.mv_data + 4);
     *found = 1;
     return IMT_OK;
 }
@@ -163,19 +165,19 @@ static imt_err dig_lookup(imt__idx_writer *w, int k, const uint8_t *d, uint32_t 
 /* The batch's digests of kind k looked up in their table in key order (the
  * tables are written only after the merge, so the answers hold for all of
  * it): pre[i] the entry of record i's digest, UINT32_MAX when absent or
- * when r has none. In key order the B-tree pages are met in order, not at
+ * when r has none, and pcls[i] its class (IDX_CLS_NONE: a full entry;
+ * a compact one may have been promoted since: load_old). In key order the B-tree pages are met in order, not at
  * random: a later batch's lookups in a large table cost about a sequential
  * pass instead of a cache miss per level per record. */
-static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint32_t *pre)
+static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint32_t *pre, uint32_t *pcls)
 {
     static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
     imt_err err = IMT_OK;
     imt__idx_kv *a = NULL;
     size_t m = 0, len, bytes;
-    for (size_t i = 0; i < s->n; i++) pre[i] = UINT32_MAX;
-    MDB_stat ms;
-    if (mdb_stat(w->txn, imt__idx_dig_dbi(w->idx, k), &ms) != 0) ms.ms_entries = 1;
-    if (ms.ms_entries == 0 && w->nruns[k] == 0) return IMT_OK;
+    for (size_t i = 0; i < s->n; i++) pre[i] = pcls[i] = UINT32_MAX;
+    uint64_t have = imt__idx_dig_count(w->idx, w->txn, k);
+    if (have == 0 && w->nruns[k] == 0) return IMT_OK;
     if (!imt__mul_ok(s->n, sizeof *a, &bytes) || !(a = imt__malloc(bytes ? bytes : 1)))
         return IMT_E_NOMEM;
     for (size_t i = 0; i < s->n; i++) {
@@ -186,31 +188,20 @@ static imt_err prelookup(imt__idx_writer *w, const imt__idx_sink *s, int k, uint
         m++;
     }
     IMT_TRY(imt__idx_sort_by_hash(s, kb[k], a, m));
-    if (ms.ms_entries)
+    if (have)
         for (size_t i = 0; i < m; i++) {
-            uint32_t e;
+            uint32_t e, c;
             int f;
             const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
-            IMT_TRY(dig_lookup(w, k, h, &e, &f));
-            if (f) pre[a[i].idx] = e;
+            IMT_TRY(dig_lookup(w, k, h, &e, &c, &f));
+            if (f) {
+                pre[a[i].idx] = e;
+                pcls[a[i].idx] = c;
+            }
         }
-    /* the earlier batches' runs: a merge join, one sequential pass each */
-    for (size_t r = 0; r < w->nruns[k]; r++) {
-        imt__idx_run_rd rd;
-        err = imt__idx_run_open(&rd, w->runs[k][r], imt__idx_dig_len[k] + 4);
-        const uint8_t *p = err ? NULL : imt__idx_run_next(&rd, &err);
-        for (size_t i = 0; p && i < m; i++) {
-            const uint8_t *h = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
-            int c = 1;
-            while (p && (c = memcmp(p, h, len)) < 0) p = imt__idx_run_next(&rd, &err);
-            if (p && c == 0) pre[a[i].idx] = imt__idx_get_u32(p + len);
-        }
-        imt__idx_run_close(&rd);
-        if (err) {
-            imt__idx_set_err(w->idx, "reading the import's temporary runs failed");
-            goto cleanup;
-        }
-    }
+    /* the earlier batches' runs: only where the filter does not rule a
+     * digest out */
+    if (w->nruns[k]) IMT_TRY(imt__idx_run_lookup(w, s, k, a, m, pre, pcls));
 cleanup:
     imt__free(a);
     return err;
@@ -256,7 +247,8 @@ static size_t bt_slot(const imt__idx_writer *w, uint64_t key)
 }
 
 /* kinds 0..3: PDQ, MD5, SHA-1, SHA-256 (bit 1 << k) */
-static int bt_find(const imt__idx_writer *w, const imt__idx_sink *s, int k, const uint8_t *h, uint32_t *entry)
+static int bt_find(const imt__idx_writer *w, const imt__idx_sink *s, int k, const uint8_t *h, uint32_t *entry,
+                   uint32_t *rec)
 {
     uint64_t key = bt_key(h, k);
     size_t len;
@@ -267,6 +259,7 @@ static int bt_find(const imt__idx_writer *w, const imt__idx_sink *s, int k, cons
         const uint8_t *he = imt__idx_srec_hash(s, &s->recs[e->idx - 1], 1u << k, &len);
         if (memcmp(he, h, len) == 0) {
             *entry = e->pad;
+            *rec = e->idx - 1;
             return 1;
         }
     }
@@ -358,13 +351,168 @@ static int names_list(const imt__idx_sink *s, const imt__idx_srec *r, const imt_
     return 0;
 }
 
+/* ---- compact entries (index.h: IDX_DIG_COMPACT) ------------------------- */
+struct imt__idx_cls {
+    uint64_t hash;               /* 0: free slot */
+    uint32_t list, id;
+    int32_t category;
+    char *label;
+};
+
+/* The digest kind (0..2) of a record that may be stored compact: one
+ * digest, no PDQ, quality unknown, one membership without external id. */
+static int compact_kind(const imt__idx_sink *s, const imt__idx_srec *r)
+{
+    if (r->nmem != 1 || r->quality >= 0 || s->mem[r->mem].ext != 0) return -1;
+    switch (r->kinds) {
+    case KB_MD5: return 0;
+    case KB_SHA1: return 1;
+    case KB_SHA256: return 2;
+    default: return -1;
+    }
+}
+
+/* The class of (list, category, label): this import's, or a new one
+ * written to "cls"; IDX_CLS_NONE when the import has made IDX_MAX_CLASSES
+ * (the record then gets an entry record). */
+static imt_err class_of(imt__idx_writer *w, uint32_t list, int32_t cat, const char *label, uint32_t *out)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = label; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
+    h ^= ((uint64_t)list << 32 | (uint32_t)cat) * 0x9E3779B97F4A7C15ull;
+    h |= 1;
+    *out = IDX_CLS_NONE;
+    if (!w->capcls) {
+        w->cls = imt__calloc(1024, sizeof *w->cls);
+        if (!w->cls) return IMT_E_NOMEM;
+        w->capcls = 1024;
+    }
+    size_t i = (size_t)(h >> 20) & (w->capcls - 1);
+    for (; w->cls[i].hash; i = (i + 1) & (w->capcls - 1)) {
+        const struct imt__idx_cls *c = &w->cls[i];
+        if (c->hash == h && c->list == list && c->category == cat && !strcmp(c->label, label)) {
+            *out = c->id;
+            return IMT_OK;
+        }
+    }
+    if (w->ncls >= IDX_MAX_CLASSES || w->next_cls == IDX_CLS_NONE) return IMT_OK;
+    if (2 * (w->ncls + 1) > w->capcls) { /* at most half full */
+        struct imt__idx_cls *n = imt__calloc(2 * w->capcls, sizeof *n);
+        if (!n) return IMT_E_NOMEM;
+        for (size_t j = 0; j < w->capcls; j++) {
+            if (!w->cls[j].hash) continue;
+            size_t t = (size_t)(w->cls[j].hash >> 20) & (2 * w->capcls - 1);
+            while (n[t].hash) t = (t + 1) & (2 * w->capcls - 1);
+            n[t] = w->cls[j];
+        }
+        imt__free(w->cls);
+        w->cls = n;
+        w->capcls *= 2;
+        for (i = (size_t)(h >> 20) & (w->capcls - 1); w->cls[i].hash; i = (i + 1) & (w->capcls - 1)) {}
+    }
+    size_t ll = strlen(label);
+    char *lab = imt__malloc(ll + 1);
+    if (!lab) return IMT_E_NOMEM;
+    memcpy(lab, label, ll + 1);
+    imt_err err = IMT_OK;
+    uint8_t key[4];
+    imt__idx_put_be32(key, w->next_cls);
+    w->mem.n = 0;
+    uint32_t c = (uint32_t)cat;
+    IMT_TRY(buf_add(&w->mem, &list, 4));
+    IMT_TRY(buf_add(&w->mem, &c, 4));
+    IMT_TRY(buf_add(&w->mem, label, ll + 1));
+    MDB_val k = {4, key}, d = {w->mem.n, w->mem.p};
+    int rc = mdb_put(w->txn, w->idx->db_cls, &k, &d, MDB_NOOVERWRITE);
+    if (rc) {
+        err = imt__idx_mdb_err(w->idx, rc, "writing a membership class");
+        goto cleanup;
+    }
+    w->cls[i] = (struct imt__idx_cls){h, list, w->next_cls, cat, lab};
+    lab = NULL;
+    w->ncls++;
+    *out = w->next_cls++;
+cleanup:
+    imt__free(lab);
+    return err;
+}
+
+/* The current record of entry id, found through a digest of kind k whose
+ * value named class cls: the entry record if it has one (a full entry, or
+ * a compact one this transaction promoted), else the compact entry's
+ * record built from its class. *compact: which of the two. */
+static imt_err load_old(imt__idx_writer *w, uint32_t id, uint32_t cls, int k, const uint8_t *dg,
+                        imt__idx_entry *old, int *compact)
+{
+    uint8_t key[4];
+    imt__idx_put_be32(key, id);
+    MDB_val kk = {4, key}, d;
+    int rc = MDB_NOTFOUND;
+    *compact = 0;
+    if (cls == IDX_CLS_NONE || imt__idx_promoted(w, id) || id < w->first_new)
+        rc = mdb_get(w->txn, w->idx->db_entries, &kk, &d);
+    if (rc == MDB_NOTFOUND && cls != IDX_CLS_NONE && k >= 0 && !imt__idx_promoted(w, id)) {
+        size_t len;
+        imt_err e = imt__idx_compact_record(w->idx, w->txn, k, dg, cls, &w->synth, &w->capsynth, &len);
+        if (e == IMT_E_INDEX_CORRUPT)
+            imt__idx_set_err(w->idx, "%s: entry %u: membership class %u is missing or malformed",
+                             w->idx->path, (unsigned)id, (unsigned)cls);
+        else if (e)
+            imt__idx_set_err(w->idx, "%s: reading membership class %u failed", w->idx->path,
+                             (unsigned)cls);
+        if (e) return e;
+        *compact = 1;
+        d.mv_data = w->synth;
+        d.mv_size = len;
+        rc = 0;
+    }
+    if (rc == MDB_NOTFOUND) {
+        imt__idx_set_err(w->idx, "%s: entry %u is missing", w->idx->path, (unsigned)id);
+        return IMT_E_INDEX_CORRUPT;
+    }
+    if (rc) return imt__idx_mdb_err(w->idx, rc, "reading an entry");
+    if (imt__idx_entry_decode(d.mv_data, d.mv_size, old) != IMT_OK) {
+        imt__idx_set_err(w->idx, "%s: entry %u is malformed", w->idx->path, (unsigned)id);
+        return IMT_E_INDEX_CORRUPT;
+    }
+    return IMT_OK;
+}
+
+/* Compact entry id (digest dg of kind k) has just got an entry record:
+ * its digest's value becomes the 4-byte id. One this transaction made
+ * has its digest still in the batch or a run: marked, written so later. */
+static imt_err promote(imt__idx_writer *w, uint32_t id, int k, const uint8_t *dg)
+{
+    if (id >= w->first_new) {
+        size_t b = id - w->first_new;
+        if (b / 8 >= w->capprom) {
+            size_t cap = w->capprom ? w->capprom : 4096;
+            while (cap <= b / 8) cap *= 2;
+            uint8_t *p = imt__realloc(w->prom, cap);
+            if (!p) return IMT_E_NOMEM;
+            memset(p + w->capprom, 0, cap - w->capprom);
+            w->prom = p;
+            w->capprom = cap;
+        }
+        w->prom[b / 8] |= (uint8_t)(1u << (b & 7));
+        return IMT_OK;
+    }
+    MDB_val key = {imt__idx_dig_len[k], (void *)dg}, val = {4, &id}, old;
+    int in_delta;
+    int rc = imt__idx_dig_get(w->idx, w->txn, k, dg, &old, &in_delta);
+    if (rc == 0)
+        rc = mdb_put(w->txn, in_delta ? imt__idx_dplus_dbi(w->idx, k) : imt__idx_dig_dbi(w->idx, k), &key,
+                     &val, 0);
+    return rc ? imt__idx_mdb_err(w->idx, rc, "rewriting a digest") : IMT_OK;
+}
+
 /* Merge every record of the batch; new entries are appended in id order. */
 imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t list_id, const imt__idx_list_meta *metas,
                          size_t nmeta, uint64_t *per_slot, imt_import_stats *st)
 {
     imt_err err = IMT_OK;
     MDB_cursor *ec = NULL;
-    uint32_t *pre[3] = {NULL, NULL, NULL};
+    uint32_t *pre[3] = {NULL, NULL, NULL}, *pcls[3] = {NULL, NULL, NULL};
     if (!w->delta_loaded) {
         IMT_TRY(load_delta_sorted(w));
         w->delta_loaded = 1;
@@ -379,13 +527,24 @@ imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t lis
     w->btcap = cap;
     int rc = mdb_cursor_open(w->txn, w->idx->db_entries, &ec);
     if (rc) return imt__idx_mdb_err(w->idx, rc, "opening the entries");
-    for (int k = 0; k < 3; k++) {
-        pre[k] = imt__malloc((s->n ? s->n : 1) * sizeof *pre[k]);
-        if (!pre[k]) {
+    if (s->n > w->capcls_of) {
+        imt__free(w->cls_of);
+        w->capcls_of = 0;
+        if (!(w->cls_of = imt__malloc(s->n * sizeof *w->cls_of))) {
             err = IMT_E_NOMEM;
             goto cleanup;
         }
-        IMT_TRY(prelookup(w, s, k, pre[k]));
+        w->capcls_of = s->n;
+    }
+    for (size_t i = 0; i < s->n; i++) w->cls_of[i] = IDX_CLS_NONE;
+    for (int k = 0; k < 3; k++) {
+        pre[k] = imt__malloc((s->n ? s->n : 1) * sizeof *pre[k]);
+        pcls[k] = imt__malloc((s->n ? s->n : 1) * sizeof *pcls[k]);
+        if (!pre[k] || !pcls[k]) {
+            err = IMT_E_NOMEM;
+            goto cleanup;
+        }
+        IMT_TRY(prelookup(w, s, k, pre[k], pcls[k]));
     }
     for (size_t i = 0; i < s->n; i++) {
         const imt__idx_srec *r = &s->recs[i];
@@ -401,23 +560,29 @@ imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t lis
         const uint8_t *dg[3] = {imt__idx_srec_hash(s, r, KB_MD5, &hl), imt__idx_srec_hash(s, r, KB_SHA1, &hl),
                                 imt__idx_srec_hash(s, r, KB_SHA256, &hl)};
         static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
-        uint32_t found_entry = 0, e = 0, ent_of[3] = {0, 0, 0}, pdq_ent = 0;
-        int found = 0, have[3] = {0, 0, 0}, have_pdq = 0;
+        uint32_t found_entry = 0, e = 0, ent_of[3] = {0, 0, 0}, pdq_ent = 0, brec;
+        uint32_t found_cls = IDX_CLS_NONE; /* the class the found digest's value named */
+        int found = 0, have[3] = {0, 0, 0}, have_pdq = 0, found_k = -1;
         for (int k = 2; k >= 0; k--) {
             if (!(r->kinds & kb[k])) continue;
-            int f = bt_find(w, s, k + 1, dg[k], &e);
-            if (!f && pre[k][i] != UINT32_MAX) {
+            uint32_t c = IDX_CLS_NONE;
+            int f = bt_find(w, s, k + 1, dg[k], &e, &brec);
+            if (f) c = w->cls_of[brec];
+            else if (pre[k][i] != UINT32_MAX) {
                 f = 1;
                 e = pre[k][i];
+                c = pcls[k][i];
             }
             have[k] = f;
             ent_of[k] = e;
             if (f && !found) {
                 found = 1;
                 found_entry = e;
+                found_cls = c;
+                found_k = k;
             }
         }
-        if ((r->kinds & KB_PDQ) && (bt_find(w, s, 0, rpdq, &e) || pdq_lookup(w, rpdq, &e))) {
+        if ((r->kinds & KB_PDQ) && (bt_find(w, s, 0, rpdq, &e, &brec) || pdq_lookup(w, rpdq, &e))) {
             have_pdq = 1;
             pdq_ent = e;
             if (!found) {
@@ -433,6 +598,25 @@ imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t lis
                 goto cleanup;
             }
             uint32_t id = w->h.next_entry++;
+            int ck = compact_kind(s, r);
+            uint32_t cls = IDX_CLS_NONE;
+            if (ck >= 0) {
+                const imt__idx_smem *m = &s->mem[r->mem];
+                IMT_TRY(class_of(w, list_id + m->slot, m->category, imt__idx_sink_str(s, m->label), &cls));
+            }
+            if (cls != IDX_CLS_NONE) {
+                /* a compact entry: its digest's value is all of it */
+                w->cls_of[i] = cls;
+                IMT_TRY(dig_add(w, ck, (uint32_t)i, id, s->n));
+                bt_put(w, ck + 1, dg[ck], (uint32_t)i, id);
+                per_slot[s->mem[r->mem].slot]++;
+                if (ck == 0) w->h.n_md5++;
+                else if (ck == 1) w->h.n_sha1++;
+                else w->h.n_sha256++;
+                st->new_entries++;
+                w->h.n_members++;
+                continue;
+            }
             w->mem.n = 0;
             IMT_TRY(rec_members(w, s, r, list_id, per_slot));
             IMT_TRY(encode_entry(&w->rec, r->kinds, r->quality, rpdq, dg[0], dg[1], dg[2], r->nmem,
@@ -465,17 +649,12 @@ imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t lis
              * lacks (a hash indexed under another entry stays there) */
             uint8_t key[4];
             imt__idx_put_be32(key, found_entry);
-            MDB_val k = {4, key}, d;
-            rc = mdb_get(w->txn, w->idx->db_entries, &k, &d);
-            if (rc) {
-                err = rc == MDB_NOTFOUND ? IMT_E_INDEX_CORRUPT : imt__idx_mdb_err(w->idx, rc, "reading an entry");
-                if (rc == MDB_NOTFOUND)
-                    imt__idx_set_err(w->idx, "%s: entry %u is missing", w->idx->path, (unsigned)found_entry);
-                goto cleanup;
-            }
+            MDB_val k = {4, key};
             imt__idx_entry old;
-            if (imt__idx_entry_decode(d.mv_data, d.mv_size, &old) != IMT_OK ||
-                old.n_members + r->nmem > 65535) {
+            int was_compact;
+            IMT_TRY(load_old(w, found_entry, found_cls, found_k, found_k >= 0 ? dg[found_k] : NULL, &old,
+                             &was_compact));
+            if (old.n_members + r->nmem > 65535) {
                 imt__idx_set_err(w->idx, "%s: entry %u is malformed or full", w->idx->path,
                             (unsigned)found_entry);
                 err = IMT_E_INDEX_CORRUPT;
@@ -511,6 +690,7 @@ imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t lis
                         err = imt__idx_mdb_err(w->idx, rc, "updating an entry");
                         goto cleanup;
                     }
+                    if (was_compact) IMT_TRY(promote(w, found_entry, found_k, dg[found_k]));
                 }
                 w->h.n_members += added;
                 continue;
@@ -545,13 +725,17 @@ imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t lis
                 err = imt__idx_mdb_err(w->idx, rc, "updating an entry");
                 goto cleanup;
             }
+            if (was_compact) IMT_TRY(promote(w, found_entry, found_k, dg[found_k]));
             st->merged++;
             w->h.n_members += r->nmem;
         }
     }
 cleanup:
     mdb_cursor_close(ec);
-    for (int k = 0; k < 3; k++) imt__free(pre[k]);
+    for (int k = 0; k < 3; k++) {
+        imt__free(pre[k]);
+        imt__free(pcls[k]);
+    }
     return err;
 }
 
@@ -571,19 +755,21 @@ imt_err imt__idx_writer_digests(imt__idx_writer *w, const imt__idx_sink *s, int 
             IMT_TRY(imt__idx_run_spill(w, s, k, a, n));
             continue;
         }
-        MDB_stat ms;
-        mdb_stat(w->txn, imt__idx_dig_dbi(w->idx, k), &ms);
-        unsigned flags = ms.ms_entries ? 0 : MDB_APPEND;
+        unsigned flags;
+        MDB_dbi dbi = imt__idx_dig_target(w->idx, w->txn, k, &flags);
         for (size_t i = 0; i < n; i++) {
             /* in hash order the records are random accesses, and the hash
              * bytes a second one: fetch both ahead */
-            if (i + 16 < n) __builtin_prefetch(&s->recs[a[i + 16].idx]);
+            if (i + 16 < n) {
+                __builtin_prefetch(&s->recs[a[i + 16].idx]);
+                __builtin_prefetch(&w->cls_of[a[i + 16].idx]);
+            }
             if (i + 8 < n) __builtin_prefetch(s->hb + s->recs[a[i + 8].idx].hash);
             const uint8_t *hk = imt__idx_srec_hash(s, &s->recs[a[i].idx], kb[k], &len);
             MDB_val key = {len, (void *)hk};
-            uint32_t e = a[i].pad;
-            MDB_val val = {4, &e};
-            int rc = mdb_put(w->txn, imt__idx_dig_dbi(w->idx, k), &key, &val, flags | MDB_NOOVERWRITE);
+            uint32_t e[2] = {a[i].pad, imt__idx_value_cls(w, a[i].pad, w->cls_of[a[i].idx])};
+            MDB_val val = {e[1] == IDX_CLS_NONE ? 4 : IDX_DIG_COMPACT, e};
+            int rc = mdb_put(w->txn, dbi, &key, &val, flags | MDB_NOOVERWRITE);
             if (rc) {
                 err = imt__idx_mdb_err(w->idx, rc, "writing a digest");
                 goto cleanup;
@@ -705,13 +891,31 @@ void imt__idx_writer_free(imt__idx_writer *w)
     imt__free(w->bt);
     for (int k = 0; k < 3; k++) {
         imt__free(w->dig[k]);
-        for (size_t r = 0; r < w->nruns[k]; r++) close(w->runs[k][r]);
+        for (size_t r = 0; r < w->nruns[k]; r++) {
+            close(w->runs[k][r]);
+            if (w->rmeta[k]) imt__free(w->rmeta[k][r].first);
+        }
         imt__free(w->runs[k]);
+        imt__free(w->rmeta[k]);
         w->runs[k] = NULL;
+        w->rmeta[k] = NULL;
         w->nruns[k] = 0;
     }
     imt__free(w->rec.p);
     imt__free(w->mem.p);
+    imt__free(w->cls_of);
+    for (size_t i = 0; i < w->capcls; i++) imt__free(w->cls[i].label);
+    imt__free(w->cls);
+    imt__free(w->prom);
+    imt__free(w->synth);
+    imt__free(w->bloom);
+    w->bloom = NULL;
+    w->bloom_blocks = 0;
+    w->cls_of = NULL;
+    w->cls = NULL;
+    w->prom = NULL;
+    w->synth = NULL;
+    w->capcls = w->ncls = w->capprom = w->capsynth = w->capcls_of = 0;
     if (w->txn) mdb_txn_abort(w->txn);
     w->txn = NULL;
 }
@@ -725,6 +929,21 @@ imt_err imt__idx_writer_begin(imt_index *idx, imt__idx_writer *w)
     if (rc) return imt__idx_mdb_err(idx, rc, "starting the write transaction");
     IMT_TRY(imt__idx_read_header(idx, w->txn, &w->h));
     IMT_TRY(imt__idx_view_load(idx, w->txn, &w->h, &w->v));
+    w->first_new = w->h.next_entry;
+    {
+        /* classes are numbered on from the last one */
+        MDB_cursor *cc;
+        MDB_val k, d;
+        rc = mdb_cursor_open(w->txn, idx->db_cls, &cc);
+        if (rc) return imt__idx_mdb_err(idx, rc, "reading the membership classes");
+        rc = mdb_cursor_get(cc, &k, &d, MDB_LAST);
+        mdb_cursor_close(cc);
+        if (rc == 0 && k.mv_size == 4) w->next_cls = imt__idx_get_be32(k.mv_data) + 1;
+        else if (rc == 0 || rc != MDB_NOTFOUND) {
+            if (rc == 0) imt__idx_set_err(idx, "%s: a membership class key is malformed", idx->path);
+            return rc == 0 ? IMT_E_INDEX_CORRUPT : imt__idx_mdb_err(idx, rc, "reading the membership classes");
+        }
+    }
 cleanup:
     return err;
 }

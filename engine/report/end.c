@@ -16,9 +16,14 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     /* Complete only when nothing kept it from being so: the exit status and
      * the summary agree (issue 9 item 11). */
     int complete = scan_status == IMT_OK && r->sum.errors == 0 && !r->write_failed;
+    /* A preview that stopped before reading every file is not a complete scan. */
+    int preview_cut = r->is_preview && (r->preview.stopped_by != IMT_PREVIEW_COMPLETE ||
+                                        !r->preview.enumeration_complete);
+    if (preview_cut) complete = 0;
     imt_err overall = r->write_failed        ? IMT_E_WRITE
                       : scan_status != IMT_OK ? scan_status
                       : complete              ? IMT_OK
+                      : preview_cut && !r->sum.errors ? IMT_E_INTERRUPTED
                                               : IMT_E_IO;
     char why[160] = "";
     /* A failed write stops the scan too: say that, not "stopped". */
@@ -29,10 +34,17 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
         imt__set_detail(why, sizeof why, "stopped before the end");
     else if (scan_status != IMT_OK)
         imt__set_detail(why, sizeof why, "the scan failed: %s", imt_strerror(scan_status));
+    else if (preview_cut)
+        imt__set_detail(why, sizeof why, "a preview, stopped by %s: %llu of %llu files read%s",
+                        imt_preview_stop_name(r->preview.stopped_by),
+                        (unsigned long long)r->preview.examined_files,
+                        (unsigned long long)r->preview.enumerated_files,
+                        r->preview.enumeration_complete ? "" : " (listing incomplete)");
     else if (r->sum.errors)
         imt__set_detail(why, sizeof why, "%llu %s could not be read",
                         (unsigned long long)r->sum.errors, r->sum.errors == 1 ? "entry" : "entries");
     r->priority = imt__priority(&r->sum, &expl);
+    if (r->is_preview) imt__preview_explain(&expl, &r->preview);
 
     imt__buf_printf(b, "%s{\"record\":\"summary\",\"complete\":%s,\"scan_status\":\"%s\",",
                     r->o.format == IMT_REPORT_CSV ? "# " : "", complete ? "true" : "false",
@@ -78,6 +90,20 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
             first = 0;
         }
     }
+    if (r->sum.containers || r->sum.members || r->sum.encrypted_containers) {
+        imt__buf_printf(b, "},\"containers\":{\"expanded\":%llu,\"members\":%llu,"
+                        "\"encrypted\":%llu,\"limits\":{",
+                        (unsigned long long)r->sum.containers, (unsigned long long)r->sum.members,
+                        (unsigned long long)r->sum.encrypted_containers);
+        first = 1;
+        for (int i = 0; i < IMT_CLIMIT__COUNT; i++) {
+            if (!r->sum.limits[i]) continue;
+            imt__buf_printf(b, "%s\"%s\":%llu", first ? "" : ",", imt_container_limit_name(i),
+                            (unsigned long long)r->sum.limits[i]);
+            first = 0;
+        }
+        imt__buf_puts(b, "}");
+    }
     imt__buf_puts(b, "},\"hits_by_list\":[");
     imt__summary_sort(&r->sum);
     for (size_t i = 0; i < r->sum.n_cats; i++) {
@@ -106,6 +132,7 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     }
     imt__buf_printf(b, ",\"priority\":%.3f,\"priority_explanation\":", r->priority);
     imt__buf_json_str(b, expl.p ? expl.p : "");
+    if (r->is_preview) imt__preview_summary_json(b, &r->preview);
     imt__buf_puts(b, "}\n");
     imt_err err = imt__report_flush(r);
 
@@ -135,6 +162,19 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
                         imt_err_name((imt_err)e), (unsigned long long)r->sum.find_by_status[e]);
         first = 0;
     }
+    if (r->sum.containers || r->sum.members || r->sum.encrypted_containers) {
+        imt__buf_printf(s, "\n  containers: %llu expanded, %llu members, %llu encrypted "
+                        "(not examined)", (unsigned long long)r->sum.containers,
+                        (unsigned long long)r->sum.members,
+                        (unsigned long long)r->sum.encrypted_containers);
+        first = 1;
+        for (int i = 0; i < IMT_CLIMIT__COUNT; i++) {
+            if (!r->sum.limits[i]) continue;
+            imt__buf_printf(s, "%s%s %llu", first ? "; stopped by a limit: " : ", ",
+                            imt_container_limit_name(i), (unsigned long long)r->sum.limits[i]);
+            first = 0;
+        }
+    }
     imt__buf_printf(s, "\n  hits: %llu files, %llu distinct known items\n",
                     (unsigned long long)r->sum.hit_files, (unsigned long long)r->sum.n_items);
     for (size_t i = 0; i < r->sum.n_cats; i++) {
@@ -149,6 +189,7 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     }
     if (r->sum.first_hit)
         imt__buf_printf(s, "  first hit after %.1f s: %s\n", r->sum.first_hit_after, r->sum.first_hit);
+    if (r->is_preview) imt__preview_text(s, &r->preview);
     imt__buf_printf(s, "  %s\n", expl.p ? expl.p : "");
     imt__buf_free(&expl);
 
@@ -166,6 +207,14 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
         sum->complete = complete;
     }
     return err;
+}
+
+imt_err imt_report_preview(imt_report *r, const imt_preview_stats *st)
+{
+    if (!r || !st || r->ended) return IMT_E_INVALID;
+    r->is_preview = 1;
+    r->preview = *st;
+    return IMT_OK;
 }
 
 const char *imt_report_summary_text(imt_report *r)

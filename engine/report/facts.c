@@ -29,7 +29,15 @@ void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f)
     f->low_quality = rec->pdq_low_quality && rec->hash && !rec->known_good;
     f->matches = rec->matches;
     f->n_matches = rec->n_matches;
+    f->depth = rec->container.depth;
+    f->expanded = rec->container.expanded;
+    f->encrypted = rec->container.encrypted;
+    f->limits = rec->container.limits;
 }
+
+/* "member" and "container" (record.c's put_container_json) into c; the
+ * note is borrowed from v. 0 on a malformed member. */
+static int container_from_json(yajl_val v, imt_container_info *c);
 
 static yajl_val member(yajl_val o, const char *key, yajl_type t)
 {
@@ -105,6 +113,12 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
     f->known_good = true_member(v, "known_good");
     const char *pm = str_member(v, "pdq_matching");
     f->low_quality = pm && !strncmp(pm, IMT__LOWQ_PREFIX, strlen(IMT__LOWQ_PREFIX));
+    imt_container_info ci;
+    if (!container_from_json(v, &ci)) return IMT_E_PARSE;
+    f->depth = ci.depth;
+    f->expanded = ci.expanded;
+    f->encrypted = ci.encrypted;
+    f->limits = ci.limits;
     yajl_val arr = member(v, "matches", yajl_t_array);
     if (!arr) return IMT_E_PARSE;
     size_t n = arr->u.array.len;
@@ -201,6 +215,37 @@ static int embedded_from_json(yajl_val v, imt_subitem *sub, size_t max, size_t *
         u->distance = (int)u64_member(e, "distance", &have);
         if (!have) u->distance = -1;
         u->differs = true_member(e, "differs");
+    }
+    return 1;
+}
+
+static int container_from_json(yajl_val v, imt_container_info *c)
+{
+    memset(c, 0, sizeof *c);
+    c->note = "";
+    yajl_val m = member(v, "member", yajl_t_object);
+    if (m) {
+        c->depth = (uint32_t)u64_member(m, "depth", NULL);
+        c->index = u64_member(m, "index", NULL);
+        c->size = u64_member(m, "size", NULL);
+        const char *t = str_member(m, "mtime");
+        if (t && !parse_time(t, &c->mtime_s, &c->mtime_ns)) return 0;
+        c->has_mtime = t != NULL;
+        if (!c->depth) return 0;
+    }
+    yajl_val x = member(v, "container", yajl_t_object);
+    if (x) {
+        c->expanded = true_member(x, "expanded");
+        c->members = u64_member(x, "members", NULL);
+        c->encrypted = u64_member(x, "encrypted", NULL);
+        yajl_val l = member(x, "limits", yajl_t_array);
+        for (size_t i = 0; l && i < l->u.array.len; i++) {
+            yajl_val e = l->u.array.values[i];
+            for (int k = 0; YAJL_IS_STRING(e) && k < IMT_CLIMIT__COUNT; k++)
+                if (!strcmp(e->u.string, imt_container_limit_name(k))) c->limits |= 1u << k;
+        }
+        const char *n = str_member(x, "note");
+        if (n) c->note = n;
     }
     return 1;
 }
@@ -305,6 +350,7 @@ imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
     r->matches = f.matches;
     r->n_matches = f.n_matches;
     r->matches_omitted = (size_t)u64_member(v, "matches_omitted", NULL);
+    if (!container_from_json(v, &r->container)) goto bad;
     return IMT_OK;
 bad:
     imt__free(out->ms);

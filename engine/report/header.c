@@ -94,12 +94,20 @@ static void put_options(imt__buf *b, const imt_scan_opts *o, const imt_report_op
     imt__buf_printf(b, "],\"pdq\":%s,\"pdq_distance\":%d,\"min_quality\":%d,"
                     "\"one_file_system\":%s,\"max_matches\":%llu,\"max_pixels\":%llu,"
                     "\"max_dimension\":%u,\"max_file_size\":%llu,\"time_budget_ms\":%u,"
+                    "\"containers\":{\"enabled\":%s,\"max_depth\":%u,\"max_members\":%llu,"
+                    "\"max_expanded_bytes\":%llu,\"max_ratio\":%u,\"max_buffer\":%llu},"
                     "\"hits_only\":%s,\"format\":\"%s\"}",
                     h->pdq ? "true" : "false", o->pdq_distance, o->min_quality,
                     o->one_file_system ? "true" : "false",
                     (unsigned long long)o->max_matches, (unsigned long long)h->max_pixels,
                     (unsigned)h->max_dimension, (unsigned long long)h->max_file_bytes,
-                    (unsigned)h->time_budget_ms, ro->hits_only ? "true" : "false",
+                    (unsigned)h->time_budget_ms, o->containers.enabled ? "true" : "false",
+                    (unsigned)o->containers.max_depth,
+                    (unsigned long long)o->containers.max_members,
+                    (unsigned long long)o->containers.max_total_bytes,
+                    (unsigned)o->containers.max_ratio,
+                    (unsigned long long)o->containers.max_buffer,
+                    ro->hits_only ? "true" : "false",
                     ro->format == IMT_REPORT_CSV ? "csv" : "jsonl");
 }
 
@@ -229,6 +237,7 @@ imt_err imt_report_begin(imt_report *r, const imt_index *idx, const char *const 
         imt__buf_puts(b, ",\"resumed_from\":");
         imt__buf_json_str(b, r->old_path);
     }
+    if (r->is_preview) imt__preview_header_json(b, &r->preview);
     imt__buf_puts(b, "}\n");
     if (r->o.format == IMT_REPORT_CSV)
         imt__buf_puts(b, IMT__CSV_COLUMNS);

@@ -81,6 +81,39 @@ static void put_embedded_json(imt__buf *b, const imt_scan_record *rec)
         imt__buf_printf(b, ",\"embedded_omitted\":%llu", (unsigned long long)h->sub_omitted);
 }
 
+/* Containers: a member's place ("member") and a container's expansion
+ * ("container"); facts.c reads both back. */
+static void put_container_json(imt__buf *b, const imt_scan_record *rec)
+{
+    const imt_container_info *c = &rec->container;
+    if (c->depth) {
+        imt__buf_printf(b, ",\"member\":{\"depth\":%u,\"index\":%llu,\"size\":%llu",
+                        (unsigned)c->depth, (unsigned long long)c->index,
+                        (unsigned long long)c->size);
+        if (c->has_mtime) {
+            imt__buf_puts(b, ",\"mtime\":");
+            imt__buf_time(b, c->mtime_s, c->mtime_ns);
+        }
+        imt__buf_puts(b, "}");
+    }
+    if (!c->expanded && !c->limits && !c->encrypted) return;
+    imt__buf_printf(b, ",\"container\":{\"expanded\":%s,\"members\":%llu,\"encrypted\":%llu,"
+                    "\"limits\":[", c->expanded ? "true" : "false",
+                    (unsigned long long)c->members, (unsigned long long)c->encrypted);
+    int first = 1;
+    for (int i = 0; i < IMT_CLIMIT__COUNT; i++) {
+        if (!(c->limits & (1u << i))) continue;
+        imt__buf_printf(b, "%s\"%s\"", first ? "" : ",", imt_container_limit_name(i));
+        first = 0;
+    }
+    imt__buf_puts(b, "]");
+    if (c->note && c->note[0]) {
+        imt__buf_puts(b, ",\"note\":");
+        imt__buf_json_str(b, c->note);
+    }
+    imt__buf_puts(b, "}");
+}
+
 void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
 {
     imt__buf_printf(b, "{\"record\":\"file\",\"seq\":%llu,\"path\":",
@@ -148,6 +181,7 @@ void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
         if (h->thumbnail_differs) imt__buf_puts(b, ",\"flags\":[\"thumbnail-differs\"]");
         if (h->n_sub) put_embedded_json(b, rec);
     }
+    put_container_json(b, rec);
     if (rec->known_good)
         imt__buf_puts(b, ",\"known_good\":true,\"pdq_matching\":\"" IMT__KNOWN_GOOD_SKIP "\"");
     else if (rec->pdq_low_quality && h)

@@ -56,6 +56,10 @@ typedef struct imt__rfacts {
     int low_quality;
     const imt_scan_match *matches; /* borrowed */
     size_t n_matches;
+    uint32_t depth;            /* a container's member (1, 2, ...) or 0 */
+    int expanded;              /* a container that was expanded */
+    uint64_t encrypted;        /* its encrypted entries */
+    unsigned limits;           /* IMT_CLIMIT_* that stopped its expansion */
 } imt__rfacts;
 
 void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f);
@@ -115,6 +119,9 @@ typedef struct imt__summary {
     int64_t earliest_hit_mtime;
     int32_t earliest_hit_mtime_ns;
     int have_hit_mtime;
+    /* containers */
+    uint64_t containers, members, encrypted_containers;
+    uint64_t limits[IMT_CLIMIT__COUNT]; /* containers a limit stopped, by limit */
 } imt__summary;
 
 void imt__summary_free(imt__summary *s);
@@ -129,6 +136,13 @@ int imt__severity(const char *scheme, int32_t category);
 
 /* The priority score and its one-line explanation appended to expl. */
 double imt__priority(const imt__summary *s, imt__buf *expl);
+
+/* A preview's header member, summary members, the sentence added to the
+ * priority explanation and the human lines (engine/triage fills st). */
+void imt__preview_header_json(imt__buf *b, const imt_preview_stats *st);
+void imt__preview_summary_json(imt__buf *b, const imt_preview_stats *st);
+void imt__preview_explain(imt__buf *b, const imt_preview_stats *st);
+void imt__preview_text(imt__buf *s, const imt_preview_stats *st);
 
 /* Outcomes of a file that are neither scan errors nor findings. */
 int imt__is_plain_outcome(imt_err e);
@@ -158,6 +172,8 @@ struct imt_report {
     imt__summary sum;
     double priority;
     imt__buf summary_text;
+    int is_preview;            /* imt_report_preview was called */
+    imt_preview_stats preview;
 
     /* resume */
     FILE *old;
@@ -169,6 +185,10 @@ struct imt_report {
     imt__pending *queue;
     size_t q_head, q_len, q_cap;
     uint64_t resumed;
+    /* resuming a preview (records in read order): its records by the hash
+     * of their path literal, sorted: claimed wherever the walk meets them */
+    struct imt__oldrec *byhash;
+    size_t n_byhash;
 };
 
 /* last_error = fmt with arg (may be NULL); returns e. */

@@ -5,10 +5,17 @@
  * imt_report_skip claims each walked entry whose path equals the next old
  * record's path; that record is then copied verbatim, and counted in the
  * summary from the facts read back from its members (facts.c), when the
- * scan emits the entry. */
+ * scan emits the entry.
+ *
+ * A preview's report (engine/triage: its header holds "preview") has its
+ * records in read order, not walk order: its file records are indexed by a
+ * hash of their path (16 bytes each) and offset, and an entry is claimed
+ * wherever the walk meets it, so a full scan reads only what the preview
+ * did not. */
 #include "report.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +49,86 @@ static int path_literal(const char *line, const char **start, size_t *len)
     *start = p;
     *len = (size_t)(q + 1 - p);
     return 1;
+}
+
+struct imt__oldrec {
+    uint64_t h;                /* FNV-1a of the path's JSON literal */
+    uint64_t off;              /* where its line starts in the old report */
+};
+
+static uint64_t fnv64(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int oldrec_cmp(const void *a, const void *b)
+{
+    const struct imt__oldrec *x = a, *y = b;
+    if (x->h != y->h) return x->h < y->h ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Index every whole file record of the preview report (after its header). */
+static imt_err index_preview(imt_report *r)
+{
+    imt_err err = IMT_OK;
+    char *line = NULL;
+    size_t cap = 0, n = 0, ncap = 0;
+    for (;;) {
+        off_t at = ftello(r->old);
+        ssize_t len = getline(&line, &cap, r->old);
+        if (len <= 0 || line[len - 1] != '\n') break;
+        if (strncmp(line, "{\"record\":\"file\"", 16) != 0) continue;
+        const char *lit;
+        size_t litlen;
+        if (!path_literal(line, &lit, &litlen)) continue;
+        if (n == ncap) {
+            size_t nc = ncap ? ncap * 2 : 256, bytes;
+            if (!imt__mul_ok(nc, sizeof *r->byhash, &bytes)) { err = IMT_E_NOMEM; goto cleanup; }
+            struct imt__oldrec *nv = imt__realloc(r->byhash, bytes);
+            if (!nv) { err = IMT_E_NOMEM; goto cleanup; }
+            r->byhash = nv;
+            ncap = nc;
+        }
+        r->byhash[n].h = fnv64(lit, litlen);
+        r->byhash[n++].off = (uint64_t)at;
+    }
+    r->n_byhash = n;
+    if (n > 1) qsort(r->byhash, n, sizeof *r->byhash, oldrec_cmp);
+    r->old_eof = 1; /* nothing is read in walk order */
+cleanup:
+    free(line);
+    return err;
+}
+
+/* Preview resume: the old record of this path literal, or NULL. The line
+ * (getline's) is the caller's. */
+static char *find_preview_line(imt_report *r, const char *lit, size_t litlen, size_t *len)
+{
+    uint64_t h = fnv64(lit, litlen);
+    size_t lo = 0, hi = r->n_byhash;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->byhash[mid].h < h) lo = mid + 1;
+        else hi = mid;
+    }
+    for (; lo < r->n_byhash && r->byhash[lo].h == h; lo++) {
+        char *line = NULL;
+        size_t cap = 0;
+        if (fseeko(r->old, (off_t)r->byhash[lo].off, SEEK_SET) != 0) return NULL;
+        ssize_t n = getline(&line, &cap, r->old);
+        const char *l2;
+        size_t l2len;
+        if (n > 0 && path_literal(line, &l2, &l2len) && l2len == litlen &&
+            !memcmp(l2, lit, litlen)) {
+            *len = (size_t)n;
+            return line;
+        }
+        free(line);
+    }
+    return NULL;
 }
 
 imt_err imt_report_resume(imt_report *r, const char *path)
@@ -80,10 +167,62 @@ imt_err imt_report_resume(imt_report *r, const char *path)
                    "resumed", path);
         goto cleanup;
     }
-    err = old_advance(r);
+    const char *pp[] = {"preview", NULL};
+    if (yajl_tree_get(r->old_header, pp, yajl_t_object)) err = index_preview(r);
+    else err = old_advance(r);
 cleanup:
     free(line);
     return err;
+}
+
+/* A container's record is followed by its members' ("container":
+ * {..."members":N}): claim it only with all N of them (a report cut inside
+ * them expands the container again), appended to next_line. Returns 0 when
+ * they are not all there (claims then stop: the walk reads the rest again). */
+static int claim_members(imt_report *r, char **linep, size_t *lenp,
+                         unsigned long long *claimed)
+{
+    *claimed = 0;
+    /* (a '"' not preceded by '\\' is never inside a string: no path or
+     * detail can hold this) */
+    const char *c = strstr(*linep, ",\"container\":{\"expanded\":");
+    const char *m = c ? strstr(c, ",\"members\":") : NULL;
+    if (!m) return 1;
+    unsigned long long n = strtoull(m + 11, NULL, 10);
+    char *all = *linep;
+    size_t len = *lenp;
+    for (unsigned long long i = 0; i < n; i++) {
+        size_t cap = 0;
+        char *line = NULL;
+        ssize_t k = getline(&line, &cap, r->old);
+        if (k <= 0 || line[k - 1] != '\n' || strncmp(line, "{\"record\":\"file\"", 16) != 0 ||
+            !strstr(line, ",\"member\":{\"depth\":")) {
+            free(line);
+            if (all != *linep) free(all);
+            r->old_eof = 1; /* stop claiming: everything from here is read again */
+            return 0;
+        }
+        char *na = malloc(len + (size_t)k + 1); /* freed as getline's lines are */
+        if (!na) {
+            free(line);
+            if (all != *linep) free(all);
+            r->old_eof = 1;
+            return 0;
+        }
+        memcpy(na, all, len);
+        memcpy(na + len, line, (size_t)k + 1);
+        if (all != *linep) free(all);
+        free(line);
+        all = na;
+        len += (size_t)k;
+    }
+    if (all != *linep) {
+        free(*linep);
+        *linep = all;
+        *lenp = len;
+    }
+    *claimed = n;
+    return 1;
 }
 
 int imt_report_skip(void *report, const char *path, imt_entry_type type)
@@ -91,28 +230,53 @@ int imt_report_skip(void *report, const char *path, imt_entry_type type)
     imt_report *r = report;
     (void)type;
     if (!r || !r->old) return 0;
-    if (old_advance(r) != IMT_OK || !r->next_line) return 0;
-    const char *lit;
-    size_t litlen;
-    if (!path_literal(r->next_line, &lit, &litlen)) return 0;
     imt__buf *t = &r->tmp;
-    t->len = 0;
-    imt__buf_json_str(t, path);
-    if (t->oom || t->len != litlen || memcmp(t->p, lit, litlen) != 0) return 0;
+    char *pline = NULL;
+    size_t plen = 0;
+    unsigned long long members;
+    if (r->byhash) {
+        t->len = 0;
+        imt__buf_json_str(t, path);
+        if (t->oom || !(pline = find_preview_line(r, t->p, t->len, &plen))) return 0;
+        /* the container's members follow its line in the old report */
+        if (!claim_members(r, &pline, &plen, &members)) {
+            free(pline);
+            return 0;
+        }
+    } else {
+        if (old_advance(r) != IMT_OK || !r->next_line) return 0;
+        const char *lit;
+        size_t litlen;
+        if (!path_literal(r->next_line, &lit, &litlen)) return 0;
+        t->len = 0;
+        imt__buf_json_str(t, path);
+        if (t->oom || t->len != litlen || memcmp(t->p, lit, litlen) != 0) return 0;
+        if (!claim_members(r, &r->next_line, &r->next_len, &members)) return 0;
+    }
     if (r->q_len == r->q_cap) {
         size_t nc = r->q_cap ? r->q_cap * 2 : 64, bytes;
-        if (!imt__mul_ok(nc, sizeof *r->queue, &bytes)) return 0;
+        if (!imt__mul_ok(nc, sizeof *r->queue, &bytes)) {
+            free(pline);
+            return 0;
+        }
         imt__pending *nq = imt__malloc(bytes);
-        if (!nq) return 0;
+        if (!nq) {
+            free(pline);
+            return 0;
+        }
         for (size_t i = 0; i < r->q_len; i++) nq[i] = r->queue[(r->q_head + i) % r->q_cap];
         imt__free(r->queue);
         r->queue = nq;
         r->q_head = 0;
         r->q_cap = nc;
     }
+    if (pline) {
+        r->queue[(r->q_head + r->q_len++) % r->q_cap] = (imt__pending){pline, plen};
+        return members < INT_MAX ? 1 + (int)members : INT_MAX;
+    }
     r->queue[(r->q_head + r->q_len++) % r->q_cap] = (imt__pending){r->next_line, r->next_len};
     r->next_line = NULL;
-    return 1;
+    return members < INT_MAX ? 1 + (int)members : INT_MAX; /* the records claimed */
 }
 
 void imt__resume_free(imt_report *r)
@@ -123,6 +287,9 @@ void imt__resume_free(imt_report *r)
     free(r->next_line); /* from getline() */
     for (size_t i = 0; i < r->q_len; i++) free(r->queue[(r->q_head + i) % r->q_cap].line);
     imt__free(r->queue);
+    imt__free(r->byhash);
+    r->byhash = NULL;
+    r->n_byhash = 0;
     r->old = NULL;
     r->old_path = NULL;
     r->old_header = NULL;
@@ -174,7 +341,16 @@ imt_err imt__resume_emit(imt_report *r)
     r->q_head = (r->q_head + 1) % r->q_cap;
     r->q_len--;
     r->resumed++;
-    imt_err err = account_old(r, p.line);
+    imt_err err = IMT_OK;
+    /* one line, or a container's line and its members' */
+    for (char *l = p.line; !err && l < p.line + p.len;) {
+        char *nl = memchr(l, '\n', (size_t)(p.line + p.len - l));
+        if (!nl) break;
+        *nl = '\0';
+        err = account_old(r, l);
+        *nl = '\n';
+        l = nl + 1;
+    }
     if (!err) {
         /* Verbatim: the options check made sure the format is the same
          * (full JSONL), so this is the line an uninterrupted run writes. */

@@ -144,6 +144,11 @@ imt_err imt__summary_add(imt__summary *r, const imt__rfacts *f, const char *path
         if (f->has_pdq) r->images++;
     }
     if (f->known_good) r->known_good_files++;
+    if (f->depth) r->members++;
+    if (f->expanded) r->containers++;
+    if (f->encrypted) r->encrypted_containers++;
+    for (int i = 0; i < IMT_CLIMIT__COUNT; i++)
+        if (f->limits & (1u << i)) r->limits[i]++;
     if (f->low_quality) r->low_quality++;
     int hit = 0;
     for (size_t i = 0; i < f->n_matches; i++) {
@@ -203,5 +208,123 @@ double imt__priority(const imt__summary *r, imt__buf *b)
     if (!any) imt__buf_puts(b, " none");
     imt__buf_printf(b, ") + %.3f (hit density: %llu files with hits / %llu files read)",
                     density, (unsigned long long)r->hit_files, (unsigned long long)r->files);
+    /* Not in the score (nothing known was seen), but never silent. */
+    if (r->encrypted_containers)
+        imt__buf_printf(b, "; %llu encrypted %s not examined",
+                        (unsigned long long)r->encrypted_containers,
+                        r->encrypted_containers == 1 ? "container" : "containers");
     return p;
+}
+
+/* ---- a preview's summary (engine/triage): the numbers come from the
+ * preview; these only write them. Kept apart from the priority formula. */
+
+static void put_secs_or_null(imt__buf *b, int have, uint64_t ms)
+{
+    if (have) imt__buf_printf(b, "%.3f", (double)ms / 1000.0);
+    else imt__buf_puts(b, "null");
+}
+
+void imt__preview_header_json(imt__buf *b, const imt_preview_stats *st)
+{
+    imt__buf_puts(b, ",\"preview\":{\"budget_s\":");
+    put_secs_or_null(b, st->budget_ms != 0, st->budget_ms);
+    imt__buf_puts(b, ",\"stop_after_hits\":");
+    if (st->stop_after_hits) imt__buf_printf(b, "%llu", (unsigned long long)st->stop_after_hits);
+    else imt__buf_puts(b, "null");
+    imt__buf_printf(b, ",\"seed\":%llu,\"order\":\"likelihood class, then seeded random "
+                    "within each class\",\"record_order\":\"read order (seq is the walk "
+                    "position)\"}", (unsigned long long)st->seed);
+}
+
+void imt__preview_summary_json(imt__buf *b, const imt_preview_stats *st)
+{
+    imt__buf_printf(b, ",\"priority_is_preview\":true,\"preview\":{\"stopped_by\":\"%s\","
+                    "\"budget_s\":", imt_preview_stop_name(st->stopped_by));
+    put_secs_or_null(b, st->budget_ms != 0, st->budget_ms);
+    imt__buf_puts(b, ",\"stop_after_hits\":");
+    if (st->stop_after_hits) imt__buf_printf(b, "%llu", (unsigned long long)st->stop_after_hits);
+    else imt__buf_puts(b, "null");
+    imt__buf_printf(b, ",\"seed\":%llu,\"enumeration_complete\":%s,\"enumerate_s\":%.3f,"
+                    "\"enumerated_files\":%llu,\"examined_files\":%llu,"
+                    "\"examined_pictures\":%llu,\"hit_files\":%llu,\"files_before_first_hit\":",
+                    (unsigned long long)st->seed, st->enumeration_complete ? "true" : "false",
+                    (double)st->enumerate_ms / 1000.0,
+                    (unsigned long long)st->enumerated_files,
+                    (unsigned long long)st->examined_files,
+                    (unsigned long long)st->examined_pictures,
+                    (unsigned long long)st->hit_files);
+    if (st->have_first_hit)
+        imt__buf_printf(b, "%llu", (unsigned long long)st->files_before_first_hit);
+    else imt__buf_puts(b, "null");
+    imt__buf_puts(b, ",\"first_hit_after_s\":");
+    put_secs_or_null(b, st->have_first_hit, st->first_hit_ms);
+    imt__buf_printf(b, ",\"estimated_hit_files\":%.3f,\"hit_files_upper95\":%llu,"
+                    "\"bound\":\"per class: exact hypergeometric, one-sided 95%%; device: "
+                    "the sum over classes, each read in part at 1-0.05/k (Bonferroni), "
+                    "of the files listed\",\"classes\":[",
+                    st->estimate, (unsigned long long)st->upper95);
+    for (int c = 0; c < IMT_CLASS__COUNT; c++) {
+        const imt_preview_class_stats *k = &st->cls[c];
+        imt__buf_printf(b, "%s{\"class\":\"%s\",\"enumerated\":%llu,\"enumerated_bytes\":%llu,"
+                        "\"examined\":%llu,\"examined_bytes\":%llu,\"pictures\":%llu,"
+                        "\"hit_files\":%llu,\"estimated_hit_files\":%.3f,"
+                        "\"hit_files_upper95\":%llu,\"rule_of_three\":",
+                        c ? "," : "", imt_triage_class_name((imt_triage_class)c),
+                        (unsigned long long)k->enumerated,
+                        (unsigned long long)k->enumerated_bytes,
+                        (unsigned long long)k->examined, (unsigned long long)k->examined_bytes,
+                        (unsigned long long)k->pictures, (unsigned long long)k->hit_files,
+                        k->estimate, (unsigned long long)k->upper95);
+        if (k->examined && !k->hit_files)
+            imt__buf_printf(b, "%.3f", 3.0 * (double)k->enumerated / (double)k->examined);
+        else imt__buf_puts(b, "null");
+        imt__buf_puts(b, "}");
+    }
+    imt__buf_puts(b, "]}");
+}
+
+void imt__preview_explain(imt__buf *b, const imt_preview_stats *st)
+{
+    imt__buf_printf(b, "; PREVIEW (stopped by %s%s): %llu of %llu files read, a seeded random "
+                    "sample of each class; %llu with hits; estimated %.1f files with known "
+                    "material on the device, at most %llu at 95%% confidence",
+                    imt_preview_stop_name(st->stopped_by),
+                    st->enumeration_complete ? "" : ", listing incomplete",
+                    (unsigned long long)st->examined_files,
+                    (unsigned long long)st->enumerated_files, (unsigned long long)st->hit_files,
+                    st->estimate, (unsigned long long)st->upper95);
+}
+
+void imt__preview_text(imt__buf *s, const imt_preview_stats *st)
+{
+    imt__buf_printf(s, "  PREVIEW, stopped by %s%s after %.1f s: %llu of %llu files read "
+                    "(%llu pictures), %llu with hits",
+                    imt_preview_stop_name(st->stopped_by),
+                    st->enumeration_complete ? "" : " (listing incomplete)",
+                    (double)st->elapsed_ms / 1000.0, (unsigned long long)st->examined_files,
+                    (unsigned long long)st->enumerated_files,
+                    (unsigned long long)st->examined_pictures,
+                    (unsigned long long)st->hit_files);
+    if (st->have_first_hit)
+        imt__buf_printf(s, "; first hit after %llu files, %.1f s",
+                        (unsigned long long)st->files_before_first_hit,
+                        (double)st->first_hit_ms / 1000.0);
+    imt__buf_puts(s, "\n");
+    for (int c = 0; c < IMT_CLASS__COUNT; c++) {
+        const imt_preview_class_stats *k = &st->cls[c];
+        if (!k->enumerated) continue;
+        imt__buf_printf(s, "    %-13s %llu of %llu read, %llu hits: ",
+                        imt_triage_class_name((imt_triage_class)c),
+                        (unsigned long long)k->examined, (unsigned long long)k->enumerated,
+                        (unsigned long long)k->hit_files);
+        if (k->examined == k->enumerated)
+            imt__buf_printf(s, "read whole\n");
+        else
+            imt__buf_printf(s, "at most %llu files with known material (95%%)\n",
+                            (unsigned long long)k->upper95);
+    }
+    imt__buf_printf(s, "  device: estimated %.1f files with known material, at most %llu "
+                    "at 95%% confidence (unread files are not cleared)\n",
+                    st->estimate, (unsigned long long)st->upper95);
 }

@@ -76,7 +76,23 @@ typedef struct source {
     int eof;
     imt_err err;           /* sticky read error */
     int read_errno;
+    off_t dn_base;         /* a regular file: its offset when the read began; -1 none */
+    uint64_t dn_done;      /* bytes after dn_base dropped from the page cache */
 } source;
+
+/* Evidence is read once: drop what has been read from the page cache
+ * (every DONTNEED_STEP bytes, and at the end), so that a scan streaming
+ * hundreds of GB through the cache does not evict the index's pages, which
+ * every query needs again (issue 11). Advisory; the bytes read are the same. */
+#define DONTNEED_STEP (8u << 20)
+static void drop_behind(source *s, int all)
+{
+    if (s->fd < 0 || s->dn_base < 0 || s->total <= s->dn_done) return;
+    if (!all && s->total - s->dn_done < DONTNEED_STEP) return;
+    (void)posix_fadvise(s->fd, s->dn_base + (off_t)s->dn_done, (off_t)(s->total - s->dn_done),
+                        POSIX_FADV_DONTNEED);
+    s->dn_done = s->total;
+}
 
 #define OFF_T_MAX ((off_t)(((uintmax_t)1 << (sizeof(off_t) * 8 - 1)) - 1))
 
@@ -188,6 +204,7 @@ static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
     if (s->h->n_emb) collect(s->h, s->total, *data, *len);
     imt__digest_update(s->h->dig, *data, *len);
     s->total += *len;
+    if (!s->sparse || *data != zeros) drop_behind(s, *len == 0);
     return IMT_OK;
 }
 
@@ -473,6 +490,10 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
         if (res->format == IMT_FMT_UNKNOWN) {
             st = IMT_E_NOT_IMAGE;
             imt__set_detail(res->detail, sizeof res->detail, "no known image signature");
+        } else if (imt_format_is_container(res->format)) {
+            st = IMT_E_NOT_IMAGE; /* a scan expands it (engine/container) */
+            imt__set_detail(res->detail, sizeof res->detail, "a %s container, not an image",
+                            imt_format_name(res->format));
         } else if (!imt_format_decodable(res->format)) {
             st = IMT_E_UNSUPPORTED;
             imt__set_detail(res->detail, sizeof res->detail,
@@ -576,8 +597,9 @@ imt_err imt_hash_fd(imt_hasher *h, int fd, imt_hash_result *res)
     uint64_t size = 0;
     if (fstat(fd, &st) != 0) memset(&st, 0, sizeof st); /* not regular: no limit */
     if (S_ISREG(st.st_mode)) size = (uint64_t)st.st_size;
-    source s = {.h = h, .fd = fd};
+    source s = {.h = h, .fd = fd, .dn_base = -1};
     off_t at = S_ISREG(st.st_mode) ? lseek(fd, 0, SEEK_CUR) : -1;
+    s.dn_base = at;
     if (size && at >= 0 && (uint64_t)at < size) s.limit = size - (uint64_t)at;
     /* Fewer blocks than bytes: holes (or compression) -- skip reading holes.
      * pread from the current offset, which is left after the bytes read. */
@@ -589,6 +611,7 @@ imt_err imt_hash_fd(imt_hasher *h, int fd, imt_hash_result *res)
         }
     }
     imt_err r = run(h, &s, size, res);
+    drop_behind(&s, 1);
     if (s.sparse) (void)lseek(fd, s.pos, SEEK_SET);
     /* Did it change while read? Growth past the size at open is not read
      * (the digests cover the size reported); any change is flagged. */

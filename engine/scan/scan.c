@@ -9,6 +9,8 @@
  * decode an image, so the serial parts stay in the noise. */
 #include "scan.h"
 
+#include "container/container.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -33,6 +35,15 @@ typedef struct slot {
                                 label and external id owned (strs) */
     char **strs;
     size_t n_matches, cap, omitted;
+    imt_container_info ci;   /* a member's place; a container's expansion */
+    char *ci_note;           /* ci.note, owned */
+    struct slot *members;    /* a walked container's member records, in order */
+    size_t n_members, members_cap;
+    uint64_t held;           /* bytes its member records hold (the budget) */
+    int deferred;            /* over the held budget: expanded when emitted */
+    uint64_t claimed_members;/* skipped: the member records claimed with it */
+    int detail_at;           /* a member's detail: 1 in e.detail, 2 in res.detail
+                                (members move when their array grows) */
 } slot;
 
 /* A file to hash in this batch and its size, to hash the largest first. */
@@ -66,10 +77,15 @@ void imt_scan_opts_init(imt_scan_opts *o)
     o->min_quality = IMT_PDQ_MIN_QUALITY;
     o->max_matches = 100;
     o->batch_files = 256;
+    imt__container_opts_init(&o->containers);
 }
 
+static void slot_clear(slot *s);
 static void slot_clear(slot *s)
 {
+    for (size_t i = 0; i < s->n_members; i++) slot_clear(&s->members[i]);
+    imt__free(s->members);
+    imt__free(s->ci_note);
     imt__wentry_clear(&s->e);
     for (size_t i = 0; i < s->n_matches; i++) imt__free(s->strs[i]);
     imt__free(s->matches);
@@ -189,10 +205,272 @@ cleanup:
     return err;
 }
 
+/* Keep a copy of the hasher's sub-items (reused by its next file). */
+static void keep_subs(slot *s)
+{
+    if (!s->res.n_sub) return;
+    s->subs = imt__malloc(s->res.n_sub * sizeof *s->subs);
+    if (s->subs) memcpy(s->subs, s->res.sub, s->res.n_sub * sizeof *s->subs);
+    else s->res.n_sub = 0;
+    s->res.sub = s->subs;
+}
+
+/* ---- containers: members are records of their own -------------------------
+ * A worker that read a container expands it (engine/container) and keeps
+ * every member's record in its slot (s->members), in member order; they are
+ * emitted right after the container's record. The records all workers hold
+ * are bounded by containers.max_held_bytes (g_held, counted atomically): a
+ * container that would hold more drops what it holds and is expanded again
+ * when its turn to be emitted comes, on the emitting thread, each member
+ * record emitted as soon as it is made. That second way runs the expansion
+ * twice (first without hashing, for the facts each container's record
+ * states before its members: how many follow, limits, encryption); both
+ * ways give the same records, whatever thread or budget. */
+typedef struct cinfo {
+    size_t id;                 /* member ordinal, or IMT__CTOP */
+    imt_container_info ci;
+    char *note;
+} cinfo;
+
+typedef struct msink {
+    slot *top;
+    imt_hasher *h;
+    imt_cursor *c;
+    const lists *L;
+    const imt_scan_opts *o;
+    uint64_t *held_total;      /* shared by the workers (atomic) */
+    int mode;                  /* KEEP, FACTS or EMIT */
+    size_t ordinal;            /* members handed out so far */
+    /* FACTS: the expansion facts, by member ordinal; EMIT reads them */
+    cinfo *infos;
+    size_t n_infos, infos_cap, next_info;
+    /* EMIT */
+    imt_scan_record_fn on_record;
+    void *ctx;
+    uint64_t *seq;
+    imt_scan_progress *prog;
+    int stopped;
+    int oom;                   /* a fact could not be kept: the expansion
+                                  counts as failed for want of memory */
+} msink;
+enum { MS_KEEP, MS_FACTS, MS_EMIT };
+
+/* What a kept member record holds beyond its slot in the array. */
+static uint64_t slot_bytes(const slot *s)
+{
+    return strlen(s->e.path) + 1 + (s->ci_note ? strlen(s->ci_note) + 1 : 0) +
+           s->res.n_sub * sizeof(imt_subitem) +
+           s->n_matches * (sizeof(imt_scan_match) + sizeof(char *) + 64);
+}
+
+/* 0 when out of memory (the note could not be kept). */
+static int set_ci(slot *s, const imt_container_info *ci)
+{
+    imt_container_info keep = s->ci; /* a member's place stays */
+    s->ci = *ci;
+    s->ci.depth = keep.depth;
+    s->ci.index = keep.index;
+    s->ci.size = keep.size;
+    s->ci.has_mtime = keep.has_mtime;
+    s->ci.mtime_s = keep.mtime_s;
+    s->ci.mtime_ns = keep.mtime_ns;
+    imt__free(s->ci_note);
+    s->ci_note = ci->note && ci->note[0] ? imt__strdup(ci->note) : NULL;
+    s->ci.note = NULL;
+    return !(ci->note && ci->note[0] && !s->ci_note);
+}
+
+static void count_record(imt_scan_progress *p, const slot *s, const imt_scan_record *rec);
+static void to_record(const slot *s, uint64_t seq, imt_scan_record *r);
+
+/* One member: hash its stream, match it; keep, or emit, its record. */
+static imt_err sink_member(void *ctx, const imt__member *m, size_t *id)
+{
+    msink *k = ctx;
+    *id = k->ordinal++;
+    if (k->mode == MS_FACTS) return IMT_OK; /* container.c reads the stream on */
+    slot ms;
+    memset(&ms, 0, sizeof ms);
+    ms.e.path = imt__strdup(m->path);
+    if (!ms.e.path) return IMT_E_NOMEM;
+    ms.e.type = IMT_ENTRY_FILE;
+    ms.ci.depth = m->depth;
+    ms.ci.index = m->index;
+    ms.ci.size = m->size;
+    ms.ci.has_mtime = m->has_mtime;
+    ms.ci.mtime_s = m->mtime_s;
+    ms.ci.mtime_ns = m->mtime_ns;
+    if (m->status != IMT_OK) {
+        ms.status = m->status;
+        imt__set_detail(ms.e.detail, sizeof ms.e.detail, "%s", m->detail ? m->detail : "");
+        ms.detail_at = 1;
+    } else {
+        imt_hash_stream(k->h, m->stream, &ms.res);
+        if (ms.res.status == IMT_E_INTERRUPTED) {
+            slot_clear(&ms);
+            return IMT_E_INTERRUPTED;
+        }
+        if (m->cut && m->cut[0]) { /* a limit or a data error ended it */
+            ms.res.has_pdq = 0;
+            ms.res.n_pdq = 0;
+            ms.res.n_sub = 0;
+            imt__set_detail(ms.res.detail, sizeof ms.res.detail, "%s", m->cut);
+        }
+        keep_subs(&ms);
+        ms.read = 1;
+        ms.status = ms.res.status;
+        ms.detail_at = 2;
+        imt_err e = IMT_OK;
+        if (ms.status != IMT_E_NOMEM) e = match(&ms, k->c, k->L, k->o);
+        if (e) {
+            ms.status = e;
+            imt__set_detail(ms.e.detail, sizeof ms.e.detail, "index lookup failed: %s",
+                            imt_strerror(e));
+            ms.detail_at = 1;
+        }
+    }
+    if (k->mode == MS_EMIT) {
+        /* its expansion facts, found by the first pass */
+        if (k->next_info < k->n_infos && k->infos[k->next_info].id == *id) {
+            cinfo *x = &k->infos[k->next_info++];
+            set_ci(&ms, &x->ci);
+            if (x->note && !(ms.ci_note = imt__strdup(x->note))) {
+                slot_clear(&ms);
+                return IMT_E_NOMEM;
+            }
+        }
+        imt_scan_record rec;
+        to_record(&ms, (*k->seq)++, &rec);
+        count_record(k->prog, &ms, &rec);
+        int stop = k->on_record(k->ctx, &rec);
+        slot_clear(&ms);
+        if (stop) {
+            k->stopped = 1;
+            return IMT_E_INTERRUPTED;
+        }
+        return IMT_OK;
+    }
+    /* KEEP: in the worker's slot, within the shared budget (the record's
+     * own allocations, and the array of slots as it grows) */
+    slot *t = k->top;
+    size_t nc = t->members_cap, bytes = 0;
+    if (t->n_members == t->members_cap) {
+        nc = t->members_cap ? t->members_cap * 2 : 16;
+        if (!imt__mul_ok(nc, sizeof *t->members, &bytes)) nc = t->members_cap;
+    }
+    uint64_t b = slot_bytes(&ms) + (uint64_t)(nc - t->members_cap) * sizeof *t->members, now;
+#ifdef IMT_HAVE_OPENMP
+#pragma omp atomic capture
+#endif
+    now = *k->held_total += b;
+    slot *nm = t->members;
+    if (now <= k->o->containers.max_held_bytes && nc != t->members_cap)
+        nm = imt__realloc(t->members, bytes);
+    if (now > k->o->containers.max_held_bytes || nc == t->n_members || !nm) {
+        /* over the budget (or no memory): expanded again when emitted */
+#ifdef IMT_HAVE_OPENMP
+#pragma omp atomic
+#endif
+        *k->held_total -= b;
+        slot_clear(&ms);
+        return IMT_E_BUSY;
+    }
+    t->members = nm;
+    t->members_cap = nc;
+    t->held += b;
+    t->members[t->n_members++] = ms;
+    return IMT_OK;
+}
+
+static void sink_info(void *ctx, size_t id, const imt_container_info *ci)
+{
+    msink *k = ctx;
+    if (k->mode == MS_KEEP) {
+        slot *s = id == IMT__CTOP ? k->top : id < k->top->n_members ? &k->top->members[id] : NULL;
+        if (s && !set_ci(s, ci)) k->oom = 1;
+        return;
+    }
+    if (k->mode != MS_FACTS) return;
+    if (k->n_infos == k->infos_cap) {
+        size_t nc = k->infos_cap ? k->infos_cap * 2 : 16, bytes;
+        cinfo *ni = imt__mul_ok(nc, sizeof *ni, &bytes) ? imt__realloc(k->infos, bytes) : NULL;
+        if (!ni) {
+            k->oom = 1;
+            return;
+        }
+        k->infos = ni;
+        k->infos_cap = nc;
+    }
+    cinfo *x = &k->infos[k->n_infos++];
+    x->id = id;
+    x->ci = *ci;
+    x->ci.note = NULL;
+    x->note = ci->note && ci->note[0] ? imt__strdup(ci->note) : NULL;
+    if (ci->note && ci->note[0] && !x->note) k->oom = 1;
+}
+
+static int cinfo_cmp(const void *a, const void *b)
+{
+    size_t x = ((const cinfo *)a)->id, y = ((const cinfo *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct fdio {
+    int fd;
+} fdio;
+
+static imt_err fd_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    const fdio *f = ctx;
+    *got = 0;
+    for (;;) {
+        ssize_t n = pread(f->fd, buf, cap, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return IMT_E_IO;
+        *got = (size_t)n;
+        return IMT_OK;
+    }
+}
+
+/* Expand the walked file s (open as fd) in KEEP mode, on a worker. */
+static void expand_keep(slot *s, int fd, imt_hasher *h, imt_cursor *c, const lists *L,
+                        const imt_scan_opts *o, uint64_t *held)
+{
+    fdio f = {fd};
+    imt__io io = {fd_pread, &f, s->res.file_size};
+    msink k;
+    memset(&k, 0, sizeof k);
+    k.top = s;
+    k.h = h;
+    k.c = c;
+    k.L = L;
+    k.o = o;
+    k.held_total = held;
+    k.mode = MS_KEEP;
+    imt__csink sink = {sink_member, sink_info, &k};
+    imt_err e = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop,
+                                      &sink);
+    if (e == IMT_OK && k.oom) e = IMT_E_NOMEM;
+    if (e == IMT_OK) return;
+    /* drop what it holds: expanded again when emitted (BUSY), or no record
+     * of it at all (a stop request, like a file cut short) */
+    for (size_t i = 0; i < s->n_members; i++) slot_clear(&s->members[i]);
+    imt__free(s->members);
+    s->members = NULL;
+    s->n_members = s->members_cap = 0;
+#ifdef IMT_HAVE_OPENMP
+#pragma omp atomic
+#endif
+    *held -= s->held;
+    s->held = 0;
+    if (e == IMT_E_INTERRUPTED) s->done = 0;
+    else s->deferred = 1; /* IMT_E_BUSY, or out of memory here: try again there */
+}
+
 /* One file: open relative to its folder, hash, match. Runs on a worker.
  * Returns 0 when a stop request cut the file short (it has no record). */
 static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
-                 const imt_scan_opts *o)
+                 const imt_scan_opts *o, uint64_t *held)
 {
     int dirfd = s->e.dir ? s->e.dir->fd : AT_FDCWD;
     int fd = imt__open_evidence(dirfd, s->e.name, O_NONBLOCK | (s->e.dir ? O_NOFOLLOW : 0));
@@ -221,19 +499,18 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
     /* Report the file that was read (it may have been replaced since lstat). */
     s->e.st = st;
     imt_hash_fd(h, fd, &s->res);
-    close(fd);
-    if (s->res.status == IMT_E_INTERRUPTED) return 0;
-    if (s->res.n_sub) {
-        /* res.sub is the hasher's, reused by its next file: keep a copy */
-        s->subs = imt__malloc(s->res.n_sub * sizeof *s->subs);
-        if (s->subs) memcpy(s->subs, s->res.sub, s->res.n_sub * sizeof *s->subs);
-        else s->res.n_sub = 0;
-        s->res.sub = s->subs;
+    if (s->res.status == IMT_E_INTERRUPTED) {
+        close(fd);
+        return 0;
     }
+    keep_subs(s); /* res.sub is the hasher's, reused by its next file */
     s->read = 1;
     s->status = s->res.status;
     s->detail = s->res.detail;
-    if (s->res.status == IMT_E_IO || s->res.status == IMT_E_NOMEM) return 1;
+    if (s->res.status == IMT_E_IO || s->res.status == IMT_E_NOMEM) {
+        close(fd);
+        return 1;
+    }
     imt_err e = match(s, c, L, o);
     if (e) {
         s->status = e;
@@ -241,7 +518,14 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
                         imt_strerror(e));
         s->detail = s->e.detail;
     }
-    return 1;
+    int done = 1;
+    if (o->containers.enabled && imt_format_is_container(s->res.format)) {
+        s->done = 1;
+        expand_keep(s, fd, h, c, L, o, held);
+        done = s->done;
+    }
+    close(fd);
+    return done;
 }
 
 /* Does this entry keep the scan from being complete? Something could not be
@@ -267,7 +551,8 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
     if (s->skipped) return;
     r->status = s->status;
     r->scan_error = is_scan_error(s);
-    r->detail = s->detail ? s->detail : "";
+    r->detail = s->detail_at == 1 ? s->e.detail : s->detail_at == 2 ? s->res.detail
+              : s->detail ? s->detail : "";
     r->have_stat = s->e.have_stat;
     if (r->have_stat) {
         const struct stat *st = &s->e.st;
@@ -291,6 +576,90 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
     r->matches = s->matches;
     r->n_matches = s->n_matches;
     r->matches_omitted = s->omitted;
+    r->container = s->ci;
+    r->container.note = s->ci_note ? s->ci_note : "";
+}
+
+static void count_record(imt_scan_progress *p, const slot *s, const imt_scan_record *rec)
+{
+    p->entries++;
+    if (s->read) {
+        p->files++;
+        p->bytes += s->res.file_size;
+        if (s->res.has_pdq) p->images++;
+    }
+    if (rec->scan_error) p->errors++;
+    for (size_t k = 0; k < s->n_matches; k++)
+        if (s->matches[k].disposition == IMT_DISP_ALERT) {
+            p->hits++;
+            break;
+        }
+}
+
+/* A container whose members were not kept (over the budget): open it again
+ * and expand it here, emitting each member's record as it is made. The
+ * first pass (no hashing) finds the facts the container records state
+ * before their members. Returns IMT_E_INTERRUPTED when stopped. */
+static imt_err emit_deferred(slot *s, uint64_t *seq, imt_hasher *h, imt_cursor *c,
+                             const lists *L, const imt_scan_opts *o, imt_scan_record_fn on_record,
+                             void *ctx, imt_scan_progress *prog)
+{
+    imt_err err = IMT_OK;
+    msink k;
+    memset(&k, 0, sizeof k);
+    int dirfd = s->e.dir ? s->e.dir->fd : AT_FDCWD;
+    int fd = imt__open_evidence(dirfd, s->e.name, O_NONBLOCK | (s->e.dir ? O_NOFOLLOW : 0));
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_ino != s->e.st.st_ino ||
+        st.st_size != s->e.st.st_size || st.st_mtim.tv_sec != s->e.st.st_mtim.tv_sec ||
+        st.st_mtim.tv_nsec != s->e.st.st_mtim.tv_nsec) {
+        imt_container_info ci;
+        memset(&ci, 0, sizeof ci);
+        ci.expanded = 1;
+        ci.note = "the container changed or vanished before its members could be read "
+                  "(it was read again to expand it): members not examined";
+        set_ci(s, &ci);
+        s->status = IMT_E_IO;
+        goto emit_top;
+    }
+    fdio f = {fd};
+    imt__io io = {fd_pread, &f, s->res.file_size};
+    k.top = s;
+    k.h = h;
+    k.c = c;
+    k.L = L;
+    k.o = o;
+    k.mode = MS_FACTS;
+    imt__csink sink = {sink_member, sink_info, &k};
+    err = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop, &sink);
+    if (!err && k.oom) err = IMT_E_NOMEM;
+    if (err) goto cleanup; /* stopped (no record, as for a file cut short), or no memory */
+    if (k.n_infos) qsort(k.infos, k.n_infos, sizeof *k.infos, cinfo_cmp);
+    if (k.n_infos && k.infos[k.n_infos - 1].id == IMT__CTOP) {
+        cinfo *x = &k.infos[k.n_infos - 1]; /* last: never an ordinal */
+        set_ci(s, &x->ci);
+        if (x->note && !(s->ci_note = imt__strdup(x->note))) { err = IMT_E_NOMEM; goto cleanup; }
+    }
+emit_top:;
+    imt_scan_record rec;
+    to_record(s, (*seq)++, &rec);
+    count_record(prog, s, &rec);
+    if (on_record(ctx, &rec)) { err = IMT_E_INTERRUPTED; goto cleanup; }
+    if (fd < 0 || k.mode != MS_FACTS) goto cleanup;
+    k.mode = MS_EMIT;
+    k.ordinal = 0;
+    k.on_record = on_record;
+    k.ctx = ctx;
+    k.seq = seq;
+    k.prog = prog;
+    imt__csink sink2 = {sink_member, sink_info, &k};
+    err = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop, &sink2);
+cleanup:
+    for (size_t i = 0; i < k.n_infos; i++)
+        imt__free(k.infos[i].note);
+    imt__free(k.infos);
+    if (fd >= 0) close(fd);
+    return err;
 }
 
 static int threads_for(const imt_scan_opts *o)
@@ -318,7 +687,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
     lists L = {NULL, 0};
     int nt = 0, stopped = 0;
     size_t batch;
-    uint64_t seq = 0;
+    uint64_t seq = 0, held = 0;
     imt_scan_progress prog;
     uint64_t t0 = imt__now_ms();
     memset(&prog, 0, sizeof prog);
@@ -378,8 +747,11 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
             n++;
             s->status = s->e.status;
             s->detail = s->e.detail;
-            if (o.skip && o.skip(o.ctx, s->e.path, s->e.type)) s->skipped = 1;
-            else if (s->e.type == IMT_ENTRY_FILE && s->e.status == IMT_OK && !s->e.repeat)
+            int claimed = o.skip ? o.skip(o.ctx, s->e.path, s->e.type) : 0;
+            if (claimed) {
+                s->skipped = 1;
+                s->claimed_members = claimed > 1 ? (uint64_t)claimed - 1 : 0;
+            } else if (s->e.type == IMT_ENTRY_FILE && s->e.status == IMT_OK && !s->e.repeat)
                 s->needs_hash = 1;
         }
         if (n == 0) {
@@ -407,7 +779,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
 #ifdef IMT_HAVE_OPENMP
             t = omp_get_thread_num();
 #endif
-            s->done = work(s, hs[t], cs[t], &L, &o);
+            s->done = work(s, hs[t], cs[t], &L, &o, &held);
         }
 
         for (size_t i = 0; i < n && !stopped; i++) {
@@ -416,23 +788,25 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
                 stopped = 1; /* asked to stop: emit only a prefix */
                 break;
             }
+            if (s->deferred) {
+                imt_err e = emit_deferred(s, &seq, hs[0], cs[0], &L, &o, on_record, ctx, &prog);
+                if (e == IMT_E_INTERRUPTED) stopped = 1;
+                else if (e) { err = e; goto cleanup; }
+                continue;
+            }
             imt_scan_record rec;
             to_record(s, seq++, &rec);
-            prog.entries++;
-            if (s->read) {
-                prog.files++;
-                prog.bytes += s->res.file_size;
-                if (s->res.has_pdq) prog.images++;
-            }
-            if (rec.scan_error) prog.errors++;
-            for (size_t k = 0; k < s->n_matches; k++)
-                if (s->matches[k].disposition == IMT_DISP_ALERT) {
-                    prog.hits++;
-                    break;
-                }
+            seq += s->claimed_members;
+            count_record(&prog, s, &rec);
             if (on_record(ctx, &rec)) stopped = 1;
+            for (size_t m = 0; m < s->n_members && !stopped; m++) {
+                to_record(&s->members[m], seq++, &rec);
+                count_record(&prog, &s->members[m], &rec);
+                if (on_record(ctx, &rec)) stopped = 1;
+            }
         }
         for (size_t i = 0; i < n; i++) slot_clear(&slots[i]);
+        held = 0; /* every slot's members were freed */
         prog.elapsed_ms = imt__now_ms() - t0;
         if (o.progress) o.progress(o.ctx, &prog);
         if (stopped || done) break;

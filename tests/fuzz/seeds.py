@@ -15,7 +15,7 @@ import sys
 
 MAX_SEED = {"jpeg": 256 << 10, "png": 256 << 10, "bmp": 256 << 10, "tiff": 256 << 10,
             "webp": 256 << 10, "gif": 256 << 10, "heif": 64 << 10, "jpeg_embedded": 64 << 10,
-            "sniff": 16 << 10, "carve": 16 << 10}
+            "sniff": 16 << 10, "container": 64 << 10, "carve": 16 << 10}
 
 
 def wanted(target, path, head):
@@ -43,6 +43,11 @@ def wanted(target, path, head):
         return (head[4:8] == b"ftyp") or name.endswith((".heic", ".heif", ".avif"))
     if target == "sniff":
         return True
+    if target == "container":  # archives, compressed files, PDFs
+        return head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or head[:6] == b"7z\xbc\xaf\x27\x1c" \
+            or head[:4] == b"Rar!" or head[:3] in (b"\x1f\x8b\x08", b"BZh") \
+            or head[:6] == b"\xfd7zXZ\x00" or head[:4] == b"\x28\xb5\x2f\xfd" \
+            or head[:5] == b"%PDF-" or head[:5] == b"07070" or head[257:262] == b"ustar"
     if target == "carve":
         return head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" \
             or head[:6] in (b"GIF87a", b"GIF89a") or head[:2] == b"BM" \
@@ -99,7 +104,7 @@ def main():
                         data = fh.read()
                 except OSError:
                     continue
-                if not data or not wanted(target, p, data[:16]):
+                if not data or not wanted(target, p, data[:512]):
                     continue
                 dst = os.path.join(out, hashlib.sha1(data).hexdigest())
                 if not os.path.exists(dst):

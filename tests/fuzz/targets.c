@@ -17,6 +17,7 @@
  * tests/test_bombs.c. No time budget, so that every run is deterministic. */
 #include "targets.h"
 
+#include "container/container.h"
 #include "decode/decode.h"
 #include "hash/hash.h"
 #include "imgtriage.h"
@@ -331,6 +332,86 @@ int imt_fuzz_jpeg_embedded(const uint8_t *data, size_t len)
 
 /* Format sniffing, and the whole pipeline on bytes of any format: dispatch,
  * the not-an-image and unsupported paths, digests of every byte. */
+/* ---- containers: the input as a container, every member hashed --------- */
+typedef struct fz_mem {
+    const uint8_t *p;
+    size_t n;
+} fz_mem;
+
+static imt_err fz_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    const fz_mem *m = ctx;
+    *got = 0;
+    if (off >= m->n) return IMT_OK;
+    size_t k = m->n - (size_t)off < cap ? m->n - (size_t)off : cap;
+    memcpy(buf, m->p + off, k);
+    *got = k;
+    return IMT_OK;
+}
+
+typedef struct fz_sink {
+    const imt_container_opts *o;
+    size_t members, infos, top_infos;
+    uint64_t bytes;
+} fz_sink;
+
+static imt_err fz_member(void *ctx, const imt__member *m, size_t *id)
+{
+    fz_sink *k = ctx;
+    *id = k->members++;
+    FUZZ_CHECK(m->depth >= 1 && m->depth <= k->o->max_depth + 1, "depth %u", (unsigned)m->depth);
+    FUZZ_CHECK(!strncmp(m->path, "in!", 3), "path %s", m->path);
+    FUZZ_CHECK(k->members <= k->o->max_members, "%zu members", k->members);
+    FUZZ_CHECK((m->status == IMT_OK) == (m->stream != NULL), "status %s, stream %p",
+               imt_err_name(m->status), (const void *)m->stream);
+    if (m->status != IMT_OK) {
+        FUZZ_CHECK(m->detail && m->detail[0], "no reason for %s", imt_err_name(m->status));
+        return IMT_OK;
+    }
+    imt_hash_result r;
+    imt_err e = imt_hash_stream(hasher(&g_fast, IMT_PDQ_FAST, 0, IMT_DIGEST_MD5), m->stream, &r);
+    FUZZ_CHECK(e == r.status && (int)e >= 0 && e < IMT_E__COUNT, "status %d", e);
+    FUZZ_CHECK(memchr(r.detail, 0, sizeof r.detail) != NULL, "detail unterminated");
+    /* a cut member has no digests; one that is whole has them */
+    if (m->cut[0]) FUZZ_CHECK(!r.digests && !r.has_pdq, "cut member with digests: %s", m->cut);
+    k->bytes += r.file_size;
+    FUZZ_CHECK(k->bytes <= k->o->max_total_bytes, "%llu bytes", (unsigned long long)k->bytes);
+    return IMT_OK;
+}
+
+static void fz_info(void *ctx, size_t id, const imt_container_info *ci)
+{
+    fz_sink *k = ctx;
+    k->infos++;
+    if (id == IMT__CTOP) k->top_infos++;
+    else FUZZ_CHECK(id < k->members, "info for member %zu of %zu", id, k->members);
+    FUZZ_CHECK(ci->note != NULL && memchr(ci->note, 0, 4096) != NULL, "note");
+    FUZZ_CHECK(!(ci->limits & ~((1u << IMT_CLIMIT__COUNT) - 1)), "limits %#x", ci->limits);
+}
+
+int imt_fuzz_container(const uint8_t *data, size_t len)
+{
+    imt_container_opts o;
+    imt__container_opts_init(&o);
+    o.max_depth = 4;
+    o.max_members = 200;
+    o.max_total_bytes = 8u << 20;
+    o.max_buffer = 4u << 20;
+    /* the sniffed container, else ZIP (libarchive bids every format anyway) */
+    imt_format fmt = imt_sniff(data, len);
+    if (!imt_format_is_container(fmt)) fmt = IMT_FMT_ZIP;
+    fz_mem m = {data, len};
+    imt__io io = {fz_pread, &m, len};
+    fz_sink k;
+    memset(&k, 0, sizeof k);
+    k.o = &o;
+    imt__csink sink = {fz_member, fz_info, &k};
+    imt_err e = imt__container_expand(&io, fmt, "in", &o, NULL, &sink);
+    FUZZ_CHECK(e == IMT_OK, "expand: %s", imt_err_name(e));
+    FUZZ_CHECK(k.top_infos == 1, "%zu infos of the walked file", k.top_infos);
+    return 0;
+}
+
 int imt_fuzz_sniff(const uint8_t *data, size_t len)
 {
     imt_format f = imt_sniff(data, len);
@@ -351,7 +432,8 @@ int imt_fuzz_sniff(const uint8_t *data, size_t len)
         return 0;
     }
     check_result(&r, e, data, len, IMT_DIGEST_ALL);
-    if (f == IMT_FMT_UNKNOWN) FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e));
+    if (f == IMT_FMT_UNKNOWN || imt_format_is_container(f))
+        FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e)); /* containers: members are */
     else if (!imt_format_decodable(f)) FUZZ_CHECK(e == IMT_E_UNSUPPORTED, "%s", imt_err_name(e));
     return 0;
 }
@@ -830,6 +912,7 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"heif", imt_fuzz_heif},
     {"jpeg_embedded", imt_fuzz_jpeg_embedded},
     {"sniff", imt_fuzz_sniff},
+    {"container", imt_fuzz_container},
     {"list_auto", imt_fuzz_list_auto},
     {"list_pdq_csv", imt_fuzz_list_pdq_csv},
     {"list_te", imt_fuzz_list_te},

@@ -17,6 +17,8 @@ int imt_fuzz_gif(const uint8_t *data, size_t len);
 int imt_fuzz_heif(const uint8_t *data, size_t len);
 int imt_fuzz_jpeg_embedded(const uint8_t *data, size_t len);
 int imt_fuzz_sniff(const uint8_t *data, size_t len);
+/* The input as a container (engine/container): every member hashed. */
+int imt_fuzz_container(const uint8_t *data, size_t len);
 /* Hash lists, through imt_index_import of a file holding the input. */
 int imt_fuzz_list_auto(const uint8_t *data, size_t len);
 int imt_fuzz_list_pdq_csv(const uint8_t *data, size_t len);
