@@ -15,11 +15,18 @@
  * also times fast mode on them with and without the DC-only early stop.
  * Last, the Hamming distance between the fast and the compat hash of every
  * file (histogram; max and median over files of compat quality >= 80).
- * Per format: the WebP and GIF files in DIR get their own rows, fast and
- * compat against the library's own plain decode of the same files in this
- * program (libwebp WebPDecodeRGB, an animation's first frame through
- * WebPDemux; giflib DGifSlurp, every frame) on one thread. A DIR without
- * JPEGs gives only those rows.
+ * Per format: the WebP, GIF, TIFF, BMP, HEIF and AVIF files in DIR get one
+ * table, fast and compat against the library's own plain decode of the
+ * same files in this program, on one thread: libwebp WebPDecodeRGB (an
+ * animation's first frame through WebPDemux); giflib DGifSlurp (every
+ * frame); libtiff reading every row or tile of the first page
+ * (TIFFReadScanline / TIFFReadTile / TIFFReadEncodedStrip); libheif
+ * heif_decode_image of the primary image to YCbCr 4:2:0 with its default
+ * decoders (for HEIC libheif's own libde265 plugin, so the row shows what
+ * imgtriage's checked HEVC decoder, heif_hevc.c, costs); BMP has no
+ * library: one pass summing the file's bytes (a BMP row costs about its
+ * bytes). (bench_tiffbmp's TIFF/BMP rows moved here.) A DIR without JPEGs
+ * gives only this table.
  * When the PDQ stage is not built (it returns IMT_E_INTERNAL), the fast and
  * compat figures are decode-only and the distance section is skipped. */
 #include "imgtriage.h"
@@ -33,6 +40,8 @@
 
 #include <gif_lib.h>
 #include <jpeglib.h>
+#include <libheif/heif.h>
+#include <tiffio.h>
 #include <webp/decode.h>
 #include <webp/demux.h>
 #ifdef __GLIBC__
@@ -178,6 +187,129 @@ static int gif_plain(const file *in)
     return ok;
 }
 
+/* ---- libtiff from memory ---- */
+typedef struct mem {
+    const unsigned char *d;
+    toff_t n, pos;
+} mem;
+
+static tmsize_t m_read(thandle_t h, void *b, tmsize_t n)
+{
+    mem *m = (mem *)h;
+    toff_t k = m->n - m->pos;
+    if ((toff_t)n < k) k = (toff_t)n;
+    memcpy(b, m->d + m->pos, (size_t)k);
+    m->pos += k;
+    return (tmsize_t)k;
+}
+static tmsize_t m_write(thandle_t h, void *b, tmsize_t n)
+{
+    (void)h;
+    (void)b;
+    (void)n;
+    return -1;
+}
+static toff_t m_seek(thandle_t h, toff_t off, int wh)
+{
+    mem *m = (mem *)h;
+    m->pos = (wh == SEEK_CUR ? m->pos : wh == SEEK_END ? m->n : 0) + off;
+    if (m->pos > m->n) m->pos = m->n;
+    return m->pos;
+}
+static int m_close(thandle_t h)
+{
+    (void)h;
+    return 0;
+}
+static toff_t m_size(thandle_t h) { return ((mem *)h)->n; }
+static int m_map(thandle_t h, void **b, toff_t *n)
+{
+    *b = (void *)((mem *)h)->d;
+    *n = ((mem *)h)->n;
+    return 1;
+}
+static void m_unmap(thandle_t h, void *b, toff_t n)
+{
+    (void)h;
+    (void)b;
+    (void)n;
+}
+
+static unsigned long tiff_floor(const file *f)
+{
+    mem m = {f->data, f->len, 0};
+    TIFF *t = TIFFClientOpen("bench", "r", (thandle_t)&m, m_read, m_write, m_seek, m_close,
+                             m_size, m_map, m_unmap);
+    if (!t) return 0;
+    unsigned long sum = 0;
+    uint32_t h = 0, w = 0;
+    uint16_t photo = 0, comp = 1;
+    TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
+    TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &comp);
+    if (TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photo) && photo == PHOTOMETRIC_YCBCR &&
+        comp == COMPRESSION_JPEG)
+        TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+    if (TIFFIsTiled(t)) {
+        tmsize_t ts = TIFFTileSize(t);
+        uint32_t tw = 0, th = 0;
+        uint16_t planar = 1, spp = 1;
+        TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+        TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+        TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
+        TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &spp);
+        unsigned char *b = malloc((size_t)ts);
+        for (uint32_t y = 0; b && y < h; y += th)
+            for (uint32_t x = 0; x < w; x += tw)
+                for (uint16_t s = 0; s < (planar == PLANARCONFIG_SEPARATE ? spp : 1); s++)
+                    if (TIFFReadTile(t, b, x, y, 0, s) > 0) sum += b[0];
+        free(b);
+    } else {
+        uint16_t planar = 1, spp = 1;
+        TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
+        TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &spp);
+        if (planar == PLANARCONFIG_SEPARATE) {
+            tmsize_t ss = TIFFStripSize(t);
+            unsigned char *b = malloc((size_t)ss);
+            for (uint32_t s = 0; b && s < TIFFNumberOfStrips(t); s++)
+                if (TIFFReadEncodedStrip(t, s, b, ss) > 0) sum += b[0];
+            free(b);
+        } else {
+            unsigned char *b = malloc((size_t)TIFFScanlineSize(t));
+            for (uint32_t y = 0; b && y < h; y++)
+                if (TIFFReadScanline(t, b, y, 0) > 0) sum += b[0];
+            free(b);
+        }
+    }
+    TIFFClose(t);
+    return sum;
+}
+
+static unsigned long bmp_floor(const file *f)
+{
+    unsigned long sum = 0;
+    for (size_t i = 0; i < f->len; i++) sum += f->data[i];
+    return sum;
+}
+
+static int heif_plain(const file *in)
+{
+    struct heif_context *ctx = heif_context_alloc();
+    struct heif_image_handle *hd = NULL;
+    struct heif_image *img = NULL;
+    int ok = ctx && heif_context_read_from_memory_without_copy(ctx, in->data, in->len, NULL)
+                            .code == heif_error_Ok &&
+             heif_context_get_primary_image_handle(ctx, &hd).code == heif_error_Ok &&
+             heif_decode_image(hd, &img, heif_colorspace_YCbCr, heif_chroma_420, NULL).code ==
+                 heif_error_Ok;
+    if (img) heif_image_release(img);
+    if (hd) heif_image_handle_release(hd);
+    if (ctx) heif_context_free(ctx);
+    return ok;
+}
+
+static volatile unsigned long g_sink;
+
 /* Seconds for one pass of kind (0 fast, 1 compat, 2 the library) over s on
  * one thread, best of reps. */
 static double run_fmt(const set *s, imt_format fmt, int kind, int reps)
@@ -196,7 +328,10 @@ static double run_fmt(const set *s, imt_format fmt, int kind, int reps)
         for (size_t i = 0; i < s->n; i++) {
             if (kind == 2) {
                 if (fmt == IMT_FMT_WEBP) webp_plain(&s->f[i]);
-                else gif_plain(&s->f[i]);
+                else if (fmt == IMT_FMT_GIF) gif_plain(&s->f[i]);
+                else if (fmt == IMT_FMT_TIFF) g_sink += tiff_floor(&s->f[i]);
+                else if (fmt == IMT_FMT_BMP) g_sink += bmp_floor(&s->f[i]);
+                else heif_plain(&s->f[i]);
             } else {
                 imt_hash_result res;
                 imt_hash_memory(h, s->f[i].data, s->f[i].len, &res);
@@ -215,18 +350,28 @@ static void format_rows(const char *dir, size_t largest, int reps)
         imt_format fmt;
         const char *name, *lib;
     } fm[] = {{IMT_FMT_WEBP, "WebP", "libwebp WebPDecodeRGB"},
-              {IMT_FMT_GIF, "GIF", "giflib DGifSlurp"}};
+              {IMT_FMT_GIF, "GIF", "giflib DGifSlurp"},
+              {IMT_FMT_TIFF, "TIFF", "libtiff rows/tiles"},
+              {IMT_FMT_BMP, "BMP", "byte pass (no library)"},
+              {IMT_FMT_HEIF, "HEIF", "libheif decode"},
+              {IMT_FMT_AVIF, "AVIF", "libheif decode"}};
+    int header = 0;
     for (size_t k = 0; k < sizeof fm / sizeof fm[0]; k++) {
         set s = load_fmt(dir, largest, fm[k].fmt);
         if (!s.n) continue;
         double t[3];
         for (int m = 0; m < 3; m++) t[m] = run_fmt(&s, fm[k].fmt, m, reps);
-        printf("%s: %zu files, %.1f MB, 1 thread:\n", fm[k].name, s.n, s.bytes / 1e6);
-        printf("  %-24s %8.1f img/s\n", "fast", s.n / t[0]);
-        printf("  %-24s %8.1f img/s\n", "compat", s.n / t[1]);
-        printf("  %-24s %8.1f img/s\n", fm[k].lib, s.n / t[2]);
-        printf("  time ratios: fast/library %.3f, compat/library %.3f, fast/compat %.3f\n",
-               t[0] / t[2], t[1] / t[2], t[0] / t[1]);
+        if (!header) {
+            printf("per format, 1 thread, best of %d (img/s; time ratios to the library):\n",
+                   reps);
+            printf("  %-5s %5s %7s %9s %9s %9s  %-24s %8s %8s %8s\n", "fmt", "files", "MB",
+                   "fast", "compat", "library", "library is", "fast/lib", "comp/lib",
+                   "fast/cmp");
+            header = 1;
+        }
+        printf("  %-5s %5zu %7.1f %9.1f %9.1f %9.1f  %-24s %8.3f %8.3f %8.3f\n", fm[k].name, s.n,
+               s.bytes / 1e6, s.n / t[0], s.n / t[1], s.n / t[2], fm[k].lib, t[0] / t[2],
+               t[1] / t[2], t[0] / t[1]);
         for (size_t i = 0; i < s.n; i++) {
             free(s.f[i].name);
             free(s.f[i].data);
@@ -399,6 +544,10 @@ int main(int argc, char **argv)
      * heap instead of fresh mmap pages per image; every mode and the floor
      * get the same setting. */
     imt_tune_allocator();
+    /* libheif's plugins live while some heif_init is outstanding: the
+     * library's hashers init and deinit it, so the plain decode keeps its
+     * own for the program's life. */
+    heif_init(NULL);
     const char *dir = NULL;
     int threads = 1, reps = 3;
     size_t largest = 0;

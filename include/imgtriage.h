@@ -128,11 +128,21 @@ typedef enum imt_format {
     IMT_FMT_ZSTD = 17,
     IMT_FMT_CPIO = 18,   /* the ASCII kinds (odc, newc, crc) */
     IMT_FMT_PDF = 19,    /* its embedded images are its members */
+    /* Video containers (engine/video, FFmpeg's libav*): hashed as vPDQ. */
+    IMT_FMT_MP4 = 20,      /* ISO-BMFF video: MP4, MOV, 3GP, M4V */
+    IMT_FMT_MATROSKA = 21, /* Matroska, WebM (EBML) */
+    IMT_FMT_AVI = 22,      /* RIFF AVI */
+    IMT_FMT_ASF = 23,      /* ASF: WMV, WMA */
+    IMT_FMT_FLV = 24,      /* Flash video */
+    IMT_FMT_MPEGTS = 25,   /* MPEG transport stream (188- or 192-byte packets) */
+    IMT_FMT_THUMBCACHE = 26, /* Windows thumbcache_*.db: its pictures are sub-items */
+    IMT_FMT_OLE2 = 27,       /* OLE2 compound file (Thumbs.db: its pictures are sub-items) */
     IMT_FMT__COUNT
 } imt_format;
 
 /** Minimum number of leading bytes imt_sniff() needs to decide (TAR's
- *  magic is at offset 257). */
+ *  magic is at offset 257; an MPEG transport stream is told by the sync
+ *  byte of three packets in a row, 392 bytes with 192-byte packets). */
 #define IMT_SNIFF_BYTES 512
 
 /** Identify the format of data from its magic bytes. len may be short. */
@@ -147,6 +157,8 @@ IMT_API int imt_format_decodable(imt_format fmt);
 /** Non-zero when fmt is a container (IMT_FMT_ZIP .. IMT_FMT_PDF): hashing
  *  one reports IMT_E_NOT_IMAGE; a scan expands it into its members. */
 IMT_API int imt_format_is_container(imt_format fmt);
+/** Non-zero for the video containers (IMT_FMT_MP4 .. IMT_FMT_MPEGTS). */
+IMT_API int imt_format_is_video(imt_format fmt);
 
 /* ------------------------------------------------------------------------
  * PDQ hashes.
@@ -232,6 +244,12 @@ typedef struct imt_hash_opts {
                                 256 KiB chunk with IMT_E_INTERRUPTED; default NULL */
     int embedded;            /* non-zero: also hash the pictures embedded in the file
                                 (imt_subitem); default 1 */
+    double seconds_per_hash; /* video: one frame per this many seconds (vPDQ's
+                                --seconds-per-hash); default 1 */
+    uint32_t max_video_frames; /* video: frames hashed at most (more: the
+                                result is flagged partial); default 36000 */
+    int video_threads;       /* video: decoder threads per file; default 1 (the
+                                scan raises it when files are fewer than workers) */
 } imt_hash_opts;
 
 /** Fill opts with the defaults documented above. */
@@ -245,22 +263,41 @@ IMT_API void imt_hash_opts_init(imt_hash_opts *opts);
 typedef enum imt_subitem_kind {
     IMT_SUB_EXIF_THUMBNAIL = 1, /* JPEG APP1 Exif: IFD1's JPEGInterchangeFormat */
     IMT_SUB_MPF_IMAGE = 2,      /* JPEG APP2 MPF: a further image (large preview, ...) */
-    IMT_SUB_HEIF_THUMBNAIL = 3  /* HEIF/AVIF: a 'thmb' item of the primary image */
+    IMT_SUB_HEIF_THUMBNAIL = 3, /* HEIF/AVIF: a 'thmb' item of the primary image */
+    IMT_SUB_THUMBCACHE_ENTRY = 4, /* thumbcache_*.db: a cache entry's picture */
+    IMT_SUB_THUMBSDB_ENTRY = 5,   /* Thumbs.db: a catalogued thumbnail stream */
+    IMT_SUB_TIFF_PAGE = 6,        /* TIFF: a page after the first (index: its number,
+                                     1 = the second); not compared with the file's
+                                     own hash (distance -1, never differs) */
+    IMT_SUB__COUNT
 } imt_subitem_kind;
 
-/** "exif-thumbnail", "mpf-image", "heif-thumbnail"; "unknown" otherwise.
+/** "exif-thumbnail", "mpf-image", "heif-thumbnail", "thumbcache-entry",
+ *  "thumbsdb-entry", "tiff-page"; "unknown" otherwise.
  *  Never NULL. */
 IMT_API const char *imt_subitem_kind_name(imt_subitem_kind k);
 
 /** The most sub-items one result holds; more are counted in sub_omitted. */
 #define IMT_MAX_SUBITEMS 8
+/** The most thumbnail-cache entries (thumbcache_*.db, Thumbs.db) or TIFF
+ *  pages one result holds, in place of IMT_MAX_SUBITEMS: a cache holds
+ *  thousands of pictures.
+ *  About 0.5 KB each (8 MB at the bound, grown as found, kept by the hasher
+ *  for its next file); more, and those the time budget leaves unhashed, are
+ *  counted in sub_omitted. */
+#define IMT_MAX_CACHE_ENTRIES 16384
 
 typedef struct imt_subitem {
     imt_subitem_kind kind;
     uint32_t index;          /* MPF: its MP entry (1 = the second image); HEIF:
-                                the thumbnail's number (0 = the first); else 0 */
+                                the thumbnail's number (0 = the first); a cache:
+                                the entry's position (0 = the first); TIFF: the
+                                page (1 = the second); else 0 */
     uint64_t offset, size;   /* its bytes within the file; 0, 0 when it is not one
-                                byte range (a HEIF thumbnail item) */
+                                byte range (a HEIF thumbnail item, a Thumbs.db
+                                stream: size is the picture's bytes) */
+    uint64_t entry_id;       /* thumbcache: the entry hash (ThumbnailCacheId);
+                                Thumbs.db: the catalog id; else 0 */
     imt_format format;       /* sniffed from those bytes */
     imt_err status;          /* IMT_OK when hashed; else detail says why */
     uint32_t width, height;
@@ -275,9 +312,18 @@ typedef struct imt_subitem {
     char detail[128];
 } imt_subitem;
 
-/** Result of hashing one file. Caller-owned value; its one pointer, sub,
- *  is borrowed from the hasher and valid until the next call on it: copy
- *  the imt_subitem values to keep them. */
+/** One sampled frame of a video (vPDQ's feature: frame number, quality,
+ *  PDQ hash, timestamp). Plain value. */
+typedef struct imt_video_frame {
+    uint64_t number;         /* frames presented before it in the stream */
+    double timestamp;        /* presentation time, seconds from the stream's start */
+    imt_pdq pdq;             /* the frame's PDQ hash (original orientation) */
+    int quality;             /* 0..100 */
+} imt_video_frame;
+
+/** Result of hashing one file. Caller-owned value; its pointers, sub and
+ *  frames, are borrowed from the hasher and valid until the next call on
+ *  it: copy the values to keep them. */
 typedef struct imt_hash_result {
     imt_err status;          /* IMT_OK if the PDQ hash (when asked) was made */
     imt_format format;       /* sniffed format */
@@ -304,8 +350,14 @@ typedef struct imt_hash_result {
     const imt_subitem *sub;  /* embedded pictures (imt_hash_opts.embedded), in
                                 file order; NULL when none. Borrowed: see above */
     size_t n_sub;
-    size_t sub_omitted;      /* found beyond IMT_MAX_SUBITEMS */
+    size_t sub_omitted;      /* found beyond IMT_MAX_SUBITEMS (IMT_MAX_CACHE_ENTRIES
+                                for a cache), or left unhashed by the time budget */
     int thumbnail_differs;   /* some sub-item has differs set */
+    const imt_video_frame *frames; /* a video's sampled frames in time order
+                                (format imt_format_is_video); NULL otherwise.
+                                Borrowed: see above. has_pdq is 0 for video */
+    size_t n_frames;
+    double duration;         /* video: seconds, from the container; 0 unknown */
 } imt_hash_result;
 
 /** A per-thread hashing context: holds decoder state and scratch buffers
@@ -436,7 +488,8 @@ typedef enum imt_hash_kind {
     IMT_KIND_PDQ = 1,
     IMT_KIND_MD5 = 2,
     IMT_KIND_SHA1 = 3,
-    IMT_KIND_SHA256 = 4
+    IMT_KIND_SHA256 = 4,
+    IMT_KIND_VPDQ = 5        /* a known video, matched by its frames (vPDQ) */
 } imt_hash_kind;
 
 /** "pdq", "md5", "sha1", "sha256". Never NULL. */
@@ -549,6 +602,53 @@ IMT_API void imt_cursor_close(imt_cursor *c);
 IMT_API imt_err imt_query_pdq(imt_cursor *c, const imt_pdq *q, int nq, int radius,
                               const imt_match **out, size_t *n);
 
+/** Matching a video against the known videos (imported from vPDQ hash
+ *  files), as vPDQ matches: frames of quality below min_quality dropped and
+ *  exact-duplicate hashes counted once on both sides; a query frame matches
+ *  a known video when one of its frames is within distance; the query-match
+ *  % is the share of the query's frames that match the known video, the
+ *  compared-match % the share of the known video's frames matched by some
+ *  query frame; a known video is reported when both reach their thresholds.
+ *  Defaults as python-threatexchange's vPDQ index (the matcher of Meta's
+ *  Hasher-Matcher-Actioner): distance 31, quality 50, query 80 %, compared
+ *  0 %. */
+typedef struct imt_vpdq_opts {
+    int distance;            /* 0..256; default IMT_PDQ_MATCH_DISTANCE (31) */
+    int min_quality;         /* default IMT_PDQ_MIN_QUALITY (50) */
+    double query_pct;        /* default 80 */
+    double compared_pct;     /* default 0 */
+} imt_vpdq_opts;
+
+IMT_API void imt_vpdq_opts_init(imt_vpdq_opts *o);
+
+/** A known video matched by a query video. */
+typedef struct imt_vpdq_match {
+    uint32_t list_id;
+    const char *video;       /* the known video's id */
+    int32_t category;        /* its list's category for it; -1 none */
+    imt_disposition disposition;
+    uint64_t entry;          /* the lowest index entry among its matched frames */
+    uint32_t query_frames;   /* distinct query hashes of quality >= min_quality */
+    uint32_t query_matched;  /* of them, within distance of one of its frames */
+    uint32_t known_frames;   /* its distinct hashes of quality >= min_quality */
+    uint32_t known_matched;  /* of them, within distance of a query frame */
+    double query_pct, compared_pct; /* 100 * matched / frames */
+    int min_distance;        /* the closest frame pair */
+    const uint32_t *frames;  /* the query frames (indices into the query, in
+                                order) that match it */
+    size_t n_frames;
+} imt_vpdq_match;
+
+/** The known videos a video (n sampled frames, e.g. imt_hash_result.frames)
+ *  matches; every frame is looked up through the PDQ search (exact: no
+ *  frame pair within the distance is missed), then each known video holding
+ *  a matched hash is scored. opts NULL: the defaults. Results are ordered by
+ *  list id, then video id, and borrowed from the cursor until its next
+ *  query. */
+IMT_API imt_err imt_query_vpdq(imt_cursor *c, const imt_video_frame *frames, size_t n,
+                               const imt_vpdq_opts *opts, const imt_vpdq_match **out,
+                               size_t *n_out);
+
 /** Exact lookup of an MD5 (16 bytes), SHA-1 (20) or SHA-256 (32) digest. */
 IMT_API imt_err imt_query_digest(imt_cursor *c, imt_hash_kind kind,
                                  const uint8_t *digest, const imt_match **out,
@@ -632,6 +732,10 @@ typedef struct imt_import_opts {
      * "parsed". 0: the default, IMT_IMPORT_MEMORY_DEFAULT (1 GiB); at
      * least IMT_IMPORT_MEMORY_MIN. */
     uint64_t memory_budget;
+    /* vPDQ hash files (format "vpdq"): the known video's id when the path
+     * is one file; NULL (default): its file name without the extension
+     * (a folder of hash files: always each file's). */
+    const char *video_id;
 } imt_import_opts;
 #define IMT_IMPORT_MEMORY_DEFAULT (1ull << 30)
 #define IMT_IMPORT_MEMORY_MIN (4ull << 20)
@@ -782,6 +886,16 @@ typedef struct imt_scan_match {
                                   index in hash->sub of the embedded picture
                                   whose PDQ matched (a hit on it is a hit on
                                   the file) */
+    uint32_t frame;            /* a video's PDQ match on a known picture: 1 +
+                                  the index in hash->frames of the frame (the
+                                  earliest with that hash); 0 otherwise */
+    /* kind IMT_KIND_VPDQ, a known video (external_id: its id): */
+    double query_pct;          /* share of this video's frames matching it */
+    double compared_pct;       /* share of its frames this video matches */
+    const double *ranges;      /* the matched time ranges of this video, as
+                                  n_ranges [start, end] pairs in seconds (runs
+                                  of consecutive sampled frames that match) */
+    size_t n_ranges;
 } imt_scan_match;
 
 /* Containers (engine/container): a walked file that sniffs as a container
@@ -921,6 +1035,10 @@ typedef struct imt_scan_opts {
     int pdq_distance;          /* PDQ match radius (default IMT_PDQ_MATCH_DISTANCE) */
     int min_quality;           /* lower PDQ quality is not matched (default
                                   IMT_PDQ_MIN_QUALITY) */
+    imt_vpdq_opts vpdq;        /* videos: matching against known videos
+                                  (imt_vpdq_opts_init's defaults); a frame
+                                  below min_quality is not matched with known
+                                  pictures either */
     size_t max_matches;        /* matches kept per file (default 100) */
     size_t batch_files;        /* files hashed per batch (default 256) */
     const volatile int *stop;  /* when non-NULL and *stop becomes non-zero (a
@@ -1072,6 +1190,137 @@ IMT_API int imt_json_write_str(FILE *f, const char *s);
  *  gets a leading ' so that no spreadsheet runs it as a formula (lossless:
  *  drop one leading '). 0, or -1 on a write error. */
 IMT_API int imt_csv_write_str(FILE *f, const char *s);
+
+/* ---- the backlog: a queue of devices ranked by preview (engine/backlog) --
+ * A SQLite database on local disk: one row per device and an append-only
+ * log of every state change. Several processes may share it (WAL, busy
+ * timeout): a device is claimed in one transaction with a lease, renewed
+ * while it is worked on; a device whose lease expired is claimable again.
+ * The library runs no scans: the caller runs them (as child processes) and
+ * hands back their reports. An imt_backlog handle is used by one thread. */
+typedef struct imt_backlog imt_backlog;
+
+typedef enum imt_bl_state {
+    IMT_BL_QUEUED = 0,         /* waiting for its preview */
+    IMT_BL_PREVIEWING = 1,     /* a worker holds it for its preview */
+    IMT_BL_PREVIEWED = 2,      /* preview done: waiting for its full scan */
+    IMT_BL_SCANNING = 3,       /* a worker holds it for its full scan */
+    IMT_BL_DONE = 4,           /* the full scan completed */
+    IMT_BL_FAILED = 5,         /* the full scan could not complete (see error) */
+    IMT_BL__COUNT
+} imt_bl_state;
+
+typedef enum imt_bl_phase { IMT_BL_PREVIEW = 0, IMT_BL_SCAN = 1 } imt_bl_phase;
+
+/** What a report's summary says (a preview's or a full scan's). */
+typedef struct imt_bl_result {
+    int have;                  /* a summary was read */
+    int complete;
+    int64_t files, hit_files, hit_items, known_items;
+    double priority;
+    char *preview;             /* the summary's "preview" object (JSON), or NULL */
+    char *reason;              /* its "incomplete_reason", or NULL */
+} imt_bl_result;
+
+/** One device row (strings owned by the row; imt_bl_devices_free). */
+typedef struct imt_bl_device {
+    int64_t id;
+    char *case_id, *device, *received, *added;
+    char **sources;
+    size_t n_sources;
+    imt_bl_state state;
+    imt_bl_result preview, scan;
+    char *preview_report, *report; /* set when first claimed */
+    char *worker, *error;
+    int64_t lease_until_ms;    /* Unix ms; 0 when not held */
+    int attempts;              /* runs that ended without a summary */
+    int group;                 /* rank group: 0 known material, 1 unpreviewed, 2 clean */
+} imt_bl_device;
+
+IMT_API const char *imt_bl_state_name(imt_bl_state s);
+
+/** Open (create: make it, with its tables, if it does not exist) the
+ *  backlog database at path. Refused on a network file system (NFS, CIFS,
+ *  FUSE: SQLite's locking is not safe there). On a failure *out (unless
+ *  NULL for want of memory) holds a handle carrying only the reason, for
+ *  imt_backlog_error; close it with imt_backlog_close. */
+IMT_API imt_err imt_backlog_open(imt_backlog **out, const char *path, int create);
+IMT_API void imt_backlog_close(imt_backlog *bl);
+/** A sentence on the last failure (never NULL). */
+IMT_API const char *imt_backlog_error(const imt_backlog *bl);
+
+/** Add a device (state queued; logged as by who). received: an ISO 8601
+ *  date or time, or NULL for now. IMT_E_EXISTS when the case already holds
+ *  a device of that name. *id_out (may be NULL) gets its id. */
+IMT_API imt_err imt_backlog_add(imt_backlog *bl, const char *who, const char *case_id,
+                                const char *device, const char *received,
+                                const char *const *sources, size_t n_sources, int64_t *id_out);
+
+/** Every device, ranked (README, "Backlog"): devices with known material
+ *  first by priority, then those not yet previewed by waiting time, then
+ *  the previewed-clean ones by waiting time. */
+IMT_API imt_err imt_backlog_devices(imt_backlog *bl, imt_bl_device **out, size_t *n);
+/** One device by id ("3" or "#3") or by name (case_id may be NULL when the
+ *  name is unique). IMT_E_NOT_FOUND, or IMT_E_DUPLICATE when ambiguous. */
+IMT_API imt_err imt_backlog_find(imt_backlog *bl, const char *case_id, const char *name,
+                                 imt_bl_device *out);
+IMT_API void imt_bl_device_clear(imt_bl_device *d);
+IMT_API void imt_bl_devices_free(imt_bl_device *v, size_t n);
+
+/** Claim the next piece of work for who, with a lease of lease_ms: a
+ *  preview (queued devices, by waiting time) while any device waits for
+ *  one; once none does and no preview is in progress, a full scan in rank
+ *  order. A device held by a worker whose lease has expired is claimed
+ *  again (and logged so). Report paths are set under reports_dir on first
+ *  claim and kept. *got = 1 with *out filled, or 0; *pending gets the
+ *  devices not yet done or failed (0: nothing left for anyone). */
+IMT_API imt_err imt_backlog_claim(imt_backlog *bl, const char *who, int64_t lease_ms,
+                                  const char *reports_dir, imt_bl_device *out,
+                                  imt_bl_phase *phase, int *got, int64_t *pending);
+/** Extend who's lease on device id. IMT_E_NOT_FOUND when who no longer
+ *  holds it (expired and claimed by another): stop working on it. */
+IMT_API imt_err imt_backlog_renew(imt_backlog *bl, int64_t id, const char *who,
+                                  int64_t lease_ms);
+/** Give device id back unworked (interrupted): its state before the claim. */
+IMT_API imt_err imt_backlog_release(imt_backlog *bl, int64_t id, const char *who,
+                                    const char *why);
+/** The work on device id ended: read the summary of its report for phase.
+ *  Preview: previewed. Full scan: done if complete, else failed with the
+ *  summary's reason. No summary (the scan crashed): attempts + 1 and back
+ *  to the queue, failed after 3. With holder set, only while holder holds
+ *  the lease (IMT_E_NOT_FOUND otherwise); NULL (ingesting results of a
+ *  batch system: backlog sync) in any state but done. note: logged. */
+IMT_API imt_err imt_backlog_finish(imt_backlog *bl, int64_t id, const char *who,
+                                   const char *holder, imt_bl_phase phase,
+                                   const char *report, const char *note);
+
+/** Counts by state and the hits so far (files with hits, from each
+ *  device's latest result). */
+IMT_API imt_err imt_backlog_counts(imt_backlog *bl, int64_t counts[IMT_BL__COUNT],
+                                   int64_t *hit_files);
+
+/** The log (every state change, in order; device id 0: all devices) to f
+ *  as lines "TIME WHO DEVICE FROM -> TO: WHAT" (text), or JSON lines. */
+IMT_API imt_err imt_backlog_log_write(imt_backlog *bl, int64_t id, FILE *f, int json);
+/** Log a note on device id (0: the whole backlog) without a change of
+ *  state (e.g. "submitted to Slurm as job 12"). */
+IMT_API imt_err imt_backlog_note(imt_backlog *bl, const char *who, int64_t id, const char *what);
+/** A setting kept in the backlog (e.g. the Slurm shared folder): set
+ *  (value NULL removes it) and get (*out NULL when unset; imt_backlog_free_string). */
+IMT_API imt_err imt_backlog_set(imt_backlog *bl, const char *key, const char *value);
+IMT_API imt_err imt_backlog_get(imt_backlog *bl, const char *key, char **out);
+IMT_API void imt_backlog_free_string(char *s);
+/** Without a database: the summary of the JSONL report at path (r->have 0
+ *  when it has none, e.g. a scan killed mid-way; clear with
+ *  imt_bl_result_clear), and the ranking of v[0..n) in place (each
+ *  device's group set), as imt_backlog_devices ranks: for batch tasks that
+ *  work from report files on shared storage. */
+IMT_API imt_err imt_bl_read_summary(const char *path, imt_bl_result *r);
+IMT_API void imt_bl_result_clear(imt_bl_result *r);
+IMT_API void imt_bl_rank(imt_bl_device *v, size_t n);
+/** The ranked devices to f: format "json" (one JSON array), "jsonl", or
+ *  "csv" (a header row; strings escaped as in scan reports). */
+IMT_API imt_err imt_backlog_export(imt_backlog *bl, FILE *f, const char *format);
 
 /* ------------------------------------------------------------------------
  * Preview (engine/triage): a time-boxed scan that reads likely places
@@ -1288,6 +1537,10 @@ IMT_API double imt_sample_detect_probability(uint64_t P, uint64_t M, uint64_t n)
 typedef struct imt_sample_opts {
     uint64_t samples;           /* positions to read (required) */
     uint64_t seed;              /* default 1 */
+    uint64_t budget_ms;         /* 0: none; else stop after the round that runs
+                                   past it: the positions are dealt at random
+                                   into rounds (each read in offset order), so
+                                   the rounds read are a random sample too */
     const volatile int *stop;   /* optional, as in imt_scan_opts */
 } imt_sample_opts;
 IMT_API void imt_sample_opts_init(imt_sample_opts *o);
@@ -1301,7 +1554,8 @@ typedef struct imt_sample_hit {
 typedef struct imt_sample_result {
     uint64_t image_size;
     uint64_t positions;         /* P: 4 KiB-aligned sample positions */
-    uint64_t samples;           /* positions read */
+    uint64_t samples;           /* positions read (whole rounds) */
+    int budget_hit;             /* stopped by budget_ms before all were read */
     uint64_t lookups;           /* blocks looked up (8 per position, fewer at the end) */
     uint64_t bytes_read;
     uint64_t elapsed_ms;

@@ -6,9 +6,12 @@ PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev libwebp-dev libgif
       libssl-dev libsqlite3-dev libyajl-dev libomp-dev clang libtiff-dev libtiff-tools
       libclang-rt-dev python3 libjpeg-turbo-progs imagemagick webp gifsicle
       libxml2-utils chromium
-      libheif-dev libheif1 libde265-0 libaom3 libdav1d6 libheif-examples libexif-dev
+      libheif-dev libheif1 libde265-0 libde265-dev libaom3 libdav1d6 libheif-examples libexif-dev libolecf-dev
       libarchive-dev libarchive-tools zip unzip p7zip-full libqpdf-dev qpdf poppler-utils
-      dosfstools mtools)
+      dosfstools mtools
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+
+      sqlite3 slurm-wlm munge)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

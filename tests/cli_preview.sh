@@ -15,6 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 fail=0
 check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
 skip() {
+  [ $fail -eq 0 ] || exit 1
   if [ "${CI:-}" = "true" ]; then echo "FAIL: $1 (missing under CI=true)"; exit 1; fi
   echo "SKIP: $1"; exit 77
 }
@@ -149,6 +150,26 @@ PY
 TMPDIR="$D/Users" "$CLI" scan --index "$tmp/idx" --quiet --budget 5m --out "$tmp/t.jsonl" "$D" 2>"$tmp/t.err"
 check '[ $? -eq 2 ] && grep -q "inside the evidence" "$tmp/t.err"' "TMPDIR inside the evidence is refused"
 check '[ -z "$(find "$D" -newer "$tmp/list.csv" -name "imgtriage-preview*")" ]' "nothing written into the evidence"
+
+# Order independence: the hostile corpus read in the preview's order (another
+# seed, in batches, 2 threads) gives every file the full scan's record.
+M=$SHARED/corpus/malformed
+if [ -d "$M/pillow" ] && [ -d "$M/jpeg_imagetestsuite" ]; then
+  "$CLI" scan --no-index --quiet --threads 1 --out "$tmp/mf-full.jsonl" "$M/pillow" "$M/jpeg_imagetestsuite" 2>/dev/null
+  "$CLI" scan --no-index --quiet --threads 2 --seed 7 --budget 1h --out "$tmp/mf-pv.jsonl" "$M/pillow" "$M/jpeg_imagetestsuite" 2>/dev/null
+  python3 - "$tmp/mf-full.jsonl" "$tmp/mf-pv.jsonl" <<'PY' || fail=1
+import json, sys
+def recs(p):
+    return {r["path"]: r for r in (json.loads(l) for l in open(p, errors="surrogateescape")) if r["record"] == "file"}
+a, b = recs(sys.argv[1]), recs(sys.argv[2])
+diff = [k for k in a if a[k] != b.get(k)]
+if len(a) < 500 or diff or len(a) != len(b):
+    print("FAIL: hostile corpus: %d records, preview %d, %d differ: %r" % (len(a), len(b), len(diff), diff[:3]))
+    sys.exit(1)
+PY
+else
+  skip "the shared hostile corpus ($M)"
+fi
 
 # A preview cannot itself resume.
 "$CLI" scan --index "$tmp/idx" --quiet --budget 5m --resume "$tmp/h.jsonl" "$D" >/dev/null 2>&1

@@ -189,6 +189,25 @@ static int test_image(void)
                pred, tol);
         CHECK(fabs(imt_sample_detect_probability(P, M, n) - pred) < 1e-9);
     }
+    /* A budget stops after whole rounds, dealt at random: half the places
+     * read find about half the blocks (in offset order they would be the
+     * lower half of the image, where every known file lies: all of them). */
+    {
+        char img[512];
+        snprintf(img, sizeof img, "%s/img.raw", root);
+        imt_sample_opts o;
+        imt_sample_opts_init(&o);
+        o.samples = UINT64_MAX / 2;
+        o.budget_ms = 1;
+        imt_sample_result r;
+        char det[256];
+        REQUIRE(imt_sample_image(idx, img, &o, &r, det, sizeof det) == IMT_OK);
+        CHECKF(r.budget_hit && r.samples == 1024, "budget: %llu places read",
+               (unsigned long long)r.samples);
+        CHECKF(r.n_hits > M / 4 && r.n_hits < 3 * M / 4, "budget: %zu of %llu blocks found",
+               r.n_hits, (unsigned long long)M);
+        imt_sample_result_free(&r);
+    }
     /* An image without the collection: nothing. */
     snprintf(p, sizeof p, "%s/none.raw", root);
     imt_sample_result r;
@@ -196,14 +215,17 @@ static int test_image(void)
     CHECK(r.n_hits == 0 && r.samples == r.positions);
     imt_sample_result_free(&r);
 
-    /* The CLI: exit 1, the report's records. */
+    /* The CLI: exit 1, the report's records; the list import-files made
+     * flags the known files (by MD5) and none of the others in a scan. */
     snprintf(cmd, sizeof cmd,
              "cd '%s' && '%s' scan --sample-blocks 100000 --index idx --quiet -o s.jsonl damaged.raw; "
              "[ $? -eq 1 ] && [ $(grep -c '\"record\":\"known_file\"' s.jsonl) -eq %d ] && "
              "[ $(grep -c '\"confirmed\":true' s.jsonl) -eq %d ] && "
              "tail -n 1 s.jsonl | grep -q '\"blocks_hit\":%llu' && "
-             "'%s' scan --sample-blocks 100000 --index idx --quiet -o n.jsonl none.raw; [ $? -eq 0 ]",
-             root, IMT_CLI, NK, NK, (unsigned long long)M, IMT_CLI);
+             "'%s' scan --sample-blocks 100000 --index idx --quiet -o n.jsonl none.raw; [ $? -eq 0 ] && "
+             "'%s' scan --index idx --quiet -o k.jsonl known other; [ $? -eq 1 ] && "
+             "tail -n 1 k.jsonl | grep -q '\"hit_files\":%d,'",
+             root, IMT_CLI, NK, NK, (unsigned long long)M, IMT_CLI, IMT_CLI, NK);
     CHECK(sh(cmd) == 0);
     imt_block_reader_close(br);
     imt_index_close(idx);

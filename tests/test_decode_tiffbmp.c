@@ -350,8 +350,63 @@ static void fresh_state(void)
     imt_hasher_free(h);
 }
 
+/* 7. A multi-page TIFF: the first page is the file's hash, every further
+ * page a sub-item (tiff-page, index = the page), compat exactly the
+ * reference's hash of that page split out alone (pages.csv), fast within
+ * 10 bits; not compared with the file's own (another picture). */
+static void tiff_pages(void)
+{
+    size_t len = 0;
+    char *csv = (char *)tu_read_file(DIR_ "/pages.csv", &len);
+    REQUIRE(csv != NULL);
+    char hex[65];
+    int q = 0, page = 0;
+    REQUIRE(sscanf(csv, "%64[0-9a-f],%d,t_multipage.tif,%d", hex, &q, &page) == 3);
+    imt_pdq want;
+    REQUIRE(imt_pdq_from_hex(&want, hex, 64) == IMT_OK);
+    free(csv);
+    imt_pdq_mode modes[2] = {IMT_PDQ_COMPAT, IMT_PDQ_FAST};
+    for (int m = 0; m < 2; m++) {
+        imt_hasher *h = hasher(modes[m]);
+        imt_hash_result r;
+        imt_hash_file(h, DIR_ "/t_multipage.tif", &r);
+        CHECKF(r.status == IMT_OK && r.n_sub == 1 && r.sub_omitted == 0,
+               "%s %zu sub-items (%zu omitted)", imt_err_name(r.status), r.n_sub,
+               r.sub_omitted);
+        if (r.n_sub == 1) {
+            const imt_subitem *u = &r.sub[0];
+            int d = imt_pdq_distance(&u->pdq[0], &want);
+            CHECKF(u->kind == IMT_SUB_TIFF_PAGE && u->index == (uint32_t)page &&
+                       u->status == IMT_OK && u->format == IMT_FMT_TIFF,
+                   "kind %d index %u %s", (int)u->kind, u->index, imt_err_name(u->status));
+            if (m == 0)
+                CHECKF(d == 0 && u->quality == q, "page %d: distance %d, quality %d vs %d", page,
+                       d, u->quality, q);
+            else
+                CHECKF(d <= 10, "page %d: fast is %d bits from the reference", page, d);
+            CHECK(u->distance == -1 && !u->differs && !r.thumbnail_differs);
+            CHECK(u->width == 130 && u->height == 97);
+        }
+        imt_hasher_free(h);
+    }
+    /* one page: no sub-items; embedded off: none either */
+    imt_hasher *h = hasher(IMT_PDQ_COMPAT);
+    imt_hash_result r;
+    imt_hash_file(h, DIR_ "/t_rgb8_lzw.tif", &r);
+    CHECK(r.status == IMT_OK && r.n_sub == 0);
+    imt_hasher_free(h);
+    imt_hash_opts o;
+    imt_hash_opts_init(&o);
+    o.embedded = 0;
+    REQUIRE(imt_hasher_create(&h, &o) == IMT_OK);
+    imt_hash_file(h, DIR_ "/t_multipage.tif", &r);
+    CHECK(r.status == IMT_OK && r.n_sub == 0);
+    imt_hasher_free(h);
+}
+
 int main(void)
 {
+    tiff_pages();
     reference_csv();
     chunks_and_truncation();
     bmp_headers();

@@ -449,18 +449,22 @@ static int test_device(void)
         CHECK(same_records(&full, &pv, 0));
         recs_free(&pv);
     }
-    /* Read whole: every record equals the full scan's; bounds are exact. */
-    {
+    /* Read whole: every record equals the full scan's; bounds are exact.
+     * Again with the listing spilled to temporary files (4 KiB in memory). */
+    for (int spill = 0; spill < 2; spill++) {
         recs pv = {0};
         imt_preview_stats st;
         to.stop_after_hits = 0;
+        to.memory_bytes = spill ? 4096 : (size_t)64 << 20;
         REQUIRE(imt_triage_run(idx, paths, 1, &so, &to, collect, &pv, &st, det, sizeof det) ==
                 IMT_OK);
         CHECK(st.stopped_by == IMT_PREVIEW_COMPLETE && st.examined_files == full.files);
         CHECK(same_records(&full, &pv, 1));
         CHECK(st.upper95 == 3 && fabs(st.estimate - 3.0) < 1e-9);
+        CHECK(pv.files_before_hit <= 4); /* the user pictures first, spilled or not */
         recs_free(&pv);
     }
+    to.memory_bytes = (size_t)64 << 20;
     /* A device with none, read in part (stopped after 600 records): each
      * class's bound is the rule-of-three statement for what was read. */
     {

@@ -13,7 +13,8 @@ static int same_facts(const imt__rfacts *a, const imt__rfacts *b)
         a->have_mtime != b->have_mtime || a->read != b->read ||
         a->read_bytes != b->read_bytes || a->has_pdq != b->has_pdq ||
         a->known_good != b->known_good || a->low_quality != b->low_quality ||
-        a->n_matches != b->n_matches)
+        a->n_matches != b->n_matches || a->has_sha1 != b->has_sha1 ||
+        (a->has_sha1 && memcmp(a->sha1, b->sha1, 20)))
         return 0;
     if (a->have_mtime && (a->mtime_s != b->mtime_s || a->mtime_ns != b->mtime_ns)) return 0;
     for (size_t i = 0; i < a->n_matches; i++) {
@@ -65,7 +66,7 @@ static void round_trip(const char *what, const imt_scan_record *rec)
            "%s: re-emitted\n%s\ndiffers from\n%.*s", what, b.p ? b.p : "", (int)(end - line),
            line + 1);
     imt__buf_free(&b);
-    imt__free(jr.ms);
+    imt__jrecord_clear(&jr);
     yajl_tree_free(v);
     free(text);
 }
@@ -85,11 +86,11 @@ static void test_round_trip(void)
     imt_scan_match m[3];
     memset(m, 0, sizeof m);
     m[0] = (imt_scan_match){IMT_KIND_PDQ, 7, IMT_DIH_ROTATE90, 42, 3, "same name", "v1", "projectvic",
-                            0, 1, "Category 1", "ext-\xff-id", IMT_DISP_ALERT, -1};
+                            0, 1, "Category 1", "ext-\xff-id", IMT_DISP_ALERT, -1, 0, 0, 0, NULL, 0};
     m[1] = (imt_scan_match){IMT_KIND_MD5, 0, IMT_DIH_ORIGINAL, 9, 4, "same name", "", "caid",
-                            0, -1, "", "", IMT_DISP_INFO, -1};
+                            0, -1, "", "", IMT_DISP_INFO, -1, 0, 0, 0, NULL, 0};
     m[2] = (imt_scan_match){IMT_KIND_SHA1, 0, IMT_DIH_ORIGINAL, 11, 5, "nsrl", "2024.03", "custom",
-                            1, -1, "", "", IMT_DISP_IGNORE, -1};
+                            1, -1, "", "", IMT_DISP_IGNORE, -1, 0, 0, 0, NULL, 0};
     imt_scan_record rec;
     memset(&rec, 0, sizeof rec);
     rec.path = "dir/low-quality.jpg";
@@ -192,14 +193,14 @@ static void test_priority(void)
     memset(a, 0, sizeof a);
     /* File 1: entry 1 on a VIC list (cat 2) and a CAID list (cat 2): weight 7. */
     a[0] = (imt_scan_match){IMT_KIND_PDQ, 3, IMT_DIH_ORIGINAL, 1, 1, "L", "", "projectvic", 0,
-                            2, "", "", IMT_DISP_ALERT, -1};
+                            2, "", "", IMT_DISP_ALERT, -1, 0, 0, 0, NULL, 0};
     a[1] = (imt_scan_match){IMT_KIND_PDQ, 3, IMT_DIH_ORIGINAL, 1, 2, "L", "", "caid", 0, 2,
-                            "", "", IMT_DISP_ALERT, -1};
+                            "", "", IMT_DISP_ALERT, -1, 0, 0, 0, NULL, 0};
     /* File 2: entry 1 again (not a new item) and nothing else. */
     b[0] = a[0];
     /* File 3: only an informational match: not a hit. */
     c[0] = (imt_scan_match){IMT_KIND_MD5, 0, IMT_DIH_ORIGINAL, 5, 3, "info", "", "custom", 0,
-                            -1, "", "", IMT_DISP_INFO, -1};
+                            -1, "", "", IMT_DISP_INFO, -1, 0, 0, 0, NULL, 0};
     imt__summary s;
     memset(&s, 0, sizeof s);
     imt__rfacts f1 = file_facts(a, 2), f2 = file_facts(b, 1), f3 = file_facts(c, 1),
@@ -212,10 +213,13 @@ static void test_priority(void)
     CHECK(s.first_hit && !strcmp(s.first_hit, "\"a\"") && s.first_hit_after == 1.5);
     imt__buf b1 = {0};
     double p = imt__priority(&s, &b1);
-    CHECK(p == 7.5);
-    CHECKF(b1.p && !strcmp(b1.p, "priority 7.500 = 7 (sum over 1 distinct known items of "
-                                 "their category severity weight: 1 x 7) + 0.500 (hit "
-                                 "density: 2 files with hits / 4 files read)"),
+    /* Two seized items with hits (the files carry no digest, so each is its
+     * own): file 1 weighs 7 (its most severe category), file 2 weighs 5. */
+    CHECKF(p == 12.5, "%f", p);
+    CHECKF(b1.p && !strcmp(b1.p, "priority 12.500 = 12 (sum over 2 distinct seized items with "
+                                 "hits of the severity weight of the most severe category each "
+                                 "matched: 1 x 7 + 1 x 5) + 0.500 (hit density: 2 files with "
+                                 "hits / 4 files read); 1 distinct known items matched"),
            "%s", b1.p ? b1.p : "");
     /* Lists 1 and 2 share the name "L": two rows, by id. */
     imt__summary_sort(&s);
@@ -225,9 +229,91 @@ static void test_priority(void)
     imt__summary_free(&s);
 }
 
+static imt_scan_match caid_match(uint64_t entry, uint32_t list, int32_t cat)
+{
+    return (imt_scan_match){IMT_KIND_PDQ, 4, IMT_DIH_ORIGINAL, entry, list, "L", "", "caid", 0,
+                            cat, "", "", IMT_DISP_ALERT, -1};
+}
+
+static double priority_of(const imt__summary *s)
+{
+    imt__buf b = {0};
+    double p = imt__priority(s, &b);
+    imt__buf_free(&b);
+    return p;
+}
+
+/* Issue 16: the priority counts what was found on the device, not the shape
+ * of the lists. Expected values worked by hand from README's formula
+ * (S = sum over distinct seized contents with hits of the weight of the
+ * most severe category each matched; D = files with hits / files read). */
+static void test_priority_not_gamed(void)
+{
+    enum { NEAR = 150, COPIES = 40 };
+    static imt_scan_match m[NEAR];
+    imt__summary s;
+    /* One picture matching 11 near-duplicate entries of one CAID A list,
+     * beside one clean file: 1 item x 10 + 1/2 = 10.5 (it was 110.5). */
+    for (uint64_t i = 0; i < NEAR; i++) m[i] = caid_match(1000 + i, 1, 1);
+    memset(&s, 0, sizeof s);
+    imt__rfacts f = file_facts(m, 11), clean = file_facts(NULL, 0);
+    f.has_sha1 = 1;
+    memset(f.sha1, 0xab, 20);
+    CHECK(imt__summary_add(&s, &f, "\"x\"", 1) == IMT_OK);
+    CHECK(imt__summary_add(&s, &clean, "\"y\"", 1) == IMT_OK);
+    CHECKF(priority_of(&s) == 10.5, "11 near-duplicates: %f", priority_of(&s));
+    CHECK(s.n_items == 11 && s.n_seized == 1);
+    imt__summary_free(&s);
+    /* 150 near-duplicates: the same 10.5, whatever max_matches kept. */
+    memset(&s, 0, sizeof s);
+    f.n_matches = NEAR;
+    CHECK(imt__summary_add(&s, &f, "\"x\"", 1) == IMT_OK);
+    CHECK(imt__summary_add(&s, &clean, "\"y\"", 1) == IMT_OK);
+    CHECKF(priority_of(&s) == 10.5, "150 near-duplicates: %f", priority_of(&s));
+    CHECK(s.n_items == NEAR);
+    imt__summary_free(&s);
+    /* The most severe category decides, wherever it sits among the
+     * matches: C (4) entries, then one A (10) on another list: 10 + 1/1. */
+    for (uint64_t i = 0; i < 5; i++) m[i] = caid_match(2000 + i, 2, 3);
+    m[5] = caid_match(3000, 3, 1);
+    memset(&s, 0, sizeof s);
+    f.n_matches = 6;
+    CHECK(imt__summary_add(&s, &f, "\"x\"", 1) == IMT_OK);
+    CHECKF(priority_of(&s) == 11.0, "mixed categories: %f", priority_of(&s));
+    imt__summary_free(&s);
+    /* A device of 40 byte-identical copies of one category B picture and 10
+     * clean files: one item, 7 + 40/50 = 7.8; an altered copy (another
+     * content) of the same picture is a second item: 14 + 41/51. */
+    m[0] = caid_match(4000, 1, 2);
+    memset(&s, 0, sizeof s);
+    f.n_matches = 1;
+    for (int i = 0; i < COPIES; i++) CHECK(imt__summary_add(&s, &f, "\"c\"", 1) == IMT_OK);
+    for (int i = 0; i < 10; i++) CHECK(imt__summary_add(&s, &clean, "\"n\"", 1) == IMT_OK);
+    CHECKF(priority_of(&s) == 7.8, "copies: %f", priority_of(&s));
+    CHECK(s.hit_files == COPIES && s.n_seized == 1 && s.n_items == 1);
+    imt__rfacts g = f;
+    g.sha1[19] ^= 1;
+    CHECK(imt__summary_add(&s, &g, "\"d\"", 1) == IMT_OK);
+    CHECKF(priority_of(&s) == 14.0 + 41.0 / 51.0, "altered copy: %f", priority_of(&s));
+    CHECK(s.n_seized == 2 && s.n_items == 1);
+    imt__summary_free(&s);
+    /* Many distinct pictures each matching one entry still add up: 3 x 10. */
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < 3; i++) {
+        imt__rfacts h = file_facts(&m[10 + i], 1);
+        m[10 + i] = caid_match(5000 + (uint64_t)i, 1, 1);
+        h.has_sha1 = 1;
+        memset(h.sha1, i + 1, 20);
+        CHECK(imt__summary_add(&s, &h, "\"p\"", 1) == IMT_OK);
+    }
+    CHECKF(priority_of(&s) == 31.0, "distinct pictures: %f", priority_of(&s));
+    imt__summary_free(&s);
+}
+
 int main(void)
 {
     test_round_trip();
     test_priority();
+    test_priority_not_gamed();
     return tu_done("test_report");
 }

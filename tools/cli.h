@@ -18,6 +18,7 @@ int cmd_hash(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_backlog(int argc, char **argv);
 /* index import-files (cmd_index_files.c); scan --sample-blocks (cmd_sample.c) */
 int cmd_index_import_files(int argc, char **argv);
 int cmd_scan_sample(int argc, char **argv);

@@ -124,6 +124,7 @@ static int add_matches(matcher *mt, const imt_match *ms, size_t n, int32_t subit
             memcpy(str + ll + 1, ext, el + 1);
             imt_scan_match *o = &mt->m[mt->n];
             mt->strs[mt->n++] = str;
+            memset(o, 0, sizeof *o); /* fields it does not set (video ones) are 0 */
             o->kind = ms[i].kind;
             o->distance = ms[i].distance;
             o->variant = ms[i].variant;

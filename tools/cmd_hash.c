@@ -23,7 +23,12 @@ static void usage(FILE *f)
 "Decoded: JPEG, PNG, TIFF (the first page), BMP, WebP (lossy, lossless, alpha;\n"
 "an animation's first frame), GIF (its first frame, as the reference reads it)\n"
 "and HEIF/HEIC and AVIF (libheif). JPEG XL is recognised and reported as\n"
-"unsupported-format.\n"
+"unsupported-format. Pictures inside a file are hashed as its sub-items (jsonl\n"
+"\"embedded\"): EXIF thumbnails, MPF previews, HEIF thumbnails, a TIFF's later\n"
+"pages, and every picture of a Windows thumbnail cache (thumbcache_*.db, Vista\n"
+"to 11; Thumbs.db) with its cache entry id; a cache file itself is not-an-image.\n"
+"unsupported-format. Videos (MP4/MOV/3GP, MKV/WebM, AVI, WMV/ASF, FLV, MPEG-TS,\n"
+"through FFmpeg's libraries) are hashed as vPDQ: one PDQ hash per sampled frame.\n"
 "\n"
 "Options:\n"
 "  -m, --mode MODE        fast (default): decode only what the hash needs;\n"
@@ -38,6 +43,12 @@ static void usage(FILE *f)
 "      --max-dimension N  images with a side over N are 'too-large' (default 100000)\n"
 "      --max-file-size N  files over N bytes are not decoded (default 2147483648)\n"
 "      --time-budget MS   per-file decode+hash budget, 0 = none (default 60000)\n"
+"      --seconds-per-hash S  videos: hash one frame every S seconds (default 1)\n"
+"      --video-format FMT none (default: videos only in jsonl, as \"frames\") or\n"
+"                         vpdq: each video's frames as vPDQ's hash file lines,\n"
+"                         FRAME,QUALITY,PDQ_HEX,TIMESTAMP, exactly as the\n"
+"                         reference's vpdq-hash-video writes them (give one\n"
+"                         video to get one such file); images print nothing\n"
 "  -h, --help             show this help and exit\n"
 "\n"
 "CSV output, one line per hashed file, as pdq-photo-hasher prints it:\n"
@@ -49,7 +60,8 @@ static void usage(FILE *f)
 "message on stderr names the file and the reason (not-an-image, corrupt,\n"
 "truncated, unsupported-format, too-large, unreadable, ...).\n"
 "JSONL output: one object per file with path, status, error, format, width,\n"
-"height, size, mode, quality, pdq (or pdq_dihedral), md5, sha1, sha256.\n"
+"height, size, mode, quality, pdq (or pdq_dihedral), md5, sha1, sha256; for a\n"
+"video, duration and frames ([{frame, quality, pdq, timestamp}]).\n"
 "Output order is the sorted walk order, whatever the thread count.\n"
 "Hashes with quality below 50 are unreliable for matching (upstream advice).\n"
 "\n"
@@ -78,6 +90,19 @@ static void print_csv(FILE *f, const char *path, const imt_hash_result *r)
             fputc(',', f);
         }
         fprintf(f, "%s\n", path);
+    }
+}
+
+/* vPDQ's hash file (vpdqio.cpp outputVPDQFeatureToFile): frame number,
+ * quality, hash, timestamp with 3 decimals. */
+static void print_vpdq(FILE *f, const imt_hash_result *r)
+{
+    char hx[IMT_PDQ_HEX_LEN + 1];
+    for (size_t i = 0; i < r->n_frames; i++) {
+        const imt_video_frame *v = &r->frames[i];
+        imt_pdq_to_hex(&v->pdq, hx);
+        fprintf(f, "%llu,%d,%s,%.3f\n", (unsigned long long)v->number, v->quality, hx,
+                v->timestamp);
     }
 }
 
@@ -121,6 +146,16 @@ static void print_jsonl(FILE *f, const char *path, const imt_hash_result *r,
         cli_json_str(f, r->detail);
     }
     if (r->thumbnail_differs) fputs(",\"flags\":[\"thumbnail-differs\"]", f);
+    if (r->n_frames) {
+        fprintf(f, ",\"duration\":%.3f,\"frames\":[", r->duration);
+        for (size_t i = 0; i < r->n_frames; i++) {
+            const imt_video_frame *v = &r->frames[i];
+            imt_pdq_to_hex(&v->pdq, hx);
+            fprintf(f, "%s{\"frame\":%llu,\"quality\":%d,\"pdq\":\"%s\",\"timestamp\":%.3f}",
+                    i ? "," : "", (unsigned long long)v->number, v->quality, hx, v->timestamp);
+        }
+        fputc(']', f);
+    }
     if (r->n_sub) {
         fputs(",\"embedded\":[", f);
         for (size_t i = 0; i < r->n_sub; i++) {
@@ -129,6 +164,11 @@ static void print_jsonl(FILE *f, const char *path, const imt_hash_result *r,
                        "\"status\":\"%s\"", i ? "," : "", imt_subitem_kind_name(u->kind),
                     (unsigned)u->index, (unsigned long long)u->offset,
                     (unsigned long long)u->size, imt_err_name(u->status));
+            if (u->entry_id) fprintf(f, ",\"entry_id\":\"%016llx\"", (unsigned long long)u->entry_id);
+            if (u->status != IMT_OK && u->detail[0]) {
+                fputs(",\"detail\":", f);
+                cli_json_str(f, u->detail);
+            }
             if (u->width) fprintf(f, ",\"width\":%u,\"height\":%u", u->width, u->height);
             if (u->has_pdq) {
                 imt_pdq_to_hex(&u->pdq[0], hx);
@@ -147,6 +187,7 @@ static void print_jsonl(FILE *f, const char *path, const imt_hash_result *r,
 /* ---- records from the scan engine ------------------------------------- */
 typedef struct out_ctx {
     int jsonl;
+    int vpdq;                   /* --video-format vpdq */
     const char *mode;
     const imt_hash_opts *opts;
     imt_hasher *again;          /* for the second name of a hard link */
@@ -162,7 +203,8 @@ static void print_result(out_ctx *oc, const char *p, const imt_hash_result *r)
         oc->failed++;
         cli_err("%s: %s: %s", p, imt_err_name(r->status), r->detail);
     }
-    if (oc->jsonl) print_jsonl(stdout, p, r, oc->mode);
+    if (oc->vpdq) print_vpdq(stdout, r);
+    else if (oc->jsonl) print_jsonl(stdout, p, r, oc->mode);
     else if (r->has_pdq) print_csv(stdout, p, r);
 }
 
@@ -262,12 +304,14 @@ int cmd_hash(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"format", required_argument, NULL, 'f'},
         {"files-from", required_argument, NULL, 'i'},
+        {"seconds-per-hash", required_argument, NULL, 'S'},
+        {"video-format", required_argument, NULL, 'V'},
         CLI_LIMIT_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     imt_hash_opts opts;
     imt_hash_opts_init(&opts);
-    int jsonl = 0, threads = 0, c;
+    int jsonl = 0, vpdq = 0, threads = 0, c;
     const char *files_from = NULL;
     unsigned long long v;
     optind = 1;
@@ -293,6 +337,21 @@ int cmd_hash(int argc, char **argv)
             else { cli_err("hash: --format must be csv or jsonl, not '%s'", optarg); return CLI_EXIT_ERROR; }
             break;
         case 'i': files_from = optarg; break;
+        case 'S': {
+            char *end = NULL;
+            double d = strtod(optarg, &end);
+            if (!end || *end || !(d > 0) || d > 86400) {
+                cli_err("hash: --seconds-per-hash needs a number of seconds over 0");
+                return CLI_EXIT_ERROR;
+            }
+            opts.seconds_per_hash = d;
+            break;
+        }
+        case 'V':
+            if (!strcmp(optarg, "vpdq")) vpdq = 1;
+            else if (!strcmp(optarg, "none")) vpdq = 0;
+            else { cli_err("hash: --video-format must be vpdq or none, not '%s'", optarg); return CLI_EXIT_ERROR; }
+            break;
         case CLI_OPT_MAXPIX: case CLI_OPT_MAXDIM: case CLI_OPT_MAXFILE: case CLI_OPT_BUDGET:
             if (!cli_parse_u64(optarg, &v)) {
                 cli_err("hash: %s needs a non-negative number", argv[optind - 1]);
@@ -349,7 +408,11 @@ int cmd_hash(int argc, char **argv)
     so.hash = opts;
     so.threads = threads;
     so.progress = flush_progress;
-    out_ctx oc = {jsonl, opts.mode == IMT_PDQ_COMPAT ? "compat" : "fast", &opts, NULL, 0, 0, 0,
+    if (vpdq && jsonl) {
+        cli_err("hash: --video-format vpdq and --format jsonl are two outputs: choose one");
+        goto done;
+    }
+    out_ctx oc = {jsonl, vpdq, opts.mode == IMT_PDQ_COMPAT ? "compat" : "fast", &opts, NULL, 0, 0, 0,
                   (const char *const *)paths, n_paths};
     so.ctx = &oc;
     char detail[256];

@@ -57,6 +57,10 @@ static void usage_import(FILE *f)
     for (int i = 1; fm[i]; i++) fprintf(f, "%s%s", fm[i], fm[i + 1] ? ", " : "\n");
     fprintf(f,
 "      --name NAME     list name (default: the file name)\n"
+"      --video-id ID   vpdq: the known video's id (default: the hash file's\n"
+"                      name without its extension). FILE may be a folder of\n"
+"                      vPDQ hash files (vpdq-hash-video's FRAME,QUALITY,\n"
+"                      PDQ_HEX,TIMESTAMP lines): one list, a video per file\n"
 "      --version V     list version (NSRL: its VERSION row by default)\n"
 "      --scheme S      category scheme: projectvic (VICS default), caid, custom\n"
 "      --category N    category of records that give none\n"
@@ -208,7 +212,7 @@ static int do_create(int argc, char **argv)
 static int do_import(int argc, char **argv)
 {
     enum { O_NAME = 256, O_VERSION, O_SCHEME, O_CATEGORY, O_GOOD, O_BAD, O_SKIP, O_COMPACT,
-           O_NOCOMPACT, O_CREATE, O_ALERT, O_INFO, O_IGNORE, O_AGAIN, O_MEMORY };
+           O_NOCOMPACT, O_CREATE, O_ALERT, O_INFO, O_IGNORE, O_AGAIN, O_MEMORY, O_VIDEO_ID };
     static const struct option lo[] = {
         {"format", 1, 0, 'f'},      {"name", 1, 0, O_NAME},         {"version", 1, 0, O_VERSION},
         {"scheme", 1, 0, O_SCHEME}, {"category", 1, 0, O_CATEGORY}, {"known-good", 0, 0, O_GOOD},
@@ -216,6 +220,7 @@ static int do_import(int argc, char **argv)
         {"no-compact", 0, 0, O_NOCOMPACT}, {"create", 0, 0, O_CREATE}, {"quiet", 0, 0, 'q'},
         {"alert", 1, 0, O_ALERT},   {"info", 1, 0, O_INFO},         {"ignore", 1, 0, O_IGNORE},
         {"again", 0, 0, O_AGAIN},   {"memory-budget", 1, 0, O_MEMORY},
+        {"video-id", 1, 0, O_VIDEO_ID},
         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     imt_import_opts io;
     imt_import_opts_init(&io);
@@ -240,6 +245,7 @@ static int do_import(int argc, char **argv)
         }
         case 'f': io.format = optarg; break;
         case O_NAME: io.name = optarg; break;
+        case O_VIDEO_ID: io.video_id = optarg; break;
         case O_VERSION: io.version = optarg; break;
         case O_SCHEME: io.scheme = optarg; break;
         case O_CATEGORY:

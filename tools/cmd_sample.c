@@ -31,6 +31,11 @@ static void usage(FILE *f)
 "      --sample-blocks N  places to read (4 KiB-aligned, distinct, random)\n"
 "  -x, --index DIR        the index with block hashes (required)\n"
 "      --seed N           which places (default 1)\n"
+"      --budget DURATION  stop after the round that runs past DURATION (300,\n"
+"                         90s, 5m, 1h): the N places are dealt at random into 16\n"
+"                         rounds (at least 1024 places each), each read in\n"
+"                         offset order, so the rounds read are a random sample\n"
+"                         and the probability is stated for them\n"
 "  -o, --out FILE         the report (default: standard output); refused inside\n"
 "                         IMAGE's folder tree or the index, or over a report\n"
 "                         without --force\n"
@@ -73,9 +78,10 @@ static int fhit_cmp(const void *a, const void *b)
 
 int cmd_scan_sample(int argc, char **argv)
 {
-    enum { O_SAMPLE = 1000, O_SEED, O_FORCE };
+    enum { O_SAMPLE = 1000, O_SEED, O_FORCE, O_BUDGET };
     static const struct option lo[] = {
         {"sample-blocks", 1, 0, O_SAMPLE}, {"index", 1, 0, 'x'}, {"seed", 1, 0, O_SEED},
+        {"budget", 1, 0, O_BUDGET},
         {"out", 1, 0, 'o'}, {"force", 0, 0, O_FORCE}, {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     imt_sample_opts so;
@@ -95,6 +101,18 @@ int cmd_scan_sample(int argc, char **argv)
             if (c == O_SAMPLE) so.samples = v;
             else so.seed = v;
             break;
+        case O_BUDGET: {
+            char *end;
+            unsigned long long b = strtoull(optarg, &end, 10);
+            unsigned long long mul = !*end || !strcmp(end, "s") ? 1000 : !strcmp(end, "ms") ? 1
+                                   : !strcmp(end, "m") ? 60000 : !strcmp(end, "h") ? 3600000 : 0;
+            if (*optarg < '0' || *optarg > '9' || !mul || !b || b > UINT64_MAX / mul) {
+                cli_err("scan: --budget needs a duration such as 300, 90s, 5m or 1h");
+                return CLI_EXIT_ERROR;
+            }
+            so.budget_ms = b * mul;
+            break;
+        }
         case 'x': ipath = optarg; break;
         case 'o': out_path = optarg; break;
         case O_FORCE: force = 1; break;
@@ -153,9 +171,12 @@ int cmd_scan_sample(int argc, char **argv)
     fprintf(out, "{\"record\":\"header\",\"tool\":\"imgtriage\",\"version\":\"%s\","
                  "\"mode\":\"sample-blocks\",\"image\":", imt_version());
     cli_json_str(out, image);
-    fprintf(out, ",\"image_size\":%llu,\"samples\":%llu,\"seed\":%llu,\"index\":{\"path\":",
+    fprintf(out, ",\"image_size\":%llu,\"samples\":%llu,\"seed\":%llu,\"budget_s\":",
             (unsigned long long)res.image_size, (unsigned long long)so.samples,
             (unsigned long long)so.seed);
+    if (so.budget_ms) fprintf(out, "%.3f", (double)so.budget_ms / 1000.0);
+    else fputs("null", out);
+    fputs(",\"index\":{\"path\":", out);
     cli_json_str(out, ipath);
     fprintf(out, ",\"identity\":\"%s\",\"block_files\":%llu,\"stored_blocks\":%llu}}\n", ident,
             (unsigned long long)idx_files, (unsigned long long)idx_blocks);
@@ -216,11 +237,13 @@ int cmd_scan_sample(int argc, char **argv)
         fputs("}\n", out);
     }
     double secs = (double)res.elapsed_ms / 1000.0;
-    fprintf(out, "{\"record\":\"summary\",\"complete\":%s,\"image_size\":%llu,\"positions\":%llu,"
+    fprintf(out, "{\"record\":\"summary\",\"complete\":%s,\"budget_hit\":%s,"
+                 "\"image_size\":%llu,\"positions\":%llu,"
                  "\"samples\":%llu,\"lookups\":%llu,\"bytes_read\":%llu,\"elapsed_s\":%.3f,"
                  "\"lookups_per_s\":%.0f,\"blocks_hit\":%zu,\"files_hit\":%zu,"
                  "\"files_confirmed\":%llu,\"detection_probability\":[",
-            st == IMT_OK ? "true" : "false", (unsigned long long)res.image_size,
+            st == IMT_OK && !res.budget_hit ? "true" : "false", res.budget_hit ? "true" : "false",
+            (unsigned long long)res.image_size,
             (unsigned long long)res.positions, (unsigned long long)res.samples,
             (unsigned long long)res.lookups, (unsigned long long)res.bytes_read, secs,
             secs > 0 ? (double)res.lookups / secs : 0.0, res.n_hits, nf,

@@ -49,6 +49,12 @@ static void usage(FILE *f)
 "      --distance N       PDQ match distance, 0..256 (default 31)\n"
 "      --min-quality N    PDQ hashes of lower quality are kept, not matched\n"
 "                         (default 50, upstream's advice)\n"
+"      --seconds-per-hash S  videos: one frame hashed every S seconds (default 1)\n"
+"      --video-query-pct P   a known video matches when at least P %% of this\n"
+"                         video's frames match it (default 80, as vPDQ)\n"
+"      --video-compared-pct P  ... and at least P %% of its frames are matched\n"
+"                         (default 0); frames of quality below --min-quality\n"
+"                         are dropped and --distance applies to frames too\n"
 "      --max-pixels N, --max-dimension N, --max-file-size N, --time-budget MS\n"
 "                         decoding limits, as for 'imgtriage hash'\n"
 "Preview (a time-boxed triage; see README, \"Preview\"):\n"
@@ -244,7 +250,7 @@ int cmd_scan(int argc, char **argv)
         OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
         OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE, OPT_ALSO, OPT_PBUDGET, OPT_STOPHITS, OPT_SEED,
         OPT_NOCONT, OPT_CDEPTH,
-        OPT_CMEMBERS, OPT_CBYTES, OPT_CRATIO, OPT_CBUF, OPT_CHELD
+        OPT_CMEMBERS, OPT_CBYTES, OPT_CRATIO, OPT_CBUF, OPT_CHELD, OPT_SPH, OPT_VQ, OPT_VC
     };
     static const struct option longopts[] = {
         {"index", required_argument, NULL, 'x'},
@@ -274,6 +280,9 @@ int cmd_scan(int argc, char **argv)
         {"max-ratio", required_argument, NULL, OPT_CRATIO},
         {"max-container-buffer", required_argument, NULL, OPT_CBUF},
         {"max-held-bytes", required_argument, NULL, OPT_CHELD},
+        {"seconds-per-hash", required_argument, NULL, OPT_SPH},
+        {"video-query-pct", required_argument, NULL, OPT_VQ},
+        {"video-compared-pct", required_argument, NULL, OPT_VC},
         CLI_LIMIT_LONGOPTS,
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -388,11 +397,26 @@ int cmd_scan(int argc, char **argv)
             else if (c == OPT_CBUF) so.containers.max_buffer = v;
             else so.containers.max_held_bytes = v;
             break;
+        case OPT_SPH: case OPT_VQ: case OPT_VC: {
+            char *end = NULL;
+            double d = strtod(optarg, &end);
+            if (!end || *end || !(d >= 0) || (c == OPT_SPH ? !(d > 0) || d > 86400 : d > 100)) {
+                cli_err("scan: %s needs %s", argv[optind - 1],
+                        c == OPT_SPH ? "a number of seconds over 0" : "a percentage 0..100");
+                return CLI_EXIT_ERROR;
+            }
+            if (c == OPT_SPH) so.hash.seconds_per_hash = d;
+            else if (c == OPT_VQ) so.vpdq.query_pct = d;
+            else so.vpdq.compared_pct = d;
+            break;
+        }
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: usage(stderr); return CLI_EXIT_ERROR;
         }
     }
+    so.vpdq.distance = so.pdq_distance; /* one distance and quality floor for frames too */
+    so.vpdq.min_quality = so.min_quality;
     if (optind >= argc) {
         cli_err("scan: no PATH given; try 'imgtriage scan --help'");
         return CLI_EXIT_ERROR;

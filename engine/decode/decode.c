@@ -87,3 +87,11 @@ imt_err imt__decode_thumbnail(imt_decoder *d, imt_format fmt, int index,
     }
     return imt__heif_thumbnail_luma(d->heif, index, lim, out, detail, cap);
 }
+
+imt_err imt__decode_pages(imt_decoder *d, imt_format fmt, const imt_decode_limits *lim,
+                          imt_page_fn fn, void *ctx)
+{
+    if (!d || !lim || !fn) return IMT_E_INVALID;
+    if (fmt != IMT_FMT_TIFF || !d->tiff) return IMT_E_UNSUPPORTED;
+    return imt__tiff_pages(d->tiff, lim, fn, ctx);
+}

@@ -82,6 +82,14 @@ imt_err imt__tiff_decode(imt_tiff_state **st, const imt_reader *r, imt_pdq_mode 
                          const imt_decode_limits *lim, imt_luma *out,
                          char *detail, size_t cap);
 void imt__tiff_state_free(imt_tiff_state *st);
+/* The pages after the first of the file the last imt__tiff_decode read, in
+ * order, each decoded as the first: fn gets the page (1 = the second), the
+ * number of pages, the status, the plane (valid during the call) and the
+ * reason; it returns 0 to stop. IMT_E_INVALID when no file is kept. */
+typedef int (*imt_page_fn)(void *ctx, int page, int pages, imt_err st, const imt_luma *luma,
+                           char *detail);
+imt_err imt__tiff_pages(imt_tiff_state *st, const imt_decode_limits *lim, imt_page_fn fn,
+                        void *ctx);
 typedef struct imt_webp_state imt_webp_state;
 imt_err imt__webp_decode(imt_webp_state **st, const imt_reader *r, imt_pdq_mode mode,
                          const imt_decode_limits *lim, imt_luma *out,
@@ -97,6 +105,47 @@ imt_err imt__heif_decode(imt_heif_state **st, const imt_reader *r, imt_pdq_mode 
                          const imt_decode_limits *lim, imt_luma *out,
                          char *detail, size_t cap);
 void imt__heif_state_free(imt_heif_state *st);
+/* thumbcache.c: the pictures of a Windows thumbcache_*.db as the file
+ * streams past (one entry's data buffered at a time). fn gets each entry
+ * with data: its bytes when status is IMT_OK (valid during the call), NULL
+ * when it is too large for max_data, cut short by the end of the file, or
+ * memory ran out. */
+typedef struct imt_tc_entry {
+    uint64_t hash;           /* the entry hash (ThumbnailCacheId) */
+    uint64_t offset, size;   /* the data's bytes within the file */
+    uint32_t index;          /* among the entries with data, from 0 */
+    imt_err status;
+} imt_tc_entry;
+typedef void (*imt_tc_fn)(void *ctx, const imt_tc_entry *e, const uint8_t *data);
+typedef struct imt_tcache imt_tcache;
+imt_err imt__tc_create(imt_tcache **out);
+void imt__tc_free(imt_tcache *t);
+void imt__tc_begin(imt_tcache *t, size_t max_data, imt_tc_fn fn, void *ctx);
+void imt__tc_feed(imt_tcache *t, const uint8_t *p, size_t n); /* the next bytes, in order */
+void imt__tc_end(imt_tcache *t);                              /* the end of the file */
+uint32_t imt__tc_version(const imt_tcache *t);
+size_t imt__tc_entries(const imt_tcache *t);
+
+/* thumbsdb.c: the thumbnails of a Windows Thumbs.db (an OLE2 compound file,
+ * read whole from memory by its own OLE2 reader): fn gets each picture stream the
+ * "Catalog" stream lists, its JPEG when status is IMT_OK (valid during the
+ * call). Returns 1 when the file is a Thumbs.db (has a catalog), else 0;
+ * why: what was wrong with it, if anything ("" when nothing). */
+typedef struct imt_tdb_entry {
+    uint64_t id;             /* the catalog id (the stream's name reversed) */
+    uint64_t size;           /* the picture's bytes */
+    uint32_t index;          /* among the catalog's entries, from 0 */
+    imt_err status;
+} imt_tdb_entry;
+typedef void (*imt_tdb_fn)(void *ctx, const imt_tdb_entry *e, const uint8_t *data);
+int imt__thumbsdb_read(const uint8_t *file, size_t len, size_t max_data, imt_tdb_fn fn,
+                       void *ctx, char *why, size_t cap);
+
+/* heif_hevc.c: the HEVC decoder heif.c gives libheif (by this id): libde265
+ * with a check that every coding block was decoded. */
+#define IMT__HEIF_HEVC_ID "imgtriage-libde265"
+struct heif_decoder_plugin;
+const struct heif_decoder_plugin *imt__heif_hevc_plugin(void);
 /* The primary image's thumbnails in the file the last imt__heif_decode read
  * (whatever it returned); 0 when none or unreadable. */
 int imt__heif_thumbnail_count(imt_heif_state *st);
@@ -109,6 +158,10 @@ imt_err imt__heif_thumbnail_luma(imt_heif_state *st, int index, const imt_decode
  * count in the file the last imt__decode_luma of fmt read, and one as a
  * luma plane. 0 / IMT_E_UNSUPPORTED for other formats. */
 int imt__decode_thumbnail_count(imt_decoder *d, imt_format fmt);
+/* TIFF: the pages after the first of the last file decoded (imt__tiff_pages);
+ * other formats have none (IMT_E_UNSUPPORTED, fn not called). */
+imt_err imt__decode_pages(imt_decoder *d, imt_format fmt, const imt_decode_limits *lim,
+                          imt_page_fn fn, void *ctx);
 imt_err imt__decode_thumbnail(imt_decoder *d, imt_format fmt, int index,
                               const imt_decode_limits *lim, imt_luma *out, char *detail,
                               size_t cap);

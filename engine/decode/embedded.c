@@ -154,6 +154,10 @@ const char *imt_subitem_kind_name(imt_subitem_kind k)
     case IMT_SUB_EXIF_THUMBNAIL: return "exif-thumbnail";
     case IMT_SUB_MPF_IMAGE: return "mpf-image";
     case IMT_SUB_HEIF_THUMBNAIL: return "heif-thumbnail";
+    case IMT_SUB_THUMBCACHE_ENTRY: return "thumbcache-entry";
+    case IMT_SUB_THUMBSDB_ENTRY: return "thumbsdb-entry";
+    case IMT_SUB_TIFF_PAGE: return "tiff-page";
+    case IMT_SUB__COUNT: break;
     }
     return "unknown";
 }

@@ -33,15 +33,13 @@
  * low byte of each sample, which is noise. We hash the 8-bit samples, what
  * `convert FILE -depth 8 pnm:-` writes.
  *
- * Known defect (libde265 1.0.11 under libheif 1.15): a damaged HEVC stream
- * can leave coding blocks libde265 never decodes, and their pixels are
- * whatever the heap held (libde265 decodes into an internal picture when
- * SAO is on and copies it out; no error or warning is reported, and the
- * allocation hooks libde265 offers do not reach that picture). Such a
- * file's hash can differ between runs: tests/fuzz/known/
- * heif-libde265-uninit.heic (a mutated grey.heic; the heif fuzz target
- * finds it). A grid whose tiles do not cover its canvas had the same
- * effect through libheif and is refused below.
+ * Damaged HEVC: libde265 can leave coding blocks of a picture undecoded,
+ * their samples whatever the heap held, and libheif's own libde265 plugin
+ * says nothing (the hash of such a file changed from run to run). HEVC
+ * pictures are therefore decoded by our plugin (heif_hevc.c, chosen by
+ * decoder_id), which first checks that every block was decoded and makes
+ * such a picture `corrupt`. A grid whose tiles do not cover its canvas had
+ * the same effect through libheif and is refused below.
  *
  * Fast mode gives the same plane as compat. libheif 1.15 has no scaled
  * decode (heif_decoding_options has no scale), the HEVC/AV1 decode is
@@ -51,6 +49,7 @@
  */
 #include "decode.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,14 +78,36 @@ struct imt_heif_state {
                                from it until the next decode); 0: none */
 };
 
+/* heif_init, then our HEVC decoder (heif_hevc.c) registered: libheif keeps
+ * its plugins in a process-wide set (re-registering is a no-op, and the last
+ * heif_deinit clears it), so both run under one lock. */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void imt__heif_state_free(imt_heif_state *st)
 {
     if (!st) return;
-    if (st->inited) heif_deinit();
+    if (st->inited) {
+        pthread_mutex_lock(&init_lock);
+        heif_deinit();
+        pthread_mutex_unlock(&init_lock);
+    }
     imt__free(st->file);
     imt__free(st->keep);
     imt__free(st->pix);
     imt__free(st);
+}
+
+
+static struct heif_error init_heif(void)
+{
+    pthread_mutex_lock(&init_lock);
+    struct heif_error he = heif_init(NULL);
+    if (he.code == heif_error_Ok) {
+        he = heif_register_decoder_plugin(imt__heif_hevc_plugin());
+        if (he.code != heif_error_Ok) heif_deinit();
+    }
+    pthread_mutex_unlock(&init_lock);
+    return he;
 }
 
 /* Gather every byte of the reader; *n gets the count. */
@@ -493,6 +514,7 @@ static imt_err decode_handle(imt_heif_state *st, struct heif_image_handle *handl
         return IMT_E_NOMEM;
     }
     dopt->convert_hdr_to_8bit = 1;
+    dopt->decoder_id = IMT__HEIF_HEVC_ID; /* HEVC only; AV1 gets libheif's choice */
     struct heif_error he =
         heif_decode_image(handle, &img, heif_colorspace_YCbCr, heif_chroma_420, dopt);
     if (he.code != heif_error_Ok) {
@@ -536,7 +558,7 @@ imt_err imt__heif_decode(imt_heif_state **stp, const imt_reader *r, imt_pdq_mode
             imt__set_detail(detail, cap, "out of memory creating the HEIF decoder");
             return IMT_E_NOMEM;
         }
-        he = heif_init(NULL);
+        he = init_heif();
         if (he.code != heif_error_Ok) {
             err = heif_err(he, "init", detail, cap);
             goto cleanup;

@@ -36,7 +36,27 @@ imt_format imt_sniff(const void *data, size_t len)
             !memcmp(b, "hevx", 4) || !memcmp(b, "heim", 4) || !memcmp(b, "heis", 4) ||
             !memcmp(b, "mif1", 4) || !memcmp(b, "msf1", 4))
             return IMT_FMT_HEIF;
+        if (memcmp(b, "crx ", 4) != 0) return IMT_FMT_MP4; /* not Canon's CR3 raw */
     }
+    /* Video containers (engine/video). QuickTime before ftyp: moov/mdat/wide first. */
+    if (len >= 8 && (has(p, len, 4, "moov", 4) || has(p, len, 4, "mdat", 4) ||
+                     has(p, len, 4, "wide", 4)))
+        return IMT_FMT_MP4;
+    if (has(p, len, 0, "\x1a\x45\xdf\xa3", 4)) return IMT_FMT_MATROSKA;
+    if (has(p, len, 0, "RIFF", 4) && has(p, len, 8, "AVI ", 4)) return IMT_FMT_AVI;
+    if (has(p, len, 0, "\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c", 16))
+        return IMT_FMT_ASF;
+    if (has(p, len, 0, "FLV\x01", 4)) return IMT_FMT_FLV;
+    /* MPEG-TS: the sync byte on three packets in a row (M2TS: 4 bytes first) */
+    for (size_t lead = 0; lead <= 4; lead += 4) {
+        size_t step = 188 + lead;
+        if (len >= lead + 2 * step + 1 && p[lead] == 0x47 && p[lead + step] == 0x47 &&
+            p[lead + 2 * step] == 0x47)
+            return IMT_FMT_MPEGTS;
+    }
+    /* Containers of pictures (hashfile.c hashes them as sub-items). */
+    if (has(p, len, 0, "CMMM", 4)) return IMT_FMT_THUMBCACHE;
+    if (has(p, len, 0, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8)) return IMT_FMT_OLE2;
     if (has(p, len, 0, "\xff\x0a", 2) ||
         has(p, len, 0, "\0\0\0\x0cJXL \r\n\x87\n", 12))
         return IMT_FMT_JXL;
@@ -63,7 +83,9 @@ const char *imt_format_name(imt_format fmt)
 {
     static const char *const names[IMT_FMT__COUNT] = {
         "unknown", "jpeg", "png", "gif", "bmp", "webp", "tiff", "heif", "avif", "jxl",
-        "zip", "rar", "7z", "tar", "gzip", "bzip2", "xz", "zstd", "cpio", "pdf"};
+        "zip", "rar", "7z", "tar", "gzip", "bzip2", "xz", "zstd", "cpio", "pdf",
+        "mp4", "matroska", "avi", "asf", "flv", "mpegts",
+        "thumbcache", "ole2"};
     if ((int)fmt < 0 || fmt >= IMT_FMT__COUNT) return "unknown";
     return names[fmt];
 }
@@ -78,4 +100,9 @@ int imt_format_decodable(imt_format fmt)
 int imt_format_is_container(imt_format fmt)
 {
     return fmt >= IMT_FMT_ZIP && fmt <= IMT_FMT_PDF;
+}
+
+int imt_format_is_video(imt_format fmt)
+{
+    return fmt >= IMT_FMT_MP4 && fmt <= IMT_FMT_MPEGTS;
 }

@@ -64,6 +64,8 @@ struct imt_tiff_state {
     int xmap[COMPAT_SIDE];
     uint8_t cmyk_lut[256 * 256];
     int cmyk_ready;
+    size_t file_len;   /* the last file read (its further pages are read from
+                          it until the next decode); 0: none */
 };
 
 typedef struct tctx {
@@ -176,6 +178,7 @@ static imt_err slurp(tctx *c, const imt_reader *r, char *detail, size_t cap)
     if (e != IMT_OK) return e;
     c->data = st->file;
     c->size = n;
+    st->file_len = n;
     return IMT_OK;
 }
 
@@ -588,6 +591,20 @@ unsupported:
     return IMT_E_UNSUPPORTED;
 }
 
+/* libtiff over the bytes in c, with our limits and message handlers; *opts
+ * NULL: out of memory. */
+static TIFF *open_tiff(tctx *c, TIFFOpenOptions **opts)
+{
+    *opts = TIFFOpenOptionsAlloc();
+    if (!*opts) return NULL;
+    TIFFOpenOptionsSetMaxSingleMemAlloc(*opts, IMT_TIFF_LIBTIFF_CAP);
+    TIFFOpenOptionsSetErrorHandlerExtR(*opts, t_error, c);
+    TIFFOpenOptionsSetWarningHandlerExtR(*opts, t_warning, c);
+    /* the map procedure hands libtiff our buffer: strips are not copied */
+    return TIFFClientOpenExt("input", "r", (thandle_t)c, t_read, t_write, t_seek, t_close,
+                             t_size, t_map, t_unmap, *opts);
+}
+
 imt_err imt__tiff_decode(imt_tiff_state **stp, const imt_reader *r, imt_pdq_mode mode,
                          const imt_decode_limits *lim, imt_luma *out, char *detail, size_t cap)
 {
@@ -604,21 +621,16 @@ imt_err imt__tiff_decode(imt_tiff_state **stp, const imt_reader *r, imt_pdq_mode
     if (!c) return IMT_E_NOMEM;
     c->st = *stp;
     c->lim = lim;
+    (*stp)->file_len = 0;
     out->pix = NULL;
     out->rows = out->cols = 0;
     out->partial = 0;
     IMT_TRY(slurp(c, r, detail, cap));
-    opts = TIFFOpenOptionsAlloc();
+    tif = open_tiff(c, &opts);
     if (!opts) {
         err = IMT_E_NOMEM;
         goto cleanup;
     }
-    TIFFOpenOptionsSetMaxSingleMemAlloc(opts, IMT_TIFF_LIBTIFF_CAP);
-    TIFFOpenOptionsSetErrorHandlerExtR(opts, t_error, c);
-    TIFFOpenOptionsSetWarningHandlerExtR(opts, t_warning, c);
-    /* the map procedure hands libtiff our buffer: strips are not copied */
-    tif = TIFFClientOpenExt("input", "r", (thandle_t)c, t_read, t_write, t_seek, t_close,
-                            t_size, t_map, t_unmap, opts);
     if (!tif) {
         /* the first directory past the end of the file: cut short (writers
          * put it after the pixel data) */
@@ -648,6 +660,51 @@ cleanup:
         out->pix = NULL;
         out->rows = out->cols = 0;
     }
+    return err;
+}
+
+/* ---- the further pages of the last file decoded ----------------------------
+ * Every directory after the first is a page, decoded as the first is (the
+ * reference reads page k as `convert FILE[k]`), from the bytes still in the
+ * state; one fresh libtiff handle for them all. */
+imt_err imt__tiff_pages(imt_tiff_state *st, const imt_decode_limits *lim, imt_page_fn fn,
+                        void *ctx)
+{
+    if (!st || !st->file_len || !fn) return IMT_E_INVALID;
+    tctx *c = imt__calloc(1, sizeof *c);
+    if (!c) return IMT_E_NOMEM;
+    c->st = st;
+    c->lim = lim;
+    c->data = st->file;
+    c->size = st->file_len;
+    TIFFOpenOptions *opts = NULL;
+    TIFF *tif = open_tiff(c, &opts);
+    imt_err err = tif ? IMT_OK : opts ? IMT_E_CORRUPT : IMT_E_NOMEM;
+    /* one pass to count (libtiff checks the chain for loops), one to decode:
+     * each page read after the one before, never a walk from the start */
+    int n = tif ? (int)TIFFNumberOfDirectories(tif) : 0;
+    for (int page = 1; tif && page < n; page++) {
+        imt_luma out = {0};
+        char detail[256] = "";
+        imt_err e;
+        c->msg[0] = '\0';
+        if (!TIFFReadDirectory(tif)) {
+            imt__set_detail(detail, sizeof detail, "libtiff: page %d cannot be read%s%s", page,
+                            c->msg[0] ? ": " : "", c->msg);
+            e = IMT_E_CORRUPT;
+            if (!fn(ctx, page, n, e, &out, detail)) break;
+            break; /* the chain ends here */
+        }
+        e = decode(c, tif, &out, detail, sizeof detail);
+        if (e != IMT_OK) {
+            out.pix = NULL;
+            out.rows = out.cols = 0;
+        }
+        if (!fn(ctx, page, n, e, &out, detail)) break;
+    }
+    if (tif) TIFFClose(tif);
+    if (opts) TIFFOpenOptionsFree(opts);
+    imt__free(c);
     return err;
 }
 

@@ -21,7 +21,7 @@ static const char *const format_names[IF__COUNT + 1] = {
     [IF_HASHDEEP] = "hashdeep", [IF_HEX] = "hex",             [IF_PDQ_HEX] = "pdq-hex",
     [IF_MD5_HEX] = "md5-hex",   [IF_SHA1_HEX] = "sha1-hex",   [IF_SHA256_HEX] = "sha256-hex",
     [IF_VICS] = "vics",         [IF_NSRL] = "nsrl",           [IF_JSONL] = "jsonl",
-    [IF__COUNT] = NULL};
+    [IF_VPDQ] = "vpdq",         [IF__COUNT] = NULL};
 
 const char *const *imt_index_formats(void)
 {

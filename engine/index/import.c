@@ -207,6 +207,7 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     imt_import_stats st;
     imt__idx_sink s;
     imp c;
+    imt__idx_videos vids = {0};
     int fd = -1;
     char sha[65] = {0}, fmtname[24] = {0}, policy[IDX_POLICY_MAX], pmsg[160];
     memset(&s, 0, sizeof s);
@@ -265,27 +266,34 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         goto cleanup;
     }
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    int is_dir = fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode) && (f == IF_AUTO || f == IF_VPDQ);
+    if (is_dir) f = IF_VPDQ; /* a folder of vPDQ hash files: one list of videos */
+    else if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         imt__idx_set_err(idx, "%s: not a regular file", path);
         err = IMT_E_IO;
         goto cleanup;
     }
-    if (sb.st_size == 0) {
+    if (!is_dir && sb.st_size == 0) {
         imt__idx_set_err(idx, "%s: the file is empty", path);
         err = IMT_E_EMPTY;
         goto cleanup;
     }
-    c.fd = fd;
+    c.fd = is_dir ? -1 : fd; /* a folder of vPDQ files: no progress estimate */
     c.fsize = (uint64_t)sb.st_size;
-    IMT_TRY(file_sha256(&s, fd, sha));
-    IMT_TRY(imt__idx_detect(&s, fd, &f)); /* detect.c: AUTO stays only for blank text */
+    if (is_dir) IMT_TRY(imt__idx_vpdq_dir_sha256(&s, path, sha));
+    else IMT_TRY(file_sha256(&s, fd, sha));
+    if (f == IF_AUTO && !is_dir && imt__idx_vpdq_sniff(fd)) f = IF_VPDQ;
+    if (!is_dir) IMT_TRY(imt__idx_detect(&s, fd, &f)); /* detect.c: AUTO stays only for blank text */
     c.f = f;
-    if (lseek(fd, 0, SEEK_SET) < 0) {
+    if (!is_dir && lseek(fd, 0, SEEK_SET) < 0) {
         err = imt__idx_sink_fail(&s, IMT_E_IO, "cannot seek: %s", strerror(errno));
         goto cleanup;
     }
     imt_err perr;
-    if (f == IF_NSRL) {
+    if (f == IF_VPDQ) {
+        perr = imt__idx_parse_vpdq(&s, path, is_dir ? -1 : fd, o.video_id, &vids);
+        snprintf(fmtname, sizeof fmtname, "vpdq");
+    } else if (f == IF_NSRL) {
         perr = imt__idx_parse_nsrl(&s, path);
         snprintf(fmtname, sizeof fmtname, "nsrl-rdsv3");
     } else if (f == IF_VICS || f == IF_JSONL) {
@@ -370,6 +378,7 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
         li.entries = c.per_slot[i];
         IMT_TRY(imt__idx_writer_list(w, &li));
     }
+    if (f == IF_VPDQ) IMT_TRY(imt__idx_video_write(w->txn, idx, &vids, c.list_id, o.category));
     IMT_TRY(imt__idx_writer_commit(idx, w, o.stage, o.progress_opaque));
     st.list_id = c.list_id; /* committed: non-zero tells the caller so */
     st.lists = (uint32_t)c.nmeta;
@@ -388,6 +397,7 @@ cleanup:
     }
     if (fd >= 0) close(fd);
     imt__idx_sink_free(&s);
+    imt__idx_videos_free(&vids);
     imt__free(c.metas);
     imt__free(c.per_slot);
     if (stats) *stats = st;

@@ -29,6 +29,7 @@ const char *imt_hash_kind_name(imt_hash_kind k)
     case IMT_KIND_MD5: return "md5";
     case IMT_KIND_SHA1: return "sha1";
     case IMT_KIND_SHA256: return "sha256";
+    case IMT_KIND_VPDQ: return "vpdq";
     }
     return "unknown";
 }
@@ -286,7 +287,7 @@ static imt_err open_dbis(imt_index *idx, MDB_txn *txn, unsigned flags)
         if (rc && rc != MDB_NOTFOUND) return imt__idx_mdb_err(idx, rc, "opening the tables");
         if (rc) idx->has_dplus = 0;
     }
-    return IMT_OK;
+    return imt__idx_video_dbis(idx, txn, flags);
 }
 
 /* Can this process register as a reader? LMDB records readers in
@@ -407,7 +408,8 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
         err = imt__idx_mdb_err(idx, rc, "creating the environment");
         goto cleanup;
     }
-    mdb_env_set_maxdbs(idx->env, 16); /* room for additive tables (blocks.c: "blocks") */
+    mdb_env_set_maxdbs(idx->env, 16); /* room for additive tables (blocks.c: "blocks"; video.c:
+                                         "videos", "vframes") */
     mdb_env_set_maxreaders(idx->env, 1022);
     if (!idx->read_only || o.map_size)
         mdb_env_set_mapsize(idx->env, (size_t)(o.map_size ? o.map_size : DEFAULT_MAP_SIZE));

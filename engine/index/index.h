@@ -94,6 +94,8 @@ struct imt_index {
     int has_cls;                 /* 0: a read-only format 2/3 index has none */
     MDB_dbi db_dplus[3];         /* the digest deltas "md5+", "sha1+", "sha256+" */
     int has_dplus;               /* 0: a read-only format 2/3 index has none */
+    MDB_dbi db_videos, db_vframes; /* known videos (video.c); has_videos: present */
+    int has_videos;
     MDB_txn *rtxn;               /* the handle's snapshot (NULL while writing) */
     size_t snap_txnid;           /* its LMDB transaction id */
     int read_only;
@@ -140,6 +142,8 @@ struct imt_cursor {
      * table (-1: not probed) and the expected cost, to choose MIH or scan */
     int8_t (*plan)[IDX_MAX_TABLES]; /* [257][m] */
     double *mih_cost;               /* [257], in scanned-hash units */
+    struct imt__idx_vq *vq;           /* video query scratch and results (video.c) */
+    void (*vq_free)(struct imt__idx_vq *); /* set with vq (close frees through it) */
     struct imt__idx_entry *ents;      /* decoded records of the current results */
     size_t capents;
     uint8_t *synth;              /* a compact entry's record, made by a digest query */
@@ -484,7 +488,7 @@ imt_err imt__idx_fold_digests(imt__idx_writer *w, int force, uint64_t *folded);
 typedef enum imt__idx_format {
     IF_AUTO = 0, IF_PDQ_CSV, IF_TE, IF_MD5SUM, IF_SHA1SUM, IF_SHA256SUM,
     IF_HASHDEEP, IF_HEX, IF_PDQ_HEX, IF_MD5_HEX, IF_SHA1_HEX, IF_SHA256_HEX,
-    IF_VICS, IF_NSRL, IF_JSONL, IF__COUNT
+    IF_VICS, IF_NSRL, IF_JSONL, IF_VPDQ, IF__COUNT
 } imt__idx_format;
 
 /* ---- the one format detector (detect.c) --------------------------------- */
@@ -501,6 +505,46 @@ imt_err imt__idx_detect_line(imt__idx_sink *s, const char *line, uint64_t lineno
 imt_err imt__idx_parse_text(imt__idx_sink *s, int fd, imt__idx_format f, imt__idx_format *actual);
 imt_err imt__idx_parse_vics(imt__idx_sink *s, int fd, imt__idx_format f, char *actual, size_t cap);
 imt_err imt__idx_parse_nsrl(imt__idx_sink *s, const char *path);
+
+/* ---- known videos (parse_vpdq.c, video.c) --------------------------------
+ * A vPDQ hash file (vpdq-hash-video's FRAME,QUALITY,PDQ_HEX,TIMESTAMP
+ * lines) is one known video; its frames go through the sink as PDQ records
+ * (membership external id = the video's id), and the parser keeps each
+ * video's frames, which the import writes in the same transaction to two
+ * tables: "videos" (number -> list, category, id, frames) and "vframes"
+ * (PDQ hash -> the numbers of the videos holding it, LMDB duplicates).
+ * imt_query_vpdq (video.c) scores candidates from those. */
+typedef struct imt__idx_vframe {
+    uint8_t pdq[32];
+    int8_t quality;
+    double ts;
+} imt__idx_vframe;
+typedef struct imt__idx_video {
+    char *id;
+    size_t first, n;             /* its frames in imt__idx_videos.f */
+} imt__idx_video;
+typedef struct imt__idx_videos {
+    imt__idx_video *v;
+    size_t n, cap;
+    imt__idx_vframe *f;
+    size_t nf, capf;
+} imt__idx_videos;
+void imt__idx_videos_free(imt__idx_videos *v);
+/* Non-zero when the first line of the file at fd is a vPDQ line. */
+int imt__idx_vpdq_sniff(int fd);
+/* SHA-256 (hex) over a folder's hash files: sorted names and contents. */
+imt_err imt__idx_vpdq_dir_sha256(imt__idx_sink *s, const char *dir, char out[65]);
+/* Parse path (a file, fd open on it; or a folder of files, fd -1) into the
+ * sink and out. id: the video id of a single file (NULL: its name). */
+imt_err imt__idx_parse_vpdq(imt__idx_sink *s, const char *path, int fd, const char *id,
+                            imt__idx_videos *out);
+/* Open (create when writable) the two tables; absent in a read-only older
+ * index: has_videos 0. Called by index.c when it opens the tables (vtables.c). */
+imt_err imt__idx_video_dbis(imt_index *idx, MDB_txn *txn, unsigned flags);
+/* Write the parsed videos of list list_id (category cat) in w's transaction. */
+imt_err imt__idx_video_write(MDB_txn *txn, imt_index *idx, const imt__idx_videos *v,
+                             uint32_t list_id, int32_t cat);
+
 
 /* ---- records and keys -------------------------------------------------- */
 static inline void imt__idx_put_be32(uint8_t *p, uint32_t v)

@@ -156,6 +156,7 @@ void imt_cursor_close(imt_cursor *c)
     imt__free(c->synth);
     imt__free(c->plan);
     imt__free(c->mih_cost);
+    if (c->vq_free) c->vq_free(c->vq);
     imt__free(c);
 }
 

@@ -150,8 +150,7 @@ imt_err imt_report_convert(const char *in_path, FILE *out, const imt_report_opts
         }
         c.record_line = line;
         if (!c.hits_only || imt__record_has_hit(&jr.rec)) IMT_TRY(w->record(&c, &jr.rec));
-        imt__free(jr.ms);
-        jr.ms = NULL;
+        imt__jrecord_clear(&jr);
         yajl_tree_free(v);
         v = NULL;
     }
@@ -170,7 +169,7 @@ cleanup:
         err = IMT_E_WRITE;
     }
     if (err == IMT_E_NOMEM && !detail[0]) imt__set_detail(detail, cap, "out of memory%s", "");
-    imt__free(jr.ms);
+    imt__jrecord_clear(&jr);
     yajl_tree_free(v);
     yajl_tree_free(c.header);
     yajl_tree_free(c.summary);

@@ -62,11 +62,12 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     imt__buf_puts(b, ",\"case\":");
     imt__put_str_or_null(b, r->o.case_id);
     imt__buf_printf(b, ",\"entries\":%llu,\"files\":%llu,\"images\":%llu,\"bytes\":%llu,"
-                    "\"hit_files\":%llu,\"distinct_known_items\":%llu,"
+                    "\"hit_items\":%llu,\"hit_files\":%llu,\"distinct_known_items\":%llu,"
                     "\"known_good_files\":%llu,\"low_quality_images\":%llu,"
                     "\"scan_errors\":%llu,\"types\":{",
                     (unsigned long long)r->sum.entries, (unsigned long long)r->sum.files,
                     (unsigned long long)r->sum.images, (unsigned long long)r->sum.bytes,
+                    (unsigned long long)(r->sum.n_seized + r->sum.unkeyed_hits),
                     (unsigned long long)r->sum.hit_files, (unsigned long long)r->sum.n_items,
                     (unsigned long long)r->sum.known_good_files, (unsigned long long)r->sum.low_quality,
                     (unsigned long long)r->sum.errors);
@@ -175,8 +176,10 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
             first = 0;
         }
     }
-    imt__buf_printf(s, "\n  hits: %llu files, %llu distinct known items\n",
-                    (unsigned long long)r->sum.hit_files, (unsigned long long)r->sum.n_items);
+    imt__buf_printf(s, "\n  hits: %llu files, %llu distinct seized items, %llu distinct known items\n",
+                    (unsigned long long)r->sum.hit_files,
+                    (unsigned long long)(r->sum.n_seized + r->sum.unkeyed_hits),
+                    (unsigned long long)r->sum.n_items);
     for (size_t i = 0; i < r->sum.n_cats; i++) {
         const imt__hitcat *c = &r->sum.cats[i];
         imt__buf_printf(s, "    list %u \"%s\" (%s) category ", (unsigned)c->list_id, c->list,

@@ -7,6 +7,7 @@
  * trip record -> line -> facts for every kind of record. */
 #include "report.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,10 @@ void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f)
         f->read = 1;
         f->read_bytes = rec->hash->file_size;
         f->has_pdq = rec->hash->has_pdq;
+        if (rec->hash->digests & IMT_DIGEST_SHA1) {
+            f->has_sha1 = 1;
+            memcpy(f->sha1, rec->hash->sha1, 20);
+        }
     }
     f->known_good = rec->known_good;
     /* Written (and so counted) only for a file that was read. */
@@ -33,6 +38,12 @@ void imt__facts_from_record(const imt_scan_record *rec, imt__rfacts *f)
     f->expanded = rec->container.expanded;
     f->encrypted = rec->container.encrypted;
     f->limits = rec->container.limits;
+}
+
+/* Lowercase or uppercase hex of exactly n bytes. */
+static int unhex(const char *s, uint8_t *d, size_t n)
+{
+    return s && imt_hex_decode(d, n, s, strlen(s)) == IMT_OK;
 }
 
 /* "member" and "container" (record.c's put_container_json) into c; the
@@ -109,6 +120,7 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
         f->read = 1;
         f->read_bytes = (uint64_t)YAJL_GET_INTEGER(rb);
         f->has_pdq = str_member(v, "pdq") != NULL; /* written iff has_pdq */
+        f->has_sha1 = unhex(str_member(v, "sha1"), f->sha1, 20);
     }
     f->known_good = true_member(v, "known_good");
     const char *pm = str_member(v, "pdq_matching");
@@ -123,8 +135,19 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
     if (!arr) return IMT_E_PARSE;
     size_t n = arr->u.array.len;
     if (!n) return IMT_OK;
-    imt_scan_match *ms = imt__calloc(n, sizeof *ms);
+    /* one block: the matches, then the time ranges of vpdq matches */
+    size_t nranges = 0, bytes;
+    for (size_t i = 0; i < n; i++) {
+        yajl_val rg = member(arr->u.array.values[i], "ranges", yajl_t_array);
+        if (rg) nranges += rg->u.array.len;
+    }
+    if (nranges > SIZE_MAX / (2 * sizeof(double)) / 2 ||
+        !imt__mul_ok(n, sizeof(imt_scan_match), &bytes) ||
+        bytes > SIZE_MAX - nranges * 2 * sizeof(double))
+        return IMT_E_NOMEM;
+    imt_scan_match *ms = imt__calloc(1, bytes + nranges * 2 * sizeof(double));
     if (!ms) return IMT_E_NOMEM;
+    double *rgs = (double *)(void *)((char *)ms + bytes);
     for (size_t i = 0; i < n; i++) {
         yajl_val m = arr->u.array.values[i];
         imt_scan_match *o = &ms[i];
@@ -152,6 +175,29 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
         o->known_good = true_member(m, "known_good");
         const char *dp = str_member(m, "disposition");
         o->disposition = !dp && o->known_good ? IMT_DISP_IGNORE : IMT_DISP_ALERT;
+        x = member(m, "frame", yajl_t_number);
+        o->frame = x && YAJL_GET_INTEGER(x) >= 0 && YAJL_GET_INTEGER(x) < UINT32_MAX
+                       ? (uint32_t)YAJL_GET_INTEGER(x) + 1 : 0;
+        if (kind && !strcmp(kind, imt_hash_kind_name(IMT_KIND_VPDQ))) {
+            o->kind = IMT_KIND_VPDQ;
+            x = member(m, "query_pct", yajl_t_number);
+            o->query_pct = x ? YAJL_GET_DOUBLE(x) : 0;
+            x = member(m, "compared_pct", yajl_t_number);
+            o->compared_pct = x ? YAJL_GET_DOUBLE(x) : 0;
+            yajl_val rg = member(m, "ranges", yajl_t_array);
+            o->ranges = rgs;
+            for (size_t k = 0; rg && k < rg->u.array.len; k++) {
+                yajl_val pr = rg->u.array.values[k];
+                if (!YAJL_IS_ARRAY(pr) || pr->u.array.len != 2 ||
+                    !YAJL_IS_NUMBER(pr->u.array.values[0]) || !YAJL_IS_NUMBER(pr->u.array.values[1])) {
+                    imt__free(ms);
+                    return IMT_E_PARSE;
+                }
+                *rgs++ = YAJL_GET_DOUBLE(pr->u.array.values[0]);
+                *rgs++ = YAJL_GET_DOUBLE(pr->u.array.values[1]);
+                o->n_ranges++;
+            }
+        }
         for (int d = 0; dp && d < 3; d++)
             if (!strcmp(dp, imt_disposition_name((imt_disposition)d)))
                 o->disposition = (imt_disposition)d;
@@ -162,11 +208,6 @@ imt_err imt__facts_from_json(yajl_val v, imt__rfacts *f, imt_scan_match **out)
     return IMT_OK;
 }
 
-/* Lowercase or uppercase hex of exactly n bytes. */
-static int unhex(const char *s, uint8_t *d, size_t n)
-{
-    return s && imt_hex_decode(d, n, s, strlen(s)) == IMT_OK;
-}
 
 static uint64_t u64_member(yajl_val o, const char *key, int *have)
 {
@@ -189,7 +230,7 @@ static int embedded_from_json(yajl_val v, imt_subitem *sub, size_t max, size_t *
         memset(u, 0, sizeof *u);
         const char *kind = str_member(e, "kind"), *st = str_member(e, "status");
         if (!kind || !st) return 0;
-        for (int k = 1; k <= 3; k++)
+        for (int k = 1; k < IMT_SUB__COUNT; k++)
             if (!strcmp(kind, imt_subitem_kind_name((imt_subitem_kind)k)))
                 u->kind = (imt_subitem_kind)k;
         u->status = IMT_E__COUNT;
@@ -199,6 +240,13 @@ static int embedded_from_json(yajl_val v, imt_subitem *sub, size_t max, size_t *
         u->index = (uint32_t)u64_member(e, "index", NULL);
         u->offset = u64_member(e, "offset", NULL);
         u->size = u64_member(e, "size", NULL);
+        const char *id = str_member(e, "entry_id");
+        if (id) {
+            char *end = NULL;
+            unsigned long long x = strtoull(id, &end, 16);
+            if (strlen(id) != 16 || *end) return 0;
+            u->entry_id = x;
+        }
         const char *d = str_member(e, "detail"), *fmt = str_member(e, "format");
         if (d) imt__set_detail(u->detail, sizeof u->detail, "%s", d);
         for (int k = 0; fmt && k < IMT_FMT__COUNT; k++)
@@ -259,6 +307,43 @@ static int has_flag(yajl_val v, const char *flag)
         if (YAJL_IS_STRING(x) && !strcmp(x->u.string, flag)) return 1;
     }
     return 0;
+}
+
+/* A video's "frames" (record.c's put_frames_json) into out->frames
+ * (imt__malloc'd; imt__jrecord_clear frees it). 0 on a malformed member. */
+static int frames_from_json(yajl_val v, imt__jrecord *out)
+{
+    yajl_val arr = member(v, "frames", yajl_t_array);
+    if (!arr) return 1;
+    imt_hash_result *h = &out->hash;
+    size_t n = arr->u.array.len;
+    if (!n) return 1;
+    out->frames = imt__calloc(n, sizeof *out->frames);
+    if (!out->frames) return 0;
+    for (size_t i = 0; i < n; i++) {
+        yajl_val e = arr->u.array.values[i];
+        imt_video_frame *f = &out->frames[i];
+        const char *pdq = str_member(e, "pdq");
+        yajl_val ts = member(e, "timestamp", yajl_t_number);
+        if (!pdq || !ts || imt_pdq_from_hex(&f->pdq, pdq, strlen(pdq)) != IMT_OK) return 0;
+        f->number = u64_member(e, "frame", NULL);
+        f->quality = (int)u64_member(e, "quality", NULL);
+        f->timestamp = YAJL_GET_DOUBLE(ts);
+    }
+    h->frames = out->frames;
+    h->n_frames = n;
+    yajl_val d = member(v, "duration", yajl_t_number);
+    h->duration = d ? YAJL_GET_DOUBLE(d) : 0;
+    if (!h->has_pdq) h->partial = true_member(v, "partial");
+    return 1;
+}
+
+void imt__jrecord_clear(imt__jrecord *r)
+{
+    imt__free(r->ms);
+    imt__free(r->frames);
+    r->ms = NULL;
+    r->frames = NULL;
 }
 
 imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
@@ -325,8 +410,32 @@ imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
             h->partial = true_member(v, "partial");
         }
         h->changed = true_member(v, "changed_during_read");
-        if (!embedded_from_json(v, out->sub, IMT_MAX_SUBITEMS, &h->n_sub)) goto bad;
-        h->sub = out->sub;
+        if (!frames_from_json(v, out)) goto bad;
+        /* A thumbnail cache lists up to IMT_MAX_CACHE_ENTRIES pictures: more
+         * than out->sub holds go after the matches in the one block out->ms
+         * (which the caller frees). */
+        imt_subitem *sub = out->sub;
+        size_t max = IMT_MAX_SUBITEMS;
+        yajl_val arr = member(v, "embedded", yajl_t_array);
+        if (arr && arr->u.array.len > IMT_MAX_SUBITEMS) {
+            max = arr->u.array.len < IMT_MAX_CACHE_ENTRIES ? arr->u.array.len
+                                                           : IMT_MAX_CACHE_ENTRIES;
+            size_t mb = f.n_matches * sizeof *f.matches;
+            mb = (mb + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+            char *blk = imt__malloc(mb + max * sizeof *sub);
+            if (!blk) {
+                imt__free(out->ms);
+                out->ms = NULL;
+                return IMT_E_NOMEM;
+            }
+            if (f.n_matches) memcpy(blk, f.matches, f.n_matches * sizeof *f.matches);
+            imt__free(out->ms);
+            out->ms = (imt_scan_match *)(void *)blk;
+            f.matches = out->ms;
+            sub = (imt_subitem *)(void *)(blk + mb);
+        }
+        if (!embedded_from_json(v, sub, max, &h->n_sub)) goto bad;
+        h->sub = sub;
         h->sub_omitted = (size_t)u64_member(v, "embedded_omitted", NULL);
         h->thumbnail_differs = has_flag(v, "thumbnail-differs");
     }
@@ -353,7 +462,6 @@ imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
     if (!container_from_json(v, &r->container)) goto bad;
     return IMT_OK;
 bad:
-    imt__free(out->ms);
-    out->ms = NULL;
+    imt__jrecord_clear(out);
     return IMT_E_PARSE;
 }

@@ -96,6 +96,8 @@ static void put_options(imt__buf *b, const imt_scan_opts *o, const imt_report_op
                     "\"max_dimension\":%u,\"max_file_size\":%llu,\"time_budget_ms\":%u,"
                     "\"containers\":{\"enabled\":%s,\"max_depth\":%u,\"max_members\":%llu,"
                     "\"max_expanded_bytes\":%llu,\"max_ratio\":%u,\"max_buffer\":%llu},"
+                    "\"seconds_per_hash\":%.6g,\"vpdq\":{\"distance\":%d,\"min_quality\":%d,"
+                    "\"query_pct\":%.6g,\"compared_pct\":%.6g},"
                     "\"hits_only\":%s,\"format\":\"%s\"}",
                     h->pdq ? "true" : "false", o->pdq_distance, o->min_quality,
                     o->one_file_system ? "true" : "false",
@@ -107,6 +109,8 @@ static void put_options(imt__buf *b, const imt_scan_opts *o, const imt_report_op
                     (unsigned long long)o->containers.max_total_bytes,
                     (unsigned)o->containers.max_ratio,
                     (unsigned long long)o->containers.max_buffer,
+                    h->seconds_per_hash, o->vpdq.distance,
+                    o->vpdq.min_quality, o->vpdq.query_pct, o->vpdq.compared_pct,
                     ro->hits_only ? "true" : "false",
                     ro->format == IMT_REPORT_CSV ? "csv" : "jsonl");
 }

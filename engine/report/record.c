@@ -35,7 +35,33 @@ static void put_match_json(imt__buf *b, const imt_scan_match *m)
                     m->known_good ? "true" : "false", imt_disposition_name(m->disposition),
                     (unsigned long long)m->entry);
     if (m->subitem >= 0) imt__buf_printf(b, ",\"embedded\":%d", (int)m->subitem);
+    if (m->frame) imt__buf_printf(b, ",\"frame\":%u", (unsigned)(m->frame - 1));
+    if (m->kind == IMT_KIND_VPDQ) {
+        imt__buf_printf(b, ",\"query_pct\":%.2f,\"compared_pct\":%.2f,\"ranges\":[",
+                        m->query_pct, m->compared_pct);
+        for (size_t i = 0; i < m->n_ranges; i++)
+            imt__buf_printf(b, "%s[%.3f,%.3f]", i ? "," : "", m->ranges[2 * i],
+                            m->ranges[2 * i + 1]);
+        imt__buf_puts(b, "]");
+    }
     imt__buf_puts(b, "}");
+}
+
+/* A video's sampled frames, as vPDQ has them (frame, quality, pdq,
+ * timestamp); facts.c reads them back. */
+static void put_frames_json(imt__buf *b, const imt_hash_result *h)
+{
+    imt__buf_printf(b, ",\"duration\":%.3f,\"frames\":[", h->duration);
+    for (size_t i = 0; i < h->n_frames; i++) {
+        const imt_video_frame *f = &h->frames[i];
+        char hx[IMT_PDQ_HEX_LEN + 1];
+        imt_pdq_to_hex(&f->pdq, hx);
+        imt__buf_printf(b, "%s{\"frame\":%llu,\"quality\":%d,\"pdq\":\"%s\",\"timestamp\":%.3f}",
+                        i ? "," : "", (unsigned long long)f->number, f->quality, hx,
+                        f->timestamp);
+    }
+    imt__buf_puts(b, "]");
+    if (h->partial) imt__buf_puts(b, ",\"partial\":true");
 }
 
 /* The embedded pictures (sub-items) of a file: where, what, their hash, how
@@ -52,6 +78,7 @@ static void put_embedded_json(imt__buf *b, const imt_scan_record *rec)
                         "\"status\":\"%s\"", imt_subitem_kind_name(u->kind), (unsigned)u->index,
                         (unsigned long long)u->offset, (unsigned long long)u->size,
                         imt_err_name(u->status));
+        if (u->entry_id) imt__buf_printf(b, ",\"entry_id\":\"%016llx\"", (unsigned long long)u->entry_id);
         if (u->detail[0]) {
             imt__buf_puts(b, ",\"detail\":");
             imt__buf_json_str(b, u->detail);
@@ -180,6 +207,7 @@ void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
         if (h->changed) imt__buf_puts(b, ",\"changed_during_read\":true");
         if (h->thumbnail_differs) imt__buf_puts(b, ",\"flags\":[\"thumbnail-differs\"]");
         if (h->n_sub) put_embedded_json(b, rec);
+        if (h->n_frames) put_frames_json(b, h);
     }
     put_container_json(b, rec);
     if (rec->known_good)

@@ -54,6 +54,8 @@ typedef struct imt__rfacts {
     int has_pdq;
     int known_good;
     int low_quality;
+    int has_sha1;              /* sha1: the file's content, what makes it one seized item */
+    uint8_t sha1[20];
     const imt_scan_match *matches; /* borrowed */
     size_t n_matches;
     uint32_t depth;            /* a container's member (1, 2, ...) or 0 */
@@ -78,9 +80,12 @@ typedef struct imt__jrecord {
     imt_subitem sub[IMT_MAX_SUBITEMS]; /* hash.sub points here: "embedded" */
     imt_carve_hit carved;      /* rec.carved points here: "carved" */
     imt_scan_match *ms;
+    imt_video_frame *frames;   /* hash.frames points here: "frames" */
 } imt__jrecord;
 
 imt_err imt__record_from_json(yajl_val v, imt__jrecord *out);
+/* Free what imt__record_from_json allocated (ms, frames). */
+void imt__jrecord_clear(imt__jrecord *r);
 
 /* A string yajl decoded in place: \udcXX (a byte that is not UTF-8) back
  * into its byte. Returns s. */
@@ -97,9 +102,11 @@ typedef struct imt__hitcat {
     uint64_t files;
 } imt__hitcat;
 
-/* Distinct known items: index entry -> highest severity weight seen. */
+/* A set of distinct items -> highest severity weight seen: known index
+ * entries (key: the entry number) and seized items (key: the file's SHA-1,
+ * or a per-record number for a file without one). */
 typedef struct imt__item {
-    uint64_t entry;
+    uint8_t key[20];
     int weight;
     int used;
 } imt__item;
@@ -112,8 +119,12 @@ typedef struct imt__summary {
     uint64_t find_by_status[IMT_E__COUNT]; /* findings about the others */
     imt__hitcat *cats;
     size_t n_cats;
-    imt__item *items;
+    imt__item *items;          /* distinct known items matched */
     size_t n_items, items_cap;
+    imt__item *seized;         /* distinct seized items (contents) with hits */
+    size_t n_seized, seized_cap;
+    uint64_t unkeyed_hits;     /* files with hits but no SHA-1: one item each */
+    uint64_t unkeyed_by_w[11];
     char *first_hit;           /* JSON literal of its path */
     double first_hit_after;
     int64_t earliest_hit_mtime;

@@ -17,6 +17,7 @@ void imt__summary_free(imt__summary *s)
     }
     imt__free(s->cats);
     imt__free(s->items);
+    imt__free(s->seized);
     imt__free(s->first_hit);
     memset(s, 0, sizeof *s);
 }
@@ -46,32 +47,43 @@ int imt__severity(const char *scheme, int32_t cat)
     return 1;
 }
 
-static imt_err note_item(imt__summary *r, uint64_t entry, int weight)
+static size_t key_slot(const uint8_t key[20], size_t mask)
 {
-    if ((r->n_items + 1) * 2 > r->items_cap) {
-        size_t nc = r->items_cap ? r->items_cap * 2 : 64;
+    uint64_t x;
+    memcpy(&x, key, sizeof x);
+    return (size_t)((x ^ (uint64_t)key[8] << 56) * 0x9E3779B97F4A7C15ull >> 7) & mask;
+}
+
+/* Add key to the set *tab (open addressing, at most half full), keeping
+ * the highest weight seen for it. */
+static imt_err note_key(imt__item **tab, size_t *n, size_t *cap, const uint8_t key[20],
+                        int weight)
+{
+    if ((*n + 1) * 2 > *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
         imt__item *ni = imt__calloc(nc, sizeof *ni);
         if (!ni) return IMT_E_NOMEM;
-        for (size_t i = 0; i < r->items_cap; i++) {
-            if (!r->items[i].used) continue;
-            size_t k = (size_t)(r->items[i].entry * 0x9E3779B97F4A7C15ull >> 7) & (nc - 1);
+        for (size_t i = 0; i < *cap; i++) {
+            if (!(*tab)[i].used) continue;
+            size_t k = key_slot((*tab)[i].key, nc - 1);
             while (ni[k].used) k = (k + 1) & (nc - 1);
-            ni[k] = r->items[i];
+            ni[k] = (*tab)[i];
         }
-        imt__free(r->items);
-        r->items = ni;
-        r->items_cap = nc;
+        imt__free(*tab);
+        *tab = ni;
+        *cap = nc;
     }
-    size_t mask = r->items_cap - 1;
-    size_t k = (size_t)(entry * 0x9E3779B97F4A7C15ull >> 7) & mask;
-    while (r->items[k].used && r->items[k].entry != entry) k = (k + 1) & mask;
-    if (!r->items[k].used) {
-        r->items[k].used = 1;
-        r->items[k].entry = entry;
-        r->items[k].weight = weight;
-        r->n_items++;
-    } else if (weight > r->items[k].weight) {
-        r->items[k].weight = weight;
+    size_t mask = *cap - 1;
+    imt__item *t = *tab;
+    size_t k = key_slot(key, mask);
+    while (t[k].used && memcmp(t[k].key, key, 20)) k = (k + 1) & mask;
+    if (!t[k].used) {
+        t[k].used = 1;
+        memcpy(t[k].key, key, 20);
+        t[k].weight = weight;
+        (*n)++;
+    } else if (weight > t[k].weight) {
+        t[k].weight = weight;
     }
     return IMT_OK;
 }
@@ -150,7 +162,7 @@ imt_err imt__summary_add(imt__summary *r, const imt__rfacts *f, const char *path
     for (int i = 0; i < IMT_CLIMIT__COUNT; i++)
         if (f->limits & (1u << i)) r->limits[i]++;
     if (f->low_quality) r->low_quality++;
-    int hit = 0;
+    int hit = 0, file_weight = 0;
     for (size_t i = 0; i < f->n_matches; i++) {
         const imt_scan_match *m = &f->matches[i];
         /* One file counts once per (list, category) however many entries. */
@@ -163,10 +175,24 @@ imt_err imt__summary_add(imt__summary *r, const imt__rfacts *f, const char *path
         }
         if (!seen) IMT_TRY(note_cat(r, m));
         if (m->disposition != IMT_DISP_ALERT) continue;
+        int w = imt__severity(m->scheme, m->category);
+        if (!hit || w > file_weight) file_weight = w;
         hit = 1;
-        IMT_TRY(note_item(r, m->entry, imt__severity(m->scheme, m->category)));
+        uint8_t key[20] = {0};
+        memcpy(key, &m->entry, sizeof m->entry);
+        IMT_TRY(note_key(&r->items, &r->n_items, &r->items_cap, key, w));
     }
     if (hit) {
+        /* One seized item per distinct content (byte-identical copies are
+         * one picture found); a record without a digest is its own item. */
+        uint8_t key[20] = {0};
+        if (f->has_sha1) {
+            memcpy(key, f->sha1, 20);
+            IMT_TRY(note_key(&r->seized, &r->n_seized, &r->seized_cap, key, file_weight));
+        } else {
+            r->unkeyed_hits++;
+            if (file_weight >= 0 && file_weight <= 10) r->unkeyed_by_w[file_weight]++;
+        }
         r->hit_files++;
         if (!r->first_hit) {
             r->first_hit = imt__strdup(path_json);
@@ -185,20 +211,33 @@ cleanup:
     return err;
 }
 
+/* priority = S + D (README, "Priority score"). S counts what was found on
+ * the device, not the shape of the lists: each distinct seized item (file
+ * content) with an alerting match adds the severity weight of the most
+ * severe category it matched, once, however many near-duplicate entries of
+ * however many lists it matched and however many copies the device holds.
+ * D, the hit density in 0..1, orders devices of equal S. The distinct
+ * known items matched are a secondary figure, in the explanation and the
+ * summary's "distinct_known_items". */
 double imt__priority(const imt__summary *r, imt__buf *b)
 {
     uint64_t by_w[11] = {0}, sum = 0;
-    for (size_t i = 0; i < r->items_cap; i++) {
-        if (!r->items[i].used) continue;
-        int w = r->items[i].weight;
+    for (int w = 0; w <= 10; w++) {
+        by_w[w] = r->unkeyed_by_w[w];
+        sum += by_w[w] * (uint64_t)w;
+    }
+    for (size_t i = 0; i < r->seized_cap; i++) {
+        if (!r->seized[i].used) continue;
+        int w = r->seized[i].weight;
         if (w >= 0 && w <= 10) by_w[w]++;
         sum += (uint64_t)(w > 0 ? w : 0);
     }
+    uint64_t n = (uint64_t)r->n_seized + r->unkeyed_hits;
     double density = r->files ? (double)r->hit_files / (double)r->files : 0.0;
     double p = (double)sum + density;
-    imt__buf_printf(b, "priority %.3f = %llu (sum over %llu distinct known items of their "
-                    "category severity weight:", p, (unsigned long long)sum,
-                    (unsigned long long)r->n_items);
+    imt__buf_printf(b, "priority %.3f = %llu (sum over %llu distinct seized items with hits of "
+                    "the severity weight of the most severe category each matched:", p,
+                    (unsigned long long)sum, (unsigned long long)n);
     int any = 0;
     for (int w = 10; w >= 0; w--) {
         if (!by_w[w]) continue;
@@ -206,8 +245,10 @@ double imt__priority(const imt__summary *r, imt__buf *b)
         any = 1;
     }
     if (!any) imt__buf_puts(b, " none");
-    imt__buf_printf(b, ") + %.3f (hit density: %llu files with hits / %llu files read)",
-                    density, (unsigned long long)r->hit_files, (unsigned long long)r->files);
+    imt__buf_printf(b, ") + %.3f (hit density: %llu files with hits / %llu files read); "
+                    "%llu distinct known items matched",
+                    density, (unsigned long long)r->hit_files, (unsigned long long)r->files,
+                    (unsigned long long)r->n_items);
     /* Not in the score (nothing known was seen), but never silent. */
     if (r->encrypted_containers)
         imt__buf_printf(b, "; %llu encrypted %s not examined",

@@ -18,6 +18,7 @@
 #include "decode/decode.h"
 #include "hash/hash.h"
 #include "scan.h"
+#include "video/video.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,8 @@
 /* The most bytes of one embedded picture collected (a camera's MPF
  * preview is a few MB); a larger one is too-large, not read. */
 #define SUB_MAX_BYTES ((size_t)16 << 20)
+/* The most bytes of a Thumbs.db (an OLE2 file, read whole: thumbsdb.c) */
+#define OLE_MAX_BYTES ((size_t)64 << 20)
 
 struct imt_hasher {
     imt_hash_opts opts;
@@ -51,7 +54,27 @@ struct imt_hasher {
     uint64_t emb_got[IMT_MAX_SUBITEMS];
     int emb_want[IMT_MAX_SUBITEMS]; /* being collected */
     imt_subitem sub[IMT_MAX_SUBITEMS];
+    /* the sampled frames of the current video (buffers reused across files) */
+    imt_video_frame *frames;
+    size_t n_frames, cap_frames;
+    int video_threads;           /* 0: opts.video_threads */
+    /* a thumbnail cache: its entries, hashed as the stream passes them
+     * (thumbcache_*.db), or the whole file gathered (Thumbs.db) */
+    imt_tcache *tc;
+    int tc_on, ole_on;
+    uint8_t *ole;
+    size_t ole_len, ole_cap;
+    int ole_over;                  /* the file is larger than gathered */
+    imt_subitem *csub;             /* up to IMT_MAX_CACHE_ENTRIES */
+    size_t n_csub, csub_cap;
+    imt_hash_result *cres;         /* the result being filled */
+    const imt_decode_limits *clim;
+    size_t ctimeout;               /* entries the time budget left unhashed */
 };
+
+/* The largest video frame decoded (RGB24 + float luma: 7 bytes a pixel);
+ * --max-pixels applies below it. 8K is 2^25. */
+#define VIDEO_MAX_PIXELS ((uint64_t)1 << 26)
 
 /* What a hole of a sparse file reads as. */
 static const uint8_t zeros[CHUNK];
@@ -73,6 +96,7 @@ typedef struct source {
                               opened: digests and size agree); 0 = to EOF */
     const uint8_t *first;  /* the already-read first chunk, replayed once */
     size_t first_len;
+    uint64_t base;         /* fd: the offset reading started at (video pread) */
     int eof;
     imt_err err;           /* sticky read error */
     int read_errno;
@@ -133,6 +157,8 @@ static int emb_pending(const imt_hasher *h)
         if (h->emb_want[i] && h->emb_got[i] < h->emb[i].size) return 1;
     return 0;
 }
+
+static void cache_feed(imt_hasher *h, const uint8_t *d, size_t n);
 
 /* Read the next chunk from the underlying file and digest it. */
 static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
@@ -202,6 +228,7 @@ static imt_err src_fetch(source *s, const uint8_t **data, size_t *len)
     }
     if (*len == 0) s->eof = 1;
     if (s->h->n_emb) collect(s->h, s->total, *data, *len);
+    if (s->h->tc_on || s->h->ole_on) cache_feed(s->h, *data, *len);
     imt__digest_update(s->h->dig, *data, *len);
     s->total += *len;
     if (!s->sparse || *data != zeros) drop_behind(s, *len == 0);
@@ -244,6 +271,9 @@ void imt_hash_opts_init(imt_hash_opts *o)
     o->max_dimension = 100000;
     o->time_budget_ms = 60000;
     o->embedded = 1;
+    o->seconds_per_hash = 1.0;
+    o->max_video_frames = 36000;
+    o->video_threads = 1;
 }
 
 imt_err imt_hasher_create(imt_hasher **out, const imt_hash_opts *opts)
@@ -260,6 +290,11 @@ imt_err imt_hasher_create(imt_hasher **out, const imt_hash_opts *opts)
         goto cleanup;
     }
     h->opts.digests &= IMT_DIGEST_ALL;
+    if (!(h->opts.seconds_per_hash > 0) || h->opts.seconds_per_hash > 1e9) {
+        err = IMT_E_INVALID;
+        goto cleanup;
+    }
+    if (!h->opts.max_video_frames) h->opts.max_video_frames = 1;
     IMT_TRY(imt__decoder_create(&h->dec));
     IMT_TRY(imt__pdq_ctx_create(&h->pdq));
     IMT_TRY(imt__digest_create(&h->dig));
@@ -283,7 +318,16 @@ void imt_hasher_free(imt_hasher *h)
     imt__digest_free(h->dig);
     imt__free(h->buf);
     for (size_t i = 0; i < IMT_MAX_SUBITEMS; i++) imt__free(h->emb_buf[i]);
+    imt__free(h->frames);
+    imt__tc_free(h->tc);
+    imt__free(h->ole);
+    imt__free(h->csub);
     imt__free(h);
+}
+
+void imt__hasher_set_video_threads(imt_hasher *h, int n)
+{
+    if (h) h->video_threads = n < 1 ? 1 : n > 16 ? 16 : n;
 }
 
 const char *imt_hasher_last_error(const imt_hasher *h)
@@ -376,6 +420,7 @@ static imt_err memrd_pull(void *ctx, const uint8_t **d, size_t *l)
 static void sub_finish(imt_hasher *h, imt_subitem *u, imt_err e, const imt_luma *luma,
                        char *detail, imt_hash_result *res)
 {
+    int compare = u->kind != IMT_SUB_TIFF_PAGE; /* a page is another picture */
     u->width = luma->width;
     u->height = luma->height;
     if (e == IMT_OK) {
@@ -390,7 +435,7 @@ static void sub_finish(imt_hasher *h, imt_subitem *u, imt_err e, const imt_luma 
     }
     u->has_pdq = 1;
     if (luma->partial) imt__set_detail(u->detail, sizeof u->detail, "%s", detail);
-    if (res->has_pdq) {
+    if (res->has_pdq && compare) {
         int best = 256;
         for (int d = 0; d < IMT_DIH__COUNT; d++) {
             int x = imt_pdq_distance(&u->pdq[d], &res->pdq[0]);
@@ -400,6 +445,236 @@ static void sub_finish(imt_hasher *h, imt_subitem *u, imt_err e, const imt_luma 
         u->differs = best > IMT_PDQ_MATCH_DISTANCE;
         if (u->differs) res->thumbnail_differs = 1;
     }
+}
+
+/* Decode and hash a sub-item's picture from its bytes. */
+static void decode_sub(imt_hasher *h, imt_subitem *u, const uint8_t *b, size_t n,
+                       const imt_decode_limits *lim, imt_hash_result *res)
+{
+    u->format = imt_sniff(b, n);
+    if (!imt_format_decodable(u->format)) {
+        u->status = u->format == IMT_FMT_UNKNOWN ? IMT_E_NOT_IMAGE : IMT_E_UNSUPPORTED;
+        imt__set_detail(u->detail, sizeof u->detail, "%s",
+                        u->format == IMT_FMT_UNKNOWN ? "no known image signature"
+                                                     : "format not decoded");
+        return;
+    }
+    memrd m = {b, n, 0};
+    imt_reader rd = {memrd_pull, &m};
+    imt_luma luma;
+    char detail[256] = "";
+    imt_err e = imt__decode_luma(h->dec, u->format, &rd, h->opts.mode, lim, &luma, detail,
+                                 sizeof detail);
+    sub_finish(h, u, e, &luma, detail, res);
+}
+
+/* ---- thumbnail caches ----------------------------------------------------
+ * Every cached picture is a sub-item (kind, entry id, where its bytes are),
+ * hashed like an embedded picture; the list grows up to
+ * IMT_MAX_CACHE_ENTRIES (kept by the hasher for its next file). The file's
+ * own status is not-an-image: it is a container, its detail says what
+ * it held. */
+
+/* The next cache sub-item, or NULL (counted as omitted) at the bound, out of
+ * memory or past the time budget. */
+static imt_subitem *csub_next(imt_hasher *h)
+{
+    imt_hash_result *res = h->cres;
+    if (h->clim->deadline_ms && imt__now_ms() > h->clim->deadline_ms) {
+        h->ctimeout++;
+        res->sub_omitted++;
+        return NULL;
+    }
+    if (h->n_csub == IMT_MAX_CACHE_ENTRIES) {
+        res->sub_omitted++;
+        return NULL;
+    }
+    if (h->n_csub == h->csub_cap) {
+        size_t cap = h->csub_cap ? 2 * h->csub_cap : 64;
+        if (cap > IMT_MAX_CACHE_ENTRIES) cap = IMT_MAX_CACHE_ENTRIES;
+        imt_subitem *c = imt__realloc(h->csub, cap * sizeof *c);
+        if (!c) {
+            res->sub_omitted++;
+            return NULL;
+        }
+        h->csub = c;
+        h->csub_cap = cap;
+    }
+    imt_subitem *u = &h->csub[h->n_csub++];
+    memset(u, 0, sizeof *u);
+    u->distance = -1;
+    return u;
+}
+
+/* A cache entry's picture: hashed now (its bytes are the parser's until it
+ * returns). */
+static void cache_entry(imt_hasher *h, imt_subitem_kind kind, uint32_t index, uint64_t id,
+                        uint64_t offset, uint64_t size, imt_err st, const uint8_t *data)
+{
+    imt_subitem *u = csub_next(h);
+    if (!u) return;
+    u->kind = kind;
+    u->index = index;
+    u->entry_id = id;
+    u->offset = offset;
+    u->size = size;
+    if (st != IMT_OK || !data) {
+        u->status = st != IMT_OK ? st : IMT_E_INTERNAL;
+        if (st == IMT_E_TOO_LARGE)
+            imt__set_detail(u->detail, sizeof u->detail,
+                            "cache entry of %llu bytes, over the %zu collected",
+                            (unsigned long long)size, SUB_MAX_BYTES);
+        else if (st == IMT_E_TRUNCATED)
+            imt__set_detail(u->detail, sizeof u->detail,
+                            "the file ends inside this entry's %llu bytes",
+                            (unsigned long long)size);
+        else if (st == IMT_E_NOT_FOUND)
+            imt__set_detail(u->detail, sizeof u->detail, "no stream for this catalog record");
+        else if (st == IMT_E_NOT_IMAGE)
+            imt__set_detail(u->detail, sizeof u->detail, "no JPEG in this thumbnail stream");
+        else if (st == IMT_E_CORRUPT)
+            imt__set_detail(u->detail, sizeof u->detail, "its OLE2 sector chain is broken");
+        else
+            imt__set_detail(u->detail, sizeof u->detail, "%s", imt_strerror(u->status));
+        return;
+    }
+    decode_sub(h, u, data, (size_t)size, h->clim, h->cres);
+}
+
+static void thumbsdb_entry(void *ctx, const imt_tdb_entry *e, const uint8_t *data)
+{
+    cache_entry(ctx, IMT_SUB_THUMBSDB_ENTRY, e->index, e->id, 0, e->size, e->status, data);
+}
+
+static void tc_entry(void *ctx, const imt_tc_entry *e, const uint8_t *data)
+{
+    cache_entry(ctx, IMT_SUB_THUMBCACHE_ENTRY, e->index, e->hash, e->offset, e->size, e->status,
+                data);
+}
+
+static void cache_feed(imt_hasher *h, const uint8_t *d, size_t n)
+{
+    if (h->tc_on) imt__tc_feed(h->tc, d, n);
+    if (h->ole_on && !h->ole_over) {
+        if (n > OLE_MAX_BYTES - h->ole_len) {
+            h->ole_over = 1;
+            return;
+        }
+        if (h->ole_len + n > h->ole_cap) {
+            size_t cap = h->ole_cap ? h->ole_cap : CHUNK;
+            while (cap < h->ole_len + n) cap *= 2;
+            if (cap > OLE_MAX_BYTES) cap = OLE_MAX_BYTES;
+            uint8_t *b = imt__realloc(h->ole, cap);
+            if (!b) {
+                h->ole_over = 1;
+                return;
+            }
+            h->ole = b;
+            h->ole_cap = cap;
+        }
+        memcpy(h->ole + h->ole_len, d, n);
+        h->ole_len += n;
+    }
+}
+
+/* A cache file's first chunk: start reading its entries. */
+static imt_err cache_begin(imt_hasher *h, const uint8_t *first, size_t first_len,
+                           imt_hash_result *res, const imt_decode_limits *lim)
+{
+    h->cres = res;
+    h->clim = lim;
+    h->ctimeout = 0;
+    h->n_csub = 0;
+    if (res->format == IMT_FMT_THUMBCACHE) {
+        if (!h->tc && imt__tc_create(&h->tc) != IMT_OK) return IMT_E_NOMEM;
+        imt__tc_begin(h->tc, SUB_MAX_BYTES, tc_entry, h);
+        h->tc_on = 1;
+    } else {
+        h->ole_len = 0;
+        h->ole_over = 0;
+        h->ole_on = 1;
+    }
+    cache_feed(h, first, first_len);
+    return IMT_OK;
+}
+
+/* The whole cache file has passed: finish its list and say what it held. */
+static void cache_end(imt_hasher *h, imt_hash_result *res)
+{
+    char what[128];
+    if (h->tc_on) {
+        imt__tc_end(h->tc);
+        h->tc_on = 0;
+        imt__set_detail(what, sizeof what, "Windows thumbnail cache (thumbcache, format version %u)",
+                        (unsigned)imt__tc_version(h->tc));
+    } else {
+        h->ole_on = 0;
+        if (h->ole_over) {
+            imt__free(h->ole);
+            h->ole = NULL;
+            h->ole_cap = 0;
+            imt__set_detail(res->detail, sizeof res->detail,
+                            "OLE2 compound file over %zu bytes: a Thumbs.db's pictures are not "
+                            "read from it", OLE_MAX_BYTES);
+            return;
+        }
+        char why[128] = "";
+        int thumbs = imt__thumbsdb_read(h->ole, h->ole_len, SUB_MAX_BYTES, thumbsdb_entry, h,
+                                        why, sizeof why);
+        /* every OLE2 file (Office documents, installers) is gathered: do not
+         * keep a large one's buffer for the next file */
+        if (h->ole_cap > ((size_t)8 << 20)) {
+            imt__free(h->ole);
+            h->ole = NULL;
+            h->ole_cap = 0;
+        }
+        if (!thumbs) {
+            imt__set_detail(res->detail, sizeof res->detail,
+                            "OLE2 compound file without a Thumbs.db catalog%s%s",
+                            why[0] ? ": " : "", why);
+            return;
+        }
+        imt__set_detail(what, sizeof what, "Windows Thumbs.db%s%s", why[0] ? " (" : "",
+                        why[0] ? why : "");
+        if (why[0]) imt__set_detail(what + strlen(what), sizeof what - strlen(what), ")");
+    }
+    res->sub = h->n_csub ? h->csub : NULL;
+    res->n_sub = h->n_csub;
+    imt__set_detail(res->detail, sizeof res->detail,
+                    "%s: %zu pictures, hashed as sub-items%s", what, h->n_csub + h->ctimeout,
+                    h->ctimeout ? "; the time budget ran out before the last of them" : "");
+    if (h->ctimeout)
+        imt__set_detail(res->detail + strlen(res->detail), sizeof res->detail - strlen(res->detail),
+                        " (%zu not hashed)", h->ctimeout);
+}
+
+/* TIFF: every page after the first, from the file the decoder just read,
+ * in the long list (as a cache's entries). */
+static int tiff_page(void *ctx, int page, int pages, imt_err e, const imt_luma *luma,
+                     char *detail)
+{
+    imt_hasher *h = ctx;
+    imt_subitem *u = csub_next(h);
+    if (!u) { /* the bound or the time budget: the rest are omitted */
+        h->cres->sub_omitted += (size_t)(pages - page - 1);
+        return 0;
+    }
+    u->kind = IMT_SUB_TIFF_PAGE;
+    u->index = (uint32_t)page;
+    u->format = IMT_FMT_TIFF;
+    sub_finish(h, u, e, luma, detail, h->cres);
+    return 1;
+}
+
+static void tiff_pages(imt_hasher *h, imt_hash_result *res, const imt_decode_limits *lim)
+{
+    h->cres = res;
+    h->clim = lim;
+    h->ctimeout = 0;
+    h->n_csub = 0;
+    imt__decode_pages(h->dec, res->format, lim, tiff_page, h);
+    res->sub = h->n_csub ? h->csub : NULL;
+    res->n_sub = h->n_csub;
 }
 
 /* HEIF/AVIF: the primary image's thumbnail items, from the file the
@@ -444,28 +719,132 @@ static void emb_hash(imt_hasher *h, imt_hash_result *res, const imt_decode_limit
                             (unsigned long long)h->emb_got[i], (unsigned long long)u->size);
             continue;
         }
-        const uint8_t *b = h->emb_buf[i];
-        size_t n = (size_t)u->size;
-        u->format = imt_sniff(b, n);
-        if (!imt_format_decodable(u->format)) {
-            u->status = u->format == IMT_FMT_UNKNOWN ? IMT_E_NOT_IMAGE : IMT_E_UNSUPPORTED;
-            imt__set_detail(u->detail, sizeof u->detail, "%s",
-                            u->format == IMT_FMT_UNKNOWN ? "no known image signature"
-                                                         : "format not decoded");
-            continue;
-        }
-        memrd m = {b, n, 0};
-        imt_reader rd = {memrd_pull, &m};
-        imt_luma luma;
-        char detail[256] = "";
-        imt_err e = imt__decode_luma(h->dec, u->format, &rd, h->opts.mode, lim, &luma, detail,
-                                     sizeof detail);
-        sub_finish(h, u, e, &luma, detail, res);
+        decode_sub(h, u, h->emb_buf[i], (size_t)u->size, lim, res);
     }
     if (h->n_emb) {
         res->sub = h->sub;
         res->n_sub = h->n_emb;
     }
+}
+
+/* ---- video: random access to the item, one frame per seconds_per_hash */
+
+static imt_err fd_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    const source *s = ctx;
+    *got = 0;
+    if (s->limit && off >= s->limit) return IMT_OK;
+    if (s->limit && cap > s->limit - off) cap = (size_t)(s->limit - off);
+    if (off > (uint64_t)OFF_T_MAX) return IMT_OK;
+    ssize_t n;
+    if (off > (uint64_t)OFF_T_MAX - s->base) return IMT_OK;
+    do n = pread(s->fd, buf, cap, (off_t)(s->base + off));
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return IMT_E_IO;
+    *got = (size_t)n;
+    return IMT_OK;
+}
+
+static imt_err mem_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    const source *s = ctx;
+    *got = 0;
+    if (off >= s->mem_len) return IMT_OK;
+    if (cap > s->mem_len - off) cap = (size_t)(s->mem_len - off);
+    memcpy(buf, s->mem + off, cap);
+    *got = cap;
+    return IMT_OK;
+}
+
+static imt_err video_frame(void *ctx, float *luma, int rows, int cols, uint64_t i,
+                           double timestamp)
+{
+    imt_hasher *h = ctx;
+    if (i >= h->cap_frames) {
+        size_t n = h->cap_frames ? h->cap_frames * 2 : 64;
+        if (n > h->opts.max_video_frames) n = h->opts.max_video_frames;
+        if (n <= i) return IMT_E_INTERNAL;
+        imt_video_frame *f = imt__realloc(h->frames, n * sizeof *f);
+        if (!f) return IMT_E_NOMEM;
+        h->frames = f;
+        h->cap_frames = n;
+    }
+    imt_video_frame *f = &h->frames[i];
+    memset(f, 0, sizeof *f);
+    f->timestamp = timestamp;
+    imt_pdq pdq[IMT_DIH__COUNT];
+    imt_err e = imt__pdq_hash_luma(h->pdq, luma, rows, cols, 0, pdq, &f->quality);
+    if (e) return e;
+    f->pdq = pdq[0];
+    h->n_frames = (size_t)i + 1;
+    return IMT_OK;
+}
+
+static void video_number(void *ctx, uint64_t i, uint64_t number)
+{
+    imt_hasher *h = ctx;
+    if (i < h->n_frames) h->frames[i].number = number;
+}
+
+/* A video: decode through random access to the item (the digest pass
+ * reads the bytes again, in order). */
+static imt_err video_run(imt_hasher *h, source *s, uint64_t size, const imt_decode_limits *lim,
+                         imt_hash_result *res)
+{
+    const imt_hash_opts *o = &h->opts;
+    imt__io io = {NULL, s, size};
+    if (s->fd >= 0) io.pread = fd_pread;
+    else if (!s->stream) io.pread = mem_pread;
+    else {
+        imt__set_detail(res->detail, sizeof res->detail,
+                        "%s video from a stream without random access is not decoded",
+                        imt_format_name(res->format));
+        return IMT_E_UNSUPPORTED;
+    }
+    if (s->fd >= 0 && !s->limit) {
+        /* not a regular file of known size: the decoder needs one */
+        imt__set_detail(res->detail, sizeof res->detail, "a video must be a regular file");
+        return IMT_E_UNSUPPORTED;
+    }
+    if (s->fd >= 0) io.size = s->limit;
+    imt__video_opts vo = {
+        .seconds_per_hash = o->seconds_per_hash,
+        .max_pixels = o->max_pixels && o->max_pixels < VIDEO_MAX_PIXELS ? o->max_pixels
+                                                                        : VIDEO_MAX_PIXELS,
+        .max_dimension = o->max_dimension,
+        .max_frames = o->max_video_frames,
+        .deadline_ms = lim->deadline_ms,
+        .stop = o->stop,
+        .threads = h->video_threads > o->video_threads ? h->video_threads : o->video_threads,
+    };
+    imt__video_info info;
+    h->n_frames = 0;
+    imt_err e = imt__video_decode(&io, &vo, video_frame, h, &info, video_number, res->detail,
+                                  sizeof res->detail);
+    res->width = info.width;
+    res->height = info.height;
+    res->duration = info.duration;
+    if (e == IMT_E_TOO_SMALL)
+        imt__set_detail(res->detail, sizeof res->detail,
+                        "video frames of %ux%u pixels are below PDQ's 5x5 minimum",
+                        (unsigned)info.width, (unsigned)info.height);
+    if (e != IMT_OK) {
+        h->n_frames = 0;
+        return e;
+    }
+    res->frames = h->frames;
+    res->n_frames = h->n_frames;
+    if (info.frames_capped) {
+        res->partial = 1;
+        imt__set_detail(res->detail, sizeof res->detail,
+                        "%s video: only the first %zu sampled frames were hashed",
+                        info.codec, h->n_frames);
+    } else if (info.partial) {
+        res->partial = 1; /* detail: the decoder's complaint */
+    } else {
+        res->detail[0] = '\0';
+    }
+    return IMT_OK;
 }
 
 static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result *res)
@@ -474,6 +853,8 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
     imt_err st = IMT_OK, e;
     imt__digest_begin(h->dig, o->digests);
     h->n_emb = 0;
+    h->tc_on = h->ole_on = 0;
+    h->n_csub = 0;
     imt_decode_limits lim = {o->max_pixels, o->max_dimension, 0};
     if (o->time_budget_ms) lim.deadline_ms = imt__now_ms() + o->time_budget_ms;
 
@@ -487,13 +868,28 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
     else res->format = imt_sniff(first, first_len);
 
     if (o->pdq && st == IMT_OK) {
-        if (res->format == IMT_FMT_UNKNOWN) {
+        if (imt_format_is_video(res->format)) {
+            st = video_run(h, s, size_hint, &lim, res);
+            if (s->err) {
+                e = s->err;
+                goto read_failed;
+            }
+        } else if (res->format == IMT_FMT_UNKNOWN) {
             st = IMT_E_NOT_IMAGE;
             imt__set_detail(res->detail, sizeof res->detail, "no known image signature");
         } else if (imt_format_is_container(res->format)) {
             st = IMT_E_NOT_IMAGE; /* a scan expands it (engine/container) */
             imt__set_detail(res->detail, sizeof res->detail, "a %s container, not an image",
                             imt_format_name(res->format));
+        } else if ((res->format == IMT_FMT_THUMBCACHE || res->format == IMT_FMT_OLE2) &&
+                   !(o->max_file_bytes && size_hint > o->max_file_bytes)) {
+            /* a container: its pictures are sub-items (cache_end says) */
+            st = IMT_E_NOT_IMAGE;
+            imt__set_detail(res->detail, sizeof res->detail, "%s file (its pictures are not "
+                            "read: embedded pictures are off)", imt_format_name(res->format));
+            if (o->embedded && cache_begin(h, first, first_len, res, &lim) != IMT_OK)
+                imt__set_detail(res->detail, sizeof res->detail,
+                                "out of memory reading a thumbnail cache");
         } else if (!imt_format_decodable(res->format)) {
             st = IMT_E_UNSUPPORTED;
             imt__set_detail(res->detail, sizeof res->detail,
@@ -546,28 +942,37 @@ static imt_err run(imt_hasher *h, source *s, uint64_t size_hint, imt_hash_result
         } while (n);
         if (imt__digest_end(h->dig, res->md5, res->sha1, res->sha256) == IMT_OK)
             res->digests = o->digests;
-    } else if (h->n_emb) {
+    } else if (h->n_emb || h->tc_on || h->ole_on) {
         /* Embedded pictures past what the decoder read (MPF images follow
-         * the main one): read on until they are complete. */
+         * the main one): read on until they are complete; a cache to its
+         * end. */
         const uint8_t *d;
         size_t n;
         s->first = NULL;
-        while (emb_pending(h) && !s->eof) {
+        while ((emb_pending(h) || h->tc_on || h->ole_on) && !s->eof) {
             e = src_fetch(s, &d, &n);
             if (e) goto read_failed;
         }
     }
+    if (h->tc_on || h->ole_on) cache_end(h, res);
     if (h->n_emb) emb_hash(h, res, &lim);
     if (o->embedded && o->pdq && (res->format == IMT_FMT_HEIF || res->format == IMT_FMT_AVIF) &&
         res->width)
         heif_thumbs(h, res, &lim);
+    if (o->embedded && o->pdq && res->format == IMT_FMT_TIFF) tiff_pages(h, res, &lim);
     goto done;
 
 read_failed:
     st = e;
     res->has_pdq = 0;
+    res->frames = NULL;
+    res->n_frames = 0;
     res->n_pdq = 0;
     h->n_emb = 0;
+    h->tc_on = h->ole_on = 0;
+    res->sub = NULL;
+    res->n_sub = 0;
+    res->sub_omitted = 0;
     if (e == IMT_E_INTERRUPTED)
         imt__set_detail(res->detail, sizeof res->detail, "stopped on request after %llu bytes",
                         (unsigned long long)s->total);
@@ -600,7 +1005,10 @@ imt_err imt_hash_fd(imt_hasher *h, int fd, imt_hash_result *res)
     source s = {.h = h, .fd = fd, .dn_base = -1};
     off_t at = S_ISREG(st.st_mode) ? lseek(fd, 0, SEEK_CUR) : -1;
     s.dn_base = at;
-    if (size && at >= 0 && (uint64_t)at < size) s.limit = size - (uint64_t)at;
+    if (size && at >= 0 && (uint64_t)at < size) {
+        s.limit = size - (uint64_t)at;
+        s.base = (uint64_t)at;
+    }
     /* Fewer blocks than bytes: holes (or compression) -- skip reading holes.
      * pread from the current offset, which is left after the bytes read. */
     if (size && S_ISREG(st.st_mode) && (uint64_t)st.st_blocks * 512u < size) {

@@ -31,6 +31,7 @@ typedef struct slot {
     imt_hash_result res;
     int known_good, low_quality;
     imt_subitem *subs;       /* res.sub copied (the hasher's is reused) */
+    imt_video_frame *frames; /* res.frames copied, likewise */
     imt_scan_match *matches; /* strings: list fields borrowed from the index,
                                 label and external id owned (strs) */
     char **strs;
@@ -75,6 +76,7 @@ void imt_scan_opts_init(imt_scan_opts *o)
     o->one_file_system = 0;
     o->pdq_distance = IMT_PDQ_MATCH_DISTANCE;
     o->min_quality = IMT_PDQ_MIN_QUALITY;
+    imt_vpdq_opts_init(&o->vpdq);
     o->max_matches = 100;
     o->batch_files = 256;
     imt__container_opts_init(&o->containers);
@@ -91,6 +93,7 @@ static void slot_clear(slot *s)
     imt__free(s->matches);
     imt__free(s->strs);
     imt__free(s->subs);
+    imt__free(s->frames);
     memset(s, 0, sizeof *s);
 }
 
@@ -108,34 +111,56 @@ static const imt_list_info *find_list(const lists *L, uint32_t id)
     return L->n ? bsearch(&key, L->v, L->n, sizeof *L->v, list_cmp) : NULL;
 }
 
-/* Append the memberships of ms[0..n) to s, flattened, up to max. */
-static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t n,
-                           size_t max)
+/* Room for one more match in s (max: the cap). */
+static imt_err grow_matches(slot *s, size_t max)
+{
+    if (s->n_matches < s->cap) return IMT_OK;
+    size_t nc = s->cap ? s->cap * 2 : 4, b1, b2;
+    if (nc > max) nc = max;
+    if (!imt__mul_ok(nc, sizeof *s->matches, &b1) || !imt__mul_ok(nc, sizeof *s->strs, &b2))
+        return IMT_E_NOMEM;
+    imt_scan_match *nm = imt__realloc(s->matches, b1);
+    if (!nm) return IMT_E_NOMEM;
+    s->matches = nm;
+    char **ns = imt__realloc(s->strs, b2);
+    if (!ns) return IMT_E_NOMEM;
+    s->strs = ns;
+    s->cap = nc;
+    return IMT_OK;
+}
+
+static int is_video_list(const imt_list_info *li)
+{
+    return li && li->format && !strcmp(li->format, "vpdq");
+}
+
+/* Append the memberships of ms[0..n) to s, flattened, up to max. frame > 0:
+ * the matches of a video's frame with known pictures: memberships of lists
+ * of known videos are left to the video matcher, and an (entry, list)
+ * matched by an earlier frame is not repeated. */
+static imt_err add_matches_frame(slot *s, const lists *L, const imt_match *ms, size_t n,
+                                 size_t max, uint32_t frame)
 {
     for (size_t i = 0; i < n; i++) {
         const imt_match *m = &ms[i];
         for (size_t j = 0; j < m->n_members; j++) {
             const imt_membership *mb = &m->members[j];
             const imt_list_info *li = find_list(L, mb->list_id);
+            if (frame) {
+                if (is_video_list(li)) continue;
+                int seen = 0;
+                for (size_t k = 0; k < s->n_matches && !seen; k++)
+                    seen = s->matches[k].frame && s->matches[k].entry == m->entry &&
+                           s->matches[k].list_id == mb->list_id;
+                if (seen) continue;
+            }
             if (mb->disposition == IMT_DISP_IGNORE) s->known_good = 1;
             if (s->n_matches >= max) {
                 s->omitted++;
                 continue;
             }
-            if (s->n_matches == s->cap) {
-                size_t nc = s->cap ? s->cap * 2 : 4, b1, b2;
-                if (nc > max) nc = max;
-                if (!imt__mul_ok(nc, sizeof *s->matches, &b1) ||
-                    !imt__mul_ok(nc, sizeof *s->strs, &b2))
-                    return IMT_E_NOMEM;
-                imt_scan_match *nm = imt__realloc(s->matches, b1);
-                if (!nm) return IMT_E_NOMEM;
-                s->matches = nm;
-                char **ns = imt__realloc(s->strs, b2);
-                if (!ns) return IMT_E_NOMEM;
-                s->strs = ns;
-                s->cap = nc;
-            }
+            imt_err e = grow_matches(s, max);
+            if (e) return e;
             const char *lab = mb->category_label ? mb->category_label : "";
             const char *ext = mb->external_id ? mb->external_id : "";
             size_t ll = strlen(lab), el = strlen(ext);
@@ -144,6 +169,8 @@ static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t 
             memcpy(str, lab, ll + 1);
             memcpy(str + ll + 1, ext, el + 1);
             imt_scan_match *o = &s->matches[s->n_matches];
+            memset(o, 0, sizeof *o);
+            o->frame = frame;
             s->strs[s->n_matches++] = str;
             o->kind = m->kind;
             o->distance = m->distance;
@@ -163,6 +190,71 @@ static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t 
     }
     return IMT_OK;
 }
+
+static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t n,
+                           size_t max)
+{
+    return add_matches_frame(s, L, ms, n, max, 0);
+}
+
+/* A known video matched: one match of kind vpdq, with its percentages and
+ * the time ranges of the scanned video that match it. */
+static imt_err add_video_match(slot *s, const lists *L, const imt_vpdq_match *v, size_t max)
+{
+    if (v->disposition == IMT_DISP_IGNORE) s->known_good = 1;
+    if (s->n_matches >= max) {
+        s->omitted++;
+        return IMT_OK;
+    }
+    imt_err e = grow_matches(s, max);
+    if (e) return e;
+    const imt_video_frame *fr = s->res.frames;
+    /* runs of consecutive sampled frames */
+    size_t nr = 0;
+    for (size_t i = 0; i < v->n_frames; i++)
+        if (i == 0 || v->frames[i] != v->frames[i - 1] + 1) nr++;
+    size_t el = strlen(v->video), bytes = nr * 2 * sizeof(double) + el + 2;
+    char *blk = imt__malloc(bytes);
+    if (!blk) return IMT_E_NOMEM;
+    double *rg = (double *)(void *)blk;
+    size_t r = 0;
+    for (size_t i = 0; i < v->n_frames; i++) {
+        double t = fr[v->frames[i]].timestamp;
+        if (i == 0 || v->frames[i] != v->frames[i - 1] + 1) {
+            rg[2 * r] = rg[2 * r + 1] = t;
+            r++;
+        } else {
+            rg[2 * r - 1] = t;
+        }
+    }
+    char *str = blk + nr * 2 * sizeof(double);
+    str[0] = 0;
+    memcpy(str + 1, v->video, el + 1);
+    const imt_list_info *li = find_list(L, v->list_id);
+    imt_scan_match *o = &s->matches[s->n_matches];
+    s->strs[s->n_matches++] = blk;
+    memset(o, 0, sizeof *o);
+    o->kind = IMT_KIND_VPDQ;
+    o->distance = v->min_distance;
+    o->variant = IMT_DIH_ORIGINAL;
+    o->entry = v->entry;
+    o->list_id = v->list_id;
+    o->list = li && li->name ? li->name : "";
+    o->list_version = li && li->version ? li->version : "";
+    o->scheme = li && li->scheme ? li->scheme : "";
+    o->known_good = li ? li->known_good : 0;
+    o->category = v->category;
+    o->category_label = str;
+    o->external_id = str + 1;
+    o->disposition = v->disposition;
+    o->subitem = -1;
+    o->query_pct = v->query_pct;
+    o->compared_pct = v->compared_pct;
+    o->ranges = rg;
+    o->n_ranges = nr;
+    return IMT_OK;
+}
+
 
 /* Digests first: a file on a known-good list needs no PDQ search. */
 static imt_err match(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts *o)
@@ -189,6 +281,25 @@ static imt_err match(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts
             IMT_TRY(add_matches(s, L, m, n, o->max_matches));
         }
     }
+    /* A video: the known videos it matches (vPDQ), then each frame (each
+     * distinct hash once, at its earliest frame) against known pictures. */
+    if (c && r->n_frames) {
+        const imt_vpdq_match *vm;
+        size_t nv;
+        IMT_TRY(imt_query_vpdq(c, r->frames, r->n_frames, &o->vpdq, &vm, &nv));
+        for (size_t i = 0; i < nv; i++) IMT_TRY(add_video_match(s, L, &vm[i], o->max_matches));
+        for (size_t i = 0; i < r->n_frames; i++) {
+            const imt_video_frame *f = &r->frames[i];
+            if (f->quality < o->min_quality) continue;
+            int dup = 0;
+            for (size_t k = 0; k < i && !dup; k++)
+                dup = r->frames[k].quality >= o->min_quality &&
+                      !memcmp(r->frames[k].pdq.bytes, f->pdq.bytes, 32);
+            if (dup) continue;
+            IMT_TRY(imt_query_pdq(c, &f->pdq, 1, o->pdq_distance, &m, &n));
+            IMT_TRY(add_matches_frame(s, L, m, n, o->max_matches, (uint32_t)i + 1));
+        }
+    }
     /* Embedded pictures: each matched with all 8 variants, its matches
      * tagged with its index; only the file's digests make it known-good. */
     for (size_t i = 0; c && i < r->n_sub; i++) {
@@ -205,9 +316,20 @@ cleanup:
     return err;
 }
 
-/* Keep a copy of the hasher's sub-items (reused by its next file). */
+/* Keep a copy of the hasher's sub-items and video frames (reused by its
+ * next file). */
 static void keep_subs(slot *s)
 {
+    if (s->res.n_frames) {
+        size_t b;
+        s->frames = imt__mul_ok(s->res.n_frames, sizeof *s->frames, &b) ? imt__malloc(b) : NULL;
+        if (s->frames) memcpy(s->frames, s->res.frames, b);
+        else {
+            s->res.n_frames = 0;
+            s->res.status = IMT_E_NOMEM;
+        }
+        s->res.frames = s->frames;
+    }
     if (!s->res.n_sub) return;
     s->subs = imt__malloc(s->res.n_sub * sizeof *s->subs);
     if (s->subs) memcpy(s->subs, s->res.sub, s->res.n_sub * sizeof *s->subs);
@@ -503,7 +625,7 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
         close(fd);
         return 0;
     }
-    keep_subs(s); /* res.sub is the hasher's, reused by its next file */
+    keep_subs(s); /* res.sub and res.frames are the hasher's, reused by its next file */
     s->read = 1;
     s->status = s->res.status;
     s->detail = s->res.detail;
@@ -769,6 +891,10 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
                 order[cnt++].slot = i;
             }
         qsort(order, (size_t)cnt, sizeof *order, job_cmp);
+        /* fewer files than workers (the last batch, a few large videos):
+         * the idle workers' share goes to the video decoders */
+        for (int t = 0; t < nt; t++)
+            imt__hasher_set_video_threads(hs[t], cnt > 0 && cnt < nt ? nt / (int)cnt : 1);
 #ifdef IMT_HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
 #endif

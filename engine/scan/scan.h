@@ -62,4 +62,9 @@ void imt__walk_close(imt__walk *w);
  * be read is an entry, not an error. */
 imt_err imt__walk_next(imt__walk *w, imt__wentry *e, int *done);
 
+/* Decoder threads for videos from now on (hashfile.c): the scan gives the
+ * workers it has no file for to the videos of a short batch. Results do
+ * not depend on it (libavcodec's threads give the same frames). */
+void imt__hasher_set_video_threads(imt_hasher *h, int n);
+
 #endif

@@ -390,6 +390,9 @@ imt_err imt_triage_run(imt_index *idx, const char *const *paths, size_t n_paths,
     so.ctx = &R;
     so.stop = &w.stop;
     so.hash.stop = &w.stop;
+    long ncpu = so.threads > 0 ? so.threads : sysconf(_SC_NPROCESSORS_ONLN);
+    size_t step = (size_t)(ncpu > 0 ? ncpu : 1); /* doubled before its first use */
+    if (step > chunk) step = chunk;
     for (int c = 0; c < IMT_CLASS__COUNT && !w.stop && !R.user_stop && !R.hit_stop; c++) {
         IMT_TRY(imt__spool_class_begin(sp, c));
         for (;;) {
@@ -397,8 +400,12 @@ imt_err imt_triage_run(imt_index *idx, const char *const *paths, size_t n_paths,
             size_t n;
             IMT_TRY(imt__spool_class_next(sp, &v, &n));
             if (!n) break;
-            for (size_t at = 0; at < n && !w.stop && !R.user_stop && !R.hit_stop; at += chunk) {
-                size_t m = n - at < chunk ? n - at : chunk;
+            for (size_t at = 0, m = 0; at < n && !w.stop && !R.user_stop && !R.hit_stop; at += m) {
+                /* Records come out when their batch is done: small batches
+                 * first (a first hit among big videos is not held back by
+                 * 255 others), doubling up to chunk. */
+                step = step * 2 > chunk ? chunk : step * 2;
+                m = n - at < step ? n - at : step;
                 for (size_t i = 0; i < m; i++) bpaths[i] = v[at + i].path;
                 memset(R.b.state, 0, m);
                 R.b.f = v + at;

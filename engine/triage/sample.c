@@ -127,11 +127,30 @@ imt_err imt_sample_image(imt_index *idx, const char *path, const imt_sample_opts
     }
     uint64_t n = o->samples < res->positions ? o->samples : res->positions;
     IMT_TRY(draw_positions(res->positions, n, o->seed, &pos));
+    /* Rounds: with a budget, the positions are shuffled and each round
+     * (a sixteenth, at least 1024) sorted, so that whole rounds read are a
+     * random sample; without one, one round: a single sweep. */
+    uint64_t round = n;
+    if (o->budget_ms) {
+        round = n / 16 > 1024 ? n / 16 : 1024;
+        uint64_t s = o->seed ^ 0xC2B2AE3D27D4EB4Full;
+        for (uint64_t i = n; i > 1; i--) {
+            uint64_t j = splitmix(&s) % i, t = pos[i - 1];
+            pos[i - 1] = pos[j];
+            pos[j] = t;
+        }
+        for (uint64_t r0 = 0; r0 < n; r0 += round)
+            qsort(pos + r0, (size_t)(n - r0 < round ? n - r0 : round), sizeof *pos, u64_cmp);
+    }
     enum { WIN = IMT_BLOCK_SIZE + IMT_BLOCK_SIZE - 512 };
     buf = imt__malloc(WIN);
     if (!buf) { err = IMT_E_NOMEM; goto cleanup; }
     for (uint64_t i = 0; i < n; i++) {
         if (o->stop && *o->stop) { err = IMT_E_INTERRUPTED; break; }
+        if (o->budget_ms && i % round == 0 && i && imt__now_ms() - t0 >= o->budget_ms) {
+            res->budget_hit = 1;
+            break;
+        }
         uint64_t p = pos[i] * IMT_BLOCK_SIZE;
         size_t want = WIN;
         if (res->image_size - p < want) want = (size_t)(res->image_size - p);

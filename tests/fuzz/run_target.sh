@@ -39,7 +39,7 @@ mkdir -p "$IMT_FUZZ_SEED_DIR"
 dirs+=("$IMT_FUZZ_SEED_DIR")
 case $name in
   index_open|index_pagecheck) maxlen=262144 ;;
-  list_*) maxlen=65536 ;;
+  list_*|video) maxlen=65536 ;;
   *) maxlen=16384 ;;
 esac
 # IMT_FUZZ_RUNS=N (the CI smoke): a fixed number of executions from a fixed

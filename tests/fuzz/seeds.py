@@ -41,6 +41,10 @@ def wanted(target, path, head):
         return head[:3] == b"\xff\xd8\xff"
     if target == "heif":
         return (head[4:8] == b"ftyp") or name.endswith((".heic", ".heif", ".avif"))
+    if target == "thumbcache":
+        return head[:4] == b"CMMM"
+    if target == "thumbsdb":
+        return head[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
     if target == "sniff":
         return True
     if target == "container":  # archives, compressed files, PDFs

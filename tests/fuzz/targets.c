@@ -104,7 +104,19 @@ static void check_result(const imt_hash_result *r, imt_err ret, const uint8_t *d
     FUZZ_CHECK(r->file_size == len, "file_size %llu for %zu bytes",
                (unsigned long long)r->file_size, len);
     FUZZ_CHECK(r->format == imt_sniff(data, len), "format %d", r->format);
-    if (r->status == IMT_OK) {
+    if (r->status == IMT_OK && imt_format_is_video(r->format)) {
+        /* a video: its sampled frames in time order, no picture hash */
+        FUZZ_CHECK(!r->has_pdq && r->n_frames >= 1 && r->frames, "video OK with %zu frames",
+                   r->n_frames);
+        for (size_t i = 0; i < r->n_frames; i++) {
+            const imt_video_frame *f = &r->frames[i];
+            FUZZ_CHECK(f->quality >= 0 && f->quality <= 100, "frame quality %d", f->quality);
+            FUZZ_CHECK(f->timestamp >= 0 && (i == 0 || (f->timestamp > r->frames[i - 1].timestamp &&
+                                                        f->number >= r->frames[i - 1].number)),
+                       "frame %zu at %f (number %llu) out of order", i, f->timestamp,
+                       (unsigned long long)f->number);
+        }
+    } else if (r->status == IMT_OK) {
         FUZZ_CHECK(r->has_pdq && (r->n_pdq == 1 || r->n_pdq == IMT_DIH__COUNT),
                    "OK without a hash (has_pdq %d, n_pdq %d)", r->has_pdq, r->n_pdq);
         FUZZ_CHECK(r->quality >= 0 && r->quality <= 100, "quality %d", r->quality);
@@ -432,9 +444,55 @@ int imt_fuzz_sniff(const uint8_t *data, size_t len)
         return 0;
     }
     check_result(&r, e, data, len, IMT_DIGEST_ALL);
-    if (f == IMT_FMT_UNKNOWN || imt_format_is_container(f))
-        FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e)); /* containers: members are */
-    else if (!imt_format_decodable(f)) FUZZ_CHECK(e == IMT_E_UNSUPPORTED, "%s", imt_err_name(e));
+    if (f == IMT_FMT_UNKNOWN || imt_format_is_container(f) || f == IMT_FMT_THUMBCACHE ||
+        f == IMT_FMT_OLE2) /* containers: their members are; caches: their sub-items */
+        FUZZ_CHECK(e == IMT_E_NOT_IMAGE, "%s", imt_err_name(e));
+    else if (!imt_format_decodable(f) && !imt_format_is_video(f))
+        FUZZ_CHECK(e == IMT_E_UNSUPPORTED, "%s", imt_err_name(e));
+    return 0;
+}
+
+/* Video (engine/video): libavformat and libavcodec fed from memory through
+ * the same imt__io reader a folder file or a disk image gives, with lowered
+ * limits (a frame cap, a time budget: a looping or endless stream must end).
+ * Invariants: a well-formed result (frames in time order, qualities
+ * 0..100), the digests of every byte, and the same bytes hashed twice give
+ * the same frames (no state carried from one file to the next). */
+static imt_hasher *g_video;
+
+static void free_video(void)
+{
+    imt_hasher_free(g_video);
+    g_video = NULL;
+}
+
+int imt_fuzz_video(const uint8_t *data, size_t len)
+{
+    if (!g_video) {
+        imt_hash_opts o;
+        fuzz_opts(&o, IMT_PDQ_FAST, 0, IMT_DIGEST_MD5);
+        o.max_video_frames = 8;
+        o.time_budget_ms = 3000;
+        FUZZ_CHECK(imt_hasher_create(&g_video, &o) == IMT_OK, "hasher");
+        atexit(free_video);
+    }
+    imt_hash_result a;
+    imt_err e = imt_hash_memory(g_video, data, len, &a);
+    if (len == 0) return 0;
+    check_result(&a, e, data, len, IMT_DIGEST_MD5);
+    if (!imt_format_is_video(a.format) || e == IMT_E_TIMEOUT) return 0;
+    size_t n = a.n_frames;
+    imt_video_frame *keep = n ? malloc(n * sizeof *keep) : NULL;
+    FUZZ_CHECK(!n || keep, "malloc");
+    if (n) memcpy(keep, a.frames, n * sizeof *keep);
+    imt_hash_result b;
+    imt_err e2 = imt_hash_memory(g_video, data, len, &b);
+    if (e2 != IMT_E_TIMEOUT) {
+        FUZZ_CHECK(e2 == e && b.n_frames == n && (!n || !memcmp(keep, b.frames, n * sizeof *keep)),
+                   "hashed twice: %s %zu frames, then %s %zu", imt_err_name(e), n,
+                   imt_err_name(e2), b.n_frames);
+    }
+    free(keep);
     return 0;
 }
 
@@ -902,6 +960,119 @@ int imt_fuzz_report(const uint8_t *data, size_t len)
     return 0;
 }
 
+/* ---- thumbnail caches ------------------------------------------------------
+ * thumbcache.c: the entries found in the whole input must be found again
+ * when it arrives in random pieces, each entry's bytes equal to the input at
+ * its offset; then the pipeline, whose sub-items are those entries. */
+typedef struct tc_seen {
+    const uint8_t *in;
+    size_t len, n;
+    uint64_t off[64], size[64], hash[64];
+    int st[64];
+} tc_seen;
+
+static void tc_record(void *ctx, const imt_tc_entry *e, const uint8_t *d)
+{
+    tc_seen *s = ctx;
+    FUZZ_CHECK(e->index == s->n, "entry index %u, %zu before it", e->index, s->n);
+    FUZZ_CHECK((e->status == IMT_OK) == (d != NULL), "status %s with data %p",
+               imt_err_name(e->status), (const void *)d);
+    FUZZ_CHECK(e->size > 0, "an entry without data reported");
+    if (d)
+        FUZZ_CHECK(e->offset <= s->len && e->size <= s->len - e->offset &&
+                       !memcmp(d, s->in + e->offset, (size_t)e->size),
+                   "entry %u: data at %llu+%llu is not the input's", e->index,
+                   (unsigned long long)e->offset, (unsigned long long)e->size);
+    if (s->n < 64) {
+        s->off[s->n] = e->offset;
+        s->size[s->n] = e->size;
+        s->hash[s->n] = e->hash;
+        s->st[s->n] = e->status;
+    }
+    s->n++;
+}
+
+#define FUZZ_TC_MAX ((size_t)1 << 20)
+
+int imt_fuzz_thumbcache(const uint8_t *data, size_t len)
+{
+    imt_tcache *t = NULL;
+    FUZZ_CHECK(imt__tc_create(&t) == IMT_OK, "tc_create");
+    tc_seen whole = {data, len, 0, {0}, {0}, {0}, {0}}, parts = whole;
+    imt__tc_begin(t, FUZZ_TC_MAX, tc_record, &whole);
+    imt__tc_feed(t, data, len);
+    imt__tc_end(t);
+    imt__tc_begin(t, FUZZ_TC_MAX, tc_record, &parts);
+    uint32_t rng = seed_of(data, len);
+    for (size_t at = 0; at < len;) {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        size_t k = 1 + rng % 97;
+        if (k > len - at) k = len - at;
+        imt__tc_feed(t, data + at, k);
+        at += k;
+    }
+    imt__tc_end(t);
+    imt__tc_free(t);
+    FUZZ_CHECK(whole.n == parts.n, "%zu entries whole, %zu in pieces", whole.n, parts.n);
+    for (size_t i = 0; i < whole.n && i < 64; i++)
+        FUZZ_CHECK(whole.off[i] == parts.off[i] && whole.size[i] == parts.size[i] &&
+                       whole.hash[i] == parts.hash[i] && whole.st[i] == parts.st[i],
+                   "entry %zu differs in pieces", i);
+    imt_hash_result r;
+    imt_err e = imt_hash_memory(hasher(&g_compat, IMT_PDQ_COMPAT, 1, 0), data, len, &r);
+    check_result(&r, e, data, len, 0);
+    if (r.format == IMT_FMT_THUMBCACHE) {
+        FUZZ_CHECK(r.n_sub + r.sub_omitted == whole.n, "%zu sub-items + %zu omitted, %zu entries",
+                   r.n_sub, r.sub_omitted, whole.n);
+        for (size_t i = 0; i < r.n_sub; i++) {
+            const imt_subitem *u = &r.sub[i];
+            FUZZ_CHECK(u->kind == IMT_SUB_THUMBCACHE_ENTRY && u->index == i,
+                       "sub %zu: kind %d index %u", i, (int)u->kind, u->index);
+            FUZZ_CHECK(u->has_pdq == (u->status == IMT_OK), "sub %zu: has_pdq %d, %s", i,
+                       u->has_pdq, imt_err_name(u->status));
+            FUZZ_CHECK(u->status == IMT_OK || u->detail[0], "sub %zu: %s without a reason", i,
+                       imt_err_name(u->status));
+        }
+    }
+    return 0;
+}
+
+/* thumbsdb.c (libolecf underneath): every reported picture lies within the
+ * input's size; then the pipeline. */
+typedef struct tdb_seen {
+    size_t len, n;
+} tdb_seen;
+
+static void tdb_record(void *ctx, const imt_tdb_entry *e, const uint8_t *d)
+{
+    tdb_seen *s = ctx;
+    FUZZ_CHECK(e->index == s->n, "record index %u, %zu before it", e->index, s->n);
+    FUZZ_CHECK((e->status == IMT_OK) == (d != NULL), "status %s with data %p",
+               imt_err_name(e->status), (const void *)d);
+    if (d) FUZZ_CHECK(e->size <= s->len, "a %llu-byte picture in %zu bytes",
+                      (unsigned long long)e->size, s->len);
+    s->n++;
+}
+
+int imt_fuzz_thumbsdb(const uint8_t *data, size_t len)
+{
+    tdb_seen s = {len, 0};
+    char why[128];
+    int is = imt__thumbsdb_read(data, len, FUZZ_TC_MAX, tdb_record, &s, why, sizeof why);
+    FUZZ_CHECK(memchr(why, 0, sizeof why) != NULL, "why unterminated");
+    FUZZ_CHECK(is || s.n == 0, "entries without a catalog");
+    imt_hash_result r;
+    imt_err e = imt_hash_memory(hasher(&g_compat, IMT_PDQ_COMPAT, 1, 0), data, len, &r);
+    check_result(&r, e, data, len, 0);
+    for (size_t i = 0; i < r.n_sub; i++)
+        FUZZ_CHECK((r.format != IMT_FMT_OLE2 || r.sub[i].kind == IMT_SUB_THUMBSDB_ENTRY) &&
+                       r.sub[i].has_pdq == (r.sub[i].status == IMT_OK),
+                   "sub %zu: kind %d, %s", i, (int)r.sub[i].kind, imt_err_name(r.sub[i].status));
+    return 0;
+}
+
 const imt_fuzz_target imt_fuzz_targets[] = {
     {"jpeg", imt_fuzz_jpeg},
     {"png", imt_fuzz_png},
@@ -911,6 +1082,9 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"gif", imt_fuzz_gif},
     {"heif", imt_fuzz_heif},
     {"jpeg_embedded", imt_fuzz_jpeg_embedded},
+    {"thumbcache", imt_fuzz_thumbcache},
+    {"thumbsdb", imt_fuzz_thumbsdb},
+    {"video", imt_fuzz_video},
     {"sniff", imt_fuzz_sniff},
     {"container", imt_fuzz_container},
     {"list_auto", imt_fuzz_list_auto},

@@ -16,9 +16,15 @@ int imt_fuzz_webp(const uint8_t *data, size_t len);
 int imt_fuzz_gif(const uint8_t *data, size_t len);
 int imt_fuzz_heif(const uint8_t *data, size_t len);
 int imt_fuzz_jpeg_embedded(const uint8_t *data, size_t len);
+/* Windows thumbnail caches: thumbcache_*.db (thumbcache.c, in pieces and
+ * whole) and Thumbs.db (thumbsdb.c over libolecf), then the pipeline. */
+int imt_fuzz_thumbcache(const uint8_t *data, size_t len);
+int imt_fuzz_thumbsdb(const uint8_t *data, size_t len);
 int imt_fuzz_sniff(const uint8_t *data, size_t len);
 /* The input as a container (engine/container): every member hashed. */
 int imt_fuzz_container(const uint8_t *data, size_t len);
+/* Video containers and codecs (libav*), from memory through engine/video. */
+int imt_fuzz_video(const uint8_t *data, size_t len);
 /* Hash lists, through imt_index_import of a file holding the input. */
 int imt_fuzz_list_auto(const uint8_t *data, size_t len);
 int imt_fuzz_list_pdq_csv(const uint8_t *data, size_t len);
