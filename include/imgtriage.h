@@ -941,6 +941,54 @@ typedef struct imt_container_info {
 
 /** The record of one walked entry. Everything it points to is borrowed:
  *  valid during the record callback only. */
+/** Where a file inside a disk image lies (engine/source): set on records of
+ *  files read from an image (path "IMAGE!pN/path/in/fs"), NULL for files
+ *  of a folder. Strings are borrowed like the record's. */
+typedef enum imt_alloc_status {
+    IMT_ALLOC_ALLOCATED = 0, /* name and metadata allocated */
+    IMT_ALLOC_DELETED = 1,   /* name or metadata unallocated */
+    IMT_ALLOC_ORPHAN = 2,    /* metadata with no name (TSK's $OrphanFiles) */
+    IMT_ALLOC_CARVED = 3     /* found by signature in unallocated space */
+} imt_alloc_status;
+
+/** "allocated", "deleted", "orphan", "carved". Never NULL. */
+IMT_API const char *imt_alloc_status_name(imt_alloc_status s);
+
+/** Byte runs kept per record (more are counted in runs_omitted). */
+#define IMT_MAX_BYTE_RUNS 64
+
+typedef struct imt_byte_run {
+    uint64_t file_offset;    /* offset in the file's content */
+    uint64_t img_offset;     /* offset in the image (0 when sparse) */
+    uint64_t len;
+    int sparse;              /* a hole: reads as zeros, no image bytes */
+} imt_byte_run;
+
+typedef struct imt_location {
+    const char *image;       /* the image: the PATH argument as given */
+    int32_t partition;       /* N of "!pN": allocated partitions counted
+                                from 1 in volume-system order; 0 = the
+                                image holds one file system, no table */
+    uint64_t part_offset;    /* the partition's first byte in the image */
+    uint64_t part_length;
+    const char *part_type;   /* the volume system's description, or "" */
+    const char *fs_type;     /* "ntfs", "fat32", "ext4", "iso9660", ... */
+    uint64_t meta_addr;      /* inode / MFT entry number */
+    const char *stream;      /* NTFS alternate data stream name, or NULL */
+    imt_alloc_status alloc;
+    int overwritten;         /* deleted, and some of its blocks are allocated
+                                again: content-may-be-overwritten */
+    int64_t atime_s, crtime_s; /* also in the image's file system (mtime and
+                                  ctime are the record's); 0 = not held */
+    int32_t atime_ns, crtime_ns;
+    int64_t first_offset;    /* image offset of the content's first byte;
+                                -1 when none (empty, resident in metadata,
+                                or starts with a hole) */
+    const imt_byte_run *runs;
+    size_t n_runs;
+    size_t runs_omitted;     /* runs past the recorded ones */
+} imt_location;
+
 typedef struct imt_scan_record {
     uint64_t seq;              /* position in walk order, from 0 */
     const char *path;          /* the path as walked: raw bytes, may exceed
@@ -979,6 +1027,7 @@ typedef struct imt_scan_record {
     const imt_carve_hit *carved; /* a carved item (imgtriage carve): where in
                                   path's bytes it lies, its format by structure
                                   and how it ended; NULL for a file */
+    const imt_location *loc;   /* files inside a disk image; NULL otherwise */
 } imt_scan_record;
 
 /** Progress counters, cumulative since the start of imt_scan_run. */
@@ -1097,6 +1146,11 @@ typedef struct imt_report_opts {
     const char *device;        /* device name (--device); may be NULL */
     const char *case_id;       /* case identifier (--case); may be NULL */
     const char *index_path;    /* as given by the user; may be NULL */
+    int verify_images;         /* imt_report_begin recomputes the MD5 of each
+                                  PATH that is a disk image and compares it
+                                  with the hash an E01 stores; a mismatch or
+                                  an unreadable image makes the scan
+                                  incomplete (default 0) */
 } imt_report_opts;
 
 IMT_API void imt_report_opts_init(imt_report_opts *opts);

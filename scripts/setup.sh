@@ -10,8 +10,9 @@ PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev libwebp-dev libgif
       libarchive-dev libarchive-tools zip unzip p7zip-full libqpdf-dev qpdf poppler-utils
       dosfstools mtools
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-
-      sqlite3 slurm-wlm munge)
+      sqlite3 slurm-wlm munge
+      libewf-dev ewf-tools libtsk-dev sleuthkit e2fsprogs ntfs-3g fdisk
+      xorriso genisoimage exfatprogs)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

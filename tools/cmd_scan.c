@@ -21,6 +21,14 @@ static void usage(FILE *f)
 "bytes, images decoded and PDQ-hashed), match everything against the index\n"
 "and write one record per entry, then a device summary with a priority score.\n"
 "\n"
+"A PATH whose bytes are a disk image (E01 with all its segments, split raw\n"
+"NAME.001..., a raw disk, partition or ISO image) or a block device is read\n"
+"as one, never mounted: every file of every partition's file system,\n"
+"allocated, deleted and orphan, and NTFS alternate data streams, each a\n"
+"record with the path IMAGE!pN/path/in/fs[:stream] (N counts the allocated\n"
+"partitions from 1; p0: the image holds one file system) and its location\n"
+"(partition, file system, inode, allocation, times, image byte runs).\n"
+"\n"
 "Options:\n"
 "  -x, --index DIR        the known-hash index to match against (required)\n"
 "      --no-index         no matching: an inventory with hashes only\n"
@@ -35,6 +43,9 @@ static void usage(FILE *f)
 "                         FILE (checked like --out before the scan); repeatable\n"
 "      --device NAME      name of the device, for the report\n"
 "      --case ID          case identifier, for the report\n"
+"      --verify-image     recompute the MD5 of each disk-image PATH before the\n"
+"                         scan and compare it with the hash an E01 stores; a\n"
+"                         mismatch makes the scan incomplete\n"
 "      --resume FILE      continue the interrupted scan whose JSONL report is FILE:\n"
 "                         its records are copied, its files not read again; the\n"
 "                         result equals an uninterrupted scan's report. FILE may\n"
@@ -102,10 +113,12 @@ static void usage(FILE *f)
 "Exit status (as ClamAV's): 0 the scan completed and found no known material;\n"
 "1 known material was found (listed in the report; this wins over errors);\n"
 "2 errors prevented a complete scan (unreadable files or folders, a PATH that\n"
-"does not exist, interrupted, bad usage, the index or the report could not be\n"
-"used, or a preview that stopped before reading every file); the summary\n"
-"then says the scan is incomplete, and why. A later full scan with --resume\n"
-"PREVIEW_REPORT reads only the files the preview did not.\n");
+"does not exist, a disk image that cannot be opened, an unreadable region of\n"
+"one (a corrupt E01 chunk, a missing segment), interrupted, bad usage, the\n"
+"index or the report could not be used, or a preview that stopped before\n"
+"reading every file); the summary then says the scan is incomplete, and why.\n"
+"A later full scan with --resume PREVIEW_REPORT reads only the files the\n"
+"preview did not.\n");
 }
 
 static volatile int g_stop = 0;
@@ -247,7 +260,7 @@ static int same_file(const char *a, const char *b)
 int cmd_scan(int argc, char **argv)
 {
     enum {
-        OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
+        OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_VERIFY_IMAGE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
         OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE, OPT_ALSO, OPT_PBUDGET, OPT_STOPHITS, OPT_SEED,
         OPT_NOCONT, OPT_CDEPTH,
         OPT_CMEMBERS, OPT_CBYTES, OPT_CRATIO, OPT_CBUF, OPT_CHELD, OPT_SPH, OPT_VQ, OPT_VC
@@ -262,6 +275,7 @@ int cmd_scan(int argc, char **argv)
         {"also", required_argument, NULL, OPT_ALSO},
         {"device", required_argument, NULL, OPT_DEVICE},
         {"case", required_argument, NULL, OPT_CASE},
+        {"verify-image", no_argument, NULL, OPT_VERIFY_IMAGE},
         {"resume", required_argument, NULL, OPT_RESUME},
         {"threads", required_argument, NULL, 't'},
         {"mode", required_argument, NULL, 'm'},
@@ -332,6 +346,7 @@ int cmd_scan(int argc, char **argv)
         }
         case OPT_DEVICE: ro.device = optarg; break;
         case OPT_CASE: ro.case_id = optarg; break;
+        case OPT_VERIFY_IMAGE: ro.verify_images = 1; break;
         case OPT_RESUME: resume = optarg; break;
         case OPT_FORCE: force = 1; break;
         case 't':

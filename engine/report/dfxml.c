@@ -7,8 +7,9 @@
  *
  * Hostile names: every string goes through imt__buf_xml_str. What XML 1.0
  * cannot hold becomes U+FFFD and the element gets imgtriage:hex, the exact
- * bytes, so nothing is lost. No byte_runs: the files were read through a
- * mounted file system, where imgtriage knows no image offsets. */
+ * bytes, so nothing is lost. byte_runs, partition, alloc/orphan, atime and
+ * crtime only for files read from a disk image (a mounted file system gives
+ * no image offsets). */
 #include "report.h"
 
 #include <string.h>
@@ -129,13 +130,18 @@ static imt_err dfxml_record(imt__conv *c, const imt_scan_record *r)
         imt__buf_puts(b, "\n  ");
         put_text(b, "error", r->detail);
     }
+    const imt_location *l = r->loc;
+    if (l && l->partition > 0)
+        imt__buf_printf(b, "\n  <partition>%d</partition>", (int)l->partition);
     imt__buf_printf(b, "\n  <id>%llu</id>", (unsigned long long)r->seq + 1);
     const char *nt = name_type(r->type);
     if (nt) imt__buf_printf(b, "\n  <name_type>%s</name_type>", nt);
     if (r->have_stat) imt__buf_printf(b, "\n  <filesize>%llu</filesize>", (unsigned long long)r->size);
-    /* Walked through a mounted file system: every name found is allocated;
-     * a carved item is not. */
-    imt__buf_puts(b, r->carved ? "\n  <alloc>0</alloc>" : "\n  <alloc>1</alloc>");
+    /* Walked through a mounted file system every name found is allocated;
+     * in a disk image the file system says; a carved item is not. */
+    imt__buf_printf(b, "\n  <alloc>%d</alloc>",
+                    !r->carved && (!l || l->alloc == IMT_ALLOC_ALLOCATED) ? 1 : 0);
+    if (l && l->alloc == IMT_ALLOC_ORPHAN) imt__buf_puts(b, "\n  <orphan>1</orphan>");
     if (r->have_stat) {
         imt__buf_printf(b, "\n  <inode>%llu</inode>\n  <mode>%u</mode>\n  <nlink>%u</nlink>"
                         "\n  <uid>%u</uid>\n  <gid>%u</gid>\n  ", (unsigned long long)r->inode,
@@ -144,10 +150,30 @@ static imt_err dfxml_record(imt__conv *c, const imt_scan_record *r)
         put_time(b, "mtime", r->mtime_s, r->mtime_ns);
         imt__buf_puts(b, "\n  ");
         put_time(b, "ctime", r->ctime_s, r->ctime_ns);
+        if (l && (l->atime_s || l->atime_ns)) {
+            imt__buf_puts(b, "\n  ");
+            put_time(b, "atime", l->atime_s, l->atime_ns);
+        }
+        if (l && (l->crtime_s || l->crtime_ns)) {
+            imt__buf_puts(b, "\n  ");
+            put_time(b, "crtime", l->crtime_s, l->crtime_ns);
+        }
     }
     if (r->link_target) {
         imt__buf_puts(b, "\n  ");
         put_text(b, "link_target", r->link_target);
+    }
+    if (l && l->n_runs) {
+        imt__buf_puts(b, "\n  <byte_runs>");
+        for (size_t i = 0; i < l->n_runs; i++) {
+            const imt_byte_run *br = &l->runs[i];
+            imt__buf_printf(b, "\n    <byte_run file_offset=\"%llu\"",
+                            (unsigned long long)br->file_offset);
+            if (br->sparse) imt__buf_puts(b, " fill=\"0\"");
+            else imt__buf_printf(b, " img_offset=\"%llu\"", (unsigned long long)br->img_offset);
+            imt__buf_printf(b, " len=\"%llu\"/>", (unsigned long long)br->len);
+        }
+        imt__buf_puts(b, "\n  </byte_runs>");
     }
     const imt_hash_result *h = r->hash;
     if (h && (h->digests & IMT_DIGEST_MD5)) {
@@ -171,6 +197,16 @@ static imt_err dfxml_record(imt__conv *c, const imt_scan_record *r)
     if (r->hardlink_of) {
         imt__buf_puts(b, "\n  ");
         put_text(b, "imgtriage:hardlink_of", r->hardlink_of);
+    }
+    if (l) {
+        imt__buf_puts(b, "\n  <imgtriage:location");
+        put_attr(b, "image", l->image);
+        imt__buf_printf(b, " partition=\"%d\" part_offset=\"%llu\"", (int)l->partition,
+                        (unsigned long long)l->part_offset);
+        put_attr(b, "fs", l->fs_type ? l->fs_type : "");
+        if (l->stream) put_attr(b, "stream", l->stream);
+        imt__buf_printf(b, " alloc=\"%s\"%s/>", imt_alloc_status_name(l->alloc),
+                        l->overwritten ? " content_may_be_overwritten=\"1\"" : "");
     }
     if (h) {
         imt__buf_printf(b, "\n  <imgtriage:image format=\"%s\" read_bytes=\"%llu\"",

@@ -15,7 +15,8 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     clock_gettime(CLOCK_REALTIME, &now);
     /* Complete only when nothing kept it from being so: the exit status and
      * the summary agree (issue 9 item 11). */
-    int complete = scan_status == IMT_OK && r->sum.errors == 0 && !r->write_failed;
+    int complete = scan_status == IMT_OK && r->sum.errors == 0 && !r->write_failed &&
+                   !r->image_failures;
     /* A preview that stopped before reading every file is not a complete scan. */
     int preview_cut = r->is_preview && (r->preview.stopped_by != IMT_PREVIEW_COMPLETE ||
                                         !r->preview.enumeration_complete);
@@ -43,6 +44,8 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     else if (r->sum.errors)
         imt__set_detail(why, sizeof why, "%llu %s could not be read",
                         (unsigned long long)r->sum.errors, r->sum.errors == 1 ? "entry" : "entries");
+    else if (r->image_failures)
+        imt__set_detail(why, sizeof why, "%s", r->image_failure);
     r->priority = imt__priority(&r->sum, &expl);
     if (r->is_preview) imt__preview_explain(&expl, &r->preview);
 

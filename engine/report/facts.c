@@ -346,6 +346,57 @@ void imt__jrecord_clear(imt__jrecord *r)
     r->frames = NULL;
 }
 
+/* The "image" member (record.c's put_location_json) into out->loc. 0 on a
+ * malformed member. */
+static int location_from_json(yajl_val v, imt__jrecord *out)
+{
+    yajl_val o = member(v, "image", yajl_t_object);
+    if (!o) return 1;
+    imt_location *l = &out->loc;
+    l->image = str_member(o, "path");
+    l->part_type = str_member(o, "part_type");
+    l->fs_type = str_member(o, "fs");
+    l->stream = str_member(o, "stream");
+    const char *al = str_member(o, "alloc");
+    if (!l->image || !l->part_type || !l->fs_type || !al) return 0;
+    int found = 0;
+    for (int k = 0; k <= IMT_ALLOC_CARVED; k++)
+        if (!strcmp(al, imt_alloc_status_name((imt_alloc_status)k))) {
+            l->alloc = (imt_alloc_status)k;
+            found = 1;
+        }
+    if (!found) return 0;
+    l->partition = (int32_t)u64_member(o, "partition", NULL);
+    l->part_offset = u64_member(o, "part_offset", NULL);
+    l->part_length = u64_member(o, "part_length", NULL);
+    l->meta_addr = u64_member(o, "meta_addr", NULL);
+    const char *t;
+    if ((t = str_member(o, "atime")) && !parse_time(t, &l->atime_s, &l->atime_ns)) return 0;
+    if ((t = str_member(o, "crtime")) && !parse_time(t, &l->crtime_s, &l->crtime_ns)) return 0;
+    int have;
+    l->first_offset = (int64_t)u64_member(o, "first_offset", &have);
+    if (!have) l->first_offset = -1;
+    yajl_val runs = member(o, "runs", yajl_t_array);
+    for (size_t i = 0; runs && i < runs->u.array.len; i++) {
+        yajl_val r = runs->u.array.values[i];
+        if (!YAJL_IS_ARRAY(r) || r->u.array.len != 3) return 0;
+        if (l->n_runs == IMT_MAX_BYTE_RUNS) return 0;
+        imt_byte_run *br = &out->runs[l->n_runs++];
+        yajl_val *x = r->u.array.values;
+        if (!YAJL_IS_INTEGER(x[0]) || !YAJL_IS_INTEGER(x[2])) return 0;
+        br->file_offset = (uint64_t)YAJL_GET_INTEGER(x[0]);
+        br->len = (uint64_t)YAJL_GET_INTEGER(x[2]);
+        if (YAJL_IS_NULL(x[1])) br->sparse = 1;
+        else if (YAJL_IS_INTEGER(x[1])) br->img_offset = (uint64_t)YAJL_GET_INTEGER(x[1]);
+        else return 0;
+    }
+    l->runs = out->runs;
+    l->runs_omitted = (size_t)u64_member(o, "runs_omitted", NULL);
+    l->overwritten = has_flag(v, "content-may-be-overwritten");
+    out->rec.loc = l;
+    return 1;
+}
+
 imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
 {
     memset(out, 0, sizeof *out);
@@ -381,6 +432,7 @@ imt_err imt__record_from_json(yajl_val v, imt__jrecord *out)
     }
     r->link_target = str_member(v, "link_target");
     r->hardlink_of = str_member(v, "hardlink_of");
+    if (!location_from_json(v, out)) goto bad;
     if (f.read) {
         r->hash = h;
         const char *fmt = str_member(v, "format");

@@ -4,10 +4,12 @@
  * must describe the same scan: its header's paths, options and index
  * identity are compared with this one's before anything is written. */
 #include "report.h"
+#include "source/source.h"
 
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -168,6 +170,98 @@ static void put_scan_identity(imt__buf *b, const imt_report *r, const imt_index 
     imt__buf_puts(b, "]}");
 }
 
+static void put_hex_member(imt__buf *b, const char *key, const uint8_t *d, size_t n)
+{
+    imt__buf_printf(b, ",\"%s\":\"", key);
+    imt__buf_hex(b, d, n);
+    imt__buf_puts(b, "\"");
+}
+
+static void put_meta_str(imt__buf *b, const char *key, const char *v)
+{
+    if (!v[0]) return;
+    imt__buf_printf(b, ",\"%s\":", key);
+    imt__buf_json_str(b, v);
+}
+
+/* One PATH that is a disk image: its kind, size, the acquisition metadata
+ * an E01 holds, and with verify_images its recomputed MD5 against the
+ * stored one. */
+static void put_image(imt__buf *b, imt_report *r, const char *path, imt__img_kind kind)
+{
+    char detail[200] = "";
+    imt__img *img = NULL;
+    imt__buf_puts(b, "{\"path\":");
+    imt__buf_json_str(b, path);
+    imt__buf_printf(b, ",\"kind\":\"%s\"", imt__img_kind_name(kind));
+    imt_err err = imt__img_open(&img, path, kind, detail, sizeof detail);
+    if (err) {
+        imt__buf_puts(b, ",\"error\":");
+        imt__buf_json_str(b, detail[0] ? detail : imt_strerror(err));
+        if (r->o.verify_images && !r->image_failures++)
+            imt__set_detail(r->image_failure, sizeof r->image_failure,
+                            "the image %s cannot be verified: %s", path, detail);
+        imt__buf_puts(b, "}");
+        return;
+    }
+    imt__img_meta m;
+    imt__img_get_meta(img, &m);
+    imt__buf_printf(b, ",\"size\":%llu,\"segments\":%u",
+                    (unsigned long long)imt__img_size(img), m.segments);
+    put_meta_str(b, "case_number", m.case_number);
+    put_meta_str(b, "evidence_number", m.evidence_number);
+    put_meta_str(b, "examiner", m.examiner);
+    put_meta_str(b, "description", m.description);
+    put_meta_str(b, "notes", m.notes);
+    put_meta_str(b, "acquiry_date", m.acquiry_date);
+    put_meta_str(b, "system_date", m.system_date);
+    put_meta_str(b, "acquiry_software", m.acquiry_software);
+    put_meta_str(b, "acquiry_os", m.acquiry_os);
+    if (m.has_md5) put_hex_member(b, "stored_md5", m.md5, 16);
+    if (m.has_sha1) put_hex_member(b, "stored_sha1", m.sha1, 20);
+    if (r->o.verify_images) {
+        uint8_t md5[16];
+        const char *res;
+        detail[0] = '\0';
+        err = imt__img_md5(img, md5, r->scan_opts.stop, detail, sizeof detail);
+        if (err) {
+            res = "unreadable";
+        } else {
+            put_hex_member(b, "computed_md5", md5, 16);
+            res = !m.has_md5 ? "no-stored-hash" : memcmp(md5, m.md5, 16) ? "mismatch" : "match";
+        }
+        imt__buf_printf(b, ",\"verify\":\"%s\"", res);
+        if (err) {
+            imt__buf_puts(b, ",\"verify_error\":");
+            imt__buf_json_str(b, detail);
+        }
+        if ((err || !strcmp(res, "mismatch")) && !r->image_failures++)
+            imt__set_detail(r->image_failure, sizeof r->image_failure, err
+                            ? "the image %s cannot be verified: %s"
+                            : "the image %s does not match its stored MD5 (--verify-image)%s",
+                            path, err ? detail : "");
+    }
+    imt__img_close(img);
+    imt__buf_puts(b, "}");
+}
+
+/* "images": the PATHs that are disk images (only when there are some). */
+static void put_images(imt__buf *b, imt_report *r, const char *const *paths, size_t n)
+{
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        imt__img_kind kind;
+        if (stat(paths[i], &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) ||
+            !imt__img_sniff(paths[i], S_ISBLK(st.st_mode), &kind))
+            continue;
+        imt__buf_puts(b, first ? ",\"images\":[" : ",");
+        first = 0;
+        put_image(b, r, paths[i], kind);
+    }
+    if (!first) imt__buf_puts(b, "]");
+}
+
 imt_err imt_report_begin(imt_report *r, const imt_index *idx, const char *const *paths,
                          size_t n, const imt_scan_opts *opts)
 {
@@ -237,6 +331,7 @@ imt_err imt_report_begin(imt_report *r, const imt_index *idx, const char *const 
     imt__put_str_or_null(b, r->o.case_id);
     imt__buf_puts(b, ",");
     put_scan_identity(b, r, idx, paths, n, opts);
+    put_images(b, r, paths, n);
     if (r->old_path) {
         imt__buf_puts(b, ",\"resumed_from\":");
         imt__buf_json_str(b, r->old_path);

@@ -141,6 +141,56 @@ static void put_container_json(imt__buf *b, const imt_scan_record *rec)
     imt__buf_puts(b, "}");
 }
 
+/* Where a file inside a disk image lies (engine/source): facts.c reads
+ * every member back. */
+static void put_location_json(imt__buf *b, const imt_location *l)
+{
+    imt__buf_puts(b, ",\"image\":{\"path\":");
+    imt__buf_json_str(b, l->image);
+    imt__buf_printf(b, ",\"partition\":%d,\"part_offset\":%llu,\"part_length\":%llu,"
+                    "\"part_type\":", (int)l->partition, (unsigned long long)l->part_offset,
+                    (unsigned long long)l->part_length);
+    imt__buf_json_str(b, l->part_type ? l->part_type : "");
+    imt__buf_puts(b, ",\"fs\":");
+    imt__buf_json_str(b, l->fs_type ? l->fs_type : "");
+    imt__buf_printf(b, ",\"meta_addr\":%llu", (unsigned long long)l->meta_addr);
+    if (l->stream) {
+        imt__buf_puts(b, ",\"stream\":");
+        imt__buf_json_str(b, l->stream);
+    }
+    imt__buf_printf(b, ",\"alloc\":\"%s\"", imt_alloc_status_name(l->alloc));
+    if (l->atime_s || l->atime_ns) {
+        imt__buf_puts(b, ",\"atime\":");
+        imt__buf_time(b, l->atime_s, l->atime_ns);
+    }
+    if (l->crtime_s || l->crtime_ns) {
+        imt__buf_puts(b, ",\"crtime\":");
+        imt__buf_time(b, l->crtime_s, l->crtime_ns);
+    }
+    if (l->first_offset >= 0)
+        imt__buf_printf(b, ",\"first_offset\":%lld", (long long)l->first_offset);
+    imt__buf_puts(b, ",\"runs\":[");
+    for (size_t i = 0; i < l->n_runs; i++) {
+        const imt_byte_run *r = &l->runs[i];
+        imt__buf_printf(b, "%s[%llu,", i ? "," : "", (unsigned long long)r->file_offset);
+        if (r->sparse) imt__buf_puts(b, "null");
+        else imt__buf_printf(b, "%llu", (unsigned long long)r->img_offset);
+        imt__buf_printf(b, ",%llu]", (unsigned long long)r->len);
+    }
+    imt__buf_puts(b, "]");
+    if (l->runs_omitted)
+        imt__buf_printf(b, ",\"runs_omitted\":%llu", (unsigned long long)l->runs_omitted);
+    imt__buf_puts(b, "}");
+}
+
+static void put_flags_json(imt__buf *b, int thumbnail_differs, int overwritten)
+{
+    if (!thumbnail_differs && !overwritten) return;
+    imt__buf_printf(b, ",\"flags\":[%s%s%s]", thumbnail_differs ? "\"thumbnail-differs\"" : "",
+                    thumbnail_differs && overwritten ? "," : "",
+                    overwritten ? "\"content-may-be-overwritten\"" : "");
+}
+
 void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
 {
     imt__buf_printf(b, "{\"record\":\"file\",\"seq\":%llu,\"path\":",
@@ -178,6 +228,8 @@ void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
                         (unsigned long long)c->length, imt_format_name(c->format),
                         c->truncated ? "true" : "false", imt_carve_end_name(c->end));
     }
+    if (rec->loc) put_location_json(b, rec->loc);
+    int ow = rec->loc && rec->loc->overwritten;
     const imt_hash_result *h = rec->hash;
     if (h) {
         imt__buf_printf(b, ",\"format\":\"%s\",\"read_bytes\":%llu", imt_format_name(h->format),
@@ -205,9 +257,11 @@ void imt__put_record_json(imt__buf *b, const imt_scan_record *rec)
             if (h->partial) imt__buf_puts(b, ",\"partial\":true");
         }
         if (h->changed) imt__buf_puts(b, ",\"changed_during_read\":true");
-        if (h->thumbnail_differs) imt__buf_puts(b, ",\"flags\":[\"thumbnail-differs\"]");
+        put_flags_json(b, h->thumbnail_differs, ow);
         if (h->n_sub) put_embedded_json(b, rec);
         if (h->n_frames) put_frames_json(b, h);
+    } else {
+        put_flags_json(b, 0, ow);
     }
     put_container_json(b, rec);
     if (rec->known_good)

@@ -81,6 +81,8 @@ typedef struct imt__jrecord {
     imt_carve_hit carved;      /* rec.carved points here: "carved" */
     imt_scan_match *ms;
     imt_video_frame *frames;   /* hash.frames points here: "frames" */
+    imt_location loc;          /* rec.loc points here for a file in an image */
+    imt_byte_run runs[IMT_MAX_BYTE_RUNS];
 } imt__jrecord;
 
 imt_err imt__record_from_json(yajl_val v, imt__jrecord *out);
@@ -200,6 +202,9 @@ struct imt_report {
      * of their path literal, sorted: claimed wherever the walk meets them */
     struct imt__oldrec *byhash;
     size_t n_byhash;
+    /* disk images (header.c): verification failures (verify_images) */
+    unsigned image_failures;
+    char image_failure[200];
 };
 
 /* last_error = fmt with arg (may be NULL); returns e. */

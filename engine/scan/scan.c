@@ -8,6 +8,7 @@
  * emitting cost microseconds per entry against milliseconds to read and
  * decode an image, so the serial parts stay in the noise. */
 #include "scan.h"
+#include "source/source.h"
 
 #include "container/container.h"
 
@@ -22,6 +23,7 @@
 
 typedef struct slot {
     imt__wentry e;
+    imt__sentry *se;         /* a file inside a disk image (e then unused) */
     int skipped;
     int needs_hash;
     int done;
@@ -89,6 +91,7 @@ static void slot_clear(slot *s)
     imt__free(s->members);
     imt__free(s->ci_note);
     imt__wentry_clear(&s->e);
+    imt__sentry_free(s->se);
     for (size_t i = 0; i < s->n_matches; i++) imt__free(s->strs[i]);
     imt__free(s->matches);
     imt__free(s->strs);
@@ -589,6 +592,8 @@ static void expand_keep(slot *s, int fd, imt_hasher *h, imt_cursor *c, const lis
     else s->deferred = 1; /* IMT_E_BUSY, or out of memory here: try again there */
 }
 
+static int finish(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts *o);
+
 /* One file: open relative to its folder, hash, match. Runs on a worker.
  * Returns 0 when a stop request cut the file short (it has no record). */
 static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
@@ -650,6 +655,50 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
     return done;
 }
 
+/* A file inside a disk image: read through the worker's own image and TSK
+ * handles (rd). Containers inside images are not expanded yet (the
+ * expansion reads an imt__io, which the image reader does not give yet). */
+static int work_image(slot *s, imt_hasher *h, imt__sreader *rd, imt_cursor *c,
+                      const lists *L, const imt_scan_opts *o)
+{
+    imt_stream st;
+    imt__sentry *e = s->se;
+    imt_err err = imt__sreader_begin(rd, e, &st, e->detail, sizeof e->detail);
+    if (err) {
+        s->status = err == IMT_E_NOMEM ? IMT_E_NOMEM : IMT_E_IO;
+        s->detail = e->detail;
+        return 1;
+    }
+    imt_hash_stream(h, &st, &s->res);
+    if (s->res.status == IMT_E_IO) {
+        size_t l = strlen(s->res.detail);
+        imt__set_detail(s->res.detail + l, sizeof s->res.detail - l, ": %s",
+                        imt__sreader_error(rd));
+    }
+    imt__sreader_end(rd);
+    return finish(s, c, L, o);
+}
+
+/* After the read: keep the sub-items and frames, match. 0 when a stop
+ * request cut the file short (it has no record). */
+static int finish(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts *o)
+{
+    if (s->res.status == IMT_E_INTERRUPTED) return 0;
+    keep_subs(s);
+    s->read = 1;
+    s->status = s->res.status;
+    s->detail = s->res.detail;
+    if (s->res.status == IMT_E_IO || s->res.status == IMT_E_NOMEM) return 1;
+    imt_err e = match(s, c, L, o);
+    if (e) {
+        s->status = e;
+        imt__set_detail(s->e.detail, sizeof s->e.detail, "index lookup failed: %s",
+                        imt_strerror(e));
+        s->detail = s->e.detail;
+    }
+    return 1;
+}
+
 /* Does this entry keep the scan from being complete? Something could not be
  * read (a file, a folder, a PATH argument that does not exist or vanished
  * before it was read) or looked up. A finding about a file's content, or a
@@ -657,6 +706,7 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
 static int is_scan_error(const slot *s)
 {
     imt_err e = s->status;
+    if (s->se && s->se->scan_error) return 1;
     if (e == IMT_E_IO || e == IMT_E_NOMEM || e == IMT_E_INTERNAL || e == IMT_E_DB ||
         e == IMT_E_INDEX_CORRUPT || e == IMT_E_INDEX_CHANGED)
         return 1;
@@ -667,14 +717,36 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
 {
     memset(r, 0, sizeof *r);
     r->seq = seq;
-    r->path = s->e.path;
-    r->type = s->e.type;
+    r->path = s->se ? s->se->path : s->e.path;
+    r->type = s->se ? s->se->type : s->e.type;
     r->skipped = s->skipped;
     if (s->skipped) return;
     r->status = s->status;
     r->scan_error = is_scan_error(s);
     r->detail = s->detail_at == 1 ? s->e.detail : s->detail_at == 2 ? s->res.detail
               : s->detail ? s->detail : "";
+    if (s->se) {
+        const imt__sentry *e = s->se;
+        r->loc = &e->loc;
+        r->have_stat = e->type == IMT_ENTRY_FILE && e->status != IMT_E_NOT_FOUND;
+        r->size = e->size;
+        r->inode = e->loc.meta_addr;
+        r->mode = e->mode;
+        r->uid = e->uid;
+        r->gid = e->gid;
+        r->nlink = e->nlink;
+        r->mtime_s = e->mtime_s;
+        r->mtime_ns = e->mtime_ns;
+        r->ctime_s = e->ctime_s;
+        r->ctime_ns = e->ctime_ns;
+        r->hash = s->read ? &s->res : NULL;
+        r->known_good = s->known_good;
+        r->pdq_low_quality = s->low_quality;
+        r->matches = s->matches;
+        r->n_matches = s->n_matches;
+        r->matches_omitted = s->omitted;
+        return;
+    }
     r->have_stat = s->e.have_stat;
     if (r->have_stat) {
         const struct stat *st = &s->e.st;
@@ -784,6 +856,44 @@ cleanup:
     return err;
 }
 
+/* The entries of the walk, with each PATH argument whose bytes sniff as a
+ * disk image (or a block device) replaced by the entries of the image, in
+ * the image's order (engine/source). */
+typedef struct source {
+    imt__walk *w;
+    imt__enum *en;
+    const volatile int *stop;
+} source;
+
+static imt_err source_next(source *src, slot *s, int *done)
+{
+    imt_err err = IMT_OK;
+    for (;;) {
+        if (src->en) {
+            IMT_TRY(imt__enum_next(src->en, &s->se));
+            if (s->se) {
+                *done = 0;
+                return IMT_OK;
+            }
+            imt__enum_close(src->en);
+            src->en = NULL;
+        }
+        IMT_TRY(imt__walk_next(src->w, &s->e, done));
+        if (*done) return IMT_OK;
+        imt__img_kind kind;
+        if (s->e.is_root && !s->e.repeat && s->e.status == IMT_OK &&
+            (s->e.type == IMT_ENTRY_FILE || s->e.type == IMT_ENTRY_BLOCKDEV) &&
+            imt__img_sniff(s->e.path, s->e.type == IMT_ENTRY_BLOCKDEV, &kind)) {
+            IMT_TRY(imt__enum_open(&src->en, s->e.path, kind, NULL, src->stop));
+            imt__wentry_clear(&s->e);
+            continue;
+        }
+        return IMT_OK;
+    }
+cleanup:
+    return err;
+}
+
 static int threads_for(const imt_scan_opts *o)
 {
     int t = o->threads;
@@ -802,6 +912,8 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
     imt_err err = IMT_OK;
     imt_scan_opts o;
     imt__walk *w = NULL;
+    source src = {NULL, NULL, NULL};
+    imt__sreader **rds = NULL;
     imt_hasher **hs = NULL;
     imt_cursor **cs = NULL;
     slot *slots = NULL;
@@ -839,10 +951,12 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
     }
     hs = imt__calloc((size_t)nt, sizeof *hs);
     cs = imt__calloc((size_t)nt, sizeof *cs);
+    rds = imt__calloc((size_t)nt, sizeof *rds);
     slots = imt__calloc(batch, sizeof *slots);
     order = imt__calloc(batch, sizeof *order);
-    if (!hs || !cs || !slots || !order) { err = IMT_E_NOMEM; goto cleanup; }
+    if (!hs || !cs || !rds || !slots || !order) { err = IMT_E_NOMEM; goto cleanup; }
     for (int t = 0; t < nt; t++) {
+        IMT_TRY(imt__sreader_create(&rds[t]));
         err = imt_hasher_create(&hs[t], &o.hash);
         if (err) {
             imt__set_detail(detail, cap, "cannot create a hasher: %s", imt_strerror(err));
@@ -858,15 +972,24 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
         }
     }
     IMT_TRY(imt__walk_open(&w, paths, n_paths, o.one_file_system, o.stop));
+    src.w = w;
+    src.stop = o.stop;
 
     for (;;) {
         size_t n = 0;
         int done = 0;
         while (n < batch) {
             slot *s = &slots[n];
-            IMT_TRY(imt__walk_next(w, &s->e, &done));
+            IMT_TRY(source_next(&src, s, &done));
             if (done) break;
             n++;
+            if (s->se) {
+                s->status = s->se->status;
+                s->detail = s->se->detail;
+                if (o.skip && o.skip(o.ctx, s->se->path, s->se->type)) s->skipped = 1;
+                else if (s->se->readable && s->se->status == IMT_OK) s->needs_hash = 1;
+                continue;
+            }
             s->status = s->e.status;
             s->detail = s->e.detail;
             int claimed = o.skip ? o.skip(o.ctx, s->e.path, s->e.type) : 0;
@@ -887,7 +1010,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
         long cnt = 0;
         for (size_t i = 0; i < n; i++)
             if (slots[i].needs_hash) {
-                order[cnt].size = slots[i].e.st.st_size;
+                order[cnt].size = slots[i].se ? (off_t)slots[i].se->size : slots[i].e.st.st_size;
                 order[cnt++].slot = i;
             }
         qsort(order, (size_t)cnt, sizeof *order, job_cmp);
@@ -905,7 +1028,8 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
 #ifdef IMT_HAVE_OPENMP
             t = omp_get_thread_num();
 #endif
-            s->done = work(s, hs[t], cs[t], &L, &o, &held);
+            s->done = s->se ? work_image(s, hs[t], rds[t], cs[t], &L, &o)
+                            : work(s, hs[t], cs[t], &L, &o, &held);
         }
 
         for (size_t i = 0; i < n && !stopped; i++) {
@@ -952,9 +1076,12 @@ cleanup:
     imt__free(order);
     for (int t = 0; hs && t < nt; t++) imt_hasher_free(hs[t]);
     for (int t = 0; cs && t < nt; t++) imt_cursor_close(cs[t]);
+    for (int t = 0; rds && t < nt; t++) imt__sreader_free(rds[t]);
     imt__free(hs);
     imt__free(cs);
+    imt__free(rds);
     imt__free(L.v);
+    imt__enum_close(src.en);
     imt__walk_close(w);
     return err;
 }

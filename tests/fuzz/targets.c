@@ -1073,6 +1073,71 @@ int imt_fuzz_thumbsdb(const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Disk images (engine/source) through the scan path: the input written to
+ * a temporary file (NAME.img, or NAME.E01 for the E01 target) and scanned
+ * as a PATH, twice. Invariants: the scan completes (damage is a record, not
+ * a failure); every record lies under the image's path and names it as its
+ * image; byte runs within the cap; a file read holds no more bytes than
+ * its size; the two scans give the same records (path, status, digests). */
+typedef struct img_fold {
+    const char *path;
+    uint64_t h, n;
+} img_fold;
+
+static int img_record(void *ctx, const imt_scan_record *r)
+{
+    img_fold *f = ctx;
+    size_t pl = strlen(f->path);
+    FUZZ_CHECK(!strncmp(r->path, f->path, pl), "record %s outside the image", r->path);
+    if (r->loc) {
+        FUZZ_CHECK(!strcmp(r->loc->image, f->path), "loc->image %s", r->loc->image);
+        FUZZ_CHECK(r->loc->n_runs <= IMT_MAX_BYTE_RUNS, "%zu runs", r->loc->n_runs);
+        FUZZ_CHECK(r->loc->alloc <= IMT_ALLOC_CARVED, "alloc %d", (int)r->loc->alloc);
+    }
+    if (r->hash && r->have_stat)
+        FUZZ_CHECK(r->hash->file_size <= r->size, "read %llu of %llu bytes",
+                   (unsigned long long)r->hash->file_size, (unsigned long long)r->size);
+    uint64_t h = f->h * 1099511628211ull;
+    for (const char *c = r->path; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
+    h ^= (uint64_t)r->status << 32 | (uint64_t)r->type;
+    if (r->hash) for (int i = 0; i < 16; i++) h = (h ^ r->hash->md5[i]) * 1099511628211ull;
+    f->h = h;
+    f->n++;
+    return 0;
+}
+
+static int dimg_target(const char *suffix, const uint8_t *data, size_t len)
+{
+    char dir[] = "/tmp/imt-fuzz-image-XXXXXX", path[64];
+    FUZZ_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/x.%s", dir, suffix);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    FUZZ_CHECK(fd >= 0, "open");
+    FUZZ_CHECK(write(fd, data, len) == (ssize_t)len, "write");
+    close(fd);
+    imt_scan_opts o;
+    imt_scan_opts_init(&o);
+    o.threads = 1;
+    o.hash.max_pixels = 1u << 20;
+    const char *paths[1] = {path};
+    img_fold a = {path, 14695981039346656037ull, 0}, b = a;
+    char detail[256];
+    imt_err e = imt_scan_run(NULL, paths, 1, &o, img_record, &a, detail, sizeof detail);
+    FUZZ_CHECK(e == IMT_OK, "scan: %s (%s)", imt_strerror(e), detail);
+    e = imt_scan_run(NULL, paths, 1, &o, img_record, &b, detail, sizeof detail);
+    FUZZ_CHECK(e == IMT_OK, "second scan: %s (%s)", imt_strerror(e), detail);
+    FUZZ_CHECK(a.n == b.n && a.h == b.h, "two scans differ (%llu vs %llu records)",
+               (unsigned long long)a.n, (unsigned long long)b.n);
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+int imt_fuzz_image_fat(const uint8_t *d, size_t n) { return dimg_target("img", d, n); }
+int imt_fuzz_image_ext4(const uint8_t *d, size_t n) { return dimg_target("img", d, n); }
+int imt_fuzz_image_ntfs(const uint8_t *d, size_t n) { return dimg_target("img", d, n); }
+int imt_fuzz_image_e01(const uint8_t *d, size_t n) { return dimg_target("E01", d, n); }
+
 const imt_fuzz_target imt_fuzz_targets[] = {
     {"jpeg", imt_fuzz_jpeg},
     {"png", imt_fuzz_png},
@@ -1101,6 +1166,10 @@ const imt_fuzz_target imt_fuzz_targets[] = {
     {"policy", imt_fuzz_policy},
     {"report", imt_fuzz_report},
     {"carve", imt_fuzz_carve},
+    {"image_fat", imt_fuzz_image_fat},
+    {"image_ext4", imt_fuzz_image_ext4},
+    {"image_ntfs", imt_fuzz_image_ntfs},
+    {"image_e01", imt_fuzz_image_e01},
     {NULL, NULL},
 };
 

@@ -45,6 +45,13 @@ int imt_fuzz_policy(const uint8_t *data, size_t len);
 int imt_fuzz_report(const uint8_t *data, size_t len);
 /* The carver over the input (engine/source/carve.c), and its hits hashed. */
 int imt_fuzz_carve(const uint8_t *data, size_t len);
+/* Disk images through the scan path (engine/source): a small FAT, ext4 or
+ * NTFS image, or an E01, written to a file and scanned as a PATH. Seeds:
+ * tests/fuzz/make_image_seeds.sh, run by run_target.sh. */
+int imt_fuzz_image_fat(const uint8_t *data, size_t len);
+int imt_fuzz_image_ext4(const uint8_t *data, size_t len);
+int imt_fuzz_image_ntfs(const uint8_t *data, size_t len);
+int imt_fuzz_image_e01(const uint8_t *data, size_t len);
 /* Write generated seeds for target into outdir (index_open and
  * index_pagecheck have some). */
 void imt_fuzz_make_seeds(const char *target, const char *outdir);

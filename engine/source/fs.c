@@ -1,0 +1,638 @@
+/* engine/source/fs.c -- every file in a disk image, in the image's order:
+ * volume system (DOS, GPT, ... through TSK) -> each allocated partition's
+ * file system (or one file system filling the image) -> TSK's directory
+ * walk of allocated and unallocated names, orphans included -> one entry
+ * per data stream (NTFS alternate data streams are entries of their own).
+ *
+ * Why a producer thread: TSK's directory walk calls back and cannot be
+ * paused, and a directory may hold millions of names. The walk runs on a
+ * thread of its own with its own image handles and hands entries over a
+ * bounded queue, so the memory held here is QCAP entries whatever the
+ * image holds (TSK itself holds one directory's names at a time). The
+ * order is TSK's, which depends only on the image: records come out the
+ * same on every run and with any number of workers.
+ *
+ * Hostile images: TSK stops directory loops (it tracks the directories it
+ * is inside of); a partition yields at most max_entries entries, then an
+ * error entry; sizes are the file system's, read through TSK, which refuses
+ * runs outside the file system. */
+#include "source.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tsk/libtsk.h>
+
+#define QCAP 1024
+
+struct imt__enum {
+    char *path;
+    imt__img_kind kind;
+    imt__src_limits lim;
+    const volatile int *stop;
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_put, cv_get;
+    imt__sentry *q[QCAP];
+    size_t head, count;
+    int finished, cancel;
+    imt_err err;              /* IMT_E_NOMEM from the producer */
+    /* producer state */
+    imt__img *img;
+    TSK_FS_INFO *fs;
+    int part_no;
+    uint64_t part_off, part_len;
+    char part_type[64], fs_type[32];
+    uint64_t n_in_part;
+    int capped;
+};
+
+const char *imt_alloc_status_name(imt_alloc_status s)
+{
+    switch (s) {
+    case IMT_ALLOC_ALLOCATED: return "allocated";
+    case IMT_ALLOC_DELETED: return "deleted";
+    case IMT_ALLOC_ORPHAN: return "orphan";
+    case IMT_ALLOC_CARVED: return "carved";
+    }
+    return "unknown";
+}
+
+void imt__sentry_free(imt__sentry *e)
+{
+    if (!e) return;
+    imt__free(e->path);
+    imt__free(e->strs);
+    imt__free(e->runs);
+    imt__free(e);
+}
+
+static int cancelled(imt__enum *en)
+{
+    return en->cancel || (en->stop && *en->stop);
+}
+
+/* Hand e to the consumer; 0, or -1 when the consumer is gone (e freed). */
+static int push(imt__enum *en, imt__sentry *e)
+{
+    pthread_mutex_lock(&en->mu);
+    while (en->count == QCAP && !en->cancel) pthread_cond_wait(&en->cv_put, &en->mu);
+    if (en->cancel) {
+        pthread_mutex_unlock(&en->mu);
+        imt__sentry_free(e);
+        return -1;
+    }
+    en->q[(en->head + en->count) % QCAP] = e;
+    en->count++;
+    pthread_cond_signal(&en->cv_get);
+    pthread_mutex_unlock(&en->mu);
+    return 0;
+}
+
+/* A new entry with its path "IMAGE[!pN[/rel[name]]][:stream]" and strings. */
+static imt__sentry *new_entry(imt__enum *en, int with_part, const char *rel, const char *name,
+                              const char *stream)
+{
+    imt__sentry *e = imt__calloc(1, sizeof *e);
+    if (!e) return NULL;
+    const char *img = en->path;
+    size_t il = strlen(img), rl = rel ? strlen(rel) : 0, nl = name ? strlen(name) : 0,
+           sl = stream ? strlen(stream) : 0;
+    size_t cap = il + rl + nl + sl + 32;
+    e->path = imt__malloc(cap);
+    size_t pl = strlen(en->part_type), fl = strlen(en->fs_type);
+    e->strs = imt__malloc(il + pl + fl + sl + 4);
+    if (!e->path || !e->strs) {
+        imt__sentry_free(e);
+        return NULL;
+    }
+    if (with_part)
+        snprintf(e->path, cap, "%s!p%d%s%s%s%s%s", img, en->part_no, rel || name ? "/" : "",
+                 rel ? rel : "", name ? name : "", stream ? ":" : "", stream ? stream : "");
+    else
+        snprintf(e->path, cap, "%s", img);
+    char *s = e->strs;
+    memcpy(s, img, il + 1);
+    e->loc.image = s;
+    s += il + 1;
+    memcpy(s, en->part_type, pl + 1);
+    e->loc.part_type = s;
+    s += pl + 1;
+    memcpy(s, en->fs_type, fl + 1);
+    e->loc.fs_type = s;
+    s += fl + 1;
+    if (stream) {
+        memcpy(s, stream, sl + 1);
+        e->loc.stream = s;
+    }
+    e->loc.partition = en->part_no;
+    e->loc.part_offset = en->part_off;
+    e->loc.part_length = en->part_len;
+    e->loc.first_offset = -1;
+    e->img_kind = en->kind;
+    e->type = IMT_ENTRY_FILE;
+    return e;
+}
+
+/* An entry that is not a file: the image, a partition, a region. */
+static int push_problem(imt__enum *en, int with_part, imt_entry_type type, imt_err st,
+                        int scan_error, const char *fmt, const char *arg)
+{
+    imt__sentry *e = new_entry(en, with_part, NULL, NULL, NULL);
+    if (!e) {
+        en->err = IMT_E_NOMEM;
+        return -1;
+    }
+    e->type = type;
+    e->status = st;
+    e->scan_error = scan_error;
+    imt__set_detail(e->detail, sizeof e->detail, fmt, arg);
+    return push(en, e);
+}
+
+static const char *tsk_msg(void)
+{
+    const char *m = tsk_error_get();
+    return m && m[0] ? m : "no detail";
+}
+
+/* Keep the attribute's runs (at most max_runs), the first byte's image
+ * offset, and whether any block of a deleted file is allocated again. */
+static imt_err take_runs(imt__enum *en, imt__sentry *e, const TSK_FS_ATTR *a, int deleted)
+{
+    const TSK_FS_INFO *fs = en->fs;
+    uint64_t bs = fs->block_size, checked = 0, size = (uint64_t)a->size;
+    if (!(a->flags & TSK_FS_ATTR_NONRES)) return IMT_OK; /* resident: in metadata */
+    size_t max = en->lim.max_runs, n = 0;
+    for (const TSK_FS_ATTR_RUN *r = a->nrd.run; r; r = r->next) {
+        uint64_t foff = (uint64_t)r->offset * bs, len = (uint64_t)r->len * bs;
+        if (foff >= size) break;
+        if (len > size - foff) len = size - foff;
+        int sparse = (r->flags & (TSK_FS_ATTR_RUN_FLAG_SPARSE | TSK_FS_ATTR_RUN_FLAG_FILLER)) != 0;
+        uint64_t ioff = sparse ? 0 : en->part_off + (uint64_t)r->addr * bs;
+        if (foff == 0 && !sparse) e->loc.first_offset = (int64_t)ioff;
+        if (deleted && !sparse && !e->loc.overwritten) {
+            for (uint64_t k = 0; k < r->len && checked < en->lim.max_check_blocks; k++, checked++)
+                if (fs->block_getflags((TSK_FS_INFO *)fs, r->addr + k) & TSK_FS_BLOCK_FLAG_ALLOC) {
+                    e->loc.overwritten = 1;
+                    break;
+                }
+        }
+        if (n == max) {
+            e->loc.runs_omitted++;
+            continue;
+        }
+        if (!e->runs) {
+            e->runs = imt__calloc(max ? max : 1, sizeof *e->runs);
+            if (!e->runs) return IMT_E_NOMEM;
+        }
+        e->runs[n].file_offset = foff;
+        e->runs[n].img_offset = ioff;
+        e->runs[n].len = len;
+        e->runs[n].sparse = sparse;
+        n++;
+    }
+    e->loc.runs = e->runs;
+    e->loc.n_runs = n;
+    return IMT_OK;
+}
+
+/* A size no file system of this size can hold: beyond twice the file
+ * system (sparse files may exceed it, not by that much in evidence). */
+static int absurd_size(const imt__enum *en, TSK_OFF_T size)
+{
+    uint64_t fs_bytes = (uint64_t)en->fs->block_count * en->fs->block_size;
+    return fs_bytes && size > 0 && (uint64_t)size / 2 > fs_bytes;
+}
+
+static int is_default_stream(const TSK_FS_ATTR *a)
+{
+    return !a->name || !a->name[0] || strcmp(a->name, "$Data") == 0;
+}
+
+/* One data stream of f: default (stream NULL) or named. */
+static int push_stream(imt__enum *en, TSK_FS_FILE *f, const char *dir, const TSK_FS_ATTR *a,
+                       const char *stream, imt_alloc_status alloc, int overwritten)
+{
+    const TSK_FS_META *m = f->meta;
+    imt__sentry *e = new_entry(en, 1, dir, f->name->name, stream);
+    if (!e) goto nomem;
+    e->loc.meta_addr = m->addr;
+    e->loc.alloc = alloc;
+    e->loc.overwritten = overwritten;
+    e->loc.atime_s = m->atime;
+    e->loc.atime_ns = (int32_t)m->atime_nano;
+    e->loc.crtime_s = m->crtime;
+    e->loc.crtime_ns = (int32_t)m->crtime_nano;
+    e->size = a ? (uint64_t)(a->size > 0 ? a->size : 0) : (uint64_t)(m->size > 0 ? m->size : 0);
+    e->mode = (uint32_t)m->mode;
+    e->uid = (uint32_t)m->uid;
+    e->gid = (uint32_t)m->gid;
+    e->nlink = (uint32_t)m->nlink;
+    e->mtime_s = m->mtime;
+    e->mtime_ns = (int32_t)m->mtime_nano;
+    e->ctime_s = m->ctime;
+    e->ctime_ns = (int32_t)m->ctime_nano;
+    e->fs_type = (int)en->fs->ftype;
+    if (a) {
+        e->attr_type = (uint32_t)a->type;
+        e->attr_id = a->id;
+        e->has_attr = 1;
+        if (take_runs(en, e, a, alloc != IMT_ALLOC_ALLOCATED)) goto nomem;
+    }
+    /* A size no file system of this size can hold (beyond twice the file
+     * system: sparse files may exceed it, not by that much in evidence) is
+     * damage or hostility: reading it as holes could take hours. */
+    uint64_t fs_bytes = (uint64_t)en->fs->block_count * en->fs->block_size;
+    if (absurd_size(en, (TSK_OFF_T)e->size)) {
+        e->status = IMT_E_TOO_LARGE;
+        e->scan_error = 1;
+        imt__set_detail(e->detail, sizeof e->detail,
+                        "claims %llu bytes, more than twice its file system (%llu): not read",
+                        (unsigned long long)e->size, (unsigned long long)fs_bytes);
+        return push(en, e);
+    }
+    e->readable = 1;
+    return push(en, e);
+nomem:
+    imt__sentry_free(e);
+    en->err = IMT_E_NOMEM;
+    return -1;
+}
+
+static TSK_WALK_RET_ENUM walk_cb(TSK_FS_FILE *f, const char *dir, void *ptr)
+{
+    imt__enum *en = ptr;
+    if (cancelled(en)) return TSK_WALK_STOP;
+    if (!f->name || !f->name->name) return TSK_WALK_CONT;
+    const char *nm = f->name->name;
+    if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0) return TSK_WALK_CONT;
+    if (++en->n_in_part > en->lim.max_entries) {
+        en->capped = 1;
+        return TSK_WALK_STOP;
+    }
+    int orphan = strncmp(dir, "$OrphanFiles", 12) == 0;
+    int name_unalloc = (f->name->flags & TSK_FS_NAME_FLAG_UNALLOC) != 0;
+    if (!f->meta) {
+        if (f->name->type != TSK_FS_NAME_TYPE_REG) return TSK_WALK_CONT;
+        /* A deleted name whose metadata is gone: nothing to read. */
+        imt__sentry *e = new_entry(en, 1, dir, nm, NULL);
+        if (!e) {
+            en->err = IMT_E_NOMEM;
+            return TSK_WALK_ERROR;
+        }
+        e->loc.meta_addr = f->name->meta_addr;
+        e->loc.alloc = orphan ? IMT_ALLOC_ORPHAN : IMT_ALLOC_DELETED;
+        e->fs_type = (int)en->fs->ftype;
+        e->status = IMT_E_NOT_FOUND;
+        imt__set_detail(e->detail, sizeof e->detail,
+                        "a deleted name whose metadata is gone: no content to read");
+        return push(en, e) ? TSK_WALK_STOP : TSK_WALK_CONT;
+    }
+    const TSK_FS_META *m = f->meta;
+    int meta_unalloc = (m->flags & TSK_FS_META_FLAG_UNALLOC) != 0;
+    imt_alloc_status alloc = orphan ? IMT_ALLOC_ORPHAN
+                             : name_unalloc || meta_unalloc ? IMT_ALLOC_DELETED
+                                                            : IMT_ALLOC_ALLOCATED;
+    /* A deleted name whose metadata belongs to a file again. */
+    int overwritten = alloc != IMT_ALLOC_ALLOCATED && !meta_unalloc;
+    int is_reg = m->type == TSK_FS_META_TYPE_REG;
+    if (!is_reg && m->type != TSK_FS_META_TYPE_DIR) return TSK_WALK_CONT; /* virtual, links */
+    if (is_reg && absurd_size(en, m->size))
+        /* before TSK loads its block list: for an ext2/3 inode claiming
+         * gigabytes that list is built one block at a time, each append
+         * walking the list (quadratic: minutes for a 20 KB image) */
+        return push_stream(en, f, dir, NULL, NULL, alloc, overwritten) ? TSK_WALK_STOP
+                                                                       : TSK_WALK_CONT;
+    if (TSK_FS_TYPE_ISNTFS(en->fs->ftype)) {
+        int n = tsk_fs_file_attr_getsize(f);
+        const TSK_FS_ATTR *def = NULL;
+        for (int i = 0; i < n; i++) {
+            const TSK_FS_ATTR *a = tsk_fs_file_attr_get_idx(f, i);
+            if (!a || a->type != TSK_FS_ATTR_TYPE_NTFS_DATA) continue;
+            if (is_default_stream(a)) {
+                if (!def) def = a;
+                continue;
+            }
+            if (push_stream(en, f, dir, a, a->name, alloc, overwritten)) return TSK_WALK_STOP;
+        }
+        if (is_reg && push_stream(en, f, dir, def, NULL, alloc, overwritten))
+            return TSK_WALK_STOP;
+        return TSK_WALK_CONT;
+    }
+    if (!is_reg) return TSK_WALK_CONT;
+    const TSK_FS_ATTR *a = tsk_fs_file_attr_get(f);
+    tsk_error_reset();
+    return push_stream(en, f, dir, a, NULL, alloc, overwritten) ? TSK_WALK_STOP : TSK_WALK_CONT;
+}
+
+static void fs_name(TSK_FS_TYPE_ENUM t, char *out, size_t cap)
+{
+    const char *n = tsk_fs_type_toname(t);
+    snprintf(out, cap, "%s", n ? n : "unknown");
+}
+
+/* ---- the carver's hook ---------------------------------------------------
+ * Space no file system accounts for (the volume system's unallocated
+ * parts, partitions that could not be enumerated) is handed to the carver
+ * (engine/source/carve.c, issue 12's carving half, merged separately) as
+ * an imt__io over the logical concatenation of its image runs; each hit
+ * (logical offset, length) comes back through imt__enum_carved, which maps
+ * it to image runs and queues an entry read straight from the image. Until
+ * the carver is merged, hand_to_carver hands nothing on; unallocated blocks
+ * inside file systems (tsk_fs_block_walk with TSK_FS_BLOCK_WALK_FLAG_UNALLOC,
+ * runs merged) are to be handed the same way. */
+static void hand_to_carver(imt__enum *en, const imt_byte_run *runs, size_t n)
+{
+    imt__runs_view v = {en->img, runs, n, 0};
+    for (size_t i = 0; i < n; i++) v.size += runs[i].len;
+    imt__io io = imt__runs_io(&v);
+    (void)io; /* the carver's call goes here */
+}
+
+imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, uint64_t off, uint64_t len,
+                         int truncated)
+{
+    imt__sentry *e = new_entry(en, 1, NULL, NULL, NULL);
+    if (!e) return IMT_E_NOMEM;
+    char name[64];
+    snprintf(name, sizeof name, "/carved@%llu", (unsigned long long)off);
+    size_t pl = strlen(e->path), nl = strlen(name);
+    char *np = imt__realloc(e->path, pl + nl + 1);
+    e->runs = imt__calloc(en->lim.max_runs ? en->lim.max_runs : 1, sizeof *e->runs);
+    if (!np || !e->runs) {
+        if (np) e->path = np;
+        imt__sentry_free(e);
+        return IMT_E_NOMEM;
+    }
+    e->path = np;
+    memcpy(e->path + pl, name, nl + 1);
+    size_t n = 0;
+    for (uint64_t done = 0; done < len && n < en->lim.max_runs;) {
+        uint64_t io, room = imt__runs_map(v, off + done, &io);
+        if (!room) break;
+        if (room > len - done) room = len - done;
+        e->runs[n++] = (imt_byte_run){done, io, room, 0};
+        done += room;
+    }
+    e->loc.runs = e->runs;
+    e->loc.n_runs = n;
+    e->loc.alloc = IMT_ALLOC_CARVED;
+    e->loc.first_offset = n ? (int64_t)e->runs[0].img_offset : -1;
+    e->size = len;
+    e->carved = 1;
+    e->readable = 1;
+    if (truncated)
+        imt__set_detail(e->detail, sizeof e->detail, "carved: the item ends early");
+    return push(en, e) ? IMT_E_INTERRUPTED : IMT_OK;
+}
+
+/* Why not TSK_FS_TYPE_DETECT: it also probes for YAFFS2, which reads
+ * spare areas across the whole image (slow, and a damaged region far away
+ * then fails the partition). The types tried, in this order, are those
+ * with a superblock at a known place. APFS needs TSK's pool layer: not
+ * opened here (its partition is reported as not enumerated). */
+void *imt__fs_open(void *tsk_img, uint64_t off)
+{
+    static const TSK_FS_TYPE_ENUM types[] = {
+        TSK_FS_TYPE_NTFS_DETECT, TSK_FS_TYPE_FAT_DETECT, TSK_FS_TYPE_EXT_DETECT,
+        TSK_FS_TYPE_HFS_DETECT, TSK_FS_TYPE_ISO9660_DETECT, TSK_FS_TYPE_FFS_DETECT};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        tsk_error_reset();
+        TSK_FS_INFO *fs = tsk_fs_open_img(tsk_img, (TSK_OFF_T)off, types[i]);
+        if (fs) return fs;
+    }
+    tsk_error_reset();
+    tsk_error_set_errno(TSK_ERR_FS_UNSUPTYPE);
+    tsk_error_set_errstr("NTFS, FAT, exFAT, ext2/3/4, HFS+, ISO 9660 and UFS do not open it");
+    return NULL;
+}
+
+/* One file system at off (a partition, or the whole image). */
+static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
+{
+    en->fs_type[0] = '\0';
+    en->n_in_part = 0;
+    en->capped = 0;
+    char *le = (char *)imt__img_last_error(en->img);
+    le[0] = '\0';
+    tsk_error_reset();
+    en->fs = imt__fs_open(ti, en->part_off);
+    if (!en->fs) {
+        imt_byte_run whole = {0, en->part_off, en->part_len, 0};
+        hand_to_carver(en, &whole, 1);
+        if (le[0])
+            return push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
+                                "not enumerated: the file system cannot be read (%s)", le);
+        return push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_UNSUPPORTED, 0,
+                            "not enumerated: no file system recognised (%s); its bytes are "
+                            "left to carving",
+                            tsk_msg());
+    }
+    fs_name(en->fs->ftype, en->fs_type, sizeof en->fs_type);
+    tsk_error_reset();
+    uint8_t r = tsk_fs_dir_walk(en->fs, en->fs->root_inum,
+                                TSK_FS_DIR_WALK_FLAG_ALLOC | TSK_FS_DIR_WALK_FLAG_UNALLOC |
+                                    TSK_FS_DIR_WALK_FLAG_RECURSE,
+                                walk_cb, en);
+    int ret = 0;
+    if (en->err || cancelled(en)) {
+        ret = -1;
+    } else if (en->capped) {
+        char n[32];
+        snprintf(n, sizeof n, "%llu", (unsigned long long)en->lim.max_entries);
+        ret = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_TOO_LARGE, 1,
+                           "enumeration stopped after %s entries (the limit per partition)", n);
+    } else if (r) {
+        ret = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
+                           "enumeration stopped early: %s", le[0] ? le : tsk_msg());
+    } else if (le[0]) {
+        /* TSK went on past a metadata block it could not read: names may
+         * be missing. */
+        ret = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
+                           "enumerated, but some of its metadata could not be read: %s", le);
+    }
+    tsk_fs_close(en->fs);
+    en->fs = NULL;
+    return ret;
+}
+
+static void produce(imt__enum *en)
+{
+    char detail[200] = "";
+    TSK_IMG_INFO *ti = NULL;
+    TSK_VS_INFO *vs = NULL;
+    imt_err err = imt__img_open(&en->img, en->path, en->kind, detail, sizeof detail);
+    if (err == IMT_E_NOMEM) {
+        en->err = err;
+        return;
+    }
+    if (err) {
+        push_problem(en, 0, IMT_ENTRY_UNKNOWN, IMT_E_IO, 1, "cannot open the disk image: %s",
+                     detail);
+        return;
+    }
+    ti = imt__img_tsk(en->img);
+    if (!ti) {
+        en->err = IMT_E_NOMEM;
+        goto cleanup;
+    }
+    tsk_error_reset();
+    vs = tsk_vs_open(ti, 0, TSK_VS_TYPE_DETECT);
+    if (!vs) {
+        en->part_no = 0;
+        en->part_off = 0;
+        en->part_len = imt__img_size(en->img);
+        en->part_type[0] = '\0';
+        do_fs(en, ti, 1);
+        goto cleanup;
+    }
+    int n = 0;
+    for (TSK_PNUM_T i = 0; i < vs->part_count && !cancelled(en) && !en->err; i++) {
+        const TSK_VS_PART_INFO *p = tsk_vs_part_get(vs, i);
+        if (p && (p->flags & TSK_VS_PART_FLAG_UNALLOC)) {
+            imt_byte_run r = {0, (uint64_t)p->start * vs->block_size,
+                              (uint64_t)p->len * vs->block_size, 0};
+            hand_to_carver(en, &r, 1);
+        }
+        if (!p || !(p->flags & TSK_VS_PART_FLAG_ALLOC)) continue;
+        en->part_no = ++n;
+        en->part_off = (uint64_t)p->start * vs->block_size;
+        en->part_len = (uint64_t)p->len * vs->block_size;
+        snprintf(en->part_type, sizeof en->part_type, "%s", p->desc ? p->desc : "");
+        if (do_fs(en, ti, 1)) break;
+    }
+cleanup:
+    if (vs) tsk_vs_close(vs);
+    if (ti) tsk_img_close(ti);
+    imt__img_close(en->img);
+    en->img = NULL;
+}
+
+static void *producer(void *arg)
+{
+    imt__enum *en = arg;
+    produce(en);
+    pthread_mutex_lock(&en->mu);
+    en->finished = 1;
+    pthread_cond_broadcast(&en->cv_get);
+    pthread_mutex_unlock(&en->mu);
+    return NULL;
+}
+
+imt_err imt__enum_open(imt__enum **out, const char *path, imt__img_kind kind,
+                       const imt__src_limits *lim, const volatile int *stop)
+{
+    *out = NULL;
+    imt__enum *en = imt__calloc(1, sizeof *en);
+    if (!en) return IMT_E_NOMEM;
+    en->path = imt__strdup(path);
+    if (!en->path) {
+        imt__free(en);
+        return IMT_E_NOMEM;
+    }
+    en->kind = kind;
+    en->stop = stop;
+    en->lim.max_entries = 50000000;
+    en->lim.max_runs = IMT_MAX_BYTE_RUNS;
+    en->lim.max_check_blocks = 65536;
+    if (lim) en->lim = *lim;
+    pthread_mutex_init(&en->mu, NULL);
+    pthread_cond_init(&en->cv_put, NULL);
+    pthread_cond_init(&en->cv_get, NULL);
+    if (pthread_create(&en->th, NULL, producer, en) != 0) {
+        imt__enum_close(en);
+        return IMT_E_NOMEM;
+    }
+    en->started = 1;
+    *out = en;
+    return IMT_OK;
+}
+
+imt_err imt__enum_next(imt__enum *en, imt__sentry **e)
+{
+    *e = NULL;
+    pthread_mutex_lock(&en->mu);
+    while (en->count == 0 && !en->finished) pthread_cond_wait(&en->cv_get, &en->mu);
+    if (en->count) {
+        *e = en->q[en->head];
+        en->head = (en->head + 1) % QCAP;
+        en->count--;
+        pthread_cond_signal(&en->cv_put);
+    }
+    imt_err err = *e ? IMT_OK : en->err;
+    pthread_mutex_unlock(&en->mu);
+    return err;
+}
+
+void imt__enum_close(imt__enum *en)
+{
+    if (!en) return;
+    if (en->started) {
+        pthread_mutex_lock(&en->mu);
+        en->cancel = 1;
+        pthread_cond_broadcast(&en->cv_put);
+        pthread_mutex_unlock(&en->mu);
+        pthread_join(en->th, NULL);
+    }
+    while (en->count) {
+        imt__sentry_free(en->q[en->head]);
+        en->head = (en->head + 1) % QCAP;
+        en->count--;
+    }
+    pthread_mutex_destroy(&en->mu);
+    pthread_cond_destroy(&en->cv_put);
+    pthread_cond_destroy(&en->cv_get);
+    imt__free(en->path);
+    imt__free(en);
+}
+
+/* ---- unallocated space for the carver --------------------------------- */
+
+uint64_t imt__runs_map(const imt__runs_view *v, uint64_t off, uint64_t *img_off)
+{
+    size_t lo = 0, hi = v->n;
+    while (lo < hi) { /* the last run starting at or before off */
+        size_t mid = lo + (hi - lo) / 2;
+        if (v->runs[mid].file_offset <= off) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == 0) return 0;
+    const imt_byte_run *r = &v->runs[lo - 1];
+    if (off - r->file_offset >= r->len) return 0;
+    *img_off = r->img_offset + (off - r->file_offset);
+    return r->len - (off - r->file_offset);
+}
+
+static imt_err runs_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    imt__runs_view *v = ctx;
+    size_t done = 0;
+    *got = 0;
+    while (done < cap) {
+        uint64_t io, room = imt__runs_map(v, off + done, &io);
+        if (!room) break;
+        size_t want = cap - done, k = 0;
+        if (want > room) want = (size_t)room;
+        imt_err err = imt__img_pread(v->img, io, (uint8_t *)buf + done, want, &k, NULL, 0);
+        done += k;
+        if (err) {
+            *got = done;
+            return err;
+        }
+        if (k < want) break;
+    }
+    *got = done;
+    return IMT_OK;
+}
+
+imt__io imt__runs_io(imt__runs_view *v)
+{
+    imt__io io;
+    io.pread = runs_pread;
+    io.ctx = v;
+    io.size = v->size;
+    return io;
+}

@@ -1,0 +1,362 @@
+#!/usr/bin/env bash
+# tests/test_image.sh CLI SHARED -- scanning disk images end to end (issue 12).
+# Builds, with the file-system tools and nothing mounted, a GPT disk image
+# holding a FAT32, an ext4 and an NTFS partition (each made as a file and
+# dd'd in at its partition's offset) with altered copies (resized,
+# recompressed) of public test images as allocated files, deleted files, a
+# deleted file whose clusters were given to another file, an NTFS orphan
+# and an NTFS alternate data stream; converts it to E01 (ewfacquire, three
+# segments); and checks:
+#   - every planted copy is found with the right path, status, partition and
+#     flags, its MD5 is md5sum's of the planted file, the image bytes its
+#     byte runs name are the planted file, and its PDQ matches the reference
+#     hasher's hash of its original (an independent list);
+#   - the raw image and the E01 give the same records, 1 and 2 threads too;
+#   - the report header carries the E01's acquisition metadata; --verify-image
+#     says match on the E01, mismatch on a copy whose stored MD5 was changed
+#     (its section checksum fixed), and the scan of that copy is incomplete;
+#   - a copy with one damaged chunk still reports every planted copy outside
+#     that chunk, the ones inside as region errors, and exits 1 (hits);
+#   - --resume from a cut report gives the same records;
+#   - DFXML of the report is valid against the schema and has byte runs.
+set -u
+CLI=$1
+SHARED=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+V=$SHARED/vectors/pdq/images
+REF=$SHARED/vectors/pdq/observed/cpp-shipped-imagemagick.csv
+skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
+[ -d "$V" ] && [ -f "$REF" ] || skip "the shared vectors are missing ($V)"
+for t in sfdisk mkfs.vfat mmd mcopy mdel mkfs.ext4 debugfs mkntfs ntfscp ewfacquire convert \
+         python3 xmllint ifind xorriso split; do
+  command -v "$t" >/dev/null || skip "$t is missing (scripts/setup.sh installs it)"
+done
+# libewf leaks the buffer of a chunk it fails to read (tests/lsan.supp):
+# not ours to fix, and it would fail the ASan build's run of the damaged E01.
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$HERE/lsan.supp}
+tmp=$(mktemp -d)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && echo "kept $tmp"
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
+cd "$tmp" || exit 1
+
+# ---- planted files: altered copies of reference images --------------------
+L=$V/reg-test-input/labelme-subset
+alter() { convert "$1" -resize "$2" -quality 85 "$3" || exit 1; }
+alter "$L/q0746.jpg" 90% fat_alloc.jpg
+alter "$L/q1050.jpg" 90% fat_del.jpg
+alter "$L/q0003.jpg" 90% fat_reused.jpg
+alter "$L/q0291.jpg" 90% ext_alloc.jpg
+alter "$L/q2821.jpg" 90% ext_del.jpg
+alter "$V/misc-images/c.png" 90% ntfs_alloc.jpg
+alter "$V/reg-test-input/pen-and-coaster.png" 50% ntfs_orphan.jpg
+alter "$V/bridge-mods/aaa-orig.jpg" 50% ntfs_ads.jpg
+
+# The known list: the reference hasher's PDQ of each original, one list per
+# original so that a match names it.
+declare -A ORIG=([fat_alloc]=reg-test-input/labelme-subset/q0746.jpg
+  [fat_del]=reg-test-input/labelme-subset/q1050.jpg
+  [ext_alloc]=reg-test-input/labelme-subset/q0291.jpg
+  [ext_del]=reg-test-input/labelme-subset/q2821.jpg
+  [ntfs_alloc]=misc-images/c.png
+  [ntfs_orphan]=reg-test-input/pen-and-coaster.png
+  [ntfs_ads]=bridge-mods/aaa-orig.jpg)
+"$CLI" index create idx >/dev/null || exit 1
+for k in "${!ORIG[@]}"; do
+  grep ",${ORIG[$k]}\$" "$REF" | head -n 1 > "list_$k.csv"
+  [ -s "list_$k.csv" ] || { echo "FAIL: ${ORIG[$k]} not in the reference CSV"; exit 1; }
+  "$CLI" index import -q --format pdq-csv --name "$k" --category 1 idx "list_$k.csv" >/dev/null ||
+    { echo "FAIL: import $k"; exit 1; }
+done
+
+# ---- the file systems ------------------------------------------------------
+truncate -s 36M fat.img && mkfs.vfat -F 32 -s 1 -n IMTFAT fat.img >/dev/null || exit 1
+export MTOOLS_SKIP_CHECK=1
+mmd -i fat.img ::/DCIM && mcopy -i fat.img fat_alloc.jpg ::/DCIM/holiday.jpg &&
+  mcopy -i fat.img fat_del.jpg ::/DCIM/gone.jpg && mdel -i fat.img ::/DCIM/gone.jpg &&
+  mcopy -i fat.img fat_reused.jpg ::/reused.jpg && mdel -i fat.img ::/reused.jpg ||
+  { echo "FAIL: mtools"; exit 1; }
+# reused.jpg's clusters given to new data, as the file system would: its
+# deleted entry (root folder) names its first cluster; those clusters are
+# marked used in both FATs and overwritten with other bytes.
+python3 <<'EOF2' || { echo "FAIL: reusing clusters"; exit 1; }
+import struct
+f = open('fat.img', 'r+b'); b = f.read(512)
+bps, spc, res, nfat = struct.unpack_from('<H', b, 11)[0], b[13], struct.unpack_from('<H', b, 14)[0], b[16]
+fatsz, root = struct.unpack_from('<I', b, 36)[0], struct.unpack_from('<I', b, 44)[0]
+data0 = (res + nfat * fatsz) * bps
+cs = spc * bps
+def coff(c): return data0 + (c - 2) * cs
+f.seek(coff(root)); d = f.read(cs)
+for i in range(0, cs, 32):
+    e = d[i:i + 32]
+    if e[0] == 0xE5 and e[1:11] == b'EUSED  JPG' and e[11] != 0x0F:
+        start = struct.unpack_from('<H', e, 20)[0] << 16 | struct.unpack_from('<H', e, 26)[0]
+        size = struct.unpack_from('<I', e, 28)[0]
+        break
+else:
+    raise SystemExit('deleted entry not found')
+n = (size + cs - 1) // cs
+for k in range(nfat):
+    for j in range(n):
+        c = start + j
+        f.seek((res + k * fatsz) * bps + 4 * c)
+        f.write(struct.pack('<I', 0x0FFFFFFF if j == n - 1 else c + 1))
+for j in range(n):
+    f.seek(coff(start + j)); f.write(bytes([0x5A]) * cs)
+EOF2
+mkdir -p extd/photos && cp ext_alloc.jpg extd/photos/kept.jpg && cp ext_del.jpg extd/photos/removed.jpg
+truncate -s 8M ext.img && mkfs.ext4 -q -F -d extd ext.img || exit 1
+debugfs -w -R "rm /photos/removed.jpg" ext.img >/dev/null 2>&1 || { echo "FAIL: debugfs rm"; exit 1; }
+truncate -s 8M ntfs.img && mkntfs -q -F -Q ntfs.img >/dev/null 2>&1 || { echo "FAIL: mkntfs"; exit 1; }
+echo "a note" > note.txt
+ntfscp -q ntfs.img ntfs_alloc.jpg kept.jpg && ntfscp -q ntfs.img ntfs_orphan.jpg todelete.jpg &&
+  ntfscp -q ntfs.img note.txt readme.txt && ntfscp -q -N hidden ntfs.img ntfs_ads.jpg readme.txt ||
+  { echo "FAIL: ntfscp"; exit 1; }
+# Delete todelete.jpg's MFT entry as a crashed delete would leave it: the
+# entry's in-use flag cleared (its name and clusters stay): TSK finds it as
+# an orphan.
+ino=$(ifind -n todelete.jpg ntfs.img) || { echo "FAIL: ifind"; exit 1; }
+python3 - "$ino" <<'EOF' || exit 1
+import struct, sys
+ino = int(sys.argv[1])
+f = open('ntfs.img', 'r+b'); b = f.read(512)
+bps, spc = struct.unpack_from('<H', b, 11)[0], b[13]
+mft = struct.unpack_from('<Q', b, 48)[0] * spc * bps
+cpr = struct.unpack_from('<b', b, 64)[0]
+rs = 2 ** (-cpr) if cpr < 0 else cpr * spc * bps
+off = mft + ino * rs
+f.seek(off); e = f.read(24); assert e[:4] == b'FILE'
+f.seek(off + 22); f.write(struct.pack('<H', struct.unpack_from('<H', e, 22)[0] & ~1))
+EOF
+
+# ---- the disk: GPT, partitions at 1 MiB, 38 MiB, 47 MiB ---------------------
+truncate -s 58M disk.raw
+printf 'label: gpt\nunit: sectors\nfirst-lba: 2048\nstart=2048, size=73728, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\nstart=77824, size=16384, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\nstart=96256, size=16384, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n' |
+  sfdisk -q disk.raw || { echo "FAIL: sfdisk"; exit 1; }
+dd if=fat.img of=disk.raw bs=512 seek=2048 conv=notrunc status=none
+dd if=ext.img of=disk.raw bs=512 seek=77824 conv=notrunc status=none
+dd if=ntfs.img of=disk.raw bs=512 seek=96256 conv=notrunc status=none
+EWF_META=(-C "CASE-42" -D "generated test disk" -e "Examiner Ex" -E "EV-7" -N "notes here")
+ewfacquire -u -q -t disk "${EWF_META[@]}" -c none -S 20MiB -f encase6 disk.raw >/dev/null 2>&1 ||
+  { echo "FAIL: ewfacquire"; exit 1; }
+check '[ -f disk.E01 ] && [ -f disk.E02 ] && [ -f disk.E03 ]' "ewfacquire wrote three segments"
+RAW_MD5=$(md5sum < disk.raw | cut -c1-32)
+
+scan() { # OUT IMAGE [options...]: the exit status in $st
+  local out=$1 img=$2; shift 2
+  "$CLI" scan --index idx --quiet --force --out "$out" "$@" "$img" 2>"$out.err"; st=$?
+}
+
+scan raw.jsonl disk.raw --threads 2
+check '[ $st -eq 1 ]' "raw: exit 1 with hits (got $st: $(tail -n 3 raw.jsonl.err))"
+scan e01.jsonl disk.E01 --threads 1 --verify-image
+check '[ $st -eq 1 ]' "E01: exit 1 with hits (got $st)"
+
+# ---- every planted copy: path, status, partition, flags, bytes, match -----
+python3 - "$RAW_MD5" <<'EOF' || fail=1
+import hashlib, json, sys
+raw_md5 = sys.argv[1]
+img = open('disk.raw', 'rb').read()
+def load(p):
+    hdr, recs = None, []
+    for line in open(p):
+        r = json.loads(line)
+        if r['record'] == 'header': hdr = r
+        elif r['record'] == 'file': recs.append(r)
+    return hdr, recs
+bad = 0
+def expect(c, what):
+    global bad
+    if not c:
+        print('FAIL:', what); bad = 1
+# name in image -> (planted file, alloc, partition, list or None, overwritten)
+want = {
+    'p1/DCIM/holiday.jpg': ('fat_alloc.jpg', 'allocated', 1, 'fat_alloc', False),
+    'p1/DCIM/_one.jpg': ('fat_del.jpg', 'deleted', 1, 'fat_del', False),
+    'p1/_eused.jpg': (None, 'deleted', 1, None, True),
+    'p2/photos/kept.jpg': ('ext_alloc.jpg', 'allocated', 2, 'ext_alloc', False),
+    'p2/photos/removed.jpg': ('ext_del.jpg', 'deleted', 2, 'ext_del', False),
+    'p3/kept.jpg': ('ntfs_alloc.jpg', 'allocated', 3, 'ntfs_alloc', False),
+    'p3/$OrphanFiles/todelete.jpg': ('ntfs_orphan.jpg', 'orphan', 3, 'ntfs_orphan', None),
+    'p3/readme.txt:hidden': ('ntfs_ads.jpg', 'allocated', 3, 'ntfs_ads', False),
+}
+parts = {1: 2048 * 512, 2: 77824 * 512, 3: 96256 * 512}
+for rep in ('raw.jsonl', 'e01.jsonl'):
+    hdr, recs = load(rep)
+    image = 'disk.raw' if rep == 'raw.jsonl' else 'disk.E01'
+    by = {r['path']: r for r in recs}
+    for name, (planted, alloc, part, lst, ow) in want.items():
+        r = by.get(image + '!' + name)
+        expect(r is not None, f'{rep}: {name} found (have {sorted(by)[:40]})')
+        if r is None: continue
+        loc = r['image']
+        expect(loc['alloc'] == alloc, f'{rep}: {name} is {alloc} (got {loc["alloc"]})')
+        expect(loc['partition'] == part and loc['part_offset'] == parts[part],
+               f'{rep}: {name} in partition {part} at {parts[part]}')
+        if ow is not None:
+            expect(('content-may-be-overwritten' in r.get('flags', [])) == ow,
+                   f'{rep}: {name} content-may-be-overwritten is {ow}')
+        if planted is None: continue
+        data = open(planted, 'rb').read()
+        expect(r.get('md5') == hashlib.md5(data).hexdigest(), f'{rep}: {name} MD5 = md5sum of {planted}')
+        expect(r['size'] == len(data), f'{rep}: {name} size')
+        # the byte runs name exactly the planted bytes in the raw image
+        got = b''.join(img[io:io + ln] if io is not None else bytes(ln)
+                       for fo, io, ln in loc['runs'])
+        expect(got == data, f'{rep}: {name} byte runs hold the planted bytes')
+        expect(loc.get('first_offset') == loc['runs'][0][1], f'{rep}: {name} first_offset')
+        lists = {m['list'] for m in r['matches']}
+        expect(lists == {lst}, f'{rep}: {name} matches list {lst} (got {lists})')
+    expect(by[image + '!p3/readme.txt:hidden']['image'].get('stream') == 'hidden', 'ADS stream name')
+    expect(by[image + '!p1/_eused.jpg'].get('md5') != hashlib.md5(open('fat_reused.jpg','rb').read()).hexdigest(),
+           'the overwritten deleted file does not hash as the original')
+    hits = {r['path'].split('!', 1)[1] for r in recs if r['matches']}
+    expect(hits == {n for n, w in want.items() if w[3]}, f'{rep}: hits are exactly the planted copies (got {hits})')
+    expect(not any(r.get('scan_error') for r in recs), f'{rep}: no scan errors')
+# the E01's header: acquisition metadata and verification
+hdr, _ = load('e01.jsonl')
+im = hdr.get('images', [{}])[0]
+for k, v in (('kind', 'e01'), ('case_number', 'CASE-42'), ('examiner', 'Examiner Ex'),
+             ('evidence_number', 'EV-7'), ('description', 'generated test disk'),
+             ('notes', 'notes here'), ('segments', 3), ('stored_md5', raw_md5),
+             ('computed_md5', raw_md5), ('verify', 'match')):
+    expect(im.get(k) == v, f'E01 header {k} = {v!r} (got {im.get(k)!r})')
+# raw and E01: the same records but for the image's name
+def norm(recs, image):
+    out = []
+    for r in recs:
+        r = dict(r); r.pop('seq')
+        r['path'] = r['path'].replace(image + '!', 'IMG!', 1)
+        r['image'] = dict(r['image']); r['image'].pop('path')
+        out.append(r)
+    return out
+_, a = load('raw.jsonl'); _, b = load('e01.jsonl')
+expect(norm(a, 'disk.raw') == norm(b, 'disk.E01'), 'raw and E01 give the same records')
+sys.exit(bad)
+EOF
+
+# ---- 1 vs 2 threads: the same records --------------------------------------
+scan raw1.jsonl disk.raw --threads 1
+check 'diff <(grep "\"record\":\"file\"" raw.jsonl) <(grep "\"record\":\"file\"" raw1.jsonl) >/dev/null' \
+  "the same records with 1 and 2 threads"
+
+# ---- --resume from a cut report ---------------------------------------------
+head -n 12 raw.jsonl > cut.jsonl
+"$CLI" scan --index idx --quiet --threads 2 --resume cut.jsonl --out resumed.jsonl disk.raw 2>/dev/null
+check 'diff <(grep "\"record\":\"file\"" raw.jsonl) <(grep "\"record\":\"file\"" resumed.jsonl) >/dev/null' \
+  "--resume continues an image scan to the same records"
+
+# ---- a modified copy: --verify-image says mismatch, the scan is incomplete --
+cp disk.E01 mod.E01 && cp disk.E02 mod.E02 && cp disk.E03 mod.E03
+python3 - <<'EOF' || fail=1
+import struct, zlib
+# Change the stored MD5 in the hash and digest sections of the last segment
+# and fix each section's Adler-32, so libewf reads the changed value.
+p = 'mod.E03'; d = bytearray(open(p, 'rb').read())
+off, done = 13, 0
+while off + 76 <= len(d):
+    typ = bytes(d[off:off + 16]).rstrip(b'\0')
+    nxt, size = struct.unpack_from('<QQ', d, off + 16)
+    data = off + 76
+    if typ == b'hash':
+        d[data] ^= 0xFF
+        struct.pack_into('<I', d, data + 32, zlib.adler32(bytes(d[data:data + 32])))
+        done += 1
+    elif typ == b'digest':
+        d[data] ^= 0xFF
+        struct.pack_into('<I', d, data + 76, zlib.adler32(bytes(d[data:data + 76])))
+        done += 1
+    if typ in (b'done', b'next') or nxt <= off: break
+    off = nxt
+open(p, 'wb').write(d)
+assert done >= 1, 'no hash section found'
+EOF
+scan mod.jsonl mod.E01 --verify-image
+check 'head -n 1 mod.jsonl | grep -q "\"verify\":\"mismatch\""' "--verify-image: mismatch on a modified copy"
+check 'tail -n 1 mod.jsonl | grep -q "\"complete\":false" && grep -q "does not match its stored MD5" mod.jsonl.err' \
+  "a mismatch makes the scan incomplete, and says why"
+check '[ $st -eq 1 ]' "a mismatching copy with hits exits 1 (got $st)"
+
+# ---- a damaged chunk: the rest is still scanned ----------------------------
+python3 - <<'EOF' || fail=1
+# Flip a byte of ntfs_alloc.jpg's bytes in the uncompressed E01: its chunk's
+# checksum then fails.
+d = bytearray(open('disk.E03', 'rb').read())
+data = open('ntfs_alloc.jpg', 'rb').read()
+pat = data[len(data) // 2:len(data) // 2 + 64]
+i = d.find(pat)
+assert i > 0 and d.find(pat, i + 1) < 0, 'the pattern is not unique in the third segment'
+d[i + 10] ^= 0xFF
+open('bad.E03', 'wb').write(d)
+EOF
+cp disk.E01 bad.E01 && cp disk.E02 bad.E02
+scan bad.jsonl bad.E01 --threads 2
+check '[ $st -eq 1 ]' "a damaged E01 with hits exits 1 (got $st)"
+python3 - <<'EOF' || fail=1
+import json, sys
+recs = [json.loads(l) for l in open('bad.jsonl')]
+files = {r['path'].split('!', 1)[1]: r for r in recs if r['record'] == 'file'}
+bad = 0
+k = files.get('p3/kept.jpg', {})
+if not (k.get('scan_error') and 'corrupt E01 chunk' in k.get('detail', '')):
+    print('FAIL: the file in the damaged chunk is a region error:', k.get('status'), k.get('detail')); bad = 1
+for n in ('p1/DCIM/holiday.jpg', 'p1/DCIM/_one.jpg', 'p2/photos/kept.jpg', 'p2/photos/removed.jpg',
+          'p3/readme.txt:hidden'):
+    if not files.get(n, {}).get('matches'):
+        print('FAIL: outside the damaged chunk, still found:', n); bad = 1
+s = recs[-1]
+if s.get('complete') is not False:
+    print('FAIL: the damaged scan is incomplete'); bad = 1
+sys.exit(bad)
+EOF
+scan badv.jsonl bad.E01 --verify-image
+check 'head -n 1 badv.jsonl | grep -q "\"verify\":\"unreadable\""' "--verify-image on a damaged copy: unreadable"
+
+# ---- a missing image and a missing segment --------------------------------
+cp disk.E01 gap.E01 && cp disk.E03 gap.E03
+scan gap.jsonl gap.E01
+check '[ $st -eq 1 ] || [ $st -eq 2 ]' "a missing segment: exit 1 or 2 (got $st)"
+check 'tail -n 1 gap.jsonl | grep -q "\"complete\":false"' "a missing segment: incomplete"
+
+# ---- other forms: split raw, a bare file system (p0), an ISO ----------------
+split -b 20M -d -a 3 --numeric-suffixes=1 disk.raw split. || exit 1
+scan split.jsonl split.001
+check 'diff <(grep "\"record\":\"file\"" raw.jsonl | sed "s/disk\.raw/IMG/g") <(grep "\"record\":\"file\"" split.jsonl | sed "s/split\.001/IMG/g") >/dev/null' \
+  "split raw (.001, .002, .003) gives the raw image's records"
+scan bare.jsonl ext.img
+check 'grep -q "\"path\":\"ext.img!p0/photos/kept.jpg\"" bare.jsonl && grep "ext.img!p0/photos/kept.jpg" bare.jsonl | grep -q "\"list\":\"ext_alloc\""' \
+  "a bare file system: IMAGE!p0/..., matched"
+mkdir -p isod/pics && cp fat_alloc.jpg isod/pics/a.jpg
+  xorriso -as mkisofs -quiet -o disc.iso isod 2>/dev/null || { echo "FAIL: xorriso"; fail=1; }
+  scan iso.jsonl disc.iso
+  check 'grep -i "disc.iso!p0/pics/a.jpg" iso.jsonl | grep -q "\"list\":\"fat_alloc\""' "an ISO 9660 image: its file found and matched"
+
+# ---- a hostile size: an inode claiming 1 TiB in an 8 MiB file system --------
+cp ext.img huge.img && debugfs -w -R "sif /photos/kept.jpg size 0x10000000000" huge.img >/dev/null 2>&1 ||
+  { echo "FAIL: debugfs sif"; fail=1; }
+timeout 60 "$CLI" scan --no-index --quiet --out huge.jsonl huge.img 2>/dev/null; st=$?
+check '[ $st -eq 2 ]' "an absurd size: the scan ends, incomplete (exit $st; 124 = it hung reading holes)"
+check 'grep "huge.img!p0/photos/kept.jpg" huge.jsonl | grep -q "more than twice its file system"' \
+  "an absurd size is a clear per-file error"
+
+# A fuzzed 20 KB ext2 image (tests/regress/image_ext4) whose orphan inode
+# claims 2 GB in indirect blocks: TSK builds that block list in quadratic
+# time (45 s here) unless the size is refused before the list is loaded.
+cp "$HERE/regress/image_ext4/quadratic-runs-huge-inode.img" quad.img
+timeout 20 "$CLI" scan --no-index --quiet --out quad.jsonl quad.img 2>/dev/null; st=$?
+check '[ $st -eq 2 ] && grep -q "more than twice its file system" quad.jsonl' \
+  "a huge ext2 inode is refused before TSK lists its blocks (exit $st; 124 = over 20 s)"
+
+# ---- DFXML with byte runs, valid against the schema ---------------------------
+"$CLI" report dfxml raw.jsonl -o raw.xml 2>/dev/null
+check 'xmllint --noout --schema "$SHARED/schemas/dfxml/dfxml.xsd" raw.xml 2>/dev/null' "DFXML valid against the schema"
+check 'grep -q "<byte_run file_offset=\"0\" img_offset=" raw.xml && grep -q "<alloc>0</alloc>" raw.xml' \
+  "DFXML has byte runs and deleted files"
+# the JSONL conversion gives the records back unchanged (facts.c reads the location)
+"$CLI" report jsonl raw.jsonl -o again.jsonl 2>/dev/null
+check 'diff <(grep "\"record\":\"file\"" raw.jsonl) <(grep "\"record\":\"file\"" again.jsonl) >/dev/null' \
+  "report jsonl re-emits image records unchanged"
+
+[ $fail -eq 0 ] && echo "test_image: all checks passed"
+exit $fail
