@@ -569,6 +569,37 @@ static void test_hostile(void)
                hs.n ? (unsigned long long)hs.h[0].length : 0ull);
         free(m.p);
     }
+    /* PNGs nested in each other's chunk with a wrong CRC (each chunk 2 MiB,
+     * covering every later PNG): the first ends before its bad chunk, so the
+     * next is found, until the bytes gone back over reach the range's size;
+     * then a PNG ends after its bad chunk. Linear: found by the fuzzer,
+     * where every PNG went back over the chunk (and read it again). */
+    {
+        const blob *png = pic("small.png");
+        img m = {0};
+        const uint32_t L = 2u << 20;
+        unsigned char hdr[8] = {(unsigned char)(L >> 24), (unsigned char)(L >> 16),
+                                (unsigned char)(L >> 8), (unsigned char)L, 'I', 'D', 'A', 'T'};
+        for (int i = 0; i < 40; i++) {
+            put(&m, png->p, 33); /* signature and IHDR with its CRC */
+            put(&m, hdr, 8);
+        }
+        put_zeros(&m, L);
+        size_t size = m.len;
+        CHECK(carve(m.p, m.len, 0, 0, 0, &hs, &st) == IMT_OK);
+        /* 0: ends at its IDAT (33), costing 12 + L of the budget (size);
+         * 41: its IDAT at 74 would cost as much again: it ends after it */
+        CHECKF(hs.n == 2 && hs.h[0].offset == 0 && hs.h[0].length == 33 &&
+                   hs.h[0].end == IMT_CARVE_BAD_STRUCTURE && hs.h[1].offset == 41 &&
+                   hs.h[1].length == 33 + 12 + (uint64_t)L && hs.h[1].end == IMT_CARVE_BAD_STRUCTURE,
+               "nested bad CRCs: %zu hits, second %llu+%llu", hs.n,
+               hs.n > 1 ? (unsigned long long)hs.h[1].offset : 0ull,
+               hs.n > 1 ? (unsigned long long)hs.h[1].length : 0ull);
+        CHECKF(st.examined <= 3 * (uint64_t)size + 4096 && st.bytes_read <= 2 * (uint64_t)size,
+               "nested bad CRCs: %llu examined, %llu read for %zu bytes",
+               (unsigned long long)st.examined, (unsigned long long)st.bytes_read, size);
+        free(m.p);
+    }
     /* The maximum carve length cuts a picture there, truncated. */
     {
         const blob *u = pic("unedited.jpg");

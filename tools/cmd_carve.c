@@ -434,6 +434,7 @@ int cmd_carve(int argc, char **argv)
         cli_err("carve: %s", why);
         goto cleanup;
     }
+    so.hash.stop = &g_stop; /* a long item stops within a chunk too */
     e = imt_hasher_create(&hasher, &so.hash);
     if (e) { cli_err("carve: %s", imt_strerror(e)); goto cleanup; }
     cmdline = join_cmdline(argc, argv);

@@ -59,6 +59,10 @@ typedef struct carver {
     uint64_t cand, limit;    /* limit: cand + max_len */
     int committed;
     uint64_t exam;           /* bytes examined while uncommitted */
+    uint64_t mark;           /* committed: where a bad structure found now would
+                                end the hit (the window keeps from here) */
+    uint64_t rewind_left;    /* bytes a bad PNG CRC may still send the scan back
+                                over (see walk_png) */
     uint32_t crc[256];       /* CRC-32 table (PNG) */
 } carver;
 
@@ -119,7 +123,8 @@ static const uint8_t *need(carver *c, uint64_t pos, size_t n)
             c->committed = 1;
     }
     size_t avail;
-    const uint8_t *p = fetch(c, pos, n, c->committed ? pos : c->cand, &avail);
+    uint64_t keep = c->committed ? c->mark : c->cand;
+    const uint8_t *p = fetch(c, pos, n, keep < pos ? keep : pos, &avail);
     return p && avail >= n ? p : NULL;
 }
 
@@ -128,7 +133,8 @@ static const uint8_t *need(carver *c, uint64_t pos, size_t n)
 static const uint8_t *span(carver *c, uint64_t pos, size_t *avail)
 {
     if (pos >= c->limit) return NULL;
-    const uint8_t *p = fetch(c, pos, 1, c->committed ? pos : c->cand, avail);
+    uint64_t keep = c->committed ? c->mark : c->cand;
+    const uint8_t *p = fetch(c, pos, 1, keep < pos ? keep : pos, avail);
     if (!p) return NULL;
     if (*avail > c->limit - pos) *avail = (size_t)(c->limit - pos);
     return p;
@@ -203,6 +209,7 @@ static int jpeg_entropy(carver *c, uint64_t *pp)
     uint64_t p = *pp;
     for (;;) {
         size_t avail;
+        c->mark = p; /* nothing behind p can end the hit any more */
         const uint8_t *b = span(c, p, &avail);
         if (!b) return -1;
         const uint8_t *f = memchr(b, 0xFF, avail);
@@ -235,6 +242,7 @@ static int walk_jpeg(carver *c, imt_carve_hit *h)
     uint64_t p = c->cand + 2;
     int sof = 0, sos = 0;
     for (;;) {
+        c->mark = p;
         b = need(c, p, 2);
         if (!b) return run_off(c, h);
         if (b[0] != 0xFF) return bad(c, h, p);
@@ -310,6 +318,7 @@ static int walk_png(carver *c, imt_carve_hit *h)
     h->format = IMT_FMT_PNG;
     uint64_t p = c->cand + 8;
     for (int first = 1;; first = 0) {
+        c->mark = p;
         b = need(c, p, 8);
         if (!b) return run_off(c, h);
         uint32_t len = be32(b);
@@ -321,7 +330,20 @@ static int walk_png(carver *c, imt_carve_hit *h)
         if (crc_range(c, p + 4, 4 + (uint64_t)len, &crc) != 0) return run_off(c, h);
         b = need(c, p + 8 + len, 4);
         if (!b) return run_off(c, h);
-        if (be32(b) != crc) return bad(c, h, p);
+        if (be32(b) != crc) {
+            /* The chunk is not this file's (a fragment, another file over
+             * it): the item ends before it, so that a picture starting
+             * inside it is found; but the scan then goes back over bytes
+             * the CRC already read, so that is allowed for at most the
+             * range's size in all: past that (a hostile range of nested
+             * bad chunks) the item ends after the chunk. Linear either way. */
+            uint64_t e = p + 12 + (uint64_t)len;
+            if (!c->committed || e - p <= c->rewind_left) {
+                if (c->committed) c->rewind_left -= e - p;
+                return bad(c, h, p);
+            }
+            return hit_end(c, h, e, IMT_CARVE_BAD_STRUCTURE);
+        }
         c->committed = 1; /* a signature and an IHDR with its CRC */
         p += 12 + (uint64_t)len;
         if (!memcmp(type, "IEND", 4)) return hit_end(c, h, p, IMT_CARVE_COMPLETE);
@@ -354,6 +376,7 @@ static int walk_gif(carver *c, imt_carve_hit *h)
     if (b[10] & 0x80) p += 3u << ((b[10] & 7) + 1);
     int images = 0;
     for (;;) {
+        c->mark = p;
         b = need(c, p, 1);
         if (!b) return run_off(c, h);
         if (b[0] == 0x3B) {
@@ -409,6 +432,7 @@ static int walk_webp(carver *c, imt_carve_hit *h)
     c->committed = 1;
     uint64_t end = c->cand + total, p = c->cand + 12;
     while (p < end) {
+        c->mark = p;
         b = need(c, p, 8);
         if (!b) return run_off(c, h);
         if (!fourcc_ok(b)) return bad(c, h, p);
@@ -548,6 +572,7 @@ imt_err imt__carve(const imt__io *range, const imt_carve_opts *opts, imt_carve_f
     c.io = range;
     c.size = range->size;
     c.max_len = opts->max_length;
+    c.rewind_left = c.size;
     c.chunk = opts->chunk_bytes ? opts->chunk_bytes : CARVE_DEFAULT_CHUNK;
     if (c.chunk < IMT__CARVE_MIN_CHUNK) c.chunk = IMT__CARVE_MIN_CHUNK;
     if (c.chunk > ((size_t)1 << 30)) c.chunk = (size_t)1 << 30;
@@ -593,6 +618,7 @@ imt_err imt__carve(const imt__io *range, const imt_carve_opts *opts, imt_carve_f
         c.limit = p + c.max_len < p ? UINT64_MAX : p + c.max_len;
         c.committed = 0;
         c.exam = 0;
+        c.mark = p;
         c.st.candidates++;
         int r;
         switch (b[i]) {

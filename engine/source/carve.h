@@ -32,8 +32,12 @@
  * it runs off the range, past the maximum carve length, or into a bad
  * structure (then it ends where the bad structure begins). After a hit the
  * scan goes on after its end, so every byte is looked at a bounded number
- * of times and read from the io once: linear work, counted in
- * imt_carve_stats.
+ * of times: linear work, counted in imt_carve_stats. One exception goes
+ * back: a PNG chunk with a wrong CRC ends its item before the chunk (so
+ * that a picture written over the rest is found), though its CRC read the
+ * whole chunk; the scan may go back over such chunks for at most the
+ * range's size in all (past that an item ends after its bad chunk), so
+ * bytes are examined at most about three times and read at most twice.
  *
  * Results depend only on the bytes and imt_carve_opts.max_length and
  * formats: not on the chunk size or on how the io splits its reads. */
