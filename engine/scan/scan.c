@@ -137,6 +137,15 @@ static int is_video_list(const imt_list_info *li)
     return li && li->format && !strcmp(li->format, "vpdq");
 }
 
+/* A match's list fields from its list (NULL: a list the inventory lacks). */
+static void list_fields(imt_scan_match *o, const imt_list_info *li)
+{
+    o->list = li && li->name ? li->name : "";
+    o->list_version = li && li->version ? li->version : "";
+    o->scheme = li && li->scheme ? li->scheme : "";
+    o->known_good = li ? li->known_good : 0;
+}
+
 /* Append the memberships of ms[0..n) to s, flattened, up to max. frame > 0:
  * the matches of a video's frame with known pictures: memberships of lists
  * of known videos are left to the video matcher, and an (entry, list)
@@ -180,10 +189,7 @@ static imt_err add_matches_frame(slot *s, const lists *L, const imt_match *ms, s
             o->variant = m->variant;
             o->entry = m->entry;
             o->list_id = mb->list_id;
-            o->list = li && li->name ? li->name : "";
-            o->list_version = li && li->version ? li->version : "";
-            o->scheme = li && li->scheme ? li->scheme : "";
-            o->known_good = li ? li->known_good : 0;
+            list_fields(o, li);
             o->category = mb->category;
             o->category_label = str;
             o->external_id = str + ll + 1;
@@ -242,10 +248,7 @@ static imt_err add_video_match(slot *s, const lists *L, const imt_vpdq_match *v,
     o->variant = IMT_DIH_ORIGINAL;
     o->entry = v->entry;
     o->list_id = v->list_id;
-    o->list = li && li->name ? li->name : "";
-    o->list_version = li && li->version ? li->version : "";
-    o->scheme = li && li->scheme ? li->scheme : "";
-    o->known_good = li ? li->known_good : 0;
+    list_fields(o, li);
     o->category = v->category;
     o->category_label = str;
     o->external_id = str + 1;
@@ -713,6 +716,21 @@ static int is_scan_error(const slot *s)
     return s->e.is_root && e == IMT_E_NOT_FOUND;
 }
 
+void imt__record_stat(imt_scan_record *r, const struct stat *st)
+{
+    r->size = (uint64_t)st->st_size;
+    r->inode = (uint64_t)st->st_ino;
+    r->dev = (uint64_t)st->st_dev;
+    r->mode = (uint32_t)st->st_mode;
+    r->uid = (uint32_t)st->st_uid;
+    r->gid = (uint32_t)st->st_gid;
+    r->nlink = (uint32_t)st->st_nlink;
+    r->mtime_s = (int64_t)st->st_mtim.tv_sec;
+    r->mtime_ns = (int32_t)st->st_mtim.tv_nsec;
+    r->ctime_s = (int64_t)st->st_ctim.tv_sec;
+    r->ctime_ns = (int32_t)st->st_ctim.tv_nsec;
+}
+
 static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
 {
     memset(r, 0, sizeof *r);
@@ -748,20 +766,7 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
         return;
     }
     r->have_stat = s->e.have_stat;
-    if (r->have_stat) {
-        const struct stat *st = &s->e.st;
-        r->size = (uint64_t)st->st_size;
-        r->inode = (uint64_t)st->st_ino;
-        r->dev = (uint64_t)st->st_dev;
-        r->mode = (uint32_t)st->st_mode;
-        r->uid = (uint32_t)st->st_uid;
-        r->gid = (uint32_t)st->st_gid;
-        r->nlink = (uint32_t)st->st_nlink;
-        r->mtime_s = (int64_t)st->st_mtim.tv_sec;
-        r->mtime_ns = (int32_t)st->st_mtim.tv_nsec;
-        r->ctime_s = (int64_t)st->st_ctim.tv_sec;
-        r->ctime_ns = (int32_t)st->st_ctim.tv_nsec;
-    }
+    if (r->have_stat) imt__record_stat(r, &s->e.st);
     r->link_target = s->e.link_target;
     r->hardlink_of = s->e.hardlink_of;
     r->hash = s->read ? &s->res : NULL;

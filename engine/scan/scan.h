@@ -50,6 +50,10 @@ void imt__wentry_clear(imt__wentry *e);
  * (O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY as the caller needs). evidence.c. */
 int imt__open_evidence(int dirfd, const char *name, int flags);
 
+/* A record's lstat fields (size, inode, dev, mode, uid, gid, nlink, mtime,
+ * ctime) from st: the scan's records and the preview's unread entries. */
+void imt__record_stat(imt_scan_record *r, const struct stat *st);
+
 typedef struct imt__walk imt__walk;
 
 /* Start walking paths (copied). stop as in imt_scan_opts. */

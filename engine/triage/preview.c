@@ -91,20 +91,7 @@ static void entry_record(const imt__wentry *e, uint64_t seq, imt_scan_record *r)
     r->scan_error = entry_is_scan_error(e);
     r->detail = e->detail;
     r->have_stat = e->have_stat;
-    if (e->have_stat) {
-        const struct stat *st = &e->st;
-        r->size = (uint64_t)st->st_size;
-        r->inode = (uint64_t)st->st_ino;
-        r->dev = (uint64_t)st->st_dev;
-        r->mode = (uint32_t)st->st_mode;
-        r->uid = (uint32_t)st->st_uid;
-        r->gid = (uint32_t)st->st_gid;
-        r->nlink = (uint32_t)st->st_nlink;
-        r->mtime_s = (int64_t)st->st_mtim.tv_sec;
-        r->mtime_ns = (int32_t)st->st_mtim.tv_nsec;
-        r->ctime_s = (int64_t)st->st_ctim.tv_sec;
-        r->ctime_ns = (int32_t)st->st_ctim.tv_nsec;
-    }
+    if (e->have_stat) imt__record_stat(r, &e->st);
     r->link_target = e->link_target;
     r->hardlink_of = e->hardlink_of;
 }
