@@ -25,6 +25,12 @@ int cmd_scan_sample(int argc, char **argv);
 int cmd_carve(int argc, char **argv);
 
 /* Print "imgtriage: <msg>\n" to stderr. */
+/* SIGINT/SIGTERM (cli_catch_stop): the first sets cli_stop, which the
+ * engine polls (it stops within a 256 KiB chunk and the report says the
+ * scan is incomplete); a second one ends the process at once. */
+extern volatile int cli_stop;
+void cli_catch_stop(void);
+
 void cli_err(const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 1, 2)))

@@ -1,11 +1,35 @@
 /* tools/cli_util.c -- helpers shared by the subcommands. */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *cli_prog = "imgtriage";
+
+volatile int cli_stop = 0;
+
+static void on_stop_signal(int sig)
+{
+    if (cli_stop) {
+        /* A second signal: stop at once. */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    cli_stop = 1;
+}
+
+void cli_catch_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 void cli_err(const char *fmt, ...)
 {

@@ -55,18 +55,6 @@ static void usage(FILE *f)
 "usage, the index or the report could not be used).\n");
 }
 
-static volatile int g_stop = 0;
-
-static void on_signal(int sig)
-{
-    if (g_stop) {
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    g_stop = 1;
-}
-
 /* ---- matching a carved item (as imt_scan_run matches a file) ---------------- */
 typedef struct matcher {
     imt_cursor *cur;
@@ -265,7 +253,7 @@ static int on_hit(void *vctx, const imt_carve_hit *hit)
         c->write_failed = 1;
         return 1;
     }
-    return g_stop != 0;
+    return cli_stop != 0;
 }
 
 /* A record for FILE itself when it could not be carved (whole or in part). */
@@ -434,7 +422,7 @@ int cmd_carve(int argc, char **argv)
         cli_err("carve: %s", why);
         goto cleanup;
     }
-    so.hash.stop = &g_stop; /* a long item stops within a chunk too */
+    so.hash.stop = &cli_stop; /* a long item stops within a chunk too */
     e = imt_hasher_create(&hasher, &so.hash);
     if (e) { cli_err("carve: %s", imt_strerror(e)); goto cleanup; }
     cmdline = join_cmdline(argc, argv);
@@ -455,13 +443,8 @@ int cmd_carve(int argc, char **argv)
     e = imt_report_begin(rep, idx, paths, n_paths, &so);
     if (e) { cli_err("carve: %s", imt_report_last_error(rep)); goto cleanup; }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    co.stop = &g_stop;
+    cli_catch_stop();
+    co.stop = &cli_stop;
 
     carve_ctx cc = {-1, NULL, hasher, &mt, &so, rep, 0, 0};
     imt_err st = IMT_OK;
@@ -469,7 +452,7 @@ int cmd_carve(int argc, char **argv)
         cc.path = paths[i];
         st = carve_one(&cc, &co);
     }
-    if (g_stop && st == IMT_OK) st = IMT_E_INTERRUPTED;
+    if (cli_stop && st == IMT_OK) st = IMT_E_INTERRUPTED;
     if (st == IMT_E_WRITE) {
         cli_err("carve: %s", imt_report_last_error(rep));
         st = IMT_E_INTERRUPTED;

@@ -56,13 +56,6 @@ static void usage(FILE *f)
 "Exit status: 0 nothing found; 1 known blocks found; 2 error.\n");
 }
 
-static volatile int g_stop = 0;
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_stop = 1;
-}
-
 typedef struct fhit {
     uint32_t list_id, file_id;
     uint64_t blocks_hit, first_offset;
@@ -153,9 +146,8 @@ int cmd_scan_sample(int argc, char **argv)
             goto cleanup;
         }
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    so.stop = &g_stop;
+    cli_catch_stop();
+    so.stop = &cli_stop;
     imt_err st = imt_sample_image(idx, image, &so, &res, detail, sizeof detail);
     if (st && st != IMT_E_INTERRUPTED) {
         cli_err("scan: %s", detail[0] ? detail : imt_strerror(st));

@@ -121,19 +121,6 @@ static void usage(FILE *f)
 "preview did not.\n");
 }
 
-static volatile int g_stop = 0;
-
-static void on_signal(int sig)
-{
-    if (g_stop) {
-        /* A second signal: stop at once. */
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    g_stop = 1;
-}
-
 /* ---- progress --------------------------------------------------------- */
 typedef struct progress {
     int tty, quiet;
@@ -158,7 +145,7 @@ static void *estimate_main(void *arg)
 {
     estimate *e = arg;
     uint64_t files = 0, bytes = 0;
-    if (imt_scan_estimate(e->paths, e->n, e->one_fs, &g_stop, &files, &bytes) == IMT_OK) {
+    if (imt_scan_estimate(e->paths, e->n, e->one_fs, &cli_stop, &files, &bytes) == IMT_OK) {
         e->pr->total_files = files;
         e->pr->total_bytes = bytes;
         __atomic_store_n(&e->pr->total_known, 1, __ATOMIC_RELEASE);
@@ -552,12 +539,7 @@ int cmd_scan(int argc, char **argv)
     e = imt_report_begin(rep, idx, paths, n_paths, &so);
     if (e) { cli_err("scan: %s", imt_report_last_error(rep)); goto cleanup; }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_stop();
 
     pr.tty = isatty(STDERR_FILENO);
     pr.quiet = quiet;
@@ -570,7 +552,7 @@ int cmd_scan(int argc, char **argv)
         est.pr = &pr;
         est.started = pthread_create(&est.th, NULL, estimate_main, &est) == 0;
     }
-    so.stop = &g_stop;
+    so.stop = &cli_stop;
     so.progress = on_progress;
     so.skip = preview ? NULL : skip_fn;
     so.ctx = &pr;
@@ -631,7 +613,7 @@ int cmd_scan(int argc, char **argv)
     else rc = CLI_EXIT_OK;
 
 cleanup:
-    g_stop = g_stop ? g_stop : 2; /* ends the estimate walk if still going */
+    cli_stop = cli_stop ? cli_stop : 2; /* ends the estimate walk if still going */
     if (est.started) pthread_join(est.th, NULL);
     if (out != stdout) fclose(out);
     imt_report_free(rep);
