@@ -231,8 +231,10 @@ static void test_priority(void)
 
 static imt_scan_match caid_match(uint64_t entry, uint32_t list, int32_t cat)
 {
-    return (imt_scan_match){IMT_KIND_PDQ, 4, IMT_DIH_ORIGINAL, entry, list, "L", "", "caid", 0,
-                            cat, "", "", IMT_DISP_ALERT, -1};
+    return (imt_scan_match){.kind = IMT_KIND_PDQ, .distance = 4, .variant = IMT_DIH_ORIGINAL,
+                            .entry = entry, .list_id = list, .list = "L", .list_version = "",
+                            .scheme = "caid", .category = cat, .category_label = "",
+                            .external_id = "", .disposition = IMT_DISP_ALERT, .subitem = -1};
 }
 
 static double priority_of(const imt__summary *s)
