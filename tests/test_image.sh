@@ -7,6 +7,13 @@
 # deleted file whose clusters were given to another file, an NTFS orphan
 # and an NTFS alternate data stream; converts it to E01 (ewfacquire, three
 # segments); and checks:
+#   - a picture written (dd) into free clusters of the FAT32 partition, with
+#     no file naming it, and the deleted files whose blocks are unallocated
+#     are carved from the file systems' unallocated blocks: alloc carved,
+#     the right partition, path IMAGE!pN/carved@OFFSET at the image offset
+#     where the planted bytes lie (found by searching the raw image);
+#     a picture outside the partitions is carved as IMAGE!p0/carved@OFFSET
+#     (partition 0: the volume system's unallocated space after the last);
 #   - every planted copy is found with the right path, status, partition and
 #     flags, its MD5 is md5sum's of the planted file, the image bytes its
 #     byte runs name are the planted file, and its PDQ matches the reference
@@ -51,6 +58,9 @@ alter "$L/q2821.jpg" 90% ext_del.jpg
 alter "$V/misc-images/c.png" 90% ntfs_alloc.jpg
 alter "$V/reg-test-input/pen-and-coaster.png" 50% ntfs_orphan.jpg
 alter "$V/bridge-mods/aaa-orig.jpg" 50% ntfs_ads.jpg
+# fat_alloc's original, altered otherwise: its list names it
+alter "$L/q0746.jpg" 70% fat_carved.jpg
+alter "$L/q1050.jpg" 70% gap_carved.jpg
 
 # The known list: the reference hasher's PDQ of each original, one list per
 # original so that a match names it.
@@ -105,6 +115,9 @@ for k in range(nfat):
 for j in range(n):
     f.seek(coff(start + j)); f.write(bytes([0x5A]) * cs)
 EOF2
+# A picture in free clusters only (no entry names it): 30 MiB into the
+# file system, far past the few clusters the files above use.
+dd if=fat_carved.jpg of=fat.img bs=1M seek=30 conv=notrunc status=none || exit 1
 mkdir -p extd/photos && cp ext_alloc.jpg extd/photos/kept.jpg && cp ext_del.jpg extd/photos/removed.jpg
 truncate -s 8M ext.img && mkfs.ext4 -q -F -d extd ext.img || exit 1
 debugfs -w -R "rm /photos/removed.jpg" ext.img >/dev/null 2>&1 || { echo "FAIL: debugfs rm"; exit 1; }
@@ -137,6 +150,8 @@ printf 'label: gpt\nunit: sectors\nfirst-lba: 2048\nstart=2048, size=73728, type
 dd if=fat.img of=disk.raw bs=512 seek=2048 conv=notrunc status=none
 dd if=ext.img of=disk.raw bs=512 seek=77824 conv=notrunc status=none
 dd if=ntfs.img of=disk.raw bs=512 seek=96256 conv=notrunc status=none
+# a picture outside every partition (after the last one, which ends at 55 MiB)
+dd if=gap_carved.jpg of=disk.raw bs=1M seek=56 conv=notrunc status=none
 EWF_META=(-C "CASE-42" -D "generated test disk" -e "Examiner Ex" -E "EV-7" -N "notes here")
 ewfacquire -u -q -t disk "${EWF_META[@]}" -c none -S 20MiB -f encase6 disk.raw >/dev/null 2>&1 ||
   { echo "FAIL: ewfacquire"; exit 1; }
@@ -181,7 +196,7 @@ want = {
     'p3/$OrphanFiles/todelete.jpg': ('ntfs_orphan.jpg', 'orphan', 3, 'ntfs_orphan', None),
     'p3/readme.txt:hidden': ('ntfs_ads.jpg', 'allocated', 3, 'ntfs_ads', False),
 }
-parts = {1: 2048 * 512, 2: 77824 * 512, 3: 96256 * 512}
+parts = {1: 2048 * 512, 2: 77824 * 512, 3: 96256 * 512, 0: (96256 + 16384) * 512}
 for rep in ('raw.jsonl', 'e01.jsonl'):
     hdr, recs = load(rep)
     image = 'disk.raw' if rep == 'raw.jsonl' else 'disk.E01'
@@ -211,8 +226,33 @@ for rep in ('raw.jsonl', 'e01.jsonl'):
     expect(by[image + '!p3/readme.txt:hidden']['image'].get('stream') == 'hidden', 'ADS stream name')
     expect(by[image + '!p1/_eused.jpg'].get('md5') != hashlib.md5(open('fat_reused.jpg','rb').read()).hexdigest(),
            'the overwritten deleted file does not hash as the original')
+    # carved from unallocated blocks: where the planted bytes lie in the
+    # raw image (searched here, not taken from the records)
+    carved = {}
+    for planted, part, lst in (('fat_carved.jpg', 1, 'fat_alloc'), ('fat_del.jpg', 1, 'fat_del'),
+                               ('ext_del.jpg', 2, 'ext_del'), ('gap_carved.jpg', 0, 'fat_del')):
+        data = open(planted, 'rb').read()
+        off = img.find(data)
+        expect(off > 0 and img.find(data, off + 1) < 0, f'{planted} lies once in the raw image')
+        name = f'p{part}/carved@{off}'
+        carved[name] = lst
+        r = by.get(image + '!' + name)
+        expect(r is not None, f'{rep}: {planted} carved as {name} (have {sorted(p for p in by if "carved" in p)})')
+        if r is None: continue
+        loc = r['image']
+        expect(loc['alloc'] == 'carved', f'{rep}: {name} is carved (got {loc["alloc"]})')
+        expect(loc['partition'] == part and loc['part_offset'] == parts[part],
+               f'{rep}: {name} in partition {part} at {parts[part]}')
+        expect(loc.get('first_offset') == off, f'{rep}: {name} first_offset {off} (got {loc.get("first_offset")})')
+        expect(r.get('md5') == hashlib.md5(data).hexdigest(), f'{rep}: {name} MD5 = md5sum of {planted}')
+        expect(r['size'] == len(data), f'{rep}: {name} size {len(data)} (got {r["size"]})')
+        got = b''.join(img[io:io + ln] for fo, io, ln in loc['runs'])
+        expect(got == data, f'{rep}: {name} byte runs hold the planted bytes')
+        lists = {m['list'] for m in r['matches']}
+        expect(lists == {lst}, f'{rep}: {name} matches list {lst} (got {lists})')
     hits = {r['path'].split('!', 1)[1] for r in recs if r['matches']}
-    expect(hits == {n for n, w in want.items() if w[3]}, f'{rep}: hits are exactly the planted copies (got {hits})')
+    expect(hits == {n for n, w in want.items() if w[3]} | set(carved),
+           f'{rep}: hits are exactly the planted copies (got {hits})')
     expect(not any(r.get('scan_error') for r in recs), f'{rep}: no scan errors')
 # the E01's header: acquisition metadata and verification
 hdr, _ = load('e01.jsonl')
