@@ -14,6 +14,10 @@
 #     where the planted bytes lie (found by searching the raw image);
 #     a picture outside the partitions is carved as IMAGE!p0/carved@OFFSET
 #     (partition 0: the volume system's unallocated space after the last);
+#   - a ZIP in the FAT32 partition is expanded like a folder's (issue 18): its
+#     member is IMAGE!p1/dir/a.zip!inner.jpg, MD5 and match those of the
+#     planted file, and the same records when the held-records budget makes
+#     the scan expand it again at emit time (--max-held-bytes 1);
 #   - every planted copy is found with the right path, status, partition and
 #     flags, its MD5 is md5sum's of the planted file, the image bytes its
 #     byte runs name are the planted file, and its PDQ matches the reference
@@ -61,6 +65,9 @@ alter "$V/bridge-mods/aaa-orig.jpg" 50% ntfs_ads.jpg
 # fat_alloc's original, altered otherwise: its list names it
 alter "$L/q0746.jpg" 70% fat_carved.jpg
 alter "$L/q1050.jpg" 70% gap_carved.jpg
+alter "$L/q0746.jpg" 80% zip_inner.jpg
+# a ZIP (made by Python's zipfile, not by the code under test) holding one
+python3 -c 'import zipfile; z = zipfile.ZipFile("a.zip", "w", zipfile.ZIP_DEFLATED); z.write("zip_inner.jpg", "inner.jpg"); z.writestr("readme.txt", "hello"); z.close()' || exit 1
 
 # The known list: the reference hasher's PDQ of each original, one list per
 # original so that a match names it.
@@ -82,7 +89,7 @@ done
 # ---- the file systems ------------------------------------------------------
 truncate -s 36M fat.img && mkfs.vfat -F 32 -s 1 -n IMTFAT fat.img >/dev/null || exit 1
 export MTOOLS_SKIP_CHECK=1
-mmd -i fat.img ::/DCIM && mcopy -i fat.img fat_alloc.jpg ::/DCIM/holiday.jpg &&
+mmd -i fat.img ::/dir && mcopy -i fat.img a.zip ::/dir/a.zip && mmd -i fat.img ::/DCIM && mcopy -i fat.img fat_alloc.jpg ::/DCIM/holiday.jpg &&
   mcopy -i fat.img fat_del.jpg ::/DCIM/gone.jpg && mdel -i fat.img ::/DCIM/gone.jpg &&
   mcopy -i fat.img fat_reused.jpg ::/reused.jpg && mdel -i fat.img ::/reused.jpg ||
   { echo "FAIL: mtools"; exit 1; }
@@ -250,8 +257,15 @@ for rep in ('raw.jsonl', 'e01.jsonl'):
         expect(got == data, f'{rep}: {name} byte runs hold the planted bytes')
         lists = {m['list'] for m in r['matches']}
         expect(lists == {lst}, f'{rep}: {name} matches list {lst} (got {lists})')
+    # a ZIP inside the image: its member, hashed and matched
+    r = by.get(image + '!p1/dir/a.zip!inner.jpg')
+    expect(r is not None, f'{rep}: the ZIP member p1/dir/a.zip!inner.jpg found')
+    if r is not None:
+        data = open('zip_inner.jpg', 'rb').read()
+        expect(r.get('md5') == hashlib.md5(data).hexdigest(), f'{rep}: the ZIP member MD5 = md5sum of zip_inner.jpg')
+        expect({m['list'] for m in r['matches']} == {'fat_alloc'}, f'{rep}: the ZIP member matches fat_alloc')
     hits = {r['path'].split('!', 1)[1] for r in recs if r['matches']}
-    expect(hits == {n for n, w in want.items() if w[3]} | set(carved),
+    expect(hits == {n for n, w in want.items() if w[3]} | set(carved) | {'p1/dir/a.zip!inner.jpg'},
            f'{rep}: hits are exactly the planted copies (got {hits})')
     expect(not any(r.get('scan_error') for r in recs), f'{rep}: no scan errors')
 # the E01's header: acquisition metadata and verification
@@ -268,7 +282,7 @@ def norm(recs, image):
     for r in recs:
         r = dict(r); r.pop('seq')
         r['path'] = r['path'].replace(image + '!', 'IMG!', 1)
-        r['image'] = dict(r['image']); r['image'].pop('path')
+        if 'image' in r: r['image'] = dict(r['image']); r['image'].pop('path')
         out.append(r)
     return out
 _, a = load('raw.jsonl'); _, b = load('e01.jsonl')
@@ -280,6 +294,11 @@ EOF
 scan raw1.jsonl disk.raw --threads 1
 check 'diff <(grep "\"record\":\"file\"" raw.jsonl) <(grep "\"record\":\"file\"" raw1.jsonl) >/dev/null' \
   "the same records with 1 and 2 threads"
+
+# ---- the held-records budget: the ZIP expanded again when emitted ---------
+scan held.jsonl disk.raw --threads 2 --max-held-bytes 1
+check 'diff <(grep "\"record\":\"file\"" raw.jsonl) <(grep "\"record\":\"file\"" held.jsonl) >/dev/null' \
+  "a ZIP in an image expanded at emit time (--max-held-bytes 1) gives the same records"
 
 # ---- --resume from a cut report ---------------------------------------------
 head -n 12 raw.jsonl > cut.jsonl

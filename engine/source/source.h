@@ -165,6 +165,10 @@ void imt__sreader_free(imt__sreader *r);
 imt_err imt__sreader_begin(imt__sreader *r, const imt__sentry *e, imt_stream *st,
                            char *detail, size_t cap);
 void imt__sreader_end(imt__sreader *r);
+/* The content opened by imt__sreader_begin as an imt__io (random access;
+ * size = the entry's size), valid until imt__sreader_end: containers inside
+ * images are expanded through it. */
+imt__io imt__sreader_io(imt__sreader *r);
 /* Why the last stream read failed (the image region or TSK's sentence). */
 const char *imt__sreader_error(const imt__sreader *r);
 
