@@ -251,6 +251,9 @@ for rep in ('raw.jsonl', 'e01.jsonl'):
         expect(loc['partition'] == part and loc['part_offset'] == parts[part],
                f'{rep}: {name} in partition {part} at {parts[part]}')
         expect(loc.get('first_offset') == off, f'{rep}: {name} first_offset {off} (got {loc.get("first_offset")})')
+        want_c = {'offset': off, 'length': len(data), 'format': 'jpeg', 'truncated': False, 'end': 'complete'}
+        expect(r.get('carved') == want_c, f'{rep}: {name} "carved" is {want_c} (got {r.get("carved")})')
+        expect(not r.get('partial'), f'{rep}: {name} is not partial')
         expect(r.get('md5') == hashlib.md5(data).hexdigest(), f'{rep}: {name} MD5 = md5sum of {planted}')
         expect(r['size'] == len(data), f'{rep}: {name} size {len(data)} (got {r["size"]})')
         got = b''.join(img[io:io + ln] for fo, io, ln in loc['runs'])

@@ -681,6 +681,13 @@ static int work_image(slot *s, imt_hasher *h, imt__sreader *rd, imt_cursor *c,
         imt__set_detail(s->res.detail + l, sizeof s->res.detail - l, ": %s",
                         imt__sreader_error(rd));
     }
+    /* A carved item that ended early is partial even when its decoder did
+     * not notice (as imgtriage carve says). */
+    if (e->carved && e->hit.truncated && s->res.status == IMT_OK && !s->res.partial) {
+        s->res.partial = 1;
+        imt__set_detail(s->res.detail, sizeof s->res.detail, "carved item truncated (%s)",
+                        imt_carve_end_name(e->hit.end));
+    }
     int done = finish(s, c, L, o);
     if (done && s->res.status != IMT_E_IO && s->res.status != IMT_E_NOMEM &&
         o->containers.enabled && imt_format_is_container(s->res.format)) {
@@ -742,6 +749,7 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
     if (s->se) {
         const imt__sentry *e = s->se;
         r->loc = &e->loc;
+        r->carved = e->carved ? &e->hit : NULL;
         r->have_stat = e->type == IMT_ENTRY_FILE && e->status != IMT_E_NOT_FOUND;
         r->size = e->size;
         r->inode = e->loc.meta_addr;

@@ -357,7 +357,7 @@ typedef struct carve_ctx {
 static int carve_hit(void *ctx, const imt_carve_hit *h)
 {
     carve_ctx *c = ctx;
-    c->err = imt__enum_carved(c->en, c->v, h->offset, h->length, h->end != IMT_CARVE_COMPLETE);
+    c->err = imt__enum_carved(c->en, c->v, h);
     return c->err != IMT_OK;
 }
 
@@ -504,9 +504,10 @@ static int carve_unalloc(imt__enum *en)
     return r;
 }
 
-imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, uint64_t off, uint64_t len,
-                         int truncated)
+imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, const imt_carve_hit *h)
 {
+    uint64_t off = h->offset, len = h->length;
+    int truncated = h->truncated;
     imt__sentry *e = new_entry(en, 1, NULL, NULL, NULL);
     if (!e) return IMT_E_NOMEM;
     char name[64];
@@ -538,6 +539,8 @@ imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, uint64_t off, u
     e->loc.first_offset = n ? (int64_t)e->runs[0].img_offset : -1;
     e->size = len;
     e->carved = 1;
+    e->hit = *h;
+    e->hit.offset = first;
     e->readable = 1;
     if (truncated)
         imt__set_detail(e->detail, sizeof e->detail, "carved: the item ends early");

@@ -101,6 +101,8 @@ typedef struct imt__sentry {
     uint16_t attr_id;
     int has_attr;
     int carved;              /* content is loc.runs of the image, no fs */
+    imt_carve_hit hit;       /* carved: offset = image offset of the first
+                                byte, length, format, how it ended */
     imt__img_kind img_kind;
 } imt__sentry;
 
@@ -145,12 +147,11 @@ imt__io imt__runs_io(imt__runs_view *v);
  * the image; 0 when off is past the end. */
 uint64_t imt__runs_map(const imt__runs_view *v, uint64_t off, uint64_t *img_off);
 
-/* A carver's hit at logical offset off (len bytes) of v: queue an entry
- * (alloc carved, image runs mapped back through v; truncated: it ends
- * early). Called on the enumerating thread from the carver's hook in fs.c.
- * IMT_E_INTERRUPTED when the consumer is gone. */
-imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, uint64_t off, uint64_t len,
-                         int truncated);
+/* A carver's hit h (offset: logical offset in v) : queue an entry (alloc
+ * carved, image runs mapped back through v, the hit kept with its offset
+ * made the image offset). Called on the enumerating thread from the
+ * carver's hook in fs.c. IMT_E_INTERRUPTED when the consumer is gone. */
+imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, const imt_carve_hit *h);
 
 /* ---- read.c ------------------------------------------------------------ */
 
