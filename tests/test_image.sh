@@ -12,6 +12,7 @@
 #     are carved from the file systems' unallocated blocks: alloc carved,
 #     the right partition, path IMAGE!pN/carved@OFFSET at the image offset
 #     where the planted bytes lie (found by searching the raw image);
+#     a picture split around a cluster in use is carved whole, in two runs;
 #     a picture outside the partitions is carved as IMAGE!p0/carved@OFFSET
 #     (partition 0: the volume system's unallocated space after the last);
 #   - a ZIP in the FAT32 partition is expanded like a folder's (issue 18): its
@@ -65,6 +66,7 @@ alter "$V/bridge-mods/aaa-orig.jpg" 50% ntfs_ads.jpg
 # fat_alloc's original, altered otherwise: its list names it
 alter "$L/q0746.jpg" 70% fat_carved.jpg
 alter "$L/q1050.jpg" 70% gap_carved.jpg
+alter "$L/q0291.jpg" 70% frag_carved.jpg
 alter "$L/q0746.jpg" 80% zip_inner.jpg
 # a ZIP (made by Python's zipfile, not by the code under test) holding one
 python3 -c 'import zipfile; z = zipfile.ZipFile("a.zip", "w", zipfile.ZIP_DEFLATED); z.write("zip_inner.jpg", "inner.jpg"); z.writestr("readme.txt", "hello"); z.close()' || exit 1
@@ -125,6 +127,26 @@ EOF2
 # A picture in free clusters only (no entry names it): 30 MiB into the
 # file system, far past the few clusters the files above use.
 dd if=fat_carved.jpg of=fat.img bs=1M seek=30 conv=notrunc status=none || exit 1
+# A fragmented picture in free clusters: its first 4 clusters at 32 MiB, then
+# one cluster in use by other bytes (marked in both FATs), then the rest.
+# The carver reads the free space as one range, so it finds the picture whole,
+# in two image runs.
+python3 <<'EOF3' || { echo "FAIL: planting a fragmented picture"; exit 1; }
+import struct
+f = open('fat.img', 'r+b'); b = f.read(512)
+bps, spc, res, nfat = struct.unpack_from('<H', b, 11)[0], b[13], struct.unpack_from('<H', b, 14)[0], b[16]
+fatsz = struct.unpack_from('<I', b, 36)[0]
+data0 = (res + nfat * fatsz) * bps
+cs = spc * bps
+assert cs == 512 and (32 * 2**20 - data0) % cs == 0
+c = (32 * 2**20 - data0) // cs + 2
+d = open('frag_carved.jpg', 'rb').read()
+f.seek(data0 + (c - 2) * cs); f.write(d[:4 * cs])
+for k in range(nfat):
+    f.seek((res + k * fatsz) * bps + 4 * (c + 4)); f.write(struct.pack('<I', 0x0FFFFFFF))
+f.seek(data0 + (c + 2) * cs); f.write(bytes([0x5A]) * cs)
+f.seek(data0 + (c + 3) * cs); f.write(d[4 * cs:])
+EOF3
 mkdir -p extd/photos && cp ext_alloc.jpg extd/photos/kept.jpg && cp ext_del.jpg extd/photos/removed.jpg
 truncate -s 8M ext.img && mkfs.ext4 -q -F -d extd ext.img || exit 1
 debugfs -w -R "rm /photos/removed.jpg" ext.img >/dev/null 2>&1 || { echo "FAIL: debugfs rm"; exit 1; }
@@ -260,6 +282,18 @@ for rep in ('raw.jsonl', 'e01.jsonl'):
         expect(got == data, f'{rep}: {name} byte runs hold the planted bytes')
         lists = {m['list'] for m in r['matches']}
         expect(lists == {lst}, f'{rep}: {name} matches list {lst} (got {lists})')
+    # the fragmented one: whole, in two runs around the cluster in use
+    fo = 2048 * 512 + 32 * 2**20
+    data = open('frag_carved.jpg', 'rb').read()
+    name = f'p1/carved@{fo}'
+    carved[name] = 'ext_alloc'
+    r = by.get(image + '!' + name)
+    expect(r is not None, f'{rep}: the fragmented picture carved as {name}')
+    if r is not None:
+        expect(r['image']['runs'] == [[0, fo, 2048], [2048, fo + 2560, len(data) - 2048]],
+               f'{rep}: {name} runs skip the cluster in use (got {r["image"]["runs"]})')
+        expect(r.get('md5') == hashlib.md5(data).hexdigest(), f'{rep}: {name} MD5 = md5sum of frag_carved.jpg')
+        expect({m['list'] for m in r['matches']} == {'ext_alloc'}, f'{rep}: {name} matches ext_alloc')
     # a ZIP inside the image: its member, hashed and matched
     r = by.get(image + '!p1/dir/a.zip!inner.jpg')
     expect(r is not None, f'{rep}: the ZIP member p1/dir/a.zip!inner.jpg found')
