@@ -428,6 +428,55 @@ mkdir -p isod/pics && cp fat_alloc.jpg isod/pics/a.jpg
   scan iso.jsonl disc.iso
   check 'grep -i "disc.iso!p0/pics/a.jpg" iso.jsonl | grep -q "\"list\":\"fat_alloc\""' "an ISO 9660 image: its file found and matched"
 
+# ---- carving's bounded window: runs far behind the reads are dropped --------
+# A bare FAT32 (512-byte clusters) whose free space is fragmented (every
+# other cluster in use) over its first 8 MiB, free for 100 MiB, fragmented
+# again over its last 12 MiB: by the time the carver reads the last part,
+# the first part's 8,192 runs lie more than its reach (~70 MiB) behind and
+# are dropped to make room. A picture written into every other cluster of
+# the last part, after that drop, is still carved whole with its 512-byte
+# runs mapped to the right image offsets.
+truncate -s 124M win.img && mkfs.vfat -F 32 -s 1 win.img >/dev/null || exit 1
+python3 <<'EOF4' || { echo "FAIL: building the fragmented FAT"; exit 1; }
+import struct
+f = open('win.img', 'r+b'); b = f.read(512)
+bps, res, nfat = struct.unpack_from('<H', b, 11)[0], struct.unpack_from('<H', b, 14)[0], b[16]
+fatsz = struct.unpack_from('<I', b, 36)[0]
+data0 = (res + nfat * fatsz) * bps
+nclus = (124 * 2**20 - data0) // 512
+f.seek(res * bps); fat = bytearray(f.read(fatsz * bps))
+used = list(range(10, 10 + 16384, 2)) + list(range(nclus - 24576, nclus, 2))
+for c in used: struct.pack_into('<I', fat, 4 * c, 0x0FFFFFFF)
+for k in range(nfat):
+    f.seek((res + k * fatsz) * bps); f.write(fat)
+d = open('frag_carved.jpg', 'rb').read()
+c0 = nclus - 24576 + 20001  # free (odd offset from an even used start), after the drop
+offs = []
+for i in range(0, len(d), 512):
+    c = c0 + 2 * (i // 512)
+    f.seek(data0 + (c - 2) * 512); f.write(d[i:i + 512]); offs.append(data0 + (c - 2) * 512)
+open('win.offs', 'w').write(' '.join(map(str, offs)))
+EOF4
+"$CLI" scan --no-index --quiet --force --threads 2 --out win.jsonl win.img 2>/dev/null
+python3 - <<'EOF5' || fail=1
+import hashlib, json, sys
+offs = list(map(int, open('win.offs').read().split()))
+d = open('frag_carved.jpg', 'rb').read()
+recs = {r['path']: r for r in map(json.loads, open('win.jsonl')) if r['record'] == 'file'}
+r = recs.get(f'win.img!p0/carved@{offs[0]}')
+bad = 0
+if r is None:
+    print('FAIL: the picture after the dropped runs is carved', sorted(recs)[:10]); sys.exit(1)
+want = [[i * 512, o, min(512, len(d) - i * 512)] for i, o in enumerate(offs)]
+if r['image']['runs'] != want:
+    print('FAIL: its runs are the clusters it was written to:', r['image']['runs'][:4], want[:4]); bad = 1
+if r.get('md5') != hashlib.md5(d).hexdigest():
+    print('FAIL: its MD5 is md5sum of frag_carved.jpg'); bad = 1
+if any(x.get('scan_error') for x in recs.values()):
+    print('FAIL: no scan errors in the fragmented FAT'); bad = 1
+sys.exit(bad)
+EOF5
+
 # ---- a hostile size: an inode claiming 1 TiB in an 8 MiB file system --------
 cp ext.img huge.img && debugfs -w -R "sif /photos/kept.jpg size 0x10000000000" huge.img >/dev/null 2>&1 ||
   { echo "FAIL: debugfs sif"; fail=1; }
