@@ -389,6 +389,9 @@ static int run_carver(imt__enum *en, const imt__io *io, const imt__runs_view *v,
 /* len bytes of the image at off, carved as one range. */
 static int hand_to_carver(imt__enum *en, uint64_t off, uint64_t len)
 {
+    uint64_t isz = imt__img_size(en->img);
+    if (off >= isz) return 0;
+    if (len > isz - off) len = isz - off; /* a partition table naming more than there is */
     imt_byte_run r[1] = {{0, off, len, 0}};
     imt__runs_view v = {en->img, r, 1, len};
     if (!len) return 0;
