@@ -7,6 +7,18 @@
 # deleted file whose clusters were given to another file, an NTFS orphan
 # and an NTFS alternate data stream; converts it to E01 (ewfacquire, three
 # segments); and checks:
+#   - a picture written (dd) into free clusters of the FAT32 partition, with
+#     no file naming it, and the deleted files whose blocks are unallocated
+#     are carved from the file systems' unallocated blocks: alloc carved,
+#     the right partition, path IMAGE!pN/carved@OFFSET at the image offset
+#     where the planted bytes lie (found by searching the raw image);
+#     a picture split around a cluster in use is carved whole, in two runs;
+#     a picture outside the partitions is carved as IMAGE!p0/carved@OFFSET
+#     (partition 0: the volume system's unallocated space after the last);
+#   - a ZIP in the FAT32 partition is expanded like a folder's (issue 18): its
+#     member is IMAGE!p1/dir/a.zip!inner.jpg, MD5 and match those of the
+#     planted file, and the same records when the held-records budget makes
+#     the scan expand it again at emit time (--max-held-bytes 1);
 #   - every planted copy is found with the right path, status, partition and
 #     flags, its MD5 is md5sum's of the planted file, the image bytes its
 #     byte runs name are the planted file, and its PDQ matches the reference
@@ -51,6 +63,13 @@ alter "$L/q2821.jpg" 90% ext_del.jpg
 alter "$V/misc-images/c.png" 90% ntfs_alloc.jpg
 alter "$V/reg-test-input/pen-and-coaster.png" 50% ntfs_orphan.jpg
 alter "$V/bridge-mods/aaa-orig.jpg" 50% ntfs_ads.jpg
+# fat_alloc's original, altered otherwise: its list names it
+alter "$L/q0746.jpg" 70% fat_carved.jpg
+alter "$L/q1050.jpg" 70% gap_carved.jpg
+alter "$L/q0291.jpg" 70% frag_carved.jpg
+alter "$L/q0746.jpg" 80% zip_inner.jpg
+# a ZIP (made by Python's zipfile, not by the code under test) holding one
+python3 -c 'import zipfile; z = zipfile.ZipFile("a.zip", "w", zipfile.ZIP_DEFLATED); z.write("zip_inner.jpg", "inner.jpg"); z.writestr("readme.txt", "hello"); z.close()' || exit 1
 
 # The known list: the reference hasher's PDQ of each original, one list per
 # original so that a match names it.
@@ -72,7 +91,7 @@ done
 # ---- the file systems ------------------------------------------------------
 truncate -s 36M fat.img && mkfs.vfat -F 32 -s 1 -n IMTFAT fat.img >/dev/null || exit 1
 export MTOOLS_SKIP_CHECK=1
-mmd -i fat.img ::/DCIM && mcopy -i fat.img fat_alloc.jpg ::/DCIM/holiday.jpg &&
+mmd -i fat.img ::/dir && mcopy -i fat.img a.zip ::/dir/a.zip && mmd -i fat.img ::/DCIM && mcopy -i fat.img fat_alloc.jpg ::/DCIM/holiday.jpg &&
   mcopy -i fat.img fat_del.jpg ::/DCIM/gone.jpg && mdel -i fat.img ::/DCIM/gone.jpg &&
   mcopy -i fat.img fat_reused.jpg ::/reused.jpg && mdel -i fat.img ::/reused.jpg ||
   { echo "FAIL: mtools"; exit 1; }
@@ -105,6 +124,29 @@ for k in range(nfat):
 for j in range(n):
     f.seek(coff(start + j)); f.write(bytes([0x5A]) * cs)
 EOF2
+# A picture in free clusters only (no entry names it): 30 MiB into the
+# file system, far past the few clusters the files above use.
+dd if=fat_carved.jpg of=fat.img bs=1M seek=30 conv=notrunc status=none || exit 1
+# A fragmented picture in free clusters: its first 4 clusters at 32 MiB, then
+# one cluster in use by other bytes (marked in both FATs), then the rest.
+# The carver reads the free space as one range, so it finds the picture whole,
+# in two image runs.
+python3 <<'EOF3' || { echo "FAIL: planting a fragmented picture"; exit 1; }
+import struct
+f = open('fat.img', 'r+b'); b = f.read(512)
+bps, spc, res, nfat = struct.unpack_from('<H', b, 11)[0], b[13], struct.unpack_from('<H', b, 14)[0], b[16]
+fatsz = struct.unpack_from('<I', b, 36)[0]
+data0 = (res + nfat * fatsz) * bps
+cs = spc * bps
+assert cs == 512 and (32 * 2**20 - data0) % cs == 0
+c = (32 * 2**20 - data0) // cs + 2
+d = open('frag_carved.jpg', 'rb').read()
+f.seek(data0 + (c - 2) * cs); f.write(d[:4 * cs])
+for k in range(nfat):
+    f.seek((res + k * fatsz) * bps + 4 * (c + 4)); f.write(struct.pack('<I', 0x0FFFFFFF))
+f.seek(data0 + (c + 2) * cs); f.write(bytes([0x5A]) * cs)
+f.seek(data0 + (c + 3) * cs); f.write(d[4 * cs:])
+EOF3
 mkdir -p extd/photos && cp ext_alloc.jpg extd/photos/kept.jpg && cp ext_del.jpg extd/photos/removed.jpg
 truncate -s 8M ext.img && mkfs.ext4 -q -F -d extd ext.img || exit 1
 debugfs -w -R "rm /photos/removed.jpg" ext.img >/dev/null 2>&1 || { echo "FAIL: debugfs rm"; exit 1; }
@@ -137,6 +179,8 @@ printf 'label: gpt\nunit: sectors\nfirst-lba: 2048\nstart=2048, size=73728, type
 dd if=fat.img of=disk.raw bs=512 seek=2048 conv=notrunc status=none
 dd if=ext.img of=disk.raw bs=512 seek=77824 conv=notrunc status=none
 dd if=ntfs.img of=disk.raw bs=512 seek=96256 conv=notrunc status=none
+# a picture outside every partition (after the last one, which ends at 55 MiB)
+dd if=gap_carved.jpg of=disk.raw bs=1M seek=56 conv=notrunc status=none
 EWF_META=(-C "CASE-42" -D "generated test disk" -e "Examiner Ex" -E "EV-7" -N "notes here")
 ewfacquire -u -q -t disk "${EWF_META[@]}" -c none -S 20MiB -f encase6 disk.raw >/dev/null 2>&1 ||
   { echo "FAIL: ewfacquire"; exit 1; }
@@ -181,7 +225,7 @@ want = {
     'p3/$OrphanFiles/todelete.jpg': ('ntfs_orphan.jpg', 'orphan', 3, 'ntfs_orphan', None),
     'p3/readme.txt:hidden': ('ntfs_ads.jpg', 'allocated', 3, 'ntfs_ads', False),
 }
-parts = {1: 2048 * 512, 2: 77824 * 512, 3: 96256 * 512}
+parts = {1: 2048 * 512, 2: 77824 * 512, 3: 96256 * 512, 0: (96256 + 16384) * 512}
 for rep in ('raw.jsonl', 'e01.jsonl'):
     hdr, recs = load(rep)
     image = 'disk.raw' if rep == 'raw.jsonl' else 'disk.E01'
@@ -211,8 +255,55 @@ for rep in ('raw.jsonl', 'e01.jsonl'):
     expect(by[image + '!p3/readme.txt:hidden']['image'].get('stream') == 'hidden', 'ADS stream name')
     expect(by[image + '!p1/_eused.jpg'].get('md5') != hashlib.md5(open('fat_reused.jpg','rb').read()).hexdigest(),
            'the overwritten deleted file does not hash as the original')
+    # carved from unallocated blocks: where the planted bytes lie in the
+    # raw image (searched here, not taken from the records)
+    carved = {}
+    for planted, part, lst in (('fat_carved.jpg', 1, 'fat_alloc'), ('fat_del.jpg', 1, 'fat_del'),
+                               ('ext_del.jpg', 2, 'ext_del'), ('gap_carved.jpg', 0, 'fat_del')):
+        data = open(planted, 'rb').read()
+        off = img.find(data)
+        expect(off > 0 and img.find(data, off + 1) < 0, f'{planted} lies once in the raw image')
+        name = f'p{part}/carved@{off}'
+        carved[name] = lst
+        r = by.get(image + '!' + name)
+        expect(r is not None, f'{rep}: {planted} carved as {name} (have {sorted(p for p in by if "carved" in p)})')
+        if r is None: continue
+        loc = r['image']
+        expect(loc['alloc'] == 'carved', f'{rep}: {name} is carved (got {loc["alloc"]})')
+        expect(loc['partition'] == part and loc['part_offset'] == parts[part],
+               f'{rep}: {name} in partition {part} at {parts[part]}')
+        expect(loc.get('first_offset') == off, f'{rep}: {name} first_offset {off} (got {loc.get("first_offset")})')
+        want_c = {'offset': off, 'length': len(data), 'format': 'jpeg', 'truncated': False, 'end': 'complete'}
+        expect(r.get('carved') == want_c, f'{rep}: {name} "carved" is {want_c} (got {r.get("carved")})')
+        expect(not r.get('partial'), f'{rep}: {name} is not partial')
+        expect(r.get('md5') == hashlib.md5(data).hexdigest(), f'{rep}: {name} MD5 = md5sum of {planted}')
+        expect(r['size'] == len(data), f'{rep}: {name} size {len(data)} (got {r["size"]})')
+        got = b''.join(img[io:io + ln] for fo, io, ln in loc['runs'])
+        expect(got == data, f'{rep}: {name} byte runs hold the planted bytes')
+        lists = {m['list'] for m in r['matches']}
+        expect(lists == {lst}, f'{rep}: {name} matches list {lst} (got {lists})')
+    # the fragmented one: whole, in two runs around the cluster in use
+    fo = 2048 * 512 + 32 * 2**20
+    data = open('frag_carved.jpg', 'rb').read()
+    name = f'p1/carved@{fo}'
+    carved[name] = 'ext_alloc'
+    r = by.get(image + '!' + name)
+    expect(r is not None, f'{rep}: the fragmented picture carved as {name}')
+    if r is not None:
+        expect(r['image']['runs'] == [[0, fo, 2048], [2048, fo + 2560, len(data) - 2048]],
+               f'{rep}: {name} runs skip the cluster in use (got {r["image"]["runs"]})')
+        expect(r.get('md5') == hashlib.md5(data).hexdigest(), f'{rep}: {name} MD5 = md5sum of frag_carved.jpg')
+        expect({m['list'] for m in r['matches']} == {'ext_alloc'}, f'{rep}: {name} matches ext_alloc')
+    # a ZIP inside the image: its member, hashed and matched
+    r = by.get(image + '!p1/dir/a.zip!inner.jpg')
+    expect(r is not None, f'{rep}: the ZIP member p1/dir/a.zip!inner.jpg found')
+    if r is not None:
+        data = open('zip_inner.jpg', 'rb').read()
+        expect(r.get('md5') == hashlib.md5(data).hexdigest(), f'{rep}: the ZIP member MD5 = md5sum of zip_inner.jpg')
+        expect({m['list'] for m in r['matches']} == {'fat_alloc'}, f'{rep}: the ZIP member matches fat_alloc')
     hits = {r['path'].split('!', 1)[1] for r in recs if r['matches']}
-    expect(hits == {n for n, w in want.items() if w[3]}, f'{rep}: hits are exactly the planted copies (got {hits})')
+    expect(hits == {n for n, w in want.items() if w[3]} | set(carved) | {'p1/dir/a.zip!inner.jpg'},
+           f'{rep}: hits are exactly the planted copies (got {hits})')
     expect(not any(r.get('scan_error') for r in recs), f'{rep}: no scan errors')
 # the E01's header: acquisition metadata and verification
 hdr, _ = load('e01.jsonl')
@@ -228,7 +319,7 @@ def norm(recs, image):
     for r in recs:
         r = dict(r); r.pop('seq')
         r['path'] = r['path'].replace(image + '!', 'IMG!', 1)
-        r['image'] = dict(r['image']); r['image'].pop('path')
+        if 'image' in r: r['image'] = dict(r['image']); r['image'].pop('path')
         out.append(r)
     return out
 _, a = load('raw.jsonl'); _, b = load('e01.jsonl')
@@ -240,6 +331,11 @@ EOF
 scan raw1.jsonl disk.raw --threads 1
 check 'diff <(grep "\"record\":\"file\"" raw.jsonl) <(grep "\"record\":\"file\"" raw1.jsonl) >/dev/null' \
   "the same records with 1 and 2 threads"
+
+# ---- the held-records budget: the ZIP expanded again when emitted ---------
+scan held.jsonl disk.raw --threads 2 --max-held-bytes 1
+check 'diff <(grep "\"record\":\"file\"" raw.jsonl) <(grep "\"record\":\"file\"" held.jsonl) >/dev/null' \
+  "a ZIP in an image expanded at emit time (--max-held-bytes 1) gives the same records"
 
 # ---- --resume from a cut report ---------------------------------------------
 head -n 12 raw.jsonl > cut.jsonl
@@ -331,6 +427,55 @@ mkdir -p isod/pics && cp fat_alloc.jpg isod/pics/a.jpg
   xorriso -as mkisofs -quiet -o disc.iso isod 2>/dev/null || { echo "FAIL: xorriso"; fail=1; }
   scan iso.jsonl disc.iso
   check 'grep -i "disc.iso!p0/pics/a.jpg" iso.jsonl | grep -q "\"list\":\"fat_alloc\""' "an ISO 9660 image: its file found and matched"
+
+# ---- carving's bounded window: runs far behind the reads are dropped --------
+# A bare FAT32 (512-byte clusters) whose free space is fragmented (every
+# other cluster in use) over its first 8 MiB, free for 100 MiB, fragmented
+# again over its last 12 MiB: by the time the carver reads the last part,
+# the first part's 8,192 runs lie more than its reach (~70 MiB) behind and
+# are dropped to make room. A picture written into every other cluster of
+# the last part, after that drop, is still carved whole with its 512-byte
+# runs mapped to the right image offsets.
+truncate -s 124M win.img && mkfs.vfat -F 32 -s 1 win.img >/dev/null || exit 1
+python3 <<'EOF4' || { echo "FAIL: building the fragmented FAT"; exit 1; }
+import struct
+f = open('win.img', 'r+b'); b = f.read(512)
+bps, res, nfat = struct.unpack_from('<H', b, 11)[0], struct.unpack_from('<H', b, 14)[0], b[16]
+fatsz = struct.unpack_from('<I', b, 36)[0]
+data0 = (res + nfat * fatsz) * bps
+nclus = (124 * 2**20 - data0) // 512
+f.seek(res * bps); fat = bytearray(f.read(fatsz * bps))
+used = list(range(10, 10 + 16384, 2)) + list(range(nclus - 24576, nclus, 2))
+for c in used: struct.pack_into('<I', fat, 4 * c, 0x0FFFFFFF)
+for k in range(nfat):
+    f.seek((res + k * fatsz) * bps); f.write(fat)
+d = open('frag_carved.jpg', 'rb').read()
+c0 = nclus - 24576 + 20001  # free (odd offset from an even used start), after the drop
+offs = []
+for i in range(0, len(d), 512):
+    c = c0 + 2 * (i // 512)
+    f.seek(data0 + (c - 2) * 512); f.write(d[i:i + 512]); offs.append(data0 + (c - 2) * 512)
+open('win.offs', 'w').write(' '.join(map(str, offs)))
+EOF4
+"$CLI" scan --no-index --quiet --force --threads 2 --out win.jsonl win.img 2>/dev/null
+python3 - <<'EOF5' || fail=1
+import hashlib, json, sys
+offs = list(map(int, open('win.offs').read().split()))
+d = open('frag_carved.jpg', 'rb').read()
+recs = {r['path']: r for r in map(json.loads, open('win.jsonl')) if r['record'] == 'file'}
+r = recs.get(f'win.img!p0/carved@{offs[0]}')
+bad = 0
+if r is None:
+    print('FAIL: the picture after the dropped runs is carved', sorted(recs)[:10]); sys.exit(1)
+want = [[i * 512, o, min(512, len(d) - i * 512)] for i, o in enumerate(offs)]
+if r['image']['runs'] != want:
+    print('FAIL: its runs are the clusters it was written to:', r['image']['runs'][:4], want[:4]); bad = 1
+if r.get('md5') != hashlib.md5(d).hexdigest():
+    print('FAIL: its MD5 is md5sum of frag_carved.jpg'); bad = 1
+if any(x.get('scan_error') for x in recs.values()):
+    print('FAIL: no scan errors in the fragmented FAT'); bad = 1
+sys.exit(bad)
+EOF5
 
 # ---- a hostile size: an inode claiming 1 TiB in an 8 MiB file system --------
 cp ext.img huge.img && debugfs -w -R "sif /photos/kept.jpg size 0x10000000000" huge.img >/dev/null 2>&1 ||

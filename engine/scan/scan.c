@@ -383,6 +383,12 @@ typedef struct msink {
 } msink;
 enum { MS_KEEP, MS_FACTS, MS_EMIT };
 
+/* The path of s's record: a file in a folder, or an entry of a disk image. */
+static const char *slot_path(const slot *s)
+{
+    return s->se ? s->se->path : s->e.path;
+}
+
 /* What a kept member record holds beyond its slot in the array. */
 static uint64_t slot_bytes(const slot *s)
 {
@@ -560,12 +566,10 @@ static imt_err fd_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *
     }
 }
 
-/* Expand the walked file s (open as fd) in KEEP mode, on a worker. */
-static void expand_keep(slot *s, int fd, imt_hasher *h, imt_cursor *c, const lists *L,
-                        const imt_scan_opts *o, uint64_t *held)
+/* Expand the file s (its bytes: io) in KEEP mode, on a worker. */
+static void expand_keep(slot *s, const imt__io *io, imt_hasher *h, imt_cursor *c,
+                        const lists *L, const imt_scan_opts *o, uint64_t *held)
 {
-    fdio f = {fd};
-    imt__io io = {fd_pread, &f, s->res.file_size};
     msink k;
     memset(&k, 0, sizeof k);
     k.top = s;
@@ -576,7 +580,7 @@ static void expand_keep(slot *s, int fd, imt_hasher *h, imt_cursor *c, const lis
     k.held_total = held;
     k.mode = MS_KEEP;
     imt__csink sink = {sink_member, sink_info, &k};
-    imt_err e = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop,
+    imt_err e = imt__container_expand(io, s->res.format, slot_path(s), &o->containers, o->stop,
                                       &sink);
     if (e == IMT_OK && k.oom) e = IMT_E_NOMEM;
     if (e == IMT_OK) return;
@@ -651,18 +655,20 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
     int done = 1;
     if (o->containers.enabled && imt_format_is_container(s->res.format)) {
         s->done = 1;
-        expand_keep(s, fd, h, c, L, o, held);
+        fdio f = {fd};
+        imt__io io = {fd_pread, &f, s->res.file_size};
+        expand_keep(s, &io, h, c, L, o, held);
         done = s->done;
     }
     close(fd);
     return done;
 }
 
-/* A file inside a disk image: read through the worker's own image and TSK
- * handles (rd). Containers inside images are not expanded yet (the
- * expansion reads an imt__io, which the image reader does not give yet). */
+/* A file inside a disk image (or a carved item): read through the worker's
+ * own image and TSK handles (rd); a container is expanded as a folder's is,
+ * its bytes read at random through rd (imt__sreader_io). */
 static int work_image(slot *s, imt_hasher *h, imt__sreader *rd, imt_cursor *c,
-                      const lists *L, const imt_scan_opts *o)
+                      const lists *L, const imt_scan_opts *o, uint64_t *held)
 {
     imt_stream st;
     imt__sentry *e = s->se;
@@ -678,8 +684,23 @@ static int work_image(slot *s, imt_hasher *h, imt__sreader *rd, imt_cursor *c,
         imt__set_detail(s->res.detail + l, sizeof s->res.detail - l, ": %s",
                         imt__sreader_error(rd));
     }
+    /* A carved item that ended early is partial even when its decoder did
+     * not notice (as imgtriage carve says). */
+    if (e->carved && e->hit.truncated && s->res.status == IMT_OK && !s->res.partial) {
+        s->res.partial = 1;
+        imt__set_detail(s->res.detail, sizeof s->res.detail, "carved item truncated (%s)",
+                        imt_carve_end_name(e->hit.end));
+    }
+    int done = finish(s, c, L, o);
+    if (done && s->res.status != IMT_E_IO && s->res.status != IMT_E_NOMEM &&
+        o->containers.enabled && imt_format_is_container(s->res.format)) {
+        s->done = 1;
+        imt__io io = imt__sreader_io(rd);
+        expand_keep(s, &io, h, c, L, o, held);
+        done = s->done;
+    }
     imt__sreader_end(rd);
-    return finish(s, c, L, o);
+    return done;
 }
 
 /* After the read: keep the sub-items and frames, match. 0 when a stop
@@ -746,6 +767,7 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
     if (s->se) {
         const imt__sentry *e = s->se;
         r->loc = &e->loc;
+        r->carved = e->carved ? &e->hit : NULL;
         r->have_stat = e->type == IMT_ENTRY_FILE && e->status != IMT_E_NOT_FOUND;
         r->size = e->size;
         r->inode = e->loc.meta_addr;
@@ -763,6 +785,8 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
         r->matches = s->matches;
         r->n_matches = s->n_matches;
         r->matches_omitted = s->omitted;
+        r->container = s->ci; /* a container in an image: its expansion facts */
+        r->container.note = s->ci_note ? s->ci_note : "";
         return;
     }
     r->have_stat = s->e.have_stat;
@@ -800,18 +824,39 @@ static void count_record(imt_scan_progress *p, const slot *s, const imt_scan_rec
  * first pass (no hashing) finds the facts the container records state
  * before their members. Returns IMT_E_INTERRUPTED when stopped. */
 static imt_err emit_deferred(slot *s, uint64_t *seq, imt_hasher *h, imt_cursor *c,
-                             const lists *L, const imt_scan_opts *o, imt_scan_record_fn on_record,
-                             void *ctx, imt_scan_progress *prog)
+                             imt__sreader *rd, const lists *L, const imt_scan_opts *o,
+                             imt_scan_record_fn on_record, void *ctx, imt_scan_progress *prog)
 {
     imt_err err = IMT_OK;
     msink k;
     memset(&k, 0, sizeof k);
-    int dirfd = s->e.dir ? s->e.dir->fd : AT_FDCWD;
-    int fd = imt__open_evidence(dirfd, s->e.name, O_NONBLOCK | (s->e.dir ? O_NOFOLLOW : 0));
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_ino != s->e.st.st_ino ||
-        st.st_size != s->e.st.st_size || st.st_mtim.tv_sec != s->e.st.st_mtim.tv_sec ||
-        st.st_mtim.tv_nsec != s->e.st.st_mtim.tv_nsec) {
+    int fd = -1, have_io = 0, in_image = s->se != NULL;
+    fdio f = {-1};
+    imt__io io;
+    memset(&io, 0, sizeof io);
+    if (in_image) {
+        /* a container inside a disk image: read again through the
+         * emitting thread's own image handles (evidence images are not
+         * expected to change; a read failure is noted as for a folder) */
+        imt_stream ist;
+        char d[200];
+        if (imt__sreader_begin(rd, s->se, &ist, d, sizeof d) == IMT_OK) {
+            io = imt__sreader_io(rd);
+            have_io = 1;
+        }
+    } else {
+        int dirfd = s->e.dir ? s->e.dir->fd : AT_FDCWD;
+        fd = imt__open_evidence(dirfd, s->e.name, O_NONBLOCK | (s->e.dir ? O_NOFOLLOW : 0));
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == s->e.st.st_ino &&
+            st.st_size == s->e.st.st_size && st.st_mtim.tv_sec == s->e.st.st_mtim.tv_sec &&
+            st.st_mtim.tv_nsec == s->e.st.st_mtim.tv_nsec) {
+            f.fd = fd;
+            io = (imt__io){fd_pread, &f, s->res.file_size};
+            have_io = 1;
+        }
+    }
+    if (!have_io) {
         imt_container_info ci;
         memset(&ci, 0, sizeof ci);
         ci.expanded = 1;
@@ -821,8 +866,6 @@ static imt_err emit_deferred(slot *s, uint64_t *seq, imt_hasher *h, imt_cursor *
         s->status = IMT_E_IO;
         goto emit_top;
     }
-    fdio f = {fd};
-    imt__io io = {fd_pread, &f, s->res.file_size};
     k.top = s;
     k.h = h;
     k.c = c;
@@ -830,7 +873,7 @@ static imt_err emit_deferred(slot *s, uint64_t *seq, imt_hasher *h, imt_cursor *
     k.o = o;
     k.mode = MS_FACTS;
     imt__csink sink = {sink_member, sink_info, &k};
-    err = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop, &sink);
+    err = imt__container_expand(&io, s->res.format, slot_path(s), &o->containers, o->stop, &sink);
     if (!err && k.oom) err = IMT_E_NOMEM;
     if (err) goto cleanup; /* stopped (no record, as for a file cut short), or no memory */
     if (k.n_infos) qsort(k.infos, k.n_infos, sizeof *k.infos, cinfo_cmp);
@@ -844,7 +887,7 @@ emit_top:;
     to_record(s, (*seq)++, &rec);
     count_record(prog, s, &rec);
     if (on_record(ctx, &rec)) { err = IMT_E_INTERRUPTED; goto cleanup; }
-    if (fd < 0 || k.mode != MS_FACTS) goto cleanup;
+    if (!have_io || k.mode != MS_FACTS) goto cleanup;
     k.mode = MS_EMIT;
     k.ordinal = 0;
     k.on_record = on_record;
@@ -852,12 +895,13 @@ emit_top:;
     k.seq = seq;
     k.prog = prog;
     imt__csink sink2 = {sink_member, sink_info, &k};
-    err = imt__container_expand(&io, s->res.format, s->e.path, &o->containers, o->stop, &sink2);
+    err = imt__container_expand(&io, s->res.format, slot_path(s), &o->containers, o->stop, &sink2);
 cleanup:
     for (size_t i = 0; i < k.n_infos; i++)
         imt__free(k.infos[i].note);
     imt__free(k.infos);
     if (fd >= 0) close(fd);
+    if (in_image) imt__sreader_end(rd);
     return err;
 }
 
@@ -991,8 +1035,12 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
             if (s->se) {
                 s->status = s->se->status;
                 s->detail = s->se->detail;
-                if (o.skip && o.skip(o.ctx, s->se->path, s->se->type)) s->skipped = 1;
-                else if (s->se->readable && s->se->status == IMT_OK) s->needs_hash = 1;
+                int claimed = o.skip ? o.skip(o.ctx, s->se->path, s->se->type) : 0;
+                if (claimed) {
+                    s->skipped = 1; /* with its members' records, as for a folder's file */
+                    s->claimed_members = claimed > 1 ? (uint64_t)claimed - 1 : 0;
+                } else if (s->se->readable && s->se->status == IMT_OK)
+                    s->needs_hash = 1;
                 continue;
             }
             s->status = s->e.status;
@@ -1033,7 +1081,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
 #ifdef IMT_HAVE_OPENMP
             t = omp_get_thread_num();
 #endif
-            s->done = s->se ? work_image(s, hs[t], rds[t], cs[t], &L, &o)
+            s->done = s->se ? work_image(s, hs[t], rds[t], cs[t], &L, &o, &held)
                             : work(s, hs[t], cs[t], &L, &o, &held);
         }
 
@@ -1044,7 +1092,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
                 break;
             }
             if (s->deferred) {
-                imt_err e = emit_deferred(s, &seq, hs[0], cs[0], &L, &o, on_record, ctx, &prog);
+                imt_err e = emit_deferred(s, &seq, hs[0], cs[0], rds[0], &L, &o, on_record, ctx, &prog);
                 if (e == IMT_E_INTERRUPTED) stopped = 1;
                 else if (e) { err = e; goto cleanup; }
                 continue;

@@ -336,29 +336,188 @@ static void fs_name(TSK_FS_TYPE_ENUM t, char *out, size_t cap)
 
 /* ---- the carver's hook ---------------------------------------------------
  * Space no file system accounts for (the volume system's unallocated
- * parts, partitions that could not be enumerated) is handed to the carver
- * (engine/source/carve.c, issue 12's carving half, merged separately) as
- * an imt__io over the logical concatenation of its image runs; each hit
- * (logical offset, length) comes back through imt__enum_carved, which maps
- * it to image runs and queues an entry read straight from the image. Until
- * the carver is merged, hand_to_carver hands nothing on; unallocated blocks
- * inside file systems (tsk_fs_block_walk with TSK_FS_BLOCK_WALK_FLAG_UNALLOC,
- * runs merged) are to be handed the same way. */
-static void hand_to_carver(imt__enum *en, const imt_byte_run *runs, size_t n)
+ * parts, a partition or image whose file system does not open) and the
+ * unallocated blocks of every file system are handed to the carver
+ * (carve.c) as an imt__io over the logical concatenation of their image
+ * runs; each hit (logical offset, length) comes back through
+ * imt__enum_carved, which maps it to image runs and queues an entry read
+ * straight from the image. The carve runs here, on the enumerating thread,
+ * after the partition's files: its entries come in the image's order
+ * whatever the number of workers. */
+#include "source/carve.h"
+
+static imt_err runs_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got);
+
+typedef struct carve_ctx {
+    imt__enum *en;
+    const imt__runs_view *v;
+    imt_err err;
+} carve_ctx;
+
+static int carve_hit(void *ctx, const imt_carve_hit *h)
 {
-    imt__runs_view v = {en->img, runs, n, 0};
-    for (size_t i = 0; i < n; i++) v.size += runs[i].len;
-    imt__io io = imt__runs_io(&v);
-    (void)io; /* the carver's call goes here */
+    carve_ctx *c = ctx;
+    c->err = imt__enum_carved(c->en, c->v, h);
+    return c->err != IMT_OK;
 }
 
-imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, uint64_t off, uint64_t len,
-                         int truncated)
+/* Carve io (whose runs view is v), then report a carve that could not read
+ * its range as a region error. -1 when the scan is to stop. */
+static int run_carver(imt__enum *en, const imt__io *io, const imt__runs_view *v,
+                      const char *what)
 {
+    imt_carve_opts o;
+    imt_carve_opts_init(&o);
+    o.stop = en->stop;
+    carve_ctx c = {en, v, IMT_OK};
+    imt_carve_stats st;
+    imt_err err = imt__carve(io, &o, carve_hit, &c, &st);
+    if (c.err == IMT_E_NOMEM || err == IMT_E_NOMEM) {
+        en->err = IMT_E_NOMEM;
+        return -1;
+    }
+    if (err == IMT_E_INTERRUPTED || cancelled(en)) return -1;
+    if (err != IMT_OK) {
+        char d[160];
+        snprintf(d, sizeof d, "%s: carving stopped after %llu of %llu bytes (a read failed)",
+                 what, (unsigned long long)st.bytes_scanned, (unsigned long long)io->size);
+        return push_problem(en, 1, IMT_ENTRY_DIR, IMT_E_IO, 1, "%s", d);
+    }
+    return 0;
+}
+
+/* len bytes of the image at off, carved as one range. */
+static int hand_to_carver(imt__enum *en, uint64_t off, uint64_t len)
+{
+    uint64_t isz = imt__img_size(en->img);
+    if (off >= isz) return 0;
+    if (len > isz - off) len = isz - off; /* a partition table naming more than there is */
+    imt_byte_run r[1] = {{0, off, len, 0}};
+    imt__runs_view v = {en->img, r, 1, len};
+    if (!len) return 0;
+    imt__io io = imt__runs_io(&v);
+    return run_carver(en, &io, &v, "space outside file systems");
+}
+
+/* The unallocated blocks of en->fs as one logical range, found while the
+ * carver reads it front to back (its reads only move forward): the blocks
+ * are looked up as the reads need them and merged into runs; runs that end
+ * more than KEEP_BACK before the last read are dropped (a hit is at most
+ * max_length long and reported before the carver reads more than its
+ * window past its end), so memory is bounded by KEEP_BACK / block size
+ * runs whatever the file system holds. The size comes from a first pass
+ * over the same flags. */
+#define KEEP_BACK(o) ((o)->max_length + (o)->chunk_bytes + IMT__CARVE_LOOKAHEAD + 4096)
+
+typedef struct ublocks {
+    imt__enum *en;
+    TSK_FS_INFO *fs;
+    uint64_t bs, next, last;  /* next block to look at, last block */
+    imt_byte_run *runs;       /* file_offset: logical offset; ascending */
+    size_t n, cap;
+    uint64_t lend, keep_back;
+    imt__runs_view v;
+    int failed;               /* NOMEM */
+} ublocks;
+
+static int unalloc_block(TSK_FS_INFO *fs, uint64_t b)
+{
+    return (fs->block_getflags(fs, (TSK_DADDR_T)b) & TSK_FS_BLOCK_FLAG_UNALLOC) != 0;
+}
+
+/* Find runs until they cover logical offset need (or the blocks end). */
+static int ub_extend(ublocks *u, uint64_t need, uint64_t keep)
+{
+    while (u->lend < need && u->next <= u->last) {
+        if (cancelled(u->en)) return -1;
+        uint64_t b = u->next++;
+        if (!unalloc_block(u->fs, b)) continue;
+        uint64_t io = u->en->part_off + b * u->bs;
+        imt_byte_run *l = u->n ? &u->runs[u->n - 1] : NULL;
+        if (l && l->img_offset + l->len == io) {
+            l->len += u->bs;
+        } else {
+            if (u->n == u->cap) {
+                size_t k = 0; /* drop the runs no hit can reach */
+                while (k < u->n && u->runs[k].file_offset + u->runs[k].len <= keep) k++;
+                if (k) {
+                    memmove(u->runs, u->runs + k, (u->n - k) * sizeof *u->runs);
+                    u->n -= k;
+                }
+            }
+            if (u->n == u->cap) {
+                size_t nc = u->cap ? u->cap * 2 : 256;
+                imt_byte_run *nr = imt__realloc(u->runs, nc * sizeof *nr);
+                if (!nr) {
+                    u->failed = 1;
+                    return -1;
+                }
+                u->runs = nr;
+                u->cap = nc;
+            }
+            u->runs[u->n++] = (imt_byte_run){u->lend, io, u->bs, 0};
+        }
+        u->lend += u->bs;
+    }
+    u->v.runs = u->runs;
+    u->v.n = u->n;
+    return 0;
+}
+
+static imt_err ub_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    ublocks *u = ctx;
+    *got = 0;
+    uint64_t keep = off > u->keep_back ? off - u->keep_back : 0;
+    if (ub_extend(u, off + cap, keep))
+        return u->failed ? IMT_E_NOMEM : IMT_E_INTERRUPTED;
+    return runs_pread(&u->v, off, buf, cap, got);
+}
+
+static int carve_unalloc(imt__enum *en)
+{
+    TSK_FS_INFO *fs = en->fs;
+    if (!fs->block_getflags || !fs->block_size) return 0;
+    ublocks u;
+    memset(&u, 0, sizeof u);
+    u.en = en;
+    u.fs = fs;
+    u.bs = fs->block_size;
+    u.last = fs->last_block_act < fs->last_block ? fs->last_block_act : fs->last_block;
+    u.next = fs->first_block;
+    uint64_t total = 0;
+    for (uint64_t b = u.next; b <= u.last; b++) {
+        if ((b & 0xFFFF) == 0 && cancelled(en)) return -1;
+        if (unalloc_block(fs, b)) total += u.bs;
+    }
+    tsk_error_reset();
+    if (!total) return 0;
+    imt_carve_opts o;
+    imt_carve_opts_init(&o);
+    u.keep_back = KEEP_BACK(&o);
+    u.v.img = en->img;
+    u.v.size = total;
+    imt__io io = {ub_pread, &u, total};
+    int r = run_carver(en, &io, &u.v, "unallocated blocks");
+    if (u.failed) {
+        en->err = IMT_E_NOMEM;
+        r = -1;
+    }
+    imt__free(u.runs);
+    return r;
+}
+
+imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, const imt_carve_hit *h)
+{
+    uint64_t off = h->offset, len = h->length;
+    int truncated = h->truncated;
     imt__sentry *e = new_entry(en, 1, NULL, NULL, NULL);
     if (!e) return IMT_E_NOMEM;
     char name[64];
-    snprintf(name, sizeof name, "/carved@%llu", (unsigned long long)off);
+    uint64_t first = 0;
+    imt__runs_map(v, off, &first);
+    /* named by the image offset of its first byte: unique in the image */
+    snprintf(name, sizeof name, "/carved@%llu", (unsigned long long)first);
     size_t pl = strlen(e->path), nl = strlen(name);
     char *np = imt__realloc(e->path, pl + nl + 1);
     e->runs = imt__calloc(en->lim.max_runs ? en->lim.max_runs : 1, sizeof *e->runs);
@@ -383,6 +542,8 @@ imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, uint64_t off, u
     e->loc.first_offset = n ? (int64_t)e->runs[0].img_offset : -1;
     e->size = len;
     e->carved = 1;
+    e->hit = *h;
+    e->hit.offset = first;
     e->readable = 1;
     if (truncated)
         imt__set_detail(e->detail, sizeof e->detail, "carved: the item ends early");
@@ -421,15 +582,14 @@ static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
     tsk_error_reset();
     en->fs = imt__fs_open(ti, en->part_off);
     if (!en->fs) {
-        imt_byte_run whole = {0, en->part_off, en->part_len, 0};
-        hand_to_carver(en, &whole, 1);
-        if (le[0])
-            return push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
-                                "not enumerated: the file system cannot be read (%s)", le);
-        return push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_UNSUPPORTED, 0,
-                            "not enumerated: no file system recognised (%s); its bytes are "
-                            "left to carving",
-                            tsk_msg());
+        int pr = le[0] ? push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
+                                      "not enumerated: the file system cannot be read (%s)", le)
+                       : push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_UNSUPPORTED, 0,
+                                      "not enumerated: no file system recognised (%s); its "
+                                      "bytes are carved",
+                                      tsk_msg());
+        if (pr) return pr;
+        return hand_to_carver(en, en->part_off, en->part_len);
     }
     fs_name(en->fs->ftype, en->fs_type, sizeof en->fs_type);
     tsk_error_reset();
@@ -454,6 +614,7 @@ static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
         ret = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
                            "enumerated, but some of its metadata could not be read: %s", le);
     }
+    if (!ret && carve_unalloc(en)) ret = -1;
     tsk_fs_close(en->fs);
     en->fs = NULL;
     return ret;
@@ -493,9 +654,13 @@ static void produce(imt__enum *en)
     for (TSK_PNUM_T i = 0; i < vs->part_count && !cancelled(en) && !en->err; i++) {
         const TSK_VS_PART_INFO *p = tsk_vs_part_get(vs, i);
         if (p && (p->flags & TSK_VS_PART_FLAG_UNALLOC)) {
-            imt_byte_run r = {0, (uint64_t)p->start * vs->block_size,
-                              (uint64_t)p->len * vs->block_size, 0};
-            hand_to_carver(en, &r, 1);
+            /* space outside partitions: partition 0 */
+            en->part_no = 0;
+            en->part_off = (uint64_t)p->start * vs->block_size;
+            en->part_len = (uint64_t)p->len * vs->block_size;
+            snprintf(en->part_type, sizeof en->part_type, "%s", p->desc ? p->desc : "");
+            en->fs_type[0] = '\0';
+            if (hand_to_carver(en, en->part_off, en->part_len)) break;
         }
         if (!p || !(p->flags & TSK_VS_PART_FLAG_ALLOC)) continue;
         en->part_no = ++n;

@@ -63,17 +63,18 @@ void imt__sreader_end(imt__sreader *r)
     r->attr = NULL;
 }
 
-static imt_err attr_read(void *ctx, void *buf, size_t cap, size_t *got)
+/* cap bytes at off of the open attribute (random access: containers in
+ * images are read through this). */
+static imt_err attr_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
 {
     imt__sreader *r = ctx;
     *got = 0;
-    if (r->off >= r->size) return IMT_OK;
-    if (cap > r->size - r->off) cap = (size_t)(r->size - r->off);
+    if (off >= r->size || !cap) return IMT_OK;
+    if (cap > r->size - off) cap = (size_t)(r->size - off);
     char *le = (char *)imt__img_last_error(r->img);
     le[0] = '\0';
     tsk_error_reset();
-    ssize_t k = tsk_fs_attr_read(r->attr, (TSK_OFF_T)r->off, buf, cap,
-                                 TSK_FS_FILE_READ_FLAG_NONE);
+    ssize_t k = tsk_fs_attr_read(r->attr, (TSK_OFF_T)off, buf, cap, TSK_FS_FILE_READ_FLAG_NONE);
     /* TSK may return a full count after a failed image read (it fills the
      * block it could not read): an error set during the call, or a failed
      * read of ours, is a failed read whatever the count. */
@@ -89,24 +90,45 @@ static imt_err attr_read(void *ctx, void *buf, size_t cap, size_t *got)
         imt__set_detail(r->err, sizeof r->err, "%s", le[0] ? le : m && m[0] ? m : "read failed");
         return IMT_E_IO;
     }
-    r->off += (uint64_t)k;
     *got = (size_t)k;
     return IMT_OK;
+}
+
+/* cap bytes at off of a carved item (its image runs). */
+static imt_err runs_item_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *got)
+{
+    imt__sreader *r = ctx;
+    *got = 0;
+    if (off >= r->size) return IMT_OK;
+    if (cap > r->size - off) cap = (size_t)(r->size - off);
+    imt_err err = r->io.pread(r->io.ctx, off, buf, cap, got);
+    if (err) imt__set_detail(r->err, sizeof r->err, "%s", imt__img_last_error(r->img));
+    return err;
+}
+
+static imt_err attr_read(void *ctx, void *buf, size_t cap, size_t *got)
+{
+    imt__sreader *r = ctx;
+    imt_err err = attr_pread(r, r->off, buf, cap, got);
+    if (!err) r->off += *got;
+    return err;
 }
 
 static imt_err io_read(void *ctx, void *buf, size_t cap, size_t *got)
 {
     imt__sreader *r = ctx;
-    *got = 0;
-    if (r->off >= r->size) return IMT_OK;
-    if (cap > r->size - r->off) cap = (size_t)(r->size - r->off);
-    imt_err err = r->io.pread(r->io.ctx, r->off, buf, cap, got);
-    if (err) {
-        imt__set_detail(r->err, sizeof r->err, "%s", imt__img_last_error(r->img));
-        return err;
-    }
-    r->off += *got;
-    return IMT_OK;
+    imt_err err = runs_item_pread(r, r->off, buf, cap, got);
+    if (!err) r->off += *got;
+    return err;
+}
+
+imt__io imt__sreader_io(imt__sreader *r)
+{
+    imt__io io;
+    io.pread = r->file ? attr_pread : runs_item_pread;
+    io.ctx = r;
+    io.size = r->size;
+    return io;
 }
 
 const char *imt__sreader_error(const imt__sreader *r) { return r->err; }

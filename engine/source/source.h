@@ -101,6 +101,8 @@ typedef struct imt__sentry {
     uint16_t attr_id;
     int has_attr;
     int carved;              /* content is loc.runs of the image, no fs */
+    imt_carve_hit hit;       /* carved: offset = image offset of the first
+                                byte, length, format, how it ended */
     imt__img_kind img_kind;
 } imt__sentry;
 
@@ -145,12 +147,11 @@ imt__io imt__runs_io(imt__runs_view *v);
  * the image; 0 when off is past the end. */
 uint64_t imt__runs_map(const imt__runs_view *v, uint64_t off, uint64_t *img_off);
 
-/* A carver's hit at logical offset off (len bytes) of v: queue an entry
- * (alloc carved, image runs mapped back through v; truncated: it ends
- * early). Called on the enumerating thread from the carver's hook in fs.c.
- * IMT_E_INTERRUPTED when the consumer is gone. */
-imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, uint64_t off, uint64_t len,
-                         int truncated);
+/* A carver's hit h (offset: logical offset in v) : queue an entry (alloc
+ * carved, image runs mapped back through v, the hit kept with its offset
+ * made the image offset). Called on the enumerating thread from the
+ * carver's hook in fs.c. IMT_E_INTERRUPTED when the consumer is gone. */
+imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, const imt_carve_hit *h);
 
 /* ---- read.c ------------------------------------------------------------ */
 
@@ -165,6 +166,10 @@ void imt__sreader_free(imt__sreader *r);
 imt_err imt__sreader_begin(imt__sreader *r, const imt__sentry *e, imt_stream *st,
                            char *detail, size_t cap);
 void imt__sreader_end(imt__sreader *r);
+/* The content opened by imt__sreader_begin as an imt__io (random access;
+ * size = the entry's size), valid until imt__sreader_end: containers inside
+ * images are expanded through it. */
+imt__io imt__sreader_io(imt__sreader *r);
 /* Why the last stream read failed (the image region or TSK's sentence). */
 const char *imt__sreader_error(const imt__sreader *r);
 
