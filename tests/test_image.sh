@@ -69,6 +69,8 @@ alter "$L/q1050.jpg" 70% gap_carved.jpg
 alter "$L/q0291.jpg" 70% frag_carved.jpg
 alter "$L/q0746.jpg" 80% zip_inner.jpg
 # a ZIP (made by Python's zipfile, not by the code under test) holding one
+# a video (the reference vpdq-hash-video's output for it: tests/data/video/ref)
+cp "$HERE/data/video/videos/unrelated1.mp4" clip.mp4 && cp "$HERE/data/video/ref/unrelated1.txt" clip.vpdq || exit 1
 python3 -c 'import zipfile; z = zipfile.ZipFile("a.zip", "w", zipfile.ZIP_DEFLATED); z.write("zip_inner.jpg", "inner.jpg"); z.writestr("readme.txt", "hello"); z.close()' || exit 1
 
 # The known list: the reference hasher's PDQ of each original, one list per
@@ -91,7 +93,7 @@ done
 # ---- the file systems ------------------------------------------------------
 truncate -s 36M fat.img && mkfs.vfat -F 32 -s 1 -n IMTFAT fat.img >/dev/null || exit 1
 export MTOOLS_SKIP_CHECK=1
-mmd -i fat.img ::/dir && mcopy -i fat.img a.zip ::/dir/a.zip && mmd -i fat.img ::/DCIM && mcopy -i fat.img fat_alloc.jpg ::/DCIM/holiday.jpg &&
+mmd -i fat.img ::/dir && mcopy -i fat.img a.zip ::/dir/a.zip && mcopy -i fat.img clip.mp4 ::/dir/clip.mp4 && mmd -i fat.img ::/DCIM && mcopy -i fat.img fat_alloc.jpg ::/DCIM/holiday.jpg &&
   mcopy -i fat.img fat_del.jpg ::/DCIM/gone.jpg && mdel -i fat.img ::/DCIM/gone.jpg &&
   mcopy -i fat.img fat_reused.jpg ::/reused.jpg && mdel -i fat.img ::/reused.jpg ||
   { echo "FAIL: mtools"; exit 1; }
@@ -301,6 +303,16 @@ for rep in ('raw.jsonl', 'e01.jsonl'):
         data = open('zip_inner.jpg', 'rb').read()
         expect(r.get('md5') == hashlib.md5(data).hexdigest(), f'{rep}: the ZIP member MD5 = md5sum of zip_inner.jpg')
         expect({m['list'] for m in r['matches']} == {'fat_alloc'}, f'{rep}: the ZIP member matches fat_alloc')
+    # a video inside the image: decoded through the image's random access,
+    # every sampled frame as the reference vpdq-hash-video gives it
+    r = by.get(image + '!p1/dir/clip.mp4')
+    expect(r is not None and r.get('format') == 'mp4', f'{rep}: the video p1/dir/clip.mp4 read as mp4')
+    if r is not None:
+        want_f = [tuple(l.strip().split(',')) for l in open('clip.vpdq') if l.strip()]
+        got_f = [(str(f['frame']), str(f['quality']), f['pdq'], '%.3f' % f['timestamp'])
+                 for f in r.get('frames', [])]
+        expect(len(want_f) > 0 and got_f == want_f,
+               f'{rep}: the video\'s frames are the reference\'s ({len(got_f)} of {len(want_f)}; {r.get("detail")})')
     hits = {r['path'].split('!', 1)[1] for r in recs if r['matches']}
     expect(hits == {n for n, w in want.items() if w[3]} | set(carved) | {'p1/dir/a.zip!inner.jpg'},
            f'{rep}: hits are exactly the planted copies (got {hits})')

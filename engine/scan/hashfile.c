@@ -84,6 +84,8 @@ typedef struct source {
     imt_hasher *h;
     int fd;                /* -1 for memory and streams */
     const imt_stream *stream; /* non-NULL: read through it */
+    const imt__io *rio;    /* a stream's random access, when it has one (a
+                              file in a disk image): a video decodes through it */
     int sparse;            /* a regular file with holes: pread, holes not read */
     off_t pos;             /* sparse: the next offset to read */
     off_t zero_end;        /* sparse: [pos, zero_end) is a hole */
@@ -793,7 +795,8 @@ static imt_err video_run(imt_hasher *h, source *s, uint64_t size, const imt_deco
 {
     const imt_hash_opts *o = &h->opts;
     imt__io io = {NULL, s, size};
-    if (s->fd >= 0) io.pread = fd_pread;
+    if (s->rio) io = *s->rio;
+    else if (s->fd >= 0) io.pread = fd_pread;
     else if (!s->stream) io.pread = mem_pread;
     else {
         imt__set_detail(res->detail, sizeof res->detail,
@@ -1050,10 +1053,16 @@ imt_err imt_hash_memory(imt_hasher *h, const void *data, size_t len, imt_hash_re
 
 imt_err imt_hash_stream(imt_hasher *h, const imt_stream *st, imt_hash_result *res)
 {
+    return imt__hash_stream_io(h, st, NULL, res);
+}
+
+imt_err imt__hash_stream_io(imt_hasher *h, const imt_stream *st, const imt__io *rio,
+                            imt_hash_result *res)
+{
     if (!res) return IMT_E_INVALID;
     res_reset(res);
     if (!h || !st || !st->read) return res->status = IMT_E_INVALID;
-    source s = {.h = h, .fd = -1, .stream = st, .limit = st->size};
+    source s = {.h = h, .fd = -1, .stream = st, .rio = rio, .limit = st->size};
     imt_err r = run(h, &s, st->size, res);
     if (r != IMT_E_INTERRUPTED && st->size && res->file_size < st->size && res->digests) {
         /* fewer bytes than announced: the digests cover what there was */

@@ -678,7 +678,8 @@ static int work_image(slot *s, imt_hasher *h, imt__sreader *rd, imt_cursor *c,
         s->detail = e->detail;
         return 1;
     }
-    imt_hash_stream(h, &st, &s->res);
+    imt__io rio = imt__sreader_io(rd); /* a video seeks */
+    imt__hash_stream_io(h, &st, &rio, &s->res);
     if (s->res.status == IMT_E_IO) {
         size_t l = strlen(s->res.detail);
         imt__set_detail(s->res.detail + l, sizeof s->res.detail - l, ": %s",
@@ -695,8 +696,7 @@ static int work_image(slot *s, imt_hasher *h, imt__sreader *rd, imt_cursor *c,
     if (done && s->res.status != IMT_E_IO && s->res.status != IMT_E_NOMEM &&
         o->containers.enabled && imt_format_is_container(s->res.format)) {
         s->done = 1;
-        imt__io io = imt__sreader_io(rd);
-        expand_keep(s, &io, h, c, L, o, held);
+        expand_keep(s, &rio, h, c, L, o, held);
         done = s->done;
     }
     imt__sreader_end(rd);

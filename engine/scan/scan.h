@@ -54,6 +54,12 @@ int imt__open_evidence(int dirfd, const char *name, int flags);
  * ctime) from st: the scan's records and the preview's unread entries. */
 void imt__record_stat(imt_scan_record *r, const struct stat *st);
 
+/* imt_hash_stream, with the same bytes' random access (rio, may be NULL):
+ * a video is decoded through rio (libav seeks), everything else reads the
+ * stream. hashfile.c. */
+imt_err imt__hash_stream_io(imt_hasher *h, const imt_stream *st, const imt__io *rio,
+                            imt_hash_result *res);
+
 typedef struct imt__walk imt__walk;
 
 /* Start walking paths (copied). stop as in imt_scan_opts. */
