@@ -376,7 +376,7 @@ imt_err imt_query_vpdq(imt_cursor *c, const imt_video_frame *frames, size_t n,
     }
     mdb_cursor_close(mc);
     mc = NULL;
-    qsort(q->pairs, q->npairs, sizeof *q->pairs, pair_cmp);
+    if (q->npairs > 1) qsort(q->pairs, q->npairs, sizeof *q->pairs, pair_cmp); /* pairs may be NULL */
     size_t nout = 0;
     for (size_t i = 0; i < q->npairs;) {
         size_t j = i;
@@ -389,7 +389,7 @@ imt_err imt_query_vpdq(imt_cursor *c, const imt_video_frame *frames, size_t n,
         q->out[i].frames = q->fr + (uintptr_t)q->out[i].frames;
         q->out[i].video = (const char *)(q->fr + (uintptr_t)q->out[i].video);
     }
-    qsort(q->out, nout, sizeof *q->out, out_cmp);
+    if (nout > 1) qsort(q->out, nout, sizeof *q->out, out_cmp);
     err = imt__idx_unchanged(idx);
     if (err) goto cleanup;
     *out = q->out;
