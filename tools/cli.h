@@ -29,6 +29,10 @@ int cmd_carve(int argc, char **argv);
  * engine polls (it stops within a 256 KiB chunk and the report says the
  * scan is incomplete); a second one ends the process at once. */
 extern volatile int cli_stop;
+
+/* Open the index at path read-only for command cmd; on failure the error
+ * is printed ("cmd: cannot open the index PATH: why") and returned. */
+imt_err cli_open_index(imt_index **out, const char *cmd, const char *path);
 void cli_catch_stop(void);
 
 void cli_err(const char *fmt, ...)

@@ -21,6 +21,18 @@ static void on_stop_signal(int sig)
     cli_stop = 1;
 }
 
+imt_err cli_open_index(imt_index **out, const char *cmd, const char *path)
+{
+    imt_index_opts io;
+    imt_index_opts_init(&io);
+    io.read_only = 1;
+    imt_err e = imt_index_open(out, path, &io);
+    if (e)
+        cli_err("%s: cannot open the index %s: %s", cmd, path,
+                imt_index_open_error()[0] ? imt_index_open_error() : imt_strerror(e));
+    return e;
+}
+
 void cli_catch_stop(void)
 {
     struct sigaction sa;

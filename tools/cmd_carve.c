@@ -400,15 +400,8 @@ int cmd_carve(int argc, char **argv)
     imt_err e;
 
     if (index_path) {
-        imt_index_opts io;
-        imt_index_opts_init(&io);
-        io.read_only = 1;
-        e = imt_index_open(&idx, index_path, &io);
-        if (e) {
-            cli_err("carve: cannot open the index %s: %s", index_path,
-                    imt_index_open_error()[0] ? imt_index_open_error() : imt_strerror(e));
-            goto cleanup;
-        }
+        e = cli_open_index(&idx, "carve", index_path);
+        if (e) goto cleanup;
         mt.n_lists = imt_index_list_count(idx);
         mt.lists = calloc(mt.n_lists ? mt.n_lists : 1, sizeof *mt.lists);
         if (!mt.lists) { cli_err("carve: out of memory"); goto cleanup; }

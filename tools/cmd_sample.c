@@ -129,15 +129,8 @@ int cmd_scan_sample(int argc, char **argv)
     cli_output co = {0};
     fhit *fh = NULL;
     char why[1024], detail[512];
-    imt_index_opts io;
-    imt_index_opts_init(&io);
-    io.read_only = 1;
-    imt_err e = imt_index_open(&idx, ipath, &io);
-    if (e) {
-        cli_err("scan: cannot open the index %s: %s", ipath,
-                imt_index_open_error()[0] ? imt_index_open_error() : imt_strerror(e));
-        goto cleanup;
-    }
+    imt_err e = cli_open_index(&idx, "scan", ipath);
+    if (e) goto cleanup;
     if (out_path) {
         if (cli_open_output(out_path, paths, 1, ipath, force, &co, why, sizeof why) != 0 ||
             !(out = cli_output_open(&co, 0, why, sizeof why))) {

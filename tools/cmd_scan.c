@@ -459,15 +459,8 @@ int cmd_scan(int argc, char **argv)
     imt_err e;
 
     if (index_path) {
-        imt_index_opts io;
-        imt_index_opts_init(&io);
-        io.read_only = 1;
-        e = imt_index_open(&idx, index_path, &io);
-        if (e) {
-            cli_err("scan: cannot open the index %s: %s", index_path,
-                    imt_index_open_error()[0] ? imt_index_open_error() : imt_strerror(e));
-            goto cleanup;
-        }
+        e = cli_open_index(&idx, "scan", index_path);
+        if (e) goto cleanup;
         imt_index_stats ist;
         if (imt_index_stats_get(idx, &ist) == IMT_OK && !ist.content_verified)
             cli_err("scan: warning: the index's searched arrays could not be checked against "
