@@ -25,25 +25,13 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
-#ifdef IMT_TEST_LIBOLECF
-#endif
-
 #define DATA IMT_SOURCE_DIR "/tests/data/thumbcache/"
 
 static void ref_hash(const char *file, imt_pdq *out, int *quality)
 {
-    FILE *f = fopen(DATA "ref.csv", "r");
-    REQUIRE(f != NULL);
-    char line[400], hex[65], name[200];
-    int q, found = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%64[0-9a-f],%d,%199[^\n]", hex, &q, name) == 3 && !strcmp(name, file)) {
-            REQUIRE(imt_pdq_from_hex(out, hex, 64) == IMT_OK);
-            *quality = q;
-            found = 1;
-        }
-    fclose(f);
-    REQUIRE(found);
+    char hex[65];
+    REQUIRE(tu_ref_csv(DATA "ref.csv", file, hex, quality));
+    REQUIRE(imt_pdq_from_hex(out, hex, 64) == IMT_OK);
 }
 
 typedef struct want {

@@ -82,3 +82,19 @@ void tu_walk(const char *dir, void (*fn)(const char *path, const char *name, voi
     }
     free(ents);
 }
+
+int tu_ref_csv(const char *csv, const char *name, char hex[65], int *quality)
+{
+    FILE *f = fopen(csv, "r");
+    if (!f) return 0;
+    char line[400], h[65], n[200];
+    int q, found = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%64[0-9a-f],%d,%199[^\n]", h, &q, n) == 3 && !strcmp(n, name)) {
+            memcpy(hex, h, 65);
+            *quality = q;
+            found = 1;
+        }
+    fclose(f);
+    return found;
+}

@@ -46,6 +46,10 @@ extern int tu_checks;
  * absent: the caller then returns tu_skip(), which fails under CI=true. */
 const char *tu_shared(const char *rel);
 int tu_skip(const char *why);
+/* The reference hasher's line for file NAME in a "hash,quality,name" CSV
+ * (tests/data/.../ref.csv): its hex hash (65 bytes) and quality; 0 when
+ * the CSV cannot be read or has no such line. */
+int tu_ref_csv(const char *csv, const char *name, char hex[65], int *quality);
 /* Print the summary line and return the exit status. */
 int tu_done(const char *name);
 /* Read a whole file into a malloc'd buffer (NULL on error). */
