@@ -763,6 +763,11 @@ typedef struct imt_import_stats {
     uint64_t conflicts;     /* of those, with another category or label */
     char conflict_example[256]; /* the first conflict, "file:line: ..." */
     uint64_t batches;       /* batches merged (1 unless over the budget) */
+    /* Records whose PDQ hash an entry holds already but whose MD5, SHA-1 or
+     * SHA-256 differs from that entry's (a re-encoded copy, a cropped twin):
+     * each is an entry of its own (counted in new_entries), so the query
+     * for that PDQ hash reports both and no digest is lost. */
+    uint64_t pdq_shared;
 } imt_import_stats;
 
 /** Import the hash list at path into idx (opened with read_only = 0) as one

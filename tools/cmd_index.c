@@ -321,6 +321,9 @@ static int do_import(int argc, char **argv)
             if (st.duplicates)
                 printf(", %llu repeated earlier records of the list (one membership each)",
                        (unsigned long long)st.duplicates);
+            if (st.pdq_shared)
+                printf(", %llu sharing a PDQ hash with an entry of other digests (entries of their own)",
+                       (unsigned long long)st.pdq_shared);
             if (st.compacted) printf(", compacted");
             printf("\n");
         }

@@ -441,6 +441,18 @@ cleanup:
  * value named class cls: the entry record if it has one (a full entry, or
  * a compact one this transaction promoted), else the compact entry's
  * record built from its class. *compact: which of the two. */
+/* Record r carries a digest of a kind that entry e holds with another
+ * value. */
+static int digest_conflict(const imt__idx_srec *r, const uint8_t *const dg[3], const imt__idx_entry *e)
+{
+    static const unsigned kb[3] = {KB_MD5, KB_SHA1, KB_SHA256};
+    static const size_t len[3] = {16, 20, 32};
+    const uint8_t *have[3] = {e->md5, e->sha1, e->sha256};
+    for (int k = 0; k < 3; k++)
+        if ((r->kinds & kb[k]) && have[k] && memcmp(have[k], dg[k], len[k]) != 0) return 1;
+    return 0;
+}
+
 static imt_err load_old(imt__idx_writer *w, uint32_t id, uint32_t cls, int k, const uint8_t *dg,
                         imt__idx_entry *old, int *compact)
 {
@@ -588,6 +600,19 @@ imt_err imt__idx_writer_merge(imt__idx_writer *w, imt__idx_sink *s, uint32_t lis
             if (!found) {
                 found = 1;
                 found_entry = e;
+            }
+        }
+        if (found && found_k < 0 && (r->kinds & (KB_MD5 | KB_SHA1 | KB_SHA256))) {
+            /* found by its PDQ hash alone: a record whose MD5 (SHA-1,
+             * SHA-256) differs from that entry's is another file that looks
+             * the same (a re-encoded copy, a cropped twin): an entry of its
+             * own, so that no digest is dropped */
+            imt__idx_entry pe;
+            int pc;
+            IMT_TRY(load_old(w, found_entry, IDX_CLS_NONE, -1, NULL, &pe, &pc));
+            if (digest_conflict(r, dg, &pe)) {
+                found = 0;
+                st->pdq_shared++;
             }
         }
         if (!found) {
