@@ -688,8 +688,11 @@ IMT_API void imt_cursor_counters(const imt_cursor *c, imt_query_counters *out);
 
 /** Options of imt_index_import. Strings are copied. */
 typedef struct imt_import_opts {
-    const char *name;       /* list name; default (NULL): the file's base name */
-    const char *version;    /* list version; default "" (NSRL: its VERSION row) */
+    const char *name;       /* list name, at most 511 bytes (longer:
+                               IMT_E_INVALID); default (NULL): the file's
+                               base name */
+    const char *version;    /* list version, at most 255 bytes; default ""
+                               (NSRL: its VERSION row) */
     const char *format;     /* NULL or "auto": detected; else one of
                                imt_index_formats() */
     const char *scheme;     /* category scheme; NULL: "projectvic" for VICS,

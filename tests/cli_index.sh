@@ -60,6 +60,12 @@ check '[ $rc -eq 1 ] && ! grep -q "$esc" "$T/q"'
 check 'grep -qF "0123456789abcdef0123456789abcdef,md5,0,,0,1,\"n\\x1b]0;x,\"\"q\"\"\",,\"a,b\"\"c\\x1b[2Jd\",alert" "$T/q"'
 "$CLI" index stats "$T/h" >"$T/stats"
 check '! grep -q "$esc" "$T/stats" && grep -qF "\"n\\x1b]0;x,\"\"q\"\"\"" "$T/stats"'
+# a list name longer than the list record holds is refused, never cut
+long=$(head -c 600 /dev/zero | tr '\0' n)
+"$CLI" index import -q --name "$long" "$T/h" "$T/hostile.md5" 2>"$T/err"; rc=$?
+check '[ $rc -eq 2 ] && grep -q "a list name of 600 bytes: at most 511" "$T/err"'
+"$CLI" index stats "$T/h" >"$T/stats"
+check '! grep -q nnnnnnnn "$T/stats"'
 
 # export and re-import: the same entries
 "$CLI" index export -o "$T/all.jsonl" "$T/i" || fail=1

@@ -225,6 +225,20 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
                     (unsigned long long)budget, (unsigned long long)IMT_IMPORT_MEMORY_MIN);
         return IMT_E_INVALID;
     }
+    {
+        /* the list record's fields have fixed sizes: refuse, never cut */
+        imt__idx_list_meta *lm = NULL;
+        const struct { const char *what, *v; size_t cap; } f[3] = {
+            {"list name", o.name, sizeof lm->name},
+            {"list version", o.version, sizeof lm->version},
+            {"category scheme", o.scheme, sizeof lm->scheme}};
+        for (int i = 0; i < 3; i++)
+            if (f[i].v && strlen(f[i].v) >= f[i].cap) {
+                imt__idx_set_err(idx, "a %s of %zu bytes: at most %zu", f[i].what, strlen(f[i].v),
+                                 f[i].cap - 1);
+                return IMT_E_INVALID;
+            }
+    }
     c.idx = idx;
     c.fd = -1;
     c.budget = budget;
