@@ -1096,7 +1096,12 @@ typedef struct imt_scan_opts {
                                   (imt_vpdq_opts_init's defaults); a frame
                                   below min_quality is not matched with known
                                   pictures either */
-    size_t max_matches;        /* matches kept per file (default 100) */
+    size_t max_matches;        /* matches kept per file (default 100); over
+                                  it the gravest are kept (alerts by their
+                                  category's severity, then informational,
+                                  then known-good), never an alert dropped
+                                  for a lesser match; the rest are counted
+                                  in matches_omitted */
     size_t batch_files;        /* files hashed per batch (default 256) */
     const volatile int *stop;  /* when non-NULL and *stop becomes non-zero (a
                                   signal handler may set it), the scan stops

@@ -75,6 +75,11 @@ imt_simd imt__simd_level(void);
 uint64_t imt__now_ms(void);
 
 /* snprintf into a fixed buffer, never overflowing, always terminated. */
+/* Severity weight of an alerting membership of a list of that category
+ * scheme (util.c; README's table): the priority's weight, and what the cap
+ * on matches kept per file keeps first. */
+int imt__severity(const char *scheme, int32_t category);
+
 void imt__set_detail(char *buf, size_t cap, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 3, 4)))

@@ -1,4 +1,4 @@
-/* engine/common/util.c -- CPU features, clock, detail strings. */
+/* engine/common/util.c -- CPU features, clock, detail strings, category severity. */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
 
@@ -99,4 +99,29 @@ imt_err imt_hex_decode(uint8_t *out, size_t nbytes, const char *hex, size_t len)
         else out[i / 2] = (uint8_t)(x << 4);
     }
     return IMT_OK;
+}
+
+/* Severity weight of an alerting membership. The Project VIC (VICS) and
+ * CAID schemes put their gravest category first; lists of other schemes
+ * weigh 1 per item. The table is in README. */
+int imt__severity(const char *scheme, int32_t cat)
+{
+    if (scheme && !strcmp(scheme, "projectvic")) {
+        switch (cat) {
+        case 0: return 0;  /* non-pertinent */
+        case 1: return 10;
+        case 2: return 5;
+        case 3: return 2;
+        default: return 1;
+        }
+    }
+    if (scheme && !strcmp(scheme, "caid")) {
+        switch (cat) {
+        case 1: return 10; /* category A */
+        case 2: return 7;  /* B */
+        case 3: return 4;  /* C */
+        default: return 1;
+        }
+    }
+    return 1;
 }

@@ -144,9 +144,6 @@ void imt__summary_free(imt__summary *s);
 imt_err imt__summary_add(imt__summary *s, const imt__rfacts *f, const char *path_json,
                          double now_s);
 
-/* Severity weight of an alerting membership (the table is in README). */
-int imt__severity(const char *scheme, int32_t category);
-
 /* The priority score and its one-line explanation appended to expl. */
 double imt__priority(const imt__summary *s, imt__buf *expl);
 

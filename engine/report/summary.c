@@ -22,31 +22,6 @@ void imt__summary_free(imt__summary *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Severity weight of an alerting membership. The Project VIC (VICS) and
- * CAID schemes put their gravest category first; lists of other schemes
- * weigh 1 per item. The table is in README. */
-int imt__severity(const char *scheme, int32_t cat)
-{
-    if (scheme && !strcmp(scheme, "projectvic")) {
-        switch (cat) {
-        case 0: return 0;  /* non-pertinent */
-        case 1: return 10;
-        case 2: return 5;
-        case 3: return 2;
-        default: return 1;
-        }
-    }
-    if (scheme && !strcmp(scheme, "caid")) {
-        switch (cat) {
-        case 1: return 10; /* category A */
-        case 2: return 7;  /* B */
-        case 3: return 4;  /* C */
-        default: return 1;
-        }
-    }
-    return 1;
-}
-
 static size_t key_slot(const uint8_t key[20], size_t mask)
 {
     uint64_t x;

@@ -132,6 +132,43 @@ static imt_err grow_matches(slot *s, size_t max)
     return IMT_OK;
 }
 
+/* How much a match says about a file, for the cap on matches kept: an
+ * alerting match above every other (by its category's severity), then an
+ * informational one, then one of a known-good list. */
+static int match_rank(imt_disposition d, const char *scheme, int32_t category)
+{
+    if (d == IMT_DISP_ALERT) return 1000 + imt__severity(scheme, category);
+    return d == IMT_DISP_INFO ? 100 : 0;
+}
+
+/* At the cap, a match of rank r is kept only in place of a kept match of
+ * lower rank (the last of the lowest goes, so what was kept first stays):
+ * so the cap never drops an alert, or a graver category, for a lesser one
+ * (the hit and the priority follow the matches kept). 1: room was made or
+ * there was room; 0: the match is omitted. Either way what is not kept is
+ * counted in omitted. */
+static int make_room(slot *s, size_t max, int r)
+{
+    if (s->n_matches < max) return 1;
+    size_t v = SIZE_MAX;
+    int low = 0;
+    for (size_t k = 0; k < s->n_matches; k++) {
+        const imt_scan_match *m = &s->matches[k];
+        int mr = match_rank(m->disposition, m->scheme, m->category);
+        if (v == SIZE_MAX || mr <= low) {
+            v = k;
+            low = mr;
+        }
+    }
+    s->omitted++;
+    if (v == SIZE_MAX || low >= r) return 0;
+    imt__free(s->strs[v]);
+    memmove(s->matches + v, s->matches + v + 1, (s->n_matches - v - 1) * sizeof *s->matches);
+    memmove(s->strs + v, s->strs + v + 1, (s->n_matches - v - 1) * sizeof *s->strs);
+    s->n_matches--;
+    return 1;
+}
+
 static int is_video_list(const imt_list_info *li)
 {
     return li && li->format && !strcmp(li->format, "vpdq");
@@ -151,7 +188,7 @@ static void list_fields(imt_scan_match *o, const imt_list_info *li)
  * of known videos are left to the video matcher, and an (entry, list)
  * matched by an earlier frame is not repeated. */
 static imt_err add_matches_frame(slot *s, const lists *L, const imt_match *ms, size_t n,
-                                 size_t max, uint32_t frame)
+                                 size_t max, uint32_t frame, int32_t subitem)
 {
     for (size_t i = 0; i < n; i++) {
         const imt_match *m = &ms[i];
@@ -167,10 +204,9 @@ static imt_err add_matches_frame(slot *s, const lists *L, const imt_match *ms, s
                 if (seen) continue;
             }
             if (mb->disposition == IMT_DISP_IGNORE) s->known_good = 1;
-            if (s->n_matches >= max) {
-                s->omitted++;
+            if (!make_room(s, max, match_rank(mb->disposition, li && li->scheme ? li->scheme : "",
+                                              mb->category)))
                 continue;
-            }
             imt_err e = grow_matches(s, max);
             if (e) return e;
             const char *lab = mb->category_label ? mb->category_label : "";
@@ -194,7 +230,7 @@ static imt_err add_matches_frame(slot *s, const lists *L, const imt_match *ms, s
             o->category_label = str;
             o->external_id = str + ll + 1;
             o->disposition = mb->disposition;
-            o->subitem = -1;
+            o->subitem = subitem;
         }
     }
     return IMT_OK;
@@ -203,7 +239,7 @@ static imt_err add_matches_frame(slot *s, const lists *L, const imt_match *ms, s
 static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t n,
                            size_t max)
 {
-    return add_matches_frame(s, L, ms, n, max, 0);
+    return add_matches_frame(s, L, ms, n, max, 0, -1);
 }
 
 /* A known video matched: one match of kind vpdq, with its percentages and
@@ -211,10 +247,9 @@ static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t 
 static imt_err add_video_match(slot *s, const lists *L, const imt_vpdq_match *v, size_t max)
 {
     if (v->disposition == IMT_DISP_IGNORE) s->known_good = 1;
-    if (s->n_matches >= max) {
-        s->omitted++;
+    const imt_list_info *li = find_list(L, v->list_id);
+    if (!make_room(s, max, match_rank(v->disposition, li && li->scheme ? li->scheme : "", v->category)))
         return IMT_OK;
-    }
     imt_err e = grow_matches(s, max);
     if (e) return e;
     const imt_video_frame *fr = s->res.frames;
@@ -239,7 +274,6 @@ static imt_err add_video_match(slot *s, const lists *L, const imt_vpdq_match *v,
     char *str = blk + nr * 2 * sizeof(double);
     str[0] = 0;
     memcpy(str + 1, v->video, el + 1);
-    const imt_list_info *li = find_list(L, v->list_id);
     imt_scan_match *o = &s->matches[s->n_matches];
     s->strs[s->n_matches++] = blk;
     memset(o, 0, sizeof *o);
@@ -303,7 +337,7 @@ static imt_err match(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts
                       !memcmp(r->frames[k].pdq.bytes, f->pdq.bytes, 32);
             if (dup) continue;
             IMT_TRY(imt_query_pdq(c, &f->pdq, 1, o->pdq_distance, &m, &n));
-            IMT_TRY(add_matches_frame(s, L, m, n, o->max_matches, (uint32_t)i + 1));
+            IMT_TRY(add_matches_frame(s, L, m, n, o->max_matches, (uint32_t)i + 1, -1));
         }
     }
     /* Embedded pictures: each matched with all 8 variants, its matches
@@ -311,12 +345,10 @@ static imt_err match(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts
     for (size_t i = 0; c && i < r->n_sub; i++) {
         const imt_subitem *u = &r->sub[i];
         if (!u->has_pdq || u->quality < o->min_quality) continue;
-        size_t from = s->n_matches;
         int kg = s->known_good;
         IMT_TRY(imt_query_pdq(c, u->pdq, IMT_DIH__COUNT, o->pdq_distance, &m, &n));
-        IMT_TRY(add_matches(s, L, m, n, o->max_matches));
+        IMT_TRY(add_matches_frame(s, L, m, n, o->max_matches, 0, (int32_t)i));
         s->known_good = kg;
-        for (size_t k = from; k < s->n_matches; k++) s->matches[k].subitem = (int32_t)i;
     }
 cleanup:
     return err;
