@@ -1129,6 +1129,22 @@ IMT_API imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_
                              const imt_scan_opts *opts, imt_scan_record_fn on_record,
                              void *ctx, char *detail, size_t cap);
 
+/** Matching one item that the caller hashed itself (imgtriage carve's
+ *  carved items) exactly as imt_scan_run matches a file: digests first (a
+ *  known-good item gets no PDQ search), then the PDQ hash unless its quality
+ *  is below opts->min_quality, a video's known videos and frames, each
+ *  embedded picture; one match per membership, at most opts->max_matches
+ *  kept (the gravest). Only opts' matching fields are used (pdq_distance,
+ *  min_quality, vpdq, max_matches); NULL: the defaults. idx NULL: nothing
+ *  matches. One thread at a time; close before the index. */
+typedef struct imt_matcher imt_matcher;
+IMT_API imt_err imt_matcher_open(imt_matcher **out, imt_index *idx, const imt_scan_opts *opts);
+/** Fill rec's known_good, pdq_low_quality, matches, n_matches and
+ *  matches_omitted for hash result r (borrowed from the matcher until its
+ *  next call); an index error is returned with no matches. */
+IMT_API imt_err imt_matcher_match(imt_matcher *m, const imt_hash_result *r, imt_scan_record *rec);
+IMT_API void imt_matcher_close(imt_matcher *m);
+
 /** Count the regular files and bytes under paths without reading them
  *  (lstat only; the same walk as imt_scan_run), for a progress ETA. stop as
  *  in imt_scan_opts; may be NULL. Safe to run in another thread at the same

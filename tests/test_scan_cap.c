@@ -6,7 +6,8 @@
  * 3) at distances 1-3, then an alert of category 2 at 4 and one of
  * category 1 at 27; the index answers in order of distance, so a cap that
  * kept the first matches kept only informational ones and the file was no
- * hit. */
+ * hit. imt_matcher, the same matching for an item the caller hashed
+ * (imgtriage carve), keeps the same. */
 #include "testutil.h"
 
 #include <imgtriage.h>
@@ -128,6 +129,34 @@ int main(void)
     CHECKF(g.n == 1 && g.omitted == 4 && g.alerts == 1 && g.cat_alert[0] == 1,
            "max 1: %zu kept, %zu omitted, %zu alerts (category %d); want 1, 4, 1 (category 1)", g.n, g.omitted,
            g.alerts, g.cat_alert[0]);
+
+    /* imt_matcher (what imgtriage carve matches its items with) keeps the
+     * same matches for the same hash result */
+    imt_hash_opts ho;
+    imt_hash_opts_init(&ho);
+    ho.dihedral = 1;
+    imt_hasher *h = NULL;
+    REQUIRE(imt_hasher_create(&h, &ho) == IMT_OK);
+    imt_hash_result res;
+    CHECK(imt_hash_file(h, pic, &res) == IMT_OK);
+    imt_scan_opts so;
+    imt_scan_opts_init(&so);
+    for (size_t max = 1; max <= 2; max++) {
+        so.max_matches = max;
+        imt_matcher *mt = NULL;
+        REQUIRE(imt_matcher_open(&mt, idx, &so) == IMT_OK);
+        imt_scan_record rec;
+        memset(&rec, 0, sizeof rec);
+        CHECK(imt_matcher_match(mt, &res, &rec) == IMT_OK);
+        got m;
+        memset(&m, 0, sizeof m);
+        on_record(&m, &rec);
+        CHECKF(m.n == max && m.omitted == 5 - max && m.alerts == max && m.cat_alert[max - 1] == 1,
+               "matcher, max %zu: %zu kept, %zu omitted, %zu alerts; want %zu, %zu, %zu with category 1",
+               max, m.n, m.omitted, m.alerts, max, 5 - max, max);
+        imt_matcher_close(mt);
+    }
+    imt_hasher_free(h);
     imt_index_close(idx);
 
     char cmd[400];

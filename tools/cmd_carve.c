@@ -55,126 +55,12 @@ static void usage(FILE *f)
 "usage, the index or the report could not be used).\n");
 }
 
-/* ---- matching a carved item (as imt_scan_run matches a file) ---------------- */
-typedef struct matcher {
-    imt_cursor *cur;
-    imt_list_info *lists;    /* sorted by id */
-    size_t n_lists;
-    imt_scan_match *m;
-    char **strs;             /* label and external id of m[i], owned */
-    size_t n, cap, omitted, max;
-    int known_good, low_quality;
-} matcher;
-
-static int list_cmp(const void *a, const void *b)
-{
-    uint32_t x = ((const imt_list_info *)a)->id, y = ((const imt_list_info *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
-static void matcher_reset(matcher *mt)
-{
-    for (size_t i = 0; i < mt->n; i++) free(mt->strs[i]);
-    mt->n = mt->omitted = 0;
-    mt->known_good = mt->low_quality = 0;
-}
-
-static int add_matches(matcher *mt, const imt_match *ms, size_t n, int32_t subitem)
-{
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < ms[i].n_members; j++) {
-            const imt_membership *mb = &ms[i].members[j];
-            imt_list_info key;
-            key.id = mb->list_id;
-            const imt_list_info *li =
-                mt->n_lists ? bsearch(&key, mt->lists, mt->n_lists, sizeof key, list_cmp) : NULL;
-            if (mb->disposition == IMT_DISP_IGNORE && subitem < 0) mt->known_good = 1;
-            if (mt->n >= mt->max) {
-                mt->omitted++;
-                continue;
-            }
-            if (mt->n == mt->cap) {
-                size_t nc = mt->cap ? mt->cap * 2 : 8;
-                imt_scan_match *nm = realloc(mt->m, nc * sizeof *nm);
-                if (!nm) return -1;
-                mt->m = nm;
-                char **ns = realloc(mt->strs, nc * sizeof *ns);
-                if (!ns) return -1;
-                mt->strs = ns;
-                mt->cap = nc;
-            }
-            const char *lab = mb->category_label ? mb->category_label : "";
-            const char *ext = mb->external_id ? mb->external_id : "";
-            size_t ll = strlen(lab), el = strlen(ext);
-            char *str = malloc(ll + el + 2);
-            if (!str) return -1;
-            memcpy(str, lab, ll + 1);
-            memcpy(str + ll + 1, ext, el + 1);
-            imt_scan_match *o = &mt->m[mt->n];
-            mt->strs[mt->n++] = str;
-            memset(o, 0, sizeof *o); /* fields it does not set (video ones) are 0 */
-            o->kind = ms[i].kind;
-            o->distance = ms[i].distance;
-            o->variant = ms[i].variant;
-            o->entry = ms[i].entry;
-            o->list_id = mb->list_id;
-            o->list = li && li->name ? li->name : "";
-            o->list_version = li && li->version ? li->version : "";
-            o->scheme = li && li->scheme ? li->scheme : "";
-            o->known_good = li ? li->known_good : 0;
-            o->category = mb->category;
-            o->category_label = str;
-            o->external_id = str + ll + 1;
-            o->disposition = mb->disposition;
-            o->subitem = subitem;
-        }
-    }
-    return 0;
-}
-
-/* Digests first (a known-good item gets no PDQ search), then the PDQ hash
- * unless its quality is below the minimum, then each embedded picture. */
-static imt_err match(matcher *mt, const imt_hash_result *r, const imt_scan_opts *so)
-{
-    const imt_match *m;
-    size_t n;
-    imt_err e;
-    matcher_reset(mt);
-    static const struct { unsigned bit; imt_hash_kind kind; } dk[] = {
-        {IMT_DIGEST_MD5, IMT_KIND_MD5}, {IMT_DIGEST_SHA1, IMT_KIND_SHA1},
-        {IMT_DIGEST_SHA256, IMT_KIND_SHA256}};
-    for (size_t k = 0; mt->cur && k < 3; k++) {
-        if (!(r->digests & dk[k].bit)) continue;
-        const uint8_t *d = k == 0 ? r->md5 : k == 1 ? r->sha1 : r->sha256;
-        if ((e = imt_query_digest(mt->cur, dk[k].kind, d, &m, &n)) != IMT_OK) return e;
-        if (add_matches(mt, m, n, -1)) return IMT_E_NOMEM;
-    }
-    if (mt->known_good) return IMT_OK;
-    if (r->has_pdq) {
-        if (r->quality < so->min_quality) {
-            mt->low_quality = 1;
-        } else if (mt->cur) {
-            e = imt_query_pdq(mt->cur, r->pdq, r->n_pdq, so->pdq_distance, &m, &n);
-            if (e != IMT_OK) return e;
-            if (add_matches(mt, m, n, -1)) return IMT_E_NOMEM;
-        }
-    }
-    for (size_t i = 0; mt->cur && i < r->n_sub; i++) {
-        const imt_subitem *u = &r->sub[i];
-        if (!u->has_pdq || u->quality < so->min_quality) continue;
-        e = imt_query_pdq(mt->cur, u->pdq, IMT_DIH__COUNT, so->pdq_distance, &m, &n);
-        if (e != IMT_OK) return e;
-        if (add_matches(mt, m, n, (int32_t)i)) return IMT_E_NOMEM;
-    }
-    return IMT_OK;
-}
-
 /* ---- one FILE ------------------------------------------------------------------ */
 typedef struct carve_ctx {
     int fd;
     const char *path;
     imt_hasher *hasher;
-    matcher *mt;
+    imt_matcher *mt;
     const imt_scan_opts *so;
     imt_report *rep;
     uint64_t seq;
@@ -235,8 +121,7 @@ static int on_hit(void *vctx, const imt_carve_hit *hit)
     rec.hash = &res;
     rec.carved = hit;
     imt_err e = IMT_OK;
-    if (res.status != IMT_E_IO && res.status != IMT_E_NOMEM) e = match(c->mt, &res, c->so);
-    else matcher_reset(c->mt);
+    if (res.status != IMT_E_IO && res.status != IMT_E_NOMEM) e = imt_matcher_match(c->mt, &res, &rec);
     char why[160];
     if (e != IMT_OK) {
         rec.status = e;
@@ -244,11 +129,6 @@ static int on_hit(void *vctx, const imt_carve_hit *hit)
         rec.detail = why;
     }
     rec.scan_error = is_scan_error(rec.status);
-    rec.known_good = c->mt->known_good;
-    rec.pdq_low_quality = c->mt->low_quality;
-    rec.matches = c->mt->m;
-    rec.n_matches = c->mt->n;
-    rec.matches_omitted = c->mt->omitted;
     if (imt_report_record(c->rep, &rec)) {
         c->write_failed = 1;
         return 1;
@@ -391,8 +271,7 @@ int cmd_carve(int argc, char **argv)
     imt_index *idx = NULL;
     imt_report *rep = NULL;
     imt_hasher *hasher = NULL;
-    matcher mt = {0};
-    mt.max = so.max_matches;
+    imt_matcher *mt = NULL;
     FILE *out = stdout;
     cli_output cout = {0};
     char why[1024];
@@ -402,14 +281,9 @@ int cmd_carve(int argc, char **argv)
     if (index_path) {
         e = cli_open_index(&idx, "carve", index_path);
         if (e) goto cleanup;
-        mt.n_lists = imt_index_list_count(idx);
-        mt.lists = calloc(mt.n_lists ? mt.n_lists : 1, sizeof *mt.lists);
-        if (!mt.lists) { cli_err("carve: out of memory"); goto cleanup; }
-        for (size_t i = 0; i < mt.n_lists; i++) imt_index_list_get(idx, i, &mt.lists[i]);
-        qsort(mt.lists, mt.n_lists, sizeof *mt.lists, list_cmp);
-        e = imt_cursor_open(&mt.cur, idx);
-        if (e) { cli_err("carve: cannot read the index: %s", imt_strerror(e)); goto cleanup; }
     }
+    e = imt_matcher_open(&mt, idx, &so);
+    if (e) { cli_err("carve: cannot read the index: %s", imt_strerror(e)); goto cleanup; }
     if (out_path && cli_open_output(out_path, paths, n_paths, index_path, force, &cout, why,
                                     sizeof why) != 0) {
         cli_err("carve: %s", why);
@@ -439,7 +313,7 @@ int cmd_carve(int argc, char **argv)
     cli_catch_stop();
     co.stop = &cli_stop;
 
-    carve_ctx cc = {-1, NULL, hasher, &mt, &so, rep, 0, 0};
+    carve_ctx cc = {-1, NULL, hasher, mt, &so, rep, 0, 0};
     imt_err st = IMT_OK;
     for (size_t i = 0; i < n_paths && st == IMT_OK; i++) {
         cc.path = paths[i];
@@ -474,11 +348,7 @@ cleanup:
     if (out != stdout) fclose(out);
     imt_report_free(rep);
     imt_hasher_free(hasher);
-    matcher_reset(&mt);
-    free(mt.m);
-    free(mt.strs);
-    imt_cursor_close(mt.cur);
-    free(mt.lists);
+    imt_matcher_close(mt);
     imt_index_close(idx);
     cli_output_free(&cout);
     free(cmdline);

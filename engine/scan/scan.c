@@ -31,13 +31,9 @@ typedef struct slot {
     imt_err status;          /* the record's status */
     const char *detail;      /* into e.detail or res.detail */
     imt_hash_result res;
-    int known_good, low_quality;
     imt_subitem *subs;       /* res.sub copied (the hasher's is reused) */
     imt_video_frame *frames; /* res.frames copied, likewise */
-    imt_scan_match *matches; /* strings: list fields borrowed from the index,
-                                label and external id owned (strs) */
-    char **strs;
-    size_t n_matches, cap, omitted;
+    imt__matches mt;         /* the matches of res */
     imt_container_info ci;   /* a member's place; a container's expansion */
     char *ci_note;           /* ci.note, owned */
     struct slot *members;    /* a walked container's member records, in order */
@@ -62,28 +58,6 @@ static int job_cmp(const void *a, const void *b)
     return x->slot < y->slot ? -1 : x->slot > y->slot; /* ties: walk order */
 }
 
-typedef struct lists {
-    imt_list_info *v;
-    size_t n;
-} lists;
-
-void imt_scan_opts_init(imt_scan_opts *o)
-{
-    if (!o) return;
-    memset(o, 0, sizeof *o);
-    o->threads = 0;
-    imt_hash_opts_init(&o->hash);
-    o->hash.dihedral = 1;
-    o->hash.digests = IMT_DIGEST_MD5 | IMT_DIGEST_SHA1;
-    o->one_file_system = 0;
-    o->pdq_distance = IMT_PDQ_MATCH_DISTANCE;
-    o->min_quality = IMT_PDQ_MIN_QUALITY;
-    imt_vpdq_opts_init(&o->vpdq);
-    o->max_matches = 100;
-    o->batch_files = 256;
-    imt__container_opts_init(&o->containers);
-}
-
 static void slot_clear(slot *s);
 static void slot_clear(slot *s)
 {
@@ -92,266 +66,10 @@ static void slot_clear(slot *s)
     imt__free(s->ci_note);
     imt__wentry_clear(&s->e);
     imt__sentry_free(s->se);
-    for (size_t i = 0; i < s->n_matches; i++) imt__free(s->strs[i]);
-    imt__free(s->matches);
-    imt__free(s->strs);
+    imt__matches_free(&s->mt);
     imt__free(s->subs);
     imt__free(s->frames);
     memset(s, 0, sizeof *s);
-}
-
-static int list_cmp(const void *a, const void *b)
-{
-    uint32_t x = ((const imt_list_info *)a)->id, y = ((const imt_list_info *)b)->id;
-    return x < y ? -1 : x > y;
-}
-
-/* L->v is sorted by id: a file with many memberships costs log(lists) each. */
-static const imt_list_info *find_list(const lists *L, uint32_t id)
-{
-    imt_list_info key;
-    key.id = id;
-    return L->n ? bsearch(&key, L->v, L->n, sizeof *L->v, list_cmp) : NULL;
-}
-
-/* Room for one more match in s (max: the cap). */
-static imt_err grow_matches(slot *s, size_t max)
-{
-    if (s->n_matches < s->cap) return IMT_OK;
-    size_t nc = s->cap ? s->cap * 2 : 4, b1, b2;
-    if (nc > max) nc = max;
-    if (!imt__mul_ok(nc, sizeof *s->matches, &b1) || !imt__mul_ok(nc, sizeof *s->strs, &b2))
-        return IMT_E_NOMEM;
-    imt_scan_match *nm = imt__realloc(s->matches, b1);
-    if (!nm) return IMT_E_NOMEM;
-    s->matches = nm;
-    char **ns = imt__realloc(s->strs, b2);
-    if (!ns) return IMT_E_NOMEM;
-    s->strs = ns;
-    s->cap = nc;
-    return IMT_OK;
-}
-
-/* How much a match says about a file, for the cap on matches kept: an
- * alerting match above every other (by its category's severity), then an
- * informational one, then one of a known-good list. */
-static int match_rank(imt_disposition d, const char *scheme, int32_t category)
-{
-    if (d == IMT_DISP_ALERT) return 1000 + imt__severity(scheme, category);
-    return d == IMT_DISP_INFO ? 100 : 0;
-}
-
-/* At the cap, a match of rank r is kept only in place of a kept match of
- * lower rank (the last of the lowest goes, so what was kept first stays):
- * so the cap never drops an alert, or a graver category, for a lesser one
- * (the hit and the priority follow the matches kept). 1: room was made or
- * there was room; 0: the match is omitted. Either way what is not kept is
- * counted in omitted. */
-static int make_room(slot *s, size_t max, int r)
-{
-    if (s->n_matches < max) return 1;
-    size_t v = SIZE_MAX;
-    int low = 0;
-    for (size_t k = 0; k < s->n_matches; k++) {
-        const imt_scan_match *m = &s->matches[k];
-        int mr = match_rank(m->disposition, m->scheme, m->category);
-        if (v == SIZE_MAX || mr <= low) {
-            v = k;
-            low = mr;
-        }
-    }
-    s->omitted++;
-    if (v == SIZE_MAX || low >= r) return 0;
-    imt__free(s->strs[v]);
-    memmove(s->matches + v, s->matches + v + 1, (s->n_matches - v - 1) * sizeof *s->matches);
-    memmove(s->strs + v, s->strs + v + 1, (s->n_matches - v - 1) * sizeof *s->strs);
-    s->n_matches--;
-    return 1;
-}
-
-static int is_video_list(const imt_list_info *li)
-{
-    return li && li->format && !strcmp(li->format, "vpdq");
-}
-
-/* A match's list fields from its list (NULL: a list the inventory lacks). */
-static void list_fields(imt_scan_match *o, const imt_list_info *li)
-{
-    o->list = li && li->name ? li->name : "";
-    o->list_version = li && li->version ? li->version : "";
-    o->scheme = li && li->scheme ? li->scheme : "";
-    o->known_good = li ? li->known_good : 0;
-}
-
-/* Append the memberships of ms[0..n) to s, flattened, up to max. frame > 0:
- * the matches of a video's frame with known pictures: memberships of lists
- * of known videos are left to the video matcher, and an (entry, list)
- * matched by an earlier frame is not repeated. */
-static imt_err add_matches_frame(slot *s, const lists *L, const imt_match *ms, size_t n,
-                                 size_t max, uint32_t frame, int32_t subitem)
-{
-    for (size_t i = 0; i < n; i++) {
-        const imt_match *m = &ms[i];
-        for (size_t j = 0; j < m->n_members; j++) {
-            const imt_membership *mb = &m->members[j];
-            const imt_list_info *li = find_list(L, mb->list_id);
-            if (frame) {
-                if (is_video_list(li)) continue;
-                int seen = 0;
-                for (size_t k = 0; k < s->n_matches && !seen; k++)
-                    seen = s->matches[k].frame && s->matches[k].entry == m->entry &&
-                           s->matches[k].list_id == mb->list_id;
-                if (seen) continue;
-            }
-            if (mb->disposition == IMT_DISP_IGNORE) s->known_good = 1;
-            if (!make_room(s, max, match_rank(mb->disposition, li && li->scheme ? li->scheme : "",
-                                              mb->category)))
-                continue;
-            imt_err e = grow_matches(s, max);
-            if (e) return e;
-            const char *lab = mb->category_label ? mb->category_label : "";
-            const char *ext = mb->external_id ? mb->external_id : "";
-            size_t ll = strlen(lab), el = strlen(ext);
-            char *str = imt__malloc(ll + el + 2);
-            if (!str) return IMT_E_NOMEM;
-            memcpy(str, lab, ll + 1);
-            memcpy(str + ll + 1, ext, el + 1);
-            imt_scan_match *o = &s->matches[s->n_matches];
-            memset(o, 0, sizeof *o);
-            o->frame = frame;
-            s->strs[s->n_matches++] = str;
-            o->kind = m->kind;
-            o->distance = m->distance;
-            o->variant = m->variant;
-            o->entry = m->entry;
-            o->list_id = mb->list_id;
-            list_fields(o, li);
-            o->category = mb->category;
-            o->category_label = str;
-            o->external_id = str + ll + 1;
-            o->disposition = mb->disposition;
-            o->subitem = subitem;
-        }
-    }
-    return IMT_OK;
-}
-
-static imt_err add_matches(slot *s, const lists *L, const imt_match *ms, size_t n,
-                           size_t max)
-{
-    return add_matches_frame(s, L, ms, n, max, 0, -1);
-}
-
-/* A known video matched: one match of kind vpdq, with its percentages and
- * the time ranges of the scanned video that match it. */
-static imt_err add_video_match(slot *s, const lists *L, const imt_vpdq_match *v, size_t max)
-{
-    if (v->disposition == IMT_DISP_IGNORE) s->known_good = 1;
-    const imt_list_info *li = find_list(L, v->list_id);
-    if (!make_room(s, max, match_rank(v->disposition, li && li->scheme ? li->scheme : "", v->category)))
-        return IMT_OK;
-    imt_err e = grow_matches(s, max);
-    if (e) return e;
-    const imt_video_frame *fr = s->res.frames;
-    /* runs of consecutive sampled frames */
-    size_t nr = 0;
-    for (size_t i = 0; i < v->n_frames; i++)
-        if (i == 0 || v->frames[i] != v->frames[i - 1] + 1) nr++;
-    size_t el = strlen(v->video), bytes = nr * 2 * sizeof(double) + el + 2;
-    char *blk = imt__malloc(bytes);
-    if (!blk) return IMT_E_NOMEM;
-    double *rg = (double *)(void *)blk;
-    size_t r = 0;
-    for (size_t i = 0; i < v->n_frames; i++) {
-        double t = fr[v->frames[i]].timestamp;
-        if (i == 0 || v->frames[i] != v->frames[i - 1] + 1) {
-            rg[2 * r] = rg[2 * r + 1] = t;
-            r++;
-        } else {
-            rg[2 * r - 1] = t;
-        }
-    }
-    char *str = blk + nr * 2 * sizeof(double);
-    str[0] = 0;
-    memcpy(str + 1, v->video, el + 1);
-    imt_scan_match *o = &s->matches[s->n_matches];
-    s->strs[s->n_matches++] = blk;
-    memset(o, 0, sizeof *o);
-    o->kind = IMT_KIND_VPDQ;
-    o->distance = v->min_distance;
-    o->variant = IMT_DIH_ORIGINAL;
-    o->entry = v->entry;
-    o->list_id = v->list_id;
-    list_fields(o, li);
-    o->category = v->category;
-    o->category_label = str;
-    o->external_id = str + 1;
-    o->disposition = v->disposition;
-    o->subitem = -1;
-    o->query_pct = v->query_pct;
-    o->compared_pct = v->compared_pct;
-    o->ranges = rg;
-    o->n_ranges = nr;
-    return IMT_OK;
-}
-
-
-/* Digests first: a file on a known-good list needs no PDQ search. */
-static imt_err match(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts *o)
-{
-    imt_err err = IMT_OK;
-    const imt_match *m;
-    size_t n;
-    const imt_hash_result *r = &s->res;
-    static const struct { unsigned bit; imt_hash_kind kind; } dk[] = {
-        {IMT_DIGEST_MD5, IMT_KIND_MD5}, {IMT_DIGEST_SHA1, IMT_KIND_SHA1},
-        {IMT_DIGEST_SHA256, IMT_KIND_SHA256}};
-    for (size_t k = 0; c && k < 3; k++) {
-        if (!(r->digests & dk[k].bit)) continue;
-        const uint8_t *d = k == 0 ? r->md5 : k == 1 ? r->sha1 : r->sha256;
-        IMT_TRY(imt_query_digest(c, dk[k].kind, d, &m, &n));
-        IMT_TRY(add_matches(s, L, m, n, o->max_matches));
-    }
-    if (s->known_good) return IMT_OK;
-    if (r->has_pdq) {
-        if (r->quality < o->min_quality) {
-            s->low_quality = 1;
-        } else if (c) {
-            IMT_TRY(imt_query_pdq(c, r->pdq, r->n_pdq, o->pdq_distance, &m, &n));
-            IMT_TRY(add_matches(s, L, m, n, o->max_matches));
-        }
-    }
-    /* A video: the known videos it matches (vPDQ), then each frame (each
-     * distinct hash once, at its earliest frame) against known pictures. */
-    if (c && r->n_frames) {
-        const imt_vpdq_match *vm;
-        size_t nv;
-        IMT_TRY(imt_query_vpdq(c, r->frames, r->n_frames, &o->vpdq, &vm, &nv));
-        for (size_t i = 0; i < nv; i++) IMT_TRY(add_video_match(s, L, &vm[i], o->max_matches));
-        for (size_t i = 0; i < r->n_frames; i++) {
-            const imt_video_frame *f = &r->frames[i];
-            if (f->quality < o->min_quality) continue;
-            int dup = 0;
-            for (size_t k = 0; k < i && !dup; k++)
-                dup = r->frames[k].quality >= o->min_quality &&
-                      !memcmp(r->frames[k].pdq.bytes, f->pdq.bytes, 32);
-            if (dup) continue;
-            IMT_TRY(imt_query_pdq(c, &f->pdq, 1, o->pdq_distance, &m, &n));
-            IMT_TRY(add_matches_frame(s, L, m, n, o->max_matches, (uint32_t)i + 1, -1));
-        }
-    }
-    /* Embedded pictures: each matched with all 8 variants, its matches
-     * tagged with its index; only the file's digests make it known-good. */
-    for (size_t i = 0; c && i < r->n_sub; i++) {
-        const imt_subitem *u = &r->sub[i];
-        if (!u->has_pdq || u->quality < o->min_quality) continue;
-        int kg = s->known_good;
-        IMT_TRY(imt_query_pdq(c, u->pdq, IMT_DIH__COUNT, o->pdq_distance, &m, &n));
-        IMT_TRY(add_matches_frame(s, L, m, n, o->max_matches, 0, (int32_t)i));
-        s->known_good = kg;
-    }
-cleanup:
-    return err;
 }
 
 /* Keep a copy of the hasher's sub-items and video frames (reused by its
@@ -396,7 +114,7 @@ typedef struct msink {
     slot *top;
     imt_hasher *h;
     imt_cursor *c;
-    const lists *L;
+    const imt__lists *L;
     const imt_scan_opts *o;
     uint64_t *held_total;      /* shared by the workers (atomic) */
     int mode;                  /* KEEP, FACTS or EMIT */
@@ -426,7 +144,7 @@ static uint64_t slot_bytes(const slot *s)
 {
     return strlen(s->e.path) + 1 + (s->ci_note ? strlen(s->ci_note) + 1 : 0) +
            s->res.n_sub * sizeof(imt_subitem) +
-           s->n_matches * (sizeof(imt_scan_match) + sizeof(char *) + 64);
+           s->mt.n_matches * (sizeof(imt_scan_match) + sizeof(char *) + 64);
 }
 
 /* 0 when out of memory (the note could not be kept). */
@@ -487,7 +205,7 @@ static imt_err sink_member(void *ctx, const imt__member *m, size_t *id)
         ms.status = ms.res.status;
         ms.detail_at = 2;
         imt_err e = IMT_OK;
-        if (ms.status != IMT_E_NOMEM) e = match(&ms, k->c, k->L, k->o);
+        if (ms.status != IMT_E_NOMEM) e = imt__match(&ms.mt, k->c, k->L, k->o, &ms.res);
         if (e) {
             ms.status = e;
             imt__set_detail(ms.e.detail, sizeof ms.e.detail, "index lookup failed: %s",
@@ -600,7 +318,7 @@ static imt_err fd_pread(void *ctx, uint64_t off, void *buf, size_t cap, size_t *
 
 /* Expand the file s (its bytes: io) in KEEP mode, on a worker. */
 static void expand_keep(slot *s, const imt__io *io, imt_hasher *h, imt_cursor *c,
-                        const lists *L, const imt_scan_opts *o, uint64_t *held)
+                        const imt__lists *L, const imt_scan_opts *o, uint64_t *held)
 {
     msink k;
     memset(&k, 0, sizeof k);
@@ -631,11 +349,11 @@ static void expand_keep(slot *s, const imt__io *io, imt_hasher *h, imt_cursor *c
     else s->deferred = 1; /* IMT_E_BUSY, or out of memory here: try again there */
 }
 
-static int finish(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts *o);
+static int finish(slot *s, imt_cursor *c, const imt__lists *L, const imt_scan_opts *o);
 
 /* One file: open relative to its folder, hash, match. Runs on a worker.
  * Returns 0 when a stop request cut the file short (it has no record). */
-static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
+static int work(slot *s, imt_hasher *h, imt_cursor *c, const imt__lists *L,
                  const imt_scan_opts *o, uint64_t *held)
 {
     int dirfd = s->e.dir ? s->e.dir->fd : AT_FDCWD;
@@ -677,7 +395,7 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
         close(fd);
         return 1;
     }
-    imt_err e = match(s, c, L, o);
+    imt_err e = imt__match(&s->mt, c, L, o, &s->res);
     if (e) {
         s->status = e;
         imt__set_detail(s->e.detail, sizeof s->e.detail, "index lookup failed: %s",
@@ -700,7 +418,7 @@ static int work(slot *s, imt_hasher *h, imt_cursor *c, const lists *L,
  * own image and TSK handles (rd); a container is expanded as a folder's is,
  * its bytes read at random through rd (imt__sreader_io). */
 static int work_image(slot *s, imt_hasher *h, imt__sreader *rd, imt_cursor *c,
-                      const lists *L, const imt_scan_opts *o, uint64_t *held)
+                      const imt__lists *L, const imt_scan_opts *o, uint64_t *held)
 {
     imt_stream st;
     imt__sentry *e = s->se;
@@ -737,7 +455,7 @@ static int work_image(slot *s, imt_hasher *h, imt__sreader *rd, imt_cursor *c,
 
 /* After the read: keep the sub-items and frames, match. 0 when a stop
  * request cut the file short (it has no record). */
-static int finish(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts *o)
+static int finish(slot *s, imt_cursor *c, const imt__lists *L, const imt_scan_opts *o)
 {
     if (s->res.status == IMT_E_INTERRUPTED) return 0;
     keep_subs(s);
@@ -745,7 +463,7 @@ static int finish(slot *s, imt_cursor *c, const lists *L, const imt_scan_opts *o
     s->status = s->res.status;
     s->detail = s->res.detail;
     if (s->res.status == IMT_E_IO || s->res.status == IMT_E_NOMEM) return 1;
-    imt_err e = match(s, c, L, o);
+    imt_err e = imt__match(&s->mt, c, L, o, &s->res);
     if (e) {
         s->status = e;
         imt__set_detail(s->e.detail, sizeof s->e.detail, "index lookup failed: %s",
@@ -812,11 +530,7 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
         r->ctime_s = e->ctime_s;
         r->ctime_ns = e->ctime_ns;
         r->hash = s->read ? &s->res : NULL;
-        r->known_good = s->known_good;
-        r->pdq_low_quality = s->low_quality;
-        r->matches = s->matches;
-        r->n_matches = s->n_matches;
-        r->matches_omitted = s->omitted;
+        imt__matches_record(&s->mt, r);
         r->container = s->ci; /* a container in an image: its expansion facts */
         r->container.note = s->ci_note ? s->ci_note : "";
         return;
@@ -826,11 +540,7 @@ static void to_record(const slot *s, uint64_t seq, imt_scan_record *r)
     r->link_target = s->e.link_target;
     r->hardlink_of = s->e.hardlink_of;
     r->hash = s->read ? &s->res : NULL;
-    r->known_good = s->known_good;
-    r->pdq_low_quality = s->low_quality;
-    r->matches = s->matches;
-    r->n_matches = s->n_matches;
-    r->matches_omitted = s->omitted;
+    imt__matches_record(&s->mt, r);
     r->container = s->ci;
     r->container.note = s->ci_note ? s->ci_note : "";
 }
@@ -844,8 +554,8 @@ static void count_record(imt_scan_progress *p, const slot *s, const imt_scan_rec
         if (s->res.has_pdq) p->images++;
     }
     if (rec->scan_error) p->errors++;
-    for (size_t k = 0; k < s->n_matches; k++)
-        if (s->matches[k].disposition == IMT_DISP_ALERT) {
+    for (size_t k = 0; k < s->mt.n_matches; k++)
+        if (s->mt.matches[k].disposition == IMT_DISP_ALERT) {
             p->hits++;
             break;
         }
@@ -856,7 +566,7 @@ static void count_record(imt_scan_progress *p, const slot *s, const imt_scan_rec
  * first pass (no hashing) finds the facts the container records state
  * before their members. Returns IMT_E_INTERRUPTED when stopped. */
 static imt_err emit_deferred(slot *s, uint64_t *seq, imt_hasher *h, imt_cursor *c,
-                             imt__sreader *rd, const lists *L, const imt_scan_opts *o,
+                             imt__sreader *rd, const imt__lists *L, const imt_scan_opts *o,
                              imt_scan_record_fn on_record, void *ctx, imt_scan_progress *prog)
 {
     imt_err err = IMT_OK;
@@ -999,7 +709,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
     imt_cursor **cs = NULL;
     slot *slots = NULL;
     job *order = NULL;
-    lists L = {NULL, 0};
+    imt__lists L = {NULL, 0};
     int nt = 0, stopped = 0;
     size_t batch;
     uint64_t seq = 0, held = 0;
@@ -1021,15 +731,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
     if (batch > 65536) batch = 65536;
     nt = threads_for(&o);
 
-    if (idx) {
-        L.n = imt_index_list_count(idx);
-        if (L.n) {
-            L.v = imt__calloc(L.n, sizeof *L.v);
-            if (!L.v) { err = IMT_E_NOMEM; goto cleanup; }
-            for (size_t i = 0; i < L.n; i++) IMT_TRY(imt_index_list_get(idx, i, &L.v[i]));
-            qsort(L.v, L.n, sizeof *L.v, list_cmp);
-        }
-    }
+    if (idx) IMT_TRY(imt__lists_load(&L, idx));
     hs = imt__calloc((size_t)nt, sizeof *hs);
     cs = imt__calloc((size_t)nt, sizeof *cs);
     rds = imt__calloc((size_t)nt, sizeof *rds);

@@ -77,4 +77,34 @@ imt_err imt__walk_next(imt__walk *w, imt__wentry *e, int *done);
  * not depend on it (libavcodec's threads give the same frames). */
 void imt__hasher_set_video_threads(imt_hasher *h, int n);
 
+/* ---- matching one hashed item (match.c) --------------------------------- */
+
+/* The index's lists, sorted by id (a membership's list fields). */
+typedef struct imt__lists {
+    imt_list_info *v;
+    size_t n;
+} imt__lists;
+
+imt_err imt__lists_load(imt__lists *L, imt_index *idx);
+int imt__list_cmp(const void *a, const void *b);
+const imt_list_info *imt__find_list(const imt__lists *L, uint32_t id);
+
+/* One item's matches: list fields borrowed from the index (valid while it
+ * is open), label and external id owned (strs). */
+typedef struct imt__matches {
+    imt_scan_match *matches;
+    char **strs;
+    size_t n_matches, cap, omitted;
+    int known_good, low_quality;
+} imt__matches;
+
+/* Match hash result r (c NULL: no index, nothing matches): what was there
+ * before is dropped first. */
+imt_err imt__match(imt__matches *s, imt_cursor *c, const imt__lists *L, const imt_scan_opts *o,
+                   const imt_hash_result *r);
+void imt__matches_reset(imt__matches *s);  /* no matches; arrays kept */
+void imt__matches_free(imt__matches *s);
+/* r's known_good, pdq_low_quality, matches, n_matches, matches_omitted */
+void imt__matches_record(const imt__matches *s, imt_scan_record *r);
+
 #endif
