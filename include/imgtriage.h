@@ -1388,11 +1388,13 @@ IMT_API imt_err imt_backlog_export(imt_backlog *bl, FILE *f, const char *format)
  * not regular files (links, special files, unreadable folders) first.
  * ---------------------------------------------------------------------- */
 
-/** Likelihood classes, read in this order. "media": pictures and videos by
- *  file-name extension; "user": under a user-content folder (DCIM, Pictures,
- *  Downloads, Desktop, Documents, messaging-app media, browser and thumbnail
- *  caches, recycle bins); "system": under a system or program folder and
- *  no user-content folder. Values are fixed once released. */
+/** Likelihood classes, read in the order imt_triage_class_at gives.
+ *  "media": pictures and videos by file-name extension; "user": under a
+ *  user-content folder (DCIM, Pictures, Downloads, Desktop, Documents,
+ *  messaging-app media, browser and thumbnail caches, recycle bins);
+ *  "system": under a system or program folder and no user-content folder;
+ *  "deleted": a deleted or orphan file of a disk image's file system
+ *  (whatever its folder). Values are fixed once released. */
 typedef enum imt_triage_class {
     IMT_CLASS_USER_MEDIA = 0,
     IMT_CLASS_MEDIA = 1,
@@ -1400,15 +1402,29 @@ typedef enum imt_triage_class {
     IMT_CLASS_SYSTEM_MEDIA = 3,
     IMT_CLASS_OTHER = 4,
     IMT_CLASS_SYSTEM_OTHER = 5,
+    IMT_CLASS_DELETED_MEDIA = 6,
+    IMT_CLASS_DELETED_OTHER = 7,
     IMT_CLASS__COUNT
 } imt_triage_class;
 
 /** "user-media", "media", "user-other", "system-media", "other",
- *  "system-other". Never NULL. */
+ *  "system-other", "deleted-media", "deleted-other". Never NULL. */
 IMT_API const char *imt_triage_class_name(imt_triage_class c);
+
+/** The class read i-th (0 <= i < IMT_CLASS__COUNT): user-media,
+ *  deleted-media, media, user-other, deleted-other, system-media, other,
+ *  system-other. Out of range: IMT_CLASS__COUNT. */
+IMT_API imt_triage_class imt_triage_class_at(int i);
 
 /** The class of a file from its path alone (no I/O). */
 IMT_API imt_triage_class imt_triage_classify(const char *path);
+
+/** The class of a file of a disk image: deleted-media or deleted-other when
+ *  alloc is deleted or orphan, else imt_triage_classify of its path inside
+ *  the image (fs_path: the part after the image's path, "!pN/...", so the
+ *  folders holding the image file do not count). */
+IMT_API imt_triage_class imt_triage_classify_image(const char *fs_path,
+                                                   imt_alloc_status alloc);
 
 /** The exact one-sided upper confidence bound on K, the number of files
  *  with known material among N, when x of a simple random sample of n of
@@ -1460,6 +1476,16 @@ typedef struct imt_preview_stats {
                                   read in part each at 1 - 0.05/k (Bonferroni
                                   over those k classes), plus the hits of the
                                   classes read whole */
+    uint64_t disk_images;      /* PATHs listed through their file systems */
+    uint64_t uncarved_areas;   /* what a full scan of those carves and the
+                                  preview does not look at: each file
+                                  system's unallocated blocks (one area each,
+                                  size not measured: that takes a pass over
+                                  its allocation map) and each region outside
+                                  file systems (volume-system gaps, partitions
+                                  with no file system recognised) */
+    uint64_t uncarved_bytes;   /* the bytes of those regions outside file
+                                  systems */
     imt_preview_class_stats cls[IMT_CLASS__COUNT];
 } imt_preview_stats;
 

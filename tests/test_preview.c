@@ -219,7 +219,7 @@ static void test_spool(void)
     char path[64];
     for (int i = 0; i < N; i++) {
         snprintf(path, sizeof path, "dev/d%03d/file-%05d.bin", i % 97, i);
-        imt__tfile f = {imt__triage_key(7, path), (uint64_t)i, 1, (uint64_t)i, (uint64_t)i, path};
+        imt__tfile f = {imt__triage_key(7, path), (uint64_t)i, 1, (uint64_t)i, (uint64_t)i, path, NULL, 0};
         int c = i % 3 == 0 ? 0 : i % 3 == 1 ? 2 : 5;
         REQUIRE(imt__spool_add(sp, c, &f) == IMT_OK);
         keys[c][nk[c]++] = f.key;

@@ -7,7 +7,20 @@
 #include <string.h>
 
 static const char *const class_names[IMT_CLASS__COUNT] = {
-    "user-media", "media", "user-other", "system-media", "other", "system-other"};
+    "user-media", "media", "user-other", "system-media", "other", "system-other",
+    "deleted-media", "deleted-other"};
+
+/* Deleted files right after the living of their kind in user folders: a
+ * deleted picture tells as much as one in a user folder, and the rest of
+ * the deleted as much as other user content (README, "Preview"). */
+static const imt_triage_class read_order[IMT_CLASS__COUNT] = {
+    IMT_CLASS_USER_MEDIA, IMT_CLASS_DELETED_MEDIA, IMT_CLASS_MEDIA, IMT_CLASS_USER_OTHER,
+    IMT_CLASS_DELETED_OTHER, IMT_CLASS_SYSTEM_MEDIA, IMT_CLASS_OTHER, IMT_CLASS_SYSTEM_OTHER};
+
+imt_triage_class imt_triage_class_at(int i)
+{
+    return i >= 0 && i < IMT_CLASS__COUNT ? read_order[i] : IMT_CLASS__COUNT;
+}
 
 const char *imt_triage_class_name(imt_triage_class c)
 {
@@ -106,4 +119,12 @@ imt_triage_class imt_triage_classify(const char *path)
     if (user) return media ? IMT_CLASS_USER_MEDIA : IMT_CLASS_USER_OTHER;
     if (sys) return media ? IMT_CLASS_SYSTEM_MEDIA : IMT_CLASS_SYSTEM_OTHER;
     return media ? IMT_CLASS_MEDIA : IMT_CLASS_OTHER;
+}
+
+imt_triage_class imt_triage_classify_image(const char *fs_path, imt_alloc_status alloc)
+{
+    imt_triage_class c = imt_triage_classify(fs_path);
+    if (alloc == IMT_ALLOC_ALLOCATED) return c;
+    int media = c == IMT_CLASS_USER_MEDIA || c == IMT_CLASS_MEDIA || c == IMT_CLASS_SYSTEM_MEDIA;
+    return media ? IMT_CLASS_DELETED_MEDIA : IMT_CLASS_DELETED_OTHER;
 }
