@@ -1659,6 +1659,33 @@ IMT_API void imt_sample_result_free(imt_sample_result *res);
 IMT_API imt_err imt_sample_confirm(const char *path, uint64_t start, uint64_t size,
                                    const uint8_t md5[16], int *match);
 
+/** A file of a disk image's file system whose bytes hold a sampled block
+ *  (imt_sample_locate). Strings are borrowed during the callback. */
+typedef struct imt_sample_located {
+    size_t hit;                 /* index into the offsets given */
+    const char *path;           /* "IMAGE!pN/path", as a full scan names it */
+    imt_alloc_status alloc;     /* allocated, deleted or orphan */
+    uint64_t size;
+    uint64_t file_offset;       /* where in the file the block's first byte is */
+    int read_ok;                /* its content was read whole: md5 is set */
+    uint8_t md5[16];
+} imt_sample_located;
+typedef int (*imt_sample_located_fn)(void *ctx, const imt_sample_located *l);
+
+/** Locate sampled blocks through the file systems of the disk image at path
+ *  (only read): every file the source's enumeration lists (allocated,
+ *  deleted, orphan; no carving) whose byte runs hold one of offsets[0..n)
+ *  (image offsets of blocks' first bytes) is read whole through its file
+ *  system and its MD5 computed; cb gets one call per (file, offset), in the
+ *  image's order (a non-zero return stops: IMT_E_INTERRUPTED). A file is
+ *  read at most once. Fragmented files are found wherever their fragments
+ *  lie; an offset in runs past the IMT_MAX_BYTE_RUNS a record keeps is not.
+ *  IMT_E_UNSUPPORTED when path is not a disk image; stop as in
+ *  imt_scan_opts. */
+IMT_API imt_err imt_sample_locate(const char *path, const uint64_t *offsets, size_t n,
+                                  imt_sample_located_fn cb, void *ctx,
+                                  const volatile int *stop, char *detail, size_t cap);
+
 /** Mark r as the report of a preview: before imt_report_begin (the header
  *  then holds "preview" with the settings) and again, with the final stats,
  *  before imt_report_end (the summary then holds "preview" with the counts
