@@ -14,6 +14,8 @@
 #     the full scan's record, members of the ZIP included (and its hit);
 #     it is not complete: the unallocated space it did not carve is stated
 #     (not_carved), and the carved items are the full scan's only;
+#   - the same file system as partition 1 behind an MBR (sfdisk), raw and as
+#     an E01 (ewfacquire): the preview's records are the full scan's;
 #   - --resume PREVIEW_REPORT: the full scan reads only what the preview did
 #     not (a file the preview read is overwritten in the image afterwards:
 #     its record stays the preview's) and the rest equals the full scan's;
@@ -28,7 +30,7 @@ V=$SHARED/vectors/pdq/images
 CSV=$SHARED/vectors/pdq/observed/cpp-shipped-imagemagick.csv
 skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
 [ -d "$V" ] && [ -f "$CSV" ] || skip "the shared vectors are missing ($V)"
-for t in mkfs.vfat mcopy mdel convert python3; do
+for t in mkfs.vfat mcopy mdel sfdisk ewfacquire convert python3; do
   command -v "$t" >/dev/null || skip "$t is missing (scripts/setup.sh installs it)"
 done
 tmp=$(mktemp -d)
@@ -121,6 +123,36 @@ ex = pvexpect(sys.argv[1])
 need(len(pr) == 3 and all(ex.get(r["path"]) == r for r in pr), "records equal the full scan's")
 sys.exit(0 if ok else 1)
 PY
+
+# ---- the same file system behind a partition table, and as an E01 ----------
+# (each kind of image the full scan reads: a partition table, E01)
+{
+  truncate -s $((1048576 + 40960000 + 1048576)) disk.raw
+  echo 'start=2048, size=80000, type=c' | sfdisk -q disk.raw >/dev/null || { echo "FAIL: sfdisk"; exit 1; }
+  dd if=dev.img of=disk.raw bs=512 seek=2048 conv=notrunc status=none
+  ewfacquire -u -q -t disk -c none -S 20MiB -f encase6 disk.raw >/dev/null 2>&1 || { echo "FAIL: ewfacquire"; exit 1; }
+  "$CLI" scan --index idx --quiet --threads 2 --out dfull.jsonl disk.raw 2>/dev/null
+  for im in disk.raw disk.E01; do
+    "$CLI" scan --index idx --quiet --threads 2 --stop-after-hits 3 --out "d-$im.jsonl" "$im" 2>/dev/null
+    check '[ $? -eq 1 ]' "a preview of $im with hits exits 1"
+  done
+  python3 - dfull.jsonl d-disk.raw.jsonl d-disk.E01.jsonl <<'PY' || fail=1
+import json, sys
+sys.path.insert(0, "."); from expect import pvexpect
+ex = pvexpect(sys.argv[1])
+ok = True
+for f, name in ((sys.argv[2], "disk.raw"), (sys.argv[3], "disk.E01")):
+    pr = [json.loads(l) for l in open(f) if '"record":"file"' in l]
+    for r in pr:   # the E01 names itself; everything else is the raw image's
+        r["path"] = r["path"].replace(name, "disk.raw", 1)
+        r["image"]["path"] = "disk.raw"
+    p = json.loads(open(f).readlines()[-1])["preview"]
+    good = len(pr) == 3 and all(r["image"]["partition"] == 1 and ex.get(r["path"]) == r for r in pr) \
+        and p["hit_files"] == 3 and p["not_carved"]["areas"] >= 2
+    if not good: print("FAIL: %s: partitioned image's preview records %r" % (name, p)); ok = False
+sys.exit(0 if ok else 1)
+PY
+}
 
 # ---- read to its end, 1 and 2 threads: every record the full scan's --------
 for t in 1 2; do

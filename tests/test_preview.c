@@ -219,7 +219,11 @@ static void test_spool(void)
     char path[64];
     for (int i = 0; i < N; i++) {
         snprintf(path, sizeof path, "dev/d%03d/file-%05d.bin", i % 97, i);
-        imt__tfile f = {imt__triage_key(7, path), (uint64_t)i, 1, (uint64_t)i, (uint64_t)i, path, NULL, 0};
+        /* every fifth with a blob (a disk image's entry): i % 13 + 1 bytes */
+        unsigned char blob[16];
+        for (int k = 0; k < 16; k++) blob[k] = (unsigned char)(i * 7 + k);
+        imt__tfile f = {imt__triage_key(7, path), (uint64_t)i, 1, (uint64_t)i, (uint64_t)i, path,
+                        i % 5 ? NULL : blob, i % 5 ? 0 : (size_t)(i % 13 + 1)};
         int c = i % 3 == 0 ? 0 : i % 3 == 1 ? 2 : 5;
         REQUIRE(imt__spool_add(sp, c, &f) == IMT_OK);
         keys[c][nk[c]++] = f.key;
@@ -243,6 +247,14 @@ static void test_spool(void)
                 snprintf(path, sizeof path, "dev/d%03d/file-%05d.bin", (int)(v[i].seq % 97),
                          (int)v[i].seq);
                 CHECK(!strcmp(path, v[i].path) && v[i].ino == v[i].seq);
+                int want_blob = v[i].seq % 5 == 0, blob_ok = 1;
+                if (want_blob) {
+                    const unsigned char *b = v[i].blob;
+                    blob_ok = b && v[i].blob_len == v[i].seq % 13 + 1;
+                    for (size_t k = 0; blob_ok && k < v[i].blob_len; k++)
+                        blob_ok = b[k] == (unsigned char)(v[i].seq * 7 + k);
+                } else blob_ok = !v[i].blob && !v[i].blob_len;
+                CHECKF(blob_ok, "record %llu: its blob", (unsigned long long)v[i].seq);
             }
         }
         for (int i = 0; i < N; i++)

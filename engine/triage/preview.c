@@ -651,13 +651,13 @@ imt_err imt_triage_run(imt_index *idx, const char *const *paths, size_t n_paths,
     ents = imt__calloc(chunk, sizeof *ents);
     R.b.state = imt__calloc(chunk, 1);
     if (!bpaths || !ff || !ib || !ents || !R.b.state) { err = IMT_E_NOMEM; goto cleanup; }
-    imt_scan_opts io = so; /* files of disk images: entries, nothing to skip */
-    io.skip = NULL;
     so.skip = run_skip;
     so.progress = run_progress;
     so.ctx = &R;
     so.stop = &w.stop;
     so.hash.stop = &w.stop;
+    imt_scan_opts io = so; /* files of disk images: entries, nothing to skip */
+    io.skip = NULL;
     long ncpu = so.threads > 0 ? so.threads : sysconf(_SC_NPROCESSORS_ONLN);
     size_t step = (size_t)(ncpu > 0 ? ncpu : 1); /* doubled before its first use */
     if (step > chunk) step = chunk;
