@@ -200,6 +200,22 @@ static void test_classes(void)
         CHECKF(c == t[i].c, "%s: %s, want %s", t[i].path, imt_triage_class_name(c),
                imt_triage_class_name(t[i].c));
     }
+    /* Files of disk images: the path inside the image; deleted and orphan
+     * files a class of their own whatever their folder. */
+    CHECK(imt_triage_classify_image("!p1/Users/bob/Pictures/a.jpg", IMT_ALLOC_ALLOCATED) ==
+          IMT_CLASS_USER_MEDIA);
+    CHECK(imt_triage_classify_image("!p1/Windows/System32/a.jpg", IMT_ALLOC_DELETED) ==
+          IMT_CLASS_DELETED_MEDIA);
+    CHECK(imt_triage_classify_image("!p1/Users/bob/Pictures/a.txt", IMT_ALLOC_ORPHAN) ==
+          IMT_CLASS_DELETED_OTHER);
+    CHECK(imt_triage_classify_image("!p2/x.dll", IMT_ALLOC_DELETED) == IMT_CLASS_DELETED_OTHER);
+    /* The read order: deleted right after the user classes of their kind. */
+    static const imt_triage_class order[] = {
+        IMT_CLASS_USER_MEDIA, IMT_CLASS_DELETED_MEDIA, IMT_CLASS_MEDIA, IMT_CLASS_USER_OTHER,
+        IMT_CLASS_DELETED_OTHER, IMT_CLASS_SYSTEM_MEDIA, IMT_CLASS_OTHER, IMT_CLASS_SYSTEM_OTHER};
+    for (int i = 0; i < IMT_CLASS__COUNT; i++) CHECK(imt_triage_class_at(i) == order[i]);
+    CHECK(imt_triage_class_at(IMT_CLASS__COUNT) == IMT_CLASS__COUNT && imt_triage_class_at(-1) == IMT_CLASS__COUNT);
+    CHECK(!strcmp(imt_triage_class_name(IMT_CLASS_DELETED_MEDIA), "deleted-media"));
 }
 
 /* ---- the listing spills and comes back whole, in key order -------------- */
