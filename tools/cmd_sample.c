@@ -74,12 +74,13 @@ typedef struct locate_ctx {
     const imt_sample_result *res;
     fhit *fh;
     size_t nf;
+    const size_t *which;       /* the offsets given: their hit indexes */
 } locate_ctx;
 
 static int on_located(void *ctx, const imt_sample_located *l)
 {
     locate_ctx *c = ctx;
-    const imt_sample_hit *h = &c->res->hits[l->hit];
+    const imt_sample_hit *h = &c->res->hits[c->which[l->hit]];
     for (size_t k = 0; k < c->nf; k++) {
         fhit *f = &c->fh[k];
         if (f->list_id != h->at.list_id || f->file_id != h->at.file_id) continue;
@@ -245,12 +246,24 @@ int cmd_scan_sample(int argc, char **argv)
     int located = 0;
     char ldet[256] = "";
     if (n_left && res.n_hits) {
+        /* the hits of the files not confirmed yet (hit indexes kept) */
         uint64_t *offs = malloc(res.n_hits * sizeof *offs);
-        if (!offs) goto cleanup;
-        for (size_t i = 0; i < res.n_hits; i++) offs[i] = res.hits[i].offset;
-        locate_ctx lc = {&res, fh, nf};
-        imt_err le = imt_sample_locate(image, offs, res.n_hits, on_located, &lc, &cli_stop,
+        size_t *which = malloc(res.n_hits * sizeof *which), m = 0;
+        if (!offs || !which) { free(offs); free(which); goto cleanup; }
+        for (size_t i = 0; i < res.n_hits; i++) {
+            fhit key = {0};
+            key.list_id = res.hits[i].at.list_id;
+            key.file_id = res.hits[i].at.file_id;
+            const fhit *f = bsearch(&key, fh, nf, sizeof *fh, fhit_cmp);
+            if (f && !f->ok) {
+                offs[m] = res.hits[i].offset;
+                which[m++] = i;
+            }
+        }
+        locate_ctx lc = {&res, fh, nf, which};
+        imt_err le = imt_sample_locate(image, offs, m, on_located, &lc, &cli_stop,
                                        ldet, sizeof ldet);
+        free(which);
         free(offs);
         located = le == IMT_OK ? 1 : le == IMT_E_UNSUPPORTED ? -1 : -2;
     }

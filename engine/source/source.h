@@ -104,6 +104,8 @@ typedef struct imt__sentry {
     imt_carve_hit hit;       /* carved: offset = image offset of the first
                                 byte, length, format, how it ended */
     imt__img_kind img_kind;
+    /* (the preview keeps entries packed, engine/triage/preview.c pack_entry:
+     * a new pointer member must be packed there too) */
 } imt__sentry;
 
 void imt__sentry_free(imt__sentry *e);
