@@ -23,6 +23,8 @@
 #     states each class's bound (at most 3N/n, the exact hypergeometric one);
 #   - the folder version: a ZIP's member with a known picture is a hit of the
 #     preview (its members were dropped before).
+#   - a folder's classes come from the path below the PATH (a tree of system
+#     files under a case folder named Downloads stays system-other).
 set -u
 CLI=$1
 SHARED=$2
@@ -279,6 +281,18 @@ ok = len(mem) == 1 and mem[0] in got and got[mem[0]]["matches"] == full[mem[0]][
 ok = ok and pv[-1]["preview"]["hit_files"] == 4 and set(got) == set(full)
 if not ok: print("FAIL: a folder preview keeps a ZIP's member and its hit", pv[-1]["preview"]["hit_files"])
 sys.exit(0 if ok else 1)
+PY
+
+# ---- classes come from the path below the PATH, not the folders holding it --
+# (the none tree moved under a case folder named Downloads: still system files)
+mkdir -p "$tmp/case/Downloads" && mv "$N" "$tmp/case/Downloads/none"
+"$CLI" scan --index idx --quiet --threads 2 --budget 1h --out rel.jsonl "$tmp/case/Downloads/none" 2>/dev/null
+python3 - rel.jsonl <<'PY' || fail=1
+import json, sys
+p = json.loads(open(sys.argv[1]).readlines()[-1])["preview"]
+c = {k["class"]: k["enumerated"] for k in p["classes"]}
+if c["system-other"] != 3000 or c["user-other"] != 0:
+    print("FAIL: classes of a tree under a folder named Downloads: %r" % c); sys.exit(1)
 PY
 
 [ $fail -eq 0 ] && echo "test_image_preview: all checks passed"

@@ -194,6 +194,15 @@ static void test_classes(void)
         {"a.jpg", IMT_CLASS_MEDIA},
         {".jpg", IMT_CLASS_OTHER},
         {"ex/DCIM", IMT_CLASS_OTHER}, /* a file named DCIM is not in a DCIM folder */
+        /* a person's home folder is user content, a system folder in it not */
+        {"ex/Users/bob/stuff/a.png", IMT_CLASS_USER_MEDIA},
+        {"ex/Users/bob/notes.txt", IMT_CLASS_USER_OTHER},
+        {"ex/home/bob/x.mp4", IMT_CLASS_USER_MEDIA},
+        {"ex/Users/bob/AppData/Local/Temp/x.jpg", IMT_CLASS_SYSTEM_MEDIA},
+        {"ex/home/bob/.cache/x.png", IMT_CLASS_SYSTEM_MEDIA},
+        {"ex/Users/Default/x.jpg", IMT_CLASS_MEDIA},
+        {"ex/Users/x.jpg", IMT_CLASS_MEDIA}, /* not in anyone's home */
+        {"ex/Documents and Settings/bob/a.gif", IMT_CLASS_USER_MEDIA},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         imt_triage_class c = imt_triage_classify(t[i].path);

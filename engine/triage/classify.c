@@ -52,6 +52,12 @@ static const char *const system_dirs[] = {
     "var", "system", "applications", "library", "node_modules", ".git", "site-packages",
     "dist-packages", "__pycache__", ".cache", "appdata", NULL};
 
+/* Folders holding people's home folders, and profiles there that are no
+ * one's (templates). */
+static const char *const homes[] = {"users", "home", "documents and settings", NULL};
+static const char *const profile_templates[] = {"default", "default user", "all users",
+                                                "defaultapppool", NULL};
+
 static const char *const media_ext[] = {
     /* pictures */
     "jpg", "jpeg", "jpe", "jfif", "pjpeg", "png", "apng", "gif", "bmp", "dib", "tif", "tiff",
@@ -91,7 +97,7 @@ static int has_prefix_ci(const char *s, size_t n, const char *pfx)
 imt_triage_class imt_triage_classify(const char *path)
 {
     if (!path) return IMT_CLASS_OTHER;
-    int user = 0, sys = 0, browser = 0, cache = 0;
+    int user = 0, sys = 0, browser = 0, cache = 0, home = 0, after_homes = 0;
     const char *name = path, *p = path;
     for (;;) {
         const char *slash = strchr(p, '/');
@@ -100,6 +106,10 @@ imt_triage_class imt_triage_classify(const char *path)
             break;
         }
         size_t n = (size_t)(slash - p);
+        /* a person's home folder, Users/NAME/ or home/NAME/: user content,
+         * but weaker than a system folder below it (AppData, .cache) */
+        if (after_homes && n && !in_list(p, n, profile_templates)) home = 1;
+        after_homes = in_list(p, n, homes);
         if (in_list(p, n, user_dirs) || has_prefix_ci(p, n, ".trash-")) user = 1;
         if (in_list(p, n, system_dirs)) sys = 1;
         static const char *const browsers[] = {"chrome", "chromium", "google-chrome", "mozilla",
@@ -118,6 +128,7 @@ imt_triage_class imt_triage_classify(const char *path)
     int media = dot && dot != name && in_list(dot + 1, strlen(dot + 1), media_ext);
     if (user) return media ? IMT_CLASS_USER_MEDIA : IMT_CLASS_USER_OTHER;
     if (sys) return media ? IMT_CLASS_SYSTEM_MEDIA : IMT_CLASS_SYSTEM_OTHER;
+    if (home) return media ? IMT_CLASS_USER_MEDIA : IMT_CLASS_USER_OTHER;
     return media ? IMT_CLASS_MEDIA : IMT_CLASS_OTHER;
 }
 

@@ -292,6 +292,27 @@ static void run_progress(void *ctx, const imt_scan_progress *p)
     R->so->progress(R->so->ctx, &q);
 }
 
+/* The part of a walked path below the PATH argument it was found under:
+ * the folders holding the evidence (an analyst's home, a case folder named
+ * Downloads) say nothing about it. A PATH that is itself a file keeps its
+ * name. */
+static const char *below_path(const char *path, const char *const *paths, size_t n)
+{
+    size_t best = 0;
+    int found = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t l = strlen(paths[k]);
+        while (l > 0 && paths[k][l - 1] == '/') l--; /* "/" is 0 bytes long */
+        if (strncmp(path, paths[k], l) != 0 || (path[l] != '/' && path[l] != '\0')) continue;
+        if (!found || l > best) best = l;
+        found = 1;
+    }
+    if (!found) return path;
+    if (path[best] == '/') return path + best;
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 /* ---- files of disk images ----------------------------------------------
  * The listing keeps each file's entry as the enumeration made it (packed
  * into the spool beside its path), so that the record made when it is read
@@ -620,7 +641,7 @@ imt_err imt_triage_run(imt_index *idx, const char *const *paths, size_t n_paths,
             f.ino = (uint64_t)e.st.st_ino;
             f.size = (uint64_t)e.st.st_size;
             f.path = e.path;
-            int c = (int)imt_triage_classify(e.path);
+            int c = (int)imt_triage_classify(below_path(e.path, paths, n_paths));
             err = imt__spool_add(sp, c, &f);
             if (err) {
                 imt__set_detail(detail, cap, "cannot hold the listing (temporary files in %s): %s",
