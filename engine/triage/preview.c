@@ -11,7 +11,15 @@
  * the listing is replaced by one saying the file changed after it was
  * listed). Only seq is rewritten, to the file's walk position, so a record
  * equals the full scan's. Entries that are not regular files need no read:
- * their records are made from the listing, as imt_scan_run makes them. */
+ * their records are made from the listing, as imt_scan_run makes them.
+ *
+ * A PATH that is a disk image is listed through the source's enumeration
+ * (engine/source, without carving: the areas a full scan would carve are
+ * counted and reported), each file's entry packed whole into the spool, and
+ * read back through imt__scan_entries: the scan's workers and TSK handles
+ * over that very entry, so its record (location, allocation status, byte
+ * runs) is the full scan's. Its entries with nothing to read get their
+ * records from the same call at listing time. */
 #include "triage.h"
 #include "scan/scan.h"
 #include "source/source.h"
