@@ -274,8 +274,10 @@ void imt__preview_header_json(imt__buf *b, const imt_preview_stats *st)
     if (st->stop_after_hits) imt__buf_printf(b, "%llu", (unsigned long long)st->stop_after_hits);
     else imt__buf_puts(b, "null");
     imt__buf_printf(b, ",\"seed\":%llu,\"order\":\"likelihood class, then seeded random "
-                    "within each class\",\"record_order\":\"read order (seq is the walk "
-                    "position)\"}", (unsigned long long)st->seed);
+                    "within each class\",\"record_order\":\"read order (seq is the listing "
+                    "position: the full scan's less the container members and carved items "
+                    "before it; members follow their container with its seq)\"}",
+                    (unsigned long long)st->seed);
 }
 
 void imt__preview_summary_json(imt__buf *b, const imt_preview_stats *st)
