@@ -48,9 +48,13 @@ grep -E ',(bridge-mods/aaa-orig\.jpg|reg-test-input/labelme-subset/(q0291|q1050|
 
 # ---- the device tree: system files first in walk order, pictures in users --
 mk_system() {
-  mkdir -p "$1/Windows/System32" "$1/Program Files/App"
-  (cd "$1/Windows/System32" && for f in $(seq 1 2500); do echo "sys $f" > "d$f.dll"; done)
-  (cd "$1/Program Files/App" && for f in $(seq 1 500); do echo "prog $f" > "l$f.dat"; done)
+  python3 - "$1" <<'EOF' || exit 1
+import os, sys
+for d, n, fmt in (("Windows/System32", 2500, "d%d.dll"), ("Program Files/App", 500, "l%d.dat")):
+    os.makedirs(os.path.join(sys.argv[1], d))
+    for f in range(1, n + 1):
+        open(os.path.join(sys.argv[1], d, fmt % f), "w").write("%s %d\n" % (d, f))
+EOF
 }
 T=$tmp/tree
 mk_system "$T"
@@ -197,16 +201,18 @@ cp dev.img dev.orig
 printf 'XXXXXXXXXXXXXXXX' | dd of=dev.img bs=1 seek="${off:-0}" conv=notrunc status=none
 "$CLI" scan --index idx --quiet --threads 2 --resume h.jsonl --out r.jsonl dev.img 2>/dev/null
 check '[ $? -eq 1 ]' "the resumed full scan exits 1"
-"$CLI" scan --index idx --quiet --threads 2 --out changed.jsonl dev.img 2>/dev/null
-python3 - full.jsonl r.jsonl h.jsonl changed.jsonl <<'PY' || fail=1
-import json, sys
+python3 - full.jsonl r.jsonl h.jsonl dev.img <<'PY' || fail=1
+import json, sys, hashlib
 def files(f): return [json.loads(l) for l in open(f) if '"record":"file"' in l]
-full, res, pv, changed = (files(f) for f in sys.argv[1:5])
+full, res, pv = (files(f) for f in sys.argv[1:4])
 ok = [r["path"] for r in res] == [r["path"] for r in full]
 x = [r for r in full if r["path"].endswith("Downloads/x.jpg")][0]["path"]
 ok = ok and all(a == b for a, b in zip(full, res))   # x.jpg: the preview's = the full scan's
-cx = [r for r in changed if r["path"] == x][0]
-ok = ok and cx["md5"] != [r for r in res if r["path"] == x][0]["md5"]  # it was not read again
+# it was not read again: its bytes in the image now (its byte runs) have another MD5
+rx = [r for r in res if r["path"] == x][0]
+img = open(sys.argv[4], "rb").read()
+now = b"".join(img[o:o + n] for _, o, n in rx["image"]["runs"])
+ok = ok and len(now) == rx["size"] and hashlib.md5(now).hexdigest() != rx["md5"]
 pvp = {r["path"] for r in pv}
 ok = ok and {r["path"] for r in res} == pvp | {r["path"] for r in full if r["path"] not in pvp}
 s = json.loads(open(sys.argv[2]).readlines()[-1])
