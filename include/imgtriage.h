@@ -1417,11 +1417,13 @@ IMT_API imt_err imt_backlog_export(imt_backlog *bl, FILE *f, const char *format)
  * not regular files (links, special files, unreadable folders) first.
  * ---------------------------------------------------------------------- */
 
-/** Likelihood classes, read in this order. "media": pictures and videos by
- *  file-name extension; "user": under a user-content folder (DCIM, Pictures,
- *  Downloads, Desktop, Documents, messaging-app media, browser and thumbnail
- *  caches, recycle bins); "system": under a system or program folder and
- *  no user-content folder. Values are fixed once released. */
+/** Likelihood classes, read in the order imt_triage_class_at gives.
+ *  "media": pictures and videos by file-name extension; "user": under a
+ *  user-content folder (DCIM, Pictures, Downloads, Desktop, Documents,
+ *  messaging-app media, browser and thumbnail caches, recycle bins);
+ *  "system": under a system or program folder and no user-content folder;
+ *  "deleted": a deleted or orphan file of a disk image's file system
+ *  (whatever its folder). Values are fixed once released. */
 typedef enum imt_triage_class {
     IMT_CLASS_USER_MEDIA = 0,
     IMT_CLASS_MEDIA = 1,
@@ -1429,15 +1431,29 @@ typedef enum imt_triage_class {
     IMT_CLASS_SYSTEM_MEDIA = 3,
     IMT_CLASS_OTHER = 4,
     IMT_CLASS_SYSTEM_OTHER = 5,
+    IMT_CLASS_DELETED_MEDIA = 6,
+    IMT_CLASS_DELETED_OTHER = 7,
     IMT_CLASS__COUNT
 } imt_triage_class;
 
 /** "user-media", "media", "user-other", "system-media", "other",
- *  "system-other". Never NULL. */
+ *  "system-other", "deleted-media", "deleted-other". Never NULL. */
 IMT_API const char *imt_triage_class_name(imt_triage_class c);
+
+/** The class read i-th (0 <= i < IMT_CLASS__COUNT): user-media,
+ *  deleted-media, media, user-other, deleted-other, system-media, other,
+ *  system-other. Out of range: IMT_CLASS__COUNT. */
+IMT_API imt_triage_class imt_triage_class_at(int i);
 
 /** The class of a file from its path alone (no I/O). */
 IMT_API imt_triage_class imt_triage_classify(const char *path);
+
+/** The class of a file of a disk image: deleted-media or deleted-other when
+ *  alloc is deleted or orphan, else imt_triage_classify of its path inside
+ *  the image (fs_path: the part after the image's path, "!pN/...", so the
+ *  folders holding the image file do not count). */
+IMT_API imt_triage_class imt_triage_classify_image(const char *fs_path,
+                                                   imt_alloc_status alloc);
 
 /** The exact one-sided upper confidence bound on K, the number of files
  *  with known material among N, when x of a simple random sample of n of
@@ -1489,6 +1505,16 @@ typedef struct imt_preview_stats {
                                   read in part each at 1 - 0.05/k (Bonferroni
                                   over those k classes), plus the hits of the
                                   classes read whole */
+    uint64_t disk_images;      /* PATHs listed through their file systems */
+    uint64_t uncarved_areas;   /* what a full scan of those carves and the
+                                  preview does not look at: each file
+                                  system's unallocated blocks (one area each,
+                                  size not measured: that takes a pass over
+                                  its allocation map) and each region outside
+                                  file systems (volume-system gaps, partitions
+                                  with no file system recognised) */
+    uint64_t uncarved_bytes;   /* the bytes of those regions outside file
+                                  systems */
     imt_preview_class_stats cls[IMT_CLASS__COUNT];
 } imt_preview_stats;
 
@@ -1661,6 +1687,33 @@ IMT_API void imt_sample_result_free(imt_sample_result *res);
  *  file found by a block hit, confirmed). IMT_E_IO when unreadable. */
 IMT_API imt_err imt_sample_confirm(const char *path, uint64_t start, uint64_t size,
                                    const uint8_t md5[16], int *match);
+
+/** A file of a disk image's file system whose bytes hold a sampled block
+ *  (imt_sample_locate). Strings are borrowed during the callback. */
+typedef struct imt_sample_located {
+    size_t hit;                 /* index into the offsets given */
+    const char *path;           /* "IMAGE!pN/path", as a full scan names it */
+    imt_alloc_status alloc;     /* allocated, deleted or orphan */
+    uint64_t size;
+    uint64_t file_offset;       /* where in the file the block's first byte is */
+    int read_ok;                /* its content was read whole: md5 is set */
+    uint8_t md5[16];
+} imt_sample_located;
+typedef int (*imt_sample_located_fn)(void *ctx, const imt_sample_located *l);
+
+/** Locate sampled blocks through the file systems of the disk image at path
+ *  (only read): every file the source's enumeration lists (allocated,
+ *  deleted, orphan; no carving) whose byte runs hold one of offsets[0..n)
+ *  (image offsets of blocks' first bytes) is read whole through its file
+ *  system and its MD5 computed; cb gets one call per (file, offset), in the
+ *  image's order (a non-zero return stops: IMT_E_INTERRUPTED). A file is
+ *  read at most once. Fragmented files are found wherever their fragments
+ *  lie; an offset in runs past the IMT_MAX_BYTE_RUNS a record keeps is not.
+ *  IMT_E_UNSUPPORTED when path is not a disk image; stop as in
+ *  imt_scan_opts. */
+IMT_API imt_err imt_sample_locate(const char *path, const uint64_t *offsets, size_t n,
+                                  imt_sample_located_fn cb, void *ctx,
+                                  const volatile int *stop, char *detail, size_t cap);
 
 /** Mark r as the report of a preview: before imt_report_begin (the header
  *  then holds "preview" with the settings) and again, with the final stats,

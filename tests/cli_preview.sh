@@ -75,7 +75,7 @@ need(p["hit_files"] == 2 and p["hit_files_upper95"] == 2 and p["estimated_hit_fi
 um = [c for c in p["classes"] if c["class"] == "user-media"][0]
 need(um["enumerated"] == 3 and um["pictures"] == 3 and um["hit_files"] == 2, "user-media class")
 need(p["files_before_first_hit"] is not None and p["files_before_first_hit"] <= 1, "first hit among the first files")
-need([c["class"] for c in p["classes"]] == ["user-media", "media", "user-other", "system-media", "other", "system-other"], "classes in read order")
+need([c["class"] for c in p["classes"]] == ["user-media", "deleted-media", "media", "user-other", "deleted-other", "system-media", "other", "system-other"], "classes in read order")
 need("PREVIEW" in s["priority_explanation"], "the priority says it is a preview")
 sys.exit(0 if ok else 1)
 PY

@@ -194,12 +194,37 @@ static void test_classes(void)
         {"a.jpg", IMT_CLASS_MEDIA},
         {".jpg", IMT_CLASS_OTHER},
         {"ex/DCIM", IMT_CLASS_OTHER}, /* a file named DCIM is not in a DCIM folder */
+        /* a person's home folder is user content, a system folder in it not */
+        {"ex/Users/bob/stuff/a.png", IMT_CLASS_USER_MEDIA},
+        {"ex/Users/bob/notes.txt", IMT_CLASS_USER_OTHER},
+        {"ex/home/bob/x.mp4", IMT_CLASS_USER_MEDIA},
+        {"ex/Users/bob/AppData/Local/Temp/x.jpg", IMT_CLASS_SYSTEM_MEDIA},
+        {"ex/home/bob/.cache/x.png", IMT_CLASS_SYSTEM_MEDIA},
+        {"ex/Users/Default/x.jpg", IMT_CLASS_MEDIA},
+        {"ex/Users/x.jpg", IMT_CLASS_MEDIA}, /* not in anyone's home */
+        {"ex/Documents and Settings/bob/a.gif", IMT_CLASS_USER_MEDIA},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         imt_triage_class c = imt_triage_classify(t[i].path);
         CHECKF(c == t[i].c, "%s: %s, want %s", t[i].path, imt_triage_class_name(c),
                imt_triage_class_name(t[i].c));
     }
+    /* Files of disk images: the path inside the image; deleted and orphan
+     * files a class of their own whatever their folder. */
+    CHECK(imt_triage_classify_image("!p1/Users/bob/Pictures/a.jpg", IMT_ALLOC_ALLOCATED) ==
+          IMT_CLASS_USER_MEDIA);
+    CHECK(imt_triage_classify_image("!p1/Windows/System32/a.jpg", IMT_ALLOC_DELETED) ==
+          IMT_CLASS_DELETED_MEDIA);
+    CHECK(imt_triage_classify_image("!p1/Users/bob/Pictures/a.txt", IMT_ALLOC_ORPHAN) ==
+          IMT_CLASS_DELETED_OTHER);
+    CHECK(imt_triage_classify_image("!p2/x.dll", IMT_ALLOC_DELETED) == IMT_CLASS_DELETED_OTHER);
+    /* The read order: deleted right after the user classes of their kind. */
+    static const imt_triage_class order[] = {
+        IMT_CLASS_USER_MEDIA, IMT_CLASS_DELETED_MEDIA, IMT_CLASS_MEDIA, IMT_CLASS_USER_OTHER,
+        IMT_CLASS_DELETED_OTHER, IMT_CLASS_SYSTEM_MEDIA, IMT_CLASS_OTHER, IMT_CLASS_SYSTEM_OTHER};
+    for (int i = 0; i < IMT_CLASS__COUNT; i++) CHECK(imt_triage_class_at(i) == order[i]);
+    CHECK(imt_triage_class_at(IMT_CLASS__COUNT) == IMT_CLASS__COUNT && imt_triage_class_at(-1) == IMT_CLASS__COUNT);
+    CHECK(!strcmp(imt_triage_class_name(IMT_CLASS_DELETED_MEDIA), "deleted-media"));
 }
 
 /* ---- the listing spills and comes back whole, in key order -------------- */
@@ -219,7 +244,11 @@ static void test_spool(void)
     char path[64];
     for (int i = 0; i < N; i++) {
         snprintf(path, sizeof path, "dev/d%03d/file-%05d.bin", i % 97, i);
-        imt__tfile f = {imt__triage_key(7, path), (uint64_t)i, 1, (uint64_t)i, (uint64_t)i, path};
+        /* every fifth with a blob (a disk image's entry): i % 13 + 1 bytes */
+        unsigned char blob[16];
+        for (int k = 0; k < 16; k++) blob[k] = (unsigned char)(i * 7 + k);
+        imt__tfile f = {imt__triage_key(7, path), (uint64_t)i, 1, (uint64_t)i, (uint64_t)i, path,
+                        i % 5 ? NULL : blob, i % 5 ? 0 : (size_t)(i % 13 + 1)};
         int c = i % 3 == 0 ? 0 : i % 3 == 1 ? 2 : 5;
         REQUIRE(imt__spool_add(sp, c, &f) == IMT_OK);
         keys[c][nk[c]++] = f.key;
@@ -243,6 +272,14 @@ static void test_spool(void)
                 snprintf(path, sizeof path, "dev/d%03d/file-%05d.bin", (int)(v[i].seq % 97),
                          (int)v[i].seq);
                 CHECK(!strcmp(path, v[i].path) && v[i].ino == v[i].seq);
+                int want_blob = v[i].seq % 5 == 0, blob_ok = 1;
+                if (want_blob) {
+                    const unsigned char *b = v[i].blob;
+                    blob_ok = b && v[i].blob_len == v[i].seq % 13 + 1;
+                    for (size_t k = 0; blob_ok && k < v[i].blob_len; k++)
+                        blob_ok = b[k] == (unsigned char)(v[i].seq * 7 + k);
+                } else blob_ok = !v[i].blob && !v[i].blob_len;
+                CHECKF(blob_ok, "record %llu: its blob", (unsigned long long)v[i].seq);
             }
         }
         for (int i = 0; i < N; i++)

@@ -46,8 +46,9 @@ static void usage(FILE *f)
 "The report: a header, one \"block\" record per block found (its offset, the\n"
 "known file and block), one \"known_file\" record per known file hit (blocks\n"
 "hit; \"confirmed\": true when the whole file lies at the place its block\n"
-"implies and its MD5 matches, false otherwise: a fragmented file must be\n"
-"located through the file system, not done for raw images yet), and a summary\n"
+"implies and its MD5 matches, or, for an image with a file system, when a file\n"
+"whose byte runs hold one of its hit blocks has its MD5: \"confirmed_via\":\n"
+"\"file system\" with that file's path), and a summary\n"
 "with the detection probability: P(N samples find a collection) = 1 - C(P-M,N)\n"
 "/ C(P,N), P the places in the image, M those under the collection's stored\n"
 "blocks, for collections of 1 MiB to 1 GiB of stored blocks and for all the\n"
@@ -60,7 +61,37 @@ typedef struct fhit {
     uint32_t list_id, file_id;
     uint64_t blocks_hit, first_offset;
     uint32_t first_block;
+    int ok;                    /* whole at the place its block implies */
+    uint64_t start;
+    uint8_t md5[16];
+    char *fs_path;             /* confirmed through the file system: the file */
+    int fs_alloc;
 } fhit;
+
+/* imt_sample_locate's findings: a file holding a hit's block whose MD5 is
+ * the known file's confirms it. */
+typedef struct locate_ctx {
+    const imt_sample_result *res;
+    fhit *fh;
+    size_t nf;
+    const size_t *which;       /* the offsets given: their hit indexes */
+} locate_ctx;
+
+static int on_located(void *ctx, const imt_sample_located *l)
+{
+    locate_ctx *c = ctx;
+    const imt_sample_hit *h = &c->res->hits[c->which[l->hit]];
+    for (size_t k = 0; k < c->nf; k++) {
+        fhit *f = &c->fh[k];
+        if (f->list_id != h->at.list_id || f->file_id != h->at.file_id) continue;
+        if (!f->ok && !f->fs_path && l->read_ok && !memcmp(l->md5, f->md5, 16)) {
+            f->fs_path = strdup(l->path);
+            f->fs_alloc = (int)l->alloc;
+        }
+        break;
+    }
+    return 0;
+}
 
 static int fhit_cmp(const void *a, const void *b)
 {
@@ -128,6 +159,7 @@ int cmd_scan_sample(int argc, char **argv)
     FILE *out = stdout;
     cli_output co = {0};
     fhit *fh = NULL;
+    size_t nf = 0;
     char why[1024], detail[512];
     imt_err e = cli_open_index(&idx, "scan", ipath);
     if (e) goto cleanup;
@@ -165,7 +197,7 @@ int cmd_scan_sample(int argc, char **argv)
     cli_json_str(out, ipath);
     fprintf(out, ",\"identity\":\"%s\",\"block_files\":%llu,\"stored_blocks\":%llu}}\n", ident,
             (unsigned long long)idx_files, (unsigned long long)idx_blocks);
-    size_t nf = 0;
+    nf = 0;
     fh = calloc(res.n_hits ? res.n_hits : 1, sizeof *fh);
     if (!fh) goto cleanup;
     for (size_t i = 0; i < res.n_hits; i++) {
@@ -194,19 +226,53 @@ int cmd_scan_sample(int argc, char **argv)
     }
     qsort(fh, nf, sizeof *fh, fhit_cmp);
     uint64_t confirmed = 0;
+    /* First where its block implies (a contiguous file); the rest through
+     * the image's file systems (every file holding a hit's block is read
+     * and its MD5 compared), for an image with one. */
+    size_t n_left = 0;
     for (size_t k = 0; k < nf; k++) {
         imt_block_file bf;
         if (imt_block_file_get(br, fh[k].list_id, fh[k].file_id, &bf) != IMT_OK) continue;
+        memcpy(fh[k].md5, bf.md5, 16);
         uint64_t back = (uint64_t)fh[k].first_block * 4096u;
-        int ok = 0;
-        uint64_t start = 0;
         if (fh[k].first_offset >= back) {
-            start = fh[k].first_offset - back;
-            if (start + bf.size <= res.image_size &&
-                imt_sample_confirm(image, start, bf.size, bf.md5, &ok) != IMT_OK)
-                ok = 0;
+            fh[k].start = fh[k].first_offset - back;
+            if (fh[k].start + bf.size <= res.image_size &&
+                imt_sample_confirm(image, fh[k].start, bf.size, bf.md5, &fh[k].ok) != IMT_OK)
+                fh[k].ok = 0;
         }
-        confirmed += ok;
+        n_left += !fh[k].ok;
+    }
+    int located = 0;
+    char ldet[256] = "";
+    if (n_left && res.n_hits) {
+        /* the hits of the files not confirmed yet (hit indexes kept) */
+        uint64_t *offs = malloc(res.n_hits * sizeof *offs);
+        size_t *which = malloc(res.n_hits * sizeof *which), m = 0;
+        if (!offs || !which) { free(offs); free(which); goto cleanup; }
+        for (size_t i = 0; i < res.n_hits; i++) {
+            fhit key = {0};
+            key.list_id = res.hits[i].at.list_id;
+            key.file_id = res.hits[i].at.file_id;
+            const fhit *f = bsearch(&key, fh, nf, sizeof *fh, fhit_cmp);
+            if (f && !f->ok) {
+                offs[m] = res.hits[i].offset;
+                which[m++] = i;
+            }
+        }
+        locate_ctx lc = {&res, fh, nf, which};
+        imt_err le = imt_sample_locate(image, offs, m, on_located, &lc, &cli_stop,
+                                       ldet, sizeof ldet);
+        free(which);
+        free(offs);
+        located = le == IMT_OK ? 1 : le == IMT_E_UNSUPPORTED ? -1 : -2;
+    }
+    for (size_t k = 0; k < nf; k++) {
+        imt_block_file bf;
+        if (imt_block_file_get(br, fh[k].list_id, fh[k].file_id, &bf) != IMT_OK) continue;
+        int ok = fh[k].ok;
+        uint64_t start = fh[k].start;
+        confirmed += ok || fh[k].fs_path;
         fprintf(out, "{\"record\":\"known_file\",\"list_id\":%u,\"file_id\":%u,\"name\":",
                 (unsigned)bf.list_id, (unsigned)bf.file_id);
         cli_json_str(out, bf.name);
@@ -214,11 +280,29 @@ int cmd_scan_sample(int argc, char **argv)
         for (int i = 0; i < 16; i++) fprintf(out, "%02x", bf.md5[i]);
         fprintf(out, "\",\"blocks\":%u,\"blocks_stored\":%u,\"blocks_hit\":%llu,\"confirmed\":%s",
                 (unsigned)bf.blocks, (unsigned)bf.stored, (unsigned long long)fh[k].blocks_hit,
-                ok ? "true" : "false");
+                ok || fh[k].fs_path ? "true" : "false");
         if (ok) fprintf(out, ",\"offset\":%llu", (unsigned long long)start);
-        else fputs(",\"note\":\"not whole at the place its block implies (fragmented, partly "
-                   "overwritten or deleted and reused): locate it through the file system and "
-                   "confirm by its full hash (not done for raw images yet)\"", out);
+        else if (fh[k].fs_path) {
+            fputs(",\"confirmed_via\":\"file system\",\"path\":", out);
+            cli_json_str(out, fh[k].fs_path);
+            fprintf(out, ",\"alloc\":\"%s\"", imt_alloc_status_name((imt_alloc_status)fh[k].fs_alloc));
+        } else {
+            fputs(",\"note\":", out);
+            char note[512];
+            snprintf(note, sizeof note,
+                     "not whole at the place its block implies (fragmented, partly overwritten "
+                     "or deleted and reused), and %s",
+                     located == 1    ? "no file of the image's file systems holding its blocks "
+                                       "has its MD5 (partly overwritten, or only in unallocated "
+                                       "space)"
+                     : located == -1 ? "the image has no file system to locate it through"
+                                     : "locating it through the file system failed");
+            if (located == -2 && ldet[0]) {
+                size_t l = strlen(note);
+                snprintf(note + l, sizeof note - l, ": %s", ldet);
+            }
+            cli_json_str(out, note);
+        }
         fputs("}\n", out);
     }
     double secs = (double)res.elapsed_ms / 1000.0;
@@ -246,9 +330,11 @@ int cmd_scan_sample(int argc, char **argv)
     fprintf(out, "],\"detection_probability_all_stored\":{\"blocks\":%llu,\"p\":%.6f},"
                  "\"statistic\":\"P(a sample finds a collection) = 1 - C(P-M,n)/C(P,n): P "
                  "places, M of them under the collection's stored blocks (its probative "
-                 "4 KiB blocks present in the image), n samples\",\"remaining\":\"files not "
-                 "whole at the implied place are to be located through the file system and "
-                 "confirmed by full hash (raw images: not done yet)\"}\n",
+                 "4 KiB blocks present in the image), n samples\",\"confirmation\":\"a known "
+                 "file is confirmed by its MD5: where its block implies it starts (contiguous), "
+                 "else through the image's file systems (the files whose byte runs hold its "
+                 "blocks, allocated or deleted, read whole); one only in unallocated space and "
+                 "fragmented stays unconfirmed\"}\n",
             (unsigned long long)idx_blocks,
             imt_sample_detect_probability(res.positions, idx_blocks, res.samples));
     if (fflush(out) != 0) { cli_err("scan: cannot write the report: %s", strerror(errno)); goto cleanup; }
@@ -267,6 +353,7 @@ cleanup:
         cli_err("scan: cannot write the report: %s", strerror(errno));
         rc = CLI_EXIT_ERROR;
     }
+    for (size_t k = 0; fh && k < nf; k++) free(fh[k].fs_path);
     free(fh);
     imt_sample_result_free(&res);
     imt_block_reader_close(br);

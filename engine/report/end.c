@@ -17,9 +17,12 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
      * the summary agree (issue 9 item 11). */
     int complete = scan_status == IMT_OK && r->sum.errors == 0 && !r->write_failed &&
                    !r->image_failures;
-    /* A preview that stopped before reading every file is not a complete scan. */
+    /* A preview that stopped before reading every file is not a complete
+     * scan; nor is one of a disk image, whose unallocated space it did not
+     * carve. */
     int preview_cut = r->is_preview && (r->preview.stopped_by != IMT_PREVIEW_COMPLETE ||
-                                        !r->preview.enumeration_complete);
+                                        !r->preview.enumeration_complete ||
+                                        r->preview.uncarved_areas);
     if (preview_cut) complete = 0;
     imt_err overall = r->write_failed        ? IMT_E_WRITE
                       : scan_status != IMT_OK ? scan_status
@@ -36,11 +39,12 @@ imt_err imt_report_end(imt_report *r, imt_err scan_status, imt_report_summary *s
     else if (scan_status != IMT_OK)
         imt__set_detail(why, sizeof why, "the scan failed: %s", imt_strerror(scan_status));
     else if (preview_cut)
-        imt__set_detail(why, sizeof why, "a preview, stopped by %s: %llu of %llu files read%s",
+        imt__set_detail(why, sizeof why, "a preview, stopped by %s: %llu of %llu files read%s%s",
                         imt_preview_stop_name(r->preview.stopped_by),
                         (unsigned long long)r->preview.examined_files,
                         (unsigned long long)r->preview.enumerated_files,
-                        r->preview.enumeration_complete ? "" : " (listing incomplete)");
+                        r->preview.enumeration_complete ? "" : " (listing incomplete)",
+                        r->preview.uncarved_areas ? "; unallocated space not carved" : "");
     else if (r->sum.errors)
         imt__set_detail(why, sizeof why, "%llu %s could not be read",
                         (unsigned long long)r->sum.errors, r->sum.errors == 1 ? "entry" : "entries");

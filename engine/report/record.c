@@ -357,7 +357,7 @@ int imt_report_record(void *report, const imt_scan_record *rec)
     imt_report *r = report;
     imt_err err = IMT_OK;
     if (!r || !rec || !r->began || r->ended) return 1;
-    if (rec->skipped) return imt__resume_emit(r) != IMT_OK;
+    if (rec->skipped) return imt__resume_emit(r, rec->seq) != IMT_OK;
     imt__buf *t = &r->tmp;
     t->len = 0;
     imt__buf_json_str(t, rec->path);

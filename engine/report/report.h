@@ -215,7 +215,7 @@ imt_err imt__report_account(imt_report *r, const imt__rfacts *f, const char *pat
 
 /* Resume: free the resume state; emit the next claimed old record. */
 void imt__resume_free(imt_report *r);
-imt_err imt__resume_emit(imt_report *r);
+imt_err imt__resume_emit(imt_report *r, uint64_t seq);
 
 /* s as a JSON string literal, or null. */
 void imt__put_str_or_null(imt__buf *b, const char *s);

@@ -333,7 +333,7 @@ cleanup:
     return err;
 }
 
-imt_err imt__resume_emit(imt_report *r)
+imt_err imt__resume_emit(imt_report *r, uint64_t seq)
 {
     if (!r->q_len)
         return imt__report_fail(r, IMT_E_INTERNAL, "a resumed entry has no old record%s", NULL);
@@ -353,8 +353,26 @@ imt_err imt__resume_emit(imt_report *r)
     }
     if (!err) {
         /* Verbatim: the options check made sure the format is the same
-         * (full JSONL), so this is the line an uninterrupted run writes. */
-        imt__buf_put(&r->line, p.line, p.len);
+         * (full JSONL), so this is the line an uninterrupted run writes;
+         * but for its seq: a preview's is the file's listing position,
+         * which container members or carved items before it shift in the
+         * full scan (seq: this scan's; its members' follow it). */
+        static const char pre[] = "{\"record\":\"file\",\"seq\":";
+        const size_t pl = sizeof pre - 1;
+        for (char *l = p.line; l < p.line + p.len;) {
+            char *nl = memchr(l, '\n', (size_t)(p.line + p.len - l));
+            char *end = nl ? nl + 1 : p.line + p.len;
+            char *q = l + pl;
+            if ((size_t)(end - l) > pl && !memcmp(l, pre, pl)) {
+                while (q < end && *q >= '0' && *q <= '9') q++;
+                imt__buf_put(&r->line, l, pl);
+                imt__buf_printf(&r->line, "%llu", (unsigned long long)seq++);
+                imt__buf_put(&r->line, q, (size_t)(end - q));
+            } else {
+                imt__buf_put(&r->line, l, (size_t)(end - l));
+            }
+            l = end;
+        }
         err = imt__report_flush(r);
     }
     free(p.line);

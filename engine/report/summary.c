@@ -249,8 +249,10 @@ void imt__preview_header_json(imt__buf *b, const imt_preview_stats *st)
     if (st->stop_after_hits) imt__buf_printf(b, "%llu", (unsigned long long)st->stop_after_hits);
     else imt__buf_puts(b, "null");
     imt__buf_printf(b, ",\"seed\":%llu,\"order\":\"likelihood class, then seeded random "
-                    "within each class\",\"record_order\":\"read order (seq is the walk "
-                    "position)\"}", (unsigned long long)st->seed);
+                    "within each class\",\"record_order\":\"read order (seq is the listing "
+                    "position: the full scan's less the container members and carved items "
+                    "before it; members follow their container with its seq)\"}",
+                    (unsigned long long)st->seed);
 }
 
 void imt__preview_summary_json(imt__buf *b, const imt_preview_stats *st)
@@ -275,18 +277,28 @@ void imt__preview_summary_json(imt__buf *b, const imt_preview_stats *st)
     else imt__buf_puts(b, "null");
     imt__buf_puts(b, ",\"first_hit_after_s\":");
     put_secs_or_null(b, st->have_first_hit, st->first_hit_ms);
+    imt__buf_printf(b, ",\"disk_images\":%llu,\"not_carved\":{\"areas\":%llu,"
+                    "\"bytes_outside_file_systems\":%llu,\"note\":\"%s\"}",
+                    (unsigned long long)st->disk_images, (unsigned long long)st->uncarved_areas,
+                    (unsigned long long)st->uncarved_bytes,
+                    st->uncarved_areas
+                        ? "unallocated blocks of each file system and space outside file "
+                          "systems were not carved: left to the full scan, outside the "
+                          "bounds (which count listed files)"
+                        : "");
     imt__buf_printf(b, ",\"estimated_hit_files\":%.3f,\"hit_files_upper95\":%llu,"
                     "\"bound\":\"per class: exact hypergeometric, one-sided 95%%; device: "
                     "the sum over classes, each read in part at 1-0.05/k (Bonferroni), "
                     "of the files listed\",\"classes\":[",
                     st->estimate, (unsigned long long)st->upper95);
-    for (int c = 0; c < IMT_CLASS__COUNT; c++) {
+    for (int i = 0; i < IMT_CLASS__COUNT; i++) {
+        int c = (int)imt_triage_class_at(i);
         const imt_preview_class_stats *k = &st->cls[c];
         imt__buf_printf(b, "%s{\"class\":\"%s\",\"enumerated\":%llu,\"enumerated_bytes\":%llu,"
                         "\"examined\":%llu,\"examined_bytes\":%llu,\"pictures\":%llu,"
                         "\"hit_files\":%llu,\"estimated_hit_files\":%.3f,"
                         "\"hit_files_upper95\":%llu,\"rule_of_three\":",
-                        c ? "," : "", imt_triage_class_name((imt_triage_class)c),
+                        i ? "," : "", imt_triage_class_name((imt_triage_class)c),
                         (unsigned long long)k->enumerated,
                         (unsigned long long)k->enumerated_bytes,
                         (unsigned long long)k->examined, (unsigned long long)k->examined_bytes,
@@ -304,12 +316,13 @@ void imt__preview_explain(imt__buf *b, const imt_preview_stats *st)
 {
     imt__buf_printf(b, "; PREVIEW (stopped by %s%s): %llu of %llu files read, a seeded random "
                     "sample of each class; %llu with hits; estimated %.1f files with known "
-                    "material on the device, at most %llu at 95%% confidence",
+                    "material on the device, at most %llu at 95%% confidence%s",
                     imt_preview_stop_name(st->stopped_by),
                     st->enumeration_complete ? "" : ", listing incomplete",
                     (unsigned long long)st->examined_files,
                     (unsigned long long)st->enumerated_files, (unsigned long long)st->hit_files,
-                    st->estimate, (unsigned long long)st->upper95);
+                    st->estimate, (unsigned long long)st->upper95,
+                    st->uncarved_areas ? " (unallocated space not carved)" : "");
 }
 
 void imt__preview_text(imt__buf *s, const imt_preview_stats *st)
@@ -327,7 +340,8 @@ void imt__preview_text(imt__buf *s, const imt_preview_stats *st)
                         (unsigned long long)st->files_before_first_hit,
                         (double)st->first_hit_ms / 1000.0);
     imt__buf_puts(s, "\n");
-    for (int c = 0; c < IMT_CLASS__COUNT; c++) {
+    for (int i = 0; i < IMT_CLASS__COUNT; i++) {
+        int c = (int)imt_triage_class_at(i);
         const imt_preview_class_stats *k = &st->cls[c];
         if (!k->enumerated) continue;
         imt__buf_printf(s, "    %-13s %llu of %llu read, %llu hits: ",
@@ -343,4 +357,11 @@ void imt__preview_text(imt__buf *s, const imt_preview_stats *st)
     imt__buf_printf(s, "  device: estimated %.1f files with known material, at most %llu "
                     "at 95%% confidence (unread files are not cleared)\n",
                     st->estimate, (unsigned long long)st->upper95);
+    if (st->uncarved_areas)
+        imt__buf_printf(s, "  NOT CARVED: %llu areas of %llu disk image(s) (the unallocated "
+                        "blocks of each file system; %llu bytes outside file systems): left to "
+                        "the full scan, not covered by the bounds\n",
+                        (unsigned long long)st->uncarved_areas,
+                        (unsigned long long)st->disk_images,
+                        (unsigned long long)st->uncarved_bytes);
 }

@@ -654,11 +654,21 @@ typedef struct source {
     imt__walk *w;
     imt__enum *en;
     const volatile int *stop;
+    imt__sentry **list;      /* imt__scan_entries: the caller's entries, taken */
+    size_t n_list, at;
 } source;
 
 static imt_err source_next(source *src, slot *s, int *done)
 {
     imt_err err = IMT_OK;
+    if (src->list) {
+        *done = src->at >= src->n_list;
+        if (!*done) {
+            s->se = src->list[src->at];
+            src->list[src->at++] = NULL;
+        }
+        return IMT_OK;
+    }
     for (;;) {
         if (src->en) {
             IMT_TRY(imt__enum_next(src->en, &s->se));
@@ -696,14 +706,14 @@ static int threads_for(const imt_scan_opts *o)
     return t < 1 ? 1 : t;
 }
 
-imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
-                     const imt_scan_opts *opts, imt_scan_record_fn on_record, void *ctx,
-                     char *detail, size_t cap)
+static imt_err scan_main(imt_index *idx, const char *const *paths, size_t n_paths,
+                         imt__sentry **list, size_t n_list, const imt_scan_opts *opts,
+                         imt_scan_record_fn on_record, void *ctx, char *detail, size_t cap)
 {
     imt_err err = IMT_OK;
     imt_scan_opts o;
     imt__walk *w = NULL;
-    source src = {NULL, NULL, NULL};
+    source src = {NULL, NULL, NULL, list, n_list, 0};
     imt__sreader **rds = NULL;
     imt_hasher **hs = NULL;
     imt_cursor **cs = NULL;
@@ -718,7 +728,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
     memset(&prog, 0, sizeof prog);
     if (detail && cap) detail[0] = '\0';
 
-    if (!on_record || (n_paths && !paths)) return IMT_E_INVALID;
+    if (!on_record || (n_paths && !paths) || (n_list && !list)) return IMT_E_INVALID;
     if (opts) o = *opts;
     else imt_scan_opts_init(&o);
     if (o.pdq_distance < 0 || o.pdq_distance > 256 || o.min_quality < 0 ||
@@ -754,7 +764,7 @@ imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
             }
         }
     }
-    IMT_TRY(imt__walk_open(&w, paths, n_paths, o.one_file_system, o.stop));
+    if (!list) IMT_TRY(imt__walk_open(&w, paths, n_paths, o.one_file_system, o.stop));
     src.w = w;
     src.stop = o.stop;
 
@@ -870,7 +880,26 @@ cleanup:
     imt__free(L.v);
     imt__enum_close(src.en);
     imt__walk_close(w);
+    for (size_t i = src.at; list && i < n_list; i++) {
+        imt__sentry_free(list[i]);
+        list[i] = NULL;
+    }
     return err;
+}
+
+imt_err imt_scan_run(imt_index *idx, const char *const *paths, size_t n_paths,
+                     const imt_scan_opts *opts, imt_scan_record_fn on_record, void *ctx,
+                     char *detail, size_t cap)
+{
+    return scan_main(idx, paths, n_paths, NULL, 0, opts, on_record, ctx, detail, cap);
+}
+
+imt_err imt__scan_entries(imt_index *idx, struct imt__sentry **v, size_t n,
+                          const imt_scan_opts *opts, imt_scan_record_fn on_record, void *ctx,
+                          char *detail, size_t cap)
+{
+    if (!n) return IMT_OK;
+    return scan_main(idx, NULL, 0, v, n, opts, on_record, ctx, detail, cap);
 }
 
 imt_err imt_scan_estimate(const char *const *paths, size_t n_paths, int one_file_system,

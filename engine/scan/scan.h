@@ -72,6 +72,16 @@ void imt__walk_close(imt__walk *w);
  * be read is an entry, not an error. */
 imt_err imt__walk_next(imt__walk *w, imt__wentry *e, int *done);
 
+/* imt_scan_run over entries of disk images its caller enumerated (the
+ * preview, engine/triage): each v[i] is taken (freed, set to NULL) whether
+ * or not it was read; records in v's order, each made by the same code as
+ * a full scan's record of that entry (seq counts from 0 in this call).
+ * opts->skip is asked as in imt_scan_run. scan.c. */
+struct imt__sentry;
+imt_err imt__scan_entries(imt_index *idx, struct imt__sentry **v, size_t n,
+                          const imt_scan_opts *opts, imt_scan_record_fn on_record, void *ctx,
+                          char *detail, size_t cap);
+
 /* Decoder threads for videos from now on (hashfile.c): the scan gives the
  * workers it has no file for to the videos of a short batch. Results do
  * not depend on it (libavcodec's threads give the same frames). */

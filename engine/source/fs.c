@@ -47,6 +47,7 @@ struct imt__enum {
     char part_type[64], fs_type[32];
     uint64_t n_in_part;
     int capped;
+    uint64_t uncarved_areas, uncarved_bytes; /* no_carve: what was left */
 };
 
 const char *imt_alloc_status_name(imt_alloc_status s)
@@ -395,6 +396,11 @@ static int hand_to_carver(imt__enum *en, uint64_t off, uint64_t len)
     imt_byte_run r[1] = {{0, off, len, 0}};
     imt__runs_view v = {en->img, r, 1, len};
     if (!len) return 0;
+    if (en->lim.no_carve) {
+        en->uncarved_areas++;
+        en->uncarved_bytes += len;
+        return 0;
+    }
     imt__io io = imt__runs_io(&v);
     return run_carver(en, &io, &v, "space outside file systems");
 }
@@ -614,7 +620,8 @@ static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
         ret = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
                            "enumerated, but some of its metadata could not be read: %s", le);
     }
-    if (!ret && carve_unalloc(en)) ret = -1;
+    if (!ret && en->lim.no_carve) en->uncarved_areas++;
+    else if (!ret && carve_unalloc(en)) ret = -1;
     tsk_fs_close(en->fs);
     en->fs = NULL;
     return ret;
@@ -730,6 +737,14 @@ imt_err imt__enum_next(imt__enum *en, imt__sentry **e)
     imt_err err = *e ? IMT_OK : en->err;
     pthread_mutex_unlock(&en->mu);
     return err;
+}
+
+void imt__enum_uncarved(const imt__enum *en, uint64_t *areas, uint64_t *bytes)
+{
+    /* read after the producer finished (imt__enum_next saw the end under
+     * the lock): no race */
+    *areas = en->uncarved_areas;
+    *bytes = en->uncarved_bytes;
 }
 
 void imt__enum_close(imt__enum *en)

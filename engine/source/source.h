@@ -104,6 +104,8 @@ typedef struct imt__sentry {
     imt_carve_hit hit;       /* carved: offset = image offset of the first
                                 byte, length, format, how it ended */
     imt__img_kind img_kind;
+    /* (the preview keeps entries packed, engine/triage/preview.c pack_entry:
+     * a new pointer member must be packed there too) */
 } imt__sentry;
 
 void imt__sentry_free(imt__sentry *e);
@@ -114,6 +116,9 @@ typedef struct imt__src_limits {
     size_t max_runs;         /* byte runs kept per record (default 64) */
     uint64_t max_check_blocks; /* blocks checked per deleted file for
                                   reallocation (default 65536) */
+    int no_carve;            /* metadata only (the preview's listing): no
+                                unallocated space is carved; what was left
+                                is counted (imt__enum_uncarved) */
 } imt__src_limits;
 
 typedef struct imt__enum imt__enum;
@@ -127,6 +132,10 @@ imt_err imt__enum_open(imt__enum **out, const char *path, imt__img_kind kind,
  * only; everything the image holds back is an entry. */
 imt_err imt__enum_next(imt__enum *en, imt__sentry **e);
 void imt__enum_close(imt__enum *en);
+/* With no_carve, after the end (*e = NULL): the areas the full scan would
+ * carve and did not here (file systems' unallocated blocks, each counted as
+ * one area of unknown size; space outside file systems, with its bytes). */
+void imt__enum_uncarved(const imt__enum *en, uint64_t *areas, uint64_t *bytes);
 
 /* The file system at byte off of a TSK image (TSK_IMG_INFO *), as a
  * TSK_FS_INFO *, or NULL with TSK's error set. */

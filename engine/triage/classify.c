@@ -7,7 +7,20 @@
 #include <string.h>
 
 static const char *const class_names[IMT_CLASS__COUNT] = {
-    "user-media", "media", "user-other", "system-media", "other", "system-other"};
+    "user-media", "media", "user-other", "system-media", "other", "system-other",
+    "deleted-media", "deleted-other"};
+
+/* Deleted files right after the living of their kind in user folders: a
+ * deleted picture tells as much as one in a user folder, and the rest of
+ * the deleted as much as other user content (README, "Preview"). */
+static const imt_triage_class read_order[IMT_CLASS__COUNT] = {
+    IMT_CLASS_USER_MEDIA, IMT_CLASS_DELETED_MEDIA, IMT_CLASS_MEDIA, IMT_CLASS_USER_OTHER,
+    IMT_CLASS_DELETED_OTHER, IMT_CLASS_SYSTEM_MEDIA, IMT_CLASS_OTHER, IMT_CLASS_SYSTEM_OTHER};
+
+imt_triage_class imt_triage_class_at(int i)
+{
+    return i >= 0 && i < IMT_CLASS__COUNT ? read_order[i] : IMT_CLASS__COUNT;
+}
 
 const char *imt_triage_class_name(imt_triage_class c)
 {
@@ -38,6 +51,12 @@ static const char *const system_dirs[] = {
     "lib32", "lib64", "libexec", "etc", "boot", "opt", "proc", "sys", "dev", "run", "snap",
     "var", "system", "applications", "library", "node_modules", ".git", "site-packages",
     "dist-packages", "__pycache__", ".cache", "appdata", NULL};
+
+/* Folders holding people's home folders, and profiles there that are no
+ * one's (templates). */
+static const char *const homes[] = {"users", "home", "documents and settings", NULL};
+static const char *const profile_templates[] = {"default", "default user", "all users",
+                                                "defaultapppool", NULL};
 
 static const char *const media_ext[] = {
     /* pictures */
@@ -78,7 +97,7 @@ static int has_prefix_ci(const char *s, size_t n, const char *pfx)
 imt_triage_class imt_triage_classify(const char *path)
 {
     if (!path) return IMT_CLASS_OTHER;
-    int user = 0, sys = 0, browser = 0, cache = 0;
+    int user = 0, sys = 0, browser = 0, cache = 0, home = 0, after_homes = 0;
     const char *name = path, *p = path;
     for (;;) {
         const char *slash = strchr(p, '/');
@@ -87,6 +106,10 @@ imt_triage_class imt_triage_classify(const char *path)
             break;
         }
         size_t n = (size_t)(slash - p);
+        /* a person's home folder, Users/NAME/ or home/NAME/: user content,
+         * but weaker than a system folder below it (AppData, .cache) */
+        if (after_homes && n && !in_list(p, n, profile_templates)) home = 1;
+        after_homes = in_list(p, n, homes);
         if (in_list(p, n, user_dirs) || has_prefix_ci(p, n, ".trash-")) user = 1;
         if (in_list(p, n, system_dirs)) sys = 1;
         static const char *const browsers[] = {"chrome", "chromium", "google-chrome", "mozilla",
@@ -105,5 +128,14 @@ imt_triage_class imt_triage_classify(const char *path)
     int media = dot && dot != name && in_list(dot + 1, strlen(dot + 1), media_ext);
     if (user) return media ? IMT_CLASS_USER_MEDIA : IMT_CLASS_USER_OTHER;
     if (sys) return media ? IMT_CLASS_SYSTEM_MEDIA : IMT_CLASS_SYSTEM_OTHER;
+    if (home) return media ? IMT_CLASS_USER_MEDIA : IMT_CLASS_USER_OTHER;
     return media ? IMT_CLASS_MEDIA : IMT_CLASS_OTHER;
+}
+
+imt_triage_class imt_triage_classify_image(const char *fs_path, imt_alloc_status alloc)
+{
+    imt_triage_class c = imt_triage_classify(fs_path);
+    if (alloc == IMT_ALLOC_ALLOCATED) return c;
+    int media = c == IMT_CLASS_USER_MEDIA || c == IMT_CLASS_MEDIA || c == IMT_CLASS_SYSTEM_MEDIA;
+    return media ? IMT_CLASS_DELETED_MEDIA : IMT_CLASS_DELETED_OTHER;
 }

@@ -8,6 +8,7 @@
  * probability 1 - C(P - M, n) / C(P, n). */
 #include "triage.h"
 #include "scan/scan.h"
+#include "source/source.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -224,5 +225,145 @@ cleanup:
     EVP_MD_CTX_free(c);
     imt__free(buf);
     close(fd);
+    return err;
+}
+
+/* ---- block hits located through the file system ------------------------
+ * A known file that is not whole where its block implies (fragmented, or
+ * its start reused) is found by the file whose byte runs hold the block:
+ * the source's enumeration lists every file with its runs (metadata only),
+ * and the files holding a sampled offset are read through TSK and hashed. */
+
+typedef struct loc_off {
+    uint64_t off;
+    size_t i;
+} loc_off;
+
+static int loc_cmp(const void *a, const void *b)
+{
+    const loc_off *x = a, *y = b;
+    if (x->off != y->off) return x->off < y->off ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* MD5 of e's content read whole through rd; 0 when it could not be. */
+static int md5_entry(imt__sreader *rd, const imt__sentry *e, uint8_t md5[16], uint8_t *buf,
+                     size_t bcap)
+{
+    imt_stream st;
+    char det[256];
+    if (imt__sreader_begin(rd, e, &st, det, sizeof det) != IMT_OK) return 0;
+    int ok = 0;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    uint64_t total = 0;
+    if (c && EVP_DigestInit_ex(c, EVP_md5(), NULL)) {
+        for (;;) {
+            size_t got = 0;
+            if (st.read(st.ctx, buf, bcap, &got) != IMT_OK) break;
+            if (!got) {
+                ok = total == e->size;
+                break;
+            }
+            if (!EVP_DigestUpdate(c, buf, got)) break;
+            total += got;
+        }
+        if (ok) ok = EVP_DigestFinal_ex(c, md, &len) && len == 16;
+        if (ok) memcpy(md5, md, 16);
+    }
+    EVP_MD_CTX_free(c);
+    imt__sreader_end(rd);
+    return ok;
+}
+
+imt_err imt_sample_locate(const char *path, const uint64_t *offsets, size_t n,
+                          imt_sample_located_fn cb, void *ctx, const volatile int *stop,
+                          char *detail, size_t cap)
+{
+    imt_err err = IMT_OK;
+    imt__enum *en = NULL;
+    imt__sreader *rd = NULL;
+    imt__sentry *e = NULL;
+    loc_off *v = NULL;
+    uint8_t *buf = NULL;
+    enum { BUF = 1 << 16 };
+    if (detail && cap) detail[0] = '\0';
+    if (!path || !cb || (n && !offsets)) return IMT_E_INVALID;
+    if (!n) return IMT_OK;
+    imt__img_kind kind;
+    struct stat sb;
+    int bdev = stat(path, &sb) == 0 && S_ISBLK(sb.st_mode);
+    if (!imt__img_sniff(path, bdev, &kind)) {
+        imt__set_detail(detail, cap, "%s: no volume or file system recognised", path);
+        return IMT_E_UNSUPPORTED;
+    }
+    size_t bytes;
+    if (!imt__mul_ok(n, sizeof *v, &bytes)) return IMT_E_NOMEM;
+    v = imt__malloc(bytes);
+    buf = imt__malloc(BUF);
+    if (!v || !buf) { err = IMT_E_NOMEM; goto cleanup; }
+    for (size_t i = 0; i < n; i++) v[i] = (loc_off){offsets[i], i};
+    qsort(v, n, sizeof *v, loc_cmp);
+    IMT_TRY(imt__sreader_create(&rd));
+    imt__src_limits lim;
+    memset(&lim, 0, sizeof lim);
+    lim.max_entries = 50000000;
+    lim.max_runs = IMT_MAX_BYTE_RUNS;
+    lim.max_check_blocks = 65536;
+    lim.no_carve = 1;
+    IMT_TRY(imt__enum_open(&en, path, kind, &lim, stop));
+    for (;;) {
+        IMT_TRY(imt__enum_next(en, &e));
+        if (!e) break;
+        if (e->type != IMT_ENTRY_FILE || e->status != IMT_OK || !e->readable || e->carved) {
+            imt__sentry_free(e);
+            e = NULL;
+            continue;
+        }
+        int have_md5 = -1; /* not read yet */
+        uint8_t md5[16] = {0};
+        for (size_t r = 0; r < e->loc.n_runs && !err; r++) {
+            const imt_byte_run *ru = &e->loc.runs[r];
+            if (ru->sparse || !ru->len) continue;
+            /* the first offset at or after the run's start */
+            size_t lo = 0, hi = n;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (v[mid].off < ru->img_offset) lo = mid + 1;
+                else hi = mid;
+            }
+            for (; lo < n && v[lo].off - ru->img_offset < ru->len; lo++) {
+                if (have_md5 < 0) have_md5 = md5_entry(rd, e, md5, buf, BUF);
+                imt_sample_located l;
+                memset(&l, 0, sizeof l);
+                l.hit = v[lo].i;
+                l.path = e->path;
+                l.alloc = e->loc.alloc;
+                l.size = e->size;
+                l.file_offset = ru->file_offset + (v[lo].off - ru->img_offset);
+                l.read_ok = have_md5 > 0;
+                if (l.read_ok) memcpy(l.md5, md5, 16);
+                if (cb(ctx, &l)) {
+                    err = IMT_E_INTERRUPTED;
+                    break;
+                }
+            }
+        }
+        imt__sentry_free(e);
+        e = NULL;
+        if (err) goto cleanup;
+    }
+    if (stop && *stop) err = IMT_E_INTERRUPTED;
+cleanup:
+    imt__sentry_free(e);
+    imt__enum_close(en);
+    imt__sreader_free(rd);
+    imt__free(v);
+    imt__free(buf);
+    if (err == IMT_E_INTERRUPTED && detail && cap && !detail[0])
+        imt__set_detail(detail, cap, "stopped on request");
+    if (err == IMT_E_NOMEM && detail && cap && !detail[0])
+        imt__set_detail(detail, cap, "out of memory");
     return err;
 }

@@ -20,16 +20,23 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A record as stored: this header, the path, its NUL, zeros to 8 bytes. */
+/* A record as stored: this header, the path, its NUL, zeros to 8 bytes,
+ * the blob, zeros to 8 bytes. */
 typedef struct rhdr {
     uint64_t key, seq, dev, ino, size;
     uint32_t len;              /* path bytes, without the NUL */
-    uint32_t pad;
+    uint32_t blob_len;
 } rhdr;
 
-static size_t rec_bytes(uint32_t len)
+static size_t rec_bytes(uint32_t len, uint32_t blob_len)
 {
-    return sizeof(rhdr) + (((size_t)len + 1 + 7) & ~(size_t)7);
+    return sizeof(rhdr) + (((size_t)len + 1 + 7) & ~(size_t)7) +
+           (((size_t)blob_len + 7) & ~(size_t)7);
+}
+
+static size_t hdr_rec_bytes(const rhdr *h)
+{
+    return rec_bytes(h->len, h->blob_len);
 }
 
 typedef struct cstore {
@@ -177,8 +184,9 @@ imt_err imt__spool_add(imt__spool *s, int cls, const imt__tfile *f)
 {
     if (!s || cls < 0 || cls >= IMT_CLASS__COUNT || !f || !f->path) return IMT_E_INVALID;
     size_t len = strlen(f->path);
-    if (len > UINT32_MAX - 16) return IMT_E_INVALID;
-    size_t need = rec_bytes((uint32_t)len);
+    if (len > UINT32_MAX - 16 || f->blob_len > UINT32_MAX - 16 || (f->blob_len && !f->blob))
+        return IMT_E_INVALID;
+    size_t need = rec_bytes((uint32_t)len, (uint32_t)f->blob_len);
     cstore *c = &s->c[cls];
     if (c->len + need > c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 4096;
@@ -196,10 +204,13 @@ imt_err imt__spool_add(imt__spool *s, int cls, const imt__tfile *f)
     h.ino = f->ino;
     h.size = f->size;
     h.len = (uint32_t)len;
+    h.blob_len = (uint32_t)f->blob_len;
     char *p = c->mem + c->len;
+    size_t pb = (len + 1 + 7) & ~(size_t)7;
     memcpy(p, &h, sizeof h);
+    memset(p + sizeof h, 0, need - sizeof h);
     memcpy(p + sizeof h, f->path, len);
-    memset(p + sizeof h + len, 0, need - sizeof h - len);
+    if (f->blob_len) memcpy(p + sizeof h + pb, f->blob, f->blob_len);
     c->len += need;
     s->held += need;
     if (s->held > s->memory) {
@@ -225,7 +236,7 @@ static imt_err index_run(imt__spool *s)
     for (size_t off = 0; off + sizeof(rhdr) <= s->run_len;) {
         rhdr h;
         memcpy(&h, s->run + off, sizeof h);
-        size_t rb = rec_bytes(h.len);
+        size_t rb = hdr_rec_bytes(&h);
         if (rb > s->run_len - off) return IMT_E_INTERNAL;
         if (n == s->capv) {
             size_t nc = s->capv ? s->capv * 2 : 256, bytes;
@@ -242,6 +253,9 @@ static imt_err index_run(imt__spool *s)
         t->ino = h.ino;
         t->size = h.size;
         t->path = s->run + off + sizeof h;
+        t->blob_len = h.blob_len;
+        t->blob = h.blob_len ? s->run + off + sizeof h + (((size_t)h.len + 1 + 7) & ~(size_t)7)
+                             : NULL;
         off += rb;
     }
     s->nv = n;
@@ -298,7 +312,7 @@ imt_err imt__spool_class_begin(imt__spool *s, int cls)
             if (have - used < sizeof(rhdr)) break;
             rhdr h;
             memcpy(&h, buf + used, sizeof h);
-            size_t rb = rec_bytes(h.len);
+            size_t rb = hdr_rec_bytes(&h);
             if (rb > cap) { err = IMT_E_INTERNAL; break; } /* a path over 1 MiB */
             if (have - used < rb) break;
             size_t b = (size_t)(h.key >> (64 - bits));

@@ -27,6 +27,9 @@ typedef struct imt__tfile {
     uint64_t seq;              /* its position in walk order */
     uint64_t dev, ino, size;
     const char *path;          /* NUL-terminated, owned by the spool */
+    const void *blob;          /* a file of a disk image: its entry, packed
+                                  (preview.c); NULL for a folder's file */
+    size_t blob_len;
 } imt__tfile;
 
 typedef struct imt__spool imt__spool;
