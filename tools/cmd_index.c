@@ -365,13 +365,16 @@ static int do_stats(int argc, char **argv)
         printf(",\"identity\":\"%s\",\"created\":%lld,\"generation\":%llu,\"entries\":%llu,"
                "\"pdq\":%llu,\"md5\":%llu,\"sha1\":%llu,\"sha256\":%llu,\"memberships\":%llu,"
                "\"pdq_compacted\":%llu,\"pdq_delta\":%llu,\"mih_tables\":%d,\"file_bytes\":%llu,"
-               "\"lists\":[",
+               "\"pdq_levels\":[",
                ident, (long long)s.created, (unsigned long long)s.generation,
                (unsigned long long)s.entries, (unsigned long long)s.pdq,
                (unsigned long long)s.md5, (unsigned long long)s.sha1,
                (unsigned long long)s.sha256, (unsigned long long)s.memberships,
                (unsigned long long)s.pdq_main, (unsigned long long)s.pdq_delta, s.mih_tables,
                (unsigned long long)s.file_bytes);
+        for (int l = 0; l < s.pdq_levels; l++)
+            printf("%s%llu", l ? "," : "", (unsigned long long)s.pdq_level[l]);
+        printf("],\"lists\":[");
         for (size_t i = 0; i < nl; i++) {
             imt_list_info li;
             imt_index_list_get(idx, i, &li);
@@ -398,8 +401,12 @@ static int do_stats(int argc, char **argv)
                (unsigned long long)s.entries, (unsigned long long)s.pdq,
                (unsigned long long)s.md5, (unsigned long long)s.sha1,
                (unsigned long long)s.sha256, (unsigned long long)s.memberships);
-        printf("pdq segments:   %llu compacted (%d MIH tables), %llu in the delta\n",
+        printf("pdq segments:   %llu compacted (%d MIH tables in level 0), %llu in the delta\n",
                (unsigned long long)s.pdq_main, s.mih_tables, (unsigned long long)s.pdq_delta);
+        printf("pdq levels:     %d (", s.pdq_levels);
+        for (int l = 0; l < s.pdq_levels; l++)
+            printf("%s%llu", l ? ", " : "", (unsigned long long)s.pdq_level[l]);
+        printf(")\n");
         printf("file size:      %llu bytes", (unsigned long long)s.file_bytes);
         if (s.entries) printf(" (%.1f per entry)", (double)s.file_bytes / (double)s.entries);
         printf("\nlists:          %zu\n", nl);
