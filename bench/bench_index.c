@@ -411,6 +411,41 @@ opened:
                 printf("MISMATCH: index %.4f matches/query, brute force %.4f\n", a.matches, b.matches);
         }
     }
+    /* what the levels cost a query: a copy of the index compacted into one
+     * level, interleaved with this one and the baseline (r = 31, 1 thread) */
+    if (s.pdq_levels > 1) {
+        char one[700], cp[1500];
+        snprintf(one, sizeof one, "%s.one", dir);
+        snprintf(cp, sizeof cp, "rm -rf '%s' && cp -r '%s' '%s'", one, dir, one);
+        imt_index *i1 = NULL;
+        imt_index_opts o1;
+        imt_index_opts_init(&o1);
+        o1.read_only = 0;
+        if (system(cp) == 0 && imt_index_open(&i1, one, &o1) == IMT_OK) {
+            double tc = now();
+            imt_err ce = imt_index_compact(i1);
+            tc = now() - tc;
+            imt_index_close(i1);
+            i1 = NULL;
+            if (ce == IMT_OK && imt_index_open(&i1, one, NULL) == IMT_OK) {
+                res a = {0, 0, 0, 0, 0}, b = a, y = a;
+                for (int k = 0; k < reps; k++) {
+                    res x1 = run_index(idx, q, nq, 31, 1), x2 = run_index(i1, q, nq, 31, 1);
+                    res x3 = run_brute(flat, nall, q, nq, 31, 1);
+                    if (x1.qps > a.qps) a = x1;
+                    if (x2.qps > b.qps) b = x2;
+                    if (x3.qps > y.qps) y = x3;
+                }
+                printf("r = 31, 1 thread, interleaved: %d levels %.0f queries/s (%.1fx brute force), "
+                       "compacted into one (--compact, %.1f s) %.0f/s (%.1fx), brute force %.0f/s; "
+                       "levels/one %.2f\n", s.pdq_levels, a.qps, a.qps / y.qps, tc, b.qps,
+                       b.qps / y.qps, y.qps, a.qps / b.qps);
+                imt_index_close(i1);
+            }
+        }
+        snprintf(cp, sizeof cp, "rm -rf '%s'", one);
+        if (system(cp) != 0) fprintf(stderr, "cannot remove %s\n", one);
+    }
     imt_index_close(idx);
     free(flat);
     free(q);

@@ -75,8 +75,10 @@ static void usage_import(FILE *f)
 "      --skip-bad      skip bad records, import the rest, report how many\n"
 "      --again         import a file whose SHA-256 is on a list already (by\n"
 "                      default refused: its matches would count twice)\n"
-"      --compact       rebuild the search tables now (delta segment emptied)\n"
-"      --no-compact    never rebuild during this import\n"
+"      --compact       rebuild the search tables now, as one level (delta\n"
+"                      segment and smaller levels merged into level 0)\n"
+"      --no-compact    never rebuild during this import (by default a delta\n"
+"                      past 65,536 PDQ hashes becomes a level of its own)\n"
 "      --create        create the index if it does not exist\n"
 "      --memory-budget BYTES  memory for the list's records while importing\n"
 "                      (suffix K, M, G; default 1G, at least 4M): a larger\n"
@@ -321,7 +323,9 @@ static int do_import(int argc, char **argv)
             if (st.duplicates)
                 printf(", %llu repeated earlier records of the list (one membership each)",
                        (unsigned long long)st.duplicates);
-            if (st.compacted) printf(", compacted");
+            if (st.compacted)
+                printf(", compacted (%llu PDQ hashes written into a level)",
+                       (unsigned long long)st.pdq_written);
             printf("\n");
         }
         if (st.conflicts)
