@@ -346,6 +346,27 @@ int main(void)
     REQUIRE(s.pdq_levels >= 2);
     check_exact(idx, 64, "final");
     CHECKF(imt_index_verify(idx) == IMT_OK, "final verify: %s", imt_index_last_error(idx));
+    /* the export (entry order = import order) lists every hash imported */
+    {
+        snprintf(path, sizeof path, "%s/export.txt", tmp);
+        FILE *f = fopen(path, "w+");
+        REQUIRE(f);
+        imt_export_opts eo;
+        imt_export_opts_init(&eo);
+        eo.format = "pdq-hex";
+        CHECK(imt_index_export(idx, fileno(f), &eo) == IMT_OK);
+        rewind(f);
+        char line[200], hex[65];
+        size_t k = 0, bad = 0;
+        while (fgets(line, sizeof line, f)) {
+            if (k < nall) imt_pdq_to_hex(&all[k], hex);
+            if (k >= nall || strncmp(line, hex, 64) != 0) bad++;
+            k++;
+        }
+        fclose(f);
+        CHECKF(k == nall && bad == 0, "export: %zu lines, %zu differ from the %zu hashes imported", k,
+               bad, nall);
+    }
     imt_index_close(idx);
 
     /* a flipped bit in level 1's PDQ array: the open refuses the index and
