@@ -9,7 +9,12 @@
  * half unrelated random hashes.
  *
  * Usage: bench_index [-n N] [-q QUERIES] [-t THREADS] [-R REPS] [-d random|clustered|both|md5|md5hex]
- *                    [--dir DIR] [--keep] [--reuse] [--memory-budget MIB]
+ *                    [--dir DIR] [--keep] [--reuse] [--memory-budget MIB] [--deltas K]
+ *
+ * After the import, K (default 1) imports of a 1% delta each (new random
+ * hashes): time against the full import's, PDQ hashes written into
+ * compacted levels, the levels after. The baseline scans every hash (all
+ * levels and the delta).
  *
  * -d md5: digest-only import instead: an N-line md5sum list imported by a
  * child process with --memory-budget MIB (if given) and with the default:
@@ -73,6 +78,7 @@ static void flip(imt_pdq *h, int k)
 
 static int nthreads = 1;
 static int reps = 1; /* each figure is the best of reps runs (a shared machine) */
+static int ndeltas = 1; /* 1% delta imports after the full import (--deltas) */
 #define QB 64
 
 typedef struct res {
@@ -167,7 +173,7 @@ static void open_costs(const char *dir, const imt_pdq *q, size_t nq)
         double tr = now() - t0;
         imt_index *idx = NULL;
         if (imt_index_open(&idx, dir, NULL) != IMT_OK) exit(2);
-        res b = run_brute(idx->view.pdq, idx->view.main_n, q, nq, 31, 1);
+        res b = run_brute(idx->view.seg[0].pdq, idx->view.seg[0].n, q, nq, 31, 1); /* level 0 */
         printf("brute force cold: read %.0f MB in %.2f s, then %.0f queries/s: %zu queries in %.2f s "
                "(%.0f/s, 1 thread)\n", tot / 1e6, tr, b.qps, nq, tr + nq / b.qps, nq / (tr + nq / b.qps));
         imt_index_close(idx);
@@ -304,31 +310,48 @@ static void dataset(const char *kind, size_t N, size_t nq, const char *dir, int 
         fprintf(stderr, "import: %s\n", imt_index_last_error(idx));
         exit(2);
     }
-    /* a 1% delta: N / 100 new hashes into the index just built */
+    /* 1% deltas: N / 100 new hashes each into the index just built (a
+     * weekly list update); each becomes a compacted level when the delta
+     * passes 65,536 hashes, merged with the smaller levels (the cascade),
+     * so the hashes rewritten per delta stay a small multiple of it */
     {
         size_t nd = N / 100;
-        f = fopen(csv, "w");
-        if (!f) exit(2);
-        for (size_t i = 0; i < nd; i++) {
-            imt_pdq h;
-            rand_hash(&h);
-            imt_pdq_to_hex(&h, hex);
-            fprintf(f, "%s,%d\n", hex, (int)(i % 101));
+        double tsum = 0;
+        uint64_t wsum = 0;
+        for (int di = 0; di < ndeltas; di++) {
+            f = fopen(csv, "w");
+            if (!f) exit(2);
+            for (size_t i = 0; i < nd; i++) {
+                imt_pdq h;
+                rand_hash(&h);
+                imt_pdq_to_hex(&h, hex);
+                fprintf(f, "%s,%d\n", hex, (int)(i % 101));
+            }
+            fclose(f);
+            imt_import_stats sd;
+            imt_import_opts_init(&io);
+            io.again = 1;
+            double td = now();
+            if (imt_index_import(idx, csv, &io, &sd) != IMT_OK) {
+                fprintf(stderr, "delta import: %s\n", imt_index_last_error(idx));
+                exit(2);
+            }
+            td = now() - td;
+            tsum += td;
+            wsum += sd.pdq_written;
+            imt_index_stats s1;
+            imt_index_stats_get(idx, &s1);
+            printf("delta import %d: %zu records (1%%) in %.2f s, %.0f records/s (the full import: "
+                   "%.0f/s, %.1f s); %llu PDQ hashes written into a level (%.2f x the delta); "
+                   "levels now", di + 1, nd, td, (double)nd / td, (double)st.records / ti, ti,
+                   (unsigned long long)sd.pdq_written, (double)sd.pdq_written / (double)nd);
+            for (int l = 0; l < s1.pdq_levels; l++) printf(" %llu", (unsigned long long)s1.pdq_level[l]);
+            printf(", delta %llu\n", (unsigned long long)s1.pdq_delta);
         }
-        fclose(f);
-        imt_import_stats sd;
-        imt_import_opts_init(&io);
-        io.again = 1;
-        double td = now();
-        if (imt_index_import(idx, csv, &io, &sd) != IMT_OK) {
-            fprintf(stderr, "delta import: %s\n", imt_index_last_error(idx));
-            exit(2);
-        }
-        td = now() - td;
-        printf("delta import: %zu records (1%%) in %.2f s, %.0f records/s (the full import: %.0f/s); "
-               "%s\n", nd, td, (double)nd / td, (double)st.records / ti,
-               sd.compacted ? "the delta passed 65,536 hashes: compacted (a rebuild, O(N))"
-                            : "appended to the delta segment");
+        if (ndeltas > 1)
+            printf("deltas: %d x 1%% in %.2f s (%.2f s each, %.3f x the full import's time); "
+                   "%.2f hashes written per delta hash\n", ndeltas, tsum, tsum / ndeltas,
+                   tsum / ndeltas / ti, (double)wsum / ((double)nd * ndeltas));
     }
     imt_index_close(idx);
     unlink(csv);
@@ -347,7 +370,23 @@ opened:
            (double)s.entries, (unsigned long long)s.file_bytes, s.mih_tables);
     for (int t = 0; t < s.mih_tables; t++) printf(" %d", s.mih_bits[t]);
     printf(" bits\nopen: %.3f ms\n", to * 1e3);
+    /* the baseline scans every hash the index holds, all levels and the
+     * delta, as one flat array */
     const imt__idx_view *v = &idx->view;
+    size_t nall = (size_t)v->compacted + v->delta_n, k0 = 0;
+    uint8_t *flat = malloc(nall ? nall * 32 : 1);
+    if (!flat) exit(2);
+    for (int sg = 0; sg < v->nseg; sg++) {
+        memcpy(flat + k0 * 32, v->seg[sg].pdq, (size_t)v->seg[sg].n * 32);
+        k0 += v->seg[sg].n;
+    }
+    for (size_t ch = 0; ch < v->nchunks; ch++) {
+        memcpy(flat + k0 * 32, v->dpdq[ch], (size_t)v->dcount[ch] * 32);
+        k0 += v->dcount[ch];
+    }
+    printf("levels:");
+    for (int l = 0; l < s.pdq_levels; l++) printf(" %llu", (unsigned long long)s.pdq_level[l]);
+    printf(", delta %llu\n", (unsigned long long)s.pdq_delta);
     printf("%-6s %-8s %-12s %12s %12s %14s %12s %10s %8s\n", "radius", "threads", "method",
            "queries/s", "per core", "cand./query", "buckets/q", "matches/q", "scanned");
     int radii[2] = {31, 63};
@@ -358,7 +397,7 @@ opened:
             /* interleaved, so that a burst of load hits both alike */
             for (int k = 0; k < reps; k++) {
                 res x = run_index(idx, q, nq, radii[ri], thr[ti2]);
-                res y = run_brute(v->pdq, v->main_n, q, nq, radii[ri], thr[ti2]);
+                res y = run_brute(flat, nall, q, nq, radii[ri], thr[ti2]);
                 if (x.qps > a.qps) a = x;
                 if (y.qps > b.qps) b = y;
             }
@@ -372,7 +411,43 @@ opened:
                 printf("MISMATCH: index %.4f matches/query, brute force %.4f\n", a.matches, b.matches);
         }
     }
+    /* what the levels cost a query: a copy of the index compacted into one
+     * level, interleaved with this one and the baseline (r = 31, 1 thread) */
+    if (s.pdq_levels > 1) {
+        char one[700], cp[1500];
+        snprintf(one, sizeof one, "%s.one", dir);
+        snprintf(cp, sizeof cp, "rm -rf '%s' && cp -r '%s' '%s'", one, dir, one);
+        imt_index *i1 = NULL;
+        imt_index_opts o1;
+        imt_index_opts_init(&o1);
+        o1.read_only = 0;
+        if (system(cp) == 0 && imt_index_open(&i1, one, &o1) == IMT_OK) {
+            double tc = now();
+            imt_err ce = imt_index_compact(i1);
+            tc = now() - tc;
+            imt_index_close(i1);
+            i1 = NULL;
+            if (ce == IMT_OK && imt_index_open(&i1, one, NULL) == IMT_OK) {
+                res a = {0, 0, 0, 0, 0}, b = a, y = a;
+                for (int k = 0; k < reps; k++) {
+                    res x1 = run_index(idx, q, nq, 31, 1), x2 = run_index(i1, q, nq, 31, 1);
+                    res x3 = run_brute(flat, nall, q, nq, 31, 1);
+                    if (x1.qps > a.qps) a = x1;
+                    if (x2.qps > b.qps) b = x2;
+                    if (x3.qps > y.qps) y = x3;
+                }
+                printf("r = 31, 1 thread, interleaved: %d levels %.0f queries/s (%.1fx brute force), "
+                       "compacted into one (--compact, %.1f s) %.0f/s (%.1fx), brute force %.0f/s; "
+                       "levels/one %.2f\n", s.pdq_levels, a.qps, a.qps / y.qps, tc, b.qps,
+                       b.qps / y.qps, y.qps, a.qps / b.qps);
+                imt_index_close(i1);
+            }
+        }
+        snprintf(cp, sizeof cp, "rm -rf '%s'", one);
+        if (system(cp) != 0) fprintf(stderr, "cannot remove %s\n", one);
+    }
     imt_index_close(idx);
+    free(flat);
     free(q);
     if (!keep && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
 }
@@ -652,6 +727,7 @@ int main(int argc, char **argv)
 #endif
     static const struct option lo[] = {{"dir", 1, 0, 'D'}, {"keep", 0, 0, 'k'},
                                       {"reuse", 0, 0, 'r'}, {"memory-budget", 1, 0, 'M'},
+                                      {"deltas", 1, 0, 'E'},
                                       {0, 0, 0, 0}};
     uint64_t budget = 0;
     int c;
@@ -666,14 +742,15 @@ int main(int argc, char **argv)
         case 'k': keep = 1; break;
         case 'r': reuse = keep = 1; break;
         case 'M': budget = strtoull(optarg, NULL, 10) << 20; break;
+        case 'E': ndeltas = atoi(optarg); break;
         default:
             fprintf(stderr, "usage: bench_index [-n N] [-q QUERIES] [-t THREADS] [-R REPS] "
                             "[-d random|clustered|both|md5|md5hex] [--dir DIR] [--keep] [--reuse] "
-                            "[--memory-budget MIB]\n");
+                            "[--memory-budget MIB] [--deltas K]\n");
             return 2;
         }
     }
-    if (N < 1000 || nq < 8 || nthreads < 1 || reps < 1) return 2;
+    if (N < 1000 || nq < 8 || nthreads < 1 || reps < 1 || ndeltas < 0) return 2;
     char d[600];
     snprintf(d, sizeof d, "%s", dir ? dir : "/tmp/bench_index.idx");
     unsigned f = imt__cpu_features();

@@ -662,7 +662,7 @@ IMT_API imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nque
                                     int nvar, int radius, const imt_match **out,
                                     size_t *n);
 
-/** How PDQ queries search the compacted segment. AUTO picks per query from
+/** How PDQ queries search each compacted level. AUTO picks per level and query from
  *  the expected work (multi-index hashing for small radii, a SIMD scan of
  *  every hash for large ones); the others force one method (tests, bench).
  *  Every method gives the same, exact results. */
@@ -711,8 +711,10 @@ typedef struct imt_import_opts {
                                list already; default 0: IMT_E_DUPLICATE, the
                                error naming that list (matches would count
                                twice) */
-    int compact;            /* -1 (default): when the delta segment is large;
-                               0: never; 1: always */
+    int compact;            /* -1 (default): when the delta segment is large,
+                               it becomes a compacted level (merged with the
+                               smaller levels); 0: never; 1: always, and all
+                               levels into one */
     int64_t import_time;    /* Unix seconds to record; 0 (default): now */
     /* Called about every 65536 records read (from the importing thread). */
     void (*progress)(void *opaque, uint64_t records);
@@ -771,6 +773,8 @@ typedef struct imt_import_stats {
      * each is an entry of its own (counted in new_entries), so the query
      * for that PDQ hash reports both and no digest is lost. */
     uint64_t pdq_shared;
+    uint64_t pdq_written;   /* PDQ hashes written into compacted levels (the
+                               rebuilt level's size; 0 without compaction) */
 } imt_import_stats;
 
 /** Import the hash list at path into idx (opened with read_only = 0) as one
@@ -786,7 +790,8 @@ typedef struct imt_import_stats {
 IMT_API imt_err imt_index_import(imt_index *idx, const char *path,
                                  const imt_import_opts *opts, imt_import_stats *stats);
 
-/** Rebuild the PDQ search structures so the delta segment is empty. */
+/** Rebuild the PDQ search structures as one compacted level (level 0): the
+ *  delta segment and the other levels are merged into it. */
 IMT_API imt_err imt_index_compact(imt_index *idx);
 
 /** The import format names, NULL-terminated. */
@@ -801,15 +806,17 @@ typedef struct imt_index_stats {
     uint64_t entries;          /* distinct entries */
     uint64_t pdq, md5, sha1, sha256; /* entries holding each kind */
     uint64_t memberships;
-    uint64_t pdq_main;         /* PDQ hashes in the compacted segment */
+    uint64_t pdq_main;         /* PDQ hashes in the compacted levels, all of them */
     uint64_t pdq_delta;        /* PDQ hashes in the delta segment */
-    int mih_tables;            /* 0 when the compacted segment is empty */
-    int mih_bits[32];          /* substring width of each table */
+    int mih_tables;            /* of level 0; 0 when it is empty */
+    int mih_bits[32];          /* substring width of each table of level 0 */
     uint64_t file_bytes;       /* size of the data file */
     int content_verified;      /* 1: at open, the searched PDQ arrays (compacted and
                                   delta) matched their stored checksums, so the identity
                                   stands for the bytes searched; 0: not checked
                                   (skip_content_check): say "content not verified" */
+    int pdq_levels;            /* compacted levels (0 when none holds a hash) */
+    uint64_t pdq_level[9];     /* hashes in level 0, 1, ... (largest first) */
 } imt_index_stats;
 
 IMT_API imt_err imt_index_stats_get(const imt_index *idx, imt_index_stats *out);

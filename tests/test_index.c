@@ -191,7 +191,7 @@ static void run_dataset(const char *name, imt_pdq *all, size_t nbase, size_t nex
      * start on a 64-byte boundary of the map, so no hash straddles two
      * cache lines (index.h: IDX_SEG_LEAD) */
     if (nbase >= 1024) {
-        const imt__idx_view *v = &idx->view;
+        const imt__idx_seg *v = &idx->view.seg[0];
         CHECKF(((uintptr_t)v->pdq & 63) == 0 && ((uintptr_t)v->off[0] & 63) == 0,
                "%s: compacted arrays at %u, %u mod 64", name, (unsigned)((uintptr_t)v->pdq & 63),
                (unsigned)((uintptr_t)v->off[0] & 63));

@@ -2,7 +2,10 @@
  *
  * A child process imports lists 1..K into an index, one at a time, and
  * compacts every third import (so the compacted PDQ segment, the delta and
- * the digest tables all change under the readers). Meanwhile this process
+ * the digest tables all change under the readers). With the delta
+ * threshold lowered (imt__idx_delta_max) and a base 8 times a list, the
+ * other PDQ imports build compacted levels: a new level 1, level 1 merged
+ * into level 0, level 1 rebuilt from itself and the delta. Meanwhile this process
  * opens the index again and again and queries it: every answer must be
  * that of one snapshot, the one the handle opened: a hash of list j is
  * found, with exactly its membership of list j, iff the handle's inventory
@@ -10,6 +13,7 @@
  * snapshot (IMT_E_INDEX_CHANGED) makes the reader reopen; any other error
  * is a failure. The lists are generated here, so the expected answers do
  * not come from the code under test. */
+#include "index/index.h"
 #include "testutil.h"
 
 #include <imgtriage.h>
@@ -25,6 +29,7 @@
 
 #define K 12          /* lists imported by the writer (list 0 is the base) */
 #define PER_LIST 3000 /* MD5 and PDQ records per list */
+#define BASE_N 25000  /* ... and in list 0, the base (> 8 x PER_LIST) */
 
 static char tmp[300], dir[400];
 
@@ -57,7 +62,7 @@ static void write_list(int list, char *md5p, char *pdqp, size_t cap)
     snprintf(pdqp, cap, "%s/l%d.csv", tmp, list);
     FILE *f = fopen(md5p, "w"), *g = fopen(pdqp, "w");
     REQUIRE(f && g);
-    for (int i = 0; i < PER_LIST; i++) {
+    for (int i = 0; i < (list ? PER_LIST : BASE_N); i++) {
         uint8_t d[16];
         imt_pdq h;
         char hex[65];
@@ -75,6 +80,9 @@ static void write_list(int list, char *md5p, char *pdqp, size_t cap)
  * lets the reader run rounds between its imports, so the check that reads
  * ran beside the writes does not depend on the machine's load. */
 static volatile long *shared_rounds;
+/* Imports after which the index had more than one compacted level, and
+ * level builds that left level 0 as it was (counted by the writer). */
+static volatile long *shared_levels, *shared_upper;
 
 /* The writer: list L = the MD5 file then the PDQ file, as two lists;
  * list ids 2L+1 (MD5) and 2L+2 (PDQ). */
@@ -85,6 +93,7 @@ static int writer(void)
     o.read_only = 0;
     imt_index *idx = NULL;
     if (imt_index_open(&idx, dir, &o) != IMT_OK) return 1;
+    imt__idx_delta_max = 1000; /* a list's 3,000 PDQ hashes make a level */
     for (int l = 1; l <= K; l++) {
         char a[500], b[500];
         write_list(l, a, b, sizeof a);
@@ -93,7 +102,12 @@ static int writer(void)
         imt_import_stats st;
         if (imt_index_import(idx, a, &io, &st) != IMT_OK) return 2;
         io.compact = l % 3 == 0 ? 1 : -1;
+        imt_index_stats s0, s1;
+        imt_index_stats_get(idx, &s0);
         if (imt_index_import(idx, b, &io, &st) != IMT_OK) return 3;
+        imt_index_stats_get(idx, &s1);
+        if (s1.pdq_levels > 1) (*shared_levels)++;
+        if (st.pdq_written && s1.pdq_level[0] == s0.pdq_level[0]) (*shared_upper)++;
         usleep(20000);
         /* at least two reader rounds per list imported (10 s at most) */
         for (int w = 0; w < 1000 && *shared_rounds < 2L * l; w++) usleep(10000);
@@ -201,10 +215,12 @@ int main(void)
         REQUIRE(imt_index_import(idx, b, &io, &st) == IMT_OK);
         imt_index_close(idx);
     }
-    void *sh = mmap(NULL, sizeof(long), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *sh = mmap(NULL, 3 * sizeof(long), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(sh != MAP_FAILED);
     shared_rounds = sh;
-    *shared_rounds = 0;
+    shared_levels = (long *)sh + 1;
+    shared_upper = (long *)sh + 2;
+    *shared_rounds = *shared_levels = *shared_upper = 0;
     fflush(stdout);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -221,6 +237,9 @@ int main(void)
     printf("reader: %ld rounds, %ld queries, %ld reopens on a changed snapshot, %ld bad answers\n",
            t.rounds, t.queries, t.reopens, t.bad);
     CHECK(t.bad == 0);
+    printf("writer: %ld imports left several compacted levels, %ld built a level beyond 0\n",
+           *shared_levels, *shared_upper);
+    CHECKF(*shared_levels >= 4 && *shared_upper >= 4, "levels: %ld, %ld", *shared_levels, *shared_upper);
     CHECKF(t.rounds >= 20, "only %ld reader rounds ran beside the writer", t.rounds);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

@@ -544,19 +544,20 @@ static void content_check(void)
     unsigned char *file = tu_read_file(path, &flen);
     REQUIRE(file != NULL);
     const imt__idx_view *v = &idx->view;
-    REQUIRE(v->main_n == NMAIN && v->nchunks == 1 && v->m > 0);
+    const imt__idx_seg *g = &v->seg[0];
+    REQUIRE(g->n == NMAIN && v->nchunks == 1 && g->m > 0);
     struct {
         const char *what;
         const uint8_t *at;
         const char *why;      /* in the open error */
         size_t hash;          /* the known hash whose bytes change, or SIZE_MAX */
     } t[] = {
-        {"compacted PDQ hash", v->pdq + 5 * 32 + 3, "compacted", 5},
+        {"compacted PDQ hash", g->pdq + 5 * 32 + 3, "compacted", 5},
         /* the ids are 0, 1, 2, ... (as in the freed delta chunk compaction
          * read them from): the array's first, after its 48-byte zero lead */
-        {"compacted entry id", (const uint8_t *)v->ent, "compacted", SIZE_MAX},
-        {"MIH table offsets", (const uint8_t *)(v->off[0] + 17), "compacted", SIZE_MAX},
-        {"MIH table positions", (const uint8_t *)(v->ids[v->m - 1] + 100), "compacted", SIZE_MAX},
+        {"compacted entry id", (const uint8_t *)g->ent, "compacted", SIZE_MAX},
+        {"MIH table offsets", (const uint8_t *)(g->off[0] + 17), "compacted", SIZE_MAX},
+        {"MIH table positions", (const uint8_t *)(g->ids[g->m - 1] + 100), "compacted", SIZE_MAX},
         {"delta PDQ hash", v->dpdq[0] + 11 * 32 + 31, "delta", NMAIN + 11},
         {"delta entry id", v->dent[0] + 4 * 13, "delta", SIZE_MAX},
     };
@@ -575,7 +576,7 @@ static void content_check(void)
     }
     free(file);
     /* the compacted hash 5 is the list's 6th (compaction keeps the order) */
-    REQUIRE(!memcmp(v->pdq + 5 * 32, known[5].bytes, 32));
+    REQUIRE(!memcmp(g->pdq + 5 * 32, known[5].bytes, 32));
     REQUIRE(!memcmp(v->dpdq[0] + 11 * 32, known[NMAIN + 11].bytes, 32));
     imt_index_close(idx);
 

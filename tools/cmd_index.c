@@ -75,8 +75,10 @@ static void usage_import(FILE *f)
 "      --skip-bad      skip bad records, import the rest, report how many\n"
 "      --again         import a file whose SHA-256 is on a list already (by\n"
 "                      default refused: its matches would count twice)\n"
-"      --compact       rebuild the search tables now (delta segment emptied)\n"
-"      --no-compact    never rebuild during this import\n"
+"      --compact       rebuild the search tables now, as one level (delta\n"
+"                      segment and smaller levels merged into level 0)\n"
+"      --no-compact    never rebuild during this import (by default a delta\n"
+"                      past 65,536 PDQ hashes becomes a level of its own)\n"
 "      --create        create the index if it does not exist\n"
 "      --memory-budget BYTES  memory for the list's records while importing\n"
 "                      (suffix K, M, G; default 1G, at least 4M): a larger\n"
@@ -324,7 +326,9 @@ static int do_import(int argc, char **argv)
             if (st.pdq_shared)
                 printf(", %llu sharing a PDQ hash with an entry of other digests (entries of their own)",
                        (unsigned long long)st.pdq_shared);
-            if (st.compacted) printf(", compacted");
+            if (st.compacted)
+                printf(", compacted (%llu PDQ hashes written into a level)",
+                       (unsigned long long)st.pdq_written);
             printf("\n");
         }
         if (st.conflicts)
@@ -368,13 +372,16 @@ static int do_stats(int argc, char **argv)
         printf(",\"identity\":\"%s\",\"created\":%lld,\"generation\":%llu,\"entries\":%llu,"
                "\"pdq\":%llu,\"md5\":%llu,\"sha1\":%llu,\"sha256\":%llu,\"memberships\":%llu,"
                "\"pdq_compacted\":%llu,\"pdq_delta\":%llu,\"mih_tables\":%d,\"file_bytes\":%llu,"
-               "\"lists\":[",
+               "\"pdq_levels\":[",
                ident, (long long)s.created, (unsigned long long)s.generation,
                (unsigned long long)s.entries, (unsigned long long)s.pdq,
                (unsigned long long)s.md5, (unsigned long long)s.sha1,
                (unsigned long long)s.sha256, (unsigned long long)s.memberships,
                (unsigned long long)s.pdq_main, (unsigned long long)s.pdq_delta, s.mih_tables,
                (unsigned long long)s.file_bytes);
+        for (int l = 0; l < s.pdq_levels; l++)
+            printf("%s%llu", l ? "," : "", (unsigned long long)s.pdq_level[l]);
+        printf("],\"lists\":[");
         for (size_t i = 0; i < nl; i++) {
             imt_list_info li;
             imt_index_list_get(idx, i, &li);
@@ -401,8 +408,12 @@ static int do_stats(int argc, char **argv)
                (unsigned long long)s.entries, (unsigned long long)s.pdq,
                (unsigned long long)s.md5, (unsigned long long)s.sha1,
                (unsigned long long)s.sha256, (unsigned long long)s.memberships);
-        printf("pdq segments:   %llu compacted (%d MIH tables), %llu in the delta\n",
+        printf("pdq segments:   %llu compacted (%d MIH tables in level 0), %llu in the delta\n",
                (unsigned long long)s.pdq_main, s.mih_tables, (unsigned long long)s.pdq_delta);
+        printf("pdq levels:     %d (", s.pdq_levels);
+        for (int l = 0; l < s.pdq_levels; l++)
+            printf("%s%llu", l ? ", " : "", (unsigned long long)s.pdq_level[l]);
+        printf(")\n");
         printf("file size:      %llu bytes", (unsigned long long)s.file_bytes);
         if (s.entries) printf(" (%.1f per entry)", (double)s.file_bytes / (double)s.entries);
         printf("\nlists:          %zu\n", nl);

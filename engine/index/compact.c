@@ -1,6 +1,6 @@
-/* engine/index/compact.c -- rebuilding the compacted PDQ segment (the
- * array, entry ids and the MIH tables) from itself and the delta, inside
- * the caller's write transaction (its checksum: sums.c). */
+/* engine/index/compact.c -- building the compacted PDQ levels (each an
+ * array, its entry ids and MIH tables) from the delta and the smaller
+ * levels, inside the caller's write transaction (checksums: sums.c). */
 #include "index.h"
 
 #include <openssl/evp.h>
@@ -19,18 +19,45 @@ static imt_err seg_reserve(imt__idx_writer *w, const char *key, size_t len, void
     return IMT_OK;
 }
 
-/* Rebuild the compacted segment from itself and the delta (w->v holds the
- * snapshot before this import; the new hashes are in the delta chunks
- * written already, so re-load the delta view). */
-imt_err imt__idx_compact(imt__idx_writer *w)
+/* Delete seg key (absent is fine). */
+static imt_err seg_del(imt__idx_writer *w, const char *key)
+{
+    MDB_val kk = {strlen(key), (void *)key};
+    int rc = mdb_del(w->txn, w->idx->db_seg, &kk, NULL);
+    if (rc && rc != MDB_NOTFOUND) return imt__idx_mdb_err(w->idx, rc, "clearing a compacted level");
+    return IMT_OK;
+}
+
+/* The cascade (index.h: IDX_LEVEL_FACTOR). The delta and the levels j..
+ * become level j, where j is the largest such that level j-1 holds at
+ * least IDX_LEVEL_FACTOR times the hashes of the result: so each level is
+ * that many times smaller than the one before, there are about
+ * log_FACTOR(N / IDX_DELTA_MAX) levels, and a delta rewrites only the
+ * levels not much larger than itself. full: everything into level 0.
+ * w->v (the snapshot before this import) is stale afterwards. */
+imt_err imt__idx_compact(imt__idx_writer *w, int full, uint64_t *written)
 {
     imt_err err = IMT_OK;
     imt__idx_view dv;
     memset(&dv, 0, sizeof dv);
     uint8_t *pdq = NULL;
     uint32_t *ent = NULL, *tab = NULL;
-    IMT_TRY(imt__idx_view_load(w->idx, w->txn, &w->h, &dv));
-    uint64_t n64 = (uint64_t)dv.main_n + dv.delta_n;
+    char key[16];
+    *written = 0;
+    IMT_TRY(imt__idx_view_load(w->idx, w->txn, &w->h, &w->lv, &dv));
+    int j = dv.nseg, nseg = dv.nseg;
+    uint64_t n64 = dv.delta_n;
+    if (full) {
+        j = 0;
+        n64 += dv.compacted;
+    } else {
+        while (j > 0) {
+            uint64_t above = dv.seg[j - 1].n;
+            if (j <= IDX_MAX_LEVELS && above >= (uint64_t)IDX_LEVEL_FACTOR * n64) break;
+            n64 += above;
+            j--;
+        }
+    }
     if (n64 > IDX_MAX_ENTRIES) {
         err = IMT_E_TOO_LARGE;
         goto cleanup;
@@ -43,21 +70,32 @@ imt_err imt__idx_compact(imt__idx_writer *w)
         err = IMT_E_NOMEM;
         goto cleanup;
     }
-    if (dv.main_n) {
-        memcpy(pdq, dv.pdq, (size_t)dv.main_n * 32);
-        memcpy(ent, dv.ent, (size_t)dv.main_n * 4);
+    /* older levels first, then the delta: the order of a level's hashes
+     * does not matter to a search, but the bytes are a function of the
+     * imports alone */
+    size_t k = 0;
+    for (int s = j; s < nseg; s++) {
+        const imt__idx_seg *g = &dv.seg[s];
+        if (!g->n) continue;
+        memcpy(pdq + k * 32, g->pdq, (size_t)g->n * 32);
+        memcpy(ent + k, g->ent, (size_t)g->n * 4);
+        k += g->n;
     }
-    size_t k = dv.main_n;
     for (size_t c = 0; c < dv.nchunks; c++) {
         memcpy(pdq + k * 32, dv.dpdq[c], (size_t)dv.dcount[c] * 32);
         memcpy(ent + k, dv.dent[c], (size_t)dv.dcount[c] * 4);
         k += dv.dcount[c];
     }
-    /* the delta chunks go away (the view's pointers die with them) */
+    if (k != n) {
+        err = IMT_E_INTERNAL;
+        goto cleanup;
+    }
+    /* the delta chunks and the merged levels go away (the view's pointers
+     * die with them) */
     for (size_t c = 0; c < dv.nchunks; c++) {
-        uint8_t key[5] = {'d'};
-        imt__idx_put_be32(key + 1, (uint32_t)c);
-        MDB_val kk = {5, key};
+        uint8_t dkey[5] = {'d'};
+        imt__idx_put_be32(dkey + 1, (uint32_t)c);
+        MDB_val kk = {5, dkey};
         int rc = mdb_del(w->txn, w->idx->db_seg, &kk, NULL);
         if (rc) {
             err = imt__idx_mdb_err(w->idx, rc, "clearing the delta segment");
@@ -65,21 +103,22 @@ imt_err imt__idx_compact(imt__idx_writer *w)
         }
     }
     imt__idx_view_free(&dv);
-    /* old tables of another shape */
-    for (uint32_t t = 0; t < IDX_MAX_TABLES; t++) {
-        char key[8];
-        snprintf(key, sizeof key, "mih%02u", (unsigned)t & 31u);
-        MDB_val kk = {5, key};
-        int rc = mdb_del(w->txn, w->idx->db_seg, &kk, NULL);
-        if (rc && rc != MDB_NOTFOUND) {
-            err = imt__idx_mdb_err(w->idx, rc, "clearing the MIH tables");
-            goto cleanup;
+    for (int s = j; s < nseg; s++) {
+        imt__idx_seg_key(key, s, "pdq", 0);
+        IMT_TRY(seg_del(w, key));
+        imt__idx_seg_key(key, s, "ent", 0);
+        IMT_TRY(seg_del(w, key));
+        for (int t = 0; t < IDX_MAX_TABLES; t++) {
+            imt__idx_seg_key(key, s, "mih", t);
+            IMT_TRY(seg_del(w, key));
         }
     }
     void *p = NULL;
-    IMT_TRY(seg_reserve(w, "pdq", n * 32, &p));
+    imt__idx_seg_key(key, j, "pdq", 0);
+    IMT_TRY(seg_reserve(w, key, n * 32, &p));
     memcpy(p, pdq, n * 32);
-    IMT_TRY(seg_reserve(w, "ent", n * 4, &p));
+    imt__idx_seg_key(key, j, "ent", 0);
+    IMT_TRY(seg_reserve(w, key, n * 4, &p));
     memcpy(p, ent, n * 4);
     uint8_t bits[IDX_MAX_TABLES] = {0};
     int m = imt__idx_mih_params((uint32_t)n, bits);
@@ -98,8 +137,7 @@ imt_err imt__idx_compact(imt__idx_writer *w)
     }
     for (int t = 0; t < m; t++) {
         size_t nb = ((size_t)1 << bits[t]) + 1;
-        char key[8];
-        snprintf(key, sizeof key, "mih%02u", (unsigned)t & 31u);
+        imt__idx_seg_key(key, j, "mih", t);
         uint32_t *off = tab, *ids = tab + nb;
         /* counting sort into CSR, the offsets doubling as write cursors */
         memset(off, 0, nb * 4);
@@ -118,13 +156,25 @@ imt_err imt__idx_compact(imt__idx_writer *w)
         memcpy(p, tab, (nb + n) * 4);
         start += bits[t];
     }
-    w->h.main_n = (uint32_t)n;
     w->h.delta_n = 0;
-    w->h.mih_m = (uint32_t)m;
-    memset(w->h.mih_bits, 0, sizeof w->h.mih_bits);
-    memcpy(w->h.mih_bits, bits, (size_t)m);
-    IMT_TRY(imt__idx_view_load(w->idx, w->txn, &w->h, &dv));
-    IMT_TRY(imt__idx_main_sum(&dv, w->h.main_sum));
+    if (j == 0) {
+        w->h.main_n = (uint32_t)n;
+        w->h.mih_m = (uint32_t)m;
+        memset(w->h.mih_bits, 0, sizeof w->h.mih_bits);
+        memcpy(w->h.mih_bits, bits, (size_t)m);
+        w->lv.count = 0;
+    } else {
+        imt__idx_level *l = &w->lv.l[j - 1];
+        memset(l, 0, sizeof *l);
+        l->n = (uint32_t)n;
+        l->m = (uint32_t)m;
+        memcpy(l->bits, bits, (size_t)m);
+        w->lv.count = (uint32_t)j;
+    }
+    memset(&w->lv.l[w->lv.count], 0, (IDX_MAX_LEVELS - w->lv.count) * sizeof w->lv.l[0]);
+    IMT_TRY(imt__idx_view_load(w->idx, w->txn, &w->h, &w->lv, &dv));
+    IMT_TRY(imt__idx_seg_sum(&dv.seg[j], j ? w->lv.l[j - 1].sum : w->h.main_sum));
+    *written = n;
 cleanup:
     imt__idx_view_free(&dv);
     imt__free(pdq);
@@ -143,7 +193,8 @@ imt_err imt_index_compact(imt_index *idx)
     if (err) return err;
     imt__idx_snapshot_end(idx);
     IMT_TRY(imt__idx_writer_begin(idx, &w));
-    if (w.h.main_n + w.h.delta_n) IMT_TRY(imt__idx_compact(&w));
+    uint64_t written = 0;
+    if (w.v.compacted + w.h.delta_n) IMT_TRY(imt__idx_compact(&w, 1, &written));
     uint64_t folded;
     IMT_TRY(imt__idx_fold_digests(&w, 1, &folded)); /* the digest deltas too */
     IMT_TRY(imt__idx_writer_commit(idx, &w, NULL, NULL));

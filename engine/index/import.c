@@ -4,9 +4,9 @@
  * ONE LMDB write transaction, begun with the first batch (writer.c): on
  * any error, crash or SIGKILL nothing of it is visible. In-list repeats
  * are merged (writer.c). New PDQ hashes go to the delta segment
- * (scanned linearly); when it grows past IDX_DELTA_MAX, or on request, the
- * compacted segment is rebuilt from both in the same transaction
- * (compact.c). */
+ * (scanned linearly); when it grows past imt__idx_delta_max it becomes a
+ * compacted level, merged with the smaller levels (compact.c: the
+ * cascade), in the same transaction; on request all levels become one. */
 #include "index.h"
 
 #include <errno.h>
@@ -20,7 +20,7 @@
 
 /* Above this many delta hashes an import compacts (auto mode). A query
  * scans the delta linearly: 64k hashes = 2 MiB, about 0.1 ms per query. */
-#define IDX_DELTA_MAX 65536u
+uint32_t imt__idx_delta_max = 65536u;
 
 static imt_err file_sha256(imt__idx_sink *s, int fd, char out[65])
 {
@@ -362,10 +362,10 @@ imt_err imt_index_import(imt_index *idx, const char *path, const imt_import_opts
     STAGE(&c, "entries");
     STAGE(&c, "digests");
     STAGE(&c, "delta");
-    int do_compact = o.compact > 0 || (o.compact < 0 && w->h.delta_n > IDX_DELTA_MAX) ||
+    int do_compact = o.compact > 0 || (o.compact < 0 && w->h.delta_n > imt__idx_delta_max) ||
                      (o.compact < 0 && w->h.delta_n > 4096 && w->h.main_n == 0);
     if (do_compact && (w->h.delta_n || o.compact > 0)) {
-        IMT_TRY(imt__idx_compact(w));
+        IMT_TRY(imt__idx_compact(w, o.compact > 0, &st.pdq_written));
         st.compacted = 1;
         STAGE(&c, "compact");
     }

@@ -134,6 +134,10 @@ static imt_err compute_identity(imt_index *idx, MDB_txn *txn)
     EVP_DigestUpdate(md, &idx->hdr, sizeof idx->hdr);
     /* and the delta checksum (absent in an index no build with it wrote) */
     if (idx->has_delta_sum) EVP_DigestUpdate(md, idx->delta_sum, 32);
+    /* and the levels beyond 0, with their checksums (format 5; none before,
+     * so an older index keeps its identity) */
+    if (idx->levels.count)
+        EVP_DigestUpdate(md, idx->levels.l, (size_t)idx->levels.count * sizeof idx->levels.l[0]);
     IMT_TRY(load_lists(idx, txn, md));
     unsigned char dg[32];
     unsigned dn = 0;
@@ -182,13 +186,13 @@ static void advise(const void *p, size_t len, int advice)
  * page at a time: 19 s instead of 2.7 s for the arrays of a 10M index
  * (bench_index, evicted from the page cache). Read the ranges as a
  * sequence, then give them back LMDB's advice. */
-static void advise_arrays(const imt__idx_view *v, int advice)
+static void advise_arrays(const imt__idx_seg *v, int advice)
 {
-    if (!v->main_n) return;
-    advise(v->pdq, (size_t)v->main_n * 32, advice);
-    advise(v->ent, (size_t)v->main_n * 4, advice);
+    if (!v->n) return;
+    advise(v->pdq, (size_t)v->n * 32, advice);
+    advise(v->ent, (size_t)v->n * 4, advice);
     for (int t = 0; t < v->m; t++)
-        advise(v->off[t], ((((size_t)1 << v->bits[t]) + 1) + v->main_n) * 4, advice);
+        advise(v->off[t], ((((size_t)1 << v->bits[t]) + 1) + v->n) * 4, advice);
 }
 
 /* Open-time content check: the arrays every PDQ query searches (the
@@ -203,16 +207,18 @@ static imt_err check_content(imt_index *idx)
     imt_err err = IMT_OK;
     const imt__idx_view *v = &idx->view;
     uint8_t sum[32];
-    if (v->main_n) {
-        advise_arrays(v, MADV_SEQUENTIAL);
-        advise_arrays(v, MADV_WILLNEED);
-        err = imt__idx_main_sum(v, sum);
-        advise_arrays(v, MADV_RANDOM);
+    for (int s = 0; s < v->nseg; s++) {
+        const imt__idx_seg *g = &v->seg[s];
+        if (!g->n) continue;
+        advise_arrays(g, MADV_SEQUENTIAL);
+        advise_arrays(g, MADV_WILLNEED);
+        err = imt__idx_seg_sum(g, sum);
+        advise_arrays(g, MADV_RANDOM);
         if (err) goto cleanup;
-        if (memcmp(sum, idx->hdr.main_sum, 32) != 0) {
-            imt__idx_set_err(idx, "%s: the compacted PDQ segment (hashes, entry ids or MIH tables) "
-                        "does not match the checksum in the header: the index is damaged "
-                        "('imgtriage index verify' names the first problem)", idx->path);
+        if (memcmp(sum, s ? idx->levels.l[s - 1].sum : idx->hdr.main_sum, 32) != 0) {
+            imt__idx_set_err(idx, "%s: compacted PDQ level %d (hashes, entry ids or MIH tables) "
+                        "does not match its checksum: the index is damaged "
+                        "('imgtriage index verify' names the first problem)", idx->path, s);
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
         }
@@ -245,8 +251,9 @@ imt_err imt__idx_snapshot_begin(imt_index *idx)
     idx->snap_txnid = mdb_txn_id(idx->rtxn);
     IMT_TRY(imt__idx_read_header(idx, idx->rtxn, &idx->hdr));
     IMT_TRY(imt__idx_read_delta_sum(idx, idx->rtxn, idx->delta_sum, &idx->has_delta_sum));
+    IMT_TRY(imt__idx_read_levels(idx, idx->rtxn, &idx->hdr, &idx->levels));
     IMT_TRY(compute_identity(idx, idx->rtxn));
-    IMT_TRY(imt__idx_view_load(idx, idx->rtxn, &idx->hdr, &idx->view));
+    IMT_TRY(imt__idx_view_load(idx, idx->rtxn, &idx->hdr, &idx->levels, &idx->view));
     idx->content_verified = 0;
     if (idx->check_content) IMT_TRY(check_content(idx));
     if (imt__idx_unchanged(idx) != IMT_OK) {
@@ -466,7 +473,7 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
             h.created = (int64_t)time(NULL);
             h.next_list = 1;
             snprintf(h.tool, sizeof h.tool, "imgtriage %s", IMT_VERSION_STRING);
-            IMT_TRY(imt__idx_write_header(idx, txn, &h));
+            IMT_TRY(imt__idx_write_header(idx, txn, &h, NULL));
         } else if (rc) {
             err = imt__idx_mdb_err(idx, rc, "reading the header");
             goto cleanup;
@@ -569,6 +576,13 @@ imt_err imt_index_stats_get(const imt_index *idx, imt_index_stats *s)
     s->memberships = h->n_members;
     s->pdq_main = h->main_n;
     s->pdq_delta = h->delta_n;
+    s->pdq_level[0] = h->main_n;
+    s->pdq_levels = h->main_n ? 1 : 0;
+    for (uint32_t l = 0; l < idx->levels.count; l++) {
+        s->pdq_level[l + 1] = idx->levels.l[l].n;
+        s->pdq_main += idx->levels.l[l].n;
+        s->pdq_levels = (int)l + 2;
+    }
     s->mih_tables = (int)h->mih_m;
     for (uint32_t t = 0; t < h->mih_m; t++) s->mih_bits[t] = h->mih_bits[t];
     s->content_verified = idx->content_verified;

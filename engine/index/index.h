@@ -13,8 +13,14 @@
  * 4: digest-only entries stored by kind (a digest's value holds the entry
  * id and a membership class, no entry record: see IDX_DIG_COMPACT); a
  * format 2 or 3 index is a format 4 index without such entries, so it is
- * read, and a write upgrades it. Older builds refuse format 4. */
-#define IDX_FORMAT_VERSION 4u
+ * read, and a write upgrades it. Older builds refuse format 4.
+ * 5: the compacted PDQ hashes may be in several MIH segments ("levels",
+ * below): level 0 is format 4's compacted segment, levels 1.. are described
+ * by the meta record "levels". A format 2-4 index is a format 5 index with
+ * no level beyond 0, so it is read as it is, and a write upgrades it (and
+ * writes "levels"). Older builds refuse format 5: they would not search
+ * the levels. */
+#define IDX_FORMAT_VERSION 5u
 #define IDX_FORMAT_MIN 2u
 #define IDX_MAGIC "IMTINDEX"
 #define IDX_MAX_TABLES 32
@@ -28,6 +34,37 @@
  * random access, so that cost one cache miss in three. Correctness never
  * depends on the alignment (a small value in a leaf page has none). */
 #define IDX_SEG_LEAD 48u
+
+/* Levels of compacted PDQ segments (an LSM-style cascade; docs/INDEX.md,
+ * "Adding lists"). Level 0 is the oldest and largest (the keys "pdq",
+ * "ent", "mihNN" of format 4); levels 1..count ("1.pdq", "1.ent",
+ * "1.mihNN", ...) are each at least IDX_LEVEL_FACTOR times smaller than
+ * the one before. When the delta overflows, it and the smaller levels
+ * that are not IDX_LEVEL_FACTOR times its size are rebuilt as one level:
+ * a hash is rewritten about IDX_LEVEL_FACTOR times per level it climbs,
+ * never the whole index for a small delta (unless the levels above it
+ * have grown to a FACTOR-th of level 0). */
+#define IDX_MAX_LEVELS 8            /* levels beyond 0 */
+#define IDX_LEVEL_FACTOR 8u
+/* One level's description in the meta record "levels": hashes, MIH
+ * tables and widths, SHA-256 of its arrays (as main_sum for level 0). */
+typedef struct imt__idx_level {
+    uint32_t n;
+    uint32_t m;
+    uint8_t bits[32];
+    uint8_t sum[32];
+} imt__idx_level;
+_Static_assert(sizeof(imt__idx_level) == 72, "a level's record is 72 bytes");
+/* The record "levels": count (u32 LE), then count imt__idx_level (72
+ * bytes each, little-endian). Present in every format 5 index. */
+typedef struct imt__idx_levels {
+    uint32_t count;
+    imt__idx_level l[IDX_MAX_LEVELS];
+} imt__idx_levels;
+/* Delta hashes above which an import compacts (auto mode): the delta
+ * becomes a level. A variable so that tests can make levels from small
+ * lists (import.c; 65,536 by default). */
+extern uint32_t imt__idx_delta_max;
 
 /* A digest's value in the md5/sha1/sha256 tables: the entry id (u32), 4
  * bytes, for an entry with a record in "entries"; or 8 bytes, the entry id
@@ -67,17 +104,24 @@ typedef struct imt__idx_header {
     uint8_t main_sum[32];    /* SHA-256 over the compacted arrays and tables */
 } imt__idx_header;
 
-/* The search view of a snapshot: zero-copy pointers into the map (or copies
- * when LMDB stored a small value unaligned). */
-typedef struct imt__idx_view {
-    uint32_t main_n;
-    const uint8_t *pdq;          /* main_n x 32 bytes */
-    const uint32_t *ent;         /* main_n entry ids */
+/* One compacted segment (a level) of a search view. */
+typedef struct imt__idx_seg {
+    uint32_t n;
+    const uint8_t *pdq;          /* n x 32 bytes */
+    const uint32_t *ent;         /* n entry ids */
     int m;                       /* MIH tables */
     int bits[IDX_MAX_TABLES];
     int start[IDX_MAX_TABLES];   /* first bit of each substring */
     const uint32_t *off[IDX_MAX_TABLES]; /* 2^bits + 1 offsets */
-    const uint32_t *ids[IDX_MAX_TABLES]; /* main_n positions, by bucket */
+    const uint32_t *ids[IDX_MAX_TABLES]; /* n positions, by bucket */
+} imt__idx_seg;
+
+/* The search view of a snapshot: zero-copy pointers into the map (or copies
+ * when LMDB stored a small value unaligned). */
+typedef struct imt__idx_view {
+    int nseg;                    /* 1 + levels beyond 0 */
+    imt__idx_seg seg[IDX_MAX_LEVELS + 1]; /* seg[0]: level 0 (n may be 0) */
+    uint64_t compacted;          /* hashes in all levels */
     uint32_t delta_n;
     size_t nchunks;
     const uint8_t **dpdq;        /* per chunk: count x 32 bytes */
@@ -106,6 +150,7 @@ struct imt_index {
     uint8_t delta_sum[32];       /* ... holding this */
     char *path;
     imt__idx_header hdr;
+    imt__idx_levels levels;      /* levels beyond 0 (count 0 before format 5) */
     imt__idx_view view;
     imt_list_info *lists;        /* strings point into listbuf */
     size_t nlists;
@@ -140,8 +185,8 @@ struct imt_cursor {
     struct probe *probe;         /* MIH probing scratch (query.c) */
     /* the MIH plan (query.c: build_plan): per radius, the radius of each
      * table (-1: not probed) and the expected cost, to choose MIH or scan */
-    int8_t (*plan)[IDX_MAX_TABLES]; /* [257][m] */
-    double *mih_cost;               /* [257], in scanned-hash units */
+    int8_t (*plan)[IDX_MAX_TABLES]; /* per level: [257][m], level s at plan + 257 s */
+    double *mih_cost;               /* per level: [257], in scanned-hash units */
     struct imt__idx_vq *vq;           /* video query scratch and results (video.c) */
     void (*vq_free)(struct imt__idx_vq *); /* set with vq (close frees through it) */
     struct imt__idx_entry *ents;      /* decoded records of the current results */
@@ -341,6 +386,7 @@ typedef struct imt__idx_writer {
     imt_index *idx;
     MDB_txn *txn;
     imt__idx_header h;
+    imt__idx_levels lv;               /* levels beyond 0, as the header: written at commit */
     imt__idx_view v;                  /* the write txn's view before this import */
     imt__idx_pdq_ent *delta_old;      /* existing delta, sorted by hash */
     size_t ndelta_old;
@@ -478,8 +524,10 @@ imt_err imt__idx_writer_runs(imt__idx_writer *w);
 imt_err imt__idx_writer_delta(imt__idx_writer *w);
 imt_err imt__idx_writer_list(imt__idx_writer *w, const imt_list_info *li);
 
-/* compact.c: rebuild the compacted segment from itself and the delta. */
-imt_err imt__idx_compact(imt__idx_writer *w);
+/* compact.c: make the delta a level, merged with the levels that are not
+ * IDX_LEVEL_FACTOR times larger than the result (full: every level, into
+ * level 0). *written: PDQ hashes written into the rebuilt level. */
+imt_err imt__idx_compact(imt__idx_writer *w, int full, uint64_t *written);
 /* runs.c: merge each digest delta into its main table when it holds more
  * than a sixteenth of it, or always (force); *folded: keys moved. */
 imt_err imt__idx_fold_digests(imt__idx_writer *w, int force, uint64_t *folded);
@@ -620,9 +668,19 @@ typedef struct imt__idx_pagecheck_info {
 imt_err imt__idx_pagecheck(const char *dir, int write, imt__idx_pagecheck_info *info, char *err,
                       size_t errlen);
 imt_err imt__idx_read_header(imt_index *idx, MDB_txn *txn, imt__idx_header *h);
-imt_err imt__idx_write_header(imt_index *idx, MDB_txn *txn, const imt__idx_header *h);
-/* Load the search view of txn's snapshot. */
-imt_err imt__idx_view_load(imt_index *idx, MDB_txn *txn, const imt__idx_header *h, imt__idx_view *v);
+/* The "levels" record of txn (meta.c): count 0 in a format 2-4 index;
+ * IMT_E_INDEX_CORRUPT when a format 5 index lacks it or it is malformed. */
+imt_err imt__idx_read_levels(imt_index *idx, MDB_txn *txn, const imt__idx_header *h,
+                             imt__idx_levels *lv);
+/* Write the header, the levels (lv: format 5) and the delta checksum. */
+imt_err imt__idx_write_header(imt_index *idx, MDB_txn *txn, const imt__idx_header *h,
+                              const imt__idx_levels *lv);
+/* Load the search view of txn's snapshot (lv: levels beyond 0, may be NULL). */
+imt_err imt__idx_view_load(imt_index *idx, MDB_txn *txn, const imt__idx_header *h,
+                           const imt__idx_levels *lv, imt__idx_view *v);
+/* The seg key of an array of level lvl: what "pdq", "ent" or "mih" (with
+ * table t): "pdq", "mih07" for level 0, "2.pdq", "2.mih07" beyond. */
+void imt__idx_seg_key(char out[16], int lvl, const char *what, int t);
 void imt__idx_view_free(imt__idx_view *v);
 /* IMT_OK, or IMT_E_INDEX_CHANGED when the handle runs without a lock and
  * a writer has committed since its snapshot was taken: pages the snapshot
@@ -687,10 +745,10 @@ size_t imt__idx_scan_avx512(const uint8_t *arr, size_t n, const uint8_t *q, int 
 #define IDX_SCAN_BLOCK 4096
 
 /* ---- segment checksums (sums.c, a leaf) --------------------------------- */
-/* Checksum of the compacted segment: SHA-256 over the PDQ array, the entry
- * ids, then each MIH table (offsets, positions); compaction stores it in
- * the header (main_sum). */
-imt_err imt__idx_main_sum(const imt__idx_view *v, uint8_t out[32]);
+/* Checksum of a compacted segment (a level): SHA-256 over the PDQ array,
+ * the entry ids, then each MIH table (offsets, positions); compaction
+ * stores level 0's in the header (main_sum), the others' in "levels". */
+imt_err imt__idx_seg_sum(const imt__idx_seg *g, uint8_t out[32]);
 /* Checksum of the delta segment: SHA-256 over its chunks' values in order;
  * imt__idx_write_header stores it in the meta record "dsum". */
 imt_err imt__idx_delta_sum(const imt__idx_view *v, uint8_t out[32]);

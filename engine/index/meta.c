@@ -98,6 +98,53 @@ imt_err imt__idx_read_header(imt_index *idx, MDB_txn *txn, imt__idx_header *h)
     return IMT_OK;
 }
 
+/* The table widths of one segment: 1..32 bits each, summing to 256. */
+static int widths_ok(uint32_t m, const uint8_t *bits)
+{
+    int sum = 0;
+    if (m < 1 || m > IDX_MAX_TABLES) return 0;
+    for (uint32_t t = 0; t < m; t++) {
+        if (bits[t] < 1 || bits[t] > 32) return 0;
+        sum += bits[t];
+    }
+    return sum == 256;
+}
+
+imt_err imt__idx_read_levels(imt_index *idx, MDB_txn *txn, const imt__idx_header *h,
+                             imt__idx_levels *lv)
+{
+    MDB_val k = {6, (void *)"levels"}, d;
+    memset(lv, 0, sizeof *lv);
+    int rc = mdb_get(txn, idx->db_meta, &k, &d);
+    if (rc == MDB_NOTFOUND && h->format < 5) return IMT_OK; /* before levels existed */
+    if (rc == MDB_NOTFOUND) {
+        imt__idx_set_err(idx, "%s: the index is of format %u but has no levels record", idx->path,
+                         (unsigned)h->format);
+        return IMT_E_INDEX_CORRUPT;
+    }
+    if (rc) return imt__idx_mdb_err(idx, rc, "reading the levels record");
+    const uint8_t *p = d.mv_data;
+    uint32_t count = d.mv_size >= 4 ? imt__idx_get_u32(p) : UINT32_MAX;
+    /* a format 2-4 header with the record (tests make one by rewriting the
+     * version) may not describe levels: an older build would not search them */
+    if ((h->format < 5 && count) || count > IDX_MAX_LEVELS ||
+        d.mv_size != 4 + (size_t)count * sizeof(imt__idx_level)) {
+        imt__idx_set_err(idx, "%s: the levels record is malformed (%zu bytes)", idx->path, d.mv_size);
+        return IMT_E_INDEX_CORRUPT;
+    }
+    lv->count = count;
+    memcpy(lv->l, p + 4, (size_t)count * sizeof(imt__idx_level));
+    for (uint32_t i = 0; i < count; i++) {
+        const imt__idx_level *l = &lv->l[i];
+        if (!l->n || l->n > IDX_MAX_ENTRIES || !widths_ok(l->m, l->bits)) {
+            imt__idx_set_err(idx, "%s: the levels record has impossible values (level %u)", idx->path,
+                             (unsigned)i + 1);
+            return IMT_E_INDEX_CORRUPT;
+        }
+    }
+    return IMT_OK;
+}
+
 /* The "dsum" record of txn's snapshot: *present 0 when an index written
  * before it existed (format 2 builds) lacks it. */
 imt_err imt__idx_read_delta_sum(imt_index *idx, MDB_txn *txn, uint8_t out[32], int *present)

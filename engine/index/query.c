@@ -9,8 +9,9 @@
  * distance finds everything. A hit is counted only in the first table whose
  * substring is within that table's radius, so no hash is reported twice and
  * no visited-set is needed. For large radii a blocked SIMD scan is cheaper:
- * the choice is made per call from the plan's expected cost. The delta
- * segment is always scanned. */
+ * the choice is made per call and level from the plan's expected cost.
+ * The compacted hashes are in a few levels (compact.c), each with its own
+ * tables, all searched; the delta segment is always scanned. */
 #include "index.h"
 
 #include <math.h>
@@ -52,34 +53,41 @@ static double binom(int n, int k)
  * pigeonhole rule, refined: Norouzi et al. 2014). Which tables get the
  * larger radii is chosen greedily by marginal cost, so uneven widths get
  * what is cheapest; the marginal costs grow with r_t, so greedy is optimal. */
-static imt_err build_plan(imt_cursor *c, const imt__idx_view *v)
+static void plan_seg(const imt__idx_seg *g, int8_t (*plan)[IDX_MAX_TABLES], double *mih_cost)
 {
-    c->plan = imt__calloc(257, sizeof *c->plan);
-    c->mih_cost = imt__calloc(257, sizeof *c->mih_cost);
-    if (!c->plan || !c->mih_cost) return IMT_E_NOMEM;
     int rt[IDX_MAX_TABLES];
     double per_bucket[IDX_MAX_TABLES];
-    for (int t = 0; t < v->m; t++) {
+    for (int t = 0; t < g->m; t++) {
         rt[t] = -1;
-        per_bucket[t] = COST_PROBE + COST_CAND * (double)v->main_n / ldexp(1.0, v->bits[t]);
+        per_bucket[t] = COST_PROBE + COST_CAND * (double)g->n / ldexp(1.0, g->bits[t]);
     }
     double cost = 0;
     for (int r = 0; r <= 256; r++) {
         /* raise one table's radius (r + 1 increments in all) */
         int best = -1;
         double bc = 0;
-        for (int t = 0; t < v->m; t++) {
-            if (rt[t] >= v->bits[t]) continue;
-            double mc = binom(v->bits[t], rt[t] + 1) * per_bucket[t];
+        for (int t = 0; t < g->m; t++) {
+            if (rt[t] >= g->bits[t]) continue;
+            double mc = binom(g->bits[t], rt[t] + 1) * per_bucket[t];
             if (best < 0 || mc < bc) { best = t; bc = mc; }
         }
         if (best >= 0) {
             rt[best]++;
             cost += bc;
         }
-        for (int t = 0; t < v->m; t++) c->plan[r][t] = (int8_t)rt[t];
-        c->mih_cost[r] = cost;
+        for (int t = 0; t < g->m; t++) plan[r][t] = (int8_t)rt[t];
+        mih_cost[r] = cost;
     }
+}
+
+/* One plan per compacted level (each has its own tables). */
+static imt_err build_plan(imt_cursor *c, const imt__idx_view *v)
+{
+    c->plan = imt__calloc(257 * (size_t)v->nseg, sizeof *c->plan);
+    c->mih_cost = imt__calloc(257 * (size_t)v->nseg, sizeof *c->mih_cost);
+    if (!c->plan || !c->mih_cost) return IMT_E_NOMEM;
+    for (int s = 0; s < v->nseg; s++)
+        if (v->seg[s].n) plan_seg(&v->seg[s], c->plan + 257 * s, c->mih_cost + 257 * s);
     return IMT_OK;
 }
 
@@ -102,7 +110,7 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
     }
     /* the handle's view cannot change while a cursor is open (an import
      * needs none), so the plan made here stays right */
-    if (idx->view.main_n) IMT_TRY(build_plan(c, &idx->view));
+    if (idx->view.compacted) IMT_TRY(build_plan(c, &idx->view));
     int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &c->txn);
     if (rc == MDB_MAP_RESIZED) {
         /* a writer grew the file past the read-only map: it committed
@@ -227,7 +235,7 @@ cleanup:
 
 /* Verify pr->cand[0..n) against q: full distance, then the rule that a
  * hash counts only in the first table whose substring is within radius. */
-static imt_err verify_cands(imt_cursor *c, const imt__idx_view *v, probe *pr, size_t n,
+static imt_err verify_cands(imt_cursor *c, const imt__idx_seg *v, probe *pr, size_t n,
                             const uint8_t *q, int radius, int t, const uint32_t *subq,
                             const int8_t *plan, int j, uint32_t qi)
 {
@@ -258,7 +266,7 @@ cleanup:
 }
 
 /* Probe the nb buckets in pr->b of table t. */
-static imt_err probe_chunk(imt_cursor *c, const imt__idx_view *v, probe *pr, size_t nb,
+static imt_err probe_chunk(imt_cursor *c, const imt__idx_seg *v, probe *pr, size_t nb,
                            const uint8_t *q, int radius, int t, const uint32_t *subq,
                            const int8_t *plan, int j, uint32_t qi)
 {
@@ -269,7 +277,7 @@ static imt_err probe_chunk(imt_cursor *c, const imt__idx_view *v, probe *pr, siz
     for (size_t i = 0; i < nb; i++) {
         pr->lo[i] = off[pr->b[i]];
         pr->hi[i] = off[pr->b[i] + 1];
-        if (pr->hi[i] < pr->lo[i] || pr->hi[i] > v->main_n) {
+        if (pr->hi[i] < pr->lo[i] || pr->hi[i] > v->n) {
             err = IMT_E_INDEX_CORRUPT;
             goto cleanup;
         }
@@ -279,7 +287,7 @@ static imt_err probe_chunk(imt_cursor *c, const imt__idx_view *v, probe *pr, siz
     for (size_t i = 0; i < nb; i++) {
         for (uint32_t k = pr->lo[i]; k < pr->hi[i]; k++) {
             uint32_t pos = ids[k];
-            if (pos >= v->main_n) {
+            if (pos >= v->n) {
                 err = IMT_E_INDEX_CORRUPT;
                 goto cleanup;
             }
@@ -296,12 +304,12 @@ cleanup:
     return err;
 }
 
-static imt_err mih_one(imt_cursor *c, const imt__idx_view *v, const uint8_t *q, int radius, int j,
-                       uint32_t qi)
+static imt_err mih_one(imt_cursor *c, const imt__idx_seg *v, int seg, const uint8_t *q, int radius,
+                       int j, uint32_t qi)
 {
     imt_err err = IMT_OK;
     uint32_t subq[IDX_MAX_TABLES];
-    const int8_t *plan = c->plan[radius];
+    const int8_t *plan = c->plan[257 * seg + radius];
     probe *pr = c->probe;
     for (int t = 0; t < v->m; t++) subq[t] = imt__idx_substr(q, v->start[t], v->bits[t]);
     for (int t = 0; t < v->m; t++) {
@@ -331,31 +339,30 @@ cleanup:
     return err;
 }
 
-/* MIH or the scan for nq variants at radius: the plan's expected cost
- * against a pass over the array. In a batch the scan is compute-bound (each
- * block is compared with many queries while in cache): one unit per hash
- * and variant; a lone query's pass is bound by memory bandwidth, about 8
- * units per hash, which the extra variants share. */
-static int use_mih(const imt_cursor *c, const imt__idx_view *v, int nq, int radius, int batch)
+/* MIH or the scan of level seg for nq variants at radius: the plan's
+ * expected cost against a pass over the level. In a batch the scan is
+ * compute-bound (each block is compared with many queries while in cache):
+ * one unit per hash and variant; a lone query's pass is bound by memory
+ * bandwidth, about 8 units per hash, which the extra variants share. */
+static int use_mih(const imt_cursor *c, const imt__idx_seg *g, int seg, int nq, int radius, int batch)
 {
     if (c->method == IMT_SEARCH_MIH) return 1;
-    if (c->method == IMT_SEARCH_SCAN || !v->m) return 0;
+    if (c->method == IMT_SEARCH_SCAN || !g->m) return 0;
     double per_hash = batch ? (double)nq : (nq > 8 ? (double)nq : 8.0);
-    return c->mih_cost[radius] * nq < (double)v->main_n * per_hash;
+    return c->mih_cost[257 * seg + radius] * nq < (double)g->n * per_hash;
 }
 
-/* The scan for a batch of queries: each block of hashes is compared with
- * every query while it sits in cache. */
-static imt_err scan_batch(imt_cursor *c, const imt__idx_view *v, const imt_pdq *q, size_t nqueries,
+/* The scan of one level for a batch of queries: each block of hashes is
+ * compared with every query while it sits in cache. */
+static imt_err scan_batch(imt_cursor *c, const imt__idx_seg *v, const imt_pdq *q, size_t nqueries,
                           int nvar, int radius)
 {
     imt_err err = IMT_OK;
     imt__idx_scan_fn scan = c->kern->scan;
-    c->cnt.queries += (uint64_t)nqueries * (uint64_t)nvar;
     c->cnt.scans += (uint64_t)nqueries * (uint64_t)nvar;
-    c->cnt.candidates += (uint64_t)v->main_n * nqueries * (uint64_t)nvar;
-    for (size_t b = 0; b < v->main_n; b += IDX_SCAN_BLOCK) {
-        size_t bn = v->main_n - b < IDX_SCAN_BLOCK ? v->main_n - b : IDX_SCAN_BLOCK;
+    c->cnt.candidates += (uint64_t)v->n * nqueries * (uint64_t)nvar;
+    for (size_t b = 0; b < v->n; b += IDX_SCAN_BLOCK) {
+        size_t bn = v->n - b < IDX_SCAN_BLOCK ? v->n - b : IDX_SCAN_BLOCK;
         /* single-hash queries go 8 to a kernel call (one load of each hash
          * for 8 queries); dihedral queries one query (8 variants) a call */
         size_t step = nvar == 1 ? 8 : 1;
@@ -376,32 +383,50 @@ static imt_err scan_batch(imt_cursor *c, const imt__idx_view *v, const imt_pdq *
             }
         }
     }
-    for (size_t i = 0; i < nqueries; i++)
-        for (size_t ch = 0; ch < v->nchunks; ch++)
-            IMT_TRY(scan_array(c, v->dpdq[ch], v->dcount[ch], NULL, v->dent[ch],
-                               q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
 cleanup:
     return err;
 }
 
-/* Search of the view for queries q[0..nq) (the variants of one query) at
+/* Search of level seg for queries q[0..nq) (the variants of one query) at
  * radius; appends hits, query index qi for all. Each (entry, variant) at
  * most once. */
-static imt_err search(imt_cursor *c, const imt__idx_view *v, const imt_pdq *q, int nq, int radius,
-                      uint32_t qi)
+static imt_err search_seg(imt_cursor *c, const imt__idx_seg *g, int seg, const imt_pdq *q, int nq,
+                          int radius, uint32_t qi)
 {
     imt_err err = IMT_OK;
-    c->cnt.queries += (uint64_t)nq;
-    if (v->main_n) {
-        if (use_mih(c, v, nq, radius, 0)) {
-            for (int j = 0; j < nq; j++) IMT_TRY(mih_one(c, v, q[j].bytes, radius, j, qi));
+    if (use_mih(c, g, seg, nq, radius, 0)) {
+        for (int j = 0; j < nq; j++) IMT_TRY(mih_one(c, g, seg, q[j].bytes, radius, j, qi));
+    } else {
+        c->cnt.scans += (uint64_t)nq;
+        IMT_TRY(scan_array(c, g->pdq, g->n, g->ent, NULL, q, nq, radius, qi));
+    }
+cleanup:
+    return err;
+}
+
+/* Every level (MIH or the scan, chosen per level: a batch of queries
+ * scans a level once for all when that is cheaper), then the delta
+ * chunks. A hash is in exactly one level or the delta (verify checks it),
+ * so each (query, entry, variant) is found at most once. */
+static imt_err search_all(imt_cursor *c, const imt__idx_view *v, const imt_pdq *q, size_t nqueries,
+                          int nvar, int radius)
+{
+    imt_err err = IMT_OK;
+    c->cnt.queries += (uint64_t)nqueries * (uint64_t)nvar;
+    for (int s = 0; s < v->nseg; s++) {
+        const imt__idx_seg *g = &v->seg[s];
+        if (!g->n) continue;
+        if (nqueries > 1 && !use_mih(c, g, s, nvar, radius, 1)) {
+            IMT_TRY(scan_batch(c, g, q, nqueries, nvar, radius));
         } else {
-            c->cnt.scans += (uint64_t)nq;
-            IMT_TRY(scan_array(c, v->pdq, v->main_n, v->ent, NULL, q, nq, radius, qi));
+            for (size_t i = 0; i < nqueries; i++)
+                IMT_TRY(search_seg(c, g, s, q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
         }
     }
-    for (size_t ch = 0; ch < v->nchunks; ch++)
-        IMT_TRY(scan_array(c, v->dpdq[ch], v->dcount[ch], NULL, v->dent[ch], q, nq, radius, qi));
+    for (size_t i = 0; i < nqueries; i++)
+        for (size_t ch = 0; ch < v->nchunks; ch++)
+            IMT_TRY(scan_array(c, v->dpdq[ch], v->dcount[ch], NULL, v->dent[ch],
+                               q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
 cleanup:
     return err;
 }
@@ -530,13 +555,7 @@ imt_err imt_query_pdq_batch(imt_cursor *c, const imt_pdq *q, size_t nqueries, in
         radius > 256 || nqueries > UINT32_MAX)
         return IMT_E_INVALID;
     c->nhits = 0;
-    const imt__idx_view *v = &c->idx->view;
-    if (nqueries > 1 && v->main_n && !use_mih(c, v, nvar, radius, 1)) {
-        IMT_TRY(scan_batch(c, v, q, nqueries, nvar, radius));
-    } else {
-        for (size_t i = 0; i < nqueries; i++)
-            IMT_TRY(search(c, v, q + i * (size_t)nvar, nvar, radius, (uint32_t)i));
-    }
+    IMT_TRY(search_all(c, &c->idx->view, q, nqueries, nvar, radius));
     if (c->nhits > 1) {
         /* one hit per (query, entry): the smallest distance, then the first
          * variant */

@@ -18,6 +18,7 @@ imt_err imt_index_verify(imt_index *idx)
     MDB_cursor *cur = NULL;
     imt__idx_view v;
     imt__idx_header h;
+    imt__idx_levels lv;
     uint64_t *loc = NULL;      /* per entry: 0 none, else 1 + position (delta after main) */
     uint64_t *members = NULL;  /* per list index: memberships counted */
     uint8_t *seen = NULL;
@@ -31,11 +32,12 @@ imt_err imt_index_verify(imt_index *idx)
     int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &txn);
     if (rc) return imt__idx_mdb_err(idx, rc, "starting a read transaction");
     IMT_TRY(imt__idx_read_header(idx, txn, &h));
-    IMT_TRY(imt__idx_view_load(idx, txn, &h, &v));
+    IMT_TRY(imt__idx_read_levels(idx, txn, &h, &lv));
+    IMT_TRY(imt__idx_view_load(idx, txn, &h, &lv, &v));
     if (h.next_list < 1) FAIL("%s: header: next list id is 0", p);
-    if ((uint64_t)h.main_n + h.delta_n != h.n_pdq)
-        FAIL("%s: header: %u compacted + %u delta PDQ hashes, but %llu entries hold PDQ", p,
-             (unsigned)h.main_n, (unsigned)h.delta_n, (unsigned long long)h.n_pdq);
+    if (v.compacted + h.delta_n != h.n_pdq)
+        FAIL("%s: header: %llu compacted + %u delta PDQ hashes, but %llu entries hold PDQ", p,
+             (unsigned long long)v.compacted, (unsigned)h.delta_n, (unsigned long long)h.n_pdq);
 
     /* lists: the handle's inventory is of its snapshot; verify the current
      * one from this transaction */
@@ -146,15 +148,18 @@ imt_err imt_index_verify(imt_index *idx)
     if (nrec + ncompact != ne)
         FAIL("%s: the header says %zu entries, the entries table holds %zu and the digest tables "
              "%llu compact ones", p, ne, nrec, (unsigned long long)ncompact);
+    /* positions: the levels in order, then the delta; each PDQ hash once
+     * in all of them */
     uint64_t pos = 0;
-    for (uint32_t i = 0; i < v.main_n; i++, pos++) {
-        uint32_t e = v.ent[i];
-        if (e >= ne || loc[e]) {
-            FAIL("%s: compacted position %u names entry %u (%s)", p, (unsigned)i, (unsigned)e,
-                 e >= ne ? "no such entry" : "twice");
+    for (int s = 0; s < v.nseg; s++)
+        for (uint32_t i = 0; i < v.seg[s].n; i++, pos++) {
+            uint32_t e = v.seg[s].ent[i];
+            if (e >= ne || loc[e]) {
+                FAIL("%s: compacted level %d position %u names entry %u (%s)", p, s, (unsigned)i,
+                     (unsigned)e, e >= ne ? "no such entry" : "twice");
+            }
+            loc[e] = pos + 1;
         }
-        loc[e] = pos + 1;
-    }
     for (size_t c = 0; c < v.nchunks; c++)
         for (uint32_t i = 0; i < v.dcount[c]; i++, pos++) {
             uint32_t e = imt__idx_get_u32(v.dent[c] + 4 * (size_t)i);
@@ -226,16 +231,19 @@ imt_err imt_index_verify(imt_index *idx)
                 FAIL("%s: entry %llu: its PDQ hash is in no segment", p, (unsigned long long)n);
             }
             l--;
-            const uint8_t *x;
-            if (l < v.main_n) x = v.pdq + l * 32;
-            else {
-                uint64_t dpos = l - v.main_n;
-                size_t c = (size_t)(dpos / IDX_DELTA_CHUNK);
-                x = v.dpdq[c] + (dpos % IDX_DELTA_CHUNK) * 32;
+            const uint8_t *x = NULL;
+            int in_level = l < v.compacted;
+            for (int s = 0; s < v.nseg && !x; s++) {
+                if (l < v.seg[s].n) x = v.seg[s].pdq + l * 32;
+                else l -= v.seg[s].n;
+            }
+            if (!x) {
+                size_t c = (size_t)(l / IDX_DELTA_CHUNK);
+                x = v.dpdq[c] + (l % IDX_DELTA_CHUNK) * 32;
             }
             if (memcmp(x, e.pdq, 32) != 0) {
                 FAIL("%s: entry %llu: the PDQ hash in the %s segment differs from the entry's", p,
-                     (unsigned long long)n, l < v.main_n ? "compacted" : "delta");
+                     (unsigned long long)n, in_level ? "compacted" : "delta");
             }
         } else if (loc[n]) {
             FAIL("%s: entry %llu has no PDQ hash but a segment holds one for it", p,
@@ -266,36 +274,41 @@ imt_err imt_index_verify(imt_index *idx)
             FAIL("%s: list %u: %llu entries name it, its record says %llu", p, id, a, b);
         }
 
-    /* the MIH tables: every position once, in the bucket of its substring */
-    if (v.main_n) {
-        seen = imt__malloc(((size_t)v.main_n + 7) / 8);
+    /* the MIH tables of every level: every position once, in the bucket
+     * of its substring; each level's checksum */
+    for (int s = 0; s < v.nseg; s++) {
+        const imt__idx_seg *g = &v.seg[s];
+        if (!g->n) continue;
+        imt__free(seen);
+        seen = imt__malloc(((size_t)g->n + 7) / 8);
         if (!seen) {
             err = IMT_E_NOMEM;
             goto cleanup;
         }
-        for (int t = 0; t < v.m; t++) {
-            memset(seen, 0, ((size_t)v.main_n + 7) / 8);
-            size_t nb = (size_t)1 << v.bits[t];
-            if (v.off[t][0] != 0) FAIL("%s: MIH table %d does not start at 0", p, t);
+        for (int t = 0; t < g->m; t++) {
+            memset(seen, 0, ((size_t)g->n + 7) / 8);
+            size_t nb = (size_t)1 << g->bits[t];
+            if (g->off[t][0] != 0) FAIL("%s: level %d: MIH table %d does not start at 0", p, s, t);
             for (size_t b = 0; b < nb; b++) {
-                uint32_t lo = v.off[t][b], hi = v.off[t][b + 1];
-                if (hi < lo || hi > v.main_n) FAIL("%s: MIH table %d: bucket %zu has bad offsets", p, t, b);
+                uint32_t lo = g->off[t][b], hi = g->off[t][b + 1];
+                if (hi < lo || hi > g->n)
+                    FAIL("%s: level %d: MIH table %d: bucket %zu has bad offsets", p, s, t, b);
                 for (uint32_t i = lo; i < hi; i++) {
-                    uint32_t ps = v.ids[t][i];
-                    if (ps >= v.main_n || (seen[ps >> 3] & (1u << (ps & 7))))
-                        FAIL("%s: MIH table %d: position %u is invalid or listed twice", p, t,
-                             (unsigned)ps);
+                    uint32_t ps = g->ids[t][i];
+                    if (ps >= g->n || (seen[ps >> 3] & (1u << (ps & 7))))
+                        FAIL("%s: level %d: MIH table %d: position %u is invalid or listed twice",
+                             p, s, t, (unsigned)ps);
                     seen[ps >> 3] |= (uint8_t)(1u << (ps & 7));
-                    if (imt__idx_substr(v.pdq + (size_t)ps * 32, v.start[t], v.bits[t]) != b)
-                        FAIL("%s: MIH table %d: position %u is in bucket %zu, not its own", p, t,
-                             (unsigned)ps, b);
+                    if (imt__idx_substr(g->pdq + (size_t)ps * 32, g->start[t], g->bits[t]) != b)
+                        FAIL("%s: level %d: MIH table %d: position %u is in bucket %zu, not its own",
+                             p, s, t, (unsigned)ps, b);
                 }
             }
         }
         uint8_t sum[32];
-        IMT_TRY(imt__idx_main_sum(&v, sum));
-        if (memcmp(sum, h.main_sum, 32) != 0)
-            FAIL("%s: the checksum of the compacted segment differs from the header's", p);
+        IMT_TRY(imt__idx_seg_sum(g, sum));
+        if (memcmp(sum, s ? lv.l[s - 1].sum : h.main_sum, 32) != 0)
+            FAIL("%s: the checksum of compacted level %d differs from the stored one", p, s);
     }
     {
         uint8_t sum[32], want[32];

@@ -72,58 +72,87 @@ static imt_err seg_get_array(imt_index *idx, MDB_txn *txn, const char *key, MDB_
     return IMT_OK;
 }
 
-imt_err imt__idx_view_load(imt_index *idx, MDB_txn *txn, const imt__idx_header *h, imt__idx_view *v)
+void imt__idx_seg_key(char out[16], int lvl, const char *what, int t)
+{
+    char name[8];
+    if (!strcmp(what, "mih")) snprintf(name, sizeof name, "mih%02u", (unsigned)t & 31u);
+    else snprintf(name, sizeof name, "%s", what);
+    if (lvl) snprintf(out, 16, "%u.%s", (unsigned)lvl & 15u, name);
+    else snprintf(out, 16, "%s", name);
+}
+
+/* Level lvl's arrays (n hashes, m tables of widths bits) into *g. */
+static imt_err seg_load(imt_index *idx, MDB_txn *txn, int lvl, uint32_t n, uint32_t m,
+                        const uint8_t *bits, imt__idx_view *v, imt__idx_seg *g)
+{
+    imt_err err = IMT_OK;
+    MDB_val d;
+    char key[16];
+    g->n = n;
+    g->m = (int)m;
+    int s = 0;
+    for (int t = 0; t < g->m; t++) {
+        g->bits[t] = bits[t];
+        g->start[t] = s;
+        s += g->bits[t];
+    }
+    if (!n) return IMT_OK;
+    imt__idx_seg_key(key, lvl, "pdq", 0);
+    IMT_TRY(seg_get_array(idx, txn, key, &d, "compacted PDQ array"));
+    if (d.mv_size != (size_t)n * 32) {
+        imt__idx_set_err(idx, "%s: the PDQ array of level %d has %zu bytes, expected %zu", idx->path,
+                         lvl, d.mv_size, (size_t)n * 32);
+        err = IMT_E_INDEX_CORRUPT;
+        goto cleanup;
+    }
+    g->pdq = d.mv_data;
+    imt__idx_seg_key(key, lvl, "ent", 0);
+    IMT_TRY(seg_get_array(idx, txn, key, &d, "entry id array"));
+    if (d.mv_size != (size_t)n * 4) {
+        imt__idx_set_err(idx, "%s: the entry id array of level %d has the wrong size", idx->path, lvl);
+        err = IMT_E_INDEX_CORRUPT;
+        goto cleanup;
+    }
+    const void *p;
+    IMT_TRY(keep_aligned(v, d.mv_data, d.mv_size, &p));
+    g->ent = p;
+    for (int t = 0; t < g->m; t++) {
+        imt__idx_seg_key(key, lvl, "mih", t);
+        IMT_TRY(seg_get_array(idx, txn, key, &d, "MIH table"));
+        size_t nb = ((size_t)1 << g->bits[t]) + 1;
+        if (d.mv_size != (nb + n) * 4) {
+            imt__idx_set_err(idx, "%s: MIH table %d of level %d has %zu bytes, expected %zu",
+                             idx->path, t, lvl, d.mv_size, (nb + n) * 4);
+            err = IMT_E_INDEX_CORRUPT;
+            goto cleanup;
+        }
+        IMT_TRY(keep_aligned(v, d.mv_data, d.mv_size, &p));
+        g->off[t] = p;
+        g->ids[t] = (const uint32_t *)p + nb;
+        if (g->off[t][nb - 1] != n) {
+            imt__idx_set_err(idx, "%s: MIH table %d of level %d does not end at %u", idx->path, t,
+                             lvl, (unsigned)n);
+            err = IMT_E_INDEX_CORRUPT;
+            goto cleanup;
+        }
+    }
+cleanup:
+    return err;
+}
+
+imt_err imt__idx_view_load(imt_index *idx, MDB_txn *txn, const imt__idx_header *h,
+                           const imt__idx_levels *lv, imt__idx_view *v)
 {
     imt_err err = IMT_OK;
     MDB_val d;
     memset(v, 0, sizeof *v);
-    v->main_n = h->main_n;
-    v->m = (int)h->mih_m;
-    int s = 0;
-    for (int t = 0; t < v->m; t++) {
-        v->bits[t] = h->mih_bits[t];
-        v->start[t] = s;
-        s += v->bits[t];
-    }
-    if (v->main_n) {
-        IMT_TRY(seg_get_array(idx, txn, "pdq", &d, "compacted PDQ array"));
-        if (d.mv_size != (size_t)v->main_n * 32) {
-            imt__idx_set_err(idx, "%s: the PDQ array has %zu bytes, expected %zu", idx->path,
-                        d.mv_size, (size_t)v->main_n * 32);
-            err = IMT_E_INDEX_CORRUPT;
-            goto cleanup;
-        }
-        v->pdq = d.mv_data;
-        IMT_TRY(seg_get_array(idx, txn, "ent", &d, "entry id array"));
-        if (d.mv_size != (size_t)v->main_n * 4) {
-            imt__idx_set_err(idx, "%s: the entry id array has the wrong size", idx->path);
-            err = IMT_E_INDEX_CORRUPT;
-            goto cleanup;
-        }
-        const void *p;
-        IMT_TRY(keep_aligned(v, d.mv_data, d.mv_size, &p));
-        v->ent = p;
-        for (int t = 0; t < v->m; t++) {
-            char key[8];
-            snprintf(key, sizeof key, "mih%02u", (unsigned)t & 31u);
-            IMT_TRY(seg_get_array(idx, txn, key, &d, "MIH table"));
-            size_t nb = ((size_t)1 << v->bits[t]) + 1;
-            if (d.mv_size != (nb + v->main_n) * 4) {
-                imt__idx_set_err(idx, "%s: MIH table %d has %zu bytes, expected %zu", idx->path,
-                            t, d.mv_size, (nb + v->main_n) * 4);
-                err = IMT_E_INDEX_CORRUPT;
-                goto cleanup;
-            }
-            IMT_TRY(keep_aligned(v, d.mv_data, d.mv_size, &p));
-            v->off[t] = p;
-            v->ids[t] = (const uint32_t *)p + nb;
-            if (v->off[t][nb - 1] != v->main_n) {
-                imt__idx_set_err(idx, "%s: MIH table %d does not end at %u", idx->path, t,
-                            (unsigned)v->main_n);
-                err = IMT_E_INDEX_CORRUPT;
-                goto cleanup;
-            }
-        }
+    v->nseg = 1 + (lv ? (int)lv->count : 0);
+    IMT_TRY(seg_load(idx, txn, 0, h->main_n, h->mih_m, h->mih_bits, v, &v->seg[0]));
+    v->compacted = h->main_n;
+    for (int s = 1; s < v->nseg; s++) {
+        const imt__idx_level *l = &lv->l[s - 1];
+        IMT_TRY(seg_load(idx, txn, s, l->n, l->m, l->bits, v, &v->seg[s]));
+        v->compacted += l->n;
     }
     v->delta_n = h->delta_n;
     if (v->delta_n) {
@@ -164,15 +193,19 @@ cleanup:
 }
 
 /* Every header write also seals the delta segment as written in txn, in
- * the meta record "dsum" (the compacted segment's sum is in the header,
- * set by compaction). O(delta), which an import reads anyway. A separate
- * record, so that the header keeps its layout and format. */
-imt_err imt__idx_write_header(imt_index *idx, MDB_txn *txn, const imt__idx_header *h)
+ * the meta record "dsum" (the compacted segments' sums are in the header,
+ * level 0's, and in "levels", set by compaction), and writes "levels"
+ * (lv NULL: none beyond 0). O(delta), which an import reads anyway.
+ * Separate records, so that the header keeps its layout. */
+imt_err imt__idx_write_header(imt_index *idx, MDB_txn *txn, const imt__idx_header *h,
+                              const imt__idx_levels *lv)
 {
     imt_err err = IMT_OK;
     uint8_t sum[32];
     imt__idx_view v;
-    IMT_TRY(imt__idx_view_load(idx, txn, h, &v));
+    static const imt__idx_levels none;
+    if (!lv) lv = &none;
+    IMT_TRY(imt__idx_view_load(idx, txn, h, lv, &v));
     err = imt__idx_delta_sum(&v, sum);
     imt__idx_view_free(&v);
     if (err) goto cleanup;
@@ -184,7 +217,16 @@ imt_err imt__idx_write_header(imt_index *idx, MDB_txn *txn, const imt__idx_heade
     }
     MDB_val dk = {4, (void *)"dsum"}, dd = {32, sum};
     rc = mdb_put(txn, idx->db_meta, &dk, &dd, 0);
-    if (rc) err = imt__idx_mdb_err(idx, rc, "writing the delta checksum");
+    if (rc) {
+        err = imt__idx_mdb_err(idx, rc, "writing the delta checksum");
+        goto cleanup;
+    }
+    uint8_t rec[4 + sizeof lv->l];
+    memcpy(rec, &lv->count, 4);
+    memcpy(rec + 4, lv->l, (size_t)lv->count * sizeof(imt__idx_level));
+    MDB_val lk = {6, (void *)"levels"}, ld = {4 + (size_t)lv->count * sizeof(imt__idx_level), rec};
+    rc = mdb_put(txn, idx->db_meta, &lk, &ld, 0);
+    if (rc) err = imt__idx_mdb_err(idx, rc, "writing the levels record");
 cleanup:
     return err;
 }

@@ -73,17 +73,20 @@ cleanup:
     return err;
 }
 
-/* Exact PDQ lookup in the compacted segment (radius 0 through table 0..m:
- * the hash's own bucket in table 0 holds it if present). */
+/* Exact PDQ lookup in the compacted levels (radius 0 through table 0 of
+ * each: the hash's own bucket holds it if present). */
 static int main_lookup(const imt__idx_view *v, const uint8_t *q, uint32_t *entry)
 {
-    if (!v->main_n) return 0;
-    uint32_t b = imt__idx_substr(q, v->start[0], v->bits[0]);
-    for (uint32_t i = v->off[0][b]; i < v->off[0][b + 1]; i++) {
-        uint32_t pos = v->ids[0][i];
-        if (memcmp(v->pdq + (size_t)pos * 32, q, 32) == 0) {
-            *entry = v->ent[pos];
-            return 1;
+    for (int s = 0; s < v->nseg; s++) {
+        const imt__idx_seg *g = &v->seg[s];
+        if (!g->n) continue;
+        uint32_t b = imt__idx_substr(q, g->start[0], g->bits[0]);
+        for (uint32_t i = g->off[0][b]; i < g->off[0][b + 1]; i++) {
+            uint32_t pos = g->ids[0][i];
+            if (pos < g->n && memcmp(g->pdq + (size_t)pos * 32, q, 32) == 0) {
+                *entry = g->ent[pos];
+                return 1;
+            }
         }
     }
     return 0;
@@ -953,7 +956,8 @@ imt_err imt__idx_writer_begin(imt_index *idx, imt__idx_writer *w)
     int rc = mdb_txn_begin(idx->env, NULL, 0, &w->txn);
     if (rc) return imt__idx_mdb_err(idx, rc, "starting the write transaction");
     IMT_TRY(imt__idx_read_header(idx, w->txn, &w->h));
-    IMT_TRY(imt__idx_view_load(idx, w->txn, &w->h, &w->v));
+    IMT_TRY(imt__idx_read_levels(idx, w->txn, &w->h, &w->lv));
+    IMT_TRY(imt__idx_view_load(idx, w->txn, &w->h, &w->lv, &w->v));
     w->first_new = w->h.next_entry;
     {
         /* classes are numbered on from the last one */
@@ -980,7 +984,7 @@ imt_err imt__idx_writer_commit(imt_index *idx, imt__idx_writer *w, void (*stage)
     imt_err err = IMT_OK;
     w->h.generation++;
     w->h.format = IDX_FORMAT_VERSION; /* a format-2 index is upgraded */
-    IMT_TRY(imt__idx_write_header(idx, w->txn, &w->h));
+    IMT_TRY(imt__idx_write_header(idx, w->txn, &w->h, &w->lv));
     imt__idx_view_free(&w->v); /* its pointers die with the transaction */
     if (stage) stage(opaque, "commit");
     int rc = mdb_txn_commit(w->txn);
