@@ -19,10 +19,14 @@
 #include "source.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <tsk/libtsk.h>
+#include <unistd.h>
 
 #define QCAP 1024
 
@@ -669,6 +673,87 @@ static int carve_pool(imt__enum *en, void *pool)
     return r;
 }
 
+/* ---- APFS in a child first ---------------------------------------------
+ * The Sleuth Kit 4.11's APFS code reads out of bounds on hostile containers
+ * (SIGSEGV in its object-map and b-tree code: 3 of 127 containers with a
+ * few bytes of their metadata changed and checksums fixed; README, "Scanning
+ * disk images"). Its exceptions are caught (apfs.cpp); its crashes cannot
+ * be. So a child process first asks TSK everything the enumeration will
+ * ask of it (the container, each volume, the walk of its names with each
+ * file's attributes, the free blocks), and the container is enumerated here
+ * only when that child finished: TSK's answers are a function of the bytes,
+ * which are read again the same. The child uses only this thread's own
+ * handles (the image, TSK's view of it; fork copies no other thread) and
+ * ends with _exit, running nothing of the parent's. Costs a second walk of
+ * the volumes' metadata. 0: the child finished; else why in why. */
+static TSK_WALK_RET_ENUM probe_cb(TSK_FS_FILE *f, const char *dir, void *ptr)
+{
+    (void)dir;
+    (void)ptr;
+    if (f->meta && f->meta->type == TSK_FS_META_TYPE_REG) {
+        int n = tsk_fs_file_attr_getsize(f);
+        for (int i = 0; i < n; i++) tsk_fs_file_attr_get_idx(f, i);
+        tsk_fs_file_attr_get(f);
+    }
+    return TSK_WALK_CONT;
+}
+
+static void probe_child(TSK_IMG_INFO *ti, uint64_t off, uint64_t len)
+{
+    void *pool = imt__apfs_pool_open(ti, off);
+    if (!pool) _exit(0); /* the parent sees the same failure */
+    const TSK_POOL_INFO *p = pool;
+    for (int i = 0; i < p->num_vols; i++) {
+        if (p->vol_list[i].flags & TSK_POOL_VOLUME_FLAG_ENCRYPTED) continue;
+        TSK_FS_INFO *fs = imt__apfs_vol_open(pool, p->vol_list[i].block);
+        if (!fs) continue;
+        tsk_fs_dir_walk(fs, fs->root_inum,
+                        TSK_FS_DIR_WALK_FLAG_ALLOC | TSK_FS_DIR_WALK_FLAG_UNALLOC |
+                            TSK_FS_DIR_WALK_FLAG_RECURSE,
+                        probe_cb, NULL);
+        imt__apfs_vol_close(fs);
+    }
+    imt_byte_run *runs = NULL;
+    size_t n = 0;
+    int capped = 0;
+    imt__apfs_free_runs(pool, len, MAX_POOL_RUNS, &runs, &n, &capped);
+    _exit(0);
+}
+
+static int apfs_probe(imt__enum *en, TSK_IMG_INFO *ti, char *why, size_t cap)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, cap, "no process to read it in first (fork failed)");
+        return -1;
+    }
+    if (pid == 0) probe_child(ti, en->part_off, en->part_len);
+    int st = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) break;
+        if (r < 0) {
+            snprintf(why, cap, "its reading process was lost");
+            return -1;
+        }
+        if (cancelled(en)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            snprintf(why, cap, "interrupted");
+            return -1;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+    if (WIFSIGNALED(st))
+        snprintf(why, cap, "The Sleuth Kit crashed reading it (signal %d)", WTERMSIG(st));
+    else
+        snprintf(why, cap, "The Sleuth Kit failed reading it (exit status %d)",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return -1;
+}
+
 /* An APFS container at en->part_off (NXSB at byte 32 of its first block):
  * each volume's files (paths IMAGE!pN!vK/...), then its free blocks carved.
  * 1 when there is no container there; else as do_fs. A container TSK cannot
@@ -684,6 +769,15 @@ static int do_apfs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
         return 1;
     char *le = (char *)imt__img_last_error(en->img);
     snprintf(en->fs_type, sizeof en->fs_type, "apfs");
+    char why[96];
+    if (apfs_probe(en, ti, why, sizeof why)) {
+        if (cancelled(en)) return -1;
+        int pr = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_CORRUPT, 1,
+                              "not enumerated: an APFS container %s; its bytes are carved",
+                              why);
+        if (pr) return pr;
+        return hand_to_carver(en, en->part_off, en->part_len);
+    }
     le[0] = '\0';
     void *pool = imt__apfs_pool_open(ti, en->part_off);
     if (!pool) {
