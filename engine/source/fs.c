@@ -700,6 +700,12 @@ static TSK_WALK_RET_ENUM probe_cb(TSK_FS_FILE *f, const char *dir, void *ptr)
 
 static void probe_child(TSK_IMG_INFO *ti, uint64_t off, uint64_t len)
 {
+    /* a crash ends the child by its signal, whatever handlers were set */
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
     void *pool = imt__apfs_pool_open(ti, off);
     if (!pool) _exit(0); /* the parent sees the same failure */
     const TSK_POOL_INFO *p = pool;
