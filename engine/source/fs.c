@@ -217,17 +217,18 @@ static imt_err take_runs(imt__enum *en, imt__sentry *e, const TSK_FS_ATTR *a, in
     return IMT_OK;
 }
 
-/* A size no file system of this size can hold: beyond twice the file
- * system (sparse files may exceed it, not by that much in evidence). */
+/* The bytes a file system spans. An APFS volume's block_count is the
+ * blocks it uses, not the space its files may take (they share the
+ * container's): for APFS, the container's size. */
 static uint64_t fs_bytes_of(const TSK_FS_INFO *fs)
 {
-    /* an APFS volume's block_count is the blocks it uses, not the space its
-     * files may take (they share the container's): its container's size */
     uint64_t blocks = TSK_FS_TYPE_ISAPFS(fs->ftype) ? (uint64_t)fs->last_block + 1
                                                     : (uint64_t)fs->block_count;
     return blocks * fs->block_size;
 }
 
+/* A size no file system of this size can hold: beyond twice the file
+ * system (sparse files may exceed it, not by that much in evidence). */
 static int absurd_size(const imt__enum *en, TSK_OFF_T size)
 {
     uint64_t fs_bytes = fs_bytes_of(en->fs);
