@@ -8,10 +8,12 @@
 #     into blocks its space manager calls free (TSK's pstat lists them): the
 #     scan opens the container and its volume (no partition or volume error,
 #     no records made up of the empty volume's metadata), finds the FAT
-#     picture, and carves the planted picture from the container's free
-#     blocks at the image offset where its bytes lie (searched here), fs
-#     "apfs", partition 2; both match the reference hasher's PDQ of their
-#     originals; 1 and 2 threads give the same records;
+#     picture, and carves the planted pictures (one in the middle of the
+#     largest free range, one at the first block of the first free range,
+#     which TSK's own block_getflags for APFS calls allocated) from the
+#     container's free blocks at the image offsets where their bytes lie
+#     (searched here), fs "apfs", partition 2; all match the reference
+#     hasher's PDQ of their originals; 1 and 2 threads give the same records;
 #   - the APFS file system filling an image of its own (no partition table)
 #     is scanned the same way (partition 0);
 #   - a volume marked encrypted is one record IMAGE!p2!v1 (type dir,
@@ -48,8 +50,9 @@ cd "$tmp" || exit 1
 L=$V/reg-test-input/labelme-subset
 convert "$L/q0746.jpg" -resize 90% -quality 85 fat.jpg || exit 1
 convert "$L/q1050.jpg" -resize 90% -quality 85 apfs.jpg || exit 1
+convert "$L/q0291.jpg" -resize 90% -quality 85 edge.jpg || exit 1
 "$CLI" index create idx >/dev/null || exit 1
-for k in fat:q0746 apfs:q1050; do
+for k in fat:q0746 apfs:q1050 edge:q0291; do
   grep ",reg-test-input/labelme-subset/${k#*:}.jpg\$" "$REF" | head -n 1 > "list_${k%%:*}.csv"
   [ -s "list_${k%%:*}.csv" ] || { echo "FAIL: ${k#*:} not in the reference CSV"; exit 1; }
   "$CLI" index import -q --format pdq-csv --name "${k%%:*}" --category 1 idx "list_${k%%:*}.csv" \
@@ -63,16 +66,17 @@ MTOOLS_SKIP_CHECK=1 mcopy -i fat.img fat.jpg ::/photo.jpg || { echo "FAIL: mcopy
 truncate -s 128M apfs.img && mkapfs -L imtvol apfs.img >/dev/null || { echo "FAIL: mkapfs"; exit 1; }
 # a free block, as TSK's own pool tool lists the container's free ranges
 pstat apfs.img > pstat.txt || { echo "FAIL: pstat"; exit 1; }
-read -r BLK APSB < <(python3 - <<'EOF'
+read -r BLK APSB EDGE < <(python3 - <<'EOF'
 import re
 t = open('pstat.txt').read()
 rng = [(int(a, 16), int(b, 16)) for a, b in re.findall(r'\|   0x([0-9a-f]+)-0x([0-9a-f]+)', t)]
 a, b = max(rng, key=lambda r: r[1] - r[0])  # the largest free range
-print(a + (b - a) // 2, re.search(r'APSB Block Number: (\d+)', t).group(1))
+print(a + (b - a) // 2, re.search(r'APSB Block Number: (\d+)', t).group(1), min(rng)[0])
 EOF
 )
-[ -n "$BLK" ] && [ -n "$APSB" ] || { echo "FAIL: no free range or volume in pstat's output"; cat pstat.txt; exit 1; }
+[ -n "$BLK" ] && [ -n "$APSB" ] && [ -n "$EDGE" ] || { echo "FAIL: no free range or volume in pstat's output"; cat pstat.txt; exit 1; }
 dd if=apfs.jpg of=apfs.img bs=4096 seek="$BLK" conv=notrunc status=none || exit 1
+dd if=edge.jpg of=apfs.img bs=4096 seek="$EDGE" conv=notrunc status=none || exit 1
 apfsck apfs.img >/dev/null 2>&1 || { echo "FAIL: apfsck rejects the container"; exit 1; }
 
 # ---- the disk: GPT, FAT at 1 MiB, APFS at 10 MiB
@@ -147,9 +151,9 @@ check '[ $st -eq 1 ]' "damaged container: exit 1 with hits (got $st)"
 scan crash.jsonl crash.raw --threads 2
 check '[ $st -eq 1 ]' "a container TSK crashes on: exit 1 with hits (got $st: $(tail -n 3 crash.jsonl.err))"
 
-python3 - "$BLK" <<'EOF' || fail=1
+python3 - "$BLK" "$EDGE" <<'EOF' || fail=1
 import hashlib, json, sys
-blk = int(sys.argv[1])
+blk, edge = int(sys.argv[1]), int(sys.argv[2])
 bad = 0
 def expect(c, what):
     global bad
@@ -157,14 +161,19 @@ def expect(c, what):
         print('FAIL:', what); bad = 1
 def load(p):
     return [r for r in map(json.loads, open(p)) if r['record'] == 'file']
-fat, pic = open('fat.jpg', 'rb').read(), open('apfs.jpg', 'rb').read()
+fat = open('fat.jpg', 'rb').read()
+PICS = {'apfs': open('apfs.jpg', 'rb').read(), 'edge': open('edge.jpg', 'rb').read()}
 P2 = 20480 * 512
 def image_offset(path, data):  # where the planted bytes lie, searched
     img = open(path, 'rb').read()
     off = img.find(data)
     expect(off > 0 and img.find(data, off + 1) < 0, f'the picture lies once in {path}')
     return off
-def carved_ok(rep, by, name, off, part, part_off, fs):
+def carved_ok(rep, by, prefix, offs, part, part_off, fs):
+    for lst, pic in PICS.items():
+        carved_one(rep, by, f'{prefix}/carved@{offs[lst]}', offs[lst], part, part_off, fs, pic, lst)
+    return sorted(f'{prefix}/carved@{o}' for o in offs.values())
+def carved_one(rep, by, name, off, part, part_off, fs, pic, lst):
     r = by.get(name)
     expect(r is not None, f'{rep}: {name} carved (have {sorted(by)})')
     if r is None: return
@@ -176,11 +185,12 @@ def carved_ok(rep, by, name, off, part, part_off, fs):
            f'{rep}: {name} first_offset and runs {off} (got {loc.get("first_offset")}, {loc["runs"]})')
     expect(r.get('carved') == {'offset': off, 'length': len(pic), 'format': 'jpeg',
                                'truncated': False, 'end': 'complete'}, f'{rep}: {name} "carved"')
-    expect(r.get('md5') == hashlib.md5(pic).hexdigest(), f'{rep}: {name} MD5 = md5sum of apfs.jpg')
-    expect({m['list'] for m in r['matches']} == {'apfs'}, f'{rep}: {name} matches list apfs (reference PDQ)')
+    expect(r.get('md5') == hashlib.md5(pic).hexdigest(), f'{rep}: {name} MD5 = md5sum of {lst}.jpg')
+    expect({m['list'] for m in r['matches']} == {lst}, f'{rep}: {name} matches list {lst} (reference PDQ)')
 
-off = image_offset('disk.raw', pic)
-expect(off == P2 + blk * 4096, f'the planted picture at container block {blk}')
+off = {k: image_offset('disk.raw', v) for k, v in PICS.items()}
+expect(off == {'apfs': P2 + blk * 4096, 'edge': P2 + edge * 4096},
+       f'the planted pictures at container blocks {blk} and {edge}')
 # the disk: the FAT picture, the carved picture, nothing else, no errors
 for rep in ('disk.jsonl', 'disk1.jsonl'):
     recs = load(rep)
@@ -190,9 +200,9 @@ for rep in ('disk.jsonl', 'disk1.jsonl'):
            and r.get('md5') == hashlib.md5(fat).hexdigest()
            and {m['list'] for m in r['matches']} == {'fat'},
            f'{rep}: the FAT picture found, allocated, MD5 and match (got {r})')
-    carved_ok(rep, by, f'disk.raw!p2/carved@{off}', off, 2, P2, 'apfs')
+    want = carved_ok(rep, by, 'disk.raw!p2', off, 2, P2, 'apfs')
     p2 = sorted(p for p in by if p.startswith('disk.raw!p2'))
-    expect(p2 == [f'disk.raw!p2/carved@{off}'],
+    expect(p2 == want,
            f'{rep}: partition 2 gives only the carved picture: the volume opened, no error, no '
            f'records of its metadata (got {p2})')
     expect(not any(r.get('scan_error') for r in recs), f'{rep}: no scan errors')
@@ -202,11 +212,11 @@ expect(json.dumps(strip(a), sort_keys=True) == json.dumps(strip(b), sort_keys=Tr
        '1 and 2 threads give the same records')
 
 # the container filling an image of its own: partition 0
-woff = image_offset('apfs.img', pic)
+woff = {k: image_offset('apfs.img', v) for k, v in PICS.items()}
 recs = load('whole.jsonl')
 by = {r['path']: r for r in recs}
-carved_ok('whole.jsonl', by, f'apfs.img!p0/carved@{woff}', woff, 0, 0, 'apfs')
-expect(sorted(by) == [f'apfs.img!p0/carved@{woff}'] and not any(r.get('scan_error') for r in recs),
+want = carved_ok('whole.jsonl', by, 'apfs.img!p0', woff, 0, 0, 'apfs')
+expect(sorted(by) == want and not any(r.get('scan_error') for r in recs),
        f'whole.jsonl: only the carved picture, no errors (got {sorted(by)})')
 
 # the encrypted volume: one record saying so; the free space still carved
@@ -217,9 +227,8 @@ expect(r is not None and r['type'] == 'dir' and r['status'] == 'encrypted' and r
        and 'password' in r.get('detail', '') and r['image'].get('volume') == 1
        and r['image'].get('volume_name') == 'imtvol' and r['image']['fs'] == 'apfs',
        f'enc.jsonl: the encrypted volume is a record of its own (got {r})')
-carved_ok('enc.jsonl', by, f'enc.raw!p2/carved@{off}', off, 2, P2, 'apfs')
-expect(sorted(p for p in by if p.startswith('enc.raw!p2')) ==
-       sorted(['enc.raw!p2!v1', f'enc.raw!p2/carved@{off}']), f'enc.jsonl: nothing else in p2 ({sorted(by)})')
+want = carved_ok('enc.jsonl', by, 'enc.raw!p2', off, 2, P2, 'apfs')
+expect(sorted(p for p in by if p.startswith('enc.raw!p2')) == sorted(['enc.raw!p2!v1'] + want), f'enc.jsonl: nothing else in p2 ({sorted(by)})')
 
 # the damaged container: one record for the partition, carved whole
 recs = load('bad.jsonl')
@@ -228,7 +237,7 @@ r = by.get('bad.raw!p2')
 expect(r is not None and r['type'] == 'dir' and r.get('scan_error')
        and 'APFS container' in r.get('detail', '') and 'carved' in r.get('detail', ''),
        f'bad.jsonl: the container that does not open is a record saying so (got {r})')
-carved_ok('bad.jsonl', by, f'bad.raw!p2/carved@{off}', off, 2, P2, 'apfs')
+carved_ok('bad.jsonl', by, 'bad.raw!p2', off, 2, P2, 'apfs')
 expect(by.get('bad.raw!p1/photo.jpg') is not None, 'bad.jsonl: the FAT partition is still read')
 
 # the container TSK crashes on: the scan goes on, the partition is carved
@@ -238,7 +247,7 @@ r = by.get('crash.raw!p2')
 expect(r is not None and r['type'] == 'dir' and r.get('scan_error')
        and 'crashed' in r.get('detail', '') and 'carved' in r.get('detail', ''),
        f'crash.jsonl: the container TSK crashes on is a record saying so (got {r})')
-carved_ok('crash.jsonl', by, f'crash.raw!p2/carved@{off}', off, 2, P2, 'apfs')
+carved_ok('crash.jsonl', by, 'crash.raw!p2', off, 2, P2, 'apfs')
 expect(by.get('crash.raw!p1/photo.jpg') is not None, 'crash.jsonl: the FAT partition is still read')
 sys.exit(bad)
 EOF
