@@ -18,7 +18,8 @@
 #     is scanned the same way (partition 0);
 #   - a volume marked encrypted is one record IMAGE!p2!v1 (type dir,
 #     "encrypted", volume 1 and its name, a scan error): TSK would need its
-#     password; the container's free space is still carved;
+#     password; the container's free space is still carved; the report's
+#     DFXML conversion (read back from the JSONL) carries the volume;
 #   - a container whose superblock fails its checksum (TSK does not open
 #     it) is one record IMAGE!p2 saying so, and the partition is carved
 #     whole, as any partition whose file system does not open;
@@ -35,7 +36,7 @@ V=$SHARED/vectors/pdq/images
 REF=$SHARED/vectors/pdq/observed/cpp-shipped-imagemagick.csv
 skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
 [ -d "$V" ] && [ -f "$REF" ] || skip "the shared vectors are missing ($V)"
-for t in sfdisk mkfs.vfat mcopy mkapfs apfsck pstat convert python3; do
+for t in sfdisk mkfs.vfat mcopy mkapfs apfsck pstat convert python3 xmllint; do
   command -v "$t" >/dev/null || skip "$t is missing (scripts/setup.sh installs it: apfsprogs for mkapfs, apfsck)"
 done
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$HERE/lsan.supp}
@@ -251,5 +252,10 @@ carved_ok('crash.jsonl', by, 'crash.raw!p2', off, 2, P2, 'apfs')
 expect(by.get('crash.raw!p1/photo.jpg') is not None, 'crash.jsonl: the FAT partition is still read')
 sys.exit(bad)
 EOF
+# the volume survives the report's read-back: DFXML, valid against the schema
+"$CLI" report dfxml enc.jsonl -o enc.xml 2>/dev/null
+check 'xmllint --noout --schema "$SHARED/schemas/dfxml/dfxml.xsd" enc.xml 2>/dev/null' "DFXML valid against the schema"
+check 'grep -q "partition=\"2\" part_offset=\"10485760\" fs=\"apfs\" volume=\"1\" volume_name=\"imtvol\"" enc.xml' \
+  "DFXML carries the encrypted volume's number and name"
 [ $fail -eq 0 ] && echo "test_image_apfs: ok"
 exit $fail
