@@ -686,7 +686,9 @@ static int carve_pool(imt__enum *en, void *pool)
  * which are read again the same. The child uses only this thread's own
  * handles (the image, TSK's view of it; fork copies no other thread) and
  * ends with _exit, running nothing of the parent's. Costs a second walk of
- * the volumes' metadata. 0: the child finished; else why in why. */
+ * the volumes' metadata. A host process that ignores SIGCHLD loses the
+ * child's status (waitpid fails): the container is then a record saying
+ * so, not read. 0: the child finished; else why in why. */
 static TSK_WALK_RET_ENUM probe_cb(TSK_FS_FILE *f, const char *dir, void *ptr)
 {
     (void)dir;
