@@ -23,6 +23,10 @@
 #   - a container whose superblock fails its checksum (TSK does not open
 #     it) is one record IMAGE!p2 saying so, and the partition is carved
 #     whole, as any partition whose file system does not open;
+#   - a container whose space manager is damaged (its object type changed,
+#     checksum fixed: TSK throws a C++ exception listing its free blocks,
+#     which engine/source/apfs.cpp catches) is enumerated, with one record
+#     IMAGE!p2 saying its free space is not carved (a scan error);
 #   - a container on which The Sleuth Kit 4.11 crashes (one byte of the
 #     volume's object-map b-tree root changed, its checksum fixed: TSK's own
 #     pstat dies of SIGSEGV on it) does not crash the scan: a record IMAGE!p2
@@ -91,7 +95,8 @@ dd if=apfs.img of=disk.raw bs=512 seek=20480 conv=notrunc,sparse status=none
 # superblock's fs_flags, the block's Fletcher-64 checksum recomputed), and one
 # whose container superblock fails its checksum
 cp --sparse=always disk.raw enc.raw && cp --sparse=always disk.raw bad.raw &&
-  cp --sparse=always disk.raw crash.raw && cp --sparse=always apfs.img crash_apfs.img
+  cp --sparse=always disk.raw crash.raw && cp --sparse=always apfs.img crash_apfs.img &&
+  cp --sparse=always disk.raw sm.raw
 python3 - "$APSB" <<'EOF' || { echo "FAIL: patching the copies"; exit 1; }
 import struct, sys
 part, bs = 20480 * 512, 4096
@@ -117,6 +122,19 @@ with open('bad.raw', 'r+b') as f:
     assert b[32:36] == b'NXSB' and struct.unpack_from('<Q', b, 0)[0] == fletcher64(b)
     b[0] ^= 0xFF  # the checksum no longer holds; the magic does
     f.seek(part); f.write(b)
+# the space manager (the object whose oid is the NX superblock's
+# nx_spaceman_oid, type 0x05) made another type (0x11)
+with open('sm.raw', 'r+b') as f:
+    f.seek(part); sm_oid = struct.unpack_from('<Q', f.read(bs), 152)[0]
+    for n in range(256):
+        f.seek(part + n * bs); b = bytearray(f.read(bs))
+        if struct.unpack_from('<Q', b, 8)[0] == sm_oid and struct.unpack_from('<I', b, 24)[0] & 0xFFFF == 5:
+            struct.pack_into('<I', b, 24, struct.unpack_from('<I', b, 24)[0] & 0xFFFF0000 | 0x11)
+            struct.pack_into('<Q', b, 0, fletcher64(b))
+            f.seek(part + n * bs); f.write(b)
+            break
+    else:
+        raise SystemExit('no space manager found')
 # the volume's object map (APSB apfs_omap_oid -> omap_phys om_tree_oid): its
 # b-tree root's table-space length (btn_table_space.len, bytes 42-43) made
 # 0x5xx; checksum fixed
@@ -149,6 +167,8 @@ scan enc.jsonl enc.raw --threads 2
 check '[ $st -eq 1 ]' "encrypted volume: exit 1 with hits (got $st)"
 scan bad.jsonl bad.raw --threads 2
 check '[ $st -eq 1 ]' "damaged container: exit 1 with hits (got $st)"
+scan sm.jsonl sm.raw --threads 2
+check '[ $st -eq 1 ]' "damaged space manager: exit 1 with the FAT hit (got $st: $(tail -n 3 sm.jsonl.err))"
 scan crash.jsonl crash.raw --threads 2
 check '[ $st -eq 1 ]' "a container TSK crashes on: exit 1 with hits (got $st: $(tail -n 3 crash.jsonl.err))"
 
@@ -240,6 +260,17 @@ expect(r is not None and r['type'] == 'dir' and r.get('scan_error')
        f'bad.jsonl: the container that does not open is a record saying so (got {r})')
 carved_ok('bad.jsonl', by, 'bad.raw!p2', off, 2, P2, 'apfs')
 expect(by.get('bad.raw!p1/photo.jpg') is not None, 'bad.jsonl: the FAT partition is still read')
+
+# the damaged space manager: the volume is read, the free space is not
+recs = load('sm.jsonl')
+by = {r['path']: r for r in recs}
+r = by.get('sm.raw!p2')
+expect(r is not None and r['type'] == 'dir' and r.get('scan_error') and r['status'] == 'corrupt'
+       and 'free space is not carved' in r.get('detail', '') and 'APFSSpaceman' in r.get('detail', ''),
+       f'sm.jsonl: a record says the free space is not carved, with TSK\'s exception (got {r})')
+expect(sorted(p for p in by if p.startswith('sm.raw!p2')) == ['sm.raw!p2'],
+       f'sm.jsonl: no volume error, nothing carved in p2 ({sorted(by)})')
+expect(by.get('sm.raw!p1/photo.jpg') is not None, 'sm.jsonl: the FAT partition is read')
 
 # the container TSK crashes on: the scan goes on, the partition is carved
 recs = load('crash.jsonl')
