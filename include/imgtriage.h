@@ -987,7 +987,7 @@ typedef struct imt_location {
     uint64_t part_offset;    /* the partition's first byte in the image */
     uint64_t part_length;
     const char *part_type;   /* the volume system's description, or "" */
-    const char *fs_type;     /* "ntfs", "fat32", "ext4", "iso9660", ... */
+    const char *fs_type;     /* "ntfs", "fat32", "ext4", "iso9660", "apfs", ... */
     uint64_t meta_addr;      /* inode / MFT entry number */
     const char *stream;      /* NTFS alternate data stream name, or NULL */
     imt_alloc_status alloc;
@@ -1002,6 +1002,9 @@ typedef struct imt_location {
     const imt_byte_run *runs;
     size_t n_runs;
     size_t runs_omitted;     /* runs past the recorded ones */
+    int32_t volume;          /* K of "!vK": an APFS volume, counted from 1 in
+                                its container's order; 0 = none */
+    const char *volume_name; /* that volume's name, or NULL */
 } imt_location;
 
 typedef struct imt_scan_record {

@@ -17,7 +17,7 @@ objdir = os.path.join(sys.argv[1], "engine")
 srcdir = os.path.join(sys.argv[2], "engine")
 defs, needs = {}, {}
 for o in sorted(glob.glob(os.path.join(objdir, "*", "*.o"))):
-    name = os.path.relpath(o, objdir).replace(".c.o", ".c")
+    name = os.path.relpath(o, objdir)[:-2]  # source/fs.c.o -> source/fs.c (also .cpp)
     if not os.path.exists(os.path.join(srcdir, name)):
         continue
     out = subprocess.run(["nm", o], capture_output=True, text=True, check=True).stdout

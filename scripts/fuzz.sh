@@ -21,7 +21,7 @@ fi
 target=$1 seconds=$2
 shift 2
 build=build/fuzz
-cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DIMT_BUILD_FUZZ=ON -DIMT_SANITIZE=address,undefined -DIMT_BUILD_TESTS=OFF \
       -DIMT_BUILD_BENCH=OFF -DIMT_OPENMP=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" >/dev/null

@@ -12,7 +12,7 @@ PKGS=(build-essential cmake pkg-config libjpeg-dev libpng-dev libwebp-dev libgif
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
       sqlite3 slurm-wlm munge
       libewf-dev ewf-tools libtsk-dev sleuthkit e2fsprogs ntfs-3g fdisk
-      xorriso genisoimage exfatprogs)
+      xorriso genisoimage exfatprogs apfsprogs)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

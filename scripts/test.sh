@@ -27,7 +27,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fuzz_seconds=${IMT_FUZZ_SECONDS:-60}
 if [ "$fuzz_seconds" != 0 ]; then
   echo "== build (libFuzzer targets, clang, ASan+UBSan)"
-  cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DIMT_BUILD_FUZZ=ON -DIMT_SANITIZE=address,undefined -DIMT_BUILD_TESTS=OFF \
         -DIMT_BUILD_BENCH=OFF -DIMT_OPENMP=OFF -DIMT_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
   cmake --build build/fuzz -j "$jobs"

@@ -204,6 +204,10 @@ static imt_err dfxml_record(imt__conv *c, const imt_scan_record *r)
         imt__buf_printf(b, " partition=\"%d\" part_offset=\"%llu\"", (int)l->partition,
                         (unsigned long long)l->part_offset);
         put_attr(b, "fs", l->fs_type ? l->fs_type : "");
+        if (l->volume > 0) {
+            imt__buf_printf(b, " volume=\"%d\"", (int)l->volume);
+            put_attr(b, "volume_name", l->volume_name ? l->volume_name : "");
+        }
         if (l->stream) put_attr(b, "stream", l->stream);
         imt__buf_printf(b, " alloc=\"%s\"%s/>", imt_alloc_status_name(l->alloc),
                         l->overwritten ? " content_may_be_overwritten=\"1\"" : "");

@@ -369,6 +369,9 @@ static int location_from_json(yajl_val v, imt__jrecord *out)
     l->partition = (int32_t)u64_member(o, "partition", NULL);
     l->part_offset = u64_member(o, "part_offset", NULL);
     l->part_length = u64_member(o, "part_length", NULL);
+    l->volume = (int32_t)u64_member(o, "volume", NULL);
+    l->volume_name = l->volume > 0 ? str_member(o, "volume_name") : NULL;
+    if (l->volume > 0 && !l->volume_name) return 0;
     l->meta_addr = u64_member(o, "meta_addr", NULL);
     const char *t;
     if ((t = str_member(o, "atime")) && !parse_time(t, &l->atime_s, &l->atime_ns)) return 0;

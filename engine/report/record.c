@@ -153,6 +153,10 @@ static void put_location_json(imt__buf *b, const imt_location *l)
     imt__buf_json_str(b, l->part_type ? l->part_type : "");
     imt__buf_puts(b, ",\"fs\":");
     imt__buf_json_str(b, l->fs_type ? l->fs_type : "");
+    if (l->volume > 0) {
+        imt__buf_printf(b, ",\"volume\":%d,\"volume_name\":", (int)l->volume);
+        imt__buf_json_str(b, l->volume_name ? l->volume_name : "");
+    }
     imt__buf_printf(b, ",\"meta_addr\":%llu", (unsigned long long)l->meta_addr);
     if (l->stream) {
         imt__buf_puts(b, ",\"stream\":");

@@ -19,10 +19,14 @@
 #include "source.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <tsk/libtsk.h>
+#include <unistd.h>
 
 #define QCAP 1024
 
@@ -48,6 +52,9 @@ struct imt__enum {
     uint64_t n_in_part;
     int capped;
     uint64_t uncarved_areas, uncarved_bytes; /* no_carve: what was left */
+    int vol_no;               /* APFS volume K ("!vK"), 0 outside one */
+    uint64_t vol_block;
+    char vol_name[256];
 };
 
 const char *imt_alloc_status_name(imt_alloc_status s)
@@ -92,7 +99,8 @@ static int push(imt__enum *en, imt__sentry *e)
     return 0;
 }
 
-/* A new entry with its path "IMAGE[!pN[/rel[name]]][:stream]" and strings. */
+/* A new entry with its path "IMAGE[!pN[!vK][/rel[name]]][:stream]" and
+ * strings. */
 static imt__sentry *new_entry(imt__enum *en, int with_part, const char *rel, const char *name,
                               const char *stream)
 {
@@ -101,17 +109,20 @@ static imt__sentry *new_entry(imt__enum *en, int with_part, const char *rel, con
     const char *img = en->path;
     size_t il = strlen(img), rl = rel ? strlen(rel) : 0, nl = name ? strlen(name) : 0,
            sl = stream ? strlen(stream) : 0;
-    size_t cap = il + rl + nl + sl + 32;
+    size_t cap = il + rl + nl + sl + 48;
     e->path = imt__malloc(cap);
-    size_t pl = strlen(en->part_type), fl = strlen(en->fs_type);
-    e->strs = imt__malloc(il + pl + fl + sl + 4);
+    size_t pl = strlen(en->part_type), fl = strlen(en->fs_type), vl = strlen(en->vol_name);
+    e->strs = imt__malloc(il + pl + fl + sl + vl + 5);
     if (!e->path || !e->strs) {
         imt__sentry_free(e);
         return NULL;
     }
+    char vol[16] = "";
+    if (en->vol_no) snprintf(vol, sizeof vol, "!v%d", en->vol_no);
     if (with_part)
-        snprintf(e->path, cap, "%s!p%d%s%s%s%s%s", img, en->part_no, rel || name ? "/" : "",
-                 rel ? rel : "", name ? name : "", stream ? ":" : "", stream ? stream : "");
+        snprintf(e->path, cap, "%s!p%d%s%s%s%s%s%s", img, en->part_no, vol,
+                 rel || name ? "/" : "", rel ? rel : "", name ? name : "", stream ? ":" : "",
+                 stream ? stream : "");
     else
         snprintf(e->path, cap, "%s", img);
     char *s = e->strs;
@@ -127,6 +138,13 @@ static imt__sentry *new_entry(imt__enum *en, int with_part, const char *rel, con
     if (stream) {
         memcpy(s, stream, sl + 1);
         e->loc.stream = s;
+        s += sl + 1;
+    }
+    if (en->vol_no) {
+        memcpy(s, en->vol_name, vl + 1);
+        e->loc.volume_name = s;
+        e->loc.volume = en->vol_no;
+        e->vol_block = en->vol_block;
     }
     e->loc.partition = en->part_no;
     e->loc.part_offset = en->part_off;
@@ -200,11 +218,21 @@ static imt_err take_runs(imt__enum *en, imt__sentry *e, const TSK_FS_ATTR *a, in
     return IMT_OK;
 }
 
+/* The bytes a file system spans. An APFS volume's block_count is the
+ * blocks it uses, not the space its files may take (they share the
+ * container's): for APFS, the container's size. */
+static uint64_t fs_bytes_of(const TSK_FS_INFO *fs)
+{
+    uint64_t blocks = TSK_FS_TYPE_ISAPFS(fs->ftype) ? (uint64_t)fs->last_block + 1
+                                                    : (uint64_t)fs->block_count;
+    return blocks * fs->block_size;
+}
+
 /* A size no file system of this size can hold: beyond twice the file
  * system (sparse files may exceed it, not by that much in evidence). */
 static int absurd_size(const imt__enum *en, TSK_OFF_T size)
 {
-    uint64_t fs_bytes = (uint64_t)en->fs->block_count * en->fs->block_size;
+    uint64_t fs_bytes = fs_bytes_of(en->fs);
     return fs_bytes && size > 0 && (uint64_t)size / 2 > fs_bytes;
 }
 
@@ -246,7 +274,7 @@ static int push_stream(imt__enum *en, TSK_FS_FILE *f, const char *dir, const TSK
     /* A size no file system of this size can hold (beyond twice the file
      * system: sparse files may exceed it, not by that much in evidence) is
      * damage or hostility: reading it as holes could take hours. */
-    uint64_t fs_bytes = (uint64_t)en->fs->block_count * en->fs->block_size;
+    uint64_t fs_bytes = fs_bytes_of(en->fs);
     if (absurd_size(en, (TSK_OFF_T)e->size)) {
         e->status = IMT_E_TOO_LARGE;
         e->scan_error = 1;
@@ -559,8 +587,8 @@ imt_err imt__enum_carved(imt__enum *en, const imt__runs_view *v, const imt_carve
 /* Why not TSK_FS_TYPE_DETECT: it also probes for YAFFS2, which reads
  * spare areas across the whole image (slow, and a damaged region far away
  * then fails the partition). The types tried, in this order, are those
- * with a superblock at a known place. APFS needs TSK's pool layer: not
- * opened here (its partition is reported as not enumerated). */
+ * with a superblock at a known place. APFS is not among them: TSK opens it
+ * through its pool layer (do_apfs, apfs.cpp), a volume at a time. */
 void *imt__fs_open(void *tsk_img, uint64_t off)
 {
     static const TSK_FS_TYPE_ENUM types[] = {
@@ -577,27 +605,13 @@ void *imt__fs_open(void *tsk_img, uint64_t off)
     return NULL;
 }
 
-/* One file system at off (a partition, or the whole image). */
-static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
+/* TSK's walk of en->fs's names (its partition, or an APFS volume), and the
+ * entries saying how it ended. */
+static int walk_fs(imt__enum *en, int with_part)
 {
-    en->fs_type[0] = '\0';
+    char *le = (char *)imt__img_last_error(en->img);
     en->n_in_part = 0;
     en->capped = 0;
-    char *le = (char *)imt__img_last_error(en->img);
-    le[0] = '\0';
-    tsk_error_reset();
-    en->fs = imt__fs_open(ti, en->part_off);
-    if (!en->fs) {
-        int pr = le[0] ? push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
-                                      "not enumerated: the file system cannot be read (%s)", le)
-                       : push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_UNSUPPORTED, 0,
-                                      "not enumerated: no file system recognised (%s); its "
-                                      "bytes are carved",
-                                      tsk_msg());
-        if (pr) return pr;
-        return hand_to_carver(en, en->part_off, en->part_len);
-    }
-    fs_name(en->fs->ftype, en->fs_type, sizeof en->fs_type);
     tsk_error_reset();
     uint8_t r = tsk_fs_dir_walk(en->fs, en->fs->root_inum,
                                 TSK_FS_DIR_WALK_FLAG_ALLOC | TSK_FS_DIR_WALK_FLAG_UNALLOC |
@@ -620,6 +634,238 @@ static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
         ret = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
                            "enumerated, but some of its metadata could not be read: %s", le);
     }
+    return ret;
+}
+
+/* At most this many free extents of an APFS container are carved (32 MiB
+ * of runs); TSK lists them all before we see them. */
+#define MAX_POOL_RUNS ((uint64_t)1 << 20)
+
+/* The free blocks of an APFS container (its space manager, as TSK reads
+ * it), carved as one range after its volumes' files. The volumes share
+ * them, so they are the container's, not a volume's: records of partition
+ * N, fs "apfs", no volume. */
+static int carve_pool(imt__enum *en, void *pool)
+{
+    char *le = (char *)imt__img_last_error(en->img);
+    le[0] = '\0';
+    imt_byte_run *runs = NULL;
+    size_t n = 0;
+    int capped = 0;
+    imt_err err = imt__apfs_free_runs(pool, en->part_len, MAX_POOL_RUNS, &runs, &n, &capped);
+    if (err == IMT_E_NOMEM) {
+        en->err = err;
+        return -1;
+    }
+    if (err)
+        return push_problem(en, 1, IMT_ENTRY_DIR, IMT_E_CORRUPT, 1,
+                            "the APFS container's free space is not carved: its space manager "
+                            "cannot be read (%s)",
+                            le[0] ? le : tsk_msg());
+    int r = 0;
+    if (capped) {
+        char m[32];
+        snprintf(m, sizeof m, "%llu", (unsigned long long)MAX_POOL_RUNS);
+        r = push_problem(en, 1, IMT_ENTRY_DIR, IMT_E_TOO_LARGE, 1,
+                         "the APFS container's free space is in more than %s extents: the "
+                         "rest is not carved",
+                         m);
+    }
+    if (!r && n) {
+        imt__runs_view v = {en->img, runs, n, runs[n - 1].file_offset + runs[n - 1].len};
+        imt__io io = imt__runs_io(&v);
+        r = run_carver(en, &io, &v, "unallocated blocks");
+    }
+    imt__free(runs);
+    return r;
+}
+
+/* ---- APFS in a child first ---------------------------------------------
+ * The Sleuth Kit 4.11's APFS code reads out of bounds on hostile containers
+ * (SIGSEGV in its object-map and b-tree code: 3 of 127 containers with a
+ * few bytes of their metadata changed and checksums fixed; README, "Scanning
+ * disk images"). Its exceptions are caught (apfs.cpp); its crashes cannot
+ * be. So a child process first asks TSK everything the enumeration will
+ * ask of it (the container, each volume, the walk of its names with each
+ * file's attributes, the free blocks), and the container is enumerated here
+ * only when that child finished: TSK's answers are a function of the bytes,
+ * which are read again the same. The child uses only this thread's own
+ * handles (the image, TSK's view of it; fork copies no other thread) and
+ * ends with _exit, running nothing of the parent's. Costs a second walk of
+ * the volumes' metadata. A host process that ignores SIGCHLD loses the
+ * child's status (waitpid fails): the container is then a record saying
+ * so, not read. 0: the child finished; else why in why. */
+static TSK_WALK_RET_ENUM probe_cb(TSK_FS_FILE *f, const char *dir, void *ptr)
+{
+    (void)dir;
+    (void)ptr;
+    if (f->meta && f->meta->type == TSK_FS_META_TYPE_REG) {
+        int n = tsk_fs_file_attr_getsize(f);
+        for (int i = 0; i < n; i++) tsk_fs_file_attr_get_idx(f, i);
+        tsk_fs_file_attr_get(f);
+    }
+    return TSK_WALK_CONT;
+}
+
+static void probe_child(TSK_IMG_INFO *ti, uint64_t off, uint64_t len)
+{
+    /* a crash ends the child by its signal, whatever handlers were set */
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+    void *pool = imt__apfs_pool_open(ti, off);
+    if (!pool) _exit(0); /* the parent sees the same failure */
+    const TSK_POOL_INFO *p = pool;
+    for (int i = 0; i < p->num_vols; i++) {
+        if (p->vol_list[i].flags & TSK_POOL_VOLUME_FLAG_ENCRYPTED) continue;
+        TSK_FS_INFO *fs = imt__apfs_vol_open(pool, p->vol_list[i].block);
+        if (!fs) continue;
+        tsk_fs_dir_walk(fs, fs->root_inum,
+                        TSK_FS_DIR_WALK_FLAG_ALLOC | TSK_FS_DIR_WALK_FLAG_UNALLOC |
+                            TSK_FS_DIR_WALK_FLAG_RECURSE,
+                        probe_cb, NULL);
+        imt__apfs_vol_close(fs);
+    }
+    imt_byte_run *runs = NULL;
+    size_t n = 0;
+    int capped = 0;
+    imt__apfs_free_runs(pool, len, MAX_POOL_RUNS, &runs, &n, &capped);
+    _exit(0);
+}
+
+static int apfs_probe(imt__enum *en, TSK_IMG_INFO *ti, char *why, size_t cap)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, cap, "no process to read it in first (fork failed)");
+        return -1;
+    }
+    if (pid == 0) probe_child(ti, en->part_off, en->part_len);
+    int st = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) break;
+        if (r < 0) {
+            snprintf(why, cap, "its reading process was lost");
+            return -1;
+        }
+        if (cancelled(en)) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            snprintf(why, cap, "interrupted");
+            return -1;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+    if (WIFSIGNALED(st))
+        snprintf(why, cap, "The Sleuth Kit crashed reading it (signal %d)", WTERMSIG(st));
+    else
+        snprintf(why, cap, "The Sleuth Kit failed reading it (exit status %d)",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return -1;
+}
+
+/* An APFS container at en->part_off (NXSB at byte 32 of its first block):
+ * each volume's files (paths IMAGE!pN!vK/...), then its free blocks carved.
+ * 1 when there is no container there; else as do_fs. A container TSK cannot
+ * open is carved whole, like a partition whose file system does not open;
+ * an encrypted volume, or one that does not open, is an entry saying so
+ * (TSK would need the volume's password: none is asked for). */
+static int do_apfs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
+{
+    char magic[4];
+    size_t got = 0;
+    if (imt__img_pread(en->img, en->part_off + 32, magic, sizeof magic, &got, NULL, 0) ||
+        got != sizeof magic || memcmp(magic, "NXSB", 4) != 0)
+        return 1;
+    char *le = (char *)imt__img_last_error(en->img);
+    snprintf(en->fs_type, sizeof en->fs_type, "apfs");
+    char why[96];
+    if (apfs_probe(en, ti, why, sizeof why)) {
+        if (cancelled(en)) return -1;
+        int pr = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_CORRUPT, 1,
+                              "not enumerated: an APFS container %s; its bytes are carved",
+                              why);
+        if (pr) return pr;
+        return hand_to_carver(en, en->part_off, en->part_len);
+    }
+    le[0] = '\0';
+    void *pool = imt__apfs_pool_open(ti, en->part_off);
+    if (!pool) {
+        int pr = push_problem(en, with_part, IMT_ENTRY_DIR, le[0] ? IMT_E_IO : IMT_E_CORRUPT, 1,
+                              "not enumerated: an APFS container The Sleuth Kit cannot open "
+                              "(%s); its bytes are carved",
+                              le[0] ? le : tsk_msg());
+        if (pr) return pr;
+        return hand_to_carver(en, en->part_off, en->part_len);
+    }
+    const TSK_POOL_INFO *p = pool;
+    int ret = 0;
+    for (int i = 0; i < p->num_vols && !ret; i++) {
+        const TSK_POOL_VOLUME_INFO *v = &p->vol_list[i];
+        if (cancelled(en)) {
+            ret = -1;
+            break;
+        }
+        en->vol_no = i + 1;
+        en->vol_block = v->block;
+        snprintf(en->vol_name, sizeof en->vol_name, "%s", v->desc ? v->desc : "");
+        if (v->flags & TSK_POOL_VOLUME_FLAG_ENCRYPTED) {
+            ret = push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_ENCRYPTED, 1,
+                               "not enumerated: an encrypted APFS volume (The Sleuth Kit needs "
+                               "its password)%s",
+                               "");
+            continue;
+        }
+        le[0] = '\0';
+        en->fs = imt__apfs_vol_open(pool, v->block);
+        if (!en->fs) {
+            ret = push_problem(en, with_part, IMT_ENTRY_DIR, le[0] ? IMT_E_IO : IMT_E_CORRUPT, 1,
+                               "not enumerated: the APFS volume does not open (%s)",
+                               le[0] ? le : tsk_msg());
+            continue;
+        }
+        ret = walk_fs(en, with_part);
+        imt__apfs_vol_close(en->fs);
+        en->fs = NULL;
+    }
+    en->vol_no = 0;
+    en->vol_block = 0;
+    en->vol_name[0] = '\0';
+    if (!ret && en->lim.no_carve) en->uncarved_areas++; /* the preview leaves it */
+    else if (!ret) ret = carve_pool(en, pool);
+    imt__apfs_pool_close(pool);
+    return ret;
+}
+
+/* One file system at off (a partition, or the whole image). */
+static int do_fs(imt__enum *en, TSK_IMG_INFO *ti, int with_part)
+{
+    en->fs_type[0] = '\0';
+    char *le = (char *)imt__img_last_error(en->img);
+    le[0] = '\0';
+    tsk_error_reset();
+    en->fs = imt__fs_open(ti, en->part_off);
+    if (!en->fs) {
+        char why[160];
+        snprintf(why, sizeof why, "%s", tsk_msg());
+        int ar = do_apfs(en, ti, with_part);
+        if (ar != 1) return ar;
+        int pr = le[0] ? push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_IO, 1,
+                                      "not enumerated: the file system cannot be read (%s)", le)
+                       : push_problem(en, with_part, IMT_ENTRY_DIR, IMT_E_UNSUPPORTED, 0,
+                                      "not enumerated: no file system recognised (%s, nor an "
+                                      "APFS container); its bytes are carved",
+                                      why);
+        if (pr) return pr;
+        return hand_to_carver(en, en->part_off, en->part_len);
+    }
+    fs_name(en->fs->ftype, en->fs_type, sizeof en->fs_type);
+    int ret = walk_fs(en, with_part);
     if (!ret && en->lim.no_carve) en->uncarved_areas++;
     else if (!ret && carve_unalloc(en)) ret = -1;
     tsk_fs_close(en->fs);

@@ -1,8 +1,9 @@
 /* engine/source/read.c -- a worker's view of files inside images: its own
  * image, TSK image and file-system handles (kept while it reads files of
- * the same partition, since opening an NTFS or ext4 file system reads its
- * metadata), and a file's data stream as an imt_stream read through TSK
- * (deleted files included: TSK reads the blocks their metadata names). */
+ * the same partition or APFS volume, since opening an NTFS or ext4 file
+ * system reads its metadata), and a file's data stream as an imt_stream
+ * read through TSK (deleted files included: TSK reads the blocks their
+ * metadata names). */
 #include "source.h"
 
 #include <stdio.h>
@@ -15,7 +16,8 @@ struct imt__sreader {
     imt__img *img;
     TSK_IMG_INFO *ti;
     TSK_FS_INFO *fs;
-    uint64_t part_off;
+    void *pool;               /* an APFS volume's container (apfs.cpp) */
+    uint64_t part_off, vol_block;
     int fs_type;
     TSK_FS_FILE *file;
     const TSK_FS_ATTR *attr;
@@ -33,8 +35,23 @@ imt_err imt__sreader_create(imt__sreader **out)
 
 static void close_fs(imt__sreader *r)
 {
-    if (r->fs) tsk_fs_close(r->fs);
+    if (r->pool) imt__apfs_vol_close(r->fs);
+    else if (r->fs) tsk_fs_close(r->fs);
     r->fs = NULL;
+    imt__apfs_pool_close(r->pool);
+    r->pool = NULL;
+}
+
+/* e's file system as the enumerator opened it: at its partition's offset,
+ * or its APFS volume (container at that offset, volume by its block). */
+static TSK_FS_INFO *open_fs(imt__sreader *r, const imt__sentry *e)
+{
+    tsk_error_reset();
+    if (!e->vol_block)
+        return tsk_fs_open_img(r->ti, (TSK_OFF_T)e->loc.part_offset,
+                               (TSK_FS_TYPE_ENUM)e->fs_type);
+    r->pool = imt__apfs_pool_open(r->ti, e->loc.part_offset);
+    return r->pool ? imt__apfs_vol_open(r->pool, e->vol_block) : NULL;
 }
 
 static void close_img(imt__sreader *r)
@@ -168,18 +185,19 @@ imt_err imt__sreader_begin(imt__sreader *r, const imt__sentry *e, imt_stream *st
         st->read = io_read;
         return IMT_OK;
     }
-    if (!r->fs || r->part_off != e->loc.part_offset || r->fs_type != e->fs_type) {
+    if (!r->fs || r->part_off != e->loc.part_offset || r->fs_type != e->fs_type ||
+        r->vol_block != e->vol_block) {
         close_fs(r);
-        tsk_error_reset();
-        r->fs = tsk_fs_open_img(r->ti, (TSK_OFF_T)e->loc.part_offset,
-                                (TSK_FS_TYPE_ENUM)e->fs_type);
+        r->fs = open_fs(r, e);
         if (!r->fs) {
             imt__set_detail(detail, cap, "cannot open the file system again: %s",
                             tsk_error_get() ? tsk_error_get() : "no detail");
+            close_fs(r);
             return IMT_E_IO;
         }
         r->part_off = e->loc.part_offset;
         r->fs_type = e->fs_type;
+        r->vol_block = e->vol_block;
     }
     tsk_error_reset();
     r->file = tsk_fs_file_open_meta(r->fs, NULL, (TSK_INUM_T)e->loc.meta_addr);

@@ -81,7 +81,7 @@ imt_err imt__img_md5(imt__img *img, uint8_t md5[16], const volatile int *stop,
  * enumerated, or the image itself when it cannot be opened. Owns every
  * string and the runs; free with imt__sentry_free. */
 typedef struct imt__sentry {
-    char *path;              /* "IMAGE!pN/path/in/fs[:stream]" */
+    char *path;              /* "IMAGE!pN[!vK]/path/in/fs[:stream]" */
     imt_entry_type type;     /* FILE, or DIR for a partition not enumerated,
                                 UNKNOWN for an image or region error */
     imt_err status;
@@ -93,13 +93,17 @@ typedef struct imt__sentry {
     int64_t mtime_s, ctime_s;
     int32_t mtime_ns, ctime_ns;
     imt_location loc;        /* strings point into this entry */
-    char *strs;              /* loc.image, part_type, fs_type, stream */
+    char *strs;              /* loc.image, part_type, fs_type, stream,
+                                volume_name */
     imt_byte_run *runs;
     /* how a worker finds the content again */
     int fs_type;             /* TSK_FS_TYPE_ENUM */
     uint32_t attr_type;
     uint16_t attr_id;
     int has_attr;
+    uint64_t vol_block;      /* an APFS volume's file: its superblock's block
+                                in the container at loc.part_offset; 0 = the
+                                file system at loc.part_offset */
     int carved;              /* content is loc.runs of the image, no fs */
     imt_carve_hit hit;       /* carved: offset = image offset of the first
                                 byte, length, format, how it ended */
@@ -140,6 +144,29 @@ void imt__enum_uncarved(const imt__enum *en, uint64_t *areas, uint64_t *bytes);
 /* The file system at byte off of a TSK image (TSK_IMG_INFO *), as a
  * TSK_FS_INFO *, or NULL with TSK's error set. */
 void *imt__fs_open(void *tsk_img, uint64_t off);
+
+/* ---- apfs.cpp: APFS through TSK's pool layer --------------------------
+ * Every call catches TSK's C++ exceptions (they would end the process when
+ * crossing C frames): NULL or an error instead, with TSK's error set. */
+
+/* The APFS container at byte off of a TSK image: a TSK_POOL_INFO * (its
+ * volumes in num_vols / vol_list), or NULL. */
+void *imt__apfs_pool_open(void *tsk_img, uint64_t off);
+void imt__apfs_pool_close(void *pool);
+/* The volume of pool whose superblock is at container block vol_block, as a
+ * TSK_FS_INFO * (type apfs; block addresses are the container's), or NULL.
+ * Close with imt__apfs_vol_close (it closes the volume's image too) before
+ * closing the pool. Encrypted volumes are not opened by the callers: TSK
+ * needs their password. */
+void *imt__apfs_vol_open(void *pool, uint64_t vol_block);
+void imt__apfs_vol_close(void *fs);
+/* The container's free blocks (its space manager, read by TSK) as image
+ * runs (file_offset: the logical offset in the free space), at most
+ * max_runs (*capped set when there were more), none past limit bytes from
+ * the container's start; *out is the caller's (imt__free). IMT_E_CORRUPT
+ * (TSK's error set) when TSK cannot read the space manager. */
+imt_err imt__apfs_free_runs(void *pool, uint64_t limit, uint64_t max_runs, imt_byte_run **out,
+                            size_t *n_out, int *capped);
 
 /* Unallocated space handed to the carver: an imt__io over the logical
  * concatenation of image byte runs (unallocated blocks of a file system,
