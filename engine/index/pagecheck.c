@@ -344,6 +344,20 @@ static imt_err pc_page(pc *c, uint64_t pg, unsigned lv, const uint8_t *b)
     /* the children; those of a bottom branch are leaves, collected to be
      * read in runs (one bottom branch at a time: c->kids is not reentered) */
     int bottom = lv + 2 == c->depth;
+    if (!bottom && c->light) {
+        /* branch pages are scattered over the file, and a cold disk
+         * answers one read at a time in about a millisecond: ask for all
+         * the children first, so the reads overlap (checked below) */
+        for (unsigned i = 0; i < n; i++) {
+            unsigned off = rd16(b + PAGEHDRSZ + 2 * i);
+            if (off < upper || off > ps - NODESIZE) break;
+            const uint8_t *nd = b + off;
+            uint64_t kid = (uint64_t)rd16(nd) | (uint64_t)rd16(nd + 2) << 16;
+            if (ZS == 8) kid |= (uint64_t)rd16(nd + 4) << 32;
+            if (kid < c->npg)
+                (void)posix_fadvise(c->fd, (off_t)(kid * ps), (off_t)ps, POSIX_FADV_WILLNEED);
+        }
+    }
     for (unsigned i = 0; i < n; i++) {
         unsigned off = rd16(b + PAGEHDRSZ + 2 * i);
         if (off < upper || off > ps - NODESIZE)
