@@ -189,25 +189,34 @@ static void open_costs(const char *dir, const imt_pdq *q, size_t nq)
     static const char *how[3] = {"full check", "verified-state record", "content not checked"};
     for (int cold = 1; cold >= 0; cold--)
         for (int mode = 0; mode < 3; mode++) {
-            imt_index_opts o;
-            imt_index_opts_init(&o);
-            o.full_check = mode == 0;   /* and refreshes the record the next open uses */
-            o.skip_content_check = mode == 2;
-            if (cold && evict(dir) != 0) printf("(cannot evict %s from the page cache)\n", dir);
-            imt_index *idx = NULL;
-            double t0 = now();
-            if (imt_index_open(&idx, dir, &o) != IMT_OK) exit(2);
-            double to = now() - t0;
-            res r = run_index(idx, q, nf, 31, 1);
+            /* -R: the rep with the least open + queries time */
+            double to = 0;
+            res r = {0, 0, 0, 0, 0};
             imt_index_stats s;
-            imt_index_stats_get(idx, &s);
+            for (int rp = 0; rp < reps; rp++) {
+                imt_index_opts o;
+                imt_index_opts_init(&o);
+                o.full_check = mode == 0; /* and refreshes the record the next open uses */
+                o.skip_content_check = mode == 2;
+                if (cold && evict(dir) != 0) printf("(cannot evict %s from the page cache)\n", dir);
+                imt_index *idx = NULL;
+                double t0 = now();
+                if (imt_index_open(&idx, dir, &o) != IMT_OK) exit(2);
+                double to1 = now() - t0;
+                res r1 = run_index(idx, q, nf, 31, 1);
+                if (!rp || to1 + nf / r1.qps < to + nf / r.qps) {
+                    to = to1;
+                    r = r1;
+                    imt_index_stats_get(idx, &s);
+                }
+                imt_index_close(idx);
+            }
             printf("open %s, %-22s: %9.1f ms (%llu pages checked%s), then first %zu queries %.0f/s "
                    "(r = 31, 1 thread; %s%s); open + queries %.0f/s\n",
                    cold ? "cold" : "warm", how[mode], to * 1e3,
                    (unsigned long long)s.open_pages_read, s.pages_from_record ? ", leaves by the record" : "",
                    nf, r.qps, s.content_verified ? "verified" : "not verified",
                    s.content_from_record ? " by the record" : "", nf / (to + nf / r.qps));
-            imt_index_close(idx);
         }
 }
 
@@ -353,6 +362,7 @@ static void dataset(const char *kind, size_t N, size_t nq, const char *dir, int 
     unlink(csv);
 opened:
     open_costs(dir, q, nq);
+    if (getenv("BENCH_OPEN_ONLY")) return; /* the open figures only */
     t0 = now();
     if (imt_index_open(&idx, dir, NULL) != IMT_OK) exit(2);
     double to = now() - t0;

@@ -690,7 +690,9 @@ imt_err imt__idx_pagecheck(const char *dir, int write, imt__idx_pagecheck_info *
  * info->key (to store a record after the open); 2, and a record matching
  * it replaces the read of the leaves of the big tables (the meta and
  * branch pages are still read, checked and hashed; a hash unlike the
- * record's falls back to the full check): info->from_record says which. */
+ * record's falls back to the full check): info->from_record says which;
+ * 3, the light walk whatever the record (the fuzz target's way to reach
+ * it with hostile bytes). */
 imt_err imt__idx_pagecheck_ex(const char *dir, int write, int use_record,
                               imt__idx_pagecheck_info *info, char *err, size_t errlen);
 imt_err imt__idx_read_header(imt_index *idx, MDB_txn *txn, imt__idx_header *h);
