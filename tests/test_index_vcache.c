@@ -278,6 +278,7 @@ static void record_reuse(const char *dir)
     st_write(rec, rb, rn);
     c = open_ro(dir, 0);
     CHECK(c.err == IMT_OK && c.s.pages_from_record == 0 && c.s.content_from_record == 0);
+    free(rb);
     CHECK(open_ro(dir, 0).s.pages_from_record == 1); /* the full open stored it again */
     /* a record whose key matches but whose structure hash does not (what a
      * branch page changed behind the file system's back looks like): the
