@@ -274,7 +274,7 @@ static void record_reuse(const char *dir)
     size_t rn = 0;
     unsigned char *rb = tu_read_file(rec, &rn);
     REQUIRE(rb != NULL && rn == sizeof(imt__idx_vrec));
-    rb[offsetof(imt__idx_vrec, main_sum)] ^= 1;
+    rb[offsetof(imt__idx_vrec, identity)] ^= 1;
     st_write(rec, rb, rn);
     c = open_ro(dir, 0);
     CHECK(c.err == IMT_OK && c.s.pages_from_record == 0 && c.s.content_from_record == 0);

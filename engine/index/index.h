@@ -101,8 +101,8 @@ typedef struct imt__idx_vrec {
     imt__idx_vkey key;
     int64_t pages_at;            /* Unix seconds: the full page check */
     int64_t content_at;          /* ... the content check (0: none recorded) */
-    uint32_t content_ok, has_dsum; /* the arrays matched these sums */
-    uint8_t main_sum[32], dsum[32];
+    uint32_t content_ok, pad2;   /* the searched arrays matched the checksums that */
+    char identity[72];           /* ... this index identity (hex, NUL) covers */
     uint8_t check[32];           /* SHA-256 of the bytes above */
 } imt__idx_vrec;
 

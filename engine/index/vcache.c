@@ -192,10 +192,10 @@ int imt__idx_vcache_stat(const char *path, imt__idx_vkey *k)
 int imt__idx_vcache_content(imt_index *idx)
 {
     const imt__idx_vrec *r = &idx->vrec;
+    /* the identity covers the header (with every segment's checksum) and
+     * the delta checksum: the same identity, the same sums */
     if (!idx->vc_pages || !r->content_ok || idx->snap_txnid != r->key.txnid ||
-        memcmp(r->main_sum, idx->hdr.main_sum, 32) != 0 ||
-        (int)r->has_dsum != (idx->has_delta_sum != 0) ||
-        (idx->has_delta_sum && memcmp(r->dsum, idx->delta_sum, 32) != 0))
+        memcmp(r->identity, idx->identity, sizeof idx->identity) != 0)
         return 0;
     idx->vc_content = 1;
     idx->verified_at = r->content_at;
@@ -219,15 +219,11 @@ void imt__idx_vcache_after_open(imt_index *idx, const char *data)
     if (fresh_content && idx->content_verified) {
         rec.content_ok = 1;
         rec.content_at = idx->verified_at;
-        memcpy(rec.main_sum, idx->hdr.main_sum, 32);
-        rec.has_dsum = idx->has_delta_sum != 0;
-        if (idx->has_delta_sum) memcpy(rec.dsum, idx->delta_sum, 32);
+        memcpy(rec.identity, idx->identity, sizeof idx->identity);
     } else if (idx->vc_content) {
         rec.content_ok = 1;
         rec.content_at = idx->vrec.content_at;
-        memcpy(rec.main_sum, idx->vrec.main_sum, 32);
-        memcpy(rec.dsum, idx->vrec.dsum, 32);
-        rec.has_dsum = idx->vrec.has_dsum;
+        memcpy(rec.identity, idx->vrec.identity, sizeof rec.identity);
     }
     idx->vc_stored = imt__idx_vcache_store(idx->path, &rec);
 }
