@@ -504,6 +504,10 @@ typedef struct imt_index_opts {
                                their stored checksums at open (faster on a cold, large
                                index); imt_index_stats.content_verified is then 0 and a
                                report must say so (default 0: checked) */
+    int full_check;         /* non-zero: check every page and the content even when
+                               the verified-state record says this file passed both
+                               unchanged (as the environment IMGTRIAGE_FULL_CHECK=1
+                               does); the record is refreshed (default 0) */
 } imt_index_opts;
 
 IMT_API void imt_index_opts_init(imt_index_opts *opts);
@@ -817,6 +821,16 @@ typedef struct imt_index_stats {
                                   (skip_content_check): say "content not verified" */
     int pdq_levels;            /* compacted levels (0 when none holds a hash) */
     uint64_t pdq_level[9];     /* hashes in level 0, 1, ... (largest first) */
+    int content_from_record;   /* 1: content_verified rests on the verified-state record:
+                                  this machine read and checked the arrays at
+                                  verified_at and the file is unchanged since (device,
+                                  inode, size, mtime, ctime, LMDB meta and branch pages);
+                                  0: read at this open (or not verified) */
+    int64_t verified_at;       /* Unix seconds of that check (0: not verified) */
+    int pages_from_record;     /* 1: the open's page check read the meta and branch pages
+                                  only, the leaves being unchanged since a full check
+                                  recorded in the verified-state record; 0: every page */
+    uint64_t open_pages_read;  /* pages the open's page check read */
 } imt_index_stats;
 
 IMT_API imt_err imt_index_stats_get(const imt_index *idx, imt_index_stats *out);

@@ -130,4 +130,17 @@ check '[ $(grep -c "\"disposition\":\"info\"" "$T/r3.jsonl") -eq 6 ]'
 # a bad policy term: refused before anything is read
 "$CLI" index import -q --alert 1-x "$T/n" "$T/mix.json" 2>"$T/err"; rc=$?
 check '[ $rc -eq 2 ] && grep -q "category policy: .1-x. is not a category" "$T/err"'
+# the verified-state record (docs/INDEX.md "Opening"): the second open of the
+# unchanged index checks its structure only and the report says the content
+# rests on the record; --full-check and IMGTRIAGE_FULL_CHECK=1 read it all
+export XDG_CACHE_HOME="$T/cache"
+sleep 2.5 # a record is written only for a file over 2 s older than the check
+hdr() { "$CLI" scan -q "$@" --index "$T/p" --out "$T/v.jsonl" --force "$T/ev" 2>/dev/null; head -n 1 "$T/v.jsonl"; }
+check 'hdr | grep -q "\"content_verified\":true,\"content_verified_by\":\"open\",\"content_verified_at\":\"[0-9T:.Z-]*\",\"pages_checked\":\"all\""'
+check '[ "$(ls "$T/cache/imgtriage/verified" | wc -l)" -eq 1 ]'
+check 'hdr | grep -q "\"content_verified\":true,\"content_verified_by\":\"record\",\"content_verified_at\":\"[0-9T:.Z-]*\",\"pages_checked\":\"structure, leaves by the record\""'
+check '"$CLI" index stats "$T/p" | grep -q "^open check:     meta and branch pages .*; PDQ content verified by this machine at 20[0-9-]*T[0-9:]*Z, unchanged since$"'
+check 'hdr --full-check | grep -q "\"content_verified_by\":\"open\",.*\"pages_checked\":\"all\""'
+check 'IMGTRIAGE_FULL_CHECK=1 hdr | grep -q "\"content_verified_by\":\"open\",.*\"pages_checked\":\"all\""'
+check '[ "$(ls "$T/p" | tr "\n" " ")" = "data.mdb lock.mdb " ]'
 exit $fail

@@ -32,6 +32,8 @@ extern volatile int cli_stop;
 
 /* Open the index at path read-only for command cmd; on failure the error
  * is printed ("cmd: cannot open the index PATH: why") and returned. */
+/* Open an index read-only (cli_full_check: opts.full_check), the error printed. */
+extern int cli_full_check;
 imt_err cli_open_index(imt_index **out, const char *cmd, const char *path);
 void cli_catch_stop(void);
 

@@ -21,11 +21,14 @@ static void on_stop_signal(int sig)
     cli_stop = 1;
 }
 
+int cli_full_check = 0;
+
 imt_err cli_open_index(imt_index **out, const char *cmd, const char *path)
 {
     imt_index_opts io;
     imt_index_opts_init(&io);
     io.read_only = 1;
+    io.full_check = cli_full_check;
     imt_err e = imt_index_open(out, path, &io);
     if (e)
         cli_err("%s: cannot open the index %s: %s", cmd, path,

@@ -416,7 +416,17 @@ static int do_stats(int argc, char **argv)
         printf(")\n");
         printf("file size:      %llu bytes", (unsigned long long)s.file_bytes);
         if (s.entries) printf(" (%.1f per entry)", (double)s.file_bytes / (double)s.entries);
-        printf("\nlists:          %zu\n", nl);
+        char vt[32] = "";
+        time_t vat = (time_t)s.verified_at;
+        struct tm vtm;
+        if (s.verified_at && gmtime_r(&vat, &vtm)) strftime(vt, sizeof vt, "%Y-%m-%dT%H:%M:%SZ", &vtm);
+        printf("\nopen check:     %s; PDQ content %s%s%s\n",
+               s.pages_from_record ? "meta and branch pages (the leaves unchanged since a full "
+                                     "check recorded on this machine)" : "every page",
+               !s.content_verified ? "not verified"
+               : s.content_from_record ? "verified by this machine at " : "verified at open ",
+               s.content_verified ? vt : "", s.content_from_record ? ", unchanged since" : "");
+        printf("lists:          %zu\n", nl);
         printf("  id  good  entries  \"format\" \"scheme\" imported  \"name\" (\"version\") sha256\n");
         for (size_t i = 0; i < nl; i++) {
             imt_list_info li;
@@ -463,11 +473,13 @@ static int do_verify(int argc, char **argv)
         return CLI_EXIT_ERROR;
     }
     /* without the open-time content check: verify checks the same arrays
-     * against the entries and names the first bad record */
+     * against the entries and names the first bad record; every page is
+     * checked (no verified-state record) */
     imt_index *idx;
     imt_index_opts o;
     imt_index_opts_init(&o);
     o.skip_content_check = 1;
+    o.full_check = 1;
     imt_err e = imt_index_open(&idx, argv[optind], &o);
     if (e != IMT_OK) {
         cli_err("%s (%s)", imt_index_open_error(), imt_err_name(e));

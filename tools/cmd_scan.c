@@ -36,6 +36,11 @@ static void usage(FILE *f)
 "Options:\n"
 "  -x, --index DIR        the known-hash index to match against (required)\n"
 "      --no-index         no matching: an inventory with hashes only\n"
+"      --full-check       read and check every page of the index and its PDQ\n"
+"                         arrays at open, even when this machine's record\n"
+"                         ($XDG_CACHE_HOME/imgtriage/verified) says the file\n"
+"                         passed that check and is unchanged since (as\n"
+"                         IMGTRIAGE_FULL_CHECK=1 does for every command)\n"
 "  -o, --out FILE         write the report to FILE (default: standard output);\n"
 "                         refused inside a PATH or the index, and over an\n"
 "                         existing report unless --force\n"
@@ -257,12 +262,13 @@ int cmd_scan(int argc, char **argv)
     enum {
         OPT_NOINDEX = 1000, OPT_HITS, OPT_DEVICE, OPT_CASE, OPT_VERIFY_IMAGE, OPT_RESUME, OPT_NODIH, OPT_SHA256,
         OPT_ONEFS, OPT_DIST, OPT_MINQ, OPT_FORCE, OPT_ALSO, OPT_PBUDGET, OPT_STOPHITS, OPT_SEED,
-        OPT_NOCONT, OPT_CDEPTH,
+        OPT_NOCONT, OPT_CDEPTH, OPT_FULLCHECK,
         OPT_CMEMBERS, OPT_CBYTES, OPT_CRATIO, OPT_CBUF, OPT_CHELD, OPT_SPH, OPT_VQ, OPT_VC
     };
     static const struct option longopts[] = {
         {"index", required_argument, NULL, 'x'},
         {"no-index", no_argument, NULL, OPT_NOINDEX},
+        {"full-check", no_argument, NULL, OPT_FULLCHECK},
         {"out", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, OPT_FORCE},
         {"format", required_argument, NULL, 'f'},
@@ -317,6 +323,7 @@ int cmd_scan(int argc, char **argv)
         switch (c) {
         case 'x': index_path = optarg; break;
         case OPT_NOINDEX: no_index = 1; break;
+        case OPT_FULLCHECK: cli_full_check = 1; break;
         case 'o': out_path = optarg; break;
         case 'f':
             if (!strcmp(optarg, "jsonl")) ro.format = IMT_REPORT_JSONL;

@@ -207,6 +207,20 @@ static imt_err check_content(imt_index *idx)
     imt_err err = IMT_OK;
     const imt__idx_view *v = &idx->view;
     uint8_t sum[32];
+    if (imt__idx_vcache_content(idx)) {
+        /* the record: these arrays matched these sums when this machine
+         * read them, and the file is unchanged since; bring them into
+         * the page cache as the check would have (no SHA-256) */
+        for (int s = 0; s < v->nseg; s++) {
+            const imt__idx_seg *g = &v->seg[s];
+            if (!g->n) continue;
+            advise_arrays(g, MADV_SEQUENTIAL);
+            advise_arrays(g, IDX_MADV_POPULATE_READ);
+            advise_arrays(g, MADV_RANDOM);
+        }
+        idx->content_verified = 1;
+        return IMT_OK;
+    }
     for (int s = 0; s < v->nseg; s++) {
         const imt__idx_seg *g = &v->seg[s];
         if (!g->n) continue;
@@ -239,6 +253,7 @@ static imt_err check_content(imt_index *idx)
         goto cleanup;
     }
     idx->content_verified = 1;
+    idx->verified_at = (int64_t)time(NULL);
 cleanup:
     return err;
 }
@@ -255,6 +270,8 @@ imt_err imt__idx_snapshot_begin(imt_index *idx)
     IMT_TRY(compute_identity(idx, idx->rtxn));
     IMT_TRY(imt__idx_view_load(idx, idx->rtxn, &idx->hdr, &idx->levels, &idx->view));
     idx->content_verified = 0;
+    idx->vc_content = 0;
+    idx->verified_at = 0;
     if (idx->check_content) IMT_TRY(check_content(idx));
     if (imt__idx_unchanged(idx) != IMT_OK) {
         imt__idx_set_err(idx, "%s: the index changed while it was being opened (it is read "
@@ -364,6 +381,9 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
     if (!idx) return IMT_E_NOMEM;
     idx->read_only = o.read_only != 0;
     idx->check_content = !o.skip_content_check;
+    /* read-only: key the file for the verified-state record (vcache.c),
+     * and use a record unless asked for the full check */
+    int use_record = !idx->read_only ? 0 : o.full_check || !imt__idx_vcache_enabled() ? 1 : 2;
     idx->path = imt__strdup(path);
     size_t dl = strlen(path) + 16;
     data = imt__malloc(dl);
@@ -408,7 +428,16 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
         /* LMDB 0.9 trusts the page numbers, offsets and sizes in the file
          * and would fault (SIGBUS, SIGSEGV) or abort on a damaged one:
          * check every page it can reach before it maps the file. */
-        IMT_TRY(imt__idx_pagecheck(path, !idx->read_only, &pci, idx->err, sizeof idx->err));
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        idx->vc_check_ns = (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+        IMT_TRY(imt__idx_pagecheck_ex(path, !idx->read_only, use_record, &pci, idx->err,
+                                      sizeof idx->err));
+        idx->pages_read = pci.pages_read;
+        idx->vc_use = use_record && !pci.empty;
+        idx->vc_pages = pci.from_record;
+        idx->vkey = pci.key;
+        idx->vrec = pci.rec;
     }
     int rc = mdb_env_create(&idx->env);
     if (rc) {
@@ -486,6 +515,7 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
         goto cleanup;
     }
     IMT_TRY(imt__idx_snapshot_begin(idx));
+    if (idx->vc_use) imt__idx_vcache_after_open(idx, data);
     *out = idx;
     idx = NULL;
 cleanup:
@@ -586,6 +616,10 @@ imt_err imt_index_stats_get(const imt_index *idx, imt_index_stats *s)
     s->mih_tables = (int)h->mih_m;
     for (uint32_t t = 0; t < h->mih_m; t++) s->mih_bits[t] = h->mih_bits[t];
     s->content_verified = idx->content_verified;
+    s->content_from_record = idx->vc_content;
+    s->verified_at = idx->content_verified ? idx->verified_at : 0;
+    s->pages_from_record = idx->vc_pages;
+    s->open_pages_read = idx->pages_read;
     size_t pl = strlen(idx->path) + 16;
     char buf[4096];
     if (pl < sizeof buf) {

@@ -131,6 +131,25 @@ typedef struct imt__idx_view {
     size_t nowned;
 } imt__idx_view;
 
+/* The verified-state record's key and record (vcache.c, below). */
+typedef struct imt__idx_vkey {
+    uint64_t dev, ino, size;
+    int64_t mtime_s, mtime_ns, ctime_s, ctime_ns;
+    uint64_t txnid, last_pgno;   /* of the meta page LMDB reads */
+    uint32_t psize, pad;
+    uint8_t structure[32];       /* SHA-256 of the meta pages, every branch page and
+                                    the leaves of the main DB and one-page tables */
+} imt__idx_vkey;
+typedef struct imt__idx_vrec {
+    char magic[8];               /* "IMTVREC1" */
+    imt__idx_vkey key;
+    int64_t pages_at;            /* Unix seconds: the full page check */
+    int64_t content_at;          /* ... the content check (0: none recorded) */
+    uint32_t content_ok, pad2;   /* the searched arrays matched the checksums that */
+    char identity[72];           /* ... this index identity (hex, NUL) covers */
+    uint8_t check[32];           /* SHA-256 of the bytes above */
+} imt__idx_vrec;
+
 struct imt_index {
     MDB_env *env;
     MDB_dbi db_meta, db_lists, db_entries, db_md5, db_sha1, db_sha256, db_seg;
@@ -156,6 +175,16 @@ struct imt_index {
     size_t nlists;
     char *listbuf;
     char identity[65];
+    /* the verified-state record (vcache.c), read-only opens only */
+    int vc_use;                  /* the open computed vkey: it may store a record */
+    int vc_pages;                /* 1: the leaves were taken from vrec, not read */
+    int vc_content;              /* 1: content_verified rests on vrec */
+    int64_t vc_check_ns;         /* CLOCK_REALTIME when the page check began */
+    int64_t verified_at;         /* Unix s: the content check content_verified rests on */
+    uint64_t pages_read;         /* pages the open's page check read */
+    int vc_stored;               /* this open stored a record */
+    imt__idx_vkey vkey;
+    imt__idx_vrec vrec;
     int open_cursors;            /* atomic */
     char err[512];
 };
@@ -650,6 +679,41 @@ void imt__idx_set_err(imt_index *idx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* ---- the verified-state record (vcache.c) ------------------------------
+ * A full page check (and content check) of a read-only index is recorded
+ * OUTSIDE the index, in the user's cache folder, keyed by the file's
+ * identity; a later open whose key matches checks the meta and branch
+ * pages only (docs/INDEX.md, "Opening: the verified-state record"). */
+/* Non-zero when records may be used (IMGTRIAGE_FULL_CHECK unset or 0). */
+int imt__idx_vcache_enabled(void);
+/* The record whose key matches st (stat fields), txnid, last_pgno and
+ * psize, into out: 1; none, unreadable or another key: 0. */
+int imt__idx_vcache_load(const imt__idx_vkey *key, imt__idx_vrec *out);
+/* Store rec for the index at dir, best effort: 1 stored, 0 not (no cache
+ * folder, one not private to this user, inside the index, I/O error). */
+int imt__idx_vcache_store(const char *dir, imt__idx_vrec *rec);
+/* Non-zero when the file's timestamps are too recent for a record of a
+ * check begun at checked_at_ns (CLOCK_REALTIME): a write in the same
+ * timestamp tick as the check would leave the key unchanged. */
+int imt__idx_vcache_racy(const imt__idx_vkey *key, int64_t checked_at_ns);
+/* 1 when the snapshot's PDQ arrays may be taken as verified from the
+ * record the page check used (same txnid, sums and key): then sets
+ * idx->vc_content and idx->verified_at; 0 otherwise. */
+int imt__idx_vcache_content(imt_index *idx);
+/* After a read-only open: store (or refresh) the record when this open
+ * checked all pages or read the content, the file (data: its data.mdb)
+ * is unchanged since the check began and not too recent. Best effort. */
+void imt__idx_vcache_after_open(imt_index *idx, const char *data);
+/* The stat fields of the key (device .. ctime) of path into key; 0 ok. */
+int imt__idx_vcache_stat(const char *path, imt__idx_vkey *key);
+/* madvise's MADV_POPULATE_READ (Linux 5.14; older kernels: EINVAL, and
+ * the pages fault in on use) */
+#ifdef MADV_POPULATE_READ
+#define IDX_MADV_POPULATE_READ MADV_POPULATE_READ
+#else
+#define IDX_MADV_POPULATE_READ 22
+#endif
+
 /* ---- page graph check (pagecheck.c) ------------------------------------ */
 typedef struct imt__idx_pagecheck_info {
     uint64_t file_size;
@@ -657,6 +721,9 @@ typedef struct imt__idx_pagecheck_info {
     unsigned psize;
     uint64_t last_pgno;          /* of the meta page LMDB reads */
     uint64_t pages_read;         /* branch and leaf pages checked */
+    imt__idx_vkey key;           /* the file's identity and structure (vcache.c) */
+    int from_record;             /* 1: leaves taken from the verified-state record */
+    imt__idx_vrec rec;           /* ... that record */
 } imt__idx_pagecheck_info;
 /* Before mdb_env_open on an existing dir/data.mdb: check with pread that
  * every page LMDB can reach keeps its reads inside the file (pagecheck.c
@@ -667,6 +734,15 @@ typedef struct imt__idx_pagecheck_info {
  * starting with dir (page and cause when corrupt) in err[0..errlen). */
 imt_err imt__idx_pagecheck(const char *dir, int write, imt__idx_pagecheck_info *info, char *err,
                       size_t errlen);
+/* The same; with use_record (read-only only) 1, also the file's key into
+ * info->key (to store a record after the open); 2, and a record matching
+ * it replaces the read of the leaves of the big tables (the meta and
+ * branch pages are still read, checked and hashed; a hash unlike the
+ * record's falls back to the full check): info->from_record says which;
+ * 3, the light walk whatever the record (the fuzz target's way to reach
+ * it with hostile bytes). */
+imt_err imt__idx_pagecheck_ex(const char *dir, int write, int use_record,
+                              imt__idx_pagecheck_info *info, char *err, size_t errlen);
 imt_err imt__idx_read_header(imt_index *idx, MDB_txn *txn, imt__idx_header *h);
 /* The "levels" record of txn (meta.c): count 0 in a format 2-4 index;
  * IMT_E_INDEX_CORRUPT when a format 5 index lacks it or it is malformed. */

@@ -146,6 +146,17 @@ static void put_scan_identity(imt__buf *b, const imt_report *r, const imt_index 
     imt_index_stats st;
     int verified = imt_index_stats_get(idx, &st) == IMT_OK && st.content_verified;
     imt__buf_printf(b, ",\"content_verified\":%s", verified ? "true" : "false");
+    /* what it rests on: a read at this open, or the verified-state record of
+     * an earlier one on this machine (the file unchanged since: device,
+     * inode, size, mtime, ctime, LMDB meta and branch pages); and whether
+     * the open checked every page or the structure, the leaves by the record */
+    imt__buf_printf(b, ",\"content_verified_by\":%s",
+                    !verified ? "null" : st.content_from_record ? "\"record\"" : "\"open\"");
+    imt__buf_puts(b, ",\"content_verified_at\":");
+    if (verified && st.verified_at) imt__buf_time(b, st.verified_at, 0);
+    else imt__buf_puts(b, "null");
+    imt__buf_printf(b, ",\"pages_checked\":\"%s\"",
+                    st.pages_from_record ? "structure, leaves by the record" : "all");
     imt__buf_puts(b, ",\"lists\":[");
     size_t nl = imt_index_list_count(idx);
     for (size_t i = 0; i < nl; i++) {

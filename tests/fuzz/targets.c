@@ -883,11 +883,15 @@ int imt_fuzz_index_pagecheck(const uint8_t *data, size_t len)
     mkdir(dir, 0700);
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     write_file(path, data, len);
-    for (int write = 0; write < 2; write++) {
+    /* read-only, writable, and the light walk a verified-state record
+     * allows (as if a record had been planted for this file) */
+    for (int pass = 0; pass < 3; pass++) {
+        int write = pass == 1;
         imt__idx_pagecheck_info info;
         char err[512];
         err[0] = '\0';
-        imt_err e = imt__idx_pagecheck(dir, write, &info, err, sizeof err);
+        imt_err e = pass < 2 ? imt__idx_pagecheck(dir, write, &info, err, sizeof err)
+                             : imt__idx_pagecheck_ex(dir, 0, 3, &info, err, sizeof err);
         FUZZ_CHECK(e == IMT_OK || e == IMT_E_INDEX_FORMAT || e == IMT_E_INDEX_CORRUPT ||
                        e == IMT_E_IO || e == IMT_E_NOMEM || e == IMT_E_TOO_LARGE,
                    "pagecheck returned %s", imt_err_name(e));
