@@ -452,10 +452,11 @@ static int seen_add(walker *w, TSK_INUM_T a)
 }
 
 /* A folder the walk does not go into, as an entry: its path, inode and
- * status. scan_error when it is allocated (its names are missing from the
- * scan); a deleted folder's names are carved space anyway. -1: stop. */
+ * status; a scan error when names are missing from the scan because of it
+ * (not for a deleted folder: its space is carved anyway; not for a loop or
+ * a cross-link: its names are listed under another path). -1: stop. */
 static int push_dir_problem(walker *w, const char *dir, const char *name, TSK_INUM_T addr,
-                            int deleted, imt_err st, const char *fmt, ...)
+                            int deleted, int scan_error, imt_err st, const char *fmt, ...)
 {
     imt__enum *en = w->en;
     imt__sentry *e = new_entry(en, 1, dir[0] ? dir : NULL, name && name[0] ? name : NULL, NULL);
@@ -465,7 +466,7 @@ static int push_dir_problem(walker *w, const char *dir, const char *name, TSK_IN
     }
     e->type = IMT_ENTRY_DIR;
     e->status = st;
-    e->scan_error = !deleted;
+    e->scan_error = scan_error && !deleted;
     e->loc.meta_addr = addr;
     e->loc.alloc = strncmp(dir, "$OrphanFiles", 12) == 0 ? IMT_ALLOC_ORPHAN
                    : deleted                            ? IMT_ALLOC_DELETED
@@ -488,25 +489,25 @@ static int walk_enter(walker *w, const char *name, TSK_INUM_T addr, TSK_OFF_T si
     dir[plen] = '\0';
     for (size_t k = 0; k < w->depth; k++)
         if (w->lv[k].addr == addr)
-            return push_dir_problem(w, dir, name, addr, deleted, IMT_E_CORRUPT,
+            return push_dir_problem(w, dir, name, addr, deleted, 0, IMT_E_CORRUPT,
                                     "a folder loop: inode %llu is a folder above it on the "
                                     "path; not walked again",
                                     (unsigned long long)addr);
     if (seen_has(w, addr))
         /* its names were listed under the first path that reached it */
-        return push_dir_problem(w, dir, name, addr, 1, IMT_E_CORRUPT,
+        return push_dir_problem(w, dir, name, addr, deleted, 0, IMT_E_CORRUPT,
                                 "a cross-linked folder: inode %llu was walked already under "
                                 "another name; not walked again",
                                 (unsigned long long)addr);
     size_t nl = strlen(name);
     if (w->depth >= WALK_MAX_DEPTH || plen + nl + 2 > WALK_MAX_PATH)
-        return push_dir_problem(w, dir, name, addr, deleted, IMT_E_TOO_LARGE,
+        return push_dir_problem(w, dir, name, addr, deleted, 1, IMT_E_TOO_LARGE,
                                 "not walked: the folder is deeper than %d levels or its path "
                                 "longer than %d bytes",
                                 WALK_MAX_DEPTH, WALK_MAX_PATH);
     if (size > 0 && (uint64_t)size > w->dir_bound)
         /* before TSK loads its block list (quadratic for an ext2/3 inode) */
-        return push_dir_problem(w, dir, name, addr, deleted, IMT_E_TOO_LARGE,
+        return push_dir_problem(w, dir, name, addr, deleted, 1, IMT_E_TOO_LARGE,
                                 "a folder claiming %llu bytes, more than its file system and "
                                 "image hold (%llu): not walked",
                                 (unsigned long long)size, (unsigned long long)w->dir_bound);
@@ -544,7 +545,7 @@ static int walk_enter(walker *w, const char *name, TSK_INUM_T addr, TSK_OFF_T si
         char msg[160];
         snprintf(msg, sizeof msg, "%s", tsk_msg());
         tsk_error_reset();
-        return push_dir_problem(w, dir, name, addr, 0, IMT_E_IO,
+        return push_dir_problem(w, dir, name, addr, 0, 1, IMT_E_IO,
                                 "a folder whose names cannot be read: %s", msg);
     }
     wlevel *l = &w->lv[w->depth];
@@ -660,7 +661,7 @@ static int walk_fs(imt__enum *en)
         char msg[160];
         snprintf(msg, sizeof msg, "%s", tsk_msg());
         tsk_error_reset();
-        ret = push_dir_problem(&w, "", NULL, fs->root_inum, 0, IMT_E_IO,
+        ret = push_dir_problem(&w, "", NULL, fs->root_inum, 0, 1, IMT_E_IO,
                                "the root folder cannot be read: %s", msg);
     } else {
         ret = walk_enter(&w, "", fs->root_inum, root->meta->size, 0, 0);
