@@ -11,7 +11,17 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+
+/* CPU seconds one input may take: a hang guard, not a speed check (every
+ * input here takes milliseconds, well under a second under ASan; the ext2
+ * folder claiming a gigabyte, tests/regress/image_ext4/quadratic-runs-root-
+ * folder.img, took 30 s of CPU in Release before fs.c walked folders itself,
+ * and ran on for minutes under ASan). CPU time, so a loaded machine does not
+ * trip it. */
+#define REPLAY_CPU_S 10
 
 /* Run one input in a child, so that one crash or broken invariant fails
  * the test and every other input still runs. Returns 1 if it passed. */
@@ -24,14 +34,17 @@ static int run_one(const imt_fuzz_target *t, const unsigned char *buf, size_t le
         /* A scratch directory and index of its own, removed by exit(). */
         g_tmp[0] = '\0';
         g_idx = NULL;
+        struct rlimit rl = {REPLAY_CPU_S, REPLAY_CPU_S + 5};
+        setrlimit(RLIMIT_CPU, &rl);
         int r = t->fn(buf, len);
         exit(r == 0 ? 0 : 1);
     }
     int st = 0;
     if (pid < 0 || waitpid(pid, &st, 0) != pid) return 0;
     int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    CHECKF(ok, "%s %s: %s %d", t->name, what, WIFSIGNALED(st) ? "killed by signal" : "exit",
-           WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    CHECKF(ok, "%s %s: %s %d%s", t->name, what, WIFSIGNALED(st) ? "killed by signal" : "exit",
+           WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
+           WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU ? " (over the CPU limit: a hang?)" : "");
     return ok;
 }
 

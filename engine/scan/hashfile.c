@@ -257,6 +257,14 @@ void imt_tune_allocator(void)
 #ifdef __GLIBC__
     mallopt(M_MMAP_THRESHOLD, 512 * 1024 * 1024);
     mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+    /* One arena. With blocks up to 512 MiB kept in the heap, a block that
+     * grows by realloc in a thread's arena (heaps of at most 64 MiB) moves
+     * to a new heap again and again, and each old heap stays resident,
+     * pinned by the small blocks allocated between the moves: The Sleuth
+     * Kit grows a folder's names 512 at a time, and a disk image's folder of
+     * a million names (listed on the enumerating thread) peaked at 8.5 GB
+     * instead of 290 MB (test_image_rss). The main arena grows in place. */
+    mallopt(M_ARENA_MAX, 1);
 #endif
 }
 

@@ -1,28 +1,33 @@
 /* engine/source/fs.c -- every file in a disk image, in the image's order:
  * volume system (DOS, GPT, ... through TSK) -> each allocated partition's
- * file system (or one file system filling the image) -> TSK's directory
- * walk of allocated and unallocated names, orphans included -> one entry
- * per data stream (NTFS alternate data streams are entries of their own).
+ * file system (or one file system filling the image) -> our walk of its
+ * folders (walk_names: TSK's order, each folder's inode checked before TSK
+ * loads it) over allocated and unallocated names, orphans included -> one
+ * entry per data stream (NTFS alternate data streams are entries of their
+ * own).
  *
- * Why a producer thread: TSK's directory walk calls back and cannot be
- * paused, and a directory may hold millions of names. The walk runs on a
+ * Why a producer thread: a directory may hold millions of names and the
+ * consumer reads at its own pace. The walk runs on a
  * thread of its own with its own image handles and hands entries over a
  * bounded queue, so the memory held here is QCAP entries whatever the
  * image holds (TSK itself holds one directory's names at a time). The
  * order is TSK's, which depends only on the image: records come out the
  * same on every run and with any number of workers.
  *
- * Hostile images: TSK stops directory loops (it tracks the directories it
- * is inside of); a partition yields at most max_entries entries, then an
- * error entry; sizes are the file system's, read through TSK, which refuses
- * runs outside the file system. */
+ * Hostile images: the walk refuses folder loops, cross-linked folders,
+ * absurd depth and folders claiming more than the file system holds, each
+ * as an entry (walk_names); a partition yields at most max_entries entries,
+ * then an error entry; sizes are the file system's, read through TSK, which
+ * refuses runs outside the file system. */
 #include "source.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <tsk/libtsk.h>
@@ -291,9 +296,10 @@ nomem:
     return -1;
 }
 
-static TSK_WALK_RET_ENUM walk_cb(TSK_FS_FILE *f, const char *dir, void *ptr)
+/* One name of a folder (TSK's walk callback until the walk became ours:
+ * the same contract). dir is the folder's path, "" or "a/b/". */
+static TSK_WALK_RET_ENUM visit_name(imt__enum *en, TSK_FS_FILE *f, const char *dir)
 {
-    imt__enum *en = ptr;
     if (cancelled(en)) return TSK_WALK_STOP;
     if (!f->name || !f->name->name) return TSK_WALK_CONT;
     const char *nm = f->name->name;
@@ -355,6 +361,365 @@ static TSK_WALK_RET_ENUM walk_cb(TSK_FS_FILE *f, const char *dir, void *ptr)
     const TSK_FS_ATTR *a = tsk_fs_file_attr_get(f);
     tsk_error_reset();
     return push_stream(en, f, dir, a, NULL, alloc, overwritten) ? TSK_WALK_STOP : TSK_WALK_CONT;
+}
+
+
+/* ---- the directory walk ----------------------------------------------
+ * Ours, not tsk_fs_dir_walk(RECURSE): TSK opens a folder (and, for an
+ * ext2/3 inode, builds its whole block list, one tsk_fs_attr_append_run per
+ * block, each walking the list: quadratic) before anything of ours runs, so
+ * a folder inode claiming gigabytes held a scan for minutes. Here each
+ * folder's inode is looked at first (tsk_fs_file_open_meta / file_add_meta
+ * load the inode only; the block list is loaded when the content is read)
+ * and a folder is refused, as an entry of its own, when it claims more
+ * bytes than its file system or the image holds, when it is already on the
+ * path (a loop) or was walked already (cross-linked folders: each walked
+ * once, or a folder linked twice at each level would be walked 2^depth
+ * times), or when the path is deeper than WALK_MAX_DEPTH or longer than
+ * WALK_MAX_PATH. The walk goes on with the next name.
+ *
+ * The order is tsk_fs_dir_walk's (TSK 4.11.1, fs_dir.c), so records are
+ * those of before: depth first, each name before its folder's names; the
+ * root folder's names in TSK's priority order (prioritizeDirNames below);
+ * a name's inode loaded as TSK does (file_add_meta on a TSK_FS_FILE whose
+ * name points into the folder's names, no sequence check); the same
+ * conditions to go into a folder. Differences, on damaged images only: a
+ * folder that cannot be opened is an entry (TSK skipped it silently; a
+ * deleted folder's names being gone is normal and stays silent); a path
+ * beyond TSK's 128 levels or 4096 bytes is walked (TSK dropped the rest of
+ * the folder holding it); loops, cross-links and absurd sizes are entries.
+ *
+ * $OrphanFiles: TSK lists the unallocated inodes that no name reaches, so
+ * it needs the inodes reached by deleted names (fs->list_inum_named); left
+ * empty it makes them with a tsk_fs_dir_walk of its own, unguarded. The
+ * walk gathers them as TSK's would (names with unallocated metadata,
+ * outside $OrphanFiles) and hands them over before opening $OrphanFiles.
+ * (TSK would also count the names under root folders that sort after
+ * $OrphanFiles: "pagefile*" and "hiberfil*", files in practice.) Not
+ * guarded here, because TSK does it inside opening $OrphanFiles: its walks
+ * into unallocated orphan folders (to leave their names out), and on FAT
+ * and exFAT its inode walk's tsk_fs_dir_walk of the whole tree (to find the
+ * folders' sectors; a FAT folder's size comes from its cluster chain, so
+ * the ext2 block-list case does not arise there).
+ *
+ * Memory: one TSK_FS_DIR (every name of the folder) per level of the
+ * current path, a path of at most WALK_MAX_PATH bytes, the walked folders'
+ * inode numbers (16 bytes per folder), the deleted names' inode numbers
+ * (TSK's list, as before); nothing per file. */
+#define WALK_MAX_DEPTH 1024
+#define WALK_MAX_PATH 32768
+
+typedef struct wlevel {
+    TSK_FS_DIR *dir;
+    size_t *order;            /* the root's names in TSK's order, else NULL */
+    size_t i;                 /* next position */
+    size_t plen;              /* length of the path of this folder's names */
+    TSK_INUM_T addr;
+} wlevel;
+
+typedef struct walker {
+    imt__enum *en;
+    TSK_FS_INFO *fs;
+    wlevel *lv;
+    size_t depth, cap;
+    char *path;
+    size_t pcap;
+    uint64_t *seen;           /* open addressing: inode + 1, 0 = empty */
+    size_t nseen, seencap;
+    TSK_LIST *named;          /* inodes reached by deleted names */
+    int save_named;
+    uint64_t dir_bound;       /* the most bytes a folder may claim */
+} walker;
+
+/* TSK 4.11.1's prioritizeDirNames: the root's names whose start matches a
+ * user folder first, then the rest, then "Windows" and "$Orphan", then
+ * "pagefile" and "hiberfil"; each class in the folder's order. */
+static int root_class(const char *n)
+{
+    static const struct { const char *p; int c; } pr[] = {
+        {"Users", 0},   {"Documents and Settings", 0}, {"home", 0},    {"ProgramData", 0},
+        {"Windows", 2}, {"$Orphan", 2},                {"pagefile", 3}, {"hiberfil", 3}};
+    if (!n) return 1;
+    for (size_t k = 0; k < sizeof pr / sizeof pr[0]; k++)
+        if (strncasecmp(n, pr[k].p, strlen(pr[k].p)) == 0) return pr[k].c;
+    return 1;
+}
+
+static int seen_has(const walker *w, TSK_INUM_T a)
+{
+    if (!w->seencap) return 0;
+    uint64_t k = (uint64_t)a + 1;
+    for (size_t h = (size_t)(k * 0x9E3779B97F4A7C15ull) & (w->seencap - 1);; h = (h + 1) & (w->seencap - 1)) {
+        if (w->seen[h] == k) return 1;
+        if (!w->seen[h]) return 0;
+    }
+}
+
+static int seen_add(walker *w, TSK_INUM_T a)
+{
+    if (2 * (w->nseen + 1) > w->seencap) { /* load at most 1/2 */
+        size_t nc = w->seencap ? 2 * w->seencap : 64;
+        uint64_t *ns = imt__calloc(nc, sizeof *ns);
+        if (!ns) return -1;
+        for (size_t j = 0; j < w->seencap; j++) {
+            uint64_t k = w->seen[j];
+            if (!k) continue;
+            size_t h = (size_t)(k * 0x9E3779B97F4A7C15ull) & (nc - 1);
+            while (ns[h]) h = (h + 1) & (nc - 1);
+            ns[h] = k;
+        }
+        imt__free(w->seen);
+        w->seen = ns;
+        w->seencap = nc;
+    }
+    uint64_t k = (uint64_t)a + 1;
+    size_t h = (size_t)(k * 0x9E3779B97F4A7C15ull) & (w->seencap - 1);
+    while (w->seen[h]) {
+        if (w->seen[h] == k) return 0;
+        h = (h + 1) & (w->seencap - 1);
+    }
+    w->seen[h] = k;
+    w->nseen++;
+    return 0;
+}
+
+/* A folder the walk does not go into, as an entry: its path, inode and
+ * status; a scan error when names are missing from the scan because of it
+ * (not for a deleted folder: its space is carved anyway; not for a loop or
+ * a cross-link: its names are listed under another path). -1: stop. */
+static int push_dir_problem(walker *w, const char *dir, const char *name, TSK_INUM_T addr,
+                            int deleted, int scan_error, imt_err st, const char *fmt, ...)
+{
+    imt__enum *en = w->en;
+    imt__sentry *e = new_entry(en, 1, dir[0] ? dir : NULL, name && name[0] ? name : NULL, NULL);
+    if (!e) {
+        en->err = IMT_E_NOMEM;
+        return -1;
+    }
+    e->type = IMT_ENTRY_DIR;
+    e->status = st;
+    e->scan_error = scan_error && !deleted;
+    e->loc.meta_addr = addr;
+    e->loc.alloc = strncmp(dir, "$OrphanFiles", 12) == 0 ? IMT_ALLOC_ORPHAN
+                   : deleted                            ? IMT_ALLOC_DELETED
+                                                        : IMT_ALLOC_ALLOCATED;
+    e->fs_type = (int)en->fs->ftype;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->detail, sizeof e->detail, fmt, ap);
+    va_end(ap);
+    return push(en, e);
+}
+
+/* Open folder addr (its name ends the path at w->path[plen..]) as the next
+ * level. 0 also when it is refused (an entry says why); -1: stop. */
+static int walk_enter(walker *w, const char *name, TSK_INUM_T addr, TSK_OFF_T size, int deleted,
+                      size_t plen)
+{
+    imt__enum *en = w->en;
+    char *dir = w->path;
+    dir[plen] = '\0';
+    for (size_t k = 0; k < w->depth; k++)
+        if (w->lv[k].addr == addr)
+            return push_dir_problem(w, dir, name, addr, deleted, 0, IMT_E_CORRUPT,
+                                    "a folder loop: inode %llu is a folder above it on the "
+                                    "path; not walked again",
+                                    (unsigned long long)addr);
+    if (seen_has(w, addr))
+        /* its names were listed under the first path that reached it */
+        return push_dir_problem(w, dir, name, addr, deleted, 0, IMT_E_CORRUPT,
+                                "a cross-linked folder: inode %llu was walked already under "
+                                "another name; not walked again",
+                                (unsigned long long)addr);
+    size_t nl = strlen(name);
+    if (w->depth >= WALK_MAX_DEPTH || plen + nl + 2 > WALK_MAX_PATH)
+        return push_dir_problem(w, dir, name, addr, deleted, 1, IMT_E_TOO_LARGE,
+                                "not walked: the folder is deeper than %d levels or its path "
+                                "longer than %d bytes",
+                                WALK_MAX_DEPTH, WALK_MAX_PATH);
+    if (size > 0 && (uint64_t)size > w->dir_bound)
+        /* before TSK loads its block list (quadratic for an ext2/3 inode) */
+        return push_dir_problem(w, dir, name, addr, deleted, 1, IMT_E_TOO_LARGE,
+                                "a folder claiming %llu bytes, more than its file system and "
+                                "image hold (%llu): not walked",
+                                (unsigned long long)size, (unsigned long long)w->dir_bound);
+    if (seen_add(w, addr)) goto nomem;
+    if (addr == TSK_FS_ORPHANDIR_INUM(w->fs) && !w->fs->list_inum_named && w->save_named) {
+        /* never empty, or TSK walks the tree itself; the root is reached
+         * by a name ("." and ".." in TSK's own list) */
+        if (tsk_list_add(&w->named, w->fs->root_inum)) goto nomem;
+        w->fs->list_inum_named = w->named;
+        w->named = NULL;
+        w->save_named = 0;
+    }
+    if (w->depth == w->cap) {
+        size_t nc = w->cap ? 2 * w->cap : 16;
+        wlevel *nlv = imt__realloc(w->lv, nc * sizeof *nlv);
+        if (!nlv) goto nomem;
+        w->lv = nlv;
+        w->cap = nc;
+    }
+    if (plen + nl + 2 > w->pcap) {
+        size_t nc = w->pcap;
+        while (plen + nl + 2 > nc) nc *= 2;
+        char *np = imt__realloc(w->path, nc);
+        if (!np) goto nomem;
+        w->path = dir = np;
+        w->pcap = nc;
+    }
+    tsk_error_reset();
+    TSK_FS_DIR *d = tsk_fs_dir_open_meta(w->fs, addr);
+    if (!d) {
+        if (deleted) { /* a deleted folder's blocks reused: normal */
+            tsk_error_reset();
+            return 0;
+        }
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s", tsk_msg());
+        tsk_error_reset();
+        return push_dir_problem(w, dir, name, addr, 0, 1, IMT_E_IO,
+                                "a folder whose names cannot be read: %s", msg);
+    }
+    wlevel *l = &w->lv[w->depth];
+    memset(l, 0, sizeof *l);
+    l->dir = d;
+    l->addr = addr;
+    if (plen || nl) { /* the root's names have the path "" */
+        memcpy(dir + plen, name, nl);
+        dir[plen + nl] = '/';
+        dir[plen + nl + 1] = '\0';
+        l->plen = plen + nl + 1;
+    }
+    if (addr == w->fs->root_inum && d->names_used) {
+        l->order = imt__malloc(d->names_used * sizeof *l->order);
+        if (!l->order) {
+            tsk_fs_dir_close(d);
+            goto nomem;
+        }
+        size_t n = 0;
+        for (int c = 0; c < 4; c++)
+            for (size_t j = 0; j < d->names_used; j++)
+                if (root_class(d->names[j].name) == c) l->order[n++] = j;
+    }
+    w->depth++;
+    return 0;
+nomem:
+    en->err = IMT_E_NOMEM;
+    return -1;
+}
+
+/* Whether tsk_fs_dir_walk(RECURSE) goes into the folder named by f. */
+static int walks_into(const TSK_FS_FILE *f)
+{
+    const TSK_FS_NAME *n = f->name;
+    const TSK_FS_META *m = f->meta;
+    return (TSK_FS_IS_DIR_NAME(n->type) || n->type == TSK_FS_NAME_TYPE_UNDEF) && m &&
+           TSK_FS_IS_DIR_META(m->type) &&
+           ((n->flags & TSK_FS_NAME_FLAG_ALLOC) ||
+            ((n->flags & TSK_FS_NAME_FLAG_UNALLOC) && (m->flags & TSK_FS_META_FLAG_UNALLOC))) &&
+           !TSK_FS_ISDOT(n->name);
+}
+
+/* The next name of the innermost folder: visited, then walked into. */
+static int walk_step(walker *w)
+{
+    wlevel *l = &w->lv[w->depth - 1];
+    if (l->i == l->dir->names_used) {
+        tsk_fs_dir_close(l->dir);
+        imt__free(l->order);
+        w->depth--;
+        return 0;
+    }
+    TSK_FS_NAME *nm = &l->dir->names[l->order ? l->order[l->i] : l->i];
+    l->i++;
+    if (!nm->name) return 0;
+    w->path[l->plen] = '\0';
+    /* a TSK_FS_FILE as tsk_fs_file_alloc makes it (calloc: TSK frees it) */
+    TSK_FS_FILE *f = calloc(1, sizeof *f);
+    if (!f) {
+        w->en->err = IMT_E_NOMEM;
+        return -1;
+    }
+    f->tag = TSK_FS_FILE_TAG;
+    f->fs_info = w->fs;
+    f->name = nm;
+    if (nm->meta_addr || (nm->flags & TSK_FS_NAME_FLAG_ALLOC)) {
+        if (w->fs->file_add_meta(w->fs, f, nm->meta_addr)) tsk_error_reset();
+    }
+    int ret = visit_name(w->en, f, w->path) == TSK_WALK_CONT ? 0 : -1;
+    if (!ret && w->save_named && f->meta && (f->meta->flags & TSK_FS_META_FLAG_UNALLOC) &&
+        strncmp(w->path, "$OrphanFiles", 12) != 0 &&
+        tsk_list_add(&w->named, f->meta->addr)) {
+        w->en->err = IMT_E_NOMEM;
+        ret = -1;
+    }
+    int into = !ret && walks_into(f);
+    TSK_OFF_T size = into ? f->meta->size : 0;
+    int deleted = !(nm->flags & TSK_FS_NAME_FLAG_ALLOC);
+    f->name = NULL; /* the folder's, not ours */
+    tsk_fs_file_close(f);
+    if (into && !cancelled(w->en))
+        ret = walk_enter(w, nm->name, nm->meta_addr, size, deleted, l->plen);
+    return ret;
+}
+
+/* Every name of en->fs, as tsk_fs_dir_walk(ALLOC | UNALLOC | RECURSE)
+ * from the root listed them. -1: stop (en->err, cancelled, or the
+ * consumer gone); problems of the image are entries. */
+static int walk_names(imt__enum *en)
+{
+    TSK_FS_INFO *fs = en->fs;
+    walker w;
+    memset(&w, 0, sizeof w);
+    w.en = en;
+    w.fs = fs;
+    w.save_named = fs->list_inum_named == NULL;
+    uint64_t fs_bytes = (uint64_t)fs->block_count * fs->block_size;
+    uint64_t isz = imt__img_size(en->img);
+    uint64_t img_bytes = isz > en->part_off ? isz - en->part_off : 0;
+    w.dir_bound = fs_bytes && fs_bytes < img_bytes ? fs_bytes : img_bytes;
+    w.pcap = 256;
+    w.path = imt__malloc(w.pcap);
+    if (!w.path) {
+        en->err = IMT_E_NOMEM;
+        return -1;
+    }
+    w.path[0] = '\0';
+    int ret = 0;
+    /* the root's inode first: TSK would load its block list to list it */
+    tsk_error_reset();
+    TSK_FS_FILE *root = tsk_fs_file_open_meta(fs, NULL, fs->root_inum);
+    if (!root || !root->meta) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s", tsk_msg());
+        tsk_error_reset();
+        ret = push_dir_problem(&w, "", NULL, fs->root_inum, 0, 1, IMT_E_IO,
+                               "the root folder cannot be read: %s", msg);
+    } else {
+        ret = walk_enter(&w, "", fs->root_inum, root->meta->size, 0, 0);
+    }
+    /* The root refused: no $OrphanFiles either (as before). Listing every
+     * unallocated inode as an orphan would run TSK's orphan search, which
+     * on a damaged ext4 allocates and zeroes what each inline-data inode
+     * claims: 8 GB and 27 s on a fuzzed 80 KB image. */
+    tsk_fs_file_close(root);
+    while (!ret && w.depth) {
+        if (cancelled(en)) {
+            ret = -1;
+            break;
+        }
+        ret = walk_step(&w);
+    }
+    while (w.depth) {
+        w.depth--;
+        tsk_fs_dir_close(w.lv[w.depth].dir);
+        imt__free(w.lv[w.depth].order);
+    }
+    if (w.named) tsk_list_free(w.named);
+    imt__free(w.lv);
+    imt__free(w.path);
+    imt__free(w.seen);
+    return ret || en->capped ? -1 : 0;
 }
 
 static void fs_name(TSK_FS_TYPE_ENUM t, char *out, size_t cap)
@@ -613,10 +978,7 @@ static int walk_fs(imt__enum *en, int with_part)
     en->n_in_part = 0;
     en->capped = 0;
     tsk_error_reset();
-    uint8_t r = tsk_fs_dir_walk(en->fs, en->fs->root_inum,
-                                TSK_FS_DIR_WALK_FLAG_ALLOC | TSK_FS_DIR_WALK_FLAG_UNALLOC |
-                                    TSK_FS_DIR_WALK_FLAG_RECURSE,
-                                walk_cb, en);
+    int r = walk_names(en);
     int ret = 0;
     if (en->err || cancelled(en)) {
         ret = -1;
