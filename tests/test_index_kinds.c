@@ -46,18 +46,6 @@ static void hexs(const uint8_t *d, size_t n, char *out)
     for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", d[i]);
 }
 
-static imt_index *open_rw(const char *dir, int create)
-{
-    imt_index_opts o;
-    imt_index_opts_init(&o);
-    o.read_only = 0;
-    o.create = create;
-    imt_index *idx = NULL;
-    imt_err e = imt_index_open(&idx, dir, &o);
-    CHECKF(e == IMT_OK, "open %s: %s", dir, imt_index_open_error());
-    return e == IMT_OK ? idx : NULL;
-}
-
 /* The memberships of digest d: the list ids (sorted as the index keeps
  * them: in the order they joined) and external ids must be want[]. */
 static void expect(imt_cursor *c, imt_hash_kind k, const uint8_t *d, size_t nw, const uint32_t *lists,
@@ -156,7 +144,7 @@ int main(void)
         fprintf(f, "%s\n", hx);
     }
     fclose(f);
-    imt_index *idx = open_rw(dir, 1);
+    imt_index *idx = tu_index_rw(dir, 1);
     REQUIRE(idx);
     imt_import_stats st;
     REQUIRE(import(idx, la, "md5-hex", 1, 0, &st));
@@ -237,7 +225,7 @@ int main(void)
     fclose(f);
     char dir2[400];
     snprintf(dir2, sizeof dir2, "%s/idx2", tmp);
-    idx = open_rw(dir2, 1);
+    idx = tu_index_rw(dir2, 1);
     REQUIRE(idx);
     REQUIRE(import(idx, lj, "jsonl", -1, 4ull << 20, &st));
     CHECKF(st.batches > 2, "%llu batches: the list should span several", (unsigned long long)st.batches);
@@ -257,7 +245,7 @@ int main(void)
         for (uint32_t i = 0; i < 60000; i++) fprintf(f, "0123456789abcdef%016llx\n", (unsigned long long)mix(i));
         for (uint32_t i = 0; i < 60000; i += 7) fprintf(f, "0123456789abcdef%016llx\n", (unsigned long long)mix(i));
         fclose(f);
-        idx = open_rw(dk, 1);
+        idx = tu_index_rw(dk, 1);
         REQUIRE(idx);
         REQUIRE(import(idx, lk, "md5-hex", 1, 4ull << 20, &st));
         CHECKF(st.batches > 2 && st.new_entries == 60000 && st.duplicates == (60000 + 6) / 7,
@@ -271,7 +259,7 @@ int main(void)
      * passes a sixteenth: the delta is folded into the table, and again */
     for (int round = 0; round < 2; round++) {
     if (round) {
-        idx = open_rw(dir, 0);
+        idx = tu_index_rw(dir, 0);
         REQUIRE(idx);
         write_d(ld, 1);
         REQUIRE(import(idx, ld, "md5-hex", 1, 0, &st));

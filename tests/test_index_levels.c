@@ -203,19 +203,6 @@ static void check_exact(imt_index *idx, int nq, const char *when)
     imt_cursor_close(c);
 }
 
-static imt_index *open_rw(const char *dir, int create)
-{
-    imt_index_opts o;
-    imt_index_opts_init(&o);
-    o.read_only = 0;
-    o.create = create;
-    imt_index *idx = NULL;
-    imt_err e = imt_index_open(&idx, dir, &o);
-    CHECKF(e == IMT_OK, "open %s: %s", dir, imt_index_open_error());
-    REQUIRE(idx);
-    return idx;
-}
-
 static void copy_dir(const char *from, const char *to)
 {
     char cmd[1000];
@@ -278,7 +265,7 @@ int main(void)
     snprintf(csv, sizeof csv, "%s/list.csv", tmp);
     /* small lists make levels: the delta becomes a level past 256 hashes */
     imt__idx_delta_max = 256;
-    imt_index *idx = open_rw(dir, 1);
+    imt_index *idx = tu_index_rw(dir, 1);
     imt_import_opts io;
     imt_import_stats st;
     /* the base: 24,000 hashes, compacted into level 0 */
@@ -438,7 +425,7 @@ int main(void)
     }
 
     /* --compact: one level, the same answers */
-    idx = open_rw(dir, 0);
+    idx = tu_index_rw(dir, 0);
     REQUIRE(imt_index_compact(idx) == IMT_OK);
     REQUIRE(imt_index_stats_get(idx, &s) == IMT_OK);
     CHECK(s.pdq_levels == 1 && s.pdq_delta == 0 && s.pdq_level[0] == nall);
@@ -460,7 +447,7 @@ int main(void)
         check_exact(idx, 16, "format 4");
         CHECK(imt_index_verify(idx) == IMT_OK);
         imt_index_close(idx);
-        idx = open_rw(path, 0);
+        idx = tu_index_rw(path, 0);
         /* past the delta threshold: a level 1, and only the list's own
          * hashes written (a 0.7% delta costs its own size) */
         make_list(csv, 300);

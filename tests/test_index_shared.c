@@ -54,18 +54,6 @@ static void write_vics(const char *path, const media *m, size_t n)
     fclose(f);
 }
 
-static imt_index *open_rw(const char *dir, int create)
-{
-    imt_index_opts o;
-    imt_index_opts_init(&o);
-    o.read_only = 0;
-    o.create = create;
-    imt_index *idx = NULL;
-    imt_err e = imt_index_open(&idx, dir, &o);
-    CHECKF(e == IMT_OK, "open %s: %s", dir, imt_index_open_error());
-    return e == IMT_OK ? idx : NULL;
-}
-
 /* The MD5 of m must be found: one entry, one membership (list, MediaID). */
 static void expect_md5(imt_cursor *c, const media *m, uint32_t list, const char *what)
 {
@@ -154,7 +142,7 @@ int main(void)
     write_vics(la, a, 4);
     write_vics(lb, b, 1);
 
-    imt_index *idx = open_rw(dir, 1);
+    imt_index *idx = tu_index_rw(dir, 1);
     REQUIRE(idx);
     imt_import_opts io;
     imt_import_opts_init(&io);
@@ -189,7 +177,7 @@ int main(void)
     CHECKF(imt_index_export(idx, fd, &xo) == IMT_OK, "export: %s", imt_index_last_error(idx));
     close(fd);
     imt_index_close(idx);
-    imt_index *i2 = open_rw(dir2, 1);
+    imt_index *i2 = tu_index_rw(dir2, 1);
     REQUIRE(i2);
     e = imt_index_import(i2, lx, &io, &st);
     CHECKF(e == IMT_OK, "the export refused: %s (%s)", imt_index_last_error(i2), imt_err_name(e));

@@ -59,4 +59,9 @@ unsigned char *tu_read_file(const char *path, size_t *len);
 void tu_walk(const char *dir, void (*fn)(const char *path, const char *name, void *ctx),
              void *ctx);
 
+/* Open the index at dir for writing (create: make it first); a failure
+ * names the open error and stops the test. tu_index.c. */
+struct imt_index;
+struct imt_index *tu_index_rw(const char *dir, int create);
+
 #endif

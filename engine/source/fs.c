@@ -1302,6 +1302,14 @@ static void *producer(void *arg)
     return NULL;
 }
 
+void imt__src_limits_init(imt__src_limits *lim)
+{
+    memset(lim, 0, sizeof *lim);
+    lim->max_entries = 50000000;
+    lim->max_runs = IMT_MAX_BYTE_RUNS;
+    lim->max_check_blocks = 65536;
+}
+
 imt_err imt__enum_open(imt__enum **out, const char *path, imt__img_kind kind,
                        const imt__src_limits *lim, const volatile int *stop)
 {
@@ -1315,10 +1323,8 @@ imt_err imt__enum_open(imt__enum **out, const char *path, imt__img_kind kind,
     }
     en->kind = kind;
     en->stop = stop;
-    en->lim.max_entries = 50000000;
-    en->lim.max_runs = IMT_MAX_BYTE_RUNS;
-    en->lim.max_check_blocks = 65536;
     if (lim) en->lim = *lim;
+    else imt__src_limits_init(&en->lim);
     pthread_mutex_init(&en->mu, NULL);
     pthread_cond_init(&en->cv_put, NULL);
     pthread_cond_init(&en->cv_get, NULL);

@@ -125,6 +125,9 @@ typedef struct imt__src_limits {
                                 is counted (imt__enum_uncarved) */
 } imt__src_limits;
 
+/* The defaults above (no_carve 0). fs.c. */
+void imt__src_limits_init(imt__src_limits *lim);
+
 typedef struct imt__enum imt__enum;
 
 /* Start enumerating the image at path (a producer thread with its own

@@ -143,6 +143,21 @@ typedef struct run {
     size_t n_paths;
 } run;
 
+/* A batch's scan ended with se: its progress goes into the totals; an
+ * error other than a stop is the run's (detail from det). */
+static imt_err batch_done(run *R, imt_err se, const char *det, char *detail, size_t cap)
+{
+    R->base.entries += R->last.entries;
+    R->base.files += R->last.files;
+    R->base.images += R->last.images;
+    R->base.bytes += R->last.bytes;
+    R->base.hits += R->last.hits;
+    R->base.errors += R->last.errors;
+    if (se == IMT_OK || se == IMT_E_INTERRUPTED) return IMT_OK;
+    imt__set_detail(detail, cap, "%s", det[0] ? det : imt_strerror(se));
+    return se;
+}
+
 static int run_skip(void *ctx, const char *path, imt_entry_type type)
 {
     run *R = ctx;
@@ -469,10 +484,7 @@ static imt_err list_image(run *R, imt_index *idx, imt__spool *sp, const char *pa
     size_t nu = 0, bcap = 0, bn = 0;
     char *buf = NULL;
     imt__src_limits lim;
-    memset(&lim, 0, sizeof lim);
-    lim.max_entries = 50000000;
-    lim.max_runs = IMT_MAX_BYTE_RUNS;
-    lim.max_check_blocks = 65536;
+    imt__src_limits_init(&lim);
     lim.no_carve = 1;
     imt_scan_opts lo = *so; /* records of entries not read: nothing to stop */
     lo.skip = NULL;
@@ -727,17 +739,7 @@ imt_err imt_triage_run(imt_index *idx, const char *const *paths, size_t n_paths,
                     R.ib_next = 0;
                     memset(&R.last, 0, sizeof R.last);
                     se = imt__scan_entries(idx, ents, mi, &io, img_record, &R, det, sizeof det);
-                    R.base.entries += R.last.entries;
-                    R.base.files += R.last.files;
-                    R.base.images += R.last.images;
-                    R.base.bytes += R.last.bytes;
-                    R.base.hits += R.last.hits;
-                    R.base.errors += R.last.errors;
-                    if (se != IMT_OK && se != IMT_E_INTERRUPTED) {
-                        imt__set_detail(detail, cap, "%s", det[0] ? det : imt_strerror(se));
-                        err = se;
-                        goto cleanup;
-                    }
+                    if ((err = batch_done(&R, se, det, detail, cap)) != IMT_OK) goto cleanup;
                     if (R.hit_pending) R.hit_stop = 1;
                     if (!mf || w.stop || R.user_stop || R.hit_stop) continue;
                 }
@@ -748,17 +750,7 @@ imt_err imt_triage_run(imt_index *idx, const char *const *paths, size_t n_paths,
                 R.b.next_skip = R.b.next_rec = 0;
                 memset(&R.last, 0, sizeof R.last);
                 se = imt_scan_run(idx, bpaths, mf, &so, run_record, &R, det, sizeof det);
-                R.base.entries += R.last.entries;
-                R.base.files += R.last.files;
-                R.base.images += R.last.images;
-                R.base.bytes += R.last.bytes;
-                R.base.hits += R.last.hits;
-                R.base.errors += R.last.errors;
-                if (se != IMT_OK && se != IMT_E_INTERRUPTED) {
-                    imt__set_detail(detail, cap, "%s", det[0] ? det : imt_strerror(se));
-                    err = se;
-                    goto cleanup;
-                }
+                if ((err = batch_done(&R, se, det, detail, cap)) != IMT_OK) goto cleanup;
                 /* Changed files after the last record of a batch read whole. */
                 if (se == IMT_OK && !R.user_stop && !R.hit_stop)
                     for (size_t i = R.b.next_rec; i < mf; i++)

@@ -307,10 +307,7 @@ imt_err imt_sample_locate(const char *path, const uint64_t *offsets, size_t n,
     qsort(v, n, sizeof *v, loc_cmp);
     IMT_TRY(imt__sreader_create(&rd));
     imt__src_limits lim;
-    memset(&lim, 0, sizeof lim);
-    lim.max_entries = 50000000;
-    lim.max_runs = IMT_MAX_BYTE_RUNS;
-    lim.max_check_blocks = 65536;
+    imt__src_limits_init(&lim);
     lim.no_carve = 1;
     IMT_TRY(imt__enum_open(&en, path, kind, &lim, stop));
     for (;;) {
