@@ -57,6 +57,7 @@ struct imt__enum {
     uint64_t n_in_part;
     int capped;
     uint64_t uncarved_areas, uncarved_bytes; /* no_carve: what was left */
+    int probing;              /* in the APFS probe's child: entries are dropped */
     int vol_no;               /* APFS volume K ("!vK"), 0 outside one */
     uint64_t vol_block;
     char vol_name[256];
@@ -90,6 +91,12 @@ static int cancelled(imt__enum *en)
 /* Hand e to the consumer; 0, or -1 when the consumer is gone (e freed). */
 static int push(imt__enum *en, imt__sentry *e)
 {
+    if (en->probing) { /* the child of apfs_probe: nobody reads them (and
+                          the queue's lock may be a copy held by a thread
+                          the child does not have) */
+        imt__sentry_free(e);
+        return 0;
+    }
     pthread_mutex_lock(&en->mu);
     while (en->count == QCAP && !en->cancel) pthread_cond_wait(&en->cv_put, &en->mu);
     if (en->cancel) {
@@ -1048,8 +1055,9 @@ static int carve_pool(imt__enum *en, void *pool)
  * few bytes of their metadata changed and checksums fixed; README, "Scanning
  * disk images"). Its exceptions are caught (apfs.cpp); its crashes cannot
  * be. So a child process first asks TSK everything the enumeration will
- * ask of it (the container, each volume, the walk of its names with each
- * file's attributes, the free blocks), and the container is enumerated here
+ * ask of it (the container, each volume, the walk of its names by the
+ * enumeration's own walk_names with each file's attributes, its entries
+ * dropped, the free blocks), and the container is enumerated here
  * only when that child finished: TSK's answers are a function of the bytes,
  * which are read again the same. The child uses only this thread's own
  * handles (the image, TSK's view of it; fork copies no other thread) and
@@ -1057,20 +1065,9 @@ static int carve_pool(imt__enum *en, void *pool)
  * the volumes' metadata. A host process that ignores SIGCHLD loses the
  * child's status (waitpid fails): the container is then a record saying
  * so, not read. 0: the child finished; else why in why. */
-static TSK_WALK_RET_ENUM probe_cb(TSK_FS_FILE *f, const char *dir, void *ptr)
+static void probe_child(imt__enum *en, TSK_IMG_INFO *ti, uint64_t off, uint64_t len)
 {
-    (void)dir;
-    (void)ptr;
-    if (f->meta && f->meta->type == TSK_FS_META_TYPE_REG) {
-        int n = tsk_fs_file_attr_getsize(f);
-        for (int i = 0; i < n; i++) tsk_fs_file_attr_get_idx(f, i);
-        tsk_fs_file_attr_get(f);
-    }
-    return TSK_WALK_CONT;
-}
-
-static void probe_child(TSK_IMG_INFO *ti, uint64_t off, uint64_t len)
-{
+    en->probing = 1;
     /* a crash ends the child by its signal, whatever handlers were set */
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
     struct sigaction sa;
@@ -1084,10 +1081,9 @@ static void probe_child(TSK_IMG_INFO *ti, uint64_t off, uint64_t len)
         if (p->vol_list[i].flags & TSK_POOL_VOLUME_FLAG_ENCRYPTED) continue;
         TSK_FS_INFO *fs = imt__apfs_vol_open(pool, p->vol_list[i].block);
         if (!fs) continue;
-        tsk_fs_dir_walk(fs, fs->root_inum,
-                        TSK_FS_DIR_WALK_FLAG_ALLOC | TSK_FS_DIR_WALK_FLAG_UNALLOC |
-                            TSK_FS_DIR_WALK_FLAG_RECURSE,
-                        probe_cb, NULL);
+        en->fs = fs; /* the enumeration's own walk: the same calls into TSK */
+        walk_names(en);
+        en->fs = NULL;
         imt__apfs_vol_close(fs);
     }
     imt_byte_run *runs = NULL;
@@ -1104,7 +1100,7 @@ static int apfs_probe(imt__enum *en, TSK_IMG_INFO *ti, char *why, size_t cap)
         snprintf(why, cap, "no process to read it in first (fork failed)");
         return -1;
     }
-    if (pid == 0) probe_child(ti, en->part_off, en->part_len);
+    if (pid == 0) probe_child(en, ti, en->part_off, en->part_len);
     int st = 0;
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
