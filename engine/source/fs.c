@@ -402,9 +402,11 @@ static TSK_WALK_RET_ENUM visit_name(imt__enum *en, TSK_FS_FILE *f, const char *d
  * walk gathers them as TSK's would (names with unallocated metadata,
  * outside $OrphanFiles) and hands them over before opening $OrphanFiles.
  * (TSK would also count the names under root folders that sort after
- * $OrphanFiles: "pagefile*" and "hiberfil*", files in practice.) Not
- * guarded here, because TSK does it inside opening $OrphanFiles: its walks
- * into unallocated orphan folders (to leave their names out), and on FAT
+ * $OrphanFiles: "pagefile*" and "hiberfil*", files in practice.) TSK
+ * walks by itself inside opening $OrphanFiles: into unallocated orphan
+ * folders (to leave their names out; on ext2/3/4 an unallocated folder
+ * inode claiming more than the file system holds makes walk_enter list no
+ * orphans and say so, as TSK would load its block list quadratically), and on FAT
  * and exFAT its inode walk's tsk_fs_dir_walk of the whole tree (to find the
  * folders' sectors; a FAT folder's size comes from its cluster chain, so
  * the ext2 block-list case does not arise there).
@@ -520,6 +522,25 @@ static int push_dir_problem(walker *w, const char *dir, const char *name, TSK_IN
 
 /* Open folder addr (its name ends the path at w->path[plen..]) as the next
  * level. 0 also when it is refused (an entry says why); -1: stop. */
+/* The first unallocated folder inode claiming more than bound bytes. */
+typedef struct unalloc_dir_check {
+    uint64_t bound;
+    TSK_INUM_T inum;
+    uint64_t size;
+} unalloc_dir_check;
+
+static TSK_WALK_RET_ENUM unalloc_dir_cb(TSK_FS_FILE *f, void *ptr)
+{
+    unalloc_dir_check *c = ptr;
+    if (f->meta && f->meta->type == TSK_FS_META_TYPE_DIR && f->meta->size > 0 &&
+        (uint64_t)f->meta->size > c->bound) {
+        c->inum = f->meta->addr;
+        c->size = (uint64_t)f->meta->size;
+        return TSK_WALK_STOP;
+    }
+    return TSK_WALK_CONT;
+}
+
 static int walk_enter(walker *w, const char *name, TSK_INUM_T addr, TSK_OFF_T size, int deleted,
                       size_t plen)
 {
@@ -550,6 +571,25 @@ static int walk_enter(walker *w, const char *name, TSK_INUM_T addr, TSK_OFF_T si
                                 "a folder claiming %llu bytes, more than its file system and "
                                 "image hold (%llu): not walked",
                                 (unsigned long long)size, (unsigned long long)w->dir_bound);
+    if (addr == TSK_FS_ORPHANDIR_INUM(w->fs) && TSK_FS_TYPE_ISEXT(w->fs->ftype)) {
+        /* Opening $OrphanFiles, TSK walks every unallocated folder inode
+         * (to leave out the names they hold) and loads its block list
+         * first: quadratic for one claiming an absurd size, where we
+         * cannot refuse it. So look at those inodes' sizes first. */
+        unalloc_dir_check c = {w->dir_bound, 0, 0};
+        tsk_error_reset();
+        tsk_fs_meta_walk(w->fs, w->fs->first_inum, w->fs->last_inum,
+                         TSK_FS_META_FLAG_UNALLOC | TSK_FS_META_FLAG_USED, unalloc_dir_cb, &c);
+        tsk_error_reset();
+        if (c.inum)
+            return push_dir_problem(w, dir, name, addr, 0, 1, IMT_E_TOO_LARGE,
+                                    "orphan files not listed: unallocated folder inode %llu "
+                                    "claims %llu bytes, more than its file system and image "
+                                    "hold (%llu), and The Sleuth Kit's orphan search would "
+                                    "walk it",
+                                    (unsigned long long)c.inum, (unsigned long long)c.size,
+                                    (unsigned long long)w->dir_bound);
+    }
     if (seen_add(w, addr)) goto nomem;
     if (addr == TSK_FS_ORPHANDIR_INUM(w->fs) && !w->fs->list_inum_named && w->save_named) {
         /* never empty, or TSK walks the tree itself; the root is reached
