@@ -16,31 +16,18 @@
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static uint64_t rnd(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return tu_xorshift(&rng);
 }
 
 static void rand_hash(imt_pdq *h)
 {
-    for (int i = 0; i < 32; i += 8) {
-        uint64_t r = rnd();
-        memcpy(h->bytes + i, &r, 8);
-    }
+    tu_rand_pdq(&rng, h);
 }
 
 /* Flip k distinct random bits. */
 static void flip(imt_pdq *h, int k)
 {
-    uint8_t used[256] = {0};
-    while (k > 0) {
-        int b = (int)(rnd() % 256);
-        if (used[b]) continue;
-        used[b] = 1;
-        h->bytes[b >> 3] ^= (uint8_t)(1u << (b & 7));
-        k--;
-    }
+    tu_flip_pdq(&rng, h, k);
 }
 
 static int cmp_pdq(const void *a, const void *b)

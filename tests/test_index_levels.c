@@ -25,30 +25,17 @@
 static uint64_t rng = 0xD1B54A32D192ED03ull;
 static uint64_t rnd(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return tu_xorshift(&rng);
 }
 
 static void rand_hash(imt_pdq *h)
 {
-    for (int i = 0; i < 32; i += 8) {
-        uint64_t r = rnd();
-        memcpy(h->bytes + i, &r, 8);
-    }
+    tu_rand_pdq(&rng, h);
 }
 
 static void flip(imt_pdq *h, int k)
 {
-    uint8_t used[256] = {0};
-    while (k > 0) {
-        int b = (int)(rnd() % 256);
-        if (used[b]) continue;
-        used[b] = 1;
-        h->bytes[b >> 3] ^= (uint8_t)(1u << (b & 7));
-        k--;
-    }
+    tu_flip_pdq(&rng, h, k);
 }
 
 #define MAXN 60000

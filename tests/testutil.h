@@ -4,6 +4,7 @@
 #ifndef IMT_TESTUTIL_H
 #define IMT_TESTUTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -63,5 +64,12 @@ void tu_walk(const char *dir, void (*fn)(const char *path, const char *name, voi
  * names the open error and stops the test. tu_index.c. */
 struct imt_index;
 struct imt_index *tu_index_rw(const char *dir, int create);
+
+/* Random PDQ hashes for the index tests (tu_index.c): a xorshift64
+ * generator on *state, a random hash, k distinct random bits flipped. */
+struct imt_pdq;
+uint64_t tu_xorshift(uint64_t *state);
+void tu_rand_pdq(uint64_t *state, struct imt_pdq *h);
+void tu_flip_pdq(uint64_t *state, struct imt_pdq *h, int k);
 
 #endif

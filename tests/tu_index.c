@@ -4,6 +4,8 @@
 
 #include <imgtriage.h>
 
+#include <string.h>
+
 struct imt_index *tu_index_rw(const char *dir, int create)
 {
     imt_index_opts o;
@@ -17,4 +19,32 @@ struct imt_index *tu_index_rw(const char *dir, int create)
         exit(1);
     }
     return idx;
+}
+
+uint64_t tu_xorshift(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+void tu_rand_pdq(uint64_t *state, imt_pdq *h)
+{
+    for (int i = 0; i < 32; i += 8) {
+        uint64_t r = tu_xorshift(state);
+        memcpy(h->bytes + i, &r, 8);
+    }
+}
+
+void tu_flip_pdq(uint64_t *state, imt_pdq *h, int k)
+{
+    uint8_t used[256] = {0};
+    while (k > 0) {
+        int b = (int)(tu_xorshift(state) % 256);
+        if (used[b]) continue;
+        used[b] = 1;
+        h->bytes[b >> 3] ^= (uint8_t)(1u << (b & 7));
+        k--;
+    }
 }
