@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/cli_index.sh -- `imgtriage index` end to end: create, import (auto and
 # named formats), a rejected import that changes nothing, stats, verify,
-# query (PDQ within a radius, digests; exit 1 when found), export round trip.
+# query (PDQ within a radius, digests; exit 1 when found), compact (the same
+# answers), export round trip.
 # Usage: bash cli_index.sh CLI SHARED_DIR
 set -u
 CLI=$1
@@ -11,7 +12,7 @@ trap 'rm -rf "$T"' EXIT
 fail=0
 check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; fi; }
 
-for sub in "" create import stats verify export query; do
+for sub in "" create import compact stats verify export query; do
   "$CLI" index $sub --help >/dev/null || { echo "FAIL: index $sub --help"; fail=1; }
 done
 
@@ -51,6 +52,21 @@ m=$(head -1 "$DATA/md5sum.txt" | cut -c1-32)
 "$CLI" index query "$T/i" "$m" >"$T/q"; rc=$?
 check '[ $rc -eq 1 ] && grep -q "^$m,md5,0,,5,2,\"md5sum.txt\",,\"files/sample-1.bin\",alert$" "$T/q"'
 "$CLI" index query "$T/i" 0123 2>/dev/null; check '[ $? -eq 2 ]'
+# compact: the delta's PDQ hashes become level 0; the same answers
+"$CLI" index query "$T/i" "$q" "$m" >"$T/q.before"
+"$CLI" index stats --json "$T/i" >"$T/s.before"
+check 'grep -q "\"pdq_compacted\":0,\"pdq_delta\":[1-9]" "$T/s.before"'
+"$CLI" index compact "$T/i" >"$T/out" || fail=1
+check 'grep -q ": PDQ levels none (delta [1-9][0-9]*) -> [1-9][0-9]* (delta 0), [0-9.]* s$" "$T/out"'
+"$CLI" index stats --json "$T/i" >"$T/s.after"
+check 'grep -q "\"pdq_compacted\":[1-9][0-9]*,\"pdq_delta\":0," "$T/s.after"'
+"$CLI" index query "$T/i" "$q" "$m" >"$T/q.after"
+check '[ -s "$T/q.after" ] && cmp -s "$T/q.before" "$T/q.after"'
+"$CLI" index verify "$T/i" >/dev/null || { echo "FAIL: verify after compact"; fail=1; }
+"$CLI" index compact -q "$T/i" >"$T/out" && check '[ ! -s "$T/out" ]'
+"$CLI" index compact 2>/dev/null; check '[ $? -eq 2 ]'
+"$CLI" index compact "$T/absent" 2>/dev/null; check '[ $? -eq 2 ]'
+
 # hostile strings in a list: quoted CSV, no terminal escape reaches the output
 esc=$(printf '\033')
 printf '0123456789abcdef0123456789abcdef  a,b"c%s[2Jd\n' "$esc" >"$T/hostile.md5"
