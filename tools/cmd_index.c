@@ -201,6 +201,30 @@ static void usage_compact(FILE *f)
 "  -q, --quiet   no summary line\n");
 }
 
+/* The arguments of a subcommand that takes one INDEX and at most one flag
+ * (flag_name NULL: none; short_opt 0: no short form): returns -1 to go on
+ * (*flag set, argv[optind] the index), else the exit status (--help, bad
+ * usage, the usage printed). */
+static int index_only_args(int argc, char **argv, const char *flag_name, int short_opt, int *flag,
+                           void (*usage_of)(FILE *))
+{
+    struct option lo[3] = {{"help", 0, 0, 'h'}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+    if (flag_name) lo[1] = (struct option){flag_name, 0, 0, short_opt ? short_opt : 1};
+    char so[3] = {'h', (char)short_opt, 0};
+    int c;
+    while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
+        if (c == 'h') { usage_of(stdout); return CLI_EXIT_OK; }
+        if (flag_name && c == (short_opt ? short_opt : 1)) { *flag = 1; continue; }
+        usage_of(stderr);
+        return CLI_EXIT_ERROR;
+    }
+    if (optind + 1 != argc) {
+        usage_of(stderr);
+        return CLI_EXIT_ERROR;
+    }
+    return -1;
+}
+
 /* ---- create -------------------------------------------------------------- */
 static int do_create(int argc, char **argv)
 {
@@ -386,18 +410,8 @@ static int do_import(int argc, char **argv)
 /* ---- stats ------------------------------------------------------------- */
 static int do_stats(int argc, char **argv)
 {
-    static const struct option lo[] = {{"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int c, json = 0;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (c == 'h') { usage_stats(stdout); return CLI_EXIT_OK; }
-        if (c == 'j') { json = 1; continue; }
-        usage_stats(stderr);
-        return CLI_EXIT_ERROR;
-    }
-    if (optind + 1 != argc) {
-        usage_stats(stderr);
-        return CLI_EXIT_ERROR;
-    }
+    int json = 0, rc = index_only_args(argc, argv, "json", 0, &json, usage_stats);
+    if (rc >= 0) return rc;
     imt_index *idx;
     if (!open_index(&idx, argv[optind], 0, 0)) return CLI_EXIT_ERROR;
     imt_index_stats s;
@@ -500,18 +514,8 @@ static int do_stats(int argc, char **argv)
 /* ---- compact ----------------------------------------------------------- */
 static int do_compact(int argc, char **argv)
 {
-    static const struct option lo[] = {{"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int c, quiet = 0;
-    while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
-        if (c == 'h') { usage_compact(stdout); return CLI_EXIT_OK; }
-        if (c == 'q') { quiet = 1; continue; }
-        usage_compact(stderr);
-        return CLI_EXIT_ERROR;
-    }
-    if (optind + 1 != argc) {
-        usage_compact(stderr);
-        return CLI_EXIT_ERROR;
-    }
+    int quiet = 0, rc = index_only_args(argc, argv, "quiet", 'q', &quiet, usage_compact);
+    if (rc >= 0) return rc;
     imt_index *idx;
     if (!open_index(&idx, argv[optind], 1, 0)) return CLI_EXIT_ERROR;
     imt_index_stats before, after;
@@ -543,17 +547,8 @@ static int do_compact(int argc, char **argv)
 /* ---- verify ------------------------------------------------------------ */
 static int do_verify(int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (c == 'h') { usage_verify(stdout); return CLI_EXIT_OK; }
-        usage_verify(stderr);
-        return CLI_EXIT_ERROR;
-    }
-    if (optind + 1 != argc) {
-        usage_verify(stderr);
-        return CLI_EXIT_ERROR;
-    }
+    int rc = index_only_args(argc, argv, NULL, 0, NULL, usage_verify);
+    if (rc >= 0) return rc;
     /* without the open-time content check: verify checks the same arrays
      * against the entries and names the first bad record; every page is
      * checked (no verified-state record) */
