@@ -595,10 +595,15 @@ typedef struct imt_match {
     size_t query;            /* index of the query in a batch (0 for single) */
 } imt_match;
 
-/** A reader of idx for one thread at a time, on the handle's snapshot:
- *  IMT_E_INDEX_CHANGED if another process has committed to the index since
- *  idx was opened (open it again); a cursor opened before keeps answering
- *  from the snapshot. Close with imt_cursor_close before imt_index_close. */
+/** A reader of idx for one thread at a time, on the handle's snapshot,
+ *  also when another process has committed since idx was opened: the
+ *  handle keeps read transactions begun with its own for its cursors (as
+ *  many as the machine has CPUs, 4 to 64; a closed cursor's is reused).
+ *  IMT_E_INDEX_CHANGED when none is left and another process has
+ *  committed, or, for an index opened without a lock (read-only media),
+ *  after any commit: open it again. A cursor keeps answering from the
+ *  snapshot while others commit (with a lock). Close with
+ *  imt_cursor_close before imt_index_close. */
 IMT_API imt_err imt_cursor_open(imt_cursor **out, imt_index *idx);
 IMT_API void imt_cursor_close(imt_cursor *c);
 

@@ -253,29 +253,37 @@ static int child_after_commit(const char *dir, int lockfree, int to_parent, int 
     e = imt_query_digest(c, IMT_KIND_MD5, md5, &m, &n);
     if (e != want || (e == IMT_OK) != (n == 1)) return 25;
     imt_cursor_close(c);
-    /* a cursor opened after the commit would read the new version beside
-     * the handle's snapshot (its PDQ arrays, lists and identity): refused,
-     * with a lock or without */
+    /* a cursor opened after the commit: with a lock it reads the handle's
+     * snapshot too (its transaction was begun with the handle's: index.c,
+     * the pool), so the same memberships and none of a list the handle's
+     * inventory (and the report's header) lacks; without a lock the
+     * snapshot's pages may be reused: refused. (Before the pool it was
+     * refused with a lock too: `index query` and scans failed.) */
     c = NULL;
     e = imt_cursor_open(&c, idx);
-    if (e == IMT_OK) {
-        /* what it would answer: a membership of a list the handle's
-         * inventory (and the report's header) does not have */
+    if (lockfree) {
+        if (e != IMT_E_INDEX_CHANGED || c) return 26;
+    } else {
+        if (e != IMT_OK) return 26;
         int stray = 0;
-        if (imt_query_pdq(c, &known[TWICE], 1, 0, &m, &n) == IMT_OK && n == 1)
-            for (size_t k = 0; k < m[0].n_members; k++) {
-                int found = 0;
-                for (size_t l = 0; l < imt_index_list_count(idx); l++) {
-                    imt_list_info li;
-                    if (imt_index_list_get(idx, l, &li) == IMT_OK && li.id == m[0].members[k].list_id)
-                        found = 1;
-                }
-                stray += !found;
+        n = 99;
+        if (imt_query_pdq(c, &known[TWICE], 1, 0, &m, &n) != IMT_OK || n != 1 ||
+            m[0].n_members != members) {
+            imt_cursor_close(c);
+            return 29;
+        }
+        for (size_t k = 0; k < m[0].n_members; k++) {
+            int found = 0;
+            for (size_t l = 0; l < imt_index_list_count(idx); l++) {
+                imt_list_info li;
+                if (imt_index_list_get(idx, l, &li) == IMT_OK && li.id == m[0].members[k].list_id)
+                    found = 1;
             }
+            stray += !found;
+        }
         imt_cursor_close(c);
-        return stray ? 29 : 26;
+        if (stray) return 29;
     }
-    if (e != IMT_E_INDEX_CHANGED || c) return 26;
     if (imt_index_verify(idx) != want) return 27;
     /* export reads the handle's snapshot: kept with a lock, void without */
     int nul = open("/dev/null", O_WRONLY);
@@ -289,10 +297,9 @@ static int child_after_commit(const char *dir, int lockfree, int to_parent, int 
 }
 
 /* A writer commits while a reader has the index open. With a lock (the
- * reader may write lock.mdb) the reader's open cursors keep its snapshot
- * and answer as before, and a new cursor is refused (it would read the new
- * version); without one, every later query, cursor and verify fails with
- * IMT_E_INDEX_CHANGED. */
+ * reader may write lock.mdb) the reader's cursors, open before the commit
+ * or opened after it, read its snapshot and answer as before; without one,
+ * every later query, cursor and verify fails with IMT_E_INDEX_CHANGED. */
 static void writer_commits(int lockfree)
 {
     char dir[300], path[400];

@@ -692,8 +692,9 @@ static int do_query(int argc, char **argv)
     imt_index *idx;
     if (!open_index(&idx, argv[optind], 0, 0)) return CLI_EXIT_ERROR;
     imt_cursor *cur;
-    if (imt_cursor_open(&cur, idx) != IMT_OK) {
-        cli_err("cannot open a cursor");
+    imt_err ce = imt_cursor_open(&cur, idx);
+    if (ce != IMT_OK) {
+        cli_err("%s: cannot query the index: %s", argv[optind], imt_strerror(ce));
         imt_index_close(idx);
         return CLI_EXIT_ERROR;
     }

@@ -151,8 +151,83 @@ cleanup:
     return err;
 }
 
+/* ---- the cursors' read transactions -------------------------------------
+ * A cursor needs a read transaction of its own (one per thread), and one
+ * begun when the cursor opens sees the newest commit, not the handle's
+ * snapshot: an import or `index compact` committed in another process
+ * between the handle's open (seconds at 30M, with the page check) and a
+ * cursor's open made the cursor refuse (IMT_E_INDEX_CHANGED) and `index
+ * query` or a scan fail at its start. So the handle begins the cursors'
+ * transactions together with its own, checks that they all got the same
+ * snapshot (else begins them all again), and keeps them in a pool: a
+ * cursor takes one and gives it back when it closes. A process with more
+ * cursors than the pool begins more (and may then be told the index
+ * changed, as before). */
+static int pool_size(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 4) n = 4;
+    return n > IDX_TXN_POOL ? IDX_TXN_POOL : (int)n;
+}
+
+static void pool_drain(imt_index *idx)
+{
+    pthread_mutex_lock(&idx->pool_mu);
+    while (idx->npool > 0) mdb_txn_abort(idx->pool[--idx->npool]);
+    pthread_mutex_unlock(&idx->pool_mu);
+}
+
+/* Begin the pool's transactions; 0 if they all have the snapshot of rtxn,
+ * 1 if a commit came between (the pool is then emptied), -1 on an LMDB
+ * error (the pool keeps what it got: fewer pooled cursors, not a failure). */
+static int pool_fill(imt_index *idx)
+{
+    int want = pool_size(), r = 0;
+    pthread_mutex_lock(&idx->pool_mu);
+    while (idx->npool < want) {
+        MDB_txn *t;
+        if (mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &t) != 0) {
+            r = -1;
+            break;
+        }
+        if (mdb_txn_id(t) != idx->snap_txnid) {
+            mdb_txn_abort(t);
+            r = 1;
+            break;
+        }
+        idx->pool[idx->npool++] = t;
+    }
+    pthread_mutex_unlock(&idx->pool_mu);
+    if (r == 1) pool_drain(idx);
+    return r;
+}
+
+MDB_txn *imt__idx_txn_take(imt_index *idx)
+{
+    MDB_txn *t = NULL;
+    pthread_mutex_lock(&idx->pool_mu);
+    if (idx->npool > 0) t = idx->pool[--idx->npool];
+    pthread_mutex_unlock(&idx->pool_mu);
+    return t;
+}
+
+/* Back into the pool if it reads the handle's snapshot and there is room;
+ * else ended. */
+void imt__idx_txn_give(imt_index *idx, MDB_txn *txn)
+{
+    if (!txn) return;
+    pthread_mutex_lock(&idx->pool_mu);
+    if (idx->rtxn && mdb_txn_id(txn) == idx->snap_txnid && idx->npool < IDX_TXN_POOL) {
+        idx->pool[idx->npool++] = txn;
+        txn = NULL;
+    }
+    pthread_mutex_unlock(&idx->pool_mu);
+    if (txn) mdb_txn_abort(txn);
+}
+
 void imt__idx_snapshot_end(imt_index *idx)
 {
+    pool_drain(idx);
     imt__idx_view_free(&idx->view);
     imt__free(idx->lists);
     imt__free(idx->listbuf);
@@ -274,9 +349,16 @@ cleanup:
 imt_err imt__idx_snapshot_begin(imt_index *idx)
 {
     imt_err err = IMT_OK;
-    int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &idx->rtxn);
-    if (rc) return imt__idx_mdb_err(idx, rc, "starting a read transaction");
-    idx->snap_txnid = mdb_txn_id(idx->rtxn);
+    /* the handle's transaction and the cursors' on one snapshot: a commit
+     * between them (microseconds) means beginning them all again */
+    for (int attempt = 0;; attempt++) {
+        int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &idx->rtxn);
+        if (rc) return imt__idx_mdb_err(idx, rc, "starting a read transaction");
+        idx->snap_txnid = mdb_txn_id(idx->rtxn);
+        if (pool_fill(idx) != 1 || attempt == 3) break;
+        mdb_txn_abort(idx->rtxn);
+        idx->rtxn = NULL;
+    }
     IMT_TRY(imt__idx_read_header(idx, idx->rtxn, &idx->hdr));
     IMT_TRY(imt__idx_read_delta_sum(idx, idx->rtxn, idx->delta_sum, &idx->has_delta_sum));
     IMT_TRY(imt__idx_read_levels(idx, idx->rtxn, &idx->hdr, &idx->levels));
@@ -392,6 +474,10 @@ static imt_err open_once(imt_index **out, const char *path, const imt_index_opts
     if (o.create && o.read_only) return IMT_E_INVALID;
     idx = imt__calloc(1, sizeof *idx);
     if (!idx) return IMT_E_NOMEM;
+    if (pthread_mutex_init(&idx->pool_mu, NULL) != 0) {
+        imt__free(idx);
+        return IMT_E_NOMEM;
+    }
     idx->read_only = o.read_only != 0;
     idx->check_content = !o.skip_content_check;
     /* read-only: key the file for the verified-state record (vcache.c),
@@ -548,6 +634,7 @@ void imt_index_close(imt_index *idx)
     if (!idx) return;
     imt__idx_snapshot_end(idx);
     if (idx->env) mdb_env_close(idx->env);
+    pthread_mutex_destroy(&idx->pool_mu);
     imt__free(idx->path);
     imt__free(idx);
 }

@@ -6,6 +6,7 @@
 #include "common/common.h"
 
 #include <lmdb.h>
+#include <pthread.h>
 
 /* ---- on-disk constants ------------------------------------------------- */
 /* 3: list records end with their category policy (policy.c). Format 2
@@ -24,6 +25,7 @@
 #define IDX_FORMAT_MIN 2u
 #define IDX_MAGIC "IMTINDEX"
 #define IDX_MAX_TABLES 32
+#define IDX_TXN_POOL 64 /* read transactions kept for cursors, at most */
 #define IDX_DELTA_CHUNK 65536u      /* PDQ records per delta chunk */
 #define IDX_MAX_ENTRIES 0xFFFFFFF0u /* entry ids and positions are uint32 */
 /* Zero bytes before each array of the compacted segment ("pdq", "ent",
@@ -186,6 +188,13 @@ struct imt_index {
     imt__idx_vkey vkey;
     imt__idx_vrec vrec;
     int open_cursors;            /* atomic */
+    /* Read transactions on the handle's snapshot for the cursors
+     * (index.c: the pool): begun with rtxn, taken by imt_cursor_open and
+     * given back by imt_cursor_close, so every cursor reads the snapshot
+     * the handle's identity names, whatever another process commits. */
+    MDB_txn *pool[IDX_TXN_POOL];
+    int npool;
+    pthread_mutex_t pool_mu;
     char err[512];
 };
 
@@ -765,6 +774,8 @@ void imt__idx_view_free(imt__idx_view *v);
 imt_err imt__idx_unchanged(const imt_index *idx);
 /* Load the list inventory and identity of the handle's snapshot. */
 imt_err imt__idx_snapshot_begin(imt_index *idx);
+MDB_txn *imt__idx_txn_take(imt_index *idx);
+void imt__idx_txn_give(imt_index *idx, MDB_txn *txn);
 void imt__idx_snapshot_end(imt_index *idx);
 
 /* Substring t of a 256-bit hash (big-endian bit order). */

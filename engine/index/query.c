@@ -111,7 +111,10 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
     /* the handle's view cannot change while a cursor is open (an import
      * needs none), so the plan made here stays right */
     if (idx->view.compacted) IMT_TRY(build_plan(c, &idx->view));
-    int rc = mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &c->txn);
+    /* a transaction on the handle's snapshot (index.c: the pool), else a
+     * new one, which a commit since the open makes a changed snapshot */
+    c->txn = imt__idx_txn_take(idx);
+    int rc = c->txn ? 0 : mdb_txn_begin(idx->env, NULL, MDB_RDONLY, &c->txn);
     if (rc == MDB_MAP_RESIZED) {
         /* a writer grew the file past the read-only map: it committed
          * since the handle's snapshot, so this is a changed snapshot */
@@ -138,7 +141,7 @@ imt_err imt_cursor_open(imt_cursor **out, imt_index *idx)
     c = NULL;
 cleanup:
     if (c) {
-        if (c->txn) mdb_txn_abort(c->txn);
+        if (c->txn) imt__idx_txn_give(idx, c->txn);
         imt__free(c->plan);
         imt__free(c->mih_cost);
         imt__free(c->tmp);
@@ -152,7 +155,7 @@ cleanup:
 void imt_cursor_close(imt_cursor *c)
 {
     if (!c) return;
-    if (c->txn) mdb_txn_abort(c->txn);
+    if (c->txn) imt__idx_txn_give(c->idx, c->txn);
     __atomic_sub_fetch(&c->idx->open_cursors, 1, __ATOMIC_SEQ_CST);
     imt__free(c->hits);
     imt__free(c->matches);
