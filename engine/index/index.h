@@ -713,7 +713,9 @@ int imt__idx_vcache_content(imt_index *idx);
  * checked all pages or read the content, the file (data: its data.mdb)
  * is unchanged since the check began and not too recent. Best effort. */
 void imt__idx_vcache_after_open(imt_index *idx, const char *data);
-/* The stat fields of the key (device .. ctime) of path into key; 0 ok. */
+/* The stat fields of the key (device .. ctime) from st, or of path (0 ok). */
+struct stat;
+void imt__idx_vkey_from_stat(imt__idx_vkey *key, const struct stat *st);
 int imt__idx_vcache_stat(const char *path, imt__idx_vkey *key);
 /* madvise's MADV_POPULATE_READ (Linux 5.14; older kernels: EINVAL, and
  * the pages fault in on use) */

@@ -624,13 +624,7 @@ imt_err imt__idx_pagecheck_ex(const char *dir, int write, int use_record,
     }
     if (use_record && !write) {
         imt__idx_vkey *k = &info->key;
-        k->size = c->fsize;
-        k->dev = (uint64_t)st.st_dev;
-        k->ino = (uint64_t)st.st_ino;
-        k->mtime_s = (int64_t)st.st_mtim.tv_sec;
-        k->mtime_ns = (int64_t)st.st_mtim.tv_nsec;
-        k->ctime_s = (int64_t)st.st_ctim.tv_sec;
-        k->ctime_ns = (int64_t)st.st_ctim.tv_nsec;
+        imt__idx_vkey_from_stat(k, &st); /* its size is c->fsize */
         k->txnid = c->txnid;
         k->last_pgno = last;
         k->psize = c->psize;

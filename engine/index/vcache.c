@@ -175,17 +175,22 @@ int imt__idx_vcache_racy(const imt__idx_vkey *k, int64_t checked_at_ns)
     return t >= checked_at_ns - VREC_RACY_NS;
 }
 
+void imt__idx_vkey_from_stat(imt__idx_vkey *k, const struct stat *st)
+{
+    k->dev = (uint64_t)st->st_dev;
+    k->ino = (uint64_t)st->st_ino;
+    k->size = (uint64_t)st->st_size;
+    k->mtime_s = (int64_t)st->st_mtim.tv_sec;
+    k->mtime_ns = (int64_t)st->st_mtim.tv_nsec;
+    k->ctime_s = (int64_t)st->st_ctim.tv_sec;
+    k->ctime_ns = (int64_t)st->st_ctim.tv_nsec;
+}
+
 int imt__idx_vcache_stat(const char *path, imt__idx_vkey *k)
 {
     struct stat st;
     if (stat(path, &st) != 0) return -1;
-    k->dev = (uint64_t)st.st_dev;
-    k->ino = (uint64_t)st.st_ino;
-    k->size = (uint64_t)st.st_size;
-    k->mtime_s = (int64_t)st.st_mtim.tv_sec;
-    k->mtime_ns = (int64_t)st.st_mtim.tv_nsec;
-    k->ctime_s = (int64_t)st.st_ctim.tv_sec;
-    k->ctime_ns = (int64_t)st.st_ctim.tv_nsec;
+    imt__idx_vkey_from_stat(k, &st);
     return 0;
 }
 
