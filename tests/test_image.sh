@@ -37,20 +37,14 @@ SHARED=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 V=$SHARED/vectors/pdq/images
 REF=$SHARED/vectors/pdq/observed/cpp-shipped-imagemagick.csv
-skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
+. "$(dirname "$0")/tu_image.sh"
 [ -d "$V" ] && [ -f "$REF" ] || skip "the shared vectors are missing ($V)"
-for t in sfdisk mkfs.vfat mmd mcopy mdel mkfs.ext4 debugfs mkntfs ntfscp ewfacquire convert \
-         python3 xmllint ifind xorriso split; do
-  command -v "$t" >/dev/null || skip "$t is missing (scripts/setup.sh installs it)"
-done
+need "scripts/setup.sh installs it" sfdisk mkfs.vfat mmd mcopy mdel mkfs.ext4 debugfs mkntfs \
+  ntfscp ewfacquire convert python3 xmllint ifind xorriso split
 # libewf leaks the buffer of a chunk it fails to read (tests/lsan.supp):
 # not ours to fix, and it would fail the ASan build's run of the damaged E01.
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$HERE/lsan.supp}
-tmp=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && echo "kept $tmp"
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
-cd "$tmp" || exit 1
+scratch
 
 # ---- planted files: altered copies of reference images --------------------
 L=$V/reg-test-input/labelme-subset

@@ -38,17 +38,12 @@ SHARED=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 V=$SHARED/vectors/pdq/images
 REF=$SHARED/vectors/pdq/observed/cpp-shipped-imagemagick.csv
-skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
+. "$(dirname "$0")/tu_image.sh"
 [ -d "$V" ] && [ -f "$REF" ] || skip "the shared vectors are missing ($V)"
-for t in sfdisk mkfs.vfat mcopy mkapfs apfsck pstat convert python3 xmllint; do
-  command -v "$t" >/dev/null || skip "$t is missing (scripts/setup.sh installs it: apfsprogs for mkapfs, apfsck)"
-done
+need "scripts/setup.sh installs it: apfsprogs for mkapfs, apfsck" sfdisk mkfs.vfat mcopy mkapfs \
+  apfsck pstat convert python3 xmllint
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$HERE/lsan.supp}
-tmp=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && echo "kept $tmp"
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
-cd "$tmp" || exit 1
+scratch
 
 # ---- planted pictures: altered copies of reference images; the known list
 # is the reference hasher's PDQ of each original

@@ -30,16 +30,10 @@ CLI=$1
 SHARED=$2
 V=$SHARED/vectors/pdq/images
 CSV=$SHARED/vectors/pdq/observed/cpp-shipped-imagemagick.csv
-skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
+. "$(dirname "$0")/tu_image.sh"
 [ -d "$V" ] && [ -f "$CSV" ] || skip "the shared vectors are missing ($V)"
-for t in mkfs.vfat mcopy mdel sfdisk ewfacquire convert python3; do
-  command -v "$t" >/dev/null || skip "$t is missing (scripts/setup.sh installs it)"
-done
-tmp=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && echo "kept $tmp"
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
-cd "$tmp" || exit 1
+need "scripts/setup.sh installs it" mkfs.vfat mcopy mdel sfdisk ewfacquire convert python3
+scratch
 
 L=$V/reg-test-input/labelme-subset
 grep -E ',(bridge-mods/aaa-orig\.jpg|reg-test-input/labelme-subset/(q0291|q1050|q2821)\.jpg)$' "$CSV" > list.csv

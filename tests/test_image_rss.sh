@@ -24,8 +24,8 @@
 # imt_tune_allocator kept one malloc arena.)
 set -u
 CLI=$1
-skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
-for t in mkfs.exfat fsck.exfat python3; do command -v "$t" >/dev/null || skip "$t is missing"; done
+. "$(dirname "$0")/tu_image.sh"
+need "" mkfs.exfat fsck.exfat python3
 MK=${IMT_MKEXFAT_NAMES:-}
 [ -x "$MK" ] || skip "the mkexfat_names helper is missing (IMT_MKEXFAT_NAMES, built by CMake)"
 # Under AddressSanitizer, freed memory is held in its quarantine (256 MiB):

@@ -17,16 +17,10 @@ set -u
 CLI=$1
 SHARED=$2
 V=$SHARED/vectors/pdq/images
-skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
+. "$(dirname "$0")/tu_image.sh"
 [ -d "$V" ] || skip "the shared vectors are missing ($V)"
-for t in mkfs.vfat mcopy mdel convert python3 istat ifind md5sum; do
-  command -v "$t" >/dev/null || skip "$t is missing (scripts/setup.sh installs it)"
-done
-tmp=$(mktemp -d)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && echo "kept $tmp"
-fail=0
-check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
-cd "$tmp" || exit 1
+need "scripts/setup.sh installs it" mkfs.vfat mcopy mdel convert python3 istat ifind md5sum
+scratch
 
 mkdir known
 convert "$V/bridge-mods/aaa-orig.jpg" -resize 90% -quality 90 known/k1.jpg || exit 1

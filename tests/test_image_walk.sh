@@ -13,8 +13,8 @@
 # listed twice and the deep file not at all.
 set -u
 CLI=$1
-skip() { echo "SKIP: $1"; [ "${CI:-}" = true ] && exit 1; exit 77; }
-for t in mkfs.ext4 debugfs python3; do command -v "$t" >/dev/null || skip "$t is missing"; done
+. "$(dirname "$0")/tu_image.sh"
+need "" mkfs.ext4 debugfs python3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/t/a/b" "$tmp/t/x"
