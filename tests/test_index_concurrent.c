@@ -198,12 +198,7 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/idx", tmp);
     /* the base: list 0 (lists 1 and 2) */
     {
-        imt_index_opts o;
-        imt_index_opts_init(&o);
-        o.read_only = 0;
-        o.create = 1;
-        imt_index *idx = NULL;
-        REQUIRE(imt_index_open(&idx, dir, &o) == IMT_OK);
+        imt_index *idx = tu_index_rw(dir, 1);
         char a[500], b[500];
         write_list(0, a, b, sizeof a);
         imt_import_opts io;
@@ -256,16 +251,12 @@ int main(void)
         pid_t w = fork();
         REQUIRE(w >= 0);
         if (w == 0) {
-            imt_index_opts wo;
-            imt_index_opts_init(&wo);
-            wo.read_only = 0;
-            imt_index *wi = NULL;
+            imt_index *wi = tu_index_rw(dir, 0); /* exits 1 if it cannot */
             imt_import_opts io;
             imt_import_opts_init(&io);
             io.compact = 1;
             imt_import_stats st;
-            int ok = imt_index_open(&wi, dir, &wo) == IMT_OK && imt_index_import(wi, a, &io, &st) == IMT_OK &&
-                     imt_index_import(wi, b, &io, &st) == IMT_OK;
+            int ok = imt_index_import(wi, a, &io, &st) == IMT_OK && imt_index_import(wi, b, &io, &st) == IMT_OK;
             imt_index_close(wi);
             _exit(ok ? 0 : 1);
         }

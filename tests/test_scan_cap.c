@@ -104,12 +104,7 @@ int main(void)
     fprintf(f, "]}\n");
     fclose(f);
 
-    imt_index_opts o;
-    imt_index_opts_init(&o);
-    o.read_only = 0;
-    o.create = 1;
-    imt_index *idx = NULL;
-    REQUIRE(imt_index_open(&idx, dir, &o) == IMT_OK);
+    imt_index *idx = tu_index_rw(dir, 1);
     imt_import_opts io;
     imt_import_opts_init(&io);
     imt_import_stats st;
