@@ -42,13 +42,7 @@ static void write_file(const char *path, const void *buf, size_t len)
 static void build(const char *dir)
 {
     char path[400];
-    imt_index_opts o;
-    imt_index_opts_init(&o);
-    o.read_only = 0;
-    o.create = 1;
-    o.map_size = (uint64_t)64 << 20;
-    imt_index *idx = NULL;
-    REQUIRE(imt_index_open(&idx, dir, &o) == IMT_OK);
+    imt_index *idx = tu_index_new(dir, (uint64_t)64 << 20);
     imt_import_opts io;
     imt_import_opts_init(&io);
     io.import_time = 1700000000;

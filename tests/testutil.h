@@ -64,6 +64,9 @@ void tu_walk(const char *dir, void (*fn)(const char *path, const char *name, voi
  * names the open error and stops the test. tu_index.c. */
 struct imt_index;
 struct imt_index *tu_index_rw(const char *dir, int create);
+/* The same for a new index whose map (the most it may grow to) is
+ * map_size bytes. */
+struct imt_index *tu_index_new(const char *dir, uint64_t map_size);
 
 /* Random PDQ hashes for the index tests (tu_index.c): a xorshift64
  * generator on *state, a random hash, k distinct random bits flipped. */

@@ -6,12 +6,13 @@
 
 #include <string.h>
 
-struct imt_index *tu_index_rw(const char *dir, int create)
+static struct imt_index *open_rw(const char *dir, int create, uint64_t map_size)
 {
     imt_index_opts o;
     imt_index_opts_init(&o);
     o.read_only = 0;
     o.create = create;
+    if (map_size) o.map_size = map_size;
     imt_index *idx = NULL;
     imt_err e = imt_index_open(&idx, dir, &o);
     if (e != IMT_OK) {
@@ -19,6 +20,16 @@ struct imt_index *tu_index_rw(const char *dir, int create)
         exit(1);
     }
     return idx;
+}
+
+struct imt_index *tu_index_rw(const char *dir, int create)
+{
+    return open_rw(dir, create, 0);
+}
+
+struct imt_index *tu_index_new(const char *dir, uint64_t map_size)
+{
+    return open_rw(dir, 1, map_size);
 }
 
 uint64_t tu_xorshift(uint64_t *state)
